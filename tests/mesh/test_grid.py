@@ -1,0 +1,946 @@
+"""Tests for mesh.grid: loading grid.yaml into a frozen, validated Grid.
+
+The heart of this file is INVALID, a table of (id, grid.yaml text, exact error).
+No event loop and no sockets: loading a grid is a pure function of its text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from textwrap import dedent
+from types import MappingProxyType
+
+import pytest
+
+from mesh.errors import GridError, UnknownNodeError
+from mesh.grid import DEFAULT_HOST, Grid, NodeSpec, Wire, build_grid, load_grid, read_grid
+
+EXAMPLE = dedent(
+    """\
+    nodes:
+      clock:  {sketch: clock, params: {tacks: 5, delay: 1}}
+      iopin:  {sketch: iopin, host: 127.0.0.1, port: 8765, params: {chance: 0.6, sequence: 3}}
+      buzzer: {sketch: buzzer, host: 127.0.0.1, port: 8766, params: {sound: buzz buzz buzz}}
+    wires:
+      - clock -> iopin
+      - iopin -> buzzer
+    """
+)
+
+SKETCHES = ("buzzer", "clock", "iopin")
+
+INVALID = [
+    # ---- YAML itself
+    (
+        "yaml-tab",
+        """\
+        nodes:
+        \tclock: {sketch: clock}
+        """,
+        "grid.yaml:2: invalid YAML: found character '\\t' that cannot start any token",
+    ),
+    (
+        "yaml-unclosed-flow",
+        """\
+        nodes: {clock: {sketch: clock}
+        """,
+        "grid.yaml:2: invalid YAML: expected ',' or '}', but got '<stream end>'",
+    ),
+    (
+        "yaml-two-documents",
+        """\
+        nodes: {clock: {sketch: clock}}
+        ---
+        nodes: {iopin: {sketch: iopin}}
+        """,
+        "grid.yaml:2: invalid YAML: expected a single document in the stream, "
+        "but found another document",
+    ),
+    (
+        "yaml-unknown-tag",
+        """\
+        nodes:
+          clock: {sketch: !shout clock}
+        """,
+        "grid.yaml:2: invalid YAML: could not determine a constructor for the tag '!shout'",
+    ),
+    (
+        "yaml-python-tag-is-never-run",
+        """\
+        nodes:
+          clock:
+            sketch: !!python/object/apply:os.system ["echo pwned"]
+        """,
+        "grid.yaml:3: invalid YAML: unsupported tag "
+        "'tag:yaml.org,2002:python/object/apply:os.system'",
+    ),
+    (
+        "yaml-merge-key",
+        """\
+        nodes:
+          clock: &base {sketch: clock}
+          iopin:
+            <<: *base
+            port: 8765
+        """,
+        "grid.yaml:4: merge keys ('<<') are not supported; write the keys out",
+    ),
+    (
+        "yaml-alias-inside-itself",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+            params: &p {again: [*p]}
+        """,
+        "grid.yaml:4: a value contains itself (through an alias)",
+    ),
+    # ---- the top level
+    ("empty", "", "grid.yaml: the grid is empty; it needs a 'nodes' mapping"),
+    (
+        "only-comments",
+        """\
+        # a grid to come
+
+        """,
+        "grid.yaml: the grid is empty; it needs a 'nodes' mapping",
+    ),
+    (
+        "top-level-list",
+        """\
+        - clock
+        - iopin
+        """,
+        "grid.yaml:1: the grid must be a mapping with 'nodes' and 'wires', not a list",
+    ),
+    (
+        "top-level-string",
+        "clock -> iopin\n",
+        "grid.yaml:1: the grid must be a mapping with 'nodes' and 'wires', not a string",
+    ),
+    (
+        "top-level-number",
+        "42\n",
+        "grid.yaml:1: the grid must be a mapping with 'nodes' and 'wires', not a number",
+    ),
+    (
+        "unknown-top-key-close",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        wire:
+          - clock -> clock
+        """,
+        "grid.yaml:3: unknown key 'wire' at the top level (expected one of: nodes, wires); "
+        "did you mean 'wires'?",
+    ),
+    (
+        "unknown-top-key-far",
+        """\
+        colour: red
+        nodes:
+          clock: {sketch: clock}
+        """,
+        "grid.yaml:1: unknown key 'colour' at the top level (expected one of: nodes, wires)",
+    ),
+    (
+        "top-key-not-text",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        5: five
+        """,
+        "grid.yaml:3: keys must be text, not 5",
+    ),
+    (
+        "duplicate-top-key",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        nodes:
+          iopin: {sketch: iopin}
+        """,
+        "grid.yaml:3: duplicate key 'nodes' (first on line 1)",
+    ),
+    ("no-nodes", "wires: []\n", "grid.yaml: the grid has no 'nodes'"),
+    (
+        "nodes-list",
+        """\
+        nodes:
+          - clock
+        """,
+        "grid.yaml:2: 'nodes' must be a mapping of node names to nodes",
+    ),
+    (
+        "nodes-empty",
+        "nodes: {}\n",
+        "grid.yaml:1: 'nodes' must be a mapping of node names to nodes",
+    ),
+    (
+        "nodes-null",
+        "nodes:\n",
+        "grid.yaml:1: 'nodes' must be a mapping of node names to nodes",
+    ),
+    # ---- node names and node mappings
+    (
+        "node-defined-twice",
+        """\
+        nodes:
+          clock: {sketch: clock}
+          iopin: {sketch: iopin, port: 8765}
+          iopin: {sketch: iopin, port: 8766}
+        """,
+        "grid.yaml:4: node 'iopin' is defined twice (first on line 3)",
+    ),
+    (
+        "node-name-slash",
+        """\
+        nodes:
+          a/b: {sketch: clock}
+        """,
+        "grid.yaml:2: invalid node name 'a/b': use letters, digits, '_' and '-', "
+        "starting with a letter or '_'",
+    ),
+    (
+        "node-name-number",
+        """\
+        nodes:
+          5: {sketch: clock}
+        """,
+        "grid.yaml:2: invalid node name 5: use letters, digits, '_' and '-', "
+        "starting with a letter or '_'",
+    ),
+    (
+        "node-not-mapping",
+        """\
+        nodes:
+          clock: clock
+        """,
+        "grid.yaml:2: node 'clock' must be a mapping with at least a 'sketch'",
+    ),
+    (
+        "node-null",
+        """\
+        nodes:
+          clock:
+        """,
+        "grid.yaml:2: node 'clock' must be a mapping with at least a 'sketch'",
+    ),
+    (
+        "unknown-node-key-close",
+        """\
+        nodes:
+          iopin:
+            sketch: iopin
+            prot: 8765
+        """,
+        "grid.yaml:4: unknown key 'prot' in node 'iopin' "
+        "(expected one of: host, params, port, sketch); did you mean 'port'?",
+    ),
+    (
+        "unknown-node-key-far",
+        """\
+        nodes:
+          iopin: {sketch: iopin, colour: red}
+        """,
+        "grid.yaml:2: unknown key 'colour' in node 'iopin' "
+        "(expected one of: host, params, port, sketch)",
+    ),
+    (
+        "duplicate-node-key",
+        """\
+        nodes:
+          iopin:
+            sketch: iopin
+            port: 8765
+            sketch: buzzer
+        """,
+        "grid.yaml:5: duplicate key 'sketch' (first on line 3)",
+    ),
+    (
+        "no-sketch",
+        """\
+        nodes:
+          clock:
+            params: {tacks: 5}
+        """,
+        "grid.yaml:2: node 'clock' has no 'sketch'",
+    ),
+    (
+        "sketch-number",
+        """\
+        nodes:
+          clock: {sketch: 5}
+        """,
+        "grid.yaml:2: node 'clock': 'sketch' must be the name of a sketch module",
+    ),
+    (
+        "sketch-empty",
+        """\
+        nodes:
+          clock:
+            sketch: ""
+        """,
+        "grid.yaml:3: node 'clock': 'sketch' must be the name of a sketch module",
+    ),
+    (
+        "host-number",
+        """\
+        nodes:
+          iopin: {sketch: iopin, host: 5, port: 8765}
+        """,
+        "grid.yaml:2: node 'iopin': 'host' must be a host name or address",
+    ),
+    (
+        "host-empty",
+        """\
+        nodes:
+          iopin:
+            sketch: iopin
+            host: ''
+        """,
+        "grid.yaml:4: node 'iopin': 'host' must be a host name or address",
+    ),
+    # ---- ports
+    (
+        "port-text",
+        """\
+        nodes:
+          iopin:
+            sketch: iopin
+            port: "8765"
+        """,
+        "grid.yaml:4: node 'iopin': 'port' must be a whole number, not the text '8765'",
+    ),
+    (
+        "port-float",
+        """\
+        nodes:
+          iopin: {sketch: iopin, port: 8.5}
+        """,
+        "grid.yaml:2: node 'iopin': 'port' must be a whole number, not 8.5",
+    ),
+    (
+        "port-bool",
+        """\
+        nodes:
+          iopin: {sketch: iopin, port: true}
+        """,
+        "grid.yaml:2: node 'iopin': 'port' must be a whole number, not True",
+    ),
+    (
+        "port-too-big",
+        """\
+        nodes:
+          iopin: {sketch: iopin, port: 70000}
+        """,
+        "grid.yaml:2: node 'iopin': port 70000 is outside 0-65535",
+    ),
+    (
+        "port-negative",
+        """\
+        nodes:
+          iopin: {sketch: iopin, port: -1}
+        """,
+        "grid.yaml:2: node 'iopin': port -1 is outside 0-65535",
+    ),
+    (
+        "port-octal",
+        """\
+        nodes:
+          iopin: {sketch: iopin, port: 017}
+        """,
+        "grid.yaml:2: node 'iopin': port '017' has a leading zero, "
+        "which YAML reads as octal; write 17",
+    ),
+    (
+        "port-hex",
+        """\
+        nodes:
+          iopin: {sketch: iopin, port: 0x1F}
+        """,
+        "grid.yaml:2: node 'iopin': port '0x1F' is not a plain decimal number; write 31",
+    ),
+    (
+        "port-sexagesimal",
+        """\
+        nodes:
+          iopin: {sketch: iopin, port: 1:30}
+        """,
+        "grid.yaml:2: node 'iopin': port '1:30' is not a plain decimal number; write 90",
+    ),
+    # ---- YAML 1.1 booleans and keys
+    (
+        "bool-yes-value",
+        """\
+        nodes:
+          buzzer:
+            sketch: buzzer
+            params: {loud: yes}
+        """,
+        "grid.yaml:4: 'yes' is read by YAML as a boolean; "
+        'write true or false, or quote it ("yes")',
+    ),
+    (
+        "bool-on-key",
+        """\
+        nodes:
+          buzzer:
+            sketch: buzzer
+            params:
+              On: 1
+        """,
+        "grid.yaml:5: 'On' is read by YAML as a boolean; "
+        'write true or false, or quote it ("On")',
+    ),
+    (
+        "bool-off-nested",
+        """\
+        nodes:
+          buzzer:
+            sketch: buzzer
+            params: {modes: [loud, OFF]}
+        """,
+        "grid.yaml:4: 'OFF' is read by YAML as a boolean; "
+        'write true or false, or quote it ("OFF")',
+    ),
+    # ---- params
+    (
+        "params-list",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+            params: [5, 1]
+        """,
+        "grid.yaml:4: node 'clock': 'params' must be a mapping",
+    ),
+    (
+        "param-name-invalid",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+            params: {1x: 5}
+        """,
+        "grid.yaml:4: node 'clock': invalid parameter name '1x'",
+    ),
+    (
+        "param-name-not-text",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+            params:
+              5: tacks
+        """,
+        "grid.yaml:5: keys must be text, not 5",
+    ),
+    (
+        "duplicate-param",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+            params:
+              tacks: 5
+              tacks: 6
+        """,
+        "grid.yaml:6: duplicate key 'tacks' (first on line 5)",
+    ),
+    (
+        "duplicate-key-in-param-value",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+            params:
+              notes: {a: 1, b: 2,
+                      a: 3}
+        """,
+        "grid.yaml:6: duplicate key 'a' (first on line 5)",
+    ),
+    # ---- wires
+    (
+        "wires-not-list",
+        """\
+        nodes:
+          clock: {sketch: clock}
+          iopin: {sketch: iopin, port: 8765}
+        wires: clock -> iopin
+        """,
+        "grid.yaml:4: 'wires' must be a list of 'SOURCE -> TARGET'",
+    ),
+    (
+        "wire-without-arrow",
+        """\
+        nodes:
+          clock: {sketch: clock}
+          iopin: {sketch: iopin, port: 8765}
+        wires:
+          - clock iopin
+        """,
+        "grid.yaml:5: malformed wire 'clock iopin'; expected 'SOURCE -> TARGET'",
+    ),
+    (
+        "wire-chain",
+        """\
+        nodes:
+          clock: {sketch: clock}
+          iopin: {sketch: iopin, port: 8765}
+        wires:
+          - clock -> iopin -> clock
+        """,
+        "grid.yaml:5: malformed wire 'clock -> iopin -> clock'; expected 'SOURCE -> TARGET'",
+    ),
+    (
+        "wire-number",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        wires:
+          - 5
+        """,
+        "grid.yaml:4: malformed wire 5; expected 'SOURCE -> TARGET'",
+    ),
+    (
+        "wire-mapping",
+        """\
+        nodes:
+          clock: {sketch: clock}
+          iopin: {sketch: iopin, port: 8765}
+        wires:
+          - clock: iopin
+        """,
+        "grid.yaml:5: malformed wire {'clock': 'iopin'}; expected 'SOURCE -> TARGET'",
+    ),
+    (
+        "wire-unknown-target-close",
+        """\
+        nodes:
+          clock: {sketch: clock}
+          iopin: {sketch: iopin, port: 8765}
+          buzzer: {sketch: buzzer, port: 8766}
+        wires:
+          - clock -> iopn
+        """,
+        "grid.yaml:6: wire 'clock -> iopn' names unknown node 'iopn'; "
+        "known nodes: buzzer, clock, iopin; did you mean 'iopin'?",
+    ),
+    (
+        "wire-unknown-source-far",
+        """\
+        nodes:
+          clock: {sketch: clock}
+          iopin: {sketch: iopin, port: 8765}
+        wires:
+          - ghost->iopin
+        """,
+        "grid.yaml:5: wire 'ghost -> iopin' names unknown node 'ghost'; "
+        "known nodes: clock, iopin",
+    ),
+    (
+        "wire-twice",
+        """\
+        nodes:
+          clock: {sketch: clock}
+          iopin: {sketch: iopin, port: 8765}
+        wires:
+          - clock -> iopin
+          - clock->iopin
+        """,
+        "grid.yaml:6: wire 'clock -> iopin' is listed twice (first on line 5)",
+    ),
+    # ---- across nodes
+    (
+        "wired-node-without-port",
+        """\
+        nodes:
+          clock: {sketch: clock}
+          iopin: {sketch: iopin}
+        wires:
+          - clock -> iopin
+        """,
+        "grid.yaml:3: node 'iopin' receives a wire (line 5) but has no port to receive on",
+    ),
+    (
+        "address-taken",
+        """\
+        nodes:
+          clock:  {sketch: clock}
+          iopin:  {sketch: iopin, port: 8765}
+          buzzer: {sketch: buzzer, host: 127.0.0.1, port: 8765}
+        """,
+        "grid.yaml:4: node 'buzzer' listens on 127.0.0.1:8765, "
+        "already taken by node 'iopin' (line 3)",
+    ),
+    # ---- order: the first problem in the file wins
+    (
+        "first-problem-wins",
+        """\
+        nodes:
+          clock: {sketch: clock, port: 70000}
+          iopin: {sketch: iopin, prot: 8765}
+        wires:
+          - clock iopin
+        """,
+        "grid.yaml:2: node 'clock': port 70000 is outside 0-65535",
+    ),
+    (
+        "nodes-before-wires",
+        """\
+        wires:
+          - clock iopin
+        nodes:
+          clock: {params: {}}
+        """,
+        "grid.yaml:4: node 'clock' has no 'sketch'",
+    ),
+    (
+        "wires-before-across",
+        """\
+        nodes:
+          clock: {sketch: clock, port: 8765}
+          iopin: {sketch: iopin, port: 8765}
+        wires:
+          - clock -> buzzer
+        """,
+        "grid.yaml:5: wire 'clock -> buzzer' names unknown node 'buzzer'; "
+        "known nodes: clock, iopin",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [pytest.param(text, message, id=case) for case, text, message in INVALID],
+)
+def test_invalid_grid_names_file_line_and_problem(text: str, message: str) -> None:
+    """Each invalid grid raises one GridError with the exact file:line: message."""
+    with pytest.raises(GridError) as caught:
+        load_grid(dedent(text), "grid.yaml")
+    assert str(caught.value) == message
+
+
+@pytest.fixture
+def grid() -> Grid:
+    return load_grid(EXAMPLE, "grid.yaml")
+
+
+def test_example_nodes_in_file_order(grid: Grid) -> None:
+    """The example loads with its nodes in file order and its path kept."""
+    assert list(grid.nodes) == ["clock", "iopin", "buzzer"]
+    assert grid.path == "grid.yaml"
+
+
+def test_example_node_specs(grid: Grid) -> None:
+    """Each node has its sketch, host (default 127.0.0.1), port and definition line."""
+    assert grid.node("clock") == NodeSpec(
+        name="clock", sketch="clock", params={"tacks": 5, "delay": 1}, line=2
+    )
+    assert grid.node("clock").host == DEFAULT_HOST == "127.0.0.1"
+    assert grid.node("clock").port is None
+    iopin = grid.node("iopin")
+    assert (iopin.sketch, iopin.host, iopin.port, iopin.line) == ("iopin", "127.0.0.1", 8765, 3)
+    assert grid.node("buzzer").line == 4
+
+
+def test_example_params_keep_their_yaml_types(grid: Grid) -> None:
+    """Params are read as YAML scalars: ints, floats and unquoted text."""
+    assert dict(grid.node("clock").params) == {"tacks": 5, "delay": 1}
+    chance = grid.node("iopin").params["chance"]
+    assert chance == 0.6 and isinstance(chance, float)
+    assert type(grid.node("iopin").params["sequence"]) is int
+    assert grid.node("buzzer").params["sound"] == "buzz buzz buzz"
+
+
+def test_example_wires_and_their_lines(grid: Grid) -> None:
+    """Wires keep their order and line, and print as 'source -> target'."""
+    assert grid.wires == (
+        Wire(source="clock", target="iopin", line=6),
+        Wire(source="iopin", target="buzzer", line=7),
+    )
+    assert [str(wire) for wire in grid.wires] == ["clock -> iopin", "iopin -> buzzer"]
+
+
+def test_targets_and_sources(grid: Grid) -> None:
+    """targets() and sources() follow the wires in both directions."""
+    assert grid.targets("clock") == ("iopin",)
+    assert grid.targets("iopin") == ("buzzer",)
+    assert grid.targets("buzzer") == ()
+    assert grid.sources("clock") == ()
+    assert grid.sources("iopin") == ("clock",)
+    assert grid.sources("buzzer") == ("iopin",)
+
+
+def test_address_and_uri(grid: Grid) -> None:
+    """A node with a port has host:port and ws:// addresses; one without has None."""
+    assert grid.node("iopin").address == "127.0.0.1:8765"
+    assert grid.node("iopin").uri == "ws://127.0.0.1:8765"
+    assert grid.node("clock").address is None
+    assert grid.node("clock").uri is None
+
+
+def test_ipv6_host_is_bracketed() -> None:
+    """An IPv6 host is written in brackets in the address and the URI."""
+    spec = NodeSpec(name="iopin", sketch="iopin", host="::1", port=8765)
+    assert spec.address == "[::1]:8765"
+    assert spec.uri == "ws://[::1]:8765"
+
+
+def test_unknown_node_lookup(grid: Grid) -> None:
+    """node(), targets() and sources() raise UnknownNodeError for a name not in the grid."""
+    for lookup in (grid.node, grid.targets, grid.sources):
+        with pytest.raises(UnknownNodeError) as caught:
+            lookup("ghost")
+        assert caught.value.known == ("buzzer", "clock", "iopin")
+
+
+def test_grid_is_immutable(grid: Grid) -> None:
+    """Grid, NodeSpec, Wire, the node mapping and params cannot be changed."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        grid.path = "other.yaml"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        grid.node("iopin").port = 9000  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        grid.wires[0].target = "buzzer"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        grid.nodes["ghost"] = grid.node("clock")  # type: ignore[index]
+    with pytest.raises(TypeError):
+        grid.node("clock").params["tacks"] = 6  # type: ignore[index]
+    assert isinstance(grid.nodes, MappingProxyType)
+    assert isinstance(grid.node("clock").params, MappingProxyType)
+
+
+def test_nested_params_are_deeply_immutable() -> None:
+    """Lists in params become tuples and mappings become read-only mappings."""
+    grid = load_grid(
+        dedent(
+            """\
+            nodes:
+              buzzer:
+                sketch: buzzer
+                params:
+                  notes: [a, b, {pitch: 440}]
+                  volume: {left: 1, right: 0.5}
+            """
+        )
+    )
+    params = grid.node("buzzer").params
+    assert params["notes"][:2] == ("a", "b")
+    assert isinstance(params["notes"][2], MappingProxyType)
+    assert params["volume"] == {"left": 1, "right": 0.5}
+    with pytest.raises(TypeError):
+        params["volume"]["left"] = 0
+
+
+def test_quoted_yes_and_true_are_fine() -> None:
+    """Quoted 'yes' stays text; true/false (any case) are booleans."""
+    grid = load_grid(
+        dedent(
+            """\
+            nodes:
+              buzzer: {sketch: buzzer, params: {answer: "yes", loud: True, quiet: false}}
+            """
+        )
+    )
+    assert dict(grid.node("buzzer").params) == {"answer": "yes", "loud": True, "quiet": False}
+
+
+def test_null_wires_and_params_mean_none() -> None:
+    """'wires:' and 'params:' left empty mean no wires and no params."""
+    grid = load_grid("nodes:\n  clock:\n    sketch: clock\n    params:\nwires:\n")
+    assert grid.wires == ()
+    assert dict(grid.node("clock").params) == {}
+
+
+def test_port_zero_may_be_shared() -> None:
+    """Port 0 means 'any free port', so several nodes may ask for it."""
+    grid = load_grid("nodes:\n  a: {sketch: iopin, port: 0}\n  b: {sketch: iopin, port: 0}\n")
+    assert [spec.port for spec in grid.nodes.values()] == [0, 0]
+
+
+def test_with_node_overrides_port(grid: Grid) -> None:
+    """with_node() returns a new grid with that node changed; the old one is kept."""
+    moved = grid.with_node("iopin", port=9000, host="localhost")
+    assert moved.node("iopin").uri == "ws://localhost:9000"
+    assert moved.node("iopin").line == 3
+    assert grid.node("iopin").port == 8765
+    assert list(moved.nodes) == list(grid.nodes)
+    assert moved.wires == grid.wires and moved.path == grid.path
+
+
+def test_with_node_freezes_new_params(grid: Grid) -> None:
+    """with_node() params become read-only too."""
+    changed = grid.with_node("clock", params={"tacks": 2, "pattern": [1, 0]})
+    assert changed.node("clock").params == {"tacks": 2, "pattern": (1, 0)}
+    with pytest.raises(TypeError):
+        changed.node("clock").params["tacks"] = 3  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("name", "changes", "message"),
+    [
+        pytest.param(
+            "iopin",
+            {"port": 8766},
+            "grid.yaml:3: node 'iopin' listens on 127.0.0.1:8766, "
+            "already taken by node 'buzzer' (line 4)",
+            id="address-taken",
+        ),
+        pytest.param(
+            "iopin",
+            {"port": None},
+            "grid.yaml:3: node 'iopin' receives a wire (line 6) but has no port to receive on",
+            id="wired-without-port",
+        ),
+        pytest.param(
+            "iopin",
+            {"port": 70000},
+            "grid.yaml:3: node 'iopin': port 70000 is outside 0-65535",
+            id="port-range",
+        ),
+        pytest.param(
+            "iopin",
+            {"port": "9000"},
+            "grid.yaml:3: node 'iopin': 'port' must be a whole number, not the text '9000'",
+            id="port-text",
+        ),
+        pytest.param(
+            "buzzer",
+            {"host": ""},
+            "grid.yaml:4: node 'buzzer': 'host' must be a host name or address",
+            id="host-empty",
+        ),
+    ],
+)
+def test_with_node_checks_again(grid: Grid, name: str, changes: dict, message: str) -> None:
+    """with_node() re-runs the checks and names the grid's file and the node's line."""
+    with pytest.raises(GridError) as caught:
+        grid.with_node(name, **changes)
+    assert str(caught.value) == message
+
+
+def test_with_node_unknown_name(grid: Grid) -> None:
+    """with_node() raises UnknownNodeError for a node that is not in the grid."""
+    with pytest.raises(UnknownNodeError):
+        grid.with_node("ghost", port=9000)
+
+
+def test_build_grid_from_python_data() -> None:
+    """build_grid() makes the same Grid from plain data, with no lines."""
+    grid = build_grid(
+        {
+            "clock": {"sketch": "clock", "params": {"tacks": 5}},
+            "iopin": {"sketch": "iopin", "port": 8765, "params": {"seq": [1, 2]}},
+        },
+        ["clock -> iopin"],
+    )
+    assert grid.path == "<memory>"
+    assert grid.node("iopin") == NodeSpec(
+        name="iopin", sketch="iopin", port=8765, params={"seq": (1, 2)}
+    )
+    assert grid.wires == (Wire(source="clock", target="iopin"),)
+    assert grid.targets("clock") == ("iopin",)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "wires", "message"),
+    [
+        pytest.param(
+            {"clock": {"sketch": "clock"}, "iopin": {"sketch": "iopin"}},
+            ["clock -> iopin"],
+            "<memory>: node 'iopin' receives a wire ('clock -> iopin') "
+            "but has no port to receive on",
+            id="wired-without-port",
+        ),
+        pytest.param(
+            {"iopin": {"sketch": "iopin", "port": "8765"}},
+            [],
+            "<memory>: node 'iopin': 'port' must be a whole number, not the text '8765'",
+            id="port-text",
+        ),
+        pytest.param(
+            {"a": {"sketch": "iopin", "port": 1}, "b": {"sketch": "iopin", "port": 1}},
+            [],
+            "<memory>: node 'b' listens on 127.0.0.1:1, already taken by node 'a'",
+            id="address-taken",
+        ),
+        pytest.param(
+            {"clock": {"sketch": "clock"}},
+            ["clock => clock"],
+            "<memory>: malformed wire 'clock => clock'; expected 'SOURCE -> TARGET'",
+            id="malformed-wire",
+        ),
+    ],
+)
+def test_build_grid_errors_have_no_line(nodes: dict, wires: list, message: str) -> None:
+    """build_grid() applies the same checks; its errors name the path and no line."""
+    with pytest.raises(GridError) as caught:
+        build_grid(nodes, wires)
+    assert caught.value.line is None
+    assert str(caught.value) == message
+
+
+def test_read_grid_reads_a_file(tmp_path) -> None:
+    """read_grid() loads a UTF-8 file and names it in the Grid."""
+    path = tmp_path / "grid.yaml"
+    path.write_text(EXAMPLE, encoding="utf-8")
+    grid = read_grid(path)
+    assert grid.path == str(path)
+    assert list(grid.nodes) == ["clock", "iopin", "buzzer"]
+
+
+def test_read_grid_errors_name_the_file(tmp_path) -> None:
+    """Errors in a file read by read_grid() name that file."""
+    path = tmp_path / "grid.yaml"
+    path.write_text("nodes:\n  clock: {sketch: clock, prot: 1}\n", encoding="utf-8")
+    with pytest.raises(GridError) as caught:
+        read_grid(path)
+    assert str(caught.value).startswith(f"{path}:2: unknown key 'prot'")
+
+
+def test_read_grid_missing_file(tmp_path) -> None:
+    """A missing file is a GridError naming it, with no line."""
+    path = tmp_path / "missing.yaml"
+    with pytest.raises(GridError) as caught:
+        read_grid(path)
+    assert str(caught.value) == f"{path}: cannot read the grid: No such file or directory"
+
+
+def test_known_sketches_accepted() -> None:
+    """With sketches=, nodes naming known sketches load."""
+    grid = load_grid(EXAMPLE, sketches=SKETCHES)
+    assert [spec.sketch for spec in grid.nodes.values()] == ["clock", "iopin", "buzzer"]
+
+
+@pytest.mark.parametrize(
+    ("sketch", "message"),
+    [
+        pytest.param(
+            "clok",
+            "grid.yaml:3: unknown sketch 'clok' for node 'clock'; "
+            "known sketches: buzzer, clock, iopin; did you mean 'clock'?",
+            id="close",
+        ),
+        pytest.param(
+            "servo",
+            "grid.yaml:3: unknown sketch 'servo' for node 'clock'; "
+            "known sketches: buzzer, clock, iopin",
+            id="far",
+        ),
+    ],
+)
+def test_unknown_sketch(sketch: str, message: str) -> None:
+    """With sketches=, a node naming another sketch is an error at its 'sketch' line."""
+    text = f"nodes:\n  clock:\n    sketch: {sketch}\n"
+    with pytest.raises(GridError) as caught:
+        load_grid(text, sketches=SKETCHES)
+    assert str(caught.value) == message
+
+
+def test_sketches_not_checked_without_list() -> None:
+    """Without sketches=, any sketch module name is accepted."""
+    assert load_grid("nodes:\n  x: {sketch: my_sketches.servo}\n").node("x").sketch == (
+        "my_sketches.servo"
+    )
