@@ -1,0 +1,320 @@
+"""Links: a node's one persistent connection to one peer.
+
+Every ``stream()`` from a node to a peer goes through that peer's :class:`Link`.
+The link opens one websocket with the ``arduino-mesh.1`` subprotocol and keeps
+it: messages are written in order on it, several may be in flight at once, and
+acks come back matched by message id. When the peer is not listening yet, or
+goes away, the link waits for it with backoff (the ``websockets`` client's own
+reconnecting iterator) and re-sends what was not acked once it is back.
+
+This is the I/O half of the mesh; frames themselves are built in
+:mod:`mesh.protocol`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Generator, Iterable
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from . import protocol
+from .errors import PeerUnavailable, ProtocolError, RemoteError
+
+__all__ = ["Link", "backoff", "reason", "send_once"]
+
+#: Seconds a link keeps trying to reach a peer before giving up (0: forever).
+DEFAULT_WAIT = 60.0
+#: Messages a link holds unacked before ``send()`` waits for room.
+DEFAULT_OUTBOX = 1000
+#: Seconds to open a connection or close it.
+OPEN_TIMEOUT = 5.0
+CLOSE_TIMEOUT = 0.25
+#: Seconds between two "waiting for PEER" log lines while a peer stays away.
+NAG = 10.0
+
+
+def backoff(initial: float = 0.05, factor: float = 2.0, maximum: float = 2.0) -> Generator[float, None, None]:
+    """Delays between attempts to reach a peer: short at first, capped at ``maximum``."""
+    delay = initial
+    while True:
+        yield delay
+        delay = min(delay * factor, maximum)
+
+
+def reason(exc: BaseException) -> str:
+    """Why a connection failed, in a few lower-case words."""
+    if isinstance(exc, PeerUnavailable):
+        return exc.reason
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "timed out"
+    if isinstance(exc, InvalidStatus):
+        return f"refused the handshake with HTTP {exc.response.status_code}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    if isinstance(exc, ConnectionClosed):
+        return "connection closed"
+    return str(exc) or type(exc).__name__
+
+
+class Link:
+    """One persistent connection from node ``node`` to peer ``peer`` at ``uri``.
+
+    ``send()`` may be called from many tasks at once; messages go out in the
+    order of the calls. ``wait`` bounds how long the link tries to reach a
+    peer that is not there (0: forever); when it runs out, pending sends fail
+    with :class:`PeerUnavailable` and the next send starts trying again.
+    """
+
+    def __init__(
+        self,
+        *,
+        node: str,
+        peer: str,
+        uri: str,
+        logger: logging.Logger | logging.LoggerAdapter,
+        wait: float = DEFAULT_WAIT,
+        outbox: int = DEFAULT_OUTBOX,
+        reconnect_delays: Callable[[], Generator[float, None, None]] = backoff,
+    ) -> None:
+        self.node = node
+        self.peer = peer
+        self.uri = uri
+        self.log = logger
+        self.wait = wait
+        self.reconnect_delays = reconnect_delays
+        self.state = "idle"
+        #: Connections opened over the link's life: 1 while the peer stays up.
+        self.connections = 0
+        self.sent = 0
+        self.acked = 0
+        self._ids = itertools.count(1)
+        # id -> (frame text, future of the ack); insertion order is send order.
+        self._pending: dict[int, tuple[str, asyncio.Future[str]]] = {}
+        self._room = asyncio.Semaphore(outbox)
+        self._queue: asyncio.Queue[int] | None = None  # set while the link is up
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._down_since = 0.0
+        self._last_error = "not reached yet"
+
+    @property
+    def pending(self) -> int:
+        """Messages sent and not acked yet."""
+        return len(self._pending)
+
+    async def send(self, channel: str, text: str) -> str:
+        """Send one message and return the peer's ack."""
+        return (await self.send_many(channel, [text]))[0]
+
+    async def send_many(self, channel: str, texts: Iterable[str]) -> list[str]:
+        """Send messages back to back (all in flight at once) and return their acks in order."""
+        futures = [await self._put(channel, text) for text in texts]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return list(results)  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        """Close the connection (1001, going away) and fail what is still pending."""
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._fail_pending(PeerUnavailable(self.peer, self.uri, "the link was closed"))
+        self.state = "closed"
+
+    async def _put(self, channel: str, text: str) -> asyncio.Future[str]:
+        if self._closing:
+            raise PeerUnavailable(self.peer, self.uri, "the link was closed")
+        await self._room.acquire()
+        msg_id = next(self._ids)
+        frame = protocol.encode(protocol.Message(id=msg_id, channel=channel, data=text))
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda _: self._room.release())
+        self._pending[msg_id] = (frame, future)
+        if self._queue is not None:
+            self._queue.put_nowait(msg_id)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"link {self.node}->{self.peer}")
+        return future
+
+    async def _run(self) -> None:
+        """Connect, reconnect, and pump frames until closed or out of patience."""
+        loop = asyncio.get_running_loop()
+        self._down_since = loop.time()
+        self.state = "connecting"
+        self.log.debug("connecting to %s at %s", self.peer, self.uri)
+        try:
+            async for ws in connect(
+                self.uri,
+                subprotocols=[protocol.SUBPROTOCOL],
+                compression=None,
+                open_timeout=OPEN_TIMEOUT,
+                close_timeout=CLOSE_TIMEOUT,
+                process_exception=self._on_connect_error,
+                reconnect_delays=self._delays,
+                proxy=None,
+            ):
+                await self._session(ws)
+                if self._closing:
+                    return
+                self._down_since = loop.time()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.state = "down"
+            # The callers of send() report it: one line each, where it matters.
+            self._fail_pending(exc if isinstance(exc, PeerUnavailable) else PeerUnavailable(self.peer, self.uri, reason(exc)))
+
+    async def _session(self, ws: ClientConnection) -> None:
+        """One connection's life: greet, re-send what is pending, then pump."""
+        self.connections += 1
+        if ws.subprotocol != protocol.SUBPROTOCOL:
+            raise PeerUnavailable(self.peer, self.uri, f"it does not speak {protocol.SUBPROTOCOL}")
+        try:
+            await ws.send(protocol.encode(protocol.Hello(node=self.node)))
+            hello = protocol.decode(await asyncio.wait_for(ws.recv(), OPEN_TIMEOUT))
+            if not isinstance(hello, protocol.Hello):
+                raise ProtocolError(f"expected a hello frame, got {type(hello).__name__}")
+            if hello.node != self.peer:
+                self.log.warning("%s at %s says it is %r", self.peer, self.uri, hello.node)
+        except (ConnectionClosed, ProtocolError, TimeoutError, asyncio.TimeoutError) as exc:
+            self.log.warning("link to %s failed its greeting: %s", self.peer, reason(exc))
+            return
+        # Everything pending goes first, in order; new sends queue behind it.
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for msg_id in self._pending:
+            queue.put_nowait(msg_id)
+        self._queue = queue
+        self.state = "up"
+        self.log.info("link to %s up (%s)", self.peer, self.uri)
+        writer = asyncio.create_task(self._write(ws, queue))
+        try:
+            await self._read(ws)
+        finally:
+            self._queue = None
+            writer.cancel()
+            if not self._closing:
+                self.state = "connecting"
+                self.log.warning("link to %s down (%s); reconnecting", self.peer, reason_closed(ws))
+            else:
+                await ws.close(1001)
+
+    async def _write(self, ws: ClientConnection, queue: asyncio.Queue[int]) -> None:
+        try:
+            while True:
+                msg_id = await queue.get()
+                entry = self._pending.get(msg_id)
+                if entry is not None:
+                    await ws.send(entry[0])
+                    self.sent += 1
+        except ConnectionClosed:
+            pass
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for text in ws:
+                try:
+                    frame = protocol.decode(text if isinstance(text, str) else text.decode("utf-8", "replace"))
+                except ProtocolError as exc:
+                    self.log.warning("bad frame from %s: %s", self.peer, exc)
+                    continue
+                if isinstance(frame, (protocol.Ack, protocol.Error)) and frame.id in self._pending:
+                    _, future = self._pending.pop(frame.id)
+                    if future.done():
+                        continue
+                    if isinstance(frame, protocol.Ack):
+                        self.acked += 1
+                        future.set_result(frame.data)
+                    else:
+                        future.set_exception(RemoteError(self.peer, frame.error))
+                elif isinstance(frame, protocol.Error):
+                    self.log.warning("%s reports an error: %s", self.peer, frame.error)
+        except ConnectionClosed:
+            pass
+
+    def _on_connect_error(self, exc: Exception) -> Exception | None:
+        """Retry while there is patience left; give up with a clear error after."""
+        if self._closing:
+            return exc
+        fatal = isinstance(exc, InvalidHandshake) and not (
+            isinstance(exc, InvalidStatus) and exc.response.status_code >= 500
+        )
+        if isinstance(exc, PeerUnavailable) or fatal:
+            return PeerUnavailable(self.peer, self.uri, reason(exc))
+        self._last_error = reason(exc)
+        waited = asyncio.get_running_loop().time() - self._down_since
+        if self.wait and waited >= self.wait:
+            return PeerUnavailable(self.peer, self.uri, f"{self._last_error} (gave up after {waited:.1f} s)")
+        return None
+
+    def _delays(self) -> Generator[float, None, None]:
+        """The backoff delays, with a log line on the first wait and every ``NAG`` seconds after."""
+        loop = asyncio.get_running_loop()
+        said = None
+        for delay in self.reconnect_delays():
+            self.state = "retrying"
+            now = loop.time()
+            if said is None or now - said >= NAG:
+                waited = now - self._down_since
+                self.log.info(
+                    "waiting for %s at %s (%s)%s",
+                    self.peer, self.uri, self._last_error,
+                    f", {waited:.0f} s so far" if said is not None else "",
+                )
+                said = now
+            else:
+                self.log.debug("retrying %s in %.2g s (%s)", self.peer, delay, self._last_error)
+            yield delay
+
+    def _fail_pending(self, error: Exception) -> None:
+        pending, self._pending = self._pending, {}
+        for _, future in pending.values():
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # a caller that went away must not leave a warning
+
+
+def reason_closed(ws: ClientConnection) -> str:
+    """How a connection ended, for a log line."""
+    if ws.close_code is None:
+        return "connection lost"
+    return f"closed with {ws.close_code}" + (f": {ws.close_reason}" if ws.close_reason else "")
+
+
+async def send_once(
+    peer: str, uri: str, channel: str, text: str, *, sender: str = "cli", timeout: float = OPEN_TIMEOUT
+) -> str:
+    """Open a connection, send one message, return its ack, close: for the CLI's ``send``."""
+    try:
+        async with connect(
+            uri,
+            subprotocols=[protocol.SUBPROTOCOL],
+            compression=None,
+            open_timeout=timeout,
+            close_timeout=CLOSE_TIMEOUT,
+            proxy=None,
+        ) as ws:
+            if ws.subprotocol != protocol.SUBPROTOCOL:
+                raise PeerUnavailable(peer, uri, f"it does not speak {protocol.SUBPROTOCOL}")
+            await ws.send(protocol.encode(protocol.Hello(node=sender)))
+            await ws.send(protocol.encode(protocol.Message(id=1, channel=channel, data=text)))
+            async for raw in ws:
+                frame = protocol.decode(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+                if isinstance(frame, protocol.Ack) and frame.id == 1:
+                    return frame.data
+                if isinstance(frame, protocol.Error):
+                    raise RemoteError(peer, frame.error)
+            raise PeerUnavailable(peer, uri, "the connection closed before the ack came")
+    except (OSError, TimeoutError, asyncio.TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
+        raise PeerUnavailable(peer, uri, reason(exc)) from None

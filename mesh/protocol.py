@@ -1,0 +1,133 @@
+"""The mesh protocol: the frames that nodes exchange, as plain data.
+
+No I/O here: :func:`encode` turns a frame into the text of one websocket
+frame and :func:`decode` turns text back into a frame, or raises
+:class:`~mesh.errors.ProtocolError` saying what is wrong with it.
+
+Nodes speak this protocol only on connections that negotiated the
+``arduino-mesh.1`` subprotocol; a client that offers no subprotocol gets the
+plain protocol (one text frame in, one text frame back). ``docs/protocol.md``
+shows an example of every frame.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Union
+
+from .errors import ProtocolError
+
+__all__ = [
+    "SUBPROTOCOL",
+    "Ack",
+    "Error",
+    "Frame",
+    "Hello",
+    "Message",
+    "decode",
+    "encode",
+    "to_text",
+]
+
+SUBPROTOCOL = "arduino-mesh.1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hello:
+    """First frame each way: who is speaking."""
+
+    node: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    """One message for the receiver's ``loop(channel, data)``."""
+
+    id: int
+    channel: str
+    data: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ack:
+    """What the receiver's ``loop()`` returned for message ``id``."""
+
+    id: int
+    data: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Error:
+    """The receiver could not handle message ``id`` (``None``: no id could be read)."""
+
+    id: int | None
+    error: str
+
+
+Frame = Union[Hello, Message, Ack, Error]
+
+# type name -> (class, {field: (type, description)})
+_FIELDS: dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]] = {
+    "hello": (Hello, {"node": (str, "text")}),
+    "msg": (Message, {"id": (int, "a whole number"), "channel": (str, "text"), "data": (str, "text")}),
+    "ack": (Ack, {"id": (int, "a whole number"), "data": (str, "text")}),
+    "error": (Error, {"id": ((int, type(None)), "a whole number or null"), "error": (str, "text")}),
+}
+_TYPE_OF = {cls: name for name, (cls, _) in _FIELDS.items()}
+
+
+def encode(frame: Frame) -> str:
+    """The text of one websocket frame carrying ``frame``."""
+    body: dict[str, Any] = {"type": _TYPE_OF[type(frame)]}
+    body.update(vars(frame))
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(text: str) -> Frame:
+    """The frame carried by ``text``; :class:`ProtocolError` says what is wrong."""
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError(f"frame is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ProtocolError(f"frame must be a JSON object, not {_kind(body)}")
+    kind = body.get("type")
+    if kind not in _FIELDS:
+        expected = ", ".join(sorted(_FIELDS))
+        raise ProtocolError(f"unknown frame type {kind!r}; expected one of: {expected}")
+    cls, fields = _FIELDS[kind]
+    values = {}
+    for name, (types, description) in fields.items():
+        if name not in body:
+            raise ProtocolError(f"{kind!r} frame has no {name!r} field")
+        value = body[name]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise ProtocolError(f"{kind!r} frame: {name!r} must be {description}, not {_kind(value)}")
+        values[name] = value
+    return cls(**values)
+
+
+def to_text(item: object) -> str:
+    """A message or an ack as text: text stays as it is, anything else becomes JSON."""
+    if isinstance(item, str):
+        return item
+    try:
+        return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(item)
+
+
+def _kind(value: object) -> str:
+    """How a JSON value reads in an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
