@@ -1,0 +1,10 @@
+"""The node runtime: ``FactoryLoop``, ``@reactive``, ``@every``, serving and running."""
+
+from __future__ import annotations
+
+from .factory import FactoryLoop, NodeStats, check_params
+from .periodic import every
+from .reactive import reactive
+from .server import ListenError
+
+__all__ = ["FactoryLoop", "ListenError", "NodeStats", "check_params", "every", "reactive"]

@@ -1,0 +1,264 @@
+"""``FactoryLoop``: the base class of every sketch.
+
+A sketch is a subclass with two methods, as on an Arduino::
+
+    class Buzzer(FactoryLoop):
+        def setup(self, sound: str = "buzz") -> None:   # once, with the grid's params
+            self.sound = sound
+
+        @reactive
+        async def loop(self, channel: str, message: str) -> str:   # once per message
+            return self.sound if message == "1" else "..."
+
+and a few things to call: ``self.out(text)`` to log a line as the node,
+``await self.stream(target, data)`` to send to another node of the grid over
+one persistent link, ``self.targets`` for the nodes this one is wired to.
+
+Life of a node: :meth:`open` (``setup(**params)``, bind, log ``serving on``),
+:meth:`begin` (start the ``@every`` methods), :meth:`wait` (until stopped, or
+until a node with no port has nothing left to do), :meth:`stop`.
+:meth:`run` does all four.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.server import Server
+
+from mesh.errors import GridError, MeshError, UnknownNodeError
+from mesh.grid import Grid, NodeSpec
+from mesh.links import DEFAULT_WAIT, Link, backoff
+from mesh.protocol import to_text
+
+from .periodic import periodic_methods, run_every
+from .reactive import reactive
+from .server import start_server
+
+__all__ = ["FactoryLoop", "NodeStats", "check_params"]
+
+#: Seconds that in-flight ``loop()`` calls get to finish when a node stops.
+GRACE = 0.5
+
+
+@dataclass
+class NodeStats:
+    """Counters of one node's life."""
+
+    messages_in: int = 0
+    messages_out: int = 0
+    connections_in: int = 0
+
+
+class FactoryLoop:
+    """Base class of every sketch: ``setup()`` once, ``loop()`` on every message."""
+
+    def __init__(self, name: str, grid: Grid, *, wait: float = DEFAULT_WAIT, reconnect_delays: Any = backoff) -> None:
+        self.name = name
+        self.grid = grid
+        self.spec: NodeSpec = grid.node(name)
+        self.log = logging.getLogger(f"mesh.{name}")
+        self.wait_limit = wait
+        self.reconnect_delays = reconnect_delays
+        self.links: dict[str, Link] = {}
+        self.server: Server | None = None
+        self.stats = NodeStats()
+        self.inflight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.handlers: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[int]] = []
+        self._stopping = asyncio.Event()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not isinstance(inspect.getattr_static(cls, "loop"), reactive):
+            raise TypeError(f"{cls.__name__}.loop must be an async method decorated with @reactive")
+
+    # -- what a sketch writes ------------------------------------------------
+
+    def setup(self, **params: Any) -> None:
+        """Called once with the node's parameters from the grid; override it."""
+        if params:
+            raise TypeError(f"unexpected parameters: {', '.join(params)}")
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> object:
+        """Called once per incoming message; return the acknowledgement."""
+        return None
+
+    # -- what a sketch calls -------------------------------------------------
+
+    def out(self, text: str) -> None:
+        """Log one line as this node: ``[ iopin ] text``."""
+        self.log.info("%s", text)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The nodes this node is wired to, in the grid's order."""
+        return self.grid.targets(self.name)
+
+    async def stream(self, target: str, data: object, channel: str = "") -> list[str]:
+        """Send each item of ``data`` to node ``target``; return their acks, in order.
+
+        Text (or any single value) is one message; a list, tuple or generator
+        is one message per item. Items that are not text travel as JSON.
+        Everything goes over the one persistent link to ``target``.
+        """
+        items = [data] if isinstance(data, (str, bytes, int, float, dict)) or data is None else list(data)  # type: ignore[call-overload]
+        texts = [to_text(item) for item in items]
+        acks = await self.link(target).send_many(channel, texts)
+        self.stats.messages_out += len(texts)
+        return acks
+
+    def link(self, target: str) -> Link:
+        """The persistent link to ``target``, made on first use."""
+        link = self.links.get(target)
+        if link is None:
+            spec = self.grid.nodes.get(target)
+            if spec is None:
+                raise UnknownNodeError(target, self.grid.nodes)
+            if spec.uri is None:
+                raise MeshError(f"node {target!r} has no port: nothing can stream to it")
+            link = Link(
+                node=self.name, peer=target, uri=spec.uri, logger=self.log,
+                wait=self.wait_limit, reconnect_delays=self.reconnect_delays,
+            )
+            self.links[target] = link
+        return link
+
+    # -- life ------------------------------------------------------------------
+
+    @property
+    def address(self) -> str | None:
+        """``host:port`` the node actually listens on (the real port when 0 was asked)."""
+        if self.server is None:
+            return None
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return f"{host}:{port}"
+
+    @property
+    def port(self) -> int | None:
+        """The port the node actually listens on."""
+        return None if self.server is None else self.server.sockets[0].getsockname()[1]
+
+    async def open(self) -> None:
+        """``setup(**params)``, then bind the port if the node has one and log ``serving on``."""
+        check_params(type(self), self.spec, self.grid.path)
+        try:
+            result = self.setup(**self.spec.params)
+            if inspect.isawaitable(result):
+                await result
+        except (TypeError, ValueError) as exc:
+            raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {exc}") from exc
+        if self.spec.port is not None:
+            self.server = await start_server(self, self.spec.host, self.spec.port)
+            self.log.info("serving on %s", self.address)
+
+    def begin(self) -> None:
+        """Start the ``@every`` methods."""
+        for name, seconds, times in periodic_methods(self):
+            def on_error(exc: BaseException, name: str = name) -> None:
+                if isinstance(exc, MeshError):
+                    self.log.error("%s: %s", name, exc)
+                else:
+                    self.log.error("%s() failed", name, exc_info=exc)
+            task = asyncio.create_task(run_every(getattr(self, name), seconds, times, on_error=on_error), name=f"{self.name}.{name}")
+            self._tasks.append(task)
+
+    async def start(self) -> None:
+        """:meth:`open` then :meth:`begin`."""
+        await self.open()
+        self.begin()
+
+    def request_stop(self) -> None:
+        """Ask :meth:`wait` to return (safe from a signal handler)."""
+        self._stopping.set()
+
+    async def wait(self) -> None:
+        """Until :meth:`request_stop`, or, for a node with no port, until its periodic work is done."""
+        waits: set[asyncio.Future[Any]] = {asyncio.create_task(self._stopping.wait())}
+        if self.server is None:
+            waits.add(asyncio.create_task(self._periodic_done()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
+        if self.server is None and not self._stopping.is_set():
+            self.log.info("done")
+
+    async def _periodic_done(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+
+    async def stop(self) -> None:
+        """Stop periodic tasks, let in-flight ``loop()`` calls finish (bounded), close everything with 1001."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.server is not None:
+            self.server.server.close()  # stop accepting; open connections go on for now
+            try:
+                await asyncio.wait_for(self.idle.wait(), GRACE)
+            except (TimeoutError, asyncio.TimeoutError):
+                self.log.warning("stopping with %d message(s) still in loop()", self.inflight)
+                for task in list(self.handlers):
+                    task.cancel()
+            self.server.close()  # 1001 going away
+            await self.server.wait_closed()
+        await asyncio.gather(*(link.close() for link in self.links.values()))
+
+    async def run(self) -> None:
+        """The whole life: start, wait, stop."""
+        await self.start()
+        try:
+            await self.wait()
+        finally:
+            await self.stop()
+
+
+def check_params(cls: type[FactoryLoop], spec: NodeSpec, path: str) -> None:
+    """Raise :class:`GridError` if ``setup()`` of ``cls`` cannot take ``spec.params``."""
+    signature = inspect.signature(cls.setup)
+    parameters = [p for p in signature.parameters.values() if p.name != "self"]
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    names = {p.name: p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    try:
+        hints = typing.get_type_hints(cls.setup)
+    except Exception:
+        hints = {}
+    where = f"node {spec.name!r} (sketch {spec.sketch})"
+    for key, value in spec.params.items():
+        if key not in names:
+            takes = ", ".join(names) or "none"
+            raise GridError(path, spec.line, f"{where} takes no parameter {key!r}; its parameters: {takes}")
+        expected = hints.get(key)
+        optional = typing.get_origin(expected) in (typing.Union, types.UnionType) and type(None) in typing.get_args(expected)
+        if optional:
+            rest = [arg for arg in typing.get_args(expected) if arg is not type(None)]
+            expected = rest[0] if len(rest) == 1 else None
+            if value is None:
+                continue
+        if expected in (int, float, str, bool) and not _fits(value, expected):
+            raise GridError(path, spec.line, f"{where}: parameter {key!r} must be {_describe(expected)}, not {value!r}")
+    missing = [n for n, p in names.items() if p.default is p.empty and n not in spec.params]
+    if missing:
+        raise GridError(path, spec.line, f"{where} needs parameter {missing[0]!r}")
+
+
+def _fits(value: object, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _describe(expected: type) -> str:
+    return {int: "a whole number", float: "a number", str: "text", bool: "true or false"}[expected]

@@ -1,0 +1,50 @@
+"""Clock: ticks ``tacks`` times, every ``delay`` seconds, into every node it is wired to."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from mesh.errors import MeshError
+from nodes import FactoryLoop, every, reactive
+
+#: How many recent acks a clock remembers (for tests and status).
+HISTORY = 1000
+
+
+class Clock(FactoryLoop):
+    """Sends ``tick N`` to each wired node and logs what each one acknowledges."""
+
+    def setup(self, tacks: int = 5, delay: float = 1.0) -> None:
+        """``tacks``: how many ticks (0: forever); ``delay``: seconds between ticks."""
+        if tacks < 0:
+            raise ValueError(f"tacks must be 0 (forever) or more, not {tacks}")
+        if delay <= 0:
+            raise ValueError(f"delay must be above 0 seconds, not {delay}")
+        self.tacks = tacks
+        self.delay = delay
+        self.ticks = 0
+        self.acks: deque[str] = deque(maxlen=HISTORY)
+        if not self.targets:
+            self.log.warning("wired to nothing: ticks go nowhere (add a wire 'clock -> NODE')")
+
+    @every("delay", times="tacks")
+    async def tick(self) -> None:
+        """One tick, to every target at once."""
+        self.ticks += 1
+        payload = f"tick {self.ticks}"
+        self.out(payload)
+        results = await asyncio.gather(*(self.stream(target, payload) for target in self.targets), return_exceptions=True)
+        for target, result in zip(self.targets, results):
+            if isinstance(result, MeshError):
+                self.log.error("%s: %s", payload, result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                self.acks.extend(result)
+                self.out(f"{target} acked {payload}: {', '.join(result)}")
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> str:
+        """A clock takes no input; it says so."""
+        return f"clock at tick {self.ticks}"
