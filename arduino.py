@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""arduino.py: run the nodes of a circuit, and talk to them.
+
+    ./arduino.py buzzer            run the node named "buzzer" in grid.yaml
+    ./arduino.py send buzzer 1     send one message to a node, print its ack
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+import yaml
+
+import sketches
+from mesh.errors import GridError, MeshError, UnknownNodeError
+from mesh.grid import Grid, NodeSpec, read_grid
+from mesh.links import DEFAULT_WAIT, send_once
+from nodes import check_params
+from nodes.runner import run_until_signalled
+
+GRID_ENV = "ARDUINO_GRID"
+LEVELS = ["debug", "info", "warning", "error"]
+BUILTIN_PARAMS: list[tuple[str, Any, str]] = [
+    ("tacks", int, "clock: how many ticks (0: forever)"),
+    ("delay", float, "clock: seconds between ticks"),
+    ("chance", float, "iopin: probability of a 1"),
+    ("sequence", int, "iopin: bits drawn per tick"),
+    ("seed", int, "iopin: seed for a reproducible bit stream"),
+    ("sound", str, "buzzer: what a 1 sounds like"),
+]
+
+
+class Failure(click.ClickException):
+    """An expected failure: one line on stderr, no traceback."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class NodeFormatter(logging.Formatter):
+    """``[ iopin ] message``; warnings and errors say so."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        who = record.name[5:] if record.name.startswith("mesh.") else record.name
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        line = f"[ {who} ] {level}{record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure_logging(level: str) -> None:
+    """Log lines to stderr, one per event, as they happen."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(NodeFormatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    if level != "debug":  # the library's own chatter (retries, handshakes) is ours to say
+        logging.getLogger("websockets").setLevel(logging.WARNING)
+
+
+def load_grid(ctx: click.Context) -> Grid:
+    """The grid named by ``--grid``, or a one-line error."""
+    try:
+        return read_grid(ctx.obj["grid"], sketches=sketches.available())
+    except GridError as exc:
+        raise Failure(str(exc)) from None
+
+
+def find_node(grid: Grid, name: str) -> NodeSpec:
+    """The node called ``name``, or exit 2 listing the known ones."""
+    try:
+        return grid.node(name)
+    except UnknownNodeError as exc:
+        raise Failure(f"{exc} (in {grid.path})", exit_code=2) from None
+
+
+class Cli(click.Group):
+    """Commands, plus one command per node of the grid."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        return command if command is not None else node_command(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_commands(ctx, formatter)
+        try:
+            grid = read_grid(ctx.params.get("grid") or "grid.yaml")
+        except GridError:
+            return
+        rows = [(spec.name, f"run node {spec.name!r} (sketch {spec.sketch}, {spec.address or 'no port'})") for spec in grid.nodes.values()]
+        with formatter.section(f"Nodes (from {grid.path})"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--grid", default="grid.yaml", envvar=GRID_ENV, show_default=True, show_envvar=True,
+              type=click.Path(dir_okay=False), help="The circuit: nodes, addresses, wires.")
+@click.option("--log-level", default="info", envvar="ARDUINO_LOG_LEVEL", show_default=True,
+              type=click.Choice(LEVELS, case_sensitive=False), help="How much the nodes say.")
+@click.pass_context
+def cli(ctx: click.Context, grid: str, log_level: str) -> None:
+    """Run the nodes of an Arduino-like circuit that talk over websockets.
+
+    Run a node of the grid with `./arduino.py NODE` (e.g. `./arduino.py buzzer`),
+    one terminal per node, or all of them with `honcho start`.
+    """
+    ctx.obj = {"grid": grid, "log_level": log_level.lower()}
+    configure_logging(log_level.lower())
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE``, the value read as a YAML scalar (``3`` is a number, ``buzz`` is text)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint="--param")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, (list, dict)) or value is None:
+        value = raw
+    return key, value
+
+
+def node_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every node command takes."""
+    for name, kind, text in reversed(BUILTIN_PARAMS):
+        function = click.option(f"--{name}", type=kind, default=None, help=f"{text.capitalize()}.")(function)
+    for decorator in reversed([
+        click.option("-s", "--socket", "host", metavar="HOST", help="Listen on HOST instead of the grid's."),
+        click.option("-p", "--port", type=click.IntRange(0, 65535), help="Listen on PORT instead of the grid's (0: any free port)."),
+        click.option("--param", "extra", multiple=True, metavar="KEY=VALUE", help="Any sketch parameter (repeatable)."),
+        click.option("--wait", type=click.FloatRange(0), default=DEFAULT_WAIT, show_default=True,
+                     help="Seconds to keep trying to reach a peer that is not up (0: forever)."),
+    ]):
+        function = decorator(function)
+    return function
+
+
+def node_command(name: str) -> click.Command:
+    """``./arduino.py NAME [options]``: run the node NAME of the grid."""
+
+    @click.command(name=name, help=f"Run the node {name!r} of the grid.")
+    @node_options
+    @click.pass_context
+    def command(ctx: click.Context, **options: Any) -> None:
+        run_node(ctx, name, **options)
+
+    return command
+
+
+@cli.command("run")
+@click.argument("node")
+@node_options
+@click.pass_context
+def run_command(ctx: click.Context, node: str, **options: Any) -> None:
+    """Run the node NODE of the grid (same as `./arduino.py NODE`)."""
+    run_node(ctx, node, **options)
+
+
+def run_node(ctx: click.Context, name: str, *, host: str | None, port: int | None, extra: tuple[str, ...],
+             wait: float, **params: Any) -> None:
+    """Load the grid, apply the command line's overrides, run the node until stopped."""
+    grid = load_grid(ctx)
+    spec = find_node(grid, name)
+    overrides = {key: value for key, value in params.items() if value is not None}
+    overrides.update(parse_param(text) for text in extra)
+    try:
+        cls = sketches.load(spec.sketch)
+        check_params(cls, NodeSpec(name=name, sketch=spec.sketch, params=overrides), "command line")
+        changes: dict[str, Any] = {"params": {**spec.params, **overrides}}
+        if host is not None:
+            changes["host"] = host
+        if port is not None:
+            changes["port"] = port
+        grid = grid.with_node(name, **changes)
+        node = cls(name, grid, wait=wait)
+        asyncio.run(run_until_signalled(node))
+    except MeshError as exc:
+        raise Failure(str(exc)) from None
+
+
+@cli.command("send")
+@click.argument("node")
+@click.argument("message")
+@click.option("--channel", default="", metavar="PATH", help="The channel (URI path) the message is sent on.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=5.0, show_default=True,
+              help="Seconds to wait for the node to answer.")
+@click.pass_context
+def send_command(ctx: click.Context, node: str, message: str, channel: str, timeout: float) -> None:
+    """Send MESSAGE to NODE and print its acknowledgement."""
+    spec = find_node(load_grid(ctx), node)
+    if spec.uri is None:
+        raise Failure(f"node {node!r} has no port: nothing can be sent to it")
+    try:
+        ack = asyncio.run(asyncio.wait_for(send_once(node, spec.uri, channel.lstrip("/"), message, timeout=timeout), timeout))
+    except (TimeoutError, asyncio.TimeoutError):
+        raise Failure(f"{node} did not answer within {timeout:g} s") from None
+    except MeshError as exc:
+        raise Failure(str(exc)) from None
+    click.echo(ack)
+
+
+def main() -> None:
+    """Entry point: no traceback for Ctrl-C before the node is up."""
+    try:
+        cli(prog_name="arduino.py")
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
