@@ -1,0 +1,176 @@
+"""Shared test helpers: timing units, free ports, in-process circuits, node processes."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Generator, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import sketches
+from mesh.grid import Grid
+from nodes import FactoryLoop
+
+ROOT = Path(__file__).resolve().parent.parent
+ARDUINO = ROOT / "arduino.py"
+
+#: One unit of waiting, scaled by MESH_TEST_TIMING on a slow machine (e.g. 2 doubles every wait).
+MS = 0.001 * float(os.environ.get("MESH_TEST_TIMING", "1"))
+#: How long a test waits for something that should happen "at once".
+DEADLINE = 10_000 * MS
+
+
+def fast_backoff() -> Generator[float, None, None]:
+    """Reconnect delays for tests: 10 ms, every time."""
+    while True:
+        yield 10 * MS
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` ports that were free a moment ago (bound together so they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def start_circuit(grid: Grid, **options: Any) -> dict[str, FactoryLoop]:
+    """Start every node of ``grid`` in this event loop, filling in the ports bound for port 0."""
+    nodes = {name: sketches.load(spec.sketch)(name, grid, reconnect_delays=fast_backoff, **options)
+             for name, spec in grid.nodes.items()}
+    for name, node in nodes.items():
+        if node.spec.port is not None:
+            await node.open()
+            grid = grid.with_node(name, port=node.port)
+    for node in nodes.values():
+        node.grid = grid
+        if node.spec.port is None:
+            await node.open()
+    for node in nodes.values():
+        node.begin()
+    return nodes
+
+
+async def stop_circuit(nodes: Mapping[str, FactoryLoop]) -> None:
+    """Stop every node, clients first."""
+    for node in sorted(nodes.values(), key=lambda n: n.server is not None):
+        await node.stop()
+
+
+def write_grid(folder: Path, text: str) -> Path:
+    """Write ``grid.yaml`` into ``folder`` and return its path."""
+    path = folder / "grid.yaml"
+    path.write_text(text)
+    return path
+
+
+def environment(**changes: str | None) -> dict[str, str]:
+    """This process's environment, without PYTHONUNBUFFERED (it hides buffering bugs), plus ``changes``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+class Process:
+    """A real subprocess whose merged output is read line by line as it comes."""
+
+    def __init__(self, args: Iterable[str | os.PathLike[str]], *, cwd: Path = ROOT, env: dict[str, str] | None = None,
+                 new_session: bool = False) -> None:
+        self.args = [str(a) for a in args]
+        self.popen = subprocess.Popen(
+            self.args, cwd=cwd, env=env or environment(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            start_new_session=new_session,
+        )
+        self.lines: list[str] = []
+        self._cursor = 0
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def expect(self, pattern: str, timeout: float = DEADLINE, *, anywhere: bool = False) -> re.Match[str]:
+        """Wait for the next output line matching ``pattern`` (a regex searched in each line).
+
+        Lines are consumed: a second call finds the next matching line, not the same one.
+        With ``anywhere``, every line so far is searched (for output of several processes,
+        whose order between them is not fixed).
+        """
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        if anywhere:
+            self._cursor = 0
+        while True:
+            while self._cursor < len(self.lines):
+                line = self.lines[self._cursor]
+                self._cursor += 1
+                if (match := regex.search(line)) is not None:
+                    return match
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                self._queue.put(None)
+                break
+            self.lines.append(line)
+        raise AssertionError(f"no line matching {pattern!r} from {' '.join(self.args)}; output:\n" + "\n".join(self.lines))
+
+    def output(self) -> str:
+        """All output read so far, plus whatever remains once the process has ended."""
+        while True:
+            try:
+                line = self._queue.get(timeout=DEADLINE if self.popen.poll() is None else 1)
+            except queue.Empty:
+                break
+            if line is None:
+                self._queue.put(None)
+                break
+            self.lines.append(line)
+        return "\n".join(self.lines)
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        self.popen.send_signal(sig)
+
+    def wait(self, timeout: float = DEADLINE) -> int:
+        return self.popen.wait(timeout)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+
+def arduino(*args: str | os.PathLike[str], **kwargs: Any) -> Process:
+    """``./arduino.py ARGS`` as a real subprocess."""
+    return Process([sys.executable, ARDUINO, *args], **kwargs)
+
+
+def run_arduino(*args: str | os.PathLike[str], env: dict[str, str] | None = None, timeout: float = DEADLINE, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run ``./arduino.py ARGS`` to completion and capture its output."""
+    return subprocess.run([sys.executable, ARDUINO, *map(str, args)], cwd=cwd, env=env or environment(),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)

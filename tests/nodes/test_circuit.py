@@ -1,0 +1,189 @@
+"""The three nodes in this test's event loop, on port 0: ticks, acks, sounds, connections."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from websockets.asyncio.client import connect
+
+from mesh.errors import UnknownNodeError
+from mesh.grid import build_grid
+from nodes import FactoryLoop, reactive
+from tests.helpers import DEADLINE, MS, start_circuit, stop_circuit
+
+SEED = 7
+
+
+def circuit(tacks: int, *, sequence: int = 3, sound: str = "beep"):
+    return build_grid(
+        {
+            "clock": {"sketch": "clock", "params": {"tacks": tacks, "delay": 5 * MS}},
+            "iopin": {"sketch": "iopin", "port": 0, "params": {"chance": 0.5, "sequence": sequence, "seed": SEED}},
+            "buzzer": {"sketch": "buzzer", "port": 0, "params": {"sound": sound}},
+        },
+        ["clock -> iopin", "iopin -> buzzer"],
+    )
+
+
+def expected_sounds(ticks: int, sequence: int, sound: str) -> list[str]:
+    rng = random.Random(SEED)
+    return [sound if rng.random() < 0.5 else "..." for _ in range(ticks * sequence)]
+
+
+async def test_ticks_reach_the_buzzer_over_one_connection_per_wire():
+    """N ticks give N acks at the clock, the seeded sounds at the buzzer, and one connection per wire."""
+    ticks = 20
+    nodes = await start_circuit(circuit(ticks))
+    try:
+        await asyncio.wait_for(nodes["clock"].wait(), DEADLINE)
+        assert list(nodes["clock"].acks) == ["acknowledged"] * ticks
+        assert list(nodes["buzzer"].sounds) == expected_sounds(ticks, 3, "beep")
+        assert nodes["iopin"].stats.connections_in == 1
+        assert nodes["buzzer"].stats.connections_in == 1
+        assert nodes["clock"].links["iopin"].connections == 1
+        assert nodes["iopin"].links["buzzer"].connections == 1
+        assert nodes["iopin"].stats.messages_in == ticks
+        assert nodes["buzzer"].stats.messages_in == ticks * 3
+    finally:
+        await stop_circuit(nodes)
+
+
+async def test_serving_on_logs_the_bound_port(caplog):
+    """A node on port 0 logs exactly one 'serving on HOST:PORT' line with the real port."""
+    caplog.set_level("INFO")
+    nodes = await start_circuit(circuit(1))
+    try:
+        buzzer = nodes["buzzer"]
+        lines = [r.getMessage() for r in caplog.records if r.name == "mesh.buzzer" and "serving on" in r.getMessage()]
+        assert lines == [f"serving on 127.0.0.1:{buzzer.port}"]
+        assert buzzer.port != 0
+    finally:
+        await stop_circuit(nodes)
+
+
+async def test_a_plain_websocket_client_gets_the_buzzers_answer():
+    """Any websocket client, no subprotocol: a text frame in, the ack back."""
+    nodes = await start_circuit(circuit(0 + 1))
+    try:
+        async with connect(f"ws://{nodes['buzzer'].address}/") as ws:
+            await ws.send("1")
+            assert await ws.recv() == "beep"
+            await ws.send("0")
+            assert await ws.recv() == "..."
+    finally:
+        await stop_circuit(nodes)
+
+
+class Echo(FactoryLoop):
+    """Answers with the channel and the message it got."""
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> str | None:
+        if message == "nothing":
+            return None
+        if message == "boom":
+            raise RuntimeError("boom")
+        return f"{channel}|{message}"
+
+
+async def echo_pair():
+    grid = build_grid({"echo": {"sketch": "echo", "port": 0}, "caller": {"sketch": "echo"}}, ["caller -> echo"])
+    echo = Echo("echo", grid)
+    await echo.open()
+    grid = grid.with_node("echo", port=echo.port)
+    caller = Echo("caller", grid)
+    await caller.open()
+    return echo, caller
+
+
+async def test_plain_client_uri_path_is_the_channel():
+    """The URI path of a plain client is the channel; None from loop() is acked as 'n/a'."""
+    echo, caller = await echo_pair()
+    try:
+        async with connect(f"ws://{echo.address}/pin/3") as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "pin/3|hello"
+            await ws.send("nothing")
+            assert await ws.recv() == "n/a"
+    finally:
+        await caller.stop()
+        await echo.stop()
+
+
+async def test_stream_reuses_one_link_and_keeps_order():
+    """Many stream() calls, one connection; acks come back in the order sent."""
+    echo, caller = await echo_pair()
+    try:
+        acks = await caller.stream("echo", [f"m{i}" for i in range(100)], channel="c")
+        assert acks == [f"c|m{i}" for i in range(100)]
+        for i in range(20):
+            assert await caller.stream("echo", i) == [f"|{i}"]
+        both = await asyncio.gather(caller.stream("echo", ["a", "b"]), caller.stream("echo", "c"))
+        assert both == [["|a", "|b"], ["|c"]]
+        assert caller.links["echo"].connections == 1
+        assert echo.stats.connections_in == 1
+    finally:
+        await caller.stop()
+        await echo.stop()
+
+
+async def test_a_failing_loop_answers_an_error_and_keeps_serving(caplog):
+    """An exception in loop() is logged once with its traceback; the sender gets an error; the node goes on."""
+    from mesh.errors import RemoteError
+
+    echo, caller = await echo_pair()
+    try:
+        with pytest.raises(RemoteError, match=r"echo answered with an error: loop\(\) failed: RuntimeError: boom"):
+            await caller.stream("echo", "boom")
+        failures = [r for r in caplog.records if r.name == "mesh.echo" and r.exc_info]
+        assert len(failures) == 1
+        assert await caller.stream("echo", "again") == ["|again"]
+        async with connect(f"ws://{echo.address}/") as ws:
+            await ws.send("boom")
+            assert await ws.recv() == "error: loop() failed: RuntimeError: boom"
+            await ws.send("ok")
+            assert await ws.recv() == "|ok"
+    finally:
+        await caller.stop()
+        await echo.stop()
+
+
+async def test_stream_to_an_unknown_node_lists_the_known_ones():
+    """stream() to a name the grid lacks raises an error naming the known nodes."""
+    echo, caller = await echo_pair()
+    try:
+        with pytest.raises(UnknownNodeError, match=r"unknown node 'buzer'; known nodes: caller, echo"):
+            await caller.stream("buzer", "1")
+    finally:
+        await caller.stop()
+        await echo.stop()
+
+
+async def test_a_link_waits_for_a_peer_that_starts_late():
+    """A stream to a peer that is not listening yet waits for it; nothing is lost."""
+    grid = build_grid({"echo": {"sketch": "echo", "port": 0}, "caller": {"sketch": "echo"}}, ["caller -> echo"])
+    echo = Echo("echo", grid)
+    await echo.open()
+    port = echo.port
+    await echo.stop()  # the port is known but nobody listens on it now
+    grid = grid.with_node("echo", port=port)
+    from tests.helpers import fast_backoff
+
+    caller = Echo("caller", grid, reconnect_delays=fast_backoff)
+    await caller.open()
+    sending = asyncio.create_task(caller.stream("echo", ["1", "2", "3"]))
+    link = None
+    async with asyncio.timeout(DEADLINE):  # until the link has failed to connect and is retrying
+        while link is None or link.state != "retrying":
+            await asyncio.sleep(MS)
+            link = caller.links.get("echo")
+    assert not sending.done()
+    late = Echo("echo", grid)
+    await late.open()
+    try:
+        assert await asyncio.wait_for(sending, DEADLINE) == ["|1", "|2", "|3"]
+    finally:
+        await caller.stop()
+        await late.stop()

@@ -1,0 +1,80 @@
+"""The built-in sketches' logic, without sockets: seeded bits, sounds, parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+import sketches
+from mesh.errors import GridError
+from mesh.grid import build_grid
+from sketches.buzzer import Buzzer
+from sketches.iopin import IOPin
+
+
+def node(cls, **params):
+    grid = build_grid({"n": {"sketch": cls.__module__.rsplit(".", 1)[1], "port": 0, "params": params}})
+    instance = cls("n", grid)
+    instance.setup(**params)
+    return instance
+
+
+def test_the_shipped_sketches_are_found_by_module_name():
+    """sketches.available() lists the modules; load() returns their FactoryLoop subclass."""
+    assert {"buzzer", "clock", "iopin"} <= set(sketches.available())
+    assert sketches.load("iopin") is IOPin
+    with pytest.raises(sketches.SketchError, match=r"no sketch named 'iopinn'; sketches: buzzer, clock, iopin"):
+        sketches.load("iopinn")
+
+
+@pytest.mark.parametrize(
+    ("seed", "chance", "sequence", "bits"),
+    [
+        (7, 0.5, 3, [[1, 1, 0], [1, 0, 1]]),
+        (1, 0.6, 4, [[1, 0, 0, 1], [1, 1, 0, 0]]),
+        (3, 0.0, 2, [[0, 0], [0, 0]]),
+        (3, 1.0, 2, [[1, 1], [1, 1]]),
+    ],
+)
+def test_a_seeded_iopin_draws_a_known_stream(seed, chance, sequence, bits):
+    """The same seed always gives the same bits."""
+    pin = node(IOPin, seed=seed, chance=chance, sequence=sequence)
+    assert [pin.draw(), pin.draw()] == bits
+
+
+@pytest.mark.parametrize(
+    ("signal", "sound"),
+    [("1", "beep"), (" 1\n", "beep"), ("0", "..."), ("11", "..."), ("", "..."), ("true", "...")],
+)
+async def test_the_buzzer_sounds_only_on_1(signal, sound):
+    """A buzzer answers its sound for 1 and '...' for anything else."""
+    buzzer = node(Buzzer, sound="beep")
+    assert await buzzer.loop("", signal) == sound
+    assert list(buzzer.sounds) == [sound]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"chance": 1.5}, "<memory>: node 'n': chance must be between 0 and 1, not 1.5"),
+        ({"sequence": 0}, "<memory>: node 'n': sequence must be 1 or more, not 0"),
+        ({"sequence": "3"}, "<memory>: node 'n' (sketch iopin): parameter 'sequence' must be a whole number, not '3'"),
+        ({"seed": 1.5}, "<memory>: node 'n' (sketch iopin): parameter 'seed' must be a whole number, not 1.5"),
+        ({"color": "red"}, "<memory>: node 'n' (sketch iopin) takes no parameter 'color'; its parameters: chance, sequence, seed"),
+    ],
+)
+async def test_bad_parameters_name_the_node(params, message):
+    """Parameters that setup() cannot take are one GridError naming the node."""
+    grid = build_grid({"n": {"sketch": "iopin", "port": 0, "params": params}})
+    with pytest.raises(GridError) as caught:
+        await IOPin("n", grid).open()
+    assert str(caught.value) == message
+
+
+def test_loop_must_be_reactive():
+    """A sketch whose loop() lacks @reactive is refused when the class is defined."""
+    from nodes import FactoryLoop
+
+    with pytest.raises(TypeError, match=r"Forgetful.loop must be an async method decorated with @reactive"):
+        class Forgetful(FactoryLoop):
+            async def loop(self, channel: str, message: str) -> str:
+                return message

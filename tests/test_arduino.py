@@ -1,0 +1,212 @@
+"""End to end: ./arduino.py and honcho as real subprocesses, on free ports, from a grid in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import DEADLINE, ROOT, Process, arduino, environment, free_ports, run_arduino, write_grid
+
+GRID = """\
+nodes:
+  clock:  {{sketch: clock, params: {{tacks: {tacks}, delay: 0.05}}}}
+  iopin:  {{sketch: iopin, host: 127.0.0.1, port: {iopin}, params: {{chance: 0.5, sequence: 3, seed: 7}}}}
+  buzzer: {{sketch: buzzer, host: 127.0.0.1, port: {buzzer}, params: {{sound: buzz buzz buzz}}}}
+wires:
+  - clock -> iopin
+  - iopin -> buzzer
+"""
+
+
+@pytest.fixture
+def grid(tmp_path: Path) -> Path:
+    """A copy of the shipped circuit on free ports, ticking 5 times."""
+    iopin, buzzer = free_ports(2)
+    return write_grid(tmp_path, GRID.format(tacks=5, iopin=iopin, buzzer=buzzer))
+
+
+@pytest.fixture
+def processes():
+    """Processes started by a test, killed if the test left them running."""
+    started: list[Process] = []
+    yield started
+    for process in started:
+        process.kill()
+
+
+def start(processes: list[Process], grid: Path, *args: str) -> Process:
+    process = arduino("--grid", grid, *args)
+    processes.append(process)
+    return process
+
+
+def stop_within_a_second(process: Process, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` and check a clean exit 0 within one second, with no traceback."""
+    began = time.monotonic()
+    process.signal(sig)
+    assert process.wait() == 0, process.output()
+    assert time.monotonic() - began < 1.0
+    assert "Traceback" not in process.output()
+
+
+def test_the_circuit_runs_in_the_wrong_order(grid: Path, processes: list[Process]):
+    """Clock first, then iopin, then buzzer: every tick is acked and every bit sounds."""
+    clock = start(processes, grid, "clock")
+    clock.expect(r"\[ clock \] waiting for iopin at ws://127\.0\.0\.1:\d+ \(connection refused\)")
+    iopin = start(processes, grid, "iopin")
+    iopin.expect(r"^\[ iopin \] serving on 127\.0\.0\.1:\d+$")
+    buzzer = start(processes, grid, "buzzer")
+    buzzer.expect(r"^\[ buzzer \] serving on 127\.0\.0\.1:\d+$")
+    assert clock.wait() == 0, clock.output()
+    out = clock.output()
+    assert [f"iopin acked tick {n}: acknowledged" in out for n in range(1, 6)] == [True] * 5
+    assert out.count("acked tick") == 5
+    assert out.rstrip().endswith("[ clock ] done")
+    for _ in range(15):
+        buzzer.expect(r"signal [01]: ")
+    rng = random.Random(7)  # the grid's seed: the bits are known in advance
+    bits = [1 if rng.random() < 0.5 else 0 for _ in range(15)]
+    assert [line for line in buzzer.lines if "] signal " in line] == [
+        f"[ buzzer ] signal {bit}: {'buzz buzz buzz' if bit else '...'}" for bit in bits
+    ]
+    assert iopin.expect(r"toggling pin state: \[.*\]$")[0] == f"toggling pin state: {bits[:3]}"
+    stop_within_a_second(iopin)
+    stop_within_a_second(buzzer, signal.SIGINT)
+
+
+def test_send_prints_the_ack(grid: Path, processes: list[Process]):
+    """./arduino.py send buzzer 1 prints the buzzer's sound; 0 prints '...'."""
+    buzzer = start(processes, grid, "buzzer")
+    buzzer.expect("serving on")
+    done = run_arduino("--grid", grid, "send", "buzzer", "1")
+    assert (done.returncode, done.stdout) == (0, "buzz buzz buzz\n")
+    done = run_arduino("--grid", grid, "send", "buzzer", "0", "--channel", "/pin")
+    assert (done.returncode, done.stdout) == (0, "...\n")
+    buzzer.expect(r"signal 0: \.\.\.")
+    stop_within_a_second(buzzer)
+
+
+def test_send_to_a_node_that_is_down(grid: Path):
+    """send to a node that is not running: one line, exit 1."""
+    done = run_arduino("--grid", grid, "send", "buzzer", "1")
+    port = re.search(r"port: (\d+), params: \{sound", grid.read_text())[1]
+    assert done.returncode == 1
+    assert done.stderr == f"Error: cannot reach buzzer at ws://127.0.0.1:{port}: connection refused\n"
+
+
+def test_unknown_node_exits_2_and_lists_the_known_ones(grid: Path):
+    """./arduino.py buzer: exit 2, naming the known nodes."""
+    done = run_arduino("--grid", grid, "buzer")
+    assert done.returncode == 2
+    assert done.stderr == f"Error: unknown node 'buzer'; known nodes: buzzer, clock, iopin (in {grid})\n"
+    done = run_arduino("--grid", grid, "send", "nobody", "1")
+    assert done.returncode == 2
+
+
+def test_port_in_use_is_one_line(grid: Path):
+    """A port already taken: one line naming the address, exit 1, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_arduino("--grid", grid, "buzzer", "--port", str(port))
+    assert done.returncode == 1
+    assert done.stderr == f"Error: buzzer: cannot listen on 127.0.0.1:{port}: address already in use\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("nodes:\n  clock: {sketch: clok}\n",
+         "grid.yaml:2: unknown sketch 'clok' for node 'clock'; known sketches: buzzer, clock, iopin; did you mean 'clock'?"),
+        ("nodes:\n  a: {sketch: clock}\n  a: {sketch: clock}\n", "grid.yaml:3: node 'a' is defined twice (first on line 2)"),
+        ("nodes:\n  clock: {sketch: clock}\nwires:\n  - clock => buzzer\n",
+         "grid.yaml:4: malformed wire 'clock => buzzer'; expected 'SOURCE -> TARGET'"),
+        ("nodes:\n  clock: {sketch: clock, params: {tacks: five}}\n",
+         "grid.yaml:2: node 'clock' (sketch clock): parameter 'tacks' must be a whole number, not 'five'"),
+    ],
+)
+def test_a_bad_grid_is_one_line_with_file_and_line(tmp_path: Path, text: str, message: str):
+    """A broken grid.yaml: exit 1 and one line naming the file, the line and the problem."""
+    write_grid(tmp_path, text)
+    done = run_arduino("--grid", "grid.yaml", "clock", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (1, f"Error: {message}\n")
+
+
+def test_a_missing_grid(tmp_path: Path):
+    """No grid file: one line, exit 1."""
+    done = run_arduino("--grid", tmp_path / "nope.yaml", "clock")
+    assert (done.returncode, done.stderr) == (1, f"Error: {tmp_path / 'nope.yaml'}: cannot read the grid: No such file or directory\n")
+
+
+def test_command_line_overrides_the_grid(grid: Path, processes: list[Process]):
+    """-p/--port and sketch options override the grid for that node."""
+    (port,) = free_ports(1)
+    buzzer = start(processes, grid, "buzzer", "-p", str(port), "--sound", "beep")
+    buzzer.expect(rf"serving on 127\.0\.0\.1:{port}$")
+    from websockets.sync.client import connect
+
+    with connect(f"ws://127.0.0.1:{port}/") as ws:
+        ws.send("1")
+        assert ws.recv(timeout=DEADLINE) == "beep"
+    done = run_arduino("--grid", grid, "buzzer", "--tacks", "3")
+    assert (done.returncode, done.stderr) == (
+        1, "Error: command line: node 'buzzer' (sketch buzzer) takes no parameter 'tacks'; its parameters: sound\n")
+    stop_within_a_second(buzzer)
+
+
+def test_help_on_every_command(grid: Path):
+    """--help works on the group, on send, and on a node, and lists the grid's nodes."""
+    done = run_arduino("--grid", grid, "--help")
+    assert done.returncode == 0
+    assert "send" in done.stdout and "buzzer" in done.stdout and "sketch iopin" in done.stdout
+    for args in (["send", "--help"], ["buzzer", "--help"], ["run", "--help"]):
+        done = run_arduino("--grid", grid, *args)
+        assert done.returncode == 0, done.stderr
+        assert "Usage:" in done.stdout
+    assert "--sound" in run_arduino("--grid", grid, "buzzer", "--help").stdout
+
+
+def test_honcho_runs_the_shipped_procfile(grid: Path, tmp_path: Path):
+    """honcho start with the shipped Procfile: the circuit ticks and buzzes; Ctrl-C stops all three cleanly."""
+    honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or shutil.which("honcho")
+    assert honcho, "honcho is a test dependency: pip install -e '.[test]'"
+    procfile = tmp_path / "Procfile"
+    shutil.copy(ROOT / "Procfile", procfile)
+    env = environment(ARDUINO_GRID=str(grid), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    process = Process([honcho, "-f", procfile, "-d", ROOT, "start"], env=env, new_session=True)
+    try:
+        process.expect(r"buzzer\.1\s+\| \[ buzzer \] serving on 127\.0\.0\.1:\d+", anywhere=True)
+        process.expect(r"iopin\.1\s+\| \[ iopin \] serving on 127\.0\.0\.1:\d+", anywhere=True)
+        process.expect(r"clock\.1\s+\| \[ clock \] iopin acked tick 6: acknowledged", anywhere=True)  # beyond 5: --tacks 0 in the Procfile
+        process.expect(r"buzzer\.1\s+\| \[ buzzer \] signal [01]: ", anywhere=True)
+        began = time.monotonic()
+        os.killpg(process.popen.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group
+        assert process.wait() == 130  # honcho's own code for "stopped by SIGINT"; each node's rc is below
+        assert time.monotonic() - began < 2.0
+        out = process.output()
+        for name in ("buzzer", "iopin", "clock"):
+            assert re.search(rf"{name}\.1 stopped \(rc=0\)", out), out
+        assert "Traceback" not in out
+        assert "SIGKILL" not in out
+    finally:
+        process.kill()
+
+
+def test_a_peer_that_never_comes_is_given_up_after_wait(grid: Path, processes: list[Process]):
+    """--wait bounds how long a node waits for a peer: each tick then fails with one line, and the clock goes on."""
+    clock = start(processes, grid, "clock", "--tacks", "2", "--wait", "0.2")
+    assert clock.wait() == 0
+    clock.expect(r"^\[ clock \] waiting for iopin at ws://127\.0\.0\.1:\d+ \(connection refused\)$")
+    clock.expect(r"^\[ clock \] error: tick 1: cannot reach iopin at ws://127\.0\.0\.1:\d+: connection refused \(gave up after 0\.\d s\)$")
+    clock.expect(r"^\[ clock \] error: tick 2: cannot reach iopin")
+    assert "Traceback" not in clock.output()
