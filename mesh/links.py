@@ -99,7 +99,8 @@ class Link:
         self._room = asyncio.Semaphore(outbox)
         self._queue: asyncio.Queue[int] | None = None  # set while the link is up
         self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self._draining = False  # the node is stopping: no more reconnecting
+        self._closed = False
         self._down_since = 0.0
         self._last_error = "not reached yet"
 
@@ -121,9 +122,13 @@ class Link:
                 raise result
         return list(results)  # type: ignore[arg-type]
 
+    def drain(self) -> None:
+        """Stop reconnecting: the node is stopping. The open connection, if any, stays for now."""
+        self._draining = True
+
     async def close(self) -> None:
         """Close the connection (1001, going away) and fail what is still pending."""
-        self._closing = True
+        self._draining = self._closed = True
         if self._task is not None:
             self._task.cancel()
             try:
@@ -134,8 +139,8 @@ class Link:
         self.state = "closed"
 
     async def _put(self, channel: str, text: str) -> asyncio.Future[str]:
-        if self._closing:
-            raise PeerUnavailable(self.peer, self.uri, "the link was closed")
+        if self._closed or (self._draining and self._queue is None):
+            raise PeerUnavailable(self.peer, self.uri, "the node is stopping")
         await self._room.acquire()
         msg_id = next(self._ids)
         frame = protocol.encode(protocol.Message(id=msg_id, channel=channel, data=text))
@@ -166,7 +171,7 @@ class Link:
                 proxy=None,
             ):
                 await self._session(ws)
-                if self._closing:
+                if self._draining:
                     return
                 self._down_since = loop.time()
         except asyncio.CancelledError:
@@ -204,7 +209,7 @@ class Link:
         finally:
             self._queue = None
             writer.cancel()
-            if not self._closing:
+            if not self._draining:
                 self.state = "connecting"
                 self.log.warning("link to %s down (%s); reconnecting", self.peer, reason_closed(ws))
             else:
@@ -245,7 +250,7 @@ class Link:
 
     def _on_connect_error(self, exc: Exception) -> Exception | None:
         """Retry while there is patience left; give up with a clear error after."""
-        if self._closing:
+        if self._draining:
             return exc
         fatal = isinstance(exc, InvalidHandshake) and not (
             isinstance(exc, InvalidStatus) and exc.response.status_code >= 500

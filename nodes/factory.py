@@ -180,6 +180,8 @@ class FactoryLoop:
     def request_stop(self) -> None:
         """Ask :meth:`wait` to return (safe from a signal handler)."""
         self._stopping.set()
+        for link in self.links.values():
+            link.drain()
 
     async def wait(self) -> None:
         """Until :meth:`request_stop`, or, for a node with no port, until its periodic work is done."""
@@ -198,6 +200,7 @@ class FactoryLoop:
 
     async def stop(self) -> None:
         """Stop periodic tasks, let in-flight ``loop()`` calls finish (bounded), close everything with 1001."""
+        self.request_stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

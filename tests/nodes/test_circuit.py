@@ -187,3 +187,39 @@ async def test_a_link_waits_for_a_peer_that_starts_late():
     finally:
         await caller.stop()
         await late.stop()
+
+
+async def test_a_mesh_client_gets_error_frames_and_the_node_goes_on():
+    """Bad mesh frames are answered with an error frame; the same connection then works."""
+    import json
+
+    echo, caller = await echo_pair()
+    try:
+        async with connect(f"ws://{echo.address}/", subprotocols=["arduino-mesh.1"]) as ws:
+            assert ws.subprotocol == "arduino-mesh.1"
+            await ws.send("not json")
+            assert json.loads(await ws.recv()) == {
+                "type": "error", "id": None, "error": "frame is not JSON: Expecting value: line 1 column 1 (char 0)"}
+            await ws.send('{"type":"msg","id":1,"data":"x"}')
+            assert json.loads(await ws.recv())["error"] == "'msg' frame has no 'channel' field"
+            await ws.send(b"\x00\x01")
+            assert json.loads(await ws.recv())["error"] == "binary frames are not supported; send text"
+            await ws.send('{"type":"hello","node":"tester"}')
+            assert json.loads(await ws.recv()) == {"type": "hello", "node": "echo"}
+            await ws.send('{"type":"msg","id":2,"channel":"c","data":"x"}')
+            assert json.loads(await ws.recv()) == {"type": "ack", "id": 2, "data": "c|x"}
+    finally:
+        await caller.stop()
+        await echo.stop()
+
+
+async def test_stop_closes_connections_with_1001():
+    """A stopping node closes its connections with 1001 (going away)."""
+    echo, caller = await echo_pair()
+    async with connect(f"ws://{echo.address}/") as ws:
+        await ws.send("x")
+        await ws.recv()
+        await caller.stop()
+        await echo.stop()
+        await ws.wait_closed()
+        assert ws.close_code == 1001

@@ -1,0 +1,42 @@
+"""The README stays true: its sketch example runs, its commands are the ones CI runs."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import sketches
+from mesh.grid import build_grid
+from tests.helpers import DEADLINE, ROOT, start_circuit, stop_circuit
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_the_test_command_is_what_ci_runs():
+    """.ci/run ends with the README's test command."""
+    assert "\n```sh\npytest\n```" in README
+    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("\npytest")
+
+
+async def test_the_write_your_own_sketch_example_works(tmp_path: Path, monkeypatch):
+    """The README's Led sketch, dropped into the sketches folder and wired from the iopin, lights up on 1."""
+    code = re.search(r"`sketches/led\.py`:\n\n```python\n(.*?)```", README, re.S)[1]
+    (tmp_path / "led.py").write_text(code)
+    monkeypatch.setattr(sketches, "__path__", [*sketches.__path__, str(tmp_path)])
+    assert "led" in sketches.available()
+    grid = build_grid(
+        {
+            "clock": {"sketch": "clock", "params": {"tacks": 2, "delay": 0.001}},
+            "iopin": {"sketch": "iopin", "port": 0, "params": {"chance": 1.0, "sequence": 2}},
+            "led": {"sketch": "led", "port": 0, "params": {"color": "green"}},
+        },
+        ["clock -> iopin", "iopin -> led"],
+    )
+    nodes = await start_circuit(grid)
+    try:
+        await asyncio.wait_for(nodes["clock"].wait(), DEADLINE)
+        assert nodes["led"].lit is True
+        assert nodes["led"].stats.messages_in == 4
+    finally:
+        await stop_circuit(nodes)
