@@ -1,12 +1,13 @@
 """The grid: which nodes make up the circuit, where they listen, and how they are wired.
 
-``grid.yaml`` names every node (its sketch, where it listens, the sketch's params)
-and the wires between them::
+``grid.yaml`` names every node (its sketch, where it listens, the sketch's params,
+the topic patterns it subscribes to) and the wires between them::
 
     nodes:
       clock:  {sketch: clock, params: {tacks: 5, delay: 1}}
       iopin:  {sketch: iopin, host: 127.0.0.1, port: 8765, params: {chance: 0.6}}
       buzzer: {sketch: buzzer, port: 8766, params: {sound: buzz buzz buzz}}
+      meter:  {sketch: meter, subscribe: ["iopin/pin", "+/sound"]}
     wires:
       - clock -> iopin
       - iopin -> buzzer
@@ -39,6 +40,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mesh.errors import GridError, UnknownNodeError
+from mesh.topics import TopicError, check_pattern
 
 __all__ = [
     "DEFAULT_HOST",
@@ -53,7 +55,7 @@ __all__ = [
 DEFAULT_HOST = "127.0.0.1"
 
 #: The keys a node may have, sorted (as listed in error messages).
-NODE_KEYS: tuple[str, ...] = ("host", "params", "port", "sketch")
+NODE_KEYS: tuple[str, ...] = ("host", "params", "port", "sketch", "subscribe")
 #: The keys the grid may have at the top level.
 TOP_KEYS: tuple[str, ...] = ("nodes", "wires")
 
@@ -78,7 +80,11 @@ _WIRE_FORM = "'SOURCE -> TARGET'"
 
 @dataclass(frozen=True, kw_only=True)
 class NodeSpec:
-    """One node of the grid: its sketch, where it listens, and the sketch's params."""
+    """One node of the grid: its sketch, where it listens, the sketch's params, its subscriptions.
+
+    ``subscribe`` holds topic patterns (see :mod:`mesh.topics`) in file order; a
+    subscriber connects out to the publishers, so it needs no port of its own.
+    """
 
     name: str
     sketch: str
@@ -87,10 +93,15 @@ class NodeSpec:
     params: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType({}), hash=False
     )
+    subscribe: tuple[str, ...] = ()  # topic patterns, e.g. ("iopin/pin", "+/sound")
     line: int = 0  # line of the node's definition in the file; 0 when built in memory
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _freeze(self.params))
+        if self.subscribe is None:
+            object.__setattr__(self, "subscribe", ())
+        elif isinstance(self.subscribe, list):
+            object.__setattr__(self, "subscribe", tuple(self.subscribe))
 
     @property
     def address(self) -> str | None:
@@ -228,8 +239,8 @@ def build_grid(
     """Build a grid from plain Python data, with the same checks as :func:`load_grid`.
 
     ``nodes`` maps node names to ``{"sketch": ..., "host": ..., "port": ...,
-    "params": {...}}``; ``wires`` are ``"SOURCE -> TARGET"`` strings (or Wires).
-    Errors name ``path`` and carry no line.
+    "params": {...}, "subscribe": [...]}``; ``wires`` are ``"SOURCE -> TARGET"``
+    strings (or Wires). Errors name ``path`` and carry no line.
     """
     reader = _Reader(path, sketches)
     if wires is not None and not isinstance(wires, (str, bytes, Mapping)):
@@ -294,6 +305,25 @@ def _check_param_name(node: str, name: Any) -> str:
     return name
 
 
+def _check_subscription(node: str, value: Any, seen: Collection[str] = ()) -> str:
+    """One topic pattern of a node's ``subscribe``; ``seen`` are the patterns before it."""
+    if not isinstance(value, str):
+        raise _Invalid(
+            f"node {node!r}: a subscription must be a topic pattern (text), not {_show(value)}"
+        )
+    try:
+        check_pattern(value)
+    except TopicError as exc:
+        raise _Invalid(f"node {node!r}: {exc}") from None
+    if value in seen:
+        raise _Invalid(f"node {node!r}: pattern {value!r} is listed twice")
+    return value
+
+
+def _not_a_subscription_list(node: str) -> str:
+    return f"node {node!r}: 'subscribe' must be a list of topic patterns"
+
+
 def _check_spec(spec: NodeSpec) -> None:
     """The checks of one node's values, for a NodeSpec changed after loading."""
     _check_sketch(spec.name, spec.sketch)
@@ -303,6 +333,10 @@ def _check_spec(spec: NodeSpec) -> None:
         raise _Invalid(f"node {spec.name!r}: 'params' must be a mapping")
     for name in spec.params:
         _check_param_name(spec.name, name)
+    if not isinstance(spec.subscribe, tuple):
+        raise _Invalid(_not_a_subscription_list(spec.name))
+    for index, pattern in enumerate(spec.subscribe):
+        _check_subscription(spec.name, pattern, spec.subscribe[:index])
 
 
 def _check_across(grid: Grid, only: str | None = None) -> None:
@@ -427,6 +461,9 @@ class _Reader:
             if key == "params":
                 fields[key] = self.params(name, key_line, value_node)
                 continue
+            if key == "subscribe":
+                fields[key] = self.subscriptions(name, key_line, value_node)
+                continue
             value = self.value(value_node)
             with self.at(value_line):
                 if key == "sketch":
@@ -457,6 +494,19 @@ class _Reader:
                 _check_param_name(name, key)
             params[key] = self.value(value_node)
         return MappingProxyType(params)
+
+    def subscriptions(self, name: str, key_line: int | None, node: Node) -> tuple[str, ...]:
+        """A node's ``subscribe``: a list of distinct topic patterns; null means none."""
+        if isinstance(node, ScalarNode) and self.value(node) is None:
+            return ()
+        if not isinstance(node, SequenceNode):
+            self.fail(_line(node) or key_line, _not_a_subscription_list(name))
+        self.check_tag(node, _SEQ_TAG)
+        patterns: list[str] = []
+        for item in node.value:
+            with self.at(_line(item) or key_line):
+                patterns.append(_check_subscription(name, self.value(item), patterns))
+        return tuple(patterns)
 
     # ---- wires
 

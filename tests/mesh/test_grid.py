@@ -235,7 +235,7 @@ INVALID = [
             prot: 8765
         """,
         "grid.yaml:4: unknown key 'prot' in node 'iopin' "
-        "(expected one of: host, params, port, sketch); did you mean 'port'?",
+        "(expected one of: host, params, port, sketch, subscribe); did you mean 'port'?",
     ),
     (
         "unknown-node-key-far",
@@ -244,7 +244,7 @@ INVALID = [
           iopin: {sketch: iopin, colour: red}
         """,
         "grid.yaml:2: unknown key 'colour' in node 'iopin' "
-        "(expected one of: host, params, port, sketch)",
+        "(expected one of: host, params, port, sketch, subscribe)",
     ),
     (
         "duplicate-node-key",
@@ -551,6 +551,164 @@ INVALID = [
         """,
         "grid.yaml:6: wire 'clock -> iopin' is listed twice (first on line 5)",
     ),
+    # ---- subscriptions
+    (
+        "unknown-node-key-subscribes",
+        """\
+        nodes:
+          meter:
+            sketch: meter
+            subscribes: [iopin/pin]
+        """,
+        "grid.yaml:4: unknown key 'subscribes' in node 'meter' "
+        "(expected one of: host, params, port, sketch, subscribe); did you mean 'subscribe'?",
+    ),
+    (
+        "subscribe-single-string",
+        """\
+        nodes:
+          meter:
+            sketch: meter
+            subscribe: iopin/pin
+        """,
+        "grid.yaml:4: node 'meter': 'subscribe' must be a list of topic patterns",
+    ),
+    (
+        "subscribe-mapping",
+        """\
+        nodes:
+          meter:
+            sketch: meter
+            subscribe:
+              iopin: pin
+        """,
+        "grid.yaml:5: node 'meter': 'subscribe' must be a list of topic patterns",
+    ),
+    (
+        "subscribe-number",
+        """\
+        nodes:
+          meter: {sketch: meter, subscribe: 5}
+        """,
+        "grid.yaml:2: node 'meter': 'subscribe' must be a list of topic patterns",
+    ),
+    (
+        "subscription-number",
+        """\
+        nodes:
+          meter:
+            sketch: meter
+            subscribe:
+              - iopin/pin
+              - 5
+        """,
+        "grid.yaml:6: node 'meter': a subscription must be a topic pattern (text), not 5",
+    ),
+    (
+        "subscription-list",
+        """\
+        nodes:
+          meter:
+            sketch: meter
+            subscribe:
+              - [iopin, pin]
+        """,
+        "grid.yaml:5: node 'meter': a subscription must be a topic pattern (text), "
+        "not ['iopin', 'pin']",
+    ),
+    (
+        "subscription-null",
+        """\
+        nodes:
+          meter:
+            sketch: meter
+            subscribe:
+              - iopin/pin
+              - ~
+        """,
+        "grid.yaml:6: node 'meter': a subscription must be a topic pattern (text), not None",
+    ),
+    (
+        "subscription-yes",
+        """\
+        nodes:
+          meter:
+            sketch: meter
+            subscribe: [iopin/pin, yes]
+        """,
+        "grid.yaml:4: 'yes' is read by YAML as a boolean; "
+        'write true or false, or quote it ("yes")',
+    ),
+    (
+        "subscription-hash-not-last",
+        """\
+        nodes:
+          meter:
+            sketch: meter
+            subscribe: ["a/#/b"]
+        """,
+        "grid.yaml:4: node 'meter': invalid pattern 'a/#/b': '#' may only stand last",
+    ),
+    (
+        "subscription-plus-inside-level",
+        """\
+        nodes:
+          meter:
+            sketch: meter
+            subscribe:
+              - iopin/pin
+              - a+/b
+        """,
+        "grid.yaml:6: node 'meter': invalid pattern 'a+/b': "
+        "'+' and '#' must stand alone in their level, not in 'a+'",
+    ),
+    (
+        "subscription-empty",
+        """\
+        nodes:
+          meter:
+            sketch: meter
+            subscribe:
+              - ""
+        """,
+        "grid.yaml:5: node 'meter': invalid pattern '': it is empty",
+    ),
+    (
+        "subscription-empty-level",
+        """\
+        nodes:
+          meter:
+            sketch: meter
+            subscribe:
+              - iopin//pin
+        """,
+        "grid.yaml:5: node 'meter': invalid pattern 'iopin//pin': "
+        "a level is empty (no '//', nor '/' at either end)",
+    ),
+    (
+        "subscription-twice",
+        """\
+        nodes:
+          meter:
+            sketch: meter
+            subscribe:
+              - iopin/pin
+              - +/sound
+              - iopin/pin
+        """,
+        "grid.yaml:7: node 'meter': pattern 'iopin/pin' is listed twice",
+    ),
+    (
+        "subscription-before-wires",
+        """\
+        nodes:
+          clock: {sketch: clock}
+          meter: {sketch: meter, subscribe: ["#/pin"]}
+        wires:
+          - clock -> ghost
+        """,
+        "grid.yaml:3: node 'meter': invalid pattern '#/pin': '#' may only stand last",
+    ),
     # ---- across nodes
     (
         "wired-node-without-port",
@@ -812,6 +970,30 @@ def test_with_node_freezes_new_params(grid: Grid) -> None:
             "grid.yaml:4: node 'buzzer': 'host' must be a host name or address",
             id="host-empty",
         ),
+        pytest.param(
+            "clock",
+            {"subscribe": "iopin/pin"},
+            "grid.yaml:2: node 'clock': 'subscribe' must be a list of topic patterns",
+            id="subscribe-string",
+        ),
+        pytest.param(
+            "clock",
+            {"subscribe": ["iopin/pin", 5]},
+            "grid.yaml:2: node 'clock': a subscription must be a topic pattern (text), not 5",
+            id="subscription-number",
+        ),
+        pytest.param(
+            "clock",
+            {"subscribe": ("a/#/b",)},
+            "grid.yaml:2: node 'clock': invalid pattern 'a/#/b': '#' may only stand last",
+            id="subscription-invalid",
+        ),
+        pytest.param(
+            "clock",
+            {"subscribe": ["iopin/pin", "+/sound", "iopin/pin"]},
+            "grid.yaml:2: node 'clock': pattern 'iopin/pin' is listed twice",
+            id="subscription-twice",
+        ),
     ],
 )
 def test_with_node_checks_again(grid: Grid, name: str, changes: dict, message: str) -> None:
@@ -871,6 +1053,30 @@ def test_build_grid_from_python_data() -> None:
             ["clock => clock"],
             "<memory>: malformed wire 'clock => clock'; expected 'SOURCE -> TARGET'",
             id="malformed-wire",
+        ),
+        pytest.param(
+            {"meter": {"sketch": "meter", "subscribe": "iopin/pin"}},
+            [],
+            "<memory>: node 'meter': 'subscribe' must be a list of topic patterns",
+            id="subscribe-string",
+        ),
+        pytest.param(
+            {"meter": {"sketch": "meter", "subscribe": ["iopin/pin", 5]}},
+            [],
+            "<memory>: node 'meter': a subscription must be a topic pattern (text), not 5",
+            id="subscription-number",
+        ),
+        pytest.param(
+            {"meter": {"sketch": "meter", "subscribe": ("a/#/b",)}},
+            [],
+            "<memory>: node 'meter': invalid pattern 'a/#/b': '#' may only stand last",
+            id="subscription-invalid",
+        ),
+        pytest.param(
+            {"meter": {"sketch": "meter", "subscribe": ["iopin/pin", "iopin/pin"]}},
+            [],
+            "<memory>: node 'meter': pattern 'iopin/pin' is listed twice",
+            id="subscription-twice",
         ),
     ],
 )
@@ -944,3 +1150,69 @@ def test_sketches_not_checked_without_list() -> None:
     assert load_grid("nodes:\n  x: {sketch: my_sketches.servo}\n").node("x").sketch == (
         "my_sketches.servo"
     )
+
+
+def test_subscribe_is_a_tuple_of_patterns() -> None:
+    """'subscribe' loads as a tuple of patterns in file order; the node needs no port."""
+    grid = load_grid(
+        dedent(
+            """\
+            nodes:
+              iopin: {sketch: iopin, port: 8765}
+              meter:
+                sketch: meter
+                subscribe: ["iopin/pin", "+/sound"]
+            """
+        )
+    )
+    spec = grid.node("meter")
+    assert spec.subscribe == ("iopin/pin", "+/sound")
+    assert isinstance(spec.subscribe, tuple)
+    assert spec.port is None
+
+
+def test_subscribe_defaults_to_none() -> None:
+    """A node without 'subscribe', or with it null or empty, subscribes to nothing."""
+    grid = load_grid(
+        dedent(
+            """\
+            nodes:
+              a: {sketch: clock}
+              b: {sketch: clock, subscribe: }
+              c: {sketch: clock, subscribe: []}
+            """
+        )
+    )
+    assert [spec.subscribe for spec in grid.nodes.values()] == [(), (), ()]
+
+
+def test_build_grid_subscribe_becomes_a_tuple() -> None:
+    """build_grid() takes 'subscribe' as a list or a tuple and stores a tuple."""
+    grid = build_grid(
+        {
+            "a": {"sketch": "meter", "subscribe": ["iopin/pin", "+/sound"]},
+            "b": {"sketch": "meter", "subscribe": ("#",)},
+            "c": {"sketch": "meter", "subscribe": None},
+        }
+    )
+    assert grid.node("a").subscribe == ("iopin/pin", "+/sound")
+    assert grid.node("b").subscribe == ("#",)
+    assert grid.node("c").subscribe == ()
+
+
+def test_with_node_sets_subscriptions(grid: Grid) -> None:
+    """with_node(subscribe=...) takes a list or a tuple and stores a tuple; the old grid is kept."""
+    listed = grid.with_node("clock", subscribe=["iopin/pin", "+/sound"])
+    assert listed.node("clock").subscribe == ("iopin/pin", "+/sound")
+    assert grid.node("clock").subscribe == ()
+    assert grid.with_node("clock", subscribe=("iopin/#",)).node("clock").subscribe == (
+        "iopin/#",
+    )
+    assert listed.with_node("clock", subscribe=[]).node("clock").subscribe == ()
+
+
+def test_nodespec_subscribe_list_is_frozen() -> None:
+    """A NodeSpec built with a list of patterns keeps them as a tuple, so it stays hashable."""
+    spec = NodeSpec(name="meter", sketch="meter", subscribe=["iopin/pin"])  # type: ignore[arg-type]
+    assert spec.subscribe == ("iopin/pin",)
+    assert hash(spec) == hash(NodeSpec(name="meter", sketch="meter", subscribe=("iopin/pin",)))
