@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -81,6 +81,7 @@ class Link:
         wait: float = DEFAULT_WAIT,
         outbox: int = DEFAULT_OUTBOX,
         reconnect_delays: Callable[[], Generator[float, None, None]] = backoff,
+        on_publish: Callable[[str, str, int], Awaitable[None]] | None = None,
     ) -> None:
         self.node = node
         self.peer = peer
@@ -103,6 +104,16 @@ class Link:
         self._closed = False
         self._down_since = 0.0
         self._last_error = "not reached yet"
+        self.on_publish = on_publish
+        #: Patterns this link subscribes to at the peer; kept across reconnects.
+        self.patterns: dict[str, None] = {}
+        #: Messages the peer dropped for us because we fell behind.
+        self.lost = 0
+        self._ws: ClientConnection | None = None  # while up
+        # id of a sub/unsub frame -> pattern, until the peer answers it
+        self._control: dict[int, str] = {}
+        # callers of subscribe() waiting to hear whether the peer took the pattern
+        self._sub_waiters: list[tuple[str, asyncio.Future[bool]]] = []
 
     @property
     def pending(self) -> int:
@@ -122,6 +133,48 @@ class Link:
                 raise result
         return list(results)  # type: ignore[arg-type]
 
+    async def subscribe(self, pattern: str) -> bool:
+        """Subscribe to ``pattern`` at the peer, now and after every reconnect.
+
+        Returns True once the peer has taken it, False if the peer cannot be
+        reached right now (it gets the subscription when it comes back).
+        """
+        self.patterns[pattern] = None
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._sub_waiters.append((pattern, future))
+        if self._ws is not None:
+            await self._send_control(self._ws, protocol.Subscribe, pattern)
+        self._ensure_running()
+        return await future
+
+    async def unsubscribe(self, pattern: str) -> None:
+        """Stop the subscription to ``pattern`` at the peer."""
+        if self.patterns.pop(pattern, False) is None and self._ws is not None:
+            try:
+                await self._send_control(self._ws, protocol.Unsubscribe, pattern)
+            except ConnectionClosed:
+                pass  # the peer forgets us anyway
+
+    async def _send_control(self, ws: ClientConnection, kind: type, pattern: str) -> None:
+        msg_id = next(self._ids)
+        self._control[msg_id] = pattern
+        await ws.send(protocol.encode(kind(id=msg_id, pattern=pattern)))
+
+    def _settle_subscriptions(self, pattern: str | None, taken: bool) -> None:
+        """Tell the subscribe() callers for ``pattern`` (None: all of them) how it went."""
+        waiting = []
+        for entry in self._sub_waiters:
+            if pattern is None or entry[0] == pattern:
+                if not entry[1].done():
+                    entry[1].set_result(taken)
+            else:
+                waiting.append(entry)
+        self._sub_waiters = waiting
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"link {self.node}->{self.peer}")
+
     def drain(self) -> None:
         """Stop reconnecting: the node is stopping. The open connection, if any, stays for now."""
         self._draining = True
@@ -136,6 +189,7 @@ class Link:
             except (asyncio.CancelledError, Exception):
                 pass
         self._fail_pending(PeerUnavailable(self.peer, self.uri, "the link was closed"))
+        self._settle_subscriptions(None, False)
         self.state = "closed"
 
     async def _put(self, channel: str, text: str) -> asyncio.Future[str]:
@@ -149,8 +203,7 @@ class Link:
         self._pending[msg_id] = (frame, future)
         if self._queue is not None:
             self._queue.put_nowait(msg_id)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name=f"link {self.node}->{self.peer}")
+        self._ensure_running()
         return future
 
     async def _run(self) -> None:
@@ -178,6 +231,7 @@ class Link:
             raise
         except Exception as exc:
             self.state = "down"
+            self._settle_subscriptions(None, False)
             # The callers of send() report it: one line each, where it matters.
             self._fail_pending(exc if isinstance(exc, PeerUnavailable) else PeerUnavailable(self.peer, self.uri, reason(exc)))
 
@@ -196,7 +250,18 @@ class Link:
         except (ConnectionClosed, ProtocolError, TimeoutError, asyncio.TimeoutError) as exc:
             self.log.warning("link to %s failed its greeting: %s", self.peer, reason(exc))
             return
-        # Everything pending goes first, in order; new sends queue behind it.
+        # Subscriptions first, so that nothing published from now on is missed.
+        self._control.clear()
+        sent: set[str] = set()
+        try:
+            while todo := [pattern for pattern in self.patterns if pattern not in sent]:
+                for pattern in todo:  # subscribe() may add more while we await
+                    await self._send_control(ws, protocol.Subscribe, pattern)
+                    sent.add(pattern)
+        except ConnectionClosed:
+            return
+        self._ws = ws
+        # Everything pending goes next, in order; new sends queue behind it.
         queue: asyncio.Queue[int] = asyncio.Queue()
         for msg_id in self._pending:
             queue.put_nowait(msg_id)
@@ -208,6 +273,7 @@ class Link:
             await self._read(ws)
         finally:
             self._queue = None
+            self._ws = None
             writer.cancel()
             if not self._draining:
                 self.state = "connecting"
@@ -234,6 +300,19 @@ class Link:
                 except ProtocolError as exc:
                     self.log.warning("bad frame from %s: %s", self.peer, exc)
                     continue
+                if isinstance(frame, protocol.Publish):
+                    if frame.lost:
+                        self.lost += frame.lost
+                        self.log.warning("fell behind %s: it dropped %d message(s) for us (%d in all)", self.peer, frame.lost, self.lost)
+                    if self.on_publish is not None:
+                        await self.on_publish(frame.key, frame.data, frame.lost)
+                    continue
+                if isinstance(frame, (protocol.Ack, protocol.Error)) and frame.id in self._control:
+                    pattern = self._control.pop(frame.id)
+                    if isinstance(frame, protocol.Error):
+                        self.log.error("%s refused the subscription %r: %s", self.peer, pattern, frame.error)
+                    self._settle_subscriptions(pattern, isinstance(frame, protocol.Ack))
+                    continue
                 if isinstance(frame, (protocol.Ack, protocol.Error)) and frame.id in self._pending:
                     _, future = self._pending.pop(frame.id)
                     if future.done():
@@ -258,9 +337,15 @@ class Link:
         if isinstance(exc, PeerUnavailable) or fatal:
             return PeerUnavailable(self.peer, self.uri, reason(exc))
         self._last_error = reason(exc)
+        self._settle_subscriptions(None, False)  # not reachable now; subscribed when it is back
         waited = asyncio.get_running_loop().time() - self._down_since
         if self.wait and waited >= self.wait:
-            return PeerUnavailable(self.peer, self.uri, f"{self._last_error} (gave up after {waited:.1f} s)")
+            error = PeerUnavailable(self.peer, self.uri, f"{self._last_error} (gave up after {waited:.1f} s)")
+            if not self.patterns:
+                return error
+            # Subscriptions keep the link trying; only the messages waiting give up.
+            self._fail_pending(error)
+            self._down_since = asyncio.get_running_loop().time()
         return None
 
     def _delays(self) -> Generator[float, None, None]:

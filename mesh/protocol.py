@@ -25,6 +25,9 @@ __all__ = [
     "Frame",
     "Hello",
     "Message",
+    "Publish",
+    "Subscribe",
+    "Unsubscribe",
     "decode",
     "encode",
     "to_text",
@@ -65,7 +68,36 @@ class Error:
     error: str
 
 
-Frame = Union[Hello, Message, Ack, Error]
+@dataclass(frozen=True, kw_only=True)
+class Subscribe:
+    """Client to publisher: send me what you publish on keys that ``pattern`` matches."""
+
+    id: int
+    pattern: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unsubscribe:
+    """Client to publisher: stop sending what ``pattern`` matches."""
+
+    id: int
+    pattern: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Publish:
+    """Publisher to subscriber: ``data`` was published on ``key``.
+
+    ``lost`` counts the messages for this subscriber that the publisher dropped
+    (its queue was full) since the previous ``pub`` frame it sent it.
+    """
+
+    key: str
+    data: str
+    lost: int = 0
+
+
+Frame = Union[Hello, Message, Ack, Error, Subscribe, Unsubscribe, Publish]
 
 # type name -> (class, {field: (type, description)})
 _FIELDS: dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]] = {
@@ -73,14 +105,19 @@ _FIELDS: dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]] 
     "msg": (Message, {"id": (int, "a whole number"), "channel": (str, "text"), "data": (str, "text")}),
     "ack": (Ack, {"id": (int, "a whole number"), "data": (str, "text")}),
     "error": (Error, {"id": ((int, type(None)), "a whole number or null"), "error": (str, "text")}),
+    "sub": (Subscribe, {"id": (int, "a whole number"), "pattern": (str, "text")}),
+    "unsub": (Unsubscribe, {"id": (int, "a whole number"), "pattern": (str, "text")}),
+    "pub": (Publish, {"key": (str, "text"), "data": (str, "text"), "lost": (int, "a whole number")}),
 }
+#: Fields that may be left out, with the value they then have.
+_OPTIONAL = {"lost": 0}
 _TYPE_OF = {cls: name for name, (cls, _) in _FIELDS.items()}
 
 
 def encode(frame: Frame) -> str:
     """The text of one websocket frame carrying ``frame``."""
     body: dict[str, Any] = {"type": _TYPE_OF[type(frame)]}
-    body.update(vars(frame))
+    body.update((k, v) for k, v in vars(frame).items() if k not in _OPTIONAL or v != _OPTIONAL[k])
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -99,6 +136,8 @@ def decode(text: str) -> Frame:
     cls, fields = _FIELDS[kind]
     values = {}
     for name, (types, description) in fields.items():
+        if name not in body and name in _OPTIONAL:
+            continue
         if name not in body:
             raise ProtocolError(f"{kind!r} frame has no {name!r} field")
         value = body[name]
