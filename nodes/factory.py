@@ -36,8 +36,10 @@ from mesh.errors import GridError, MeshError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec
 from mesh.links import DEFAULT_WAIT, Link, backoff
 from mesh.protocol import to_text
+from mesh.topics import check_pattern, check_topic, publishers
 
 from .periodic import periodic_methods, run_every
+from .pubsub import Handler, Hub, Inbox
 from .reactive import reactive
 from .server import start_server
 
@@ -54,6 +56,7 @@ class NodeStats:
     messages_in: int = 0
     messages_out: int = 0
     connections_in: int = 0
+    published: int = 0
 
 
 class FactoryLoop:
@@ -73,8 +76,11 @@ class FactoryLoop:
         self.idle = asyncio.Event()
         self.idle.set()
         self.handlers: set[asyncio.Task[None]] = set()
-        self._tasks: list[asyncio.Task[int]] = []
+        self._tasks: list[asyncio.Task[int]] = []  # the @every methods
+        self._background: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
+        self.hub = Hub(name, self.log, announce=self._publish_now)
+        self.inbox = Inbox(self.log)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -117,6 +123,45 @@ class FactoryLoop:
         self.stats.messages_out += len(texts)
         return acks
 
+    async def publish(self, topic: str, data: object) -> int:
+        """Publish ``data`` on ``<node>/<topic>``; return how many subscribers it was handed to.
+
+        No subscribers is 0, not an error. A node without a port cannot be
+        reached, so only its own subscriptions can hear it.
+        """
+        return self._publish_now(check_topic(topic), to_text(data))
+
+    def _publish_now(self, topic: str, text: str) -> int:
+        key = f"{self.name}/{topic}"
+        handed = self.hub.publish(key, text)
+        if self.inbox.wants(key) and self.inbox.deliver_nowait(key, text):
+            handed += 1
+        self.stats.published += 1
+        return handed
+
+    async def subscribe(self, pattern: str, handler: Handler) -> int:
+        """Call ``handler(key, data)`` (sync or async) for every message published on a key ``pattern`` matches.
+
+        Tells every publisher the pattern can match, over the same links as
+        streams, now and whenever they come back after a restart. Returns how
+        many publishers confirmed it now; those that are down get it when they
+        are up again.
+        """
+        check_pattern(pattern)
+        self.inbox.handlers[pattern] = handler
+        reachable = [name for name, spec in self.grid.nodes.items() if spec.port is not None and name != self.name]
+        confirmed = await asyncio.gather(*(self.link(name).subscribe(pattern) for name in publishers(pattern, reachable)))
+        return sum(confirmed)
+
+    async def unsubscribe(self, pattern: str) -> None:
+        """Stop the subscription to ``pattern`` here and at every publisher."""
+        self.inbox.handlers.pop(pattern, None)
+        await asyncio.gather(*(link.unsubscribe(pattern) for link in self.links.values() if pattern in link.patterns))
+
+    async def _hear(self, key: str, data: str) -> None:
+        """Grid subscriptions arrive at ``loop()``, the key as the channel; its answer goes nowhere."""
+        await self.loop.handle(key, data)
+
     def link(self, target: str) -> Link:
         """The persistent link to ``target``, made on first use."""
         link = self.links.get(target)
@@ -129,6 +174,7 @@ class FactoryLoop:
             link = Link(
                 node=self.name, peer=target, uri=spec.uri, logger=self.log,
                 wait=self.wait_limit, reconnect_delays=self.reconnect_delays,
+                on_publish=self.inbox.deliver,
             )
             self.links[target] = link
         return link
@@ -162,8 +208,14 @@ class FactoryLoop:
             self.log.info("serving on %s", self.address)
 
     def begin(self) -> None:
-        """Start the ``@every`` methods."""
-        for name, seconds, times in periodic_methods(self):
+        """Subscribe to the grid's patterns (in the background) and start the ``@every`` methods."""
+        for pattern in self.spec.subscribe:
+            self._background.append(asyncio.create_task(self.subscribe(pattern, self._hear), name=f"{self.name} subscribes {pattern}"))
+        try:
+            methods = periodic_methods(self)
+        except ValueError as exc:
+            raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {exc}") from None
+        for name, seconds, times in methods:
             def on_error(exc: BaseException, name: str = name) -> None:
                 if isinstance(exc, MeshError):
                     self.log.error("%s: %s", name, exc)
@@ -184,14 +236,15 @@ class FactoryLoop:
             link.drain()
 
     async def wait(self) -> None:
-        """Until :meth:`request_stop`, or, for a node with no port, until its periodic work is done."""
+        """Until :meth:`request_stop`, or, for a node with no port that subscribes to nothing, until its periodic work is done."""
         waits: set[asyncio.Future[Any]] = {asyncio.create_task(self._stopping.wait())}
-        if self.server is None:
+        listening = self.server is not None or self.spec.subscribe or self.inbox.handlers
+        if not listening:
             waits.add(asyncio.create_task(self._periodic_done()))
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for waiting in waits:
             waiting.cancel()
-        if self.server is None and not self._stopping.is_set():
+        if not listening and not self._stopping.is_set():
             self.log.info("done")
 
     async def _periodic_done(self) -> None:
@@ -201,9 +254,9 @@ class FactoryLoop:
     async def stop(self) -> None:
         """Stop periodic tasks, let in-flight ``loop()`` calls finish (bounded), close everything with 1001."""
         self.request_stop()
-        for task in self._tasks:
+        for task in self._tasks + self._background:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         if self.server is not None:
             self.server.server.close()  # stop accepting; open connections go on for now
             try:
@@ -215,6 +268,7 @@ class FactoryLoop:
             self.server.close()  # 1001 going away
             await self.server.wait_closed()
         await asyncio.gather(*(link.close() for link in self.links.values()))
+        await self.inbox.close()
 
     async def run(self) -> None:
         """The whole life: start, wait, stop."""

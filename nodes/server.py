@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from mesh import protocol
 from mesh.errors import MeshError, ProtocolError
+from mesh.topics import TopicError, check_pattern
 
 if TYPE_CHECKING:
     from .factory import FactoryLoop
@@ -103,8 +104,23 @@ async def mesh_session(node: FactoryLoop, websocket: ServerConnection) -> None:
                 ok, ack = await node.loop.handle(frame.channel, frame.data)
                 reply: protocol.Frame = protocol.Ack(id=frame.id, data=ack) if ok else protocol.Error(id=frame.id, error=ack)
                 await websocket.send(protocol.encode(reply))
+            elif isinstance(frame, (protocol.Subscribe, protocol.Unsubscribe)):
+                try:
+                    check_pattern(frame.pattern)
+                except TopicError as exc:
+                    await websocket.send(protocol.encode(protocol.Error(id=frame.id, error=str(exc))))
+                    continue
+                if isinstance(frame, protocol.Subscribe):
+                    node.hub.add(websocket, peer, frame.pattern)
+                    answer = f"subscribed to {frame.pattern}"
+                else:
+                    node.hub.remove(websocket, frame.pattern)
+                    answer = f"unsubscribed from {frame.pattern}"
+                await websocket.send(protocol.encode(protocol.Ack(id=frame.id, data=answer)))
             else:
                 error = f"a node does not take {type(frame).__name__.lower()} frames from its clients"
                 await websocket.send(protocol.encode(protocol.Error(id=getattr(frame, "id", None), error=error)))
     except ConnectionClosed:
         pass
+    finally:
+        node.hub.forget(websocket)
