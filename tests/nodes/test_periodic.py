@@ -1,0 +1,97 @@
+"""@every: periodic calls on the loop's clock, without drift, started after setup, cancelled on stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mesh.grid import build_grid
+from nodes import FactoryLoop, every, reactive
+from nodes.periodic import run_every
+from tests.helpers import DEADLINE, MS
+
+
+async def test_a_thousand_periods_of_1_ms_end_at_one_second():
+    """Calls at start + k * period: 1,000 periods of 1 ms end within a few ms of 1 s, not later and later."""
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+    made = await run_every(lambda: times.append(loop.time()), 0.001, 1001, on_error=print)
+    assert made == 1001
+    elapsed = times[-1] - times[0]
+    assert 0.999 <= elapsed < 1.0 + 50 * MS, elapsed  # drifting by 0.1 ms a call would be 1.1 s
+
+
+async def test_a_failing_call_does_not_end_the_schedule():
+    """An exception in one call is reported and the next calls still happen."""
+    calls: list[int] = []
+    errors: list[BaseException] = []
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("second call fails")
+
+    assert await run_every(flaky, MS, 4, on_error=errors.append) == 4
+    assert len(calls) == 4 and [str(e) for e in errors] == ["second call fails"]
+
+
+async def test_a_long_stall_skips_slots_instead_of_bursting():
+    """A call that overruns by more than a period is not followed by a burst of catch-up calls."""
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    async def slow_first() -> None:
+        times.append(loop.time())
+        if len(times) == 1:
+            await asyncio.sleep(250 * MS)  # 5 periods late
+
+    await run_every(slow_first, 50 * MS, 3, on_error=print)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert gaps[1] >= 45 * MS  # the third call waits for its own slot
+
+
+class Ticker(FactoryLoop):
+    """Counts its own ticks."""
+
+    def setup(self, period: float = 0.001, times: int = 0) -> None:
+        self.period = period
+        self.times = times
+        self.ticks = 0
+
+    @every("period", times="times")
+    def tick(self) -> None:
+        self.ticks += 1
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> str:
+        return str(self.ticks)
+
+
+async def test_every_starts_after_setup_and_stops_with_the_node():
+    """@every reads its period and count from attributes set in setup(); stop() cancels it."""
+    forever = Ticker("t", build_grid({"t": {"sketch": "ticker", "port": 0}}))
+    await forever.start()
+    assert forever.period == 0.001
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while forever.ticks < 5 and loop.time() < deadline:
+        await asyncio.sleep(MS)
+    await forever.stop()
+    stopped_at = forever.ticks
+    await asyncio.sleep(10 * MS)
+    assert stopped_at >= 5 and forever.ticks == stopped_at
+
+    counted = Ticker("t", build_grid({"t": {"sketch": "ticker", "params": {"times": 3}}}))
+    await asyncio.wait_for(counted.run(), DEADLINE)  # no port: done when its 3 ticks are done
+    assert counted.ticks == 3
+
+
+def test_bad_periods_are_refused():
+    """A period that is not a positive number is one clear error."""
+    node = Ticker("t", build_grid({"t": {"sketch": "ticker", "params": {"period": 0}}}))
+    node.setup(period=0)
+    from nodes.periodic import periodic_methods
+
+    with pytest.raises(ValueError, match=r"@every on tick\(\): the period must be a number of seconds above 0, not 0"):
+        periodic_methods(node)
