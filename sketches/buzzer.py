@@ -29,4 +29,5 @@ class Buzzer(FactoryLoop):
         sound = self.hear(message)
         self.sounds.append(sound)
         self.out(f"signal {message}: {sound}")
+        await self.publish("sound", sound)
         return sound

@@ -34,6 +34,7 @@ class Clock(FactoryLoop):
         self.ticks += 1
         payload = f"tick {self.ticks}"
         self.out(payload)
+        await self.publish("tick", self.ticks)
         results = await asyncio.gather(*(self.stream(target, payload) for target in self.targets), return_exceptions=True)
         for target, result in zip(self.targets, results):
             if isinstance(result, MeshError):
@@ -43,6 +44,8 @@ class Clock(FactoryLoop):
             else:
                 self.acks.extend(result)
                 self.out(f"{target} acked {payload}: {', '.join(result)}")
+        if self.ticks == self.tacks and self.server is not None:
+            self.out(f"{self.tacks} ticks done; still serving until stopped")
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:

@@ -1,4 +1,4 @@
-"""IOPin: on each tick, draws a short random stream of bits and streams it on."""
+"""IOPin: on each tick, draws a short random stream of bits, publishes each on ``iopin/pin`` and streams them on."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ class IOPin(FactoryLoop):
         """Toggle the pin: draw bits, stream them to every target, acknowledge."""
         bits = self.draw()
         self.out(f"toggling pin state: {bits}")
+        for bit in bits:
+            await self.publish("pin", bit)
         for target in self.targets:
             answers = await self.stream(target, bits)
             self.log.debug("%s answered %s", target, answers)

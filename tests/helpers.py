@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import re
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,16 @@ def fast_backoff() -> Generator[float, None, None]:
     """Reconnect delays for tests: 10 ms, every time."""
     while True:
         yield 10 * MS
+
+
+async def until(condition: Callable[[], object], what: str) -> None:
+    """Poll ``condition`` every unit until it holds; fail naming ``what`` after the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(MS)
 
 
 def free_ports(count: int) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -210,3 +211,45 @@ def test_a_peer_that_never_comes_is_given_up_after_wait(grid: Path, processes: l
     clock.expect(r"^\[ clock \] error: tick 1: cannot reach iopin at ws://127\.0\.0\.1:\d+: connection refused \(gave up after 0\.\d s\)$")
     clock.expect(r"^\[ clock \] error: tick 2: cannot reach iopin")
     assert "Traceback" not in clock.output()
+
+
+def test_echo_prints_what_the_circuit_publishes(tmp_path: Path, processes: list[Process]):
+    """./arduino.py echo PATTERN --count N against a running circuit: N lines `key payload`, then exit 0."""
+    clock_port, iopin_port, buzzer_port = free_ports(3)
+    grid = write_grid(tmp_path, GRID.format(tacks=0, iopin=iopin_port, buzzer=buzzer_port).replace(
+        "clock:  {sketch: clock,", f"clock:  {{sketch: clock, port: {clock_port},"))
+    for name in ("buzzer", "iopin", "clock"):
+        start(processes, grid, name).expect("serving on")
+    done = run_arduino("--grid", grid, "echo", "iopin/pin", "--count", "6")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 6 and all(re.fullmatch(r"iopin/pin [01]", line) for line in lines), lines
+    done = run_arduino("--grid", grid, "echo", "+/sound", "clock/tick", "-n", "4", "--json")
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(events) == 4
+    assert {e["key"] for e in events} <= {"buzzer/sound", "clock/tick"}
+    assert all(e["data"] in ("buzz buzz buzz", "...") for e in events if e["key"] == "buzzer/sound")
+
+
+def test_echo_without_count_runs_until_ctrl_c(tmp_path: Path, processes: list[Process]):
+    """echo '#' prints as messages arrive, even through a pipe, and Ctrl-C ends it with exit 0."""
+    clock_port, iopin_port, buzzer_port = free_ports(3)
+    grid = write_grid(tmp_path, GRID.format(tacks=0, iopin=iopin_port, buzzer=buzzer_port).replace(
+        "clock:  {sketch: clock,", f"clock:  {{sketch: clock, port: {clock_port},"))
+    for name in ("buzzer", "iopin", "clock"):
+        start(processes, grid, name).expect("serving on")
+    echo = start(processes, grid, "echo", "#")
+    echo.expect(r"^clock/tick \d+$")
+    echo.expect(r"^iopin/pin [01]$")
+    echo.expect(r"^buzzer/sound (buzz buzz buzz|\.\.\.)$")
+    stop_within_a_second(echo, signal.SIGINT)
+
+
+def test_echo_refuses_bad_patterns(grid: Path):
+    """An invalid pattern is a usage error (exit 2); a pattern nothing can match is exit 1."""
+    done = run_arduino("--grid", grid, "echo", "a/#/b")
+    assert done.returncode == 2
+    assert "invalid pattern 'a/#/b': '#' may only stand last" in done.stderr
+    done = run_arduino("--grid", grid, "echo", "ghost/pin")
+    assert (done.returncode, done.stderr) == (1, f"Error: nothing to listen to: no node of {grid} with a port matches 'ghost/pin'\n")

@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from mesh.errors import UnknownNodeError
 from mesh.grid import build_grid
 from nodes import FactoryLoop, reactive
-from tests.helpers import DEADLINE, MS, start_circuit, stop_circuit
+from tests.helpers import DEADLINE, MS, start_circuit, stop_circuit, until
 
 SEED = 7
 
@@ -174,11 +174,7 @@ async def test_a_link_waits_for_a_peer_that_starts_late():
     caller = Echo("caller", grid, reconnect_delays=fast_backoff)
     await caller.open()
     sending = asyncio.create_task(caller.stream("echo", ["1", "2", "3"]))
-    link = None
-    async with asyncio.timeout(DEADLINE):  # until the link has failed to connect and is retrying
-        while link is None or link.state != "retrying":
-            await asyncio.sleep(MS)
-            link = caller.links.get("echo")
+    await until(lambda: "echo" in caller.links and caller.links["echo"].state == "retrying", "the link to retry")
     assert not sending.done()
     late = Echo("echo", grid)
     await late.open()
