@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sketches
 from mesh.grid import build_grid
-from tests.helpers import DEADLINE, ROOT, start_circuit, stop_circuit
+from tests.helpers import DEADLINE, ROOT, start_circuit, stop_circuit, until
 
 README = (ROOT / "README.md").read_text()
 
@@ -38,5 +38,26 @@ async def test_the_write_your_own_sketch_example_works(tmp_path: Path, monkeypat
         await asyncio.wait_for(nodes["clock"].wait(), DEADLINE)
         assert nodes["led"].lit is True
         assert nodes["led"].stats.messages_in == 4
+    finally:
+        await stop_circuit(nodes)
+
+
+async def test_the_topics_example_hears_every_pin_from_the_grid_alone(tmp_path: Path, monkeypatch):
+    """The README's Meter sketch, subscribed to +/pin in the grid only, counts the iopin's high pins."""
+    code = re.search(r"`sketches/meter\.py`:\n\n```python\n(.*?)```", README, re.S)[1]
+    (tmp_path / "meter.py").write_text(code)
+    monkeypatch.setattr(sketches, "__path__", [*sketches.__path__, str(tmp_path)])
+    grid = build_grid(
+        {
+            "clock": {"sketch": "clock", "port": 0, "params": {"tacks": 0, "delay": 0.005}},
+            "iopin": {"sketch": "iopin", "port": 0, "params": {"chance": 1.0, "sequence": 3}},
+            "buzzer": {"sketch": "buzzer", "port": 0},
+            "meter": {"sketch": "meter", "subscribe": ["+/pin"]},
+        },
+        ["clock -> iopin", "iopin -> buzzer"],
+    )
+    nodes = await start_circuit(grid)
+    try:
+        await until(lambda: nodes["meter"].highs >= 9, "nine high pins at the meter")
     finally:
         await stop_circuit(nodes)
