@@ -12,15 +12,23 @@ the topic patterns it subscribes to) and the wires between them::
       - clock -> iopin
       - iopin -> buzzer
 
+A node may also set how its links behave: ``outbox`` (how many unacked messages
+a link holds before ``stream()`` waits; 1000 by default), ``max_size`` (the
+largest frame it accepts, in bytes; 1 MiB by default) and ``durable`` (true to
+keep its unacked outbox in a local SQLite file, so that it survives the node
+being killed). At the top level, ``auth: {token_env: MESH_TOKEN}`` names the
+environment variable that holds the token every connection must present: the
+grid never holds the token itself, and loading it never reads the environment.
+
 Loading is a pure function from text to a frozen, validated :class:`Grid`
 (:func:`load_grid`; :func:`read_grid` reads the file first, :func:`build_grid`
 takes plain Python data). The text is parsed with PyYAML's *safe* loader into a
 node tree that this module walks itself, so that every value keeps its line and
 so that the traps of YAML 1.1 are caught instead of silently accepted: duplicate
-keys, ``yes``/``no``/``on``/``off`` read as booleans, ports with a leading zero
+keys, ``yes``/``no``/``on``/``off`` read as booleans, numbers with a leading zero
 read as octal. Every problem is one :class:`~mesh.errors.GridError` that names
 the file, the line and what is wrong; the first one in file order wins
-(nodes, then wires, then the checks across nodes).
+(nodes, then wires, then auth, then the checks across nodes).
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ from mesh.topics import TopicError, check_pattern
 
 __all__ = [
     "DEFAULT_HOST",
+    "DEFAULT_MAX_SIZE",
+    "DEFAULT_OUTBOX",
     "Grid",
     "NodeSpec",
     "Wire",
@@ -53,16 +63,35 @@ __all__ = [
 ]
 
 DEFAULT_HOST = "127.0.0.1"
+#: How many unacked messages a link holds before stream() waits, unless the node says.
+DEFAULT_OUTBOX = 1000
+#: The largest frame a node accepts, in bytes, unless the node says (1 MiB).
+DEFAULT_MAX_SIZE = 2**20
 
 #: The keys a node may have, sorted (as listed in error messages).
-NODE_KEYS: tuple[str, ...] = ("host", "params", "port", "sketch", "subscribe")
-#: The keys the grid may have at the top level.
-TOP_KEYS: tuple[str, ...] = ("nodes", "wires")
+NODE_KEYS: tuple[str, ...] = (
+    "durable",
+    "host",
+    "max_size",
+    "outbox",
+    "params",
+    "port",
+    "sketch",
+    "subscribe",
+)
+#: The keys the grid may have at the top level, sorted.
+TOP_KEYS: tuple[str, ...] = ("auth", "nodes", "wires")
+#: The keys of the top-level ``auth`` mapping.
+AUTH_KEYS: tuple[str, ...] = ("token_env",)
+
+_OUTBOX_RANGE = (1, 1_000_000)
+_MAX_SIZE_RANGE = (1024, 64 * 2**20)
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _WIRE = re.compile(rf"\s*({_NAME.pattern})\s*->\s*({_NAME.pattern})\s*")
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")
 _DECIMAL = re.compile(r"[-+]?[0-9]+")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _TAG = "tag:yaml.org,2002:"
 _MAP_TAG = _TAG + "map"
@@ -73,6 +102,7 @@ _MERGE_TAG = _TAG + "merge"
 
 _NAME_RULE = "use letters, digits, '_' and '-', starting with a letter or '_'"
 _WIRE_FORM = "'SOURCE -> TARGET'"
+_AUTH_FORM = "{token_env: MESH_TOKEN}"
 
 
 # --------------------------------------------------------------------------- model
@@ -84,6 +114,7 @@ class NodeSpec:
 
     ``subscribe`` holds topic patterns (see :mod:`mesh.topics`) in file order; a
     subscriber connects out to the publishers, so it needs no port of its own.
+    ``outbox``, ``max_size`` and ``durable`` say how the node's links behave.
     """
 
     name: str
@@ -94,6 +125,9 @@ class NodeSpec:
         default_factory=lambda: MappingProxyType({}), hash=False
     )
     subscribe: tuple[str, ...] = ()  # topic patterns, e.g. ("iopin/pin", "+/sound")
+    outbox: int = DEFAULT_OUTBOX  # unacked messages a link holds before stream() waits
+    max_size: int = DEFAULT_MAX_SIZE  # the largest frame the node accepts, in bytes
+    durable: bool = False  # keep the unacked outbox in a local SQLite file
     line: int = 0  # line of the node's definition in the file; 0 when built in memory
 
     def __post_init__(self) -> None:
@@ -132,11 +166,16 @@ class Wire:
 
 @dataclass(frozen=True, kw_only=True)
 class Grid:
-    """The whole circuit: nodes in file order and the wires between them."""
+    """The whole circuit: nodes in file order and the wires between them.
+
+    ``auth_token_env`` is the *name* of the environment variable that holds the
+    token every connection must present (None: no token); never the token itself.
+    """
 
     nodes: Mapping[str, NodeSpec] = field(hash=False)
     wires: tuple[Wire, ...] = ()
     path: str = "<grid>"
+    auth_token_env: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))
@@ -176,7 +215,7 @@ class Grid:
             raise GridError(self.path, spec.line or None, str(exc)) from None
         nodes = dict(self.nodes)
         nodes[name] = spec
-        grid = Grid(nodes=nodes, wires=self.wires, path=self.path)
+        grid = dataclasses.replace(self, nodes=nodes)
         _check_across(grid, only=name)
         return grid
 
@@ -235,18 +274,29 @@ def build_grid(
     *,
     path: str = "<memory>",
     sketches: Collection[str] | None = None,
+    auth_token_env: str | None = None,
 ) -> Grid:
     """Build a grid from plain Python data, with the same checks as :func:`load_grid`.
 
     ``nodes`` maps node names to ``{"sketch": ..., "host": ..., "port": ...,
-    "params": {...}, "subscribe": [...]}``; ``wires`` are ``"SOURCE -> TARGET"``
-    strings (or Wires). Errors name ``path`` and carry no line.
+    "params": {...}, "subscribe": [...], "outbox": ..., "max_size": ...,
+    "durable": ...}``; ``wires`` are ``"SOURCE -> TARGET"`` strings (or Wires);
+    ``auth_token_env`` is what ``auth: {token_env: ...}`` says in a file. Errors
+    name ``path`` and carry no line.
     """
     reader = _Reader(path, sketches)
     if wires is not None and not isinstance(wires, (str, bytes, Mapping)):
         wires = [str(wire) if isinstance(wire, Wire) else wire for wire in wires]
     try:
-        return reader.finish(None, reader.from_python(nodes), None, reader.from_python(wires))
+        auth = None if auth_token_env is None else {"token_env": auth_token_env}
+        return reader.finish(
+            None,
+            reader.from_python(nodes),
+            None,
+            reader.from_python(wires),
+            None,
+            None if auth is None else reader.from_python(auth),
+        )
     except RecursionError:
         raise GridError(path, None, "the grid is nested too deeply") from None
 
@@ -278,24 +328,69 @@ def _check_host(node: str, value: Any) -> str:
     return value
 
 
-def _check_port(node: str, value: Any, raw: str | None = None) -> int | None:
-    """A port number, or None for no port. ``raw`` is the plain YAML text, if any."""
-    if raw is not None and _LEADING_ZERO.fullmatch(raw):
+def _check_written(node: str, key: str, value: Any, raw: str | None) -> None:
+    """The YAML 1.1 traps in how a whole number was written; ``raw`` is its plain text, if any."""
+    if raw is None:
+        return
+    if _LEADING_ZERO.fullmatch(raw):
         number = int(raw.replace("_", ""), 10)
         raise _Invalid(
-            f"node {node!r}: port {raw!r} has a leading zero, "
+            f"node {node!r}: {key} {raw!r} has a leading zero, "
             f"which YAML reads as octal; write {number}"
         )
+    if _is_whole(value) and not _DECIMAL.fullmatch(raw):
+        # YAML 1.1 also reads 0x1F, 0b11, 8_765 and even 1:30 (sexagesimal) as ints.
+        raise _Invalid(
+            f"node {node!r}: {key} {raw!r} is not a plain decimal number; write {value}"
+        )
+
+
+def _check_port(node: str, value: Any, raw: str | None = None) -> int | None:
+    """A port number, or None for no port. ``raw`` is the plain YAML text, if any."""
+    _check_written(node, "port", value, raw)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        shown = f"the text {_show(value)}" if isinstance(value, str) else _show(value)
-        raise _Invalid(f"node {node!r}: 'port' must be a whole number, not {shown}")
-    if raw is not None and not _DECIMAL.fullmatch(raw):
-        # YAML 1.1 also reads 0x1F, 0b11, 8_765 and even 1:30 (sexagesimal) as ints.
-        raise _Invalid(f"node {node!r}: port {raw!r} is not a plain decimal number; write {value}")
+    if not _is_whole(value):
+        raise _Invalid(f"node {node!r}: 'port' must be a whole number, not {_shown(value)}")
     if not 0 <= value <= 65535:
         raise _Invalid(f"node {node!r}: port {value} is outside 0-65535")
+    return value
+
+
+def _check_outbox(node: str, value: Any, raw: str | None = None) -> int:
+    """How many unacked messages a link holds. ``raw`` is the plain YAML text, if any."""
+    _check_written(node, "outbox", value, raw)
+    low, high = _OUTBOX_RANGE
+    if not _is_whole(value) or not low <= value <= high:
+        raise _Invalid(
+            f"node {node!r}: 'outbox' must be a whole number from {low} to {high}, "
+            f"not {_shown(value)}"
+        )
+    return value
+
+
+def _check_max_size(node: str, value: Any, raw: str | None = None) -> int:
+    """The largest frame in bytes. ``raw`` is the plain YAML text, if any."""
+    _check_written(node, "max_size", value, raw)
+    low, high = _MAX_SIZE_RANGE
+    if not _is_whole(value) or not low <= value <= high:
+        raise _Invalid(
+            f"node {node!r}: 'max_size' must be a whole number of bytes from {low} to {high}, "
+            f"not {_shown(value)}"
+        )
+    return value
+
+
+def _check_durable(node: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"node {node!r}: 'durable' must be true or false, not {_show(value)}")
+    return value
+
+
+def _check_token_env(value: Any) -> str:
+    # The message never shows the value: it may be the token itself, written by mistake.
+    if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+        raise _Invalid("'auth': 'token_env' must name an environment variable, like MESH_TOKEN")
     return value
 
 
@@ -329,6 +424,9 @@ def _check_spec(spec: NodeSpec) -> None:
     _check_sketch(spec.name, spec.sketch)
     _check_host(spec.name, spec.host)
     _check_port(spec.name, spec.port)
+    _check_outbox(spec.name, spec.outbox)
+    _check_max_size(spec.name, spec.max_size)
+    _check_durable(spec.name, spec.durable)
     if not isinstance(spec.params, Mapping):
         raise _Invalid(f"node {spec.name!r}: 'params' must be a mapping")
     for name in spec.params:
@@ -424,15 +522,42 @@ class _Reader:
         if "nodes" not in top:
             self.fail(None, "the grid has no 'nodes'")
         wires_line, wires = top.get("wires", (None, None))
-        return self.finish(*top["nodes"], wires_line, wires)
+        auth_line, auth = top.get("auth", (None, None))
+        return self.finish(*top["nodes"], wires_line, wires, auth_line, auth)
 
     def finish(
-        self, nodes_line: int | None, nodes: Node, wires_line: int | None, wires: Node | None
+        self,
+        nodes_line: int | None,
+        nodes: Node,
+        wires_line: int | None,
+        wires: Node | None,
+        auth_line: int | None = None,
+        auth: Node | None = None,
     ) -> Grid:
         specs = self.nodes(nodes_line, nodes)
-        grid = Grid(nodes=specs, wires=self.wires(specs, wires_line, wires), path=self.path)
+        checked_wires = self.wires(specs, wires_line, wires)
+        token_env = None if auth is None else self.auth(auth_line, auth)
+        grid = Grid(nodes=specs, wires=checked_wires, path=self.path, auth_token_env=token_env)
         _check_across(grid)
         return grid
+
+    # ---- auth
+
+    def auth(self, key_line: int | None, node: Node) -> str:
+        """The top-level ``auth``: the name of the environment variable holding the token."""
+        if not isinstance(node, MappingNode) or not node.value:
+            self.fail(_line(node) or key_line, f"'auth' must be a mapping like {_AUTH_FORM}")
+        token_env = ""
+        for key, line, value_node in self.entries(node):
+            if key not in AUTH_KEYS:
+                self.fail(
+                    line,
+                    f"unknown key {key!r} in 'auth' "
+                    f"(expected one of: {', '.join(AUTH_KEYS)}){_suggest(key, AUTH_KEYS)}",
+                )
+            with self.at(_line(value_node) or line):
+                token_env = _check_token_env(self.value(value_node))
+        return token_env
 
     # ---- nodes
 
@@ -470,8 +595,14 @@ class _Reader:
                     fields[key] = _check_sketch(name, value)
                 elif key == "host":
                     fields[key] = _check_host(name, value)
-                else:
+                elif key == "port":
                     fields[key] = _check_port(name, value, _raw(value_node))
+                elif key == "outbox":
+                    fields[key] = _check_outbox(name, value, _raw(value_node))
+                elif key == "max_size":
+                    fields[key] = _check_max_size(name, value, _raw(value_node))
+                else:
+                    fields[key] = _check_durable(name, value)
             if key == "sketch" and self.sketches is not None and value not in self.sketches:
                 known = ", ".join(self.sketches) or "none"
                 self.fail(
@@ -683,6 +814,16 @@ def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
     if context and not context.startswith("while "):
         return f"{context}, {problem}" if problem else context
     return problem or context or "cannot parse"
+
+
+def _is_whole(value: Any) -> bool:
+    """True for an int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    """A value for a message, with text marked as such: ``the text '8765'``, ``8.5``."""
+    return f"the text {_show(value)}" if isinstance(value, str) else _show(value)
 
 
 def _suggest(word: str, candidates: Iterable[str]) -> str:

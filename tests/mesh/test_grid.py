@@ -7,13 +7,24 @@ No event loop and no sockets: loading a grid is a pure function of its text.
 from __future__ import annotations
 
 import dataclasses
+import os
 from textwrap import dedent
 from types import MappingProxyType
 
 import pytest
 
 from mesh.errors import GridError, UnknownNodeError
-from mesh.grid import DEFAULT_HOST, Grid, NodeSpec, Wire, build_grid, load_grid, read_grid
+from mesh.grid import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_OUTBOX,
+    Grid,
+    NodeSpec,
+    Wire,
+    build_grid,
+    load_grid,
+    read_grid,
+)
 
 EXAMPLE = dedent(
     """\
@@ -29,16 +40,94 @@ EXAMPLE = dedent(
 
 SKETCHES = ("buzzer", "clock", "iopin")
 
-INVALID = [
-    # ---- YAML itself
+#: The grid.yaml traps: what YAML reads differently from what was meant (or cannot read).
+TRAPS = [
     (
-        "yaml-tab",
+        "trap-port-text",
+        """\
+        nodes:
+          iopin:
+            sketch: iopin
+            port: "8765"
+        """,
+        "grid.yaml:4: node 'iopin': 'port' must be a whole number, not the text '8765'",
+    ),
+    (
+        "trap-port-octal",
+        """\
+        nodes:
+          iopin: {sketch: iopin, port: 017}
+        """,
+        "grid.yaml:2: node 'iopin': port '017' has a leading zero, "
+        "which YAML reads as octal; write 17",
+    ),
+    (
+        "trap-yes-value",
+        """\
+        nodes:
+          buzzer:
+            sketch: buzzer
+            params: {loud: yes}
+        """,
+        "grid.yaml:4: 'yes' is read by YAML as a boolean; "
+        'write true or false, or quote it ("yes")',
+    ),
+    (
+        "trap-yes-key",
+        """\
+        nodes:
+          buzzer:
+            sketch: buzzer
+            params:
+              yes: 1
+        """,
+        "grid.yaml:5: 'yes' is read by YAML as a boolean; "
+        'write true or false, or quote it ("yes")',
+    ),
+    (
+        "trap-on-value",
+        """\
+        nodes:
+          buzzer:
+            sketch: buzzer
+            params: {led: on}
+        """,
+        "grid.yaml:4: 'on' is read by YAML as a boolean; "
+        'write true or false, or quote it ("on")',
+    ),
+    (
+        "trap-on-key",
+        """\
+        nodes:
+          buzzer:
+            sketch: buzzer
+            params:
+              On: 1
+        """,
+        "grid.yaml:5: 'On' is read by YAML as a boolean; "
+        'write true or false, or quote it ("On")',
+    ),
+    (
+        "trap-tab-indent",
         """\
         nodes:
         \tclock: {sketch: clock}
         """,
         "grid.yaml:2: invalid YAML: found character '\\t' that cannot start any token",
     ),
+    ("trap-empty-file", "", "grid.yaml: the grid is empty; it needs a 'nodes' mapping"),
+    (
+        "trap-file-is-a-list",
+        """\
+        - clock
+        - iopin
+        """,
+        "grid.yaml:1: the grid must be a mapping with 'nodes' and 'wires', not a list",
+    ),
+]
+
+INVALID = [
+    # ---- YAML itself
     (
         "yaml-unclosed-flow",
         """\
@@ -96,7 +185,6 @@ INVALID = [
         "grid.yaml:4: a value contains itself (through an alias)",
     ),
     # ---- the top level
-    ("empty", "", "grid.yaml: the grid is empty; it needs a 'nodes' mapping"),
     (
         "only-comments",
         """\
@@ -104,14 +192,6 @@ INVALID = [
 
         """,
         "grid.yaml: the grid is empty; it needs a 'nodes' mapping",
-    ),
-    (
-        "top-level-list",
-        """\
-        - clock
-        - iopin
-        """,
-        "grid.yaml:1: the grid must be a mapping with 'nodes' and 'wires', not a list",
     ),
     (
         "top-level-string",
@@ -131,8 +211,8 @@ INVALID = [
         wire:
           - clock -> clock
         """,
-        "grid.yaml:3: unknown key 'wire' at the top level (expected one of: nodes, wires); "
-        "did you mean 'wires'?",
+        "grid.yaml:3: unknown key 'wire' at the top level "
+        "(expected one of: auth, nodes, wires); did you mean 'wires'?",
     ),
     (
         "unknown-top-key-far",
@@ -141,7 +221,8 @@ INVALID = [
         nodes:
           clock: {sketch: clock}
         """,
-        "grid.yaml:1: unknown key 'colour' at the top level (expected one of: nodes, wires)",
+        "grid.yaml:1: unknown key 'colour' at the top level "
+        "(expected one of: auth, nodes, wires)",
     ),
     (
         "top-key-not-text",
@@ -235,7 +316,8 @@ INVALID = [
             prot: 8765
         """,
         "grid.yaml:4: unknown key 'prot' in node 'iopin' "
-        "(expected one of: host, params, port, sketch, subscribe); did you mean 'port'?",
+        "(expected one of: durable, host, max_size, outbox, params, port, sketch, subscribe); "
+        "did you mean 'port'?",
     ),
     (
         "unknown-node-key-far",
@@ -244,7 +326,8 @@ INVALID = [
           iopin: {sketch: iopin, colour: red}
         """,
         "grid.yaml:2: unknown key 'colour' in node 'iopin' "
-        "(expected one of: host, params, port, sketch, subscribe)",
+        "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
+        "subscribe)",
     ),
     (
         "duplicate-node-key",
@@ -303,16 +386,6 @@ INVALID = [
     ),
     # ---- ports
     (
-        "port-text",
-        """\
-        nodes:
-          iopin:
-            sketch: iopin
-            port: "8765"
-        """,
-        "grid.yaml:4: node 'iopin': 'port' must be a whole number, not the text '8765'",
-    ),
-    (
         "port-float",
         """\
         nodes:
@@ -345,15 +418,6 @@ INVALID = [
         "grid.yaml:2: node 'iopin': port -1 is outside 0-65535",
     ),
     (
-        "port-octal",
-        """\
-        nodes:
-          iopin: {sketch: iopin, port: 017}
-        """,
-        "grid.yaml:2: node 'iopin': port '017' has a leading zero, "
-        "which YAML reads as octal; write 17",
-    ),
-    (
         "port-hex",
         """\
         nodes:
@@ -369,30 +433,316 @@ INVALID = [
         """,
         "grid.yaml:2: node 'iopin': port '1:30' is not a plain decimal number; write 90",
     ),
-    # ---- YAML 1.1 booleans and keys
+    # ---- outbox: unacked messages a link holds
     (
-        "bool-yes-value",
+        "unknown-node-key-outbx",
         """\
         nodes:
-          buzzer:
-            sketch: buzzer
-            params: {loud: yes}
+          clock: {sketch: clock, outbx: 50}
         """,
-        "grid.yaml:4: 'yes' is read by YAML as a boolean; "
+        "grid.yaml:2: unknown key 'outbx' in node 'clock' "
+        "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
+        "subscribe); did you mean 'outbox'?",
+    ),
+    (
+        "outbox-zero",
+        """\
+        nodes:
+          clock: {sketch: clock, outbox: 0}
+        """,
+        "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not 0",
+    ),
+    (
+        "outbox-negative",
+        """\
+        nodes:
+          clock: {sketch: clock, outbox: -5}
+        """,
+        "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not -5",
+    ),
+    (
+        "outbox-too-big",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+            outbox: 1000001
+        """,
+        "grid.yaml:4: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
+        "not 1000001",
+    ),
+    (
+        "outbox-text",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+            outbox: "5"
+        """,
+        "grid.yaml:4: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
+        "not the text '5'",
+    ),
+    (
+        "outbox-words",
+        """\
+        nodes:
+          clock: {sketch: clock, outbox: many}
+        """,
+        "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
+        "not the text 'many'",
+    ),
+    (
+        "outbox-float",
+        """\
+        nodes:
+          clock: {sketch: clock, outbox: 2.5}
+        """,
+        "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not 2.5",
+    ),
+    (
+        "outbox-bool",
+        """\
+        nodes:
+          clock: {sketch: clock, outbox: true}
+        """,
+        "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
+        "not True",
+    ),
+    (
+        "outbox-null",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+            outbox:
+        """,
+        "grid.yaml:4: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
+        "not None",
+    ),
+    (
+        "outbox-list",
+        """\
+        nodes:
+          clock: {sketch: clock, outbox: [5]}
+        """,
+        "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not [5]",
+    ),
+    (
+        "outbox-octal",
+        """\
+        nodes:
+          clock: {sketch: clock, outbox: 017}
+        """,
+        "grid.yaml:2: node 'clock': outbox '017' has a leading zero, "
+        "which YAML reads as octal; write 17",
+    ),
+    (
+        "outbox-leading-zero-not-octal",
+        """\
+        nodes:
+          clock: {sketch: clock, outbox: 019}
+        """,
+        "grid.yaml:2: node 'clock': outbox '019' has a leading zero, "
+        "which YAML reads as octal; write 19",
+    ),
+    (
+        "outbox-hex",
+        """\
+        nodes:
+          clock: {sketch: clock, outbox: 0x10}
+        """,
+        "grid.yaml:2: node 'clock': outbox '0x10' is not a plain decimal number; write 16",
+    ),
+    (
+        "outbox-underscore",
+        """\
+        nodes:
+          clock: {sketch: clock, outbox: 1_000}
+        """,
+        "grid.yaml:2: node 'clock': outbox '1_000' is not a plain decimal number; write 1000",
+    ),
+    (
+        "outbox-yes",
+        """\
+        nodes:
+          clock: {sketch: clock, outbox: yes}
+        """,
+        "grid.yaml:2: 'yes' is read by YAML as a boolean; "
+        'write true or false, or quote it ("yes")',
+    ),
+    # ---- max_size: the largest frame a node accepts
+    (
+        "unknown-node-key-max-size-dash",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+            max-size: 2048
+        """,
+        "grid.yaml:4: unknown key 'max-size' in node 'clock' "
+        "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
+        "subscribe); did you mean 'max_size'?",
+    ),
+    (
+        "max-size-too-small",
+        """\
+        nodes:
+          clock: {sketch: clock, max_size: 5}
+        """,
+        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes "
+        "from 1024 to 67108864, not 5",
+    ),
+    (
+        "max-size-just-too-small",
+        """\
+        nodes:
+          clock: {sketch: clock, max_size: 1023}
+        """,
+        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes "
+        "from 1024 to 67108864, not 1023",
+    ),
+    (
+        "max-size-too-big",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+            max_size: 67108865
+        """,
+        "grid.yaml:4: node 'clock': 'max_size' must be a whole number of bytes "
+        "from 1024 to 67108864, not 67108865",
+    ),
+    (
+        "max-size-text",
+        """\
+        nodes:
+          clock: {sketch: clock, max_size: "2048"}
+        """,
+        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes "
+        "from 1024 to 67108864, not the text '2048'",
+    ),
+    (
+        "max-size-with-unit",
+        """\
+        nodes:
+          clock: {sketch: clock, max_size: 1 MiB}
+        """,
+        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes "
+        "from 1024 to 67108864, not the text '1 MiB'",
+    ),
+    (
+        "max-size-float",
+        """\
+        nodes:
+          clock: {sketch: clock, max_size: 2048.0}
+        """,
+        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes "
+        "from 1024 to 67108864, not 2048.0",
+    ),
+    (
+        "max-size-null",
+        """\
+        nodes:
+          clock: {sketch: clock, max_size: ~}
+        """,
+        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes "
+        "from 1024 to 67108864, not None",
+    ),
+    (
+        "max-size-octal",
+        """\
+        nodes:
+          clock: {sketch: clock, max_size: 04000}
+        """,
+        "grid.yaml:2: node 'clock': max_size '04000' has a leading zero, "
+        "which YAML reads as octal; write 4000",
+    ),
+    (
+        "max-size-underscore",
+        """\
+        nodes:
+          clock: {sketch: clock, max_size: 1_048_576}
+        """,
+        "grid.yaml:2: node 'clock': max_size '1_048_576' is not a plain decimal number; "
+        "write 1048576",
+    ),
+    (
+        "max-size-binary",
+        """\
+        nodes:
+          clock: {sketch: clock, max_size: 0b10000000000}
+        """,
+        "grid.yaml:2: node 'clock': max_size '0b10000000000' is not a plain decimal number; "
+        "write 1024",
+    ),
+    # ---- durable: keep the unacked outbox on disk
+    (
+        "unknown-node-key-durabel",
+        """\
+        nodes:
+          clock: {sketch: clock, durabel: true}
+        """,
+        "grid.yaml:2: unknown key 'durabel' in node 'clock' "
+        "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
+        "subscribe); did you mean 'durable'?",
+    ),
+    (
+        "durable-maybe",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+            durable: maybe
+        """,
+        "grid.yaml:4: node 'clock': 'durable' must be true or false, not 'maybe'",
+    ),
+    (
+        "durable-quoted-true",
+        """\
+        nodes:
+          clock: {sketch: clock, durable: "true"}
+        """,
+        "grid.yaml:2: node 'clock': 'durable' must be true or false, not 'true'",
+    ),
+    (
+        "durable-number",
+        """\
+        nodes:
+          clock: {sketch: clock, durable: 1}
+        """,
+        "grid.yaml:2: node 'clock': 'durable' must be true or false, not 1",
+    ),
+    (
+        "durable-null",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+            durable:
+        """,
+        "grid.yaml:4: node 'clock': 'durable' must be true or false, not None",
+    ),
+    (
+        "durable-yes",
+        """\
+        nodes:
+          clock: {sketch: clock, durable: yes}
+        """,
+        "grid.yaml:2: 'yes' is read by YAML as a boolean; "
         'write true or false, or quote it ("yes")',
     ),
     (
-        "bool-on-key",
+        "durable-off",
         """\
         nodes:
-          buzzer:
-            sketch: buzzer
-            params:
-              On: 1
+          clock:
+            sketch: clock
+            durable: off
         """,
-        "grid.yaml:5: 'On' is read by YAML as a boolean; "
-        'write true or false, or quote it ("On")',
+        "grid.yaml:4: 'off' is read by YAML as a boolean; "
+        'write true or false, or quote it ("off")',
     ),
+    # ---- YAML 1.1 booleans and keys
     (
         "bool-off-nested",
         """\
@@ -561,7 +911,8 @@ INVALID = [
             subscribes: [iopin/pin]
         """,
         "grid.yaml:4: unknown key 'subscribes' in node 'meter' "
-        "(expected one of: host, params, port, sketch, subscribe); did you mean 'subscribe'?",
+        "(expected one of: durable, host, max_size, outbox, params, port, sketch, subscribe); "
+        "did you mean 'subscribe'?",
     ),
     (
         "subscribe-single-string",
@@ -709,6 +1060,151 @@ INVALID = [
         """,
         "grid.yaml:3: node 'meter': invalid pattern '#/pin': '#' may only stand last",
     ),
+    # ---- auth: the environment variable that holds the token
+    (
+        "auth-unknown-key-close",
+        """\
+        auth:
+          token: MESH_TOKEN
+        nodes:
+          clock: {sketch: clock}
+        """,
+        "grid.yaml:2: unknown key 'token' in 'auth' (expected one of: token_env); "
+        "did you mean 'token_env'?",
+    ),
+    (
+        "auth-unknown-key-far",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        auth: {token_env: MESH_TOKEN, secret: hunter2}
+        """,
+        "grid.yaml:3: unknown key 'secret' in 'auth' (expected one of: token_env)",
+    ),
+    (
+        "auth-duplicate-key",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        auth:
+          token_env: MESH_TOKEN
+          token_env: OTHER_TOKEN
+        """,
+        "grid.yaml:5: duplicate key 'token_env' (first on line 4)",
+    ),
+    (
+        "auth-twice",
+        """\
+        auth: {token_env: MESH_TOKEN}
+        nodes:
+          clock: {sketch: clock}
+        auth: {token_env: OTHER_TOKEN}
+        """,
+        "grid.yaml:4: duplicate key 'auth' (first on line 1)",
+    ),
+    (
+        "auth-string",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        auth: MESH_TOKEN
+        """,
+        "grid.yaml:3: 'auth' must be a mapping like {token_env: MESH_TOKEN}",
+    ),
+    (
+        "auth-list",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        auth:
+          - token_env: MESH_TOKEN
+        """,
+        "grid.yaml:4: 'auth' must be a mapping like {token_env: MESH_TOKEN}",
+    ),
+    (
+        "auth-null",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        auth:
+        """,
+        "grid.yaml:3: 'auth' must be a mapping like {token_env: MESH_TOKEN}",
+    ),
+    (
+        "auth-empty",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        auth: {}
+        """,
+        "grid.yaml:3: 'auth' must be a mapping like {token_env: MESH_TOKEN}",
+    ),
+    (
+        "auth-token-env-dollar",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        auth:
+          token_env: $MESH_TOKEN
+        """,
+        "grid.yaml:4: 'auth': 'token_env' must name an environment variable, like MESH_TOKEN",
+    ),
+    (
+        "auth-token-env-dash",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        auth: {token_env: MESH-TOKEN}
+        """,
+        "grid.yaml:3: 'auth': 'token_env' must name an environment variable, like MESH_TOKEN",
+    ),
+    (
+        "auth-token-env-leading-digit",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        auth: {token_env: 1TOKEN}
+        """,
+        "grid.yaml:3: 'auth': 'token_env' must name an environment variable, like MESH_TOKEN",
+    ),
+    (
+        "auth-token-env-number",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        auth: {token_env: 5}
+        """,
+        "grid.yaml:3: 'auth': 'token_env' must name an environment variable, like MESH_TOKEN",
+    ),
+    (
+        "auth-token-env-null",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        auth:
+          token_env:
+        """,
+        "grid.yaml:4: 'auth': 'token_env' must name an environment variable, like MESH_TOKEN",
+    ),
+    (
+        "auth-token-env-empty",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        auth: {token_env: ""}
+        """,
+        "grid.yaml:3: 'auth': 'token_env' must name an environment variable, like MESH_TOKEN",
+    ),
+    (
+        "auth-token-itself-is-never-shown",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        auth:
+          token_env: "s3cr3t t0ken!"
+        """,
+        "grid.yaml:4: 'auth': 'token_env' must name an environment variable, like MESH_TOKEN",
+    ),
     # ---- across nodes
     (
         "wired-node-without-port",
@@ -766,18 +1262,57 @@ INVALID = [
         "grid.yaml:5: wire 'clock -> buzzer' names unknown node 'buzzer'; "
         "known nodes: clock, iopin",
     ),
+    (
+        "nodes-before-auth",
+        """\
+        auth: {token_env: $TOKEN}
+        nodes:
+          clock: {sketch: clock, outbox: 0}
+        """,
+        "grid.yaml:3: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not 0",
+    ),
+    (
+        "wires-before-auth",
+        """\
+        auth: {token: MESH_TOKEN}
+        nodes:
+          clock: {sketch: clock}
+        wires:
+          - clock -> ghost
+        """,
+        "grid.yaml:5: wire 'clock -> ghost' names unknown node 'ghost'; known nodes: clock",
+    ),
+    (
+        "auth-before-across",
+        """\
+        nodes:
+          clock: {sketch: clock}
+          iopin: {sketch: iopin}
+        wires:
+          - clock -> iopin
+        auth: {token_env: MESH TOKEN}
+        """,
+        "grid.yaml:6: 'auth': 'token_env' must name an environment variable, like MESH_TOKEN",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [pytest.param(text, message, id=case) for case, text, message in INVALID],
+    [pytest.param(text, message, id=case) for case, text, message in TRAPS + INVALID],
 )
 def test_invalid_grid_names_file_line_and_problem(text: str, message: str) -> None:
     """Each invalid grid raises one GridError with the exact file:line: message."""
     with pytest.raises(GridError) as caught:
         load_grid(dedent(text), "grid.yaml")
     assert str(caught.value) == message
+
+
+def test_each_case_is_in_the_tables_once() -> None:
+    """Every trap and invalid case has its own id, and no grid text is tested twice."""
+    cases = TRAPS + INVALID
+    assert len({case for case, _, _ in cases}) == len(cases)
+    assert len({text for _, text, _ in cases}) == len(cases)
 
 
 @pytest.fixture
@@ -994,6 +1529,52 @@ def test_with_node_freezes_new_params(grid: Grid) -> None:
             "grid.yaml:2: node 'clock': pattern 'iopin/pin' is listed twice",
             id="subscription-twice",
         ),
+        pytest.param(
+            "clock",
+            {"outbox": 0},
+            "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not 0",
+            id="outbox-zero",
+        ),
+        pytest.param(
+            "clock",
+            {"outbox": "5"},
+            "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
+            "not the text '5'",
+            id="outbox-text",
+        ),
+        pytest.param(
+            "clock",
+            {"outbox": None},
+            "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
+            "not None",
+            id="outbox-none",
+        ),
+        pytest.param(
+            "iopin",
+            {"max_size": 5},
+            "grid.yaml:3: node 'iopin': 'max_size' must be a whole number of bytes "
+            "from 1024 to 67108864, not 5",
+            id="max-size-small",
+        ),
+        pytest.param(
+            "iopin",
+            {"max_size": True},
+            "grid.yaml:3: node 'iopin': 'max_size' must be a whole number of bytes "
+            "from 1024 to 67108864, not True",
+            id="max-size-bool",
+        ),
+        pytest.param(
+            "clock",
+            {"durable": "maybe"},
+            "grid.yaml:2: node 'clock': 'durable' must be true or false, not 'maybe'",
+            id="durable-text",
+        ),
+        pytest.param(
+            "clock",
+            {"durable": 1},
+            "grid.yaml:2: node 'clock': 'durable' must be true or false, not 1",
+            id="durable-number",
+        ),
     ],
 )
 def test_with_node_checks_again(grid: Grid, name: str, changes: dict, message: str) -> None:
@@ -1078,6 +1659,41 @@ def test_build_grid_from_python_data() -> None:
             "<memory>: node 'meter': pattern 'iopin/pin' is listed twice",
             id="subscription-twice",
         ),
+        pytest.param(
+            {"clock": {"sketch": "clock", "outbox": "5"}},
+            [],
+            "<memory>: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
+            "not the text '5'",
+            id="outbox-text",
+        ),
+        pytest.param(
+            {"clock": {"sketch": "clock", "outbox": 1_000_001}},
+            [],
+            "<memory>: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
+            "not 1000001",
+            id="outbox-too-big",
+        ),
+        pytest.param(
+            {"clock": {"sketch": "clock", "max_size": 64 * 2**20 + 1}},
+            [],
+            "<memory>: node 'clock': 'max_size' must be a whole number of bytes "
+            "from 1024 to 67108864, not 67108865",
+            id="max-size-too-big",
+        ),
+        pytest.param(
+            {"clock": {"sketch": "clock", "durable": "yes"}},
+            [],
+            "<memory>: node 'clock': 'durable' must be true or false, not 'yes'",
+            id="durable-text",
+        ),
+        pytest.param(
+            {"clock": {"sketch": "clock", "durabel": True}},
+            [],
+            "<memory>: unknown key 'durabel' in node 'clock' "
+            "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
+            "subscribe); did you mean 'durable'?",
+            id="unknown-key",
+        ),
     ],
 )
 def test_build_grid_errors_have_no_line(nodes: dict, wires: list, message: str) -> None:
@@ -1086,6 +1702,27 @@ def test_build_grid_errors_have_no_line(nodes: dict, wires: list, message: str) 
         build_grid(nodes, wires)
     assert caught.value.line is None
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    "token_env",
+    [
+        pytest.param("MESH TOKEN", id="space"),
+        pytest.param("$MESH_TOKEN", id="dollar"),
+        pytest.param("1TOKEN", id="leading-digit"),
+        pytest.param("", id="empty"),
+        pytest.param(5, id="number"),
+        pytest.param(["MESH_TOKEN"], id="list"),
+    ],
+)
+def test_build_grid_checks_auth_token_env(token_env: object) -> None:
+    """build_grid(auth_token_env=...) gets the same check as 'auth: {token_env: ...}'."""
+    with pytest.raises(GridError) as caught:
+        build_grid({"clock": {"sketch": "clock"}}, auth_token_env=token_env)  # type: ignore
+    assert caught.value.line is None
+    assert str(caught.value) == (
+        "<memory>: 'auth': 'token_env' must name an environment variable, like MESH_TOKEN"
+    )
 
 
 def test_read_grid_reads_a_file(tmp_path) -> None:
@@ -1216,3 +1853,125 @@ def test_nodespec_subscribe_list_is_frozen() -> None:
     spec = NodeSpec(name="meter", sketch="meter", subscribe=["iopin/pin"])  # type: ignore[arg-type]
     assert spec.subscribe == ("iopin/pin",)
     assert hash(spec) == hash(NodeSpec(name="meter", sketch="meter", subscribe=("iopin/pin",)))
+
+
+
+def test_link_settings_default(grid: Grid) -> None:
+    """A node without outbox, max_size or durable gets 1000, 1 MiB and False; no auth."""
+    assert DEFAULT_OUTBOX == 1000
+    assert DEFAULT_MAX_SIZE == 2**20 == 1_048_576
+    defaults = (DEFAULT_OUTBOX, DEFAULT_MAX_SIZE, False)
+    for spec in grid.nodes.values():
+        assert (spec.outbox, spec.max_size, spec.durable) == defaults
+    assert grid.auth_token_env is None
+    spec = NodeSpec(name="clock", sketch="clock")
+    assert (spec.outbox, spec.max_size, spec.durable) == (1000, 1_048_576, False)
+
+
+def test_link_settings_load() -> None:
+    """outbox, max_size and durable load as ints and bools, bounds included."""
+    grid = load_grid(
+        dedent(
+            """\
+            nodes:
+              a: {sketch: clock, outbox: 50, max_size: 4096, durable: true}
+              b:
+                sketch: clock
+                outbox: 1
+                max_size: 1024
+                durable: False
+              c: {sketch: clock, outbox: 1000000, max_size: 67108864, durable: TRUE}
+              d: {sketch: clock, outbox: +7}
+            """
+        )
+    )
+    settings = [(spec.outbox, spec.max_size, spec.durable) for spec in grid.nodes.values()]
+    assert settings == [
+        (50, 4096, True),
+        (1, 1024, False),
+        (1_000_000, 64 * 2**20, True),
+        (7, DEFAULT_MAX_SIZE, False),
+    ]
+    for spec in grid.nodes.values():
+        assert type(spec.outbox) is int and type(spec.max_size) is int
+        assert type(spec.durable) is bool
+    assert grid.node("a") == NodeSpec(
+        name="a", sketch="clock", outbox=50, max_size=4096, durable=True, line=2
+    )
+
+
+def test_auth_token_env_loads() -> None:
+    """'auth: {token_env: NAME}' keeps the name of the variable, whatever its case."""
+    text = "auth:\n  token_env: MESH_TOKEN\nnodes:\n  clock: {sketch: clock}\n"
+    assert load_grid(text).auth_token_env == "MESH_TOKEN"
+    text = 'nodes:\n  clock: {sketch: clock}\nauth: {token_env: "_mesh_token2"}\n'
+    assert load_grid(text).auth_token_env == "_mesh_token2"
+
+
+class _NoEnviron:
+    """Stands in for os.environ: any use of it fails the test."""
+
+    def _fail(self, *args: object) -> object:
+        raise AssertionError("the grid loader read the environment")
+
+    __getitem__ = __contains__ = __iter__ = __len__ = _fail
+
+    def __getattr__(self, name: str) -> object:
+        return self._fail()
+
+
+def test_loading_never_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The grid holds the variable's name, never the token; loading never looks it up."""
+    monkeypatch.setenv("MESH_TOKEN", "s3cr3t-t0ken")
+    text = "nodes:\n  clock: {sketch: clock, durable: true}\nauth: {token_env: MESH_TOKEN}\n"
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "environ", _NoEnviron())
+        loaded = load_grid(text)
+        built = build_grid({"clock": {"sketch": "clock"}}, auth_token_env="MESH_TOKEN")
+        changed = loaded.with_node("clock", outbox=5)
+    for grid in (loaded, built, changed):
+        assert grid.auth_token_env == "MESH_TOKEN"
+        assert "s3cr3t" not in repr(grid) and "s3cr3t" not in repr(dict(grid.nodes))
+
+
+def test_build_grid_link_settings_and_auth() -> None:
+    """build_grid() takes outbox, max_size, durable per node and auth_token_env for the grid."""
+    grid = build_grid(
+        {
+            "clock": {"sketch": "clock", "outbox": 10, "max_size": 2048, "durable": True},
+            "iopin": {"sketch": "iopin", "port": 8765},
+        },
+        ["clock -> iopin"],
+        auth_token_env="MESH_TOKEN",
+    )
+    assert grid.node("clock") == NodeSpec(
+        name="clock", sketch="clock", outbox=10, max_size=2048, durable=True
+    )
+    assert grid.node("iopin").outbox == DEFAULT_OUTBOX
+    assert grid.auth_token_env == "MESH_TOKEN"
+    assert build_grid({"clock": {"sketch": "clock"}}).auth_token_env is None
+
+
+def test_with_node_link_settings(grid: Grid) -> None:
+    """with_node() changes outbox, max_size and durable; the old grid is kept."""
+    changed = grid.with_node("iopin", outbox=5, max_size=4096, durable=True)
+    iopin = changed.node("iopin")
+    assert (iopin.outbox, iopin.max_size, iopin.durable) == (5, 4096, True)
+    assert grid.node("iopin").outbox == DEFAULT_OUTBOX
+    assert grid.node("iopin").durable is False
+
+
+def test_with_node_keeps_auth() -> None:
+    """with_node() keeps the grid's auth_token_env."""
+    grid = load_grid(
+        "auth: {token_env: MESH_TOKEN}\nnodes:\n  iopin: {sketch: iopin, port: 8765}\n"
+    )
+    assert grid.with_node("iopin", port=9000).auth_token_env == "MESH_TOKEN"
+
+
+def test_link_settings_keep_nodespec_hashable() -> None:
+    """NodeSpecs with the new fields still hash and compare by value."""
+    one = NodeSpec(name="a", sketch="clock", outbox=5, max_size=2048, durable=True)
+    two = NodeSpec(name="a", sketch="clock", outbox=5, max_size=2048, durable=True)
+    assert one == two and hash(one) == hash(two)
+    assert one != dataclasses.replace(two, durable=False)
