@@ -16,15 +16,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Generator, Iterable
+import uuid
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import process_exception as transient
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from . import protocol
 from .errors import PeerUnavailable, ProtocolError, RemoteError
+from .outbox import MemoryOutbox
 
-__all__ = ["Link", "backoff", "reason", "send_once"]
+__all__ = ["Link", "auth_headers", "backoff", "reason", "send_once"]
 
 #: Seconds a link keeps trying to reach a peer before giving up (0: forever).
 DEFAULT_WAIT = 60.0
@@ -33,8 +36,17 @@ DEFAULT_OUTBOX = 1000
 #: Seconds to open a connection or close it.
 OPEN_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 0.25
+#: Keepalive: a ping every PING_INTERVAL seconds, unanswered for PING_TIMEOUT, closes
+#: the connection, so a frozen peer (SIGSTOP) is noticed within about 3 s.
+PING_INTERVAL = 1.0
+PING_TIMEOUT = 2.0
 #: Seconds between two "waiting for PEER" log lines while a peer stays away.
 NAG = 10.0
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    """The handshake headers that present the mesh's token (none without one)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def backoff(initial: float = 0.05, factor: float = 2.0, maximum: float = 2.0) -> Generator[float, None, None]:
@@ -54,6 +66,8 @@ def reason(exc: BaseException) -> str:
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return "timed out"
     if isinstance(exc, InvalidStatus):
+        if exc.response.status_code == 401:
+            return "refused the handshake with HTTP 401: wrong or missing token"
         return f"refused the handshake with HTTP {exc.response.status_code}"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror[0].lower() + exc.strerror[1:]
@@ -82,6 +96,8 @@ class Link:
         outbox: int = DEFAULT_OUTBOX,
         reconnect_delays: Callable[[], Generator[float, None, None]] = backoff,
         on_publish: Callable[[str, str, int], Awaitable[None]] | None = None,
+        store: MemoryOutbox | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.node = node
         self.peer = peer
@@ -94,10 +110,21 @@ class Link:
         self.connections = 0
         self.sent = 0
         self.acked = 0
-        self._ids = itertools.count(1)
+        self.headers = dict(headers or {})
+        self.store = store or MemoryOutbox()
         # id -> (frame text, future of the ack); insertion order is send order.
         self._pending: dict[int, tuple[str, asyncio.Future[str]]] = {}
-        self._room = asyncio.Semaphore(outbox)
+        kept = self.store.session(peer)
+        #: Names this link to the receiver, which drops messages of a session it has handled.
+        self.session, first_id = kept if kept is not None else (uuid.uuid4().hex[:12], 1)
+        self.store.begin(peer, self.session)
+        self._ids = itertools.count(first_id)
+        stored = self.store.pending(peer)  # kept from a run that was killed
+        #: Room in the outbox: send() waits while it is full. Resumed messages take room too.
+        self._room = asyncio.Semaphore(max(0, outbox - len(stored)))
+        self.resumed = len(stored)
+        for msg_id, channel, data in stored:
+            self._pending[msg_id] = (self._frame(msg_id, channel, data), self._future())
         self._queue: asyncio.Queue[int] | None = None  # set while the link is up
         self._task: asyncio.Task[None] | None = None
         self._draining = False  # the node is stopping: no more reconnecting
@@ -126,7 +153,7 @@ class Link:
 
     async def send_many(self, channel: str, texts: Iterable[str]) -> list[str]:
         """Send messages back to back (all in flight at once) and return their acks in order."""
-        futures = [await self._put(channel, text) for text in texts]
+        futures = [await self.post(channel, text) for text in texts]
         results = await asyncio.gather(*futures, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
@@ -192,19 +219,35 @@ class Link:
         self._settle_subscriptions(None, False)
         self.state = "closed"
 
-    async def _put(self, channel: str, text: str) -> asyncio.Future[str]:
+    async def post(self, channel: str, text: str) -> asyncio.Future[str]:
+        """Take one message into the outbox (waiting while it is full); the future resolves with its ack."""
         if self._closed or (self._draining and self._queue is None):
             raise PeerUnavailable(self.peer, self.uri, "the node is stopping")
         await self._room.acquire()
         msg_id = next(self._ids)
-        frame = protocol.encode(protocol.Message(id=msg_id, channel=channel, data=text))
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(lambda _: self._room.release())
-        self._pending[msg_id] = (frame, future)
+        self.store.add(self.peer, msg_id, channel, text)
+        future = self._future()
+        self._pending[msg_id] = (self._frame(msg_id, channel, text), future)
         if self._queue is not None:
             self._queue.put_nowait(msg_id)
         self._ensure_running()
         return future
+
+    def _future(self) -> asyncio.Future[str]:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda _: self._room.release())
+        return future
+
+    @staticmethod
+    def _frame(msg_id: int, channel: str, data: str) -> str:
+        return protocol.encode(protocol.Message(id=msg_id, channel=channel, data=data))
+
+    def resume(self) -> None:
+        """Start re-sending what an earlier run left unacked (a durable outbox)."""
+        if self._pending:
+            for _, future in self._pending.values():
+                future.add_done_callback(_quiet)
+            self._ensure_running()
 
     async def _run(self) -> None:
         """Connect, reconnect, and pump frames until closed or out of patience."""
@@ -219,6 +262,10 @@ class Link:
                 compression=None,
                 open_timeout=OPEN_TIMEOUT,
                 close_timeout=CLOSE_TIMEOUT,
+                ping_interval=PING_INTERVAL,
+                ping_timeout=PING_TIMEOUT,
+                additional_headers=self.headers,
+                max_size=None,  # what we receive is acks and our subscriptions: the peer's own limit applies to it
                 process_exception=self._on_connect_error,
                 reconnect_delays=self._delays,
                 proxy=None,
@@ -241,7 +288,7 @@ class Link:
         if ws.subprotocol != protocol.SUBPROTOCOL:
             raise PeerUnavailable(self.peer, self.uri, f"it does not speak {protocol.SUBPROTOCOL}")
         try:
-            await ws.send(protocol.encode(protocol.Hello(node=self.node)))
+            await ws.send(protocol.encode(protocol.Hello(node=self.node, session=self.session)))
             hello = protocol.decode(await asyncio.wait_for(ws.recv(), OPEN_TIMEOUT))
             if not isinstance(hello, protocol.Hello):
                 raise ProtocolError(f"expected a hello frame, got {type(hello).__name__}")
@@ -315,6 +362,7 @@ class Link:
                     continue
                 if isinstance(frame, (protocol.Ack, protocol.Error)) and frame.id in self._pending:
                     _, future = self._pending.pop(frame.id)
+                    self.store.remove(self.peer, frame.id)
                     if future.done():
                         continue
                     if isinstance(frame, protocol.Ack):
@@ -331,10 +379,9 @@ class Link:
         """Retry while there is patience left; give up with a clear error after."""
         if self._draining:
             return exc
-        fatal = isinstance(exc, InvalidHandshake) and not (
-            isinstance(exc, InvalidStatus) and exc.response.status_code >= 500
-        )
-        if isinstance(exc, PeerUnavailable) or fatal:
+        # The library knows which failures are transient: refused, reset, timed out, a
+        # handshake cut short by a peer that is starting or stopping, HTTP 5xx.
+        if isinstance(exc, PeerUnavailable) or transient(exc) is not None:
             return PeerUnavailable(self.peer, self.uri, reason(exc))
         self._last_error = reason(exc)
         self._settle_subscriptions(None, False)  # not reachable now; subscribed when it is back
@@ -375,6 +422,12 @@ class Link:
                 future.exception()  # a caller that went away must not leave a warning
 
 
+def _quiet(future: asyncio.Future[str]) -> None:
+    """Nobody awaits a resumed message: retrieve its outcome so asyncio does not warn."""
+    if not future.cancelled():
+        future.exception()
+
+
 def reason_closed(ws: ClientConnection) -> str:
     """How a connection ended, for a log line."""
     if ws.close_code is None:
@@ -383,7 +436,8 @@ def reason_closed(ws: ClientConnection) -> str:
 
 
 async def send_once(
-    peer: str, uri: str, channel: str, text: str, *, sender: str = "cli", timeout: float = OPEN_TIMEOUT
+    peer: str, uri: str, channel: str, text: str, *, sender: str = "cli", timeout: float = OPEN_TIMEOUT,
+    headers: Mapping[str, str] | None = None,
 ) -> str:
     """Open a connection, send one message, return its ack, close: for the CLI's ``send``."""
     try:
@@ -393,6 +447,7 @@ async def send_once(
             compression=None,
             open_timeout=timeout,
             close_timeout=CLOSE_TIMEOUT,
+            additional_headers=headers,
             proxy=None,
         ) as ws:
             if ws.subprotocol != protocol.SUBPROTOCOL:

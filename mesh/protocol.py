@@ -38,9 +38,15 @@ SUBPROTOCOL = "arduino-mesh.1"
 
 @dataclass(frozen=True, kw_only=True)
 class Hello:
-    """First frame each way: who is speaking."""
+    """First frame each way: who is speaking.
+
+    A link also names its ``session``: the receiver remembers, per session,
+    which message ids it has handled, so that a message re-sent after a
+    reconnect reaches ``loop()`` only once.
+    """
 
     node: str
+    session: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +107,7 @@ Frame = Union[Hello, Message, Ack, Error, Subscribe, Unsubscribe, Publish]
 
 # type name -> (class, {field: (type, description)})
 _FIELDS: dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]] = {
-    "hello": (Hello, {"node": (str, "text")}),
+    "hello": (Hello, {"node": (str, "text"), "session": (str, "text")}),
     "msg": (Message, {"id": (int, "a whole number"), "channel": (str, "text"), "data": (str, "text")}),
     "ack": (Ack, {"id": (int, "a whole number"), "data": (str, "text")}),
     "error": (Error, {"id": ((int, type(None)), "a whole number or null"), "error": (str, "text")}),
@@ -110,7 +116,7 @@ _FIELDS: dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]] 
     "pub": (Publish, {"key": (str, "text"), "data": (str, "text"), "lost": (int, "a whole number")}),
 }
 #: Fields that may be left out, with the value they then have.
-_OPTIONAL = {"lost": 0}
+_OPTIONAL = {"lost": 0, "session": ""}
 _TYPE_OF = {cls: name for name, (cls, _) in _FIELDS.items()}
 
 

@@ -25,19 +25,23 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import types
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import Server
 
 from mesh.errors import GridError, MeshError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec
-from mesh.links import DEFAULT_WAIT, Link, backoff
+from mesh.links import DEFAULT_WAIT, Link, auth_headers, backoff
+from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
 from mesh.topics import check_pattern, check_topic, publishers
 
+from .delivery import Sessions
 from .periodic import periodic_methods, run_every
 from .pubsub import Handler, Hub, Inbox
 from .reactive import reactive
@@ -47,6 +51,8 @@ __all__ = ["FactoryLoop", "NodeStats", "check_params"]
 
 #: Seconds that in-flight ``loop()`` calls get to finish when a node stops.
 GRACE = 0.5
+#: Where durable outboxes live, relative to the working directory.
+DEFAULT_STATE_DIR = ".state"
 
 
 @dataclass
@@ -62,7 +68,16 @@ class NodeStats:
 class FactoryLoop:
     """Base class of every sketch: ``setup()`` once, ``loop()`` on every message."""
 
-    def __init__(self, name: str, grid: Grid, *, wait: float = DEFAULT_WAIT, reconnect_delays: Any = backoff) -> None:
+    def __init__(
+        self,
+        name: str,
+        grid: Grid,
+        *,
+        wait: float = DEFAULT_WAIT,
+        reconnect_delays: Any = backoff,
+        state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR,
+        token: str | None = None,
+    ) -> None:
         self.name = name
         self.grid = grid
         self.spec: NodeSpec = grid.node(name)
@@ -80,6 +95,10 @@ class FactoryLoop:
         self._background: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
         self.hub = Hub(name, self.log, announce=self._publish_now)
+        self.sessions = Sessions(self.log)
+        self.state_dir = Path(state_dir)
+        self.token = token
+        self.store: MemoryOutbox = MemoryOutbox()
         self.inbox = Inbox(self.log)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -117,11 +136,25 @@ class FactoryLoop:
         is one message per item. Items that are not text travel as JSON.
         Everything goes over the one persistent link to ``target``.
         """
+        futures = await self.post(target, data, channel)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return list(results)  # type: ignore[arg-type]
+
+    async def post(self, target: str, data: object, channel: str = "") -> list[asyncio.Future[str]]:
+        """Like :meth:`stream`, but return as soon as the link has taken the messages.
+
+        Returns one future per message, resolved with its ack (or an error).
+        Waits only while the link's outbox is full: that is the backpressure
+        of a peer that is down or slow.
+        """
         items = [data] if isinstance(data, (str, bytes, int, float, dict)) or data is None else list(data)  # type: ignore[call-overload]
-        texts = [to_text(item) for item in items]
-        acks = await self.link(target).send_many(channel, texts)
-        self.stats.messages_out += len(texts)
-        return acks
+        link = self.link(target)
+        futures = [await link.post(channel, to_text(item)) for item in items]
+        self.stats.messages_out += len(futures)
+        return futures
 
     async def publish(self, topic: str, data: object) -> int:
         """Publish ``data`` on ``<node>/<topic>``; return how many subscribers it was handed to.
@@ -174,7 +207,8 @@ class FactoryLoop:
             link = Link(
                 node=self.name, peer=target, uri=spec.uri, logger=self.log,
                 wait=self.wait_limit, reconnect_delays=self.reconnect_delays,
-                on_publish=self.inbox.deliver,
+                on_publish=self.inbox.deliver, outbox=self.spec.outbox, store=self.store,
+                headers=auth_headers(self.token),
             )
             self.links[target] = link
         return link
@@ -203,9 +237,29 @@ class FactoryLoop:
                 await result
         except (TypeError, ValueError) as exc:
             raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {exc}") from exc
+        self.token = self._find_token()
         if self.spec.port is not None:
             self.server = await start_server(self, self.spec.host, self.spec.port)
             self.log.info("serving on %s", self.address)
+        if self.spec.durable:
+            self.store = DurableOutbox(self.state_dir, self.name)
+            for peer in self.store.peers():
+                if peer not in self.grid.nodes:
+                    self.log.warning("%s keeps messages for %r, which the grid no longer has", self.store.path, peer)
+                    continue
+                link = self.link(peer)
+                self.log.info("resuming %d unacked message(s) to %s from %s", link.resumed, peer, self.store.path)
+                link.resume()
+
+    def _find_token(self) -> str | None:
+        """The mesh's shared token, when the grid asks for one: given, or from its environment variable."""
+        variable = self.grid.auth_token_env
+        if variable is None:
+            return None
+        token = self.token if self.token is not None else os.environ.get(variable)
+        if not token:
+            raise GridError(self.grid.path, None, f"the grid requires a token, but the environment variable {variable} is not set")
+        return token
 
     def begin(self) -> None:
         """Subscribe to the grid's patterns (in the background) and start the ``@every`` methods."""
@@ -269,6 +323,7 @@ class FactoryLoop:
             await self.server.wait_closed()
         await asyncio.gather(*(link.close() for link in self.links.values()))
         await self.inbox.close()
+        self.store.close()  # a durable outbox keeps what is still unacked, for the next run
 
     async def run(self) -> None:
         """The whole life: start, wait, stop."""

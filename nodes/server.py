@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hmac
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 from websockets.exceptions import ConnectionClosed
 
 from mesh import protocol
 from mesh.errors import MeshError, ProtocolError
+from mesh.links import PING_INTERVAL, PING_TIMEOUT
 from mesh.topics import TopicError, check_pattern
+
+from .delivery import Session
 
 if TYPE_CHECKING:
     from .factory import FactoryLoop
@@ -41,6 +49,32 @@ class ListenError(MeshError):
         return f"{self.node}: cannot listen on {self.address}: {self.reason}"
 
 
+def token_matches(request: Request, token: str) -> bool:
+    """Whether the request presents ``token``: ``Authorization: Bearer`` or, for browsers, ``?token=``.
+
+    Compared in constant time; the token is never logged.
+    """
+    supplied = ""
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("Bearer "):
+        supplied = authorization[len("Bearer "):].strip()
+    else:
+        supplied = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
+    return hmac.compare_digest(supplied.encode(), token.encode())
+
+
+async def _handled(node: FactoryLoop, peer: str, frame: protocol.Message) -> tuple[bool, str]:
+    """``loop()`` for a message of a session, then a debug line saying it was handled."""
+    outcome = await node.loop.handle(frame.channel, frame.data)
+    node.log.debug("handled message %d from %s on %r: %r", frame.id, peer, frame.channel, frame.data)
+    return outcome
+
+
+def _peer(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return f"{address[0]}:{address[1]}" if address else "a client"
+
+
 def _select_subprotocol(connection: ServerConnection, offered: Sequence[str]) -> str | None:
     """Mesh peers ask for the mesh subprotocol; everyone else gets plain text."""
     return protocol.SUBPROTOCOL if protocol.SUBPROTOCOL in offered else None
@@ -62,6 +96,21 @@ async def start_server(node: FactoryLoop, host: str, port: int) -> Server:
         finally:
             node.handlers.discard(task)
 
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        """Before the handshake: check the token, and answer plain HTTP with a line of help."""
+        if node.token is not None and not token_matches(request, node.token):
+            node.log.warning("refused a connection from %s: wrong or missing token", _peer(connection))
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "401 Unauthorized: this mesh needs its token\n")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            text = (
+                f"{node.name} is a node of arduino-mesh (sketch {node.spec.sketch}); it speaks websockets.\n"
+                f"Try: websocat ws://{node.address}/   or   ./arduino.py send {node.name} MESSAGE\n"
+            )
+            response = connection.respond(HTTPStatus.UPGRADE_REQUIRED, text)
+            response.headers["Upgrade"] = "websocket"  # a 426 says what to upgrade to (RFC 9110)
+            return response
+        return None
+
     try:
         return await serve(
             handler,
@@ -69,8 +118,12 @@ async def start_server(node: FactoryLoop, host: str, port: int) -> Server:
             port,
             subprotocols=[protocol.SUBPROTOCOL],
             select_subprotocol=_select_subprotocol,
+            process_request=process_request,
             compression=None,
             close_timeout=CLOSE_TIMEOUT,
+            ping_interval=PING_INTERVAL,
+            ping_timeout=PING_TIMEOUT,
+            max_size=node.spec.max_size,
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
@@ -85,6 +138,7 @@ async def start_server(node: FactoryLoop, host: str, port: int) -> Server:
 async def mesh_session(node: FactoryLoop, websocket: ServerConnection) -> None:
     """A peer speaking the mesh protocol: hello, then messages answered with acks, in order."""
     peer = "an unnamed peer"
+    session: Session | None = None
     try:
         async for text in websocket:
             if isinstance(text, bytes):
@@ -98,10 +152,14 @@ async def mesh_session(node: FactoryLoop, websocket: ServerConnection) -> None:
                 continue
             if isinstance(frame, protocol.Hello):
                 peer = frame.node
-                node.log.debug("mesh connection from %s", peer)
+                session = node.sessions.get(peer, frame.session) if frame.session else None
+                node.log.debug("mesh connection from %s (session %s)", peer, frame.session or "none")
                 await websocket.send(protocol.encode(protocol.Hello(node=node.name)))
             elif isinstance(frame, protocol.Message):
-                ok, ack = await node.loop.handle(frame.channel, frame.data)
+                if session is None:
+                    ok, ack = await node.loop.handle(frame.channel, frame.data)
+                else:
+                    ok, ack = await session.handle(frame.id, partial(_handled, node, peer, frame))
                 reply: protocol.Frame = protocol.Ack(id=frame.id, data=ack) if ok else protocol.Error(id=frame.id, error=ack)
                 await websocket.send(protocol.encode(reply))
             elif isinstance(frame, (protocol.Subscribe, protocol.Unsubscribe)):

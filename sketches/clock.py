@@ -25,27 +25,35 @@ class Clock(FactoryLoop):
         self.delay = delay
         self.ticks = 0
         self.acks: deque[str] = deque(maxlen=HISTORY)
+        self._waiting: set[asyncio.Future[None]] = set()
         if not self.targets:
             self.log.warning("wired to nothing: ticks go nowhere (add a wire 'clock -> NODE')")
 
     @every("delay", times="tacks")
     async def tick(self) -> None:
-        """One tick, to every target at once."""
+        """One tick, to every target. Ticks keep their pace: acks are awaited on the side."""
         self.ticks += 1
         payload = f"tick {self.ticks}"
+        for target in self.targets:
+            (future,) = await self.post(target, payload)  # waits only while the outbox is full
+            waiting = asyncio.ensure_future(self._acked(target, payload, future))
+            self._waiting.add(waiting)
+            waiting.add_done_callback(self._waiting.discard)
         self.out(payload)
         await self.publish("tick", self.ticks)
-        results = await asyncio.gather(*(self.stream(target, payload) for target in self.targets), return_exceptions=True)
-        for target, result in zip(self.targets, results):
-            if isinstance(result, MeshError):
-                self.log.error("%s: %s", payload, result)
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                self.acks.extend(result)
-                self.out(f"{target} acked {payload}: {', '.join(result)}")
-        if self.ticks == self.tacks and self.server is not None:
-            self.out(f"{self.tacks} ticks done; still serving until stopped")
+        if self.ticks == self.tacks:
+            await asyncio.gather(*self._waiting)
+            if self.server is not None:
+                self.out(f"{self.tacks} ticks done; still serving until stopped")
+
+    async def _acked(self, target: str, payload: str, future: asyncio.Future[str]) -> None:
+        try:
+            ack = await future
+        except MeshError as exc:
+            self.log.error("%s: %s", payload, exc)
+            return
+        self.acks.append(ack)
+        self.out(f"{target} acked {payload}: {ack}")
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:
