@@ -24,9 +24,10 @@ import yaml
 import sketches
 from mesh.errors import GridError, MeshError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec, read_grid
-from mesh.links import DEFAULT_WAIT, Link, send_once
+from mesh.links import DEFAULT_WAIT, Link, auth_headers, send_once
 from mesh.topics import TopicError, check_pattern, publishers
 from nodes import check_params
+from nodes.factory import DEFAULT_STATE_DIR
 from nodes.pubsub import Inbox
 from nodes.runner import run_until_signalled
 
@@ -62,13 +63,35 @@ class NodeFormatter(logging.Formatter):
         return line
 
 
+class Redact(logging.Filter):
+    """Keep secrets out of every log line (the mesh's token, in a header or a query)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            text = record.getMessage()
+            for secret in self.secrets:
+                text = text.replace(secret, "***")
+            record.msg, record.args = text, None
+        return True
+
+
+REDACT = Redact()
+
+
 def configure_logging(level: str) -> None:
     """Log lines to stderr, one per event, as they happen."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(NodeFormatter())
+    handler.addFilter(REDACT)
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    if level != "debug":  # the library's own chatter (retries, handshakes) is ours to say
-        logging.getLogger("websockets").setLevel(logging.WARNING)
+    # The library's own chatter (retries, handshakes, every frame) is ours to say; with
+    # --log-level debug it says its handshakes, not each frame.
+    logging.getLogger("websockets").setLevel(logging.INFO if level == "debug" else logging.WARNING)
+    logging.getLogger("asyncio").setLevel(logging.INFO)
 
 
 def load_grid(ctx: click.Context) -> Grid:
@@ -77,6 +100,17 @@ def load_grid(ctx: click.Context) -> Grid:
         return read_grid(ctx.obj["grid"], sketches=sketches.available())
     except GridError as exc:
         raise Failure(str(exc)) from None
+
+
+def mesh_token(grid: Grid) -> str | None:
+    """The shared token the grid asks for, from its environment variable; never printed."""
+    if grid.auth_token_env is None:
+        return None
+    token = os.environ.get(grid.auth_token_env)
+    if not token:
+        raise Failure(f"{grid.path}: the grid requires a token, but the environment variable {grid.auth_token_env} is not set")
+    REDACT.secrets.add(token)
+    return token
 
 
 def find_node(grid: Grid, name: str) -> NodeSpec:
@@ -110,14 +144,16 @@ class Cli(click.Group):
               type=click.Path(dir_okay=False), help="The circuit: nodes, addresses, wires.")
 @click.option("--log-level", default="info", envvar="ARDUINO_LOG_LEVEL", show_default=True,
               type=click.Choice(LEVELS, case_sensitive=False), help="How much the nodes say.")
+@click.option("--state-dir", default=DEFAULT_STATE_DIR, envvar="ARDUINO_STATE_DIR", show_default=True, show_envvar=True,
+              type=click.Path(file_okay=False), help="Where durable nodes keep their unacked messages.")
 @click.pass_context
-def cli(ctx: click.Context, grid: str, log_level: str) -> None:
+def cli(ctx: click.Context, grid: str, log_level: str, state_dir: str) -> None:
     """Run the nodes of an Arduino-like circuit that talk over websockets.
 
     Run a node of the grid with `./arduino.py NODE` (e.g. `./arduino.py buzzer`),
     one terminal per node, or all of them with `honcho start`.
     """
-    ctx.obj = {"grid": grid, "log_level": log_level.lower()}
+    ctx.obj = {"grid": grid, "log_level": log_level.lower(), "state_dir": state_dir}
     configure_logging(log_level.lower())
 
 
@@ -187,7 +223,7 @@ def run_node(ctx: click.Context, name: str, *, host: str | None, port: int | Non
         if port is not None:
             changes["port"] = port
         grid = grid.with_node(name, **changes)
-        node = cls(name, grid, wait=wait)
+        node = cls(name, grid, wait=wait, state_dir=ctx.obj["state_dir"], token=mesh_token(grid))
         asyncio.run(run_until_signalled(node))
     except MeshError as exc:
         raise Failure(str(exc)) from None
@@ -202,11 +238,14 @@ def run_node(ctx: click.Context, name: str, *, host: str | None, port: int | Non
 @click.pass_context
 def send_command(ctx: click.Context, node: str, message: str, channel: str, timeout: float) -> None:
     """Send MESSAGE to NODE and print its acknowledgement."""
-    spec = find_node(load_grid(ctx), node)
+    grid = load_grid(ctx)
+    spec = find_node(grid, node)
     if spec.uri is None:
         raise Failure(f"node {node!r} has no port: nothing can be sent to it")
+    headers = auth_headers(mesh_token(grid))
     try:
-        ack = asyncio.run(asyncio.wait_for(send_once(node, spec.uri, channel.lstrip("/"), message, timeout=timeout), timeout))
+        ack = asyncio.run(asyncio.wait_for(
+            send_once(node, spec.uri, channel.lstrip("/"), message, timeout=timeout, headers=headers), timeout))
     except (TimeoutError, asyncio.TimeoutError):
         raise Failure(f"{node} did not answer within {timeout:g} s") from None
     except MeshError as exc:
@@ -263,6 +302,7 @@ async def listen(grid: Grid, plan: dict[str, list[str]], count: int | None, as_j
 
     inbox = Inbox(log)
     name = f"echo-{os.getpid()}"
+    headers = auth_headers(mesh_token(grid))
     links: dict[str, Link] = {}
     for pattern, names in plan.items():
         inbox.handlers[pattern] = show
@@ -270,7 +310,7 @@ async def listen(grid: Grid, plan: dict[str, list[str]], count: int | None, as_j
             if peer not in links:
                 uri = grid.node(peer).uri
                 assert uri is not None
-                links[peer] = Link(node=name, peer=peer, uri=uri, logger=log, wait=0, on_publish=inbox.deliver)
+                links[peer] = Link(node=name, peer=peer, uri=uri, logger=log, wait=0, on_publish=inbox.deliver, headers=headers)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, done.set)
