@@ -152,10 +152,10 @@ class Process:
         raise AssertionError(f"no line matching {pattern!r} from {' '.join(self.args)}; output:\n" + "\n".join(self.lines))
 
     def output(self) -> str:
-        """All output read so far, plus whatever remains once the process has ended."""
+        """All output so far: everything, once the process has ended; what has arrived, while it runs."""
         while True:
             try:
-                line = self._queue.get(timeout=DEADLINE if self.popen.poll() is None else 1)
+                line = self._queue.get(timeout=DEADLINE) if self.popen.poll() is not None else self._queue.get_nowait()
             except queue.Empty:
                 break
             if line is None:
@@ -185,3 +185,73 @@ def run_arduino(*args: str | os.PathLike[str], env: dict[str, str] | None = None
     """Run ``./arduino.py ARGS`` to completion and capture its output."""
     return subprocess.run([sys.executable, ARDUINO, *map(str, args)], cwd=cwd, env=env or environment(),
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+class Proxy:
+    """A TCP relay on its own port and thread, between a node and its peer: a wire that a test can cut.
+
+    A real relay, not a fake of our code: bytes pass through unchanged. :meth:`cut` drops
+    every connection through it at once (RST), as a broken network would; new connections
+    pass again right after.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_ports(1)[0]
+        self.connections = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(DEADLINE), "the proxy did not start"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def main() -> None:
+            self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+            self._ready.set()
+            await self._server.serve_forever()
+
+        try:
+            self._loop.run_until_complete(main())
+        except asyncio.CancelledError:
+            pass
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            peer_reader, peer_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        self._writers |= {client_writer, peer_writer}
+
+        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.transport.abort()
+
+        await asyncio.gather(pump(client_reader, peer_writer), pump(peer_reader, client_writer))
+        self._writers -= {client_writer, peer_writer}
+
+    def cut(self) -> None:
+        """Drop every connection through the relay, abruptly."""
+        def abort_all() -> None:
+            for writer in list(self._writers):
+                writer.transport.abort()
+        self._loop.call_soon_threadsafe(abort_all)
+
+    def close(self) -> None:
+        def stop() -> None:
+            self._server.close()
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
+        self._loop.call_soon_threadsafe(stop)
+        self._thread.join(DEADLINE)
