@@ -254,7 +254,7 @@ class Link:
         loop = asyncio.get_running_loop()
         self._down_since = loop.time()
         self.state = "connecting"
-        self.log.debug("connecting to %s at %s", self.peer, self.uri)
+        self.log.info("connecting to %s at %s", self.peer, self.uri)
         try:
             async for ws in connect(
                 self.uri,
@@ -405,9 +405,9 @@ class Link:
             if said is None or now - said >= NAG:
                 waited = now - self._down_since
                 self.log.info(
-                    "waiting for %s at %s (%s)%s",
+                    "waiting for %s at %s (%s%s); retrying in %.2g s",
                     self.peer, self.uri, self._last_error,
-                    f", {waited:.0f} s so far" if said is not None else "",
+                    f", {waited:.0f} s so far" if said is not None else "", delay,
                 )
                 said = now
             else:

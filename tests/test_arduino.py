@@ -207,7 +207,7 @@ def test_a_peer_that_never_comes_is_given_up_after_wait(grid: Path, processes: l
     """--wait bounds how long a node waits for a peer: each tick then fails with one line, and the clock goes on."""
     clock = start(processes, grid, "clock", "--tacks", "2", "--wait", "0.2")
     assert clock.wait() == 0
-    clock.expect(r"^\[ clock \] waiting for iopin at ws://127\.0\.0\.1:\d+ \(connection refused\)$")
+    clock.expect(r"^\[ clock \] waiting for iopin at ws://127\.0\.0\.1:\d+ \(connection refused\); retrying in 0\.05 s$")
     clock.expect(r"^\[ clock \] error: tick 1: cannot reach iopin at ws://127\.0\.0\.1:\d+: connection refused \(gave up after 0\.\d s\)$")
     clock.expect(r"^\[ clock \] error: tick 2: cannot reach iopin")
     assert "Traceback" not in clock.output()
@@ -253,3 +253,88 @@ def test_echo_refuses_bad_patterns(grid: Path):
     assert "invalid pattern 'a/#/b': '#' may only stand last" in done.stderr
     done = run_arduino("--grid", grid, "echo", "ghost/pin")
     assert (done.returncode, done.stderr) == (1, f"Error: nothing to listen to: no node of {grid} with a port matches 'ghost/pin'\n")
+
+
+def test_a_token_grid_end_to_end_never_prints_the_token(tmp_path: Path, processes: list[Process]):
+    """auth: the node needs MESH_TOKEN to start; send needs it too; not even debug output shows it."""
+    (port,) = free_ports(1)
+    grid = write_grid(tmp_path, f"auth: {{token_env: MESH_TOKEN}}\nnodes:\n  buzzer: {{sketch: buzzer, port: {port}}}\n")
+    done = run_arduino("--grid", grid, "buzzer", env=environment(MESH_TOKEN=None))
+    assert (done.returncode, done.stderr) == (
+        1, f"Error: {grid}: the grid requires a token, but the environment variable MESH_TOKEN is not set\n")
+    secret = "open-sesame-7d1f"
+    buzzer = arduino("--grid", grid, "--log-level", "debug", "buzzer", env=environment(MESH_TOKEN=secret))
+    processes.append(buzzer)
+    buzzer.expect("serving on")
+    done = run_arduino("--grid", grid, "--log-level", "debug", "send", "buzzer", "1", env=environment(MESH_TOKEN=secret))
+    assert (done.returncode, done.stdout) == (0, "buzz buzz buzz\n")
+    assert secret not in done.stderr
+    done = run_arduino("--grid", grid, "send", "buzzer", "1", env=environment(MESH_TOKEN="wrong"))
+    assert (done.returncode, done.stderr) == (
+        1, f"Error: cannot reach buzzer at ws://127.0.0.1:{port}: refused the handshake with HTTP 401: wrong or missing token\n")
+    buzzer.expect("refused a connection from 127.0.0.1:\\d+: wrong or missing token")
+    stop_within_a_second(buzzer)
+    assert secret not in buzzer.output()
+
+
+def test_a_second_signal_exits_at_once(tmp_path: Path, processes: list[Process]):
+    """SIGTERM starts a clean stop; a second signal while loop() still runs exits at once."""
+    port, absent = free_ports(2)  # nothing will listen on the buzzer's port
+    grid = write_grid(tmp_path, f"nodes:\n  iopin: {{sketch: iopin, port: {port}}}\n  buzzer: {{sketch: buzzer, port: {absent}}}\nwires:\n  - iopin -> buzzer\n")
+    iopin = start(processes, grid, "iopin")
+    iopin.expect("serving on")
+    # A tick whose loop() waits for a buzzer that is not there keeps the stop waiting...
+    from websockets.sync.client import connect
+
+    with connect(f"ws://127.0.0.1:{port}/") as ws:
+        ws.send("tick")
+        iopin.expect("toggling pin state")
+        iopin.signal(signal.SIGTERM)
+        iopin.expect(r"stopping \(SIGTERM\)")
+        began = time.monotonic()
+        iopin.signal(signal.SIGTERM)  # ...and a second signal does not wait for it
+        assert iopin.wait() == 1
+        assert time.monotonic() - began < 1.0
+    assert "Traceback" not in iopin.output()
+
+
+def test_load_1000_concurrent_clients(grid: Path, processes: list[Process]):
+    """1,000 plain clients connected at once to one node: every one is answered; the node's memory is reported."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    buzzer = start(processes, grid, "buzzer")
+    port = int(buzzer.expect(r"serving on 127\.0\.0\.1:(\d+)")[1])
+
+    def rss_kib() -> int:
+        status = Path(f"/proc/{buzzer.popen.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+) kB", status)[1])
+
+    before = rss_kib()
+
+    async def load() -> list[str]:
+        gate = asyncio.Semaphore(200)  # the listen backlog is finite: open them 200 at a time
+        sockets = []
+
+        async def open_one():
+            async with gate:
+                sockets.append(await connect(f"ws://127.0.0.1:{port}/", open_timeout=DEADLINE))
+
+        await asyncio.gather(*(open_one() for _ in range(1000)))
+        try:
+            async def ask(ws, i: int) -> str:
+                await ws.send(str(i % 2))
+                return await asyncio.wait_for(ws.recv(), DEADLINE)
+
+            answers = await asyncio.gather(*(ask(ws, i) for i, ws in enumerate(sockets)))
+            peak = rss_kib()
+            print(f"\n1,000 connections: buzzer RSS {before} KiB before, {peak} KiB with all open "
+                  f"({(peak - before) / 1000:.1f} KiB per connection)")
+            return answers
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sockets))
+
+    answers = asyncio.run(load())
+    assert answers == ["..." if i % 2 == 0 else "buzz buzz buzz" for i in range(1000)]
+    stop_within_a_second(buzzer)
