@@ -98,6 +98,7 @@ class Link:
         on_publish: Callable[[str, str, int], Awaitable[None]] | None = None,
         store: MemoryOutbox | None = None,
         headers: Mapping[str, str] | None = None,
+        max_size: int | None = None,
     ) -> None:
         self.node = node
         self.peer = peer
@@ -111,6 +112,8 @@ class Link:
         self.sent = 0
         self.acked = 0
         self.headers = dict(headers or {})
+        #: The largest frame the peer accepts (its grid max_size): larger messages are refused here.
+        self.max_size = max_size
         self.store = store or MemoryOutbox()
         # id -> (frame text, future of the ack); insertion order is send order.
         self._pending: dict[int, tuple[str, asyncio.Future[str]]] = {}
@@ -225,9 +228,14 @@ class Link:
             raise PeerUnavailable(self.peer, self.uri, "the node is stopping")
         await self._room.acquire()
         msg_id = next(self._ids)
+        frame = self._frame(msg_id, channel, text)
+        # The peer would close the connection with 1009 and we would re-send it forever: refuse it here.
+        if self.max_size is not None and len(frame) * 4 > self.max_size and len(frame.encode()) > self.max_size:
+            self._room.release()
+            raise ProtocolError(f"a message of {len(frame.encode())} bytes is over {self.peer}'s limit of {self.max_size} bytes (max_size)")
         self.store.add(self.peer, msg_id, channel, text)
         future = self._future()
-        self._pending[msg_id] = (self._frame(msg_id, channel, text), future)
+        self._pending[msg_id] = (frame, future)
         if self._queue is not None:
             self._queue.put_nowait(msg_id)
         self._ensure_running()

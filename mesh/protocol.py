@@ -140,15 +140,16 @@ def decode(text: str) -> Frame:
         expected = ", ".join(sorted(_FIELDS))
         raise ProtocolError(f"unknown frame type {kind!r}; expected one of: {expected}")
     cls, fields = _FIELDS[kind]
+    frame_id = body.get("id") if type(body.get("id")) is int else None
     values = {}
     for name, (types, description) in fields.items():
         if name not in body and name in _OPTIONAL:
             continue
         if name not in body:
-            raise ProtocolError(f"{kind!r} frame has no {name!r} field")
+            raise ProtocolError(f"{kind!r} frame has no {name!r} field", frame_id)
         value = body[name]
         if not isinstance(value, types) or isinstance(value, bool):
-            raise ProtocolError(f"{kind!r} frame: {name!r} must be {description}, not {_kind(value)}")
+            raise ProtocolError(f"{kind!r} frame: {name!r} must be {description}, not {_kind(value)}", frame_id)
         values[name] = value
     return cls(**values)
 

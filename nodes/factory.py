@@ -206,9 +206,10 @@ class FactoryLoop:
                 raise MeshError(f"node {target!r} has no port: nothing can stream to it")
             link = Link(
                 node=self.name, peer=target, uri=spec.uri, logger=self.log,
-                wait=self.wait_limit, reconnect_delays=self.reconnect_delays,
+                # A durable outbox is store-and-forward: it keeps trying until the peer takes it all.
+                wait=0 if self.spec.durable else self.wait_limit, reconnect_delays=self.reconnect_delays,
                 on_publish=self.inbox.deliver, outbox=self.spec.outbox, store=self.store,
-                headers=auth_headers(self.token),
+                headers=auth_headers(self.token), max_size=spec.max_size,
             )
             self.links[target] = link
         return link

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import hmac
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
@@ -34,6 +35,9 @@ __all__ = ["ListenError", "start_server"]
 
 #: Seconds a closing connection waits for the peer's close frame.
 CLOSE_TIMEOUT = 0.25
+#: Connections the kernel queues before the node accepts them (asyncio's default of 100
+#: makes the 101st of a burst wait a second for TCP to retry).
+BACKLOG = 1024
 
 
 class ListenError(MeshError):
@@ -124,6 +128,7 @@ async def start_server(node: FactoryLoop, host: str, port: int) -> Server:
             ping_interval=PING_INTERVAL,
             ping_timeout=PING_TIMEOUT,
             max_size=node.spec.max_size,
+            backlog=BACKLOG,
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
@@ -139,6 +144,7 @@ async def mesh_session(node: FactoryLoop, websocket: ServerConnection) -> None:
     """A peer speaking the mesh protocol: hello, then messages answered with acks, in order."""
     peer = "an unnamed peer"
     session: Session | None = None
+    bad_frames = 0
     try:
         async for text in websocket:
             if isinstance(text, bytes):
@@ -147,8 +153,9 @@ async def mesh_session(node: FactoryLoop, websocket: ServerConnection) -> None:
             try:
                 frame = protocol.decode(text)
             except ProtocolError as exc:
-                node.log.warning("bad frame from %s: %s", peer, exc)
-                await websocket.send(protocol.encode(protocol.Error(id=None, error=str(exc))))
+                bad_frames += 1  # the first one is worth a warning; a flood of them is not
+                node.log.log(logging.WARNING if bad_frames == 1 else logging.DEBUG, "bad frame from %s: %s", peer, exc)
+                await websocket.send(protocol.encode(protocol.Error(id=exc.id, error=str(exc))))
                 continue
             if isinstance(frame, protocol.Hello):
                 peer = frame.node

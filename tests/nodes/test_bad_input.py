@@ -94,23 +94,23 @@ async def close_raw(writer: asyncio.StreamWriter) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "error"),
+    ("text", "frame_id", "error"),
     [
-        ("not json", "frame is not JSON: Expecting value: line 1 column 1 (char 0)"),
-        ("[1, 2]", "frame must be a JSON object, not a list"),
-        ('{"type":"msg","id":1,"data":"x"}', "'msg' frame has no 'channel' field"),
-        ('{"type":"msg","id":"1","channel":"c","data":"x"}', "'msg' frame: 'id' must be a whole number, not the text '1'"),
-        ('{"type":"msg","id":true,"channel":"c","data":"x"}', "'msg' frame: 'id' must be a whole number, not a boolean"),
-        ('{"type":"nope"}', "unknown frame type 'nope'; expected one of: ack, error, hello, msg, pub, sub, unsub"),
+        ("not json", None, "frame is not JSON: Expecting value: line 1 column 1 (char 0)"),
+        ("[1, 2]", None, "frame must be a JSON object, not a list"),
+        ('{"type":"msg","id":7,"data":"x"}', 7, "'msg' frame has no 'channel' field"),
+        ('{"type":"msg","id":"1","channel":"c","data":"x"}', None, "'msg' frame: 'id' must be a whole number, not the text '1'"),
+        ('{"type":"msg","id":true,"channel":"c","data":"x"}', None, "'msg' frame: 'id' must be a whole number, not a boolean"),
+        ('{"type":"nope"}', None, "unknown frame type 'nope'; expected one of: ack, error, hello, msg, pub, sub, unsub"),
     ],
     ids=["not-json", "not-an-object", "missing-field", "mistyped-id", "boolean-id", "unknown-type"],
 )
-async def test_a_bad_mesh_frame_gets_an_error_frame_and_the_connection_goes_on(node, text, error):
-    """A mesh frame that cannot be read is answered with an error frame (id null); the same connection then works."""
+async def test_a_bad_mesh_frame_gets_an_error_frame_and_the_connection_goes_on(node, text, frame_id, error):
+    """A mesh frame that cannot be read gets an error frame (with its id when that could be read); the connection then works."""
     async with connect(f"ws://{node.address}/", subprotocols=MESH, open_timeout=DEADLINE) as ws:
         assert ws.subprotocol == "arduino-mesh.1"
         await ws.send(text)
-        assert await recv_json(ws) == {"type": "error", "id": None, "error": error}
+        assert await recv_json(ws) == {"type": "error", "id": frame_id, "error": error}
         await ws.send('{"type":"msg","id":1,"channel":"c","data":"x"}')
         assert await recv_json(ws) == {"type": "ack", "id": 1, "data": "c|x"}
     assert node.stats.messages_in == 1  # the bad frame never reached loop()
@@ -289,3 +289,19 @@ async def test_200_concurrent_plain_clients_are_all_answered(node):
     assert node.stats.connections_in == 200
     assert node.stats.messages_in == 200
     await assert_still_serving(node)
+
+
+async def test_a_message_over_the_peers_limit_is_refused_before_it_is_sent(node):
+    """stream() of a message larger than the peer's max_size fails at once, instead of reconnecting forever."""
+    from mesh.errors import ProtocolError
+
+    caller_grid = build_grid({"echo": {"sketch": "echo", "port": node.port}, "caller": {"sketch": "echo"}}, ["caller -> echo"])
+    caller = Echo("caller", caller_grid)
+    await caller.open()
+    try:
+        with pytest.raises(ProtocolError, match=r"^a message of 1048\d\d\d bytes is over echo's limit of 1048576 bytes \(max_size\)$"):
+            await caller.stream("echo", "x" * 2**20)
+        assert await caller.stream("echo", "small") == ["|small"]
+        assert caller.links["echo"].connections == 1
+    finally:
+        await caller.stop()
