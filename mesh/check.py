@@ -1,0 +1,365 @@
+"""An electrical-rules check of a grid, and optionally of the Procfile that runs it.
+
+A grid that loads (see :mod:`mesh.grid`) is valid; it may still be wrong. This
+module looks for what is legal but suspicious, like an ERC does for a schematic:
+
+1. a node connected to nothing: no wire in or out, no subscription of its own,
+   and no other node's subscription can hear it;
+2. wires that form a loop (including a node wired to itself);
+3. a subscription that can never hear anything, because no other node with a
+   port can publish a key the pattern matches;
+4. with a Procfile: lines that are not ``NAME: COMMAND``, ``arduino.py`` lines
+   that start an unknown node or start a node a second time, and nodes of the
+   grid that no line starts.
+
+Every problem is a :class:`Finding` that names the file and the line.
+:func:`check_grid` is pure: callers read the files and pass their text.
+"""
+
+from __future__ import annotations
+
+import os.path
+import re
+import shlex
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from mesh.grid import Grid, Wire
+from mesh.topics import publishers
+
+__all__ = ["ERROR", "MAX_LOOPS", "NOT_NODES", "WARNING", "Finding", "check_grid", "summary"]
+
+ERROR = "error"
+WARNING = "warning"
+
+#: Subcommands of arduino.py that do not start a node (a node named so runs as ``run NAME``).
+NOT_NODES: frozenset[str] = frozenset({"echo", "send", "status", "graph", "check"})
+
+#: At most this many loops are listed; past it, one more warning says there are more.
+MAX_LOOPS = 100
+
+#: honcho's rule for a Procfile line.
+_PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
+#: ``NAME=value`` before a command.
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.DOTALL)
+#: A Python interpreter, by its file name: python, python3, python3.12.
+_PYTHON = re.compile(r"python[0-9.]*")
+#: arduino.py's group options, each taking a value: ``--grid X`` or ``--grid=X``.
+_GROUP_OPTIONS = ("--grid", "--log-level", "--state-dir")
+#: The environment variable arduino.py reads its grid from.
+_GRID_ENV = "ARDUINO_GRID"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """One problem: the file and line it is about, how bad it is, what is wrong."""
+
+    path: str
+    line: int | None
+    level: str  # ERROR or WARNING
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.level}: {self.message}"
+
+
+def check_grid(
+    grid: Grid, *, procfile: str | None = None, procfile_path: str = "Procfile"
+) -> list[Finding]:
+    """Every finding about ``grid`` (and the text of its Procfile, when given), in report order.
+
+    The order is by kind (unconnected nodes, loops, deaf subscriptions, the
+    Procfile), and by file order within each kind.
+    """
+    findings = _unconnected(grid) + _loops(grid) + _deaf_subscriptions(grid)
+    if procfile is not None:
+        findings += _check_procfile(grid, procfile, procfile_path)
+    return findings
+
+
+def summary(findings: Sequence[Finding], grid: Grid) -> str:
+    """One line: ``grid.yaml: 3 nodes, 2 wires: 1 error, 2 warnings`` (or ``no problems found``)."""
+    errors = sum(1 for finding in findings if finding.level == ERROR)
+    warnings = len(findings) - errors
+    counts = [_count(errors, "error"), _count(warnings, "warning")]
+    verdict = ", ".join(count for count in counts if count) or "no problems found"
+    return (
+        f"{grid.path}: {_count(len(grid.nodes), 'node')}, "
+        f"{_count(len(grid.wires), 'wire')}: {verdict}"
+    )
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+def _ported(grid: Grid, but: str | None = None) -> list[str]:
+    """The names of the nodes with a port, in file order, except ``but``."""
+    return [
+        name for name, spec in grid.nodes.items() if spec.port is not None and name != but
+    ]
+
+
+def _warn(grid: Grid, line: int, message: str) -> Finding:
+    return Finding(path=grid.path, line=line or None, level=WARNING, message=message)
+
+
+def _unconnected(grid: Grid) -> list[Finding]:
+    """Nodes with no wire in or out, no subscription, and that no subscription can hear."""
+    wired = {end for wire in grid.wires for end in (wire.source, wire.target)}
+    heard = {
+        name
+        for spec in grid.nodes.values()
+        for pattern in spec.subscribe
+        for name in publishers(pattern, _ported(grid, but=spec.name))
+    }
+    return [
+        _warn(
+            grid,
+            spec.line,
+            f"node {spec.name!r} is connected to nothing: no wire in or out, no subscription",
+        )
+        for spec in grid.nodes.values()
+        if spec.name not in wired and spec.name not in heard and not spec.subscribe
+    ]
+
+
+def _loops(grid: Grid) -> list[Finding]:
+    """One warning per elementary cycle of wires, at the wire that closes it."""
+    order = {name: index for index, name in enumerate(grid.nodes)}
+    out: dict[str, list[Wire]] = {name: [] for name in grid.nodes}
+    for wire in grid.wires:
+        out[wire.source].append(wire)
+    cycles = _cycles(order, out, MAX_LOOPS + 1)
+    found = [
+        (
+            cycle[-1].line,
+            _warn(
+                grid,
+                cycle[-1].line,
+                "wires form a loop: " + " -> ".join([wire.source for wire in cycle] + [cycle[0].source]),
+            ),
+        )
+        for cycle in cycles[:MAX_LOOPS]
+    ]
+    found.sort(key=lambda item: item[0])  # stable: discovery order within a line
+    findings = [finding for _, finding in found]
+    if len(cycles) > MAX_LOOPS:
+        findings.append(
+            Finding(
+                path=grid.path,
+                line=None,
+                level=WARNING,
+                message=f"more wires form loops; only the first {MAX_LOOPS} loops are listed",
+            )
+        )
+    return findings
+
+
+def _cycles(
+    order: dict[str, int], out: dict[str, list[Wire]], limit: int
+) -> list[list[Wire]]:
+    """Up to ``limit`` elementary cycles, each as its wires from its first node in ``order``.
+
+    Johnson's algorithm, restricted at each start node to the nodes after it in
+    file order, so each cycle is found once, from its first node; wires are
+    followed in file order.
+    """
+    cycles: list[list[Wire]] = []
+    names = sorted(order, key=order.__getitem__)
+    for start in names:
+        rank = order[start]
+        allowed = _component(start, out, {name for name in names if order[name] >= rank})
+        if start not in allowed:
+            continue
+        blocked: set[str] = set()
+        blocks: dict[str, set[str]] = {name: set() for name in allowed}
+        path: list[Wire] = []
+
+        def unblock(name: str) -> None:
+            stack = [name]
+            while stack:
+                node = stack.pop()
+                if node in blocked:
+                    blocked.discard(node)
+                    stack.extend(blocks[node])
+                    blocks[node].clear()
+
+        def circuit(node: str) -> bool:
+            closed = False
+            blocked.add(node)
+            for wire in out[node]:
+                if len(cycles) >= limit:
+                    return True
+                if wire.target not in allowed:
+                    continue
+                if wire.target == start:
+                    cycles.append([*path, wire])
+                    closed = True
+                elif wire.target not in blocked:
+                    path.append(wire)
+                    if circuit(wire.target):
+                        closed = True
+                    path.pop()
+            if closed:
+                unblock(node)
+            else:
+                for wire in out[node]:
+                    if wire.target in allowed:
+                        blocks[wire.target].add(node)
+            return closed
+
+        circuit(start)
+        if len(cycles) >= limit:
+            break
+    return cycles
+
+
+def _component(start: str, out: dict[str, list[Wire]], allowed: set[str]) -> set[str]:
+    """The nodes of ``allowed`` on a cycle through ``start`` (empty when there is none)."""
+    forward = _reach(start, lambda name: (w.target for w in out[name]), allowed)
+    back_edges: dict[str, list[str]] = {name: [] for name in allowed}
+    for name in allowed:
+        for wire in out[name]:
+            if wire.target in allowed:
+                back_edges[wire.target].append(name)
+    backward = _reach(start, lambda name: back_edges[name], allowed)
+    return forward & backward
+
+
+def _reach(start: str, step: Callable[[str], Iterable[str]], allowed: set[str]) -> set[str]:
+    """The nodes of ``allowed`` reachable from ``start`` in one step or more."""
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        for nxt in step(stack.pop()):
+            if nxt in allowed and nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _deaf_subscriptions(grid: Grid) -> list[Finding]:
+    """Subscription patterns that no other node with a port can publish a key for."""
+    findings: list[Finding] = []
+    for spec in grid.nodes.values():
+        for pattern in spec.subscribe:
+            if publishers(pattern, _ported(grid, but=spec.name)):
+                continue
+            said = f"node {spec.name!r} subscribes to {pattern!r}, which"
+            named = pattern.split("/", 1)[0]
+            if named == spec.name:
+                why = f"only {named!r} itself could publish, and a node does not hear its own keys"
+            elif named in grid.nodes:
+                why = f"only {named!r} could publish, and it has no port"
+            else:
+                why = "no node of the grid with a port can publish"
+            findings.append(_warn(grid, spec.line, f"{said} {why}"))
+    return findings
+
+
+# --------------------------------------------------------------------------- the Procfile
+
+
+def _check_procfile(grid: Grid, text: str, path: str) -> list[Finding]:
+    """Findings about the Procfile's lines (by line), then about the nodes it does not start."""
+    findings: list[Finding] = []
+    processes: dict[str, int] = {}
+    started: dict[str, int] = {}
+
+    def error(line: int, message: str) -> None:
+        findings.append(Finding(path=path, line=line, level=ERROR, message=message))
+
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        match = _PROCFILE_LINE.match(raw)
+        if match is None:
+            error(number, "malformed line; expected 'NAME: COMMAND'")
+            continue
+        process, command = match[1], match[2]
+        if process in processes:
+            error(number, f"process {process!r} is listed again (first on line {processes[process]})")
+            continue
+        processes[process] = number
+        try:
+            words = shlex.split(command, comments=True)
+        except ValueError as exc:
+            error(number, f"cannot read the command: {str(exc).lower()}")
+            continue
+        node = _started_node(words, grid.path)
+        if node is None:
+            continue
+        if node not in grid.nodes:
+            known = ", ".join(sorted(grid.nodes))
+            error(number, f"starts node {node!r}, which {grid.path} does not have; known nodes: {known}")
+        elif node in started:
+            error(number, f"starts node {node!r} again (first on line {started[node]})")
+        else:
+            started[node] = number
+    for spec in grid.nodes.values():
+        if spec.name not in started:
+            findings.append(_warn(grid, spec.line, f"the Procfile does not start node {spec.name!r}"))
+    return findings
+
+
+def _started_node(words: list[str], grid_path: str) -> str | None:
+    """The node a Procfile command starts, or None when it runs no node of this grid.
+
+    The command runs ``arduino.py`` (after ``exec``, ``env``, a Python
+    interpreter and its options, ``NAME=value`` assignments); the node is the
+    first word after the group options, or the one after ``run``. A command
+    whose ``--grid`` (or ``ARDUINO_GRID=``) names another file than
+    ``grid_path`` runs a node of another grid: None.
+    """
+    grid_file: str | None = None
+    rest = iter(words)
+    for word in rest:
+        if word.endswith("arduino.py"):
+            break
+        if _ASSIGNMENT.fullmatch(word):
+            name, _, value = word.partition("=")
+            if name == _GRID_ENV:
+                grid_file = value
+        elif (
+            word not in ("exec", "env")
+            and not word.startswith("-")  # an option of env or of the interpreter, e.g. -u
+            and not _PYTHON.fullmatch(os.path.basename(word))
+        ):
+            return None
+    else:
+        return None
+    word = next(rest, None)
+    while word is not None:
+        option, equals, value = word.partition("=")
+        if option not in _GROUP_OPTIONS:
+            break
+        if not equals:
+            value = next(rest, None) or ""
+        if option == "--grid":
+            grid_file = value
+        word = next(rest, None)
+    if word == "run":
+        word = next(rest, None)
+    elif word in NOT_NODES:
+        return None
+    if word is None or word.startswith("-"):
+        return None
+    if grid_file is not None and not _same_file(grid_file, grid_path):
+        return None
+    return word
+
+
+def _same_file(one: str, other: str) -> bool:
+    """Whether two paths may name the same file: equal, or one ends with the other."""
+    a = os.path.normpath(one).split(os.sep)
+    b = os.path.normpath(other).split(os.sep)
+    shorter, longer = sorted((a, b), key=len)
+    return longer[len(longer) - len(shorter):] == shorter
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 node``, ``2 nodes``; ``''`` for no errors or no warnings."""
+    if number == 0 and noun in (ERROR, WARNING):
+        return ""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
