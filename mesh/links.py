@@ -27,7 +27,7 @@ from . import protocol
 from .errors import PeerUnavailable, ProtocolError, RemoteError
 from .outbox import MemoryOutbox
 
-__all__ = ["Link", "auth_headers", "backoff", "reason", "send_once"]
+__all__ = ["Link", "auth_headers", "backoff", "query_status", "reason", "request", "send_once"]
 
 #: Seconds a link keeps trying to reach a peer before giving up (0: forever).
 DEFAULT_WAIT = 60.0
@@ -443,11 +443,12 @@ def reason_closed(ws: ClientConnection) -> str:
     return f"closed with {ws.close_code}" + (f": {ws.close_reason}" if ws.close_reason else "")
 
 
-async def send_once(
-    peer: str, uri: str, channel: str, text: str, *, sender: str = "cli", timeout: float = OPEN_TIMEOUT,
+async def request(
+    peer: str, uri: str, frame: protocol.Frame, *, sender: str = "cli", timeout: float = OPEN_TIMEOUT,
     headers: Mapping[str, str] | None = None,
-) -> str:
-    """Open a connection, send one message, return its ack, close: for the CLI's ``send``."""
+) -> protocol.Frame:
+    """Open a connection, send one frame, return the answer with the same id, close: for the CLI."""
+    frame_id = getattr(frame, "id", None)
     try:
         async with connect(
             uri,
@@ -456,18 +457,39 @@ async def send_once(
             open_timeout=timeout,
             close_timeout=CLOSE_TIMEOUT,
             additional_headers=headers,
+            max_size=None,
             proxy=None,
         ) as ws:
             if ws.subprotocol != protocol.SUBPROTOCOL:
                 raise PeerUnavailable(peer, uri, f"it does not speak {protocol.SUBPROTOCOL}")
             await ws.send(protocol.encode(protocol.Hello(node=sender)))
-            await ws.send(protocol.encode(protocol.Message(id=1, channel=channel, data=text)))
+            await ws.send(protocol.encode(frame))
             async for raw in ws:
-                frame = protocol.decode(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
-                if isinstance(frame, protocol.Ack) and frame.id == 1:
-                    return frame.data
-                if isinstance(frame, protocol.Error):
-                    raise RemoteError(peer, frame.error)
-            raise PeerUnavailable(peer, uri, "the connection closed before the ack came")
+                answer = protocol.decode(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+                if isinstance(answer, protocol.Error) and answer.id in (frame_id, None):
+                    raise RemoteError(peer, answer.error)
+                if getattr(answer, "id", None) == frame_id and not isinstance(answer, protocol.Hello):
+                    return answer
+            raise PeerUnavailable(peer, uri, "the connection closed before the answer came")
     except (OSError, TimeoutError, asyncio.TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
         raise PeerUnavailable(peer, uri, reason(exc)) from None
+
+
+async def send_once(
+    peer: str, uri: str, channel: str, text: str, *, sender: str = "cli", timeout: float = OPEN_TIMEOUT,
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """Open a connection, send one message, return its ack, close: for the CLI's ``send``."""
+    answer = await request(peer, uri, protocol.Message(id=1, channel=channel, data=text),
+                           sender=sender, timeout=timeout, headers=headers)
+    assert isinstance(answer, protocol.Ack)
+    return answer.data
+
+
+async def query_status(
+    peer: str, uri: str, *, timeout: float = 1.0, headers: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    """A node's status report (see docs/protocol.md)."""
+    answer = await request(peer, uri, protocol.Status(id=1), timeout=timeout, headers=headers)
+    assert isinstance(answer, protocol.Report)
+    return answer.data

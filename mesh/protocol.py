@@ -26,6 +26,8 @@ __all__ = [
     "Hello",
     "Message",
     "Publish",
+    "Report",
+    "Status",
     "Subscribe",
     "Unsubscribe",
     "decode",
@@ -103,7 +105,22 @@ class Publish:
     lost: int = 0
 
 
-Frame = Union[Hello, Message, Ack, Error, Subscribe, Unsubscribe, Publish]
+@dataclass(frozen=True, kw_only=True)
+class Status:
+    """Client to node: how are you? Answered with a :class:`Report`."""
+
+    id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    """Node to client: the node's status (see ``docs/protocol.md``)."""
+
+    id: int
+    data: dict
+
+
+Frame = Union[Hello, Message, Ack, Error, Subscribe, Unsubscribe, Publish, Status, Report]
 
 # type name -> (class, {field: (type, description)})
 _FIELDS: dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]] = {
@@ -114,6 +131,8 @@ _FIELDS: dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]] 
     "sub": (Subscribe, {"id": (int, "a whole number"), "pattern": (str, "text")}),
     "unsub": (Unsubscribe, {"id": (int, "a whole number"), "pattern": (str, "text")}),
     "pub": (Publish, {"key": (str, "text"), "data": (str, "text"), "lost": (int, "a whole number")}),
+    "status": (Status, {"id": (int, "a whole number")}),
+    "report": (Report, {"id": (int, "a whole number"), "data": (dict, "an object")}),
 }
 #: Fields that may be left out, with the value they then have.
 _OPTIONAL = {"lost": 0, "session": ""}

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import Server
+from websockets.asyncio.server import Server, ServerConnection
 
 from mesh.errors import GridError, MeshError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec
@@ -99,6 +99,7 @@ class FactoryLoop:
         self.state_dir = Path(state_dir)
         self.token = token
         self.store: MemoryOutbox = MemoryOutbox()
+        self.started: float | None = None
         self.inbox = Inbox(self.log)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -191,8 +192,12 @@ class FactoryLoop:
         self.inbox.handlers.pop(pattern, None)
         await asyncio.gather(*(link.unsubscribe(pattern) for link in self.links.values() if pattern in link.patterns))
 
-    async def _hear(self, key: str, data: str) -> None:
-        """Grid subscriptions arrive at ``loop()``, the key as the channel; its answer goes nowhere."""
+    async def hear(self, key: str, data: str) -> None:
+        """What the grid's ``subscribe:`` patterns match arrives here.
+
+        By default at ``loop()``, the key as the channel (its answer goes
+        nowhere); a sketch may override this to keep topics apart from messages.
+        """
         await self.loop.handle(key, data)
 
     def link(self, target: str) -> Link:
@@ -214,6 +219,49 @@ class FactoryLoop:
             self.links[target] = link
         return link
 
+    # -- what a sketch may override to serve more than messages ------------------
+
+    #: HTTP paths served without the mesh's token (a page's own assets: a browser cannot add it to them).
+    public_paths: frozenset[str] = frozenset()
+
+    def http(self, path: str) -> tuple[int, str, bytes] | None:
+        """Answer a plain HTTP request for ``path`` with ``(status, content type, body)``; None: not served."""
+        return None
+
+    async def serve_plain(self, websocket: ServerConnection) -> None:
+        """A websocket client without the mesh subprotocol: by default, messages to ``loop()``."""
+        await self.loop.serve(websocket)
+
+    def status(self) -> dict[str, Any]:
+        """What ``./arduino.py status`` shows: counters, links, subscribers (see docs/protocol.md)."""
+        loop = asyncio.get_running_loop()
+        return {
+            "node": self.name,
+            "sketch": self.spec.sketch,
+            "address": self.address,
+            "pid": os.getpid(),
+            "uptime": round(loop.time() - self.started, 3) if self.started is not None else 0.0,
+            "messages_in": self.stats.messages_in,
+            "messages_out": self.stats.messages_out,
+            "published": self.stats.published,
+            "connections_in": self.stats.connections_in,
+            "pending": sum(link.pending for link in self.links.values()),
+            "duplicates": self.sessions.duplicates,
+            "durable": self.spec.durable,
+            "links": {
+                peer: {"state": link.state, "pending": link.pending, "acked": link.acked,
+                       "connections": link.connections, "lost": link.lost}
+                for peer, link in self.links.items()
+            },
+            "subscribers": [
+                {"name": sub.name, "patterns": list(sub.patterns), "queued": len(sub.queue), "sent": sub.sent, "lost": sub.lost}
+                for sub in self.hub.subscribers.values()
+            ],
+            "subscriptions": list(self.inbox.handlers),
+            "received": self.inbox.received,
+            "lost": self.inbox.lost,
+        }
+
     # -- life ------------------------------------------------------------------
 
     @property
@@ -232,6 +280,7 @@ class FactoryLoop:
     async def open(self) -> None:
         """``setup(**params)``, then bind the port if the node has one and log ``serving on``."""
         check_params(type(self), self.spec, self.grid.path)
+        self.started = asyncio.get_running_loop().time()
         try:
             result = self.setup(**self.spec.params)
             if inspect.isawaitable(result):
@@ -265,7 +314,7 @@ class FactoryLoop:
     def begin(self) -> None:
         """Subscribe to the grid's patterns (in the background) and start the ``@every`` methods."""
         for pattern in self.spec.subscribe:
-            self._background.append(asyncio.create_task(self.subscribe(pattern, self._hear), name=f"{self.name} subscribes {pattern}"))
+            self._background.append(asyncio.create_task(self.subscribe(pattern, self.hear), name=f"{self.name} subscribes {pattern}"))
         try:
             methods = periodic_methods(self)
         except ValueError as exc:

@@ -18,6 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.exceptions import ConnectionClosed
 
@@ -96,16 +97,24 @@ async def start_server(node: FactoryLoop, host: str, port: int) -> Server:
             if websocket.subprotocol == protocol.SUBPROTOCOL:
                 await mesh_session(node, websocket)
             else:
-                await node.loop.serve(websocket)
+                await node.serve_plain(websocket)
         finally:
             node.handlers.discard(task)
 
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
         """Before the handshake: check the token, and answer plain HTTP with a line of help."""
-        if node.token is not None and not token_matches(request, node.token):
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        public = not upgrade and urlsplit(request.path).path in node.public_paths
+        if node.token is not None and not public and not token_matches(request, node.token):
             node.log.warning("refused a connection from %s: wrong or missing token", _peer(connection))
             return connection.respond(HTTPStatus.UNAUTHORIZED, "401 Unauthorized: this mesh needs its token\n")
-        if request.headers.get("Upgrade", "").lower() != "websocket":
+        if not upgrade:
+            page = node.http(urlsplit(request.path).path)
+            if page is not None:
+                status, content_type, body = page
+                headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                                   ("Cache-Control", "no-cache")])
+                return Response(status, HTTPStatus(status).phrase, headers, body)
             text = (
                 f"{node.name} is a node of arduino-mesh (sketch {node.spec.sketch}); it speaks websockets.\n"
                 f"Try: websocat ws://{node.address}/   or   ./arduino.py send {node.name} MESSAGE\n"
@@ -169,6 +178,8 @@ async def mesh_session(node: FactoryLoop, websocket: ServerConnection) -> None:
                     ok, ack = await session.handle(frame.id, partial(_handled, node, peer, frame))
                 reply: protocol.Frame = protocol.Ack(id=frame.id, data=ack) if ok else protocol.Error(id=frame.id, error=ack)
                 await websocket.send(protocol.encode(reply))
+            elif isinstance(frame, protocol.Status):
+                await websocket.send(protocol.encode(protocol.Report(id=frame.id, data=node.status())))
             elif isinstance(frame, (protocol.Subscribe, protocol.Unsubscribe)):
                 try:
                     check_pattern(frame.pattern)

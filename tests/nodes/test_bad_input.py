@@ -101,7 +101,7 @@ async def close_raw(writer: asyncio.StreamWriter) -> None:
         ('{"type":"msg","id":7,"data":"x"}', 7, "'msg' frame has no 'channel' field"),
         ('{"type":"msg","id":"1","channel":"c","data":"x"}', None, "'msg' frame: 'id' must be a whole number, not the text '1'"),
         ('{"type":"msg","id":true,"channel":"c","data":"x"}', None, "'msg' frame: 'id' must be a whole number, not a boolean"),
-        ('{"type":"nope"}', None, "unknown frame type 'nope'; expected one of: ack, error, hello, msg, pub, sub, unsub"),
+        ('{"type":"nope"}', None, "unknown frame type 'nope'; expected one of: ack, error, hello, msg, pub, report, status, sub, unsub"),
     ],
     ids=["not-json", "not-an-object", "missing-field", "mistyped-id", "boolean-id", "unknown-type"],
 )
