@@ -16,15 +16,18 @@ import re
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
 import sketches
+from mesh.check import Finding, check_grid, summary
 from mesh.errors import GridError, MeshError, UnknownNodeError
+from mesh.graph import render
 from mesh.grid import Grid, NodeSpec, read_grid
-from mesh.links import DEFAULT_WAIT, Link, auth_headers, send_once
+from mesh.links import DEFAULT_WAIT, Link, auth_headers, query_status, send_once
 from mesh.topics import TopicError, check_pattern, publishers
 from nodes import check_params
 from nodes.factory import DEFAULT_STATE_DIR
@@ -322,6 +325,129 @@ async def listen(grid: Grid, plan: dict[str, list[str]], count: int | None, as_j
             task.cancel()
         await asyncio.gather(*(link.close() for link in links.values()))
         await inbox.close()
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON list of every node's report.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="Seconds to wait for each node to answer.")
+@click.pass_context
+def status_command(ctx: click.Context, as_json: bool, timeout: float) -> None:
+    """Ask every node of the grid how it is: up or down, counters, links, subscribers.
+
+    Exit status 0 when every node with a port answered, 1 when one is down.
+    """
+    grid = load_grid(ctx)
+    headers = auth_headers(mesh_token(grid))
+    reports = asyncio.run(gather_status(grid, timeout, headers))
+    if as_json:
+        click.echo(json.dumps(reports, indent=2))
+    else:
+        click.echo(status_table(reports))
+    if any(report["state"] == "down" for report in reports):
+        ctx.exit(1)
+
+
+async def gather_status(grid: Grid, timeout: float, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every node's report, asked all at once: a node that is down costs at most ``timeout``."""
+
+    async def one(spec: NodeSpec) -> dict[str, Any]:
+        base = {"node": spec.name, "sketch": spec.sketch, "address": spec.address}
+        if spec.uri is None:
+            return {**base, "state": "no port"}
+        try:
+            report = await asyncio.wait_for(query_status(spec.name, spec.uri, timeout=timeout, headers=headers), timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            return {**base, "state": "down", "error": f"no answer within {timeout:g} s"}
+        except MeshError as exc:
+            return {**base, "state": "down", "error": getattr(exc, "reason", str(exc))}
+        return {**base, **report, "state": "up"}
+
+    return list(await asyncio.gather(*(one(spec) for spec in grid.nodes.values())))
+
+
+def status_table(reports: list[dict[str, Any]]) -> str:
+    """The reports as an aligned table, one node a row."""
+    header = ["NODE", "STATE", "ADDRESS", "SKETCH", "UPTIME", "IN", "OUT", "PUB", "PENDING", "SUBSCRIBERS", "LINKS"]
+    rows = [header]
+    for report in reports:
+        up = report["state"] == "up"
+        links = " ".join(f"{peer}:{link['state']}" for peer, link in report.get("links", {}).items())
+        rows.append([
+            report["node"], report["state"], report["address"] or "-", report["sketch"],
+            uptime(report["uptime"]) if up else "-",
+            *(str(report[key]) if up else "-" for key in ("messages_in", "messages_out", "published", "pending")),
+            str(len(report["subscribers"])) if up else "-",
+            (links or "-") if up else report.get("error", ""),
+        ])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows
+    ).rstrip()
+
+
+def uptime(seconds: float) -> str:
+    """12s, 3m04s, 2h05m."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+@cli.command("check")
+@click.option("--procfile", type=click.Path(dir_okay=False), default=None,
+              help="The Procfile to compare with the grid [default: ./Procfile, if there is one].")
+@click.pass_context
+def check_command(ctx: click.Context, procfile: str | None) -> None:
+    """Check the grid without starting anything, like an electrical rules check.
+
+    Beyond what loading already refuses: nodes connected to nothing, wires
+    that form a loop, subscriptions that can never match, parameters a sketch
+    does not take, and a Procfile that starts a node the grid does not have
+    or misses one it has. One line per finding, with file and line; exit
+    status 1 if there is an error, 0 otherwise (warnings included).
+    """
+    path = ctx.obj["grid"]
+    try:
+        grid = read_grid(path, sketches=sketches.available())
+    except GridError as exc:
+        where = f"{exc.path}:{exc.line}" if exc.line else exc.path
+        click.echo(f"{where}: error: {exc.message}")
+        ctx.exit(1)
+    if procfile is None and Path("Procfile").is_file():
+        procfile = "Procfile"
+    text = None
+    if procfile is not None:
+        try:
+            text = Path(procfile).read_text()
+        except OSError as exc:
+            raise Failure(f"{procfile}: cannot read the Procfile: {exc.strerror or exc}") from None
+    findings = check_grid(grid, procfile=text, procfile_path=procfile or "Procfile")
+    for spec in grid.nodes.values():
+        try:
+            check_params(sketches.load(spec.sketch), spec, grid.path)
+        except (GridError, sketches.SketchError) as exc:
+            message = exc.message if isinstance(exc, GridError) else str(exc)
+            findings.append(Finding(path=grid.path, line=spec.line or None, level="error", message=message))
+    for finding in findings:
+        click.echo(str(finding))
+    click.echo(summary(findings, grid))
+    if any(finding.level == "error" for finding in findings):
+        ctx.exit(1)
+
+
+@cli.command("graph")
+@click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot"]), default="text", show_default=True,
+              help="text for a terminal, mermaid for Markdown, dot for Graphviz.")
+@click.pass_context
+def graph_command(ctx: click.Context, fmt: str) -> None:
+    """Draw the circuit from the grid: nodes, wires, subscriptions.
+
+    `./arduino.py graph --format dot | dot -Tsvg > circuit.svg` with Graphviz.
+    """
+    click.echo(render(load_grid(ctx), fmt), nl=False)
 
 
 def main() -> None:
