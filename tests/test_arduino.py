@@ -128,7 +128,7 @@ def test_port_in_use_is_one_line(grid: Path):
     ("text", "message"),
     [
         ("nodes:\n  clock: {sketch: clok}\n",
-         "grid.yaml:2: unknown sketch 'clok' for node 'clock'; known sketches: buzzer, clock, iopin; did you mean 'clock'?"),
+         "grid.yaml:2: unknown sketch 'clok' for node 'clock'; known sketches: buzzer, clock, dashboard, iopin; did you mean 'clock'?"),
         ("nodes:\n  a: {sketch: clock}\n  a: {sketch: clock}\n", "grid.yaml:3: node 'a' is defined twice (first on line 2)"),
         ("nodes:\n  clock: {sketch: clock}\nwires:\n  - clock => buzzer\n",
          "grid.yaml:4: malformed wire 'clock => buzzer'; expected 'SOURCE -> TARGET'"),
@@ -177,10 +177,20 @@ def test_help_on_every_command(grid: Path):
     assert "--sound" in run_arduino("--grid", grid, "buzzer", "--help").stdout
 
 
-def test_honcho_runs_the_shipped_procfile(grid: Path, tmp_path: Path):
-    """honcho start with the shipped Procfile: the circuit ticks and buzzes; Ctrl-C stops all three cleanly."""
+def shipped_grid_on_free_ports(folder: Path) -> Path:
+    """The shipped grid.yaml, every port replaced by a free one, and a quick clock."""
+    text = (ROOT / "grid.yaml").read_text().replace("delay: 1}", "delay: 0.05}")
+    ports = re.findall(r"port: (\d+)", text)
+    for old, new in zip(ports, free_ports(len(ports))):
+        text = text.replace(f"port: {old}", f"port: {new}")
+    return write_grid(folder, text)
+
+
+def test_honcho_runs_the_shipped_procfile(tmp_path: Path):
+    """honcho start with the shipped Procfile and grid: the circuit ticks and buzzes; Ctrl-C stops every node cleanly."""
     honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or shutil.which("honcho")
     assert honcho, "honcho is a test dependency: pip install -e '.[test]'"
+    grid = shipped_grid_on_free_ports(tmp_path)
     procfile = tmp_path / "Procfile"
     shutil.copy(ROOT / "Procfile", procfile)
     env = environment(ARDUINO_GRID=str(grid), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
@@ -195,7 +205,7 @@ def test_honcho_runs_the_shipped_procfile(grid: Path, tmp_path: Path):
         assert process.wait() == 130  # honcho's own code for "stopped by SIGINT"; each node's rc is below
         assert time.monotonic() - began < 2.0
         out = process.output()
-        for name in ("buzzer", "iopin", "clock"):
+        for name in ("buzzer", "iopin", "clock", "dashboard"):
             assert re.search(rf"{name}\.1 stopped \(rc=0\)", out), out
         assert "Traceback" not in out
         assert "SIGKILL" not in out

@@ -20,9 +20,9 @@ def node(cls, **params):
 
 def test_the_shipped_sketches_are_found_by_module_name():
     """sketches.available() lists the modules; load() returns their FactoryLoop subclass."""
-    assert {"buzzer", "clock", "iopin"} <= set(sketches.available())
+    assert {"buzzer", "clock", "dashboard", "iopin"} <= set(sketches.available())
     assert sketches.load("iopin") is IOPin
-    with pytest.raises(sketches.SketchError, match=r"no sketch named 'iopinn'; sketches: buzzer, clock, iopin"):
+    with pytest.raises(sketches.SketchError, match=r"no sketch named 'iopinn'; sketches: buzzer, clock, dashboard, iopin"):
         sketches.load("iopinn")
 
 

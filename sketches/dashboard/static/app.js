@@ -1,0 +1,496 @@
+// arduino-mesh dashboard: draws /circuit.json as SVG and animates it from the /feed websocket.
+// Plain ES2020, no modules, no dependencies. Renders at most once per animation frame.
+(() => {
+  "use strict";
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const NODE_W = 190, NODE_H = 108, COL_GAP = 84, ROW_GAP = 28, PAD = 24, UNWIRED_GAP = 44;
+  const PULSE_MS = 450;      // a dot's trip along a wire
+  const SOUND_MS = 300;      // how long a buzzer stays "sounding" after a sound
+  const LOG_MAX = 100;       // entries kept in #log
+  const BACKOFF_MIN = 500, BACKOFF_MAX = 5000;
+  const STATES = { up: "up", down: "down", connecting: "connecting", "no port": "no-port" };
+
+  const token = new URLSearchParams(location.search).get("token");
+  const query = token !== null ? "?token=" + encodeURIComponent(token) : "";
+
+  const stats = (window.dashboardStats = { frames: 0, snapshots: 0 });
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    feed: $("feed-state"), name: $("circuit-name"), total: $("total"), rate: $("rate"),
+    svg: $("circuit"), title: $("circuit-title"), wires: $("wires"), pulses: $("pulses"),
+    nodes: $("nodes"), log: $("log"), empty: $("circuit-empty"),
+  };
+
+  let circuitText = null;      // normalised JSON of the circuit currently drawn
+  let view = null;             // { nodes: Map<name, NodeView>, out: Map<name, WireView[]> }
+  let pending = null;          // newest snapshot not rendered yet
+  let pendingRecent = [];      // recent messages of every snapshot not rendered yet
+  let lastSnapshot = null;     // last rendered snapshot (re-applied after a redraw)
+  let prevCounts = null;       // counts at the last render, to see what grew
+  let frameRequested = false;
+  const flying = new Set();    // wires with a pulse in flight
+
+  // ---------------------------------------------------------------- helpers
+
+  function svg(tag, attrs, parent) {
+    const e = document.createElementNS(SVG_NS, tag);
+    for (const k in attrs) e.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+
+  // A polyline with rounded corners (radius r, smaller where a segment is short).
+  function roundedPath(pts, r) {
+    let d = `M${pts[0][0]} ${pts[0][1]}`;
+    for (let i = 1; i < pts.length - 1; i++) {
+      const [px, py] = pts[i - 1], [x, y] = pts[i], [nx, ny] = pts[i + 1];
+      const l1 = Math.hypot(x - px, y - py), l2 = Math.hypot(nx - x, ny - y);
+      const k = Math.min(r, l1 / 2, l2 / 2);
+      if (!k) { d += ` L${x} ${y}`; continue; }
+      d += ` L${x - ((x - px) / l1) * k} ${y - ((y - py) / l1) * k}`;
+      d += ` Q${x} ${y} ${x + ((nx - x) / l2) * k} ${y + ((ny - y) / l2) * k}`;
+    }
+    const [lx, ly] = pts[pts.length - 1];
+    return d + ` L${lx} ${ly}`;
+  }
+
+  // 41 points along a path, evenly spaced by length, as a flat [x0, y0, x1, y1, ...] array.
+  function sample(path) {
+    const n = 40, out = [];
+    let len = 0;
+    try { len = path.getTotalLength(); } catch { /* not rendered */ }
+    for (let i = 0; i <= n; i++) {
+      const p = len ? path.getPointAtLength((len * i) / n) : { x: 0, y: 0 };
+      out.push(p.x, p.y);
+    }
+    return out;
+  }
+
+  function setText(node, text) {
+    text = String(text);
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  function setAttr(node, name, value) {
+    value = String(value);
+    if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+  }
+
+  function clip(text, max) {
+    text = String(text);
+    return text.length > max ? text.slice(0, max - 1) + "…" : text;
+  }
+
+  function ownerOf(key) {
+    const i = key.indexOf("/");
+    return i > 0 ? key.slice(0, i) : null;
+  }
+
+  function hue(name) {
+    let h = 0;
+    for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
+    return h % 360;
+  }
+
+  function clock(t) {
+    const d = new Date(t * 1000);
+    if (Number.isNaN(d.getTime())) return "";
+    const p = (n, w = 2) => String(n).padStart(w, "0");
+    return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+  }
+
+  function requestFrame() {
+    if (!frameRequested) {
+      frameRequested = true;
+      requestAnimationFrame(frame);
+    }
+  }
+
+  // ---------------------------------------------------------------- layout
+
+  // Layered layout: layer = longest path from a node with no incoming wire (back edges of
+  // cycles ignored); nodes of a layer stacked in circuit order; unwired nodes in a last column.
+  function layout(circuit) {
+    const names = [], info = new Map();
+    for (const n of Array.isArray(circuit.nodes) ? circuit.nodes : []) {
+      if (n && typeof n.name === "string" && !info.has(n.name)) {
+        names.push(n.name);
+        info.set(n.name, n);
+      }
+    }
+    const seen = new Set(), wires = [];
+    for (const w of Array.isArray(circuit.wires) ? circuit.wires : []) {
+      if (!w || !info.has(w.source) || !info.has(w.target) || w.source === w.target) continue;
+      const id = `${w.source}->${w.target}`;
+      if (!seen.has(id)) { seen.add(id); wires.push({ id, source: w.source, target: w.target }); }
+    }
+
+    const out = new Map(names.map((n) => [n, []]));
+    const indeg = new Map(names.map((n) => [n, 0]));
+    const wired = new Set();
+    for (const w of wires) {
+      out.get(w.source).push(w);
+      indeg.set(w.target, indeg.get(w.target) + 1);
+      wired.add(w.source); wired.add(w.target);
+    }
+
+    // Depth-first search from the sources first, to find the back edges of any cycle.
+    const back = new Set(), state = new Map();
+    const visit = (n) => {
+      state.set(n, 1);
+      for (const w of out.get(n)) {
+        const s = state.get(w.target);
+        if (s === 1) back.add(w.id);
+        else if (!s) visit(w.target);
+      }
+      state.set(n, 2);
+    };
+    for (const n of names) if (wired.has(n) && indeg.get(n) === 0 && !state.has(n)) visit(n);
+    for (const n of names) if (wired.has(n) && !state.has(n)) visit(n);
+
+    const layer = new Map();
+    for (const n of names) if (wired.has(n)) layer.set(n, 0);
+    for (let i = 0; i < names.length; i++) {
+      let changed = false;
+      for (const w of wires) {
+        if (back.has(w.id)) continue;
+        const l = layer.get(w.source) + 1;
+        if (l > layer.get(w.target)) { layer.set(w.target, l); changed = true; }
+      }
+      if (!changed) break;
+    }
+
+    // Wired nodes in layered columns; unwired ones (the dashboard itself, say) in rows below.
+    const columns = [], unwired = [];
+    for (const n of names) {
+      if (wired.has(n)) (columns[layer.get(n)] = columns[layer.get(n)] || []).push(n);
+      else unwired.push(n);
+    }
+    const cols = columns.filter(Boolean);
+    const perRow = Math.max(cols.length, Math.min(unwired.length, 4), 1);
+    const rows = Math.max(0, ...cols.map((c) => c.length));
+    const colHeight = (k) => (k > 0 ? k * NODE_H + (k - 1) * ROW_GAP : 0);
+    const pos = new Map();
+    cols.forEach((col, ci) => {
+      const top = PAD + (colHeight(rows) - colHeight(col.length)) / 2;
+      col.forEach((n, ri) => pos.set(n, { x: PAD + ci * (NODE_W + COL_GAP), y: top + ri * (NODE_H + ROW_GAP), col: ci }));
+    });
+    const loop = back.size ? 48 : 0;   // room for the loops of back edges under the columns
+    const below = PAD + colHeight(rows) + loop + (rows ? UNWIRED_GAP : 0);
+    unwired.forEach((n, i) => pos.set(n, {
+      x: PAD + (i % perRow) * (NODE_W + COL_GAP),
+      y: below + Math.floor(i / perRow) * (NODE_H + ROW_GAP), col: -1,
+    }));
+    const unwiredRows = Math.ceil(unwired.length / perRow);
+
+    const width = PAD * 2 + perRow * NODE_W + (perRow - 1) * COL_GAP + (back.size ? 18 : 0);
+    const height = PAD * 2 + colHeight(rows) + loop + (rows && unwiredRows ? UNWIRED_GAP : 0) + colHeight(unwiredRows);
+    for (const w of wires) {
+      const a = pos.get(w.source), b = pos.get(w.target);
+      // From the source's right edge to the target's left edge.
+      const x0 = a.x + NODE_W, y0 = a.y + NODE_H / 2, x3 = b.x - 2, y3 = b.y + NODE_H / 2;
+      if (b.col > a.col) {            // forward: a cubic S-curve when the rows differ
+        const dx = (x3 - x0) / 2;
+        w.d = `M${x0} ${y0} C${x0 + dx} ${y0} ${x3 - dx} ${y3} ${x3} ${y3}`;
+      } else {                        // back edge of a cycle: a lane under every column
+        const low = PAD + colHeight(rows) + loop / 2 + 4;
+        w.d = roundedPath([[x0, y0], [x0 + 30, y0], [x0 + 30, low], [x3 - 18, low], [x3 - 18, y3], [x3, y3]], 10);
+      }
+    }
+    return { circuit, names, info, wires, out, pos, width, height };
+  }
+
+  // ---------------------------------------------------------------- drawing
+
+  function drawNode(node, p) {
+    const name = node.name, sketch = typeof node.sketch === "string" ? node.sketch : "";
+    const g = svg("g", {
+      class: "node", "data-node": name, "data-sketch": sketch, "data-state": "unknown",
+      transform: `translate(${p.x} ${p.y})`, role: "group", "aria-label": `${name} (${sketch}): unknown`,
+    }, ui.nodes);
+    svg("rect", { class: "body", width: NODE_W, height: NODE_H, rx: 12, ry: 12 }, g);
+    const title = svg("text", { class: "name", x: 14, y: 26 }, g);
+    title.textContent = clip(name, 15);
+    const stateText = svg("text", { class: "state-label", x: NODE_W - 14, y: 25, "text-anchor": "end" }, g);
+    stateText.textContent = "…";
+    const sub = svg("text", { class: "sketch", x: 14, y: 43 }, g);
+    sub.textContent = clip(node.address ? `${sketch} · ${node.address}` : `${sketch} · no port`, 26);
+
+    const v = { name, sketch, g, stateText, state: null, soundTimer: 0, lastKey: null };
+
+    if (sketch === "iopin") {
+      svg("circle", { class: "led-ring", cx: NODE_W - 26, cy: 68, r: 12 }, g);
+      v.led = svg("circle", { class: "led", "data-node": name, "data-on": "0", cx: NODE_W - 26, cy: 68, r: 8 }, g);
+    }
+    if (sketch === "buzzer") {
+      g.setAttribute("data-sounding", "0");
+      // The outer group places the icon; the inner one is free for the CSS animation's transform.
+      const at = svg("g", { transform: `translate(${NODE_W - 42} 57)`, "aria-hidden": "true" }, g);
+      const sp = svg("g", { class: "speaker" }, at);
+      svg("path", { class: "cone", d: "M2 8 h5 l6 -5 v18 l-6 -5 h-5 z" }, sp);
+      svg("path", { class: "wave w1", d: "M16 8.5 a4.5 4.5 0 0 1 0 7" }, sp);
+      svg("path", { class: "wave w2", d: "M19 5 a9 9 0 0 1 0 14" }, sp);
+      v.sound = svg("text", { class: "sound", x: 14, y: 71 }, g);
+      v.sound.textContent = "—";
+    } else {
+      v.last = svg("text", { class: "last", x: 14, y: 71 }, g);
+      v.last.textContent = "";
+    }
+
+    const unit = svg("text", { class: "count-unit", x: 14, y: NODE_H - 14 }, g);
+    unit.textContent = "msgs";
+    v.count = svg("text", { class: "count", "data-node": name, x: 50, y: NODE_H - 13 }, g);
+    v.count.textContent = "0";
+    return v;
+  }
+
+  function draw(circuit) {
+    const L = layout(circuit);
+    for (const w of flying) w.dot.remove();
+    flying.clear();
+    ui.wires.replaceChildren();
+    ui.pulses.replaceChildren();
+    ui.nodes.replaceChildren();
+
+    const nodes = new Map(), out = new Map();
+    for (const n of L.names) {
+      nodes.set(n, drawNode(L.info.get(n), L.pos.get(n)));
+      out.set(n, []);
+    }
+    for (const w of L.wires) {
+      const path = svg("path", {
+        class: "wire", "data-wire": w.id, "marker-end": "url(#arrow)",
+        d: w.d,
+      }, ui.wires);
+      out.get(w.source).push({ id: w.id, path, points: null, dot: null, start: 0 });
+    }
+    view = { nodes, out };
+
+    ui.svg.setAttribute("viewBox", `0 0 ${L.width} ${L.height}`);
+    const cname = typeof circuit.name === "string" && circuit.name ? circuit.name : "circuit";
+    setText(ui.name, cname);
+    setText(ui.title, `Circuit ${cname}: ` +
+      (L.wires.length ? L.wires.map((w) => `${w.source} to ${w.target}`).join(", ") : "no wires") +
+      (L.names.length ? `; nodes ${L.names.join(", ")}` : ""));
+    document.title = `arduino-mesh dashboard`;
+    ui.empty.hidden = L.names.length > 0;
+
+    if (lastSnapshot) applySnapshot(lastSnapshot, [], performance.now(), false);
+  }
+
+  // ---------------------------------------------------------------- rendering
+
+  function startPulse(w, now) {
+    if (w.dot) return;                   // one in flight per wire: skip
+    w.start = now;
+    if (!w.points) w.points = sample(w.path);
+    w.dot = svg("circle", { class: "pulse", "data-wire": w.id, r: 5, cx: w.points[0], cy: w.points[1] }, ui.pulses);
+    w.path.classList.add("hot");
+    flying.add(w);
+  }
+
+  function stepPulses(now) {
+    for (const w of flying) {
+      const t = (now - w.start) / PULSE_MS;
+      if (t >= 1 || t < 0) {
+        w.dot.remove();
+        w.dot = null;
+        w.path.classList.remove("hot");
+        flying.delete(w);
+        continue;
+      }
+      const e = t < 0.5 ? 2 * t * t : 1 - 2 * (1 - t) * (1 - t);   // ease in-out
+      const pts = w.points, f = e * (pts.length / 2 - 1), i = Math.min(Math.floor(f), pts.length / 2 - 2), r = f - i;
+      setAttr(w.dot, "cx", (pts[2 * i] + (pts[2 * i + 2] - pts[2 * i]) * r).toFixed(1));
+      setAttr(w.dot, "cy", (pts[2 * i + 1] + (pts[2 * i + 3] - pts[2 * i + 1]) * r).toFixed(1));
+    }
+  }
+
+  function sound(v) {
+    setAttr(v.g, "data-sounding", "1");
+    clearTimeout(v.soundTimer);
+    v.soundTimer = setTimeout(() => v.g.setAttribute("data-sounding", "0"), SOUND_MS);
+  }
+
+  function applySnapshot(snap, recent, now, animate) {
+    const counts = snap.counts && typeof snap.counts === "object" ? snap.counts : {};
+    const last = snap.last && typeof snap.last === "object" ? snap.last : {};
+    const states = snap.nodes && typeof snap.nodes === "object" ? snap.nodes : {};
+
+    let total = 0;
+    const perNode = new Map(), grown = new Set(), grownOwners = new Set(), lastKeyOf = new Map();
+    for (const key in counts) {
+      const c = Number(counts[key]) || 0;
+      total += c;
+      const owner = ownerOf(key);
+      if (owner === null) continue;
+      perNode.set(owner, (perNode.get(owner) || 0) + c);
+      if (!lastKeyOf.has(owner)) lastKeyOf.set(owner, key);
+      if (prevCounts && c > (Number(prevCounts[key]) || 0)) {
+        grown.add(key);
+        grownOwners.add(owner);
+        lastKeyOf.set(owner, key);
+      }
+    }
+    for (const m of recent) {            // the newest message of a node names its latest key
+      const owner = m && typeof m.key === "string" ? ownerOf(m.key) : null;
+      if (owner) lastKeyOf.set(owner, m.key);
+    }
+
+    setText(ui.total, total);
+    const rate = Number(snap.rate);
+    setText(ui.rate, Number.isFinite(rate) ? rate.toFixed(1) : "0.0");
+
+    if (view) {
+      for (const v of view.nodes.values()) {
+        const raw = states[v.name];
+        const state = STATES[raw] || "unknown";
+        if (state !== v.state) {
+          v.state = state;
+          v.g.setAttribute("data-state", state);
+          v.g.setAttribute("aria-label", `${v.name} (${v.sketch}): ${raw || "unknown"}`);
+          v.stateText.textContent = raw || "unknown";
+        }
+        setText(v.count, perNode.get(v.name) || 0);
+
+        if (v.led) setAttr(v.led, "data-on", last[`${v.name}/pin`] === "1" ? "1" : "0");
+        if (v.sound) {
+          const key = `${v.name}/sound`;
+          const s = last[key];
+          setText(v.sound, s === undefined ? "—" : clip(s, 20));
+          if (animate && grown.has(key) && s !== "...") sound(v);
+        } else if (v.last) {
+          const key = (v.lastKey = lastKeyOf.get(v.name) || v.lastKey);
+          if (key && key in last) setText(v.last, clip(`${key.slice(v.name.length + 1)} ${last[key]}`, 22));
+        }
+        if (animate && grownOwners.has(v.name)) for (const w of view.out.get(v.name)) startPulse(w, now);
+      }
+    }
+    prevCounts = counts;
+    lastSnapshot = snap;
+    if (recent.length) logMessages(recent);
+  }
+
+  function logMessages(recent) {
+    const items = recent.filter((m) => m && typeof m.key === "string");
+    items.sort((a, b) => (Number(a.t) || 0) - (Number(b.t) || 0));   // stable: keeps feed order on ties
+    const frag = document.createDocumentFragment();
+    for (let i = items.length - 1, n = 0; i >= 0 && n < LOG_MAX; i--, n++) {
+      const m = items[i];
+      const li = document.createElement("li");
+      li.dataset.key = m.key;
+      const time = document.createElement("time");
+      time.textContent = clock(Number(m.t));
+      const key = document.createElement("span");
+      key.className = "key";
+      key.textContent = m.key;
+      const owner = ownerOf(m.key);
+      if (owner) key.style.color = `hsl(${hue(owner)} 70% 68%)`;
+      const data = document.createElement("span");
+      data.className = "data";
+      data.textContent = m.data === undefined ? "" : String(m.data);
+      li.append(time, key, " ", data);
+      frag.appendChild(li);
+    }
+    ui.log.prepend(frag);
+    while (ui.log.childElementCount > LOG_MAX) ui.log.lastElementChild.remove();
+  }
+
+  function frame(now) {
+    frameRequested = false;
+    let rendered = false;
+    if (pending) {
+      const snap = pending, recent = pendingRecent;
+      pending = null;
+      pendingRecent = [];
+      applySnapshot(snap, recent, now, true);
+      rendered = true;
+    }
+    if (flying.size) {
+      stepPulses(now);
+      rendered = true;
+    }
+    if (rendered) stats.frames++;
+    if (flying.size) requestFrame();
+  }
+
+  // ---------------------------------------------------------------- network
+
+  let loading = false, reloadQueued = false, retryTimer = 0;
+
+  async function loadCircuit() {
+    if (loading) { reloadQueued = true; return; }
+    loading = true;
+    clearTimeout(retryTimer);
+    try {
+      const res = await fetch("/circuit.json" + query, { cache: "no-store" });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const circuit = await res.json();
+      const text = JSON.stringify(circuit);
+      if (text !== circuitText) {
+        circuitText = text;
+        draw(circuit);
+      }
+    } catch (err) {
+      console.warn("dashboard: cannot load /circuit.json:", err);
+      if (circuitText === null) retryTimer = setTimeout(loadCircuit, 2000);
+    } finally {
+      loading = false;
+      if (reloadQueued) { reloadQueued = false; loadCircuit(); }
+    }
+  }
+
+  function setFeed(live) {
+    setText(ui.feed, live ? "live" : "reconnecting…");
+    document.body.dataset.feed = live ? "live" : "reconnecting";
+  }
+
+  let socket = null, backoff = BACKOFF_MIN, opened = false;
+
+  function connect() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    let ws;
+    try {
+      ws = new WebSocket(`${proto}//${location.host}/feed${query}`);
+    } catch (err) {
+      console.warn("dashboard: websocket:", err);
+      retry();
+      return;
+    }
+    socket = ws;
+    ws.onopen = () => {
+      setFeed(true);
+      if (opened || (circuitText === null && !loading)) loadCircuit();   // re-fetch on every reconnect
+      opened = true;
+    };
+    ws.onmessage = (ev) => {
+      let msg;
+      try { msg = JSON.parse(ev.data); } catch { return; }
+      if (!msg || msg.type !== "snapshot") return;
+      backoff = BACKOFF_MIN;
+      stats.snapshots++;
+      pending = msg;
+      if (Array.isArray(msg.recent) && msg.recent.length) {
+        for (const m of msg.recent) pendingRecent.push(m);
+        if (pendingRecent.length > LOG_MAX) pendingRecent.splice(0, pendingRecent.length - LOG_MAX);
+      }
+      requestFrame();
+    };
+    ws.onerror = () => { try { ws.close(); } catch { /* closing anyway */ } };
+    ws.onclose = () => {
+      if (socket !== ws) return;
+      socket = null;
+      retry();
+    };
+  }
+
+  function retry() {
+    setFeed(false);
+    setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, BACKOFF_MAX);
+  }
+
+  loadCircuit();
+  connect();
+})();
