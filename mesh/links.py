@@ -40,6 +40,10 @@ CLOSE_TIMEOUT = 0.25
 #: the connection, so a frozen peer (SIGSTOP) is noticed within about 3 s.
 PING_INTERVAL = 1.0
 PING_TIMEOUT = 2.0
+#: A link sends what piled up while it was writing as one batch: at most this many
+#: messages, and this many bytes (or the peer's max_size, if smaller).
+BATCH = 256
+BATCH_BYTES = 256 * 1024
 #: Seconds between two "waiting for PEER" log lines while a peer stays away.
 NAG = 10.0
 
@@ -337,51 +341,65 @@ class Link:
                 await ws.close(1001)
 
     async def _write(self, ws: ClientConnection, queue: asyncio.Queue[int]) -> None:
+        """Send what is queued, in order; what piled up while the last frame was written goes as one batch."""
+        limit = min(BATCH_BYTES, self.max_size or BATCH_BYTES)
         try:
             while True:
-                msg_id = await queue.get()
-                entry = self._pending.get(msg_id)
-                if entry is not None:
-                    await ws.send(entry[0])
-                    self.sent += 1
+                ids = [await queue.get()]
+                while not queue.empty() and len(ids) < BATCH:
+                    ids.append(queue.get_nowait())
+                frames: list[str] = []
+                size = 0
+                for msg_id in ids:
+                    entry = self._pending.get(msg_id)
+                    if entry is None:
+                        continue  # acked meanwhile (a re-send after a reconnect)
+                    if frames and size + len(entry[0]) * 4 > limit:
+                        await ws.send(protocol.batch(frames))
+                        frames, size = [], 0
+                    frames.append(entry[0])
+                    size += len(entry[0]) * 4  # at most 4 bytes a character: the peer's max_size holds
+                if frames:
+                    await ws.send(protocol.batch(frames))
+                    self.sent += len(frames)
         except ConnectionClosed:
             pass
 
     async def _read(self, ws: ClientConnection) -> None:
         try:
             async for text in ws:
-                try:
-                    frame = protocol.decode(text if isinstance(text, str) else text.decode("utf-8", "replace"))
-                except ProtocolError as exc:
-                    self.log.warning("bad frame from %s: %s", self.peer, exc)
-                    continue
-                if isinstance(frame, protocol.Publish):
-                    if frame.lost:
-                        self.lost += frame.lost
-                        self.log.warning("fell behind %s: it dropped %d message(s) for us (%d in all)", self.peer, frame.lost, self.lost)
-                    if self.on_publish is not None:
-                        await self.on_publish(frame.key, frame.data, frame.lost)
-                    continue
-                if isinstance(frame, (protocol.Ack, protocol.Error)) and frame.id in self._control:
-                    pattern = self._control.pop(frame.id)
-                    if isinstance(frame, protocol.Error):
-                        self.log.error("%s refused the subscription %r: %s", self.peer, pattern, frame.error)
-                    self._settle_subscriptions(pattern, isinstance(frame, protocol.Ack))
-                    continue
-                if isinstance(frame, (protocol.Ack, protocol.Error)) and frame.id in self._pending:
-                    _, future = self._pending.pop(frame.id)
-                    self.store.remove(self.peer, frame.id)
-                    if future.done():
-                        continue
-                    if isinstance(frame, protocol.Ack):
-                        self.acked += 1
-                        future.set_result(frame.data)
-                    else:
-                        future.set_exception(RemoteError(self.peer, frame.error))
-                elif isinstance(frame, protocol.Error):
-                    self.log.warning("%s reports an error: %s", self.peer, frame.error)
+                for frame in protocol.decode_all(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+                    await self._receive(frame)
         except ConnectionClosed:
             pass
+
+    async def _receive(self, frame: protocol.Frame | ProtocolError) -> None:
+        """One frame from the peer: an ack, an error, something published, or a bad frame."""
+        if isinstance(frame, ProtocolError):
+            self.log.warning("bad frame from %s: %s", self.peer, frame)
+        elif isinstance(frame, protocol.Publish):
+            if frame.lost:
+                self.lost += frame.lost
+                self.log.warning("fell behind %s: it dropped %d message(s) for us (%d in all)", self.peer, frame.lost, self.lost)
+            if self.on_publish is not None:
+                await self.on_publish(frame.key, frame.data, frame.lost)
+        elif isinstance(frame, (protocol.Ack, protocol.Error)) and frame.id in self._control:
+            pattern = self._control.pop(frame.id)
+            if isinstance(frame, protocol.Error):
+                self.log.error("%s refused the subscription %r: %s", self.peer, pattern, frame.error)
+            self._settle_subscriptions(pattern, isinstance(frame, protocol.Ack))
+        elif isinstance(frame, (protocol.Ack, protocol.Error)) and frame.id in self._pending:
+            _, future = self._pending.pop(frame.id)
+            self.store.remove(self.peer, frame.id)
+            if future.done():
+                return
+            if isinstance(frame, protocol.Ack):
+                self.acked += 1
+                future.set_result(frame.data)
+            else:
+                future.set_exception(RemoteError(self.peer, frame.error))
+        elif isinstance(frame, protocol.Error):
+            self.log.warning("%s reports an error: %s", self.peer, frame.error)
 
     def _on_connect_error(self, exc: Exception) -> Exception | None:
         """Retry while there is patience left; give up with a clear error after."""

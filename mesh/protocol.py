@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Union
 
 from .errors import ProtocolError
@@ -30,7 +31,9 @@ __all__ = [
     "Status",
     "Subscribe",
     "Unsubscribe",
+    "batch",
     "decode",
+    "decode_all",
     "encode",
     "to_text",
 ]
@@ -147,12 +150,44 @@ def encode(frame: Frame) -> str:
 
 
 def decode(text: str) -> Frame:
-    """The frame carried by ``text``; :class:`ProtocolError` says what is wrong."""
+    """The one frame carried by ``text``; :class:`ProtocolError` says what is wrong."""
+    frames = decode_all(text)
+    if len(frames) != 1:
+        raise ProtocolError(f"expected one frame, not a batch of {len(frames)}")
+    if isinstance(frames[0], ProtocolError):
+        raise frames[0]
+    return frames[0]
+
+
+def decode_all(text: str) -> list[Frame | ProtocolError]:
+    """The frames carried by one websocket frame: a JSON object, or a JSON array of them (a batch).
+
+    A frame of a batch that cannot be read is a :class:`ProtocolError` in its
+    place, so that the others are still handled.
+    """
     try:
         body = json.loads(text)
     except ValueError as exc:
-        raise ProtocolError(f"frame is not JSON: {exc}") from None
-    if not isinstance(body, dict):
+        return [ProtocolError(f"frame is not JSON: {exc}")]
+    if type(body) is list:
+        return [_checked(item) for item in body] if body else [ProtocolError("a batch must hold at least one frame")]
+    return [_checked(body)]
+
+
+def batch(frames: Sequence[str]) -> str:
+    """Several encoded frames as the text of one websocket frame (one frame stays as it is)."""
+    return frames[0] if len(frames) == 1 else "[" + ",".join(frames) + "]"
+
+
+def _checked(body: Any) -> Frame | ProtocolError:
+    try:
+        return _build(body)
+    except ProtocolError as exc:
+        return exc
+
+
+def _build(body: Any) -> Frame:
+    if type(body) is not dict:
         raise ProtocolError(f"frame must be a JSON object, not {_kind(body)}")
     kind = body.get("type")
     if kind not in _FIELDS:
@@ -162,12 +197,12 @@ def decode(text: str) -> Frame:
     frame_id = body.get("id") if type(body.get("id")) is int else None
     values = {}
     for name, (types, description) in fields.items():
-        if name not in body and name in _OPTIONAL:
-            continue
         if name not in body:
+            if name in _OPTIONAL:
+                continue
             raise ProtocolError(f"{kind!r} frame has no {name!r} field", frame_id)
         value = body[name]
-        if not isinstance(value, types) or isinstance(value, bool):
+        if not isinstance(value, types) or value is True or value is False:
             raise ProtocolError(f"{kind!r} frame: {name!r} must be {description}, not {_kind(value)}", frame_id)
         values[name] = value
     return cls(**values)

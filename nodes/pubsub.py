@@ -31,6 +31,8 @@ __all__ = ["QUEUE_BOUND", "Handler", "Hub", "Inbox", "RemoteSubscriber"]
 
 #: Messages queued for one subscriber at its publisher before the oldest is dropped.
 QUEUE_BOUND = 1000
+#: Messages a publisher sends one subscriber in one websocket frame, at most.
+BATCH = 256
 #: Seconds between two "dropping messages" warnings about the same subscriber.
 WARN_EVERY = 5.0
 
@@ -75,11 +77,14 @@ class RemoteSubscriber:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                while self.queue:
-                    key, data = self.queue.popleft()
-                    lost, self._unreported = self._unreported, 0
-                    await self.websocket.send(protocol.encode(protocol.Publish(key=key, data=data, lost=lost)))
-                    self.sent += 1
+                while self.queue:  # what piled up goes as one batch
+                    frames = []
+                    while self.queue and len(frames) < BATCH:
+                        key, data = self.queue.popleft()
+                        lost, self._unreported = self._unreported, 0
+                        frames.append(protocol.encode(protocol.Publish(key=key, data=data, lost=lost)))
+                    await self.websocket.send(protocol.batch(frames))
+                    self.sent += len(frames)
         except ConnectionClosed:
             pass
 

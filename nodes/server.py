@@ -150,53 +150,64 @@ async def start_server(node: FactoryLoop, host: str, port: int) -> Server:
 
 
 async def mesh_session(node: FactoryLoop, websocket: ServerConnection) -> None:
-    """A peer speaking the mesh protocol: hello, then messages answered with acks, in order."""
-    peer = "an unnamed peer"
-    session: Session | None = None
-    bad_frames = 0
+    """A peer speaking the mesh protocol: hello, then messages answered with acks, in order.
+
+    A websocket frame may carry a batch of frames (a JSON array); they are
+    handled in order and answered with one batch.
+    """
+    conversation = Conversation(node, websocket)
     try:
         async for text in websocket:
             if isinstance(text, bytes):
                 await websocket.send(protocol.encode(protocol.Error(id=None, error="binary frames are not supported; send text")))
                 continue
-            try:
-                frame = protocol.decode(text)
-            except ProtocolError as exc:
-                bad_frames += 1  # the first one is worth a warning; a flood of them is not
-                node.log.log(logging.WARNING if bad_frames == 1 else logging.DEBUG, "bad frame from %s: %s", peer, exc)
-                await websocket.send(protocol.encode(protocol.Error(id=exc.id, error=str(exc))))
-                continue
-            if isinstance(frame, protocol.Hello):
-                peer = frame.node
-                session = node.sessions.get(peer, frame.session) if frame.session else None
-                node.log.debug("mesh connection from %s (session %s)", peer, frame.session or "none")
-                await websocket.send(protocol.encode(protocol.Hello(node=node.name)))
-            elif isinstance(frame, protocol.Message):
-                if session is None:
-                    ok, ack = await node.loop.handle(frame.channel, frame.data)
-                else:
-                    ok, ack = await session.handle(frame.id, partial(_handled, node, peer, frame))
-                reply: protocol.Frame = protocol.Ack(id=frame.id, data=ack) if ok else protocol.Error(id=frame.id, error=ack)
-                await websocket.send(protocol.encode(reply))
-            elif isinstance(frame, protocol.Status):
-                await websocket.send(protocol.encode(protocol.Report(id=frame.id, data=node.status())))
-            elif isinstance(frame, (protocol.Subscribe, protocol.Unsubscribe)):
-                try:
-                    check_pattern(frame.pattern)
-                except TopicError as exc:
-                    await websocket.send(protocol.encode(protocol.Error(id=frame.id, error=str(exc))))
-                    continue
-                if isinstance(frame, protocol.Subscribe):
-                    node.hub.add(websocket, peer, frame.pattern)
-                    answer = f"subscribed to {frame.pattern}"
-                else:
-                    node.hub.remove(websocket, frame.pattern)
-                    answer = f"unsubscribed from {frame.pattern}"
-                await websocket.send(protocol.encode(protocol.Ack(id=frame.id, data=answer)))
-            else:
-                error = f"a node does not take {type(frame).__name__.lower()} frames from its clients"
-                await websocket.send(protocol.encode(protocol.Error(id=getattr(frame, "id", None), error=error)))
+            replies = [await conversation.answer(frame) for frame in protocol.decode_all(text)]
+            await websocket.send(protocol.batch(replies))
     except ConnectionClosed:
         pass
     finally:
         node.hub.forget(websocket)
+
+
+class Conversation:
+    """One mesh connection, server side: who the peer is, and the answer to each frame."""
+
+    def __init__(self, node: FactoryLoop, websocket: ServerConnection) -> None:
+        self.node = node
+        self.websocket = websocket
+        self.peer = "an unnamed peer"
+        self.session: Session | None = None
+        self.bad_frames = 0
+
+    async def answer(self, frame: protocol.Frame | ProtocolError) -> str:
+        """The encoded reply to one frame."""
+        node = self.node
+        if isinstance(frame, ProtocolError):
+            self.bad_frames += 1  # the first one is worth a warning; a flood of them is not
+            node.log.log(logging.WARNING if self.bad_frames == 1 else logging.DEBUG, "bad frame from %s: %s", self.peer, frame)
+            return protocol.encode(protocol.Error(id=frame.id, error=str(frame)))
+        if isinstance(frame, protocol.Message):
+            if self.session is None:
+                ok, ack = await node.loop.handle(frame.channel, frame.data)
+            else:
+                ok, ack = await self.session.handle(frame.id, partial(_handled, node, self.peer, frame))
+            return protocol.encode(protocol.Ack(id=frame.id, data=ack) if ok else protocol.Error(id=frame.id, error=ack))
+        if isinstance(frame, protocol.Hello):
+            self.peer = frame.node
+            self.session = node.sessions.get(self.peer, frame.session) if frame.session else None
+            node.log.debug("mesh connection from %s (session %s)", self.peer, frame.session or "none")
+            return protocol.encode(protocol.Hello(node=node.name))
+        if isinstance(frame, protocol.Status):
+            return protocol.encode(protocol.Report(id=frame.id, data=node.status()))
+        if isinstance(frame, (protocol.Subscribe, protocol.Unsubscribe)):
+            try:
+                check_pattern(frame.pattern)
+            except TopicError as exc:
+                return protocol.encode(protocol.Error(id=frame.id, error=str(exc)))
+            if isinstance(frame, protocol.Subscribe):
+                node.hub.add(self.websocket, self.peer, frame.pattern)
+                return protocol.encode(protocol.Ack(id=frame.id, data=f"subscribed to {frame.pattern}"))
+            node.hub.remove(self.websocket, frame.pattern)
+            return protocol.encode(protocol.Ack(id=frame.id, data=f"unsubscribed from {frame.pattern}"))
+        error = f"a node does not take {type(frame).__name__.lower()} frames from its clients"
+        return protocol.encode(protocol.Error(id=getattr(frame, "id", None), error=error))

@@ -28,7 +28,8 @@ def test_frames_round_trip(frame, text):
     ("text", "message"),
     [
         ("tick", "frame is not JSON: Expecting value: line 1 column 1 (char 0)"),
-        ("[1, 2]", "frame must be a JSON object, not a list"),
+        ("[1, 2]", "expected one frame, not a batch of 2"),
+        ("[]", "a batch must hold at least one frame"),
         ("42", "frame must be a JSON object, not the number 42"),
         ('{"id": 1}', "unknown frame type None; expected one of: ack, error, hello, msg, pub, report, status, sub, unsub"),
         ('{"type": "publish"}', "unknown frame type 'publish'; expected one of: ack, error, hello, msg, pub, report, status, sub, unsub"),
@@ -55,3 +56,15 @@ def test_bad_frames_say_what_is_wrong(text, message):
 def test_items_travel_as_text(item, text):
     """Text stays text; anything else becomes its JSON text."""
     assert to_text(item) == text
+
+
+def test_a_batch_is_a_json_array_of_frames():
+    """One websocket frame may carry a batch; a bad frame in it does not spoil the others."""
+    from mesh.protocol import batch, decode_all
+
+    text = batch([encode(Ack(id=1, data="a")), "5", encode(Ack(id=2, data="b"))])
+    assert text == '[{"type":"ack","id":1,"data":"a"},5,{"type":"ack","id":2,"data":"b"}]'
+    first, bad, last = decode_all(text)
+    assert (first, last) == (Ack(id=1, data="a"), Ack(id=2, data="b"))
+    assert isinstance(bad, ProtocolError) and str(bad) == "frame must be a JSON object, not the number 5"
+    assert batch(['{"type":"ack","id":1,"data":"a"}']) == '{"type":"ack","id":1,"data":"a"}'

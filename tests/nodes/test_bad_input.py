@@ -97,7 +97,7 @@ async def close_raw(writer: asyncio.StreamWriter) -> None:
     ("text", "frame_id", "error"),
     [
         ("not json", None, "frame is not JSON: Expecting value: line 1 column 1 (char 0)"),
-        ("[1, 2]", None, "frame must be a JSON object, not a list"),
+        ('"text"', None, "frame must be a JSON object, not the text 'text'"),
         ('{"type":"msg","id":7,"data":"x"}', 7, "'msg' frame has no 'channel' field"),
         ('{"type":"msg","id":"1","channel":"c","data":"x"}', None, "'msg' frame: 'id' must be a whole number, not the text '1'"),
         ('{"type":"msg","id":true,"channel":"c","data":"x"}', None, "'msg' frame: 'id' must be a whole number, not a boolean"),
@@ -305,3 +305,15 @@ async def test_a_message_over_the_peers_limit_is_refused_before_it_is_sent(node)
         assert caller.links["echo"].connections == 1
     finally:
         await caller.stop()
+
+
+async def test_a_batch_with_a_bad_frame_gets_a_batch_of_answers(node):
+    """A batch (JSON array) is answered with a batch: an ack for each good message, an error for each bad one."""
+    async with connect(f"ws://{node.address}/", subprotocols=MESH, open_timeout=DEADLINE) as ws:
+        await ws.send('[{"type":"msg","id":1,"channel":"c","data":"x"},[],{"type":"msg","id":2,"channel":"c","data":"y"}]')
+        assert await recv_json(ws) == [
+            {"type": "ack", "id": 1, "data": "c|x"},
+            {"type": "error", "id": None, "error": "frame must be a JSON object, not a list"},
+            {"type": "ack", "id": 2, "data": "c|y"},
+        ]
+    await assert_still_serving(node)

@@ -1,0 +1,213 @@
+"""The mesh side of each scenario: real nodes in this event loop, on port 0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mesh.grid import Grid, build_grid
+from nodes import FactoryLoop, reactive
+from sketches.buzzer import Buzzer
+from sketches.iopin import IOPin
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Sink(FactoryLoop):
+    """Answers every message at once."""
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> str:
+        return "ok"
+
+
+class Ring(FactoryLoop):
+    """Passes a token on to the next node: the message is the number of hops left."""
+
+    finished: asyncio.Event | None = None
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> str:
+        left = int(message)
+        if left == 0:
+            assert Ring.finished is not None
+            Ring.finished.set()
+        else:
+            await self.post(self.targets[0], str(left - 1))  # do not wait for the ack: the ring would deadlock
+        return "ok"
+
+
+async def opened(nodes: dict[str, FactoryLoop], grid: Grid) -> Grid:
+    """Open every node (ports first), filling in the bound ports."""
+    for name, node in nodes.items():
+        if node.spec.port is not None:
+            await node.open()
+            grid = grid.with_node(name, port=node.port)
+    for node in nodes.values():
+        node.grid = grid
+        if node.server is None:
+            await node.open()
+    return grid
+
+
+async def stopped(nodes: dict[str, FactoryLoop]) -> None:
+    for node in sorted(nodes.values(), key=lambda n: n.server is not None):
+        await node.stop()
+
+
+def pair() -> tuple[Grid, dict[str, FactoryLoop]]:
+    grid = build_grid({"rx": {"sketch": "sink", "port": 0}, "tx": {"sketch": "sink"}}, ["tx -> rx"])
+    return grid, {"rx": Sink("rx", grid), "tx": Sink("tx", grid)}
+
+
+async def stream_one_hop(count: int) -> float:
+    """A node streams ``count`` messages over a wire, delivery guarantee on. Messages per second."""
+    grid, nodes = pair()
+    await opened(nodes, grid)
+    try:
+        await nodes["tx"].stream("rx", "warm up")
+        began = time.perf_counter()
+        acks = await nodes["tx"].stream("rx", [str(i) for i in range(count)])
+        elapsed = time.perf_counter() - began
+        assert len(acks) == count
+        return count / elapsed
+    finally:
+        await stopped(nodes)
+
+
+async def one_at_a_time(count: int) -> float:
+    """The same link, one message at a time: send, await the ack, then the next. Messages per second."""
+    grid, nodes = pair()
+    await opened(nodes, grid)
+    try:
+        began = time.perf_counter()
+        for i in range(count):
+            await nodes["tx"].stream("rx", str(i))
+        return count / (time.perf_counter() - began)
+    finally:
+        await stopped(nodes)
+
+
+async def tick_to_buzz(count: int, sequence: int) -> list[float]:
+    """A tick to the real iopin, which streams its bits to the real buzzer; seconds until the tick's ack."""
+    grid = build_grid(
+        {
+            "clock": {"sketch": "sink"},
+            "iopin": {"sketch": "iopin", "port": 0, "params": {"sequence": sequence, "seed": 1}},
+            "buzzer": {"sketch": "buzzer", "port": 0},
+        },
+        ["clock -> iopin", "iopin -> buzzer"],
+    )
+    nodes: dict[str, FactoryLoop] = {"buzzer": Buzzer("buzzer", grid), "iopin": IOPin("iopin", grid), "clock": Sink("clock", grid)}
+    await opened(nodes, grid)
+    try:
+        clock = nodes["clock"]
+        await clock.stream("iopin", "warm up")
+        latencies = []
+        for i in range(count):
+            began = time.perf_counter()
+            await clock.stream("iopin", f"tick {i}")
+            latencies.append(time.perf_counter() - began)
+        return latencies
+    finally:
+        await stopped(nodes)
+
+
+async def fan_out(subscribers: int, count: int) -> float:
+    """One publisher, ``subscribers`` subscriber nodes. Deliveries per second."""
+    names = [f"s{i}" for i in range(subscribers)]
+    grid = build_grid({"pub": {"sketch": "sink", "port": 0}, **{name: {"sketch": "sink"} for name in names}})
+    nodes: dict[str, FactoryLoop] = {name: Sink(name, grid) for name in ["pub", *names]}
+    await opened(nodes, grid)
+    try:
+        publisher = nodes["pub"]
+        publisher.hub.bound = count + 10  # compare deliveries, not drops: broadcast() drops nothing either
+        received = [0]
+        done = asyncio.Event()
+        total = subscribers * count
+
+        def heard(key: str, data: str) -> None:
+            received[0] += 1
+            if received[0] == total:
+                done.set()
+
+        await asyncio.gather(*(nodes[name].subscribe("pub/n", heard) for name in names))
+        began = time.perf_counter()
+        for i in range(count):
+            await publisher.publish("n", str(i))
+            if i % 100 == 0:
+                await asyncio.sleep(0)
+        await done.wait()
+        return total / (time.perf_counter() - began)
+    finally:
+        await stopped(nodes)
+
+
+def rss_kib() -> int:
+    """This process's resident memory."""
+    return int(re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text())[1])
+
+
+async def ring(size: int, hops: int) -> dict[str, float]:
+    """``size`` nodes in one process, wired in a ring, passing a token ``hops`` times."""
+    before = rss_kib()
+    began = time.perf_counter()
+    grid = build_grid(
+        {f"n{i}": {"sketch": "ring", "port": 0} for i in range(size)},
+        [f"n{i} -> n{(i + 1) % size}" for i in range(size)],
+    )
+    nodes: dict[str, FactoryLoop] = {name: Ring(name, grid) for name in grid.nodes}
+    await opened(nodes, grid)
+    startup = time.perf_counter() - began
+    try:
+        Ring.finished = asyncio.Event()
+        await nodes["n0"].post("n1", str(size))  # once around: every link opens
+        await Ring.finished.wait()
+        per_node = (rss_kib() - before) / size
+        Ring.finished = asyncio.Event()
+        began = time.perf_counter()
+        await nodes["n0"].post("n1", str(hops))
+        await Ring.finished.wait()
+        rate = hops / (time.perf_counter() - began)
+        return {"startup_s": startup, "kib_per_node": per_node, "hops_per_s": rate}
+    finally:
+        await stopped(nodes)
+
+
+def processes(count: int) -> dict[str, float]:
+    """``count`` nodes as separate processes from one grid: time until all serve, memory per process."""
+    from tests.helpers import free_ports  # a small helper, shared with the tests
+
+    with tempfile.TemporaryDirectory() as folder:
+        ports = free_ports(count)
+        grid = Path(folder) / "grid.yaml"
+        grid.write_text("nodes:\n" + "".join(f"  n{i}: {{sketch: buzzer, port: {p}}}\n" for i, p in enumerate(ports)))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        began = time.perf_counter()
+        started = [
+            subprocess.Popen([sys.executable, str(ROOT / "arduino.py"), "--grid", str(grid), f"n{i}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+            for i in range(count)
+        ]
+        try:
+            for process in started:
+                assert process.stderr is not None
+                for line in process.stderr:
+                    if "serving on" in line:
+                        break
+                else:
+                    raise RuntimeError(f"a node did not start: exit {process.wait()}")
+            startup = time.perf_counter() - began
+            rss = [int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{p.pid}/status").read_text())[1]) for p in started]
+            return {"startup_s": startup, "kib_per_process": sum(rss) / len(rss)}
+        finally:
+            for process in started:
+                process.terminate()
+            for process in started:
+                process.wait()
