@@ -132,7 +132,8 @@ class Link:
         self.resumed = len(stored)
         for msg_id, channel, data in stored:
             self._pending[msg_id] = (self._frame(msg_id, channel, data), self._future())
-        self._queue: asyncio.Queue[int] | None = None  # set while the link is up
+        self._write_lock = asyncio.Lock()  # one writer at a time keeps the ids in order on the wire
+        self._written = 0  # the highest id written on the current connection
         self._task: asyncio.Task[None] | None = None
         self._draining = False  # the node is stopping: no more reconnecting
         self._closed = False
@@ -160,7 +161,9 @@ class Link:
 
     async def send_many(self, channel: str, texts: Iterable[str]) -> list[str]:
         """Send messages back to back (all in flight at once) and return their acks in order."""
-        futures = [await self.post(channel, text) for text in texts]
+        futures = await self.post_many(channel, texts)
+        if len(futures) == 1:  # the common case, one event-loop turn sooner than gather()
+            return [await futures[0]]
         results = await asyncio.gather(*futures, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
@@ -228,22 +231,72 @@ class Link:
 
     async def post(self, channel: str, text: str) -> asyncio.Future[str]:
         """Take one message into the outbox (waiting while it is full); the future resolves with its ack."""
-        if self._closed or (self._draining and self._queue is None):
+        return (await self.post_many(channel, [text]))[0]
+
+    async def post_many(self, channel: str, texts: Iterable[str]) -> list[asyncio.Future[str]]:
+        """Take messages into the outbox and write them at once, batched; one future per message.
+
+        Waits while the outbox is full, writing what it has taken so far first.
+        Nothing is lost if the connection is down: the outbox is written out
+        when it is back.
+        """
+        if self._closed or (self._draining and self._ws is None):
             raise PeerUnavailable(self.peer, self.uri, "the node is stopping")
-        await self._room.acquire()
-        msg_id = next(self._ids)
-        frame = self._frame(msg_id, channel, text)
-        # The peer would close the connection with 1009 and we would re-send it forever: refuse it here.
-        if self.max_size is not None and len(frame) * 4 > self.max_size and len(frame.encode()) > self.max_size:
-            self._room.release()
-            raise ProtocolError(f"a message of {len(frame.encode())} bytes is over {self.peer}'s limit of {self.max_size} bytes (max_size)")
-        self.store.add(self.peer, msg_id, channel, text)
-        future = self._future()
-        self._pending[msg_id] = (frame, future)
-        if self._queue is not None:
-            self._queue.put_nowait(msg_id)
         self._ensure_running()
-        return future
+        futures: list[asyncio.Future[str]] = []
+        taken: list[int] = []
+        for text in texts:
+            if self._room.locked() and taken:
+                await self._push(taken)
+                taken = []
+            await self._room.acquire()
+            msg_id = next(self._ids)
+            frame = self._frame(msg_id, channel, text)
+            # The peer would close the connection with 1009 and we would re-send it forever: refuse it here.
+            if self.max_size is not None and len(frame) * 4 > self.max_size and len(frame.encode()) > self.max_size:
+                self._room.release()
+                await self._push(taken)
+                raise ProtocolError(f"a message of {len(frame.encode())} bytes is over {self.peer}'s limit of {self.max_size} bytes (max_size)")
+            self.store.add(self.peer, msg_id, channel, text)
+            future = self._future()
+            self._pending[msg_id] = (frame, future)
+            futures.append(future)
+            taken.append(msg_id)
+        await self._push(taken)
+        return futures
+
+    async def _push(self, ids: list[int]) -> None:
+        """Write these messages now if the link is up (else they go when it is)."""
+        if not ids or self._ws is None:
+            return
+        async with self._write_lock:
+            ws = self._ws
+            if ws is None:
+                return
+            try:
+                await self._write(ws, ids)
+            except ConnectionClosed:
+                pass  # still pending: written again on the next connection
+
+    async def _write(self, ws: ClientConnection, ids: Iterable[int]) -> None:
+        """Write messages not yet written on this connection, in order, in batches (with the write lock held)."""
+        limit = min(BATCH_BYTES, self.max_size or BATCH_BYTES)
+        frames: list[str] = []
+        size = 0
+        for msg_id in ids:
+            entry = self._pending.get(msg_id)
+            if entry is None or msg_id <= self._written:
+                continue  # acked meanwhile, or already on its way
+            if frames and (len(frames) >= BATCH or size + len(entry[0]) * 4 > limit):
+                await ws.send(protocol.batch(frames))
+                self.sent += len(frames)
+                frames, size = [], 0
+            frames.append(entry[0])
+            size += len(entry[0]) * 4  # at most 4 bytes a character: within the peer's max_size
+            self._written = msg_id
+        if frames:
+            await ws.send(protocol.batch(frames))
+            self.sent += len(frames)
 
     def _future(self) -> asyncio.Future[str]:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -319,51 +372,25 @@ class Link:
                     sent.add(pattern)
         except ConnectionClosed:
             return
-        self._ws = ws
-        # Everything pending goes next, in order; new sends queue behind it.
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for msg_id in self._pending:
-            queue.put_nowait(msg_id)
-        self._queue = queue
         self.state = "up"
         self.log.info("link to %s up (%s)", self.peer, self.uri)
-        writer = asyncio.create_task(self._write(ws, queue))
+        reader = asyncio.create_task(self._read(ws))  # acks flow while we re-send: no deadlock on full buffers
         try:
-            await self._read(ws)
+            async with self._write_lock:
+                self._ws = ws
+                self._written = 0
+                await self._write(ws, list(self._pending))  # everything unacked, in order, before anything new
+            await reader
+        except ConnectionClosed:
+            pass
         finally:
-            self._queue = None
             self._ws = None
-            writer.cancel()
+            reader.cancel()
             if not self._draining:
                 self.state = "connecting"
                 self.log.warning("link to %s down (%s); reconnecting", self.peer, reason_closed(ws))
             else:
                 await ws.close(1001)
-
-    async def _write(self, ws: ClientConnection, queue: asyncio.Queue[int]) -> None:
-        """Send what is queued, in order; what piled up while the last frame was written goes as one batch."""
-        limit = min(BATCH_BYTES, self.max_size or BATCH_BYTES)
-        try:
-            while True:
-                ids = [await queue.get()]
-                while not queue.empty() and len(ids) < BATCH:
-                    ids.append(queue.get_nowait())
-                frames: list[str] = []
-                size = 0
-                for msg_id in ids:
-                    entry = self._pending.get(msg_id)
-                    if entry is None:
-                        continue  # acked meanwhile (a re-send after a reconnect)
-                    if frames and size + len(entry[0]) * 4 > limit:
-                        await ws.send(protocol.batch(frames))
-                        frames, size = [], 0
-                    frames.append(entry[0])
-                    size += len(entry[0]) * 4  # at most 4 bytes a character: the peer's max_size holds
-                if frames:
-                    await ws.send(protocol.batch(frames))
-                    self.sent += len(frames)
-        except ConnectionClosed:
-            pass
 
     async def _read(self, ws: ClientConnection) -> None:
         try:

@@ -138,6 +138,8 @@ class FactoryLoop:
         Everything goes over the one persistent link to ``target``.
         """
         futures = await self.post(target, data, channel)
+        if len(futures) == 1:  # the common case, one event-loop turn sooner than gather()
+            return [await futures[0]]
         results = await asyncio.gather(*futures, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
@@ -152,8 +154,7 @@ class FactoryLoop:
         of a peer that is down or slow.
         """
         items = [data] if isinstance(data, (str, bytes, int, float, dict)) or data is None else list(data)  # type: ignore[call-overload]
-        link = self.link(target)
-        futures = [await link.post(channel, to_text(item)) for item in items]
+        futures = await self.link(target).post_many(channel, [to_text(item) for item in items])
         self.stats.messages_out += len(futures)
         return futures
 
