@@ -299,9 +299,8 @@ class Link:
             self.sent += len(frames)
 
     def _future(self) -> asyncio.Future[str]:
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(lambda _: self._room.release())
-        return future
+        """The future of one message's ack; its room in the outbox is given back when it leaves ``_pending``."""
+        return asyncio.get_running_loop().create_future()
 
     @staticmethod
     def _frame(msg_id: int, channel: str, data: str) -> str:
@@ -417,7 +416,9 @@ class Link:
             self._settle_subscriptions(pattern, isinstance(frame, protocol.Ack))
         elif isinstance(frame, (protocol.Ack, protocol.Error)) and frame.id in self._pending:
             _, future = self._pending.pop(frame.id)
-            self.store.remove(self.peer, frame.id)
+            self._room.release()
+            if self.store.path is not None:
+                self.store.remove(self.peer, frame.id)
             if future.done():
                 return
             if isinstance(frame, protocol.Ack):
@@ -470,6 +471,7 @@ class Link:
     def _fail_pending(self, error: Exception) -> None:
         pending, self._pending = self._pending, {}
         for _, future in pending.values():
+            self._room.release()
             if not future.done():
                 future.set_exception(error)
                 future.exception()  # a caller that went away must not leave a warning
