@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -86,20 +87,39 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
 
     say(f"connection reuse: {sizes['reuse']:,} on the link vs {sizes['naive']:,} naive, {rounds} rounds")
     got = await alternate(rounds, {
-        "mesh": lambda: mesh_side.one_at_a_time(sizes["reuse"]),
+        "pipelined": lambda: mesh_side.stream_one_hop(sizes["reuse"]),
+        "one": lambda: mesh_side.one_at_a_time(sizes["reuse"]),
         "naive": lambda: raw.connection_per_message(sizes["naive"]),
     })
-    row("link vs a connection per message", "msg/s", got["mesh"], got["naive"], "raw connect-send-close", ">= 20")
+    row("link, stream() of many vs a connection per message", "msg/s", got["pipelined"], got["naive"],
+        "raw connect-send-close", ">= 20")
+    row("link, one at a time vs a connection per message", "msg/s", got["one"], got["naive"], "raw connect-send-close")
+
+    n = sizes["stream"]
+    say(f"compression: raw pipelined, {n:,} messages, with and without permessage-deflate, {rounds} rounds")
+    got = await alternate(rounds, {
+        "deflate": lambda: raw.pipelined(n, compression="deflate"),
+        "plain": lambda: raw.pipelined(n),
+    })
+    row("permessage-deflate on small frames (why links turn it off)", "msg/s", got["deflate"], got["plain"],
+        "raw pipelined, no compression")
 
     scale: list[dict[str, Any]] = []
     for size, hops in sizes["rings"].items():
         say(f"scale: {size} nodes in one process, a ring, {hops:,} hops")
-        figures = await mesh_side.ring(size, hops)
+        figures = fresh_ring(size, hops)
         scale.append({"what": f"{size} nodes in one process", **figures})
     count = sizes["processes"]
     say(f"scale: {count} nodes as processes")
     scale.append({"what": f"{count} nodes as processes", **mesh_side.processes(count)})
     return rows + [{"scale": scale}]
+
+
+def fresh_ring(size: int, hops: int) -> dict[str, float]:
+    """The ring in a new interpreter: memory per node is then what the nodes cost, nothing else."""
+    done = subprocess.run([sys.executable, "-m", "bench.ring", str(size), str(hops)], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,14 +12,14 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 OPTIONS = {"compression": None}  # as the mesh: permessage-deflate costs a third on small frames
 
 
-async def echo_server(reply: Callable[[str], str] = lambda m: m) -> Server:
+async def echo_server(reply: Callable[[str], str] = lambda m: m, compression: str | None = None) -> Server:
     """A server that answers every text frame with one frame."""
 
     async def handler(ws: ServerConnection) -> None:
         async for message in ws:
             await ws.send(reply(message))  # type: ignore[arg-type]
 
-    return await serve(handler, "127.0.0.1", 0, **OPTIONS)
+    return await serve(handler, "127.0.0.1", 0, compression=compression)
 
 
 def port(server: Server) -> int:
@@ -41,11 +41,11 @@ async def request_reply(count: int) -> float:
         await server.wait_closed()
 
 
-async def pipelined(count: int) -> float:
+async def pipelined(count: int, compression: str | None = None) -> float:
     """One persistent connection: send everything while reading the replies. Messages per second."""
-    server = await echo_server()
+    server = await echo_server(compression=compression)
     try:
-        async with connect(f"ws://127.0.0.1:{port(server)}/", **OPTIONS) as ws:
+        async with connect(f"ws://127.0.0.1:{port(server)}/", compression=compression) as ws:
             began = time.perf_counter()
 
             async def write() -> None:

@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("websockets", "click", "pyyaml", "uvloop", "orjson")
+PACKAGES = ("websockets", "click", "pyyaml")
 NOTES = Path(__file__).with_name("NOTES.md")
 
 
