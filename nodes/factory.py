@@ -36,7 +36,7 @@ from websockets.asyncio.server import Server, ServerConnection
 
 from mesh.errors import GridError, MeshError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec
-from mesh.links import DEFAULT_WAIT, Link, auth_headers, backoff
+from mesh.links import DEFAULT_WAIT, Link, acks, auth_headers, backoff
 from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
 from mesh.topics import check_pattern, check_topic, publishers
@@ -138,14 +138,7 @@ class FactoryLoop:
         is one message per item. Items that are not text travel as JSON.
         Everything goes over the one persistent link to ``target``.
         """
-        futures = await self.post(target, data, channel)
-        if len(futures) == 1:  # the common case, one event-loop turn sooner than gather()
-            return [await futures[0]]
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return list(results)  # type: ignore[arg-type]
+        return await acks(await self.post(target, data, channel))
 
     async def post(self, target: str, data: object, channel: str = "") -> list[asyncio.Future[str]]:
         """Like :meth:`stream`, but return as soon as the link has taken the messages.
