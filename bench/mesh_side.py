@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from mesh.grid import Grid, build_grid
-from nodes import FactoryLoop, reactive
+from nodes import FactoryLoop, open_together, reactive
 from sketches.buzzer import Buzzer
 from sketches.iopin import IOPin
 
@@ -43,19 +43,6 @@ class Ring(FactoryLoop):
         return "ok"
 
 
-async def opened(nodes: dict[str, FactoryLoop], grid: Grid) -> Grid:
-    """Open every node (ports first), filling in the bound ports."""
-    for name, node in nodes.items():
-        if node.spec.port is not None:
-            await node.open()
-            grid = grid.with_node(name, port=node.port)
-    for node in nodes.values():
-        node.grid = grid
-        if node.server is None:
-            await node.open()
-    return grid
-
-
 async def stopped(nodes: dict[str, FactoryLoop]) -> None:
     for node in sorted(nodes.values(), key=lambda n: n.server is not None):
         await node.stop()
@@ -69,7 +56,7 @@ def pair() -> tuple[Grid, dict[str, FactoryLoop]]:
 async def stream_one_hop(count: int) -> float:
     """A node streams ``count`` messages over a wire, delivery guarantee on. Messages per second."""
     grid, nodes = pair()
-    await opened(nodes, grid)
+    await open_together(nodes)
     try:
         await nodes["tx"].stream("rx", "warm up")
         began = time.perf_counter()
@@ -84,7 +71,7 @@ async def stream_one_hop(count: int) -> float:
 async def one_at_a_time(count: int) -> float:
     """The same link, one message at a time: send, await the ack, then the next. Messages per second."""
     grid, nodes = pair()
-    await opened(nodes, grid)
+    await open_together(nodes)
     try:
         began = time.perf_counter()
         for i in range(count):
@@ -105,7 +92,7 @@ async def tick_to_buzz(count: int, sequence: int) -> list[float]:
         ["clock -> iopin", "iopin -> buzzer"],
     )
     nodes: dict[str, FactoryLoop] = {"buzzer": Buzzer("buzzer", grid), "iopin": IOPin("iopin", grid), "clock": Sink("clock", grid)}
-    await opened(nodes, grid)
+    await open_together(nodes)
     try:
         clock = nodes["clock"]
         await clock.stream("iopin", "warm up")
@@ -124,7 +111,7 @@ async def fan_out(subscribers: int, count: int) -> float:
     names = [f"s{i}" for i in range(subscribers)]
     grid = build_grid({"pub": {"sketch": "sink", "port": 0}, **{name: {"sketch": "sink"} for name in names}})
     nodes: dict[str, FactoryLoop] = {name: Sink(name, grid) for name in ["pub", *names]}
-    await opened(nodes, grid)
+    await open_together(nodes)
     try:
         publisher = nodes["pub"]
         publisher.hub.bound = count + 10  # compare deliveries, not drops: broadcast() drops nothing either
@@ -163,7 +150,7 @@ async def ring(size: int, hops: int) -> dict[str, float]:
         [f"n{i} -> n{(i + 1) % size}" for i in range(size)],
     )
     nodes: dict[str, FactoryLoop] = {name: Ring(name, grid) for name in grid.nodes}
-    await opened(nodes, grid)
+    await open_together(nodes)
     startup = time.perf_counter() - began
     try:
         Ring.finished = asyncio.Event()

@@ -18,7 +18,7 @@ from typing import Any
 
 import sketches
 from mesh.grid import Grid
-from nodes import FactoryLoop
+from nodes import FactoryLoop, open_together
 
 ROOT = Path(__file__).resolve().parent.parent
 ARDUINO = ROOT / "arduino.py"
@@ -61,14 +61,7 @@ async def start_circuit(grid: Grid, **options: Any) -> dict[str, FactoryLoop]:
     """Start every node of ``grid`` in this event loop, filling in the ports bound for port 0."""
     nodes = {name: sketches.load(spec.sketch)(name, grid, reconnect_delays=fast_backoff, **options)
              for name, spec in grid.nodes.items()}
-    for name, node in nodes.items():
-        if node.spec.port is not None:
-            await node.open()
-            grid = grid.with_node(name, port=node.port)
-    for node in nodes.values():
-        node.grid = grid
-        if node.spec.port is None:
-            await node.open()
+    await open_together(nodes)
     for node in nodes.values():
         node.begin()
     return nodes

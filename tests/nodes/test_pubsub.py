@@ -10,7 +10,7 @@ import pytest
 
 from mesh.grid import Grid, build_grid
 from mesh.topics import TopicError
-from nodes import FactoryLoop, reactive
+from nodes import FactoryLoop, open_together, reactive
 from tests.helpers import fast_backoff, until
 
 
@@ -29,14 +29,8 @@ async def start(grid: Grid, *names: str) -> dict[str, Quiet]:
     """Start the named nodes (all by default): ports bound first and filled into the grid."""
     names = names or tuple(grid.nodes)
     nodes = {name: Quiet(name, grid, reconnect_delays=fast_backoff) for name in names}
-    for name, node in nodes.items():
-        if node.spec.port is not None:
-            await node.open()
-            grid = grid.with_node(name, port=node.port)
+    await open_together(nodes)
     for node in nodes.values():
-        node.grid = grid
-        if node.server is None:
-            await node.open()
         node.begin()
     return nodes
 
