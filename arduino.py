@@ -30,7 +30,7 @@ from mesh.grid import Grid, NodeSpec, read_grid
 from mesh.links import DEFAULT_WAIT, Link, auth_headers, query_status, send_once
 from mesh.topics import TopicError, check_pattern, publishers
 from nodes import check_params
-from nodes.factory import DEFAULT_STATE_DIR
+from nodes.factory import DEFAULT_STATE_DIR, GRACE
 from nodes.pubsub import Inbox
 from nodes.runner import run_until_signalled
 
@@ -184,6 +184,8 @@ def node_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--param", "extra", multiple=True, metavar="KEY=VALUE", help="Any sketch parameter (repeatable)."),
         click.option("--wait", type=click.FloatRange(0), default=DEFAULT_WAIT, show_default=True,
                      help="Seconds to keep trying to reach a peer that is not up (0: forever)."),
+        click.option("--grace", type=click.FloatRange(0), default=GRACE, show_default=True,
+                     help="Seconds that loop() calls still running get to finish when the node stops."),
     ]):
         function = decorator(function)
     return function
@@ -211,7 +213,7 @@ def run_command(ctx: click.Context, node: str, **options: Any) -> None:
 
 
 def run_node(ctx: click.Context, name: str, *, host: str | None, port: int | None, extra: tuple[str, ...],
-             wait: float, **params: Any) -> None:
+             wait: float, grace: float, **params: Any) -> None:
     """Load the grid, apply the command line's overrides, run the node until stopped."""
     grid = load_grid(ctx)
     spec = find_node(grid, name)
@@ -226,7 +228,7 @@ def run_node(ctx: click.Context, name: str, *, host: str | None, port: int | Non
         if port is not None:
             changes["port"] = port
         grid = grid.with_node(name, **changes)
-        node = cls(name, grid, wait=wait, state_dir=ctx.obj["state_dir"], token=mesh_token(grid))
+        node = cls(name, grid, wait=wait, grace=grace, state_dir=ctx.obj["state_dir"], token=mesh_token(grid))
         asyncio.run(run_until_signalled(node))
     except MeshError as exc:
         raise Failure(str(exc)) from None

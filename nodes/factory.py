@@ -74,6 +74,7 @@ class FactoryLoop:
         grid: Grid,
         *,
         wait: float = DEFAULT_WAIT,
+        grace: float = GRACE,
         reconnect_delays: Any = backoff,
         state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR,
         token: str | None = None,
@@ -83,6 +84,7 @@ class FactoryLoop:
         self.spec: NodeSpec = grid.node(name)
         self.log = logging.getLogger(f"mesh.{name}")
         self.wait_limit = wait
+        self.grace = grace
         self.reconnect_delays = reconnect_delays
         self.links: dict[str, Link] = {}
         self.server: Server | None = None
@@ -366,7 +368,7 @@ class FactoryLoop:
         if self.server is not None:
             self.server.server.close()  # stop accepting; open connections go on for now
             try:
-                await asyncio.wait_for(self.idle.wait(), GRACE)
+                await asyncio.wait_for(self.idle.wait(), self.grace)
             except (TimeoutError, asyncio.TimeoutError):
                 self.log.warning("stopping with %d message(s) still in loop()", self.inflight)
                 for task in list(self.handlers):

@@ -10,24 +10,36 @@ from .factory import FactoryLoop
 
 __all__ = ["run_until_signalled"]
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 async def run_until_signalled(node: FactoryLoop) -> None:
-    """Run ``node`` until it is done or SIGINT/SIGTERM arrives; a second signal exits at once."""
+    """Run ``node`` until it is done or SIGINT/SIGTERM arrives; a second signal exits at once.
+
+    The second-signal rule holds until the process ends, not only while the event loop
+    runs: once the node has stopped, a late signal still exits at once (code 1) instead of
+    killing the process mid-teardown.
+    """
     loop = asyncio.get_running_loop()
     received: list[signal.Signals] = []
 
+    def exit_now(sig: signal.Signals) -> None:
+        node.log.warning("%s again: exiting now", sig.name)
+        os._exit(1)
+
     def on_signal(sig: signal.Signals) -> None:
+        if received:
+            exit_now(sig)
         received.append(sig)
-        if len(received) > 1:
-            node.log.warning("%s again: exiting now", sig.name)
-            os._exit(1)
         node.log.info("stopping (%s)", sig.name)
         node.request_stop()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
         await node.run()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in SIGNALS:
             loop.remove_signal_handler(sig)
+            if received:  # stopping already: from here on, any signal means "now"
+                signal.signal(sig, lambda signum, frame: exit_now(signal.Signals(signum)))
