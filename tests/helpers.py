@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import queue
+import random
 import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import sketches
 from mesh.grid import Grid
@@ -45,16 +49,57 @@ async def until(condition: Callable[[], object], what: str) -> None:
         await asyncio.sleep(MS)
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` ports that were free a moment ago (bound together so they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
+def _port_range() -> range:
+    """Ports a test may give a node by number: below the kernel's ephemeral range.
+
+    A port taken from the ephemeral range (what binding port 0 or any outgoing connection
+    gets) can be handed to another socket between the moment a test picks it and the moment
+    the node binds it; below that range the kernel hands out nothing by itself.
+    """
     try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - 12_000), low)
+
+
+#: Lock files that reserve a port for this test process; held until the process ends.
+_reserved: list[int] = []
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports for nodes that a test starts by port number.
+
+    Each is outside the ephemeral range (nothing else is handed it by the kernel), free when
+    picked, and reserved for this test run by a lock file that other runs of the suite on the
+    same machine respect, so two suites at once never pick the same port.
+    """
+    folder = Path(tempfile.gettempdir()) / "arduino-mesh-test-ports"
+    folder.mkdir(exist_ok=True)
+    ports: list[int] = []
+    candidates = list(_port_range())
+    random.shuffle(candidates)
+    for port in candidates:
+        if len(ports) == count:
+            return ports
+        fd = os.open(folder / f"{port}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another suite holds it
+            os.close(fd)
+            continue
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # some other program listens there
+                os.close(fd)
+                continue
+        _reserved.append(fd)  # kept until this process ends; a port is never handed out twice
+        ports.append(port)
+    if len(ports) < count:
+        raise RuntimeError(f"no {count} free ports below the ephemeral range")
+    return ports
 
 
 async def start_circuit(grid: Grid, **options: Any) -> dict[str, FactoryLoop]:
@@ -91,22 +136,84 @@ def environment(**changes: str | None) -> dict[str, str]:
     return env
 
 
-class Process:
-    """A real subprocess whose merged output is read line by line as it comes."""
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, their children, ...), read from /proc; zombies left out."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        if state != "Z":
+            children.setdefault(int(ppid), []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
-    def __init__(self, args: Iterable[str | os.PathLike[str]], *, cwd: Path = ROOT, env: dict[str, str] | None = None,
-                 new_session: bool = False) -> None:
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid``'s process group and every process below it, whatever group or session it moved to.
+
+    honcho, for one, starts each of its processes in a session of its own, so killing
+    honcho's group alone would leave the nodes running.
+    """
+    for _ in range(10):  # a process may fork while we look: look again until nothing is left
+        below = descendants(pid)
+        for target in below:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(target, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        if not below:
+            return
+
+
+class Process:
+    """A real subprocess, in a process group of its own, whose merged output is read line by line as it comes.
+
+    Every process started this way is killed, with everything it started, when the test ends
+    (the ``_processes`` fixture in ``conftest.py``), pass or fail.
+    """
+
+    #: Every Process not yet killed; the test's teardown kills them.
+    running: ClassVar[list[Process]] = []
+
+    def __init__(
+        self,
+        args: Iterable[str | os.PathLike[str]],
+        *,
+        cwd: Path = ROOT,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.args = [str(a) for a in args]
         self.popen = subprocess.Popen(
-            self.args, cwd=cwd, env=env or environment(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-            start_new_session=new_session,
+            self.args,
+            cwd=cwd,
+            env=env or environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,  # its own group: a signal to the group, or a kill, reaches all it starts
         )
+        Process.running.append(self)
         self.lines: list[str] = []
         self._cursor = 0
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
 
     def _read(self) -> None:
         assert self.popen.stdout is not None
@@ -142,7 +249,9 @@ class Process:
                 self._queue.put(None)
                 break
             self.lines.append(line)
-        raise AssertionError(f"no line matching {pattern!r} from {' '.join(self.args)}; output:\n" + "\n".join(self.lines))
+        raise AssertionError(
+            f"no line matching {pattern!r} from {' '.join(self.args)}; output:\n" + "\n".join(self.lines)
+        )
 
     def output(self) -> str:
         """All output so far: everything, once the process has ended; what has arrived, while it runs."""
@@ -158,15 +267,24 @@ class Process:
         return "\n".join(self.lines)
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
+        """Send ``sig`` to the process itself (not its group)."""
         self.popen.send_signal(sig)
+
+    def signal_group(self, sig: int) -> None:
+        """Send ``sig`` to the process's whole group, as a terminal's Ctrl-C does to its foreground job."""
+        os.killpg(self.popen.pid, sig)
 
     def wait(self, timeout: float = DEADLINE) -> int:
         return self.popen.wait(timeout)
 
     def kill(self) -> None:
-        if self.popen.poll() is None:
+        """SIGKILL the process, its group and everything it started; reap it."""
+        kill_tree(self.popen.pid)
+        with contextlib.suppress(ProcessLookupError):
             self.popen.kill()
-            self.popen.wait()
+        self.popen.wait()
+        if self in Process.running:
+            Process.running.remove(self)
 
 
 def arduino(*args: str | os.PathLike[str], **kwargs: Any) -> Process:
@@ -174,10 +292,80 @@ def arduino(*args: str | os.PathLike[str], **kwargs: Any) -> Process:
     return Process([sys.executable, ARDUINO, *args], **kwargs)
 
 
-def run_arduino(*args: str | os.PathLike[str], env: dict[str, str] | None = None, timeout: float = DEADLINE, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run_arduino(
+    *args: str | os.PathLike[str], env: dict[str, str] | None = None, timeout: float = DEADLINE, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     """Run ``./arduino.py ARGS`` to completion and capture its output."""
-    return subprocess.run([sys.executable, ARDUINO, *map(str, args)], cwd=cwd, env=env or environment(),
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return run([sys.executable, ARDUINO, *args], env=env, timeout=timeout, cwd=cwd)
+
+
+def run(
+    args: Iterable[str | os.PathLike[str]],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = DEADLINE,
+    cwd: Path = ROOT,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion, in a process group of its own, and capture its output.
+
+    Past ``timeout``, or if the test is interrupted, the process and all it started are killed.
+    """
+    command = [str(a) for a in args]
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env or environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as popen:
+        try:
+            stdout, stderr = popen.communicate(timeout=timeout)
+        except BaseException:
+            kill_tree(popen.pid)
+            popen.kill()
+            raise
+    return subprocess.CompletedProcess(command, popen.returncode, stdout, stderr)
+
+
+def shipped_grid_on_free_ports(folder: Path) -> Path:
+    """The shipped grid.yaml, every port replaced by a free one, and a quick clock."""
+    text = (ROOT / "grid.yaml").read_text().replace("delay: 1}", "delay: 0.05}")
+    ports = re.findall(r"port: (\d+)", text)
+    for old, new in zip(ports, free_ports(len(ports)), strict=True):
+        text = text.replace(f"port: {old}", f"port: {new}")
+    return write_grid(folder, text)
+
+
+class SilentPeer:
+    """A real mesh peer, on its own port and thread, that greets and then never acknowledges anything.
+
+    A node's ``loop()`` that streams to it waits for an ack for as long as the test likes:
+    the way to hold a message in ``loop()`` for as long as a test needs, with no timing.
+    """
+
+    def __init__(self, name: str) -> None:
+        from websockets.sync.server import serve
+
+        from mesh import protocol
+
+        def handler(ws: Any) -> None:
+            for _ in ws:  # the hello, then messages: none is ever acked
+                ws.send(protocol.encode(protocol.Hello(node=name)))
+                break
+            for _ in ws:
+                pass
+
+        self._server = serve(handler, "127.0.0.1", 0, subprotocols=[protocol.SUBPROTOCOL])
+        self.port: int = self._server.socket.getsockname()[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._thread.join(DEADLINE)
 
 
 class Proxy:
@@ -190,7 +378,7 @@ class Proxy:
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self.port = free_ports(1)[0]
+        self.port = 0  # bound by the OS; read back once the server is up
         self.connections = 0
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
@@ -203,7 +391,8 @@ class Proxy:
         asyncio.set_event_loop(self._loop)
 
         async def main() -> None:
-            self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+            self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+            self.port = self._server.sockets[0].getsockname()[1]
             self._ready.set()
             await self._server.serve_forever()
 

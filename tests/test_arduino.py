@@ -11,11 +11,26 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import DEADLINE, ROOT, Process, arduino, environment, free_ports, run_arduino, write_grid
+from tests.helpers import (
+    DEADLINE,
+    MS,
+    ROOT,
+    Process,
+    SilentPeer,
+    arduino,
+    environment,
+    free_ports,
+    run_arduino,
+    shipped_grid_on_free_ports,
+    write_grid,
+)
+
+pytestmark = pytest.mark.e2e
 
 GRID = """\
 nodes:
@@ -35,19 +50,8 @@ def grid(tmp_path: Path) -> Path:
     return write_grid(tmp_path, GRID.format(tacks=5, iopin=iopin, buzzer=buzzer))
 
 
-@pytest.fixture
-def processes():
-    """Processes started by a test, killed if the test left them running."""
-    started: list[Process] = []
-    yield started
-    for process in started:
-        process.kill()
-
-
-def start(processes: list[Process], grid: Path, *args: str) -> Process:
-    process = arduino("--grid", grid, *args)
-    processes.append(process)
-    return process
+def start(grid: Path, *args: str) -> Process:
+    return arduino("--grid", grid, *args)
 
 
 def stop_within_a_second(process: Process, sig: int = signal.SIGTERM) -> None:
@@ -55,17 +59,17 @@ def stop_within_a_second(process: Process, sig: int = signal.SIGTERM) -> None:
     began = time.monotonic()
     process.signal(sig)
     assert process.wait() == 0, process.output()
-    assert time.monotonic() - began < 1.0
+    assert time.monotonic() - began < 1000 * MS
     assert "Traceback" not in process.output()
 
 
-def test_the_circuit_runs_in_the_wrong_order(grid: Path, processes: list[Process]):
+def test_the_circuit_runs_in_the_wrong_order(grid: Path):
     """Clock first, then iopin, then buzzer: every tick is acked and every bit sounds."""
-    clock = start(processes, grid, "clock")
+    clock = start(grid, "clock")
     clock.expect(r"\[ clock \] waiting for iopin at ws://127\.0\.0\.1:\d+ \(connection refused\)")
-    iopin = start(processes, grid, "iopin")
+    iopin = start(grid, "iopin")
     iopin.expect(r"^\[ iopin \] serving on 127\.0\.0\.1:\d+$")
-    buzzer = start(processes, grid, "buzzer")
+    buzzer = start(grid, "buzzer")
     buzzer.expect(r"^\[ buzzer \] serving on 127\.0\.0\.1:\d+$")
     assert clock.wait() == 0, clock.output()
     out = clock.output()
@@ -84,9 +88,9 @@ def test_the_circuit_runs_in_the_wrong_order(grid: Path, processes: list[Process
     stop_within_a_second(buzzer, signal.SIGINT)
 
 
-def test_send_prints_the_ack(grid: Path, processes: list[Process]):
+def test_send_prints_the_ack(grid: Path):
     """./arduino.py send buzzer 1 prints the buzzer's sound; 0 prints '...'."""
-    buzzer = start(processes, grid, "buzzer")
+    buzzer = start(grid, "buzzer")
     buzzer.expect("serving on")
     done = run_arduino("--grid", grid, "send", "buzzer", "1")
     assert (done.returncode, done.stdout) == (0, "buzz buzz buzz\n")
@@ -149,10 +153,10 @@ def test_a_missing_grid(tmp_path: Path):
     assert (done.returncode, done.stderr) == (1, f"Error: {tmp_path / 'nope.yaml'}: cannot read the grid: No such file or directory\n")
 
 
-def test_command_line_overrides_the_grid(grid: Path, processes: list[Process]):
+def test_command_line_overrides_the_grid(grid: Path):
     """-p/--port and sketch options override the grid for that node."""
     (port,) = free_ports(1)
-    buzzer = start(processes, grid, "buzzer", "-p", str(port), "--sound", "beep")
+    buzzer = start(grid, "buzzer", "-p", str(port), "--sound", "beep")
     buzzer.expect(rf"serving on 127\.0\.0\.1:{port}$")
     from websockets.sync.client import connect
 
@@ -177,45 +181,42 @@ def test_help_on_every_command(grid: Path):
     assert "--sound" in run_arduino("--grid", grid, "buzzer", "--help").stdout
 
 
-def shipped_grid_on_free_ports(folder: Path) -> Path:
-    """The shipped grid.yaml, every port replaced by a free one, and a quick clock."""
-    text = (ROOT / "grid.yaml").read_text().replace("delay: 1}", "delay: 0.05}")
-    ports = re.findall(r"port: (\d+)", text)
-    for old, new in zip(ports, free_ports(len(ports))):
-        text = text.replace(f"port: {old}", f"port: {new}")
-    return write_grid(folder, text)
-
-
 def test_honcho_runs_the_shipped_procfile(tmp_path: Path):
     """honcho start with the shipped Procfile and grid: the circuit ticks and buzzes; Ctrl-C stops every node cleanly."""
-    honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or shutil.which("honcho")
-    assert honcho, "honcho is a test dependency: pip install -e '.[test]'"
     grid = shipped_grid_on_free_ports(tmp_path)
     procfile = tmp_path / "Procfile"
     shutil.copy(ROOT / "Procfile", procfile)
     env = environment(ARDUINO_GRID=str(grid), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    process = Process([honcho, "-f", procfile, "-d", ROOT, "start"], env=env, new_session=True)
-    try:
-        process.expect(r"buzzer\.1\s+\| \[ buzzer \] serving on 127\.0\.0\.1:\d+", anywhere=True)
-        process.expect(r"iopin\.1\s+\| \[ iopin \] serving on 127\.0\.0\.1:\d+", anywhere=True)
-        process.expect(r"clock\.1\s+\| \[ clock \] iopin acked tick 6: acknowledged", anywhere=True)  # beyond 5: --tacks 0 in the Procfile
-        process.expect(r"buzzer\.1\s+\| \[ buzzer \] signal [01]: ", anywhere=True)
-        began = time.monotonic()
-        os.killpg(process.popen.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group
-        assert process.wait() == 130  # honcho's own code for "stopped by SIGINT"; each node's rc is below
-        assert time.monotonic() - began < 2.0
-        out = process.output()
-        for name in ("buzzer", "iopin", "clock", "dashboard"):
-            assert re.search(rf"{name}\.1 stopped \(rc=0\)", out), out
-        assert "Traceback" not in out
-        assert "SIGKILL" not in out
-    finally:
-        process.kill()
+    # honcho itself runs unbuffered (-u), its nodes do not (-u is not inherited; PYTHONUNBUFFERED is unset).
+    # honcho's Ctrl-C handler prints. When the signal lands while honcho's main thread is blocked
+    # writing to a full pipe, a *buffered* stdout raises "RuntimeError: reentrant call inside
+    # <_io.BufferedWriter name='<stdout>'>" in the handler: honcho never sends SIGTERM to its
+    # nodes and hangs joining its workers. Minimal reproducer, no honcho involved:
+    #   import signal
+    #   signal.signal(signal.SIGALRM, lambda *_: print("signal received", flush=True))
+    #   signal.setitimer(signal.ITIMER_REAL, 0.2)
+    #   while True: print("x" * 200, flush=True)
+    # run as `python3 repro.py | (sleep 1; cat >/dev/null)`: RuntimeError; with -u: none.
+    process = Process([sys.executable, "-u", "-m", "honcho", "-f", procfile, "-d", ROOT, "start"], env=env)
+    process.expect(r"buzzer\.1\s+\| \[ buzzer \] serving on 127\.0\.0\.1:\d+", anywhere=True)
+    process.expect(r"iopin\.1\s+\| \[ iopin \] serving on 127\.0\.0\.1:\d+", anywhere=True)
+    # beyond 5 ticks: the Procfile says --tacks 0
+    process.expect(r"clock\.1\s+\| \[ clock \] iopin acked tick 6: acknowledged", anywhere=True)
+    process.expect(r"buzzer\.1\s+\| \[ buzzer \] signal [01]: ", anywhere=True)
+    began = time.monotonic()
+    process.signal_group(signal.SIGINT)  # Ctrl-C reaches the terminal's whole foreground group
+    assert process.wait() == 130  # honcho's own code for "stopped by SIGINT"; each node's rc is below
+    assert time.monotonic() - began < 2000 * MS
+    out = process.output()
+    for name in ("buzzer", "iopin", "clock", "dashboard"):
+        assert re.search(rf"{name}\.1 stopped \(rc=0\)", out), out
+    assert "Traceback" not in out
+    assert "SIGKILL" not in out
 
 
-def test_a_peer_that_never_comes_is_given_up_after_wait(grid: Path, processes: list[Process]):
+def test_a_peer_that_never_comes_is_given_up_after_wait(grid: Path):
     """--wait bounds how long a node waits for a peer: each tick then fails with one line, and the clock goes on."""
-    clock = start(processes, grid, "clock", "--tacks", "2", "--wait", "0.2")
+    clock = start(grid, "clock", "--tacks", "2", "--wait", "0.2")
     assert clock.wait() == 0
     clock.expect(r"^\[ clock \] waiting for iopin at ws://127\.0\.0\.1:\d+ \(connection refused\); retrying in 0\.05 s$")
     clock.expect(r"^\[ clock \] error: tick 1: cannot reach iopin at ws://127\.0\.0\.1:\d+: connection refused \(gave up after 0\.\d s\)$")
@@ -223,13 +224,13 @@ def test_a_peer_that_never_comes_is_given_up_after_wait(grid: Path, processes: l
     assert "Traceback" not in clock.output()
 
 
-def test_echo_prints_what_the_circuit_publishes(tmp_path: Path, processes: list[Process]):
+def test_echo_prints_what_the_circuit_publishes(tmp_path: Path):
     """./arduino.py echo PATTERN --count N against a running circuit: N lines `key payload`, then exit 0."""
     clock_port, iopin_port, buzzer_port = free_ports(3)
     grid = write_grid(tmp_path, GRID.format(tacks=0, iopin=iopin_port, buzzer=buzzer_port).replace(
         "clock:  {sketch: clock,", f"clock:  {{sketch: clock, port: {clock_port},"))
     for name in ("buzzer", "iopin", "clock"):
-        start(processes, grid, name).expect("serving on")
+        start(grid, name).expect("serving on")
     done = run_arduino("--grid", grid, "echo", "iopin/pin", "--count", "6")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -242,14 +243,14 @@ def test_echo_prints_what_the_circuit_publishes(tmp_path: Path, processes: list[
     assert all(e["data"] in ("buzz buzz buzz", "...") for e in events if e["key"] == "buzzer/sound")
 
 
-def test_echo_without_count_runs_until_ctrl_c(tmp_path: Path, processes: list[Process]):
+def test_echo_without_count_runs_until_ctrl_c(tmp_path: Path):
     """echo '#' prints as messages arrive, even through a pipe, and Ctrl-C ends it with exit 0."""
     clock_port, iopin_port, buzzer_port = free_ports(3)
     grid = write_grid(tmp_path, GRID.format(tacks=0, iopin=iopin_port, buzzer=buzzer_port).replace(
         "clock:  {sketch: clock,", f"clock:  {{sketch: clock, port: {clock_port},"))
     for name in ("buzzer", "iopin", "clock"):
-        start(processes, grid, name).expect("serving on")
-    echo = start(processes, grid, "echo", "#")
+        start(grid, name).expect("serving on")
+    echo = start(grid, "echo", "#")
     echo.expect(r"^clock/tick \d+$")
     echo.expect(r"^iopin/pin [01]$")
     echo.expect(r"^buzzer/sound (buzz buzz buzz|\.\.\.)$")
@@ -265,7 +266,7 @@ def test_echo_refuses_bad_patterns(grid: Path):
     assert (done.returncode, done.stderr) == (1, f"Error: nothing to listen to: no node of {grid} with a port matches 'ghost/pin'\n")
 
 
-def test_a_token_grid_end_to_end_never_prints_the_token(tmp_path: Path, processes: list[Process]):
+def test_a_token_grid_end_to_end_never_prints_the_token(tmp_path: Path):
     """auth: the node needs MESH_TOKEN to start; send needs it too; not even debug output shows it."""
     (port,) = free_ports(1)
     grid = write_grid(tmp_path, f"auth: {{token_env: MESH_TOKEN}}\nnodes:\n  buzzer: {{sketch: buzzer, port: {port}}}\n")
@@ -274,7 +275,6 @@ def test_a_token_grid_end_to_end_never_prints_the_token(tmp_path: Path, processe
         1, f"Error: {grid}: the grid requires a token, but the environment variable MESH_TOKEN is not set\n")
     secret = "open-sesame-7d1f"
     buzzer = arduino("--grid", grid, "--log-level", "debug", "buzzer", env=environment(MESH_TOKEN=secret))
-    processes.append(buzzer)
     buzzer.expect("serving on")
     done = run_arduino("--grid", grid, "--log-level", "debug", "send", "buzzer", "1", env=environment(MESH_TOKEN=secret))
     assert (done.returncode, done.stdout) == (0, "buzz buzz buzz\n")
@@ -287,34 +287,60 @@ def test_a_token_grid_end_to_end_never_prints_the_token(tmp_path: Path, processe
     assert secret not in buzzer.output()
 
 
-def test_a_second_signal_exits_at_once(tmp_path: Path, processes: list[Process]):
-    """SIGTERM starts a clean stop; a second signal while loop() still runs exits at once."""
-    port, absent = free_ports(2)  # nothing will listen on the buzzer's port
-    grid = write_grid(tmp_path, f"nodes:\n  iopin: {{sketch: iopin, port: {port}}}\n  buzzer: {{sketch: buzzer, port: {absent}}}\nwires:\n  - iopin -> buzzer\n")
-    iopin = start(processes, grid, "iopin")
-    iopin.expect("serving on")
-    # A tick whose loop() waits for a buzzer that is not there keeps the stop waiting...
+@pytest.fixture
+def held(tmp_path: Path) -> Iterator[Path]:
+    """A grid whose iopin streams to a buzzer that greets and never acks: a tick stays in the iopin's loop()."""
+    buzzer = SilentPeer("buzzer")
+    (port,) = free_ports(1)
+    yield write_grid(
+        tmp_path,
+        f"nodes:\n  iopin: {{sketch: iopin, port: {port}}}\n  buzzer: {{sketch: buzzer, port: {buzzer.port}}}\n"
+        "wires:\n  - iopin -> buzzer\n",
+    )
+    buzzer.close()
+
+
+def hold_a_tick(grid: Path, *args: str) -> Process:
+    """Start the held grid's iopin with ``args`` and leave one tick in its loop()."""
     from websockets.sync.client import connect
 
+    iopin = start(grid, "iopin", *args)
+    port = iopin.expect(r"serving on 127\.0\.0\.1:(\d+)")[1]
     with connect(f"ws://127.0.0.1:{port}/") as ws:
         ws.send("tick")
-        iopin.expect("toggling pin state")
-        iopin.signal(signal.SIGTERM)
-        iopin.expect(r"stopping \(SIGTERM\)")
-        began = time.monotonic()
-        iopin.signal(signal.SIGTERM)  # ...and a second signal does not wait for it
-        assert iopin.wait() == 1
-        assert time.monotonic() - began < 1.0
+        iopin.expect("link to buzzer up")
+    return iopin
+
+
+def test_a_second_signal_exits_at_once(held: Path):
+    """SIGTERM starts a clean stop; a second signal while loop() still runs exits at once."""
+    iopin = hold_a_tick(held, "--grace", str(DEADLINE))  # the stop would wait longer than the test
+    iopin.signal(signal.SIGTERM)
+    iopin.expect(r"stopping \(SIGTERM\)")
+    began = time.monotonic()
+    iopin.signal(signal.SIGTERM)
+    assert iopin.wait() == 1
+    assert time.monotonic() - began < 1000 * MS
+    assert "SIGTERM again: exiting now" in iopin.output()
     assert "Traceback" not in iopin.output()
 
 
-def test_load_1000_concurrent_clients(grid: Path, processes: list[Process]):
+def test_the_grace_bounds_a_stop(held: Path):
+    """A loop() that does not finish within --grace is cancelled: the node says so and exits 0."""
+    iopin = hold_a_tick(held, "--grace", str(100 * MS))
+    iopin.signal(signal.SIGTERM)
+    assert iopin.wait() == 0
+    iopin.expect(r"stopping with 1 message\(s\) still in loop\(\)")
+    assert "Traceback" not in iopin.output()
+
+
+def test_load_1000_concurrent_clients(grid: Path):
     """1,000 plain clients connected at once to one node: every one is answered; the node's memory is reported."""
     import asyncio
 
     from websockets.asyncio.client import connect
 
-    buzzer = start(processes, grid, "buzzer")
+    buzzer = start(grid, "buzzer")
     port = int(buzzer.expect(r"serving on 127\.0\.0\.1:(\d+)")[1])
 
     def rss_kib() -> int:

@@ -15,8 +15,8 @@ README = (ROOT / "README.md").read_text()
 
 def test_the_test_command_is_what_ci_runs():
     """.ci/run ends with the README's test command."""
-    assert "\n```sh\npytest\n```" in README
-    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("\npytest")
+    assert "\n```sh\npytest --cov\n```" in README
+    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("\npytest --cov")
 
 
 async def test_the_write_your_own_sketch_example_works(tmp_path: Path, monkeypatch):

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import ROOT
+import pytest
+
+from tests.helpers import MS, ROOT, run
+
+pytestmark = pytest.mark.e2e
 
 
 def test_bench_quick_runs_and_reports_every_scenario(tmp_path: Path):
     """python -m bench --quick prints the table and writes every figure as JSON (and touches no docs)."""
     figures = tmp_path / "figures.json"
     before = (ROOT / "docs" / "benchmarks.md").read_text() if (ROOT / "docs" / "benchmarks.md").exists() else None
-    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(figures)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = run([sys.executable, "-m", "bench", "--quick", "--json", figures], timeout=120_000 * MS)
     assert done.returncode == 0, done.stderr
     for scenario in ("stream, one hop", "tick to buzz latency p50", "fan-out to 100", "connection per message",
                      "nodes in one process", "nodes as processes"):

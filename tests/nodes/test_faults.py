@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Process, Proxy, arduino, free_ports, write_grid
+from tests.helpers import MS, Process, Proxy, arduino, free_ports, write_grid
+
+pytestmark = pytest.mark.e2e
 
 TICKS = 2000
 BITS = 3
@@ -34,8 +36,7 @@ wires:
 
 @pytest.fixture
 def circuit(tmp_path: Path):
-    """Start nodes of a fresh grid on free ports; every process is killed at the end."""
-    started: list[Process] = []
+    """Start nodes of a fresh grid on free ports; every process is killed at the end (conftest)."""
 
     class Circuit:
         iopin_port, buzzer_port = free_ports(2)
@@ -45,14 +46,11 @@ def circuit(tmp_path: Path):
         def start(self, name: str, *args: str, debug: bool = False, wait: bool = True) -> Process:
             level = ["--log-level", "debug"] if debug else []
             process = arduino("--grid", self.grid, "--state-dir", self.state, *level, name, *args)
-            started.append(process)
             if wait and name != "clock":
                 process.expect("serving on")
             return process
 
     yield Circuit()
-    for process in started:
-        process.kill()
 
 
 def acked_ticks(clock: Process) -> list[int]:
@@ -65,7 +63,7 @@ def handled(process: Process, peer: str) -> list[int]:
 
 
 def finish(clock: Process) -> None:
-    assert clock.wait(timeout=60) == 0, clock.output()[-3000:]
+    assert clock.wait(timeout=60_000 * MS) == 0, clock.output()[-3000:]
 
 
 def stopped(process: Process) -> Process:
@@ -131,7 +129,7 @@ def test_a_frozen_buzzer_and_a_cut_wire_deliver_exactly_once(circuit):
             frozen = time.monotonic()
             iopin.expect(r"\] warning: link to buzzer down")
             noticed = time.monotonic() - frozen
-            remaining = 3.0 - (time.monotonic() - frozen)
+            remaining = 3000 * MS - (time.monotonic() - frozen)
             if remaining > 0:
                 time.sleep(remaining)  # the fault itself lasts 3 s; this is not a wait for a server
             buzzer.signal(signal.SIGCONT)
@@ -146,7 +144,6 @@ def test_a_frozen_buzzer_and_a_cut_wire_deliver_exactly_once(circuit):
             print(f"\n(c) frozen buzzer noticed in {noticed:.1f} s; 0 lost, 0 repeated over {proxy.connections} connections")
         finally:
             for process in circuit_processes:
-                process.signal(signal.SIGCONT)
                 process.kill()
     finally:
         proxy.close()
@@ -156,7 +153,7 @@ def test_a_killed_durable_sender_loses_nothing_it_accepted(circuit, tmp_path: Pa
     """(d) with durable: true, the clock killed with SIGKILL and restarted re-sends every tick it had accepted."""
     circuit.grid.write_text(circuit.grid.read_text().replace("durable: false", "durable: true"))
     first = circuit.start("clock")  # nobody listens yet: ticks pile up in the durable outbox
-    accepted = int(first.expect(r"^\[ clock \] tick (\d+)$", timeout=20)[1])
+    accepted = int(first.expect(r"^\[ clock \] tick (\d+)$", timeout=20_000 * MS)[1])
     while accepted < 500:
         accepted = int(first.expect(r"^\[ clock \] tick (\d+)$")[1])
     first.popen.kill()

@@ -12,14 +12,24 @@ from nodes.periodic import run_every
 from tests.helpers import DEADLINE, MS
 
 
+@pytest.mark.looptime
 async def test_a_thousand_periods_of_1_ms_end_at_one_second():
-    """Calls at start + k * period: 1,000 periods of 1 ms end within a few ms of 1 s, not later and later."""
+    """Calls at start + k * period: 1,000 periods of 1 ms end at 1 s, however long each call takes.
+
+    In virtual time (looptime): the loop's clock moves only when every task waits, so the
+    figures are exact, not at the mercy of a busy machine.
+    """
     loop = asyncio.get_running_loop()
     times: list[float] = []
-    made = await run_every(lambda: times.append(loop.time()), 0.001, 1001, on_error=print)
+
+    async def call() -> None:
+        times.append(loop.time())
+        await asyncio.sleep(0.0004)  # each call takes 0.4 ms: a schedule that drifts would end at 1.4 s
+
+    made = await run_every(call, 0.001, 1001, on_error=print)
     assert made == 1001
-    elapsed = times[-1] - times[0]
-    assert 0.999 <= elapsed < 1.0 + 50 * MS, elapsed  # drifting by 0.1 ms a call would be 1.1 s
+    assert times[-1] - times[0] == pytest.approx(1.0, abs=1e-9)
+    assert all(t == pytest.approx(times[0] + k * 0.001, abs=1e-9) for k, t in enumerate(times))
 
 
 async def test_a_failing_call_does_not_end_the_schedule():
@@ -36,6 +46,7 @@ async def test_a_failing_call_does_not_end_the_schedule():
     assert len(calls) == 4 and [str(e) for e in errors] == ["second call fails"]
 
 
+@pytest.mark.looptime
 async def test_a_long_stall_skips_slots_instead_of_bursting():
     """A call that overruns by more than a period is not followed by a burst of catch-up calls."""
     loop = asyncio.get_running_loop()
@@ -44,11 +55,27 @@ async def test_a_long_stall_skips_slots_instead_of_bursting():
     async def slow_first() -> None:
         times.append(loop.time())
         if len(times) == 1:
-            await asyncio.sleep(250 * MS)  # 5 periods late
+            await asyncio.sleep(0.25)  # 5 periods late
 
-    await run_every(slow_first, 50 * MS, 3, on_error=print)
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert gaps[1] >= 45 * MS  # the third call waits for its own slot
+    await run_every(slow_first, 0.05, 3, on_error=print)
+    start = times[0]
+    assert [round(t - start, 9) for t in times] == [0, 0.25, 0.3]  # the missed slots are skipped, none bursts
+
+
+@pytest.mark.looptime
+async def test_a_little_lateness_is_caught_up():
+    """A call that ends less than a period late is followed at once by the next, which keeps the schedule."""
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    async def late_first() -> None:
+        times.append(loop.time())
+        if len(times) == 1:
+            await asyncio.sleep(0.07)  # 1.4 periods of 50 ms: within CATCH_UP (0.1 s)
+
+    await run_every(late_first, 0.05, 4, on_error=print)
+    start = times[0]
+    assert [round(t - start, 9) for t in times] == [0, 0.07, 0.1, 0.15]
 
 
 class Ticker(FactoryLoop):

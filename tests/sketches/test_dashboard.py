@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DEADLINE, Process, arduino
-from tests.test_arduino import shipped_grid_on_free_ports
+from tests.helpers import DEADLINE, Process, arduino, shipped_grid_on_free_ports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a test dependency: pip install -e '.[test]'")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt-get install chromium (.ci/run does)")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt-get install chromium (.ci/run does)"),
+]
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 
@@ -36,8 +38,6 @@ def circuit(tmp_path: Path):
         processes[name] = arduino("--grid", grid, name, *extra)
         processes[name].expect("serving on")
     yield grid, processes
-    for process in processes.values():
-        process.kill()
 
 
 def dashboard_url(grid: Path) -> str:

@@ -1,0 +1,57 @@
+"""Suite-wide rules: every process a test starts is gone when the test ends, and tests carry their marks.
+
+On Linux the test process makes itself a *child subreaper* (prctl PR_SET_CHILD_SUBREAPER),
+so a process whose parent dies (a node started by a killed honcho, a browser's helper)
+is re-parented to the test process instead of to init. After each test every process
+below the test process is therefore visible, and any still alive is a leak: it is killed
+and the test errors, naming it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Process, descendants, kill_tree
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A browser test is an end-to-end test too."""
+    for item in items:
+        if item.get_closest_marker("browser") is not None and item.get_closest_marker("e2e") is None:
+            item.add_marker(pytest.mark.e2e)
+
+
+def _describe(pid: int) -> str:
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        args = "?"
+    return f"{pid} {args[:200]}"
+
+
+@pytest.fixture(autouse=True)
+def _processes() -> Iterator[None]:
+    """Kill whatever the test started, pass or fail; error if anything escaped that cleanup."""
+    yield
+    for process in list(Process.running):
+        process.kill()
+    leaked = descendants(os.getpid())
+    if leaked:
+        described = [_describe(pid) for pid in leaked]
+        for pid in leaked:
+            kill_tree(pid)
+        pytest.fail("processes left running by this test (now killed):\n  " + "\n  ".join(described), pytrace=False)
