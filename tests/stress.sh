@@ -34,6 +34,7 @@ pytest=${PYTEST:-pytest}
 
 one_run() {  # one_run RUN SLOT: a whole suite in its own temporary folder and coverage file
     local run=$1 slot=$2 log="$logs/run-$1.log" began
+    shift 2
     began=$(date +%s)
     COVERAGE_FILE="$logs/slot-$slot/.coverage" "$pytest" -p no:cacheprovider --basetemp "$logs/slot-$slot/tmp" \
         --durations=5 "$@" >"$log" 2>&1
