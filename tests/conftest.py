@@ -12,12 +12,13 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import Process, descendants, kill_tree
+from tests.helpers import MS, Process, descendants, kill_tree
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -49,7 +50,10 @@ def _processes() -> Iterator[None]:
     yield
     for process in list(Process.running):
         process.kill()
-    leaked = descendants(os.getpid())
+    # What a closed browser leaves (its crash handler) exits by itself a moment later: give it that moment.
+    deadline = time.monotonic() + 2000 * MS
+    while (leaked := descendants(os.getpid())) and time.monotonic() < deadline:
+        time.sleep(10 * MS)
     if leaked:
         described = [_describe(pid) for pid in leaked]
         for pid in leaked:
