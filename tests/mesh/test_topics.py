@@ -168,7 +168,7 @@ def reference(pattern: str, key: str) -> bool:
 LEVEL = st.sampled_from(["a", "b", "pin", "$s"])
 KEYS = st.lists(LEVEL, min_size=1, max_size=5).map("/".join)
 PATTERNS = st.builds(
-    lambda levels, hash_last: "/".join(levels + ["#"] if hash_last else levels),
+    lambda levels, hash_last: "/".join([*levels, "#"] if hash_last else levels),
     st.lists(st.one_of(LEVEL, st.just("+")), min_size=0, max_size=5),
     st.booleans(),
 ).filter(bool)

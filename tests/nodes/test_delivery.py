@@ -13,7 +13,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from mesh.errors import GridError, PeerUnavailable
 from mesh.grid import build_grid
-from mesh.links import Link
 from mesh.outbox import DurableOutbox
 from nodes import FactoryLoop, reactive
 from nodes.delivery import Session

@@ -9,7 +9,7 @@ import pytest
 from mesh.grid import build_grid
 from nodes import FactoryLoop, every, reactive
 from nodes.periodic import run_every
-from tests.helpers import DEADLINE, MS
+from tests.helpers import DEADLINE, MS, until
 
 
 @pytest.mark.looptime
@@ -100,10 +100,7 @@ async def test_every_starts_after_setup_and_stops_with_the_node():
     forever = Ticker("t", build_grid({"t": {"sketch": "ticker", "port": 0}}))
     await forever.start()
     assert forever.period == 0.001
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE
-    while forever.ticks < 5 and loop.time() < deadline:
-        await asyncio.sleep(MS)
+    await until(lambda: forever.ticks >= 5, "five ticks")
     await forever.stop()
     stopped_at = forever.ticks
     await asyncio.sleep(10 * MS)

@@ -229,7 +229,7 @@ async def test_stream_to_an_unknown_node_lists_the_known_ones(node):
 )
 async def test_a_client_vanishing_mid_frame_is_forgotten(node, sent):
     """A client that sends part of a frame and drops the TCP connection: its handler ends, loop() never runs."""
-    reader, writer = await raw_handshake(node)
+    _, writer = await raw_handshake(node)
     await until(lambda: len(node.handlers) == 1, "the raw connection's handler")
     writer.write(sent)
     await writer.drain()
