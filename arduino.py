@@ -47,11 +47,13 @@ BUILTIN_PARAMS: list[tuple[str, Any, str]] = [
 
 
 class Failure(click.ClickException):
-    """An expected failure: one line on stderr, no traceback."""
+    """An expected failure: one line on stderr, no traceback (exit status 1)."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+
+class UsageFailure(Failure):
+    """A failure of what the command line asked for, e.g. a node the grid does not have (exit status 2)."""
+
+    exit_code = 2
 
 
 class NodeFormatter(logging.Formatter):
@@ -121,7 +123,7 @@ def find_node(grid: Grid, name: str) -> NodeSpec:
     try:
         return grid.node(name)
     except UnknownNodeError as exc:
-        raise Failure(f"{exc} (in {grid.path})", exit_code=2) from None
+        raise UsageFailure(f"{exc} (in {grid.path})") from None
 
 
 class Cli(click.Group):
@@ -251,7 +253,7 @@ def send_command(ctx: click.Context, node: str, message: str, channel: str, time
     try:
         ack = asyncio.run(asyncio.wait_for(
             send_once(node, spec.uri, channel.lstrip("/"), message, timeout=timeout, headers=headers), timeout))
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         raise Failure(f"{node} did not answer within {timeout:g} s") from None
     except MeshError as exc:
         raise Failure(str(exc)) from None
@@ -286,7 +288,7 @@ def echo_command(ctx: click.Context, patterns: tuple[str, ...], count: int | Non
     try:
         asyncio.run(listen(grid, plan, count, as_json))
     except BrokenPipeError:  # `echo '#' | head`: the reader went away, which is fine
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing may be flushed to the closed pipe at exit
+        sys.stdout = open(os.devnull, "w")  # nothing may be flushed to the closed pipe at exit
 
 
 async def listen(grid: Grid, plan: dict[str, list[str]], count: int | None, as_json: bool) -> None:
@@ -350,8 +352,12 @@ def status_command(ctx: click.Context, as_json: bool, timeout: float) -> None:
         ctx.exit(1)
 
 
-async def gather_status(grid: Grid, timeout: float, headers: dict[str, str]) -> list[dict[str, Any]]:
-    """Every node's report, asked all at once: a node that is down costs at most ``timeout``."""
+async def gather_status(grid: Grid, timeout: float, headers: dict[str, str]) -> list[dict[str, Any]]:  # noqa: ASYNC109 - per node, see below
+    """Every node's report, asked all at once: a node that is down costs at most ``timeout``.
+
+    ``timeout`` bounds each node's answer, not the whole call: a node that does not
+    answer in time is reported down while the others' reports are kept.
+    """
 
     async def one(spec: NodeSpec) -> dict[str, Any]:
         base = {"node": spec.name, "sketch": spec.sketch, "address": spec.address}
@@ -359,7 +365,7 @@ async def gather_status(grid: Grid, timeout: float, headers: dict[str, str]) -> 
             return {**base, "state": "no port"}
         try:
             report = await asyncio.wait_for(query_status(spec.name, spec.uri, timeout=timeout, headers=headers), timeout)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return {**base, "state": "down", "error": f"no answer within {timeout:g} s"}
         except MeshError as exc:
             return {**base, "state": "down", "error": getattr(exc, "reason", str(exc))}
@@ -384,7 +390,7 @@ def status_table(reports: list[dict[str, Any]]) -> str:
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1] for row in rows
     ).rstrip()
 
 

@@ -112,7 +112,7 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
     count = sizes["processes"]
     say(f"scale: {count} nodes as processes")
     scale.append({"what": f"{count} nodes as processes", **mesh_side.processes(count)})
-    return rows + [{"scale": scale}]
+    return [*rows, {"scale": scale}]
 
 
 def fresh_ring(size: int, hops: int) -> dict[str, float]:

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mesh.grid import Grid, build_grid
+from mesh.grid import build_grid
 from nodes import FactoryLoop, open_together, reactive
 from sketches.buzzer import Buzzer
 from sketches.iopin import IOPin
@@ -48,14 +48,14 @@ async def stopped(nodes: dict[str, FactoryLoop]) -> None:
         await node.stop()
 
 
-def pair() -> tuple[Grid, dict[str, FactoryLoop]]:
+def pair() -> dict[str, FactoryLoop]:
     grid = build_grid({"rx": {"sketch": "sink", "port": 0}, "tx": {"sketch": "sink"}}, ["tx -> rx"])
-    return grid, {"rx": Sink("rx", grid), "tx": Sink("tx", grid)}
+    return {"rx": Sink("rx", grid), "tx": Sink("tx", grid)}
 
 
 async def stream_one_hop(count: int) -> float:
     """A node streams ``count`` messages over a wire, delivery guarantee on. Messages per second."""
-    grid, nodes = pair()
+    nodes = pair()
     await open_together(nodes)
     try:
         await nodes["tx"].stream("rx", "warm up")
@@ -70,7 +70,7 @@ async def stream_one_hop(count: int) -> float:
 
 async def one_at_a_time(count: int) -> float:
     """The same link, one message at a time: send, await the ack, then the next. Messages per second."""
-    grid, nodes = pair()
+    nodes = pair()
     await open_together(nodes)
     try:
         began = time.perf_counter()

@@ -74,7 +74,7 @@ def table(report: dict[str, Any]) -> str:
                          (["scale", "start-up", "memory", "around the ring"], scale)):
         everything = [header, *body]
         widths = [max(len(r[i]) for r in everything) for i in range(len(header))]
-        out += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in everything] + [""]
+        out += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in everything] + [""]
     return "\n".join(out)
 
 

@@ -172,47 +172,58 @@ def _cycles(
         allowed = _component(start, out, {name for name in names if order[name] >= rank})
         if start not in allowed:
             continue
-        blocked: set[str] = set()
-        blocks: dict[str, set[str]] = {name: set() for name in allowed}
-        path: list[Wire] = []
-
-        def unblock(name: str) -> None:
-            stack = [name]
-            while stack:
-                node = stack.pop()
-                if node in blocked:
-                    blocked.discard(node)
-                    stack.extend(blocks[node])
-                    blocks[node].clear()
-
-        def circuit(node: str) -> bool:
-            closed = False
-            blocked.add(node)
-            for wire in out[node]:
-                if len(cycles) >= limit:
-                    return True
-                if wire.target not in allowed:
-                    continue
-                if wire.target == start:
-                    cycles.append([*path, wire])
-                    closed = True
-                elif wire.target not in blocked:
-                    path.append(wire)
-                    if circuit(wire.target):
-                        closed = True
-                    path.pop()
-            if closed:
-                unblock(node)
-            else:
-                for wire in out[node]:
-                    if wire.target in allowed:
-                        blocks[wire.target].add(node)
-            return closed
-
-        circuit(start)
+        _cycles_from(start, out, allowed, cycles, limit)
         if len(cycles) >= limit:
             break
     return cycles
+
+
+def _cycles_from(
+    start: str, out: dict[str, list[Wire]], allowed: set[str], cycles: list[list[Wire]], limit: int
+) -> None:
+    """Append to ``cycles`` the elementary cycles through ``start`` within ``allowed``, until there are ``limit``.
+
+    One start node's search of Johnson's algorithm; its state (blocked nodes,
+    the path so far) belongs to this call alone.
+    """
+    blocked: set[str] = set()
+    blocks: dict[str, set[str]] = {name: set() for name in allowed}
+    path: list[Wire] = []
+
+    def unblock(name: str) -> None:
+        stack = [name]
+        while stack:
+            node = stack.pop()
+            if node in blocked:
+                blocked.discard(node)
+                stack.extend(blocks[node])
+                blocks[node].clear()
+
+    def circuit(node: str) -> bool:
+        closed = False
+        blocked.add(node)
+        for wire in out[node]:
+            if len(cycles) >= limit:
+                return True
+            if wire.target not in allowed:
+                continue
+            if wire.target == start:
+                cycles.append([*path, wire])
+                closed = True
+            elif wire.target not in blocked:
+                path.append(wire)
+                if circuit(wire.target):
+                    closed = True
+                path.pop()
+        if closed:
+            unblock(node)
+        else:
+            for wire in out[node]:
+                if wire.target in allowed:
+                    blocks[wire.target].add(node)
+        return closed
+
+    circuit(start)
 
 
 def _component(start: str, out: dict[str, list[Wire]], allowed: set[str]) -> set[str]:
@@ -314,6 +325,7 @@ def _started_node(words: list[str], grid_path: str) -> str | None:
     """
     grid_file: str | None = None
     rest = iter(words)
+    word: str | None  # each word in turn; None past the last
     for word in rest:
         if word.endswith("arduino.py"):
             break

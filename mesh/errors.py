@@ -62,7 +62,7 @@ class UnknownNodeError(MeshError, LookupError):
 class ProtocolError(MeshError):
     """A frame from a peer that does not follow the protocol (``id``: the frame's, if it could be read)."""
 
-    def __init__(self, message: str, id: int | None = None) -> None:  # noqa: A002 - the frame's field
+    def __init__(self, message: str, id: int | None = None) -> None:  # ``id``: the frame's field
         super().__init__(message)
         self.message = message
         self.id = id

@@ -132,10 +132,11 @@ class NodeSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _freeze(self.params))
-        if self.subscribe is None:
+        subscribe: object = self.subscribe  # a spec built in memory may be given None or a list
+        if subscribe is None:
             object.__setattr__(self, "subscribe", ())
-        elif isinstance(self.subscribe, list):
-            object.__setattr__(self, "subscribe", tuple(self.subscribe))
+        elif isinstance(subscribe, list):
+            object.__setattr__(self, "subscribe", tuple(subscribe))
 
     @property
     def address(self) -> str | None:
@@ -447,9 +448,9 @@ def _check_across(grid: Grid, only: str | None = None) -> None:
         first_wire_in.setdefault(wire.target, wire)
     taken: dict[tuple[str, int], NodeSpec] = {}
     for spec in grid.nodes.values():
-        wire = first_wire_in.get(spec.name)
-        if spec.port is None and wire is not None and only in (None, spec.name):
-            via = f"(line {wire.line})" if wire.line else f"({str(wire)!r})"
+        wire_in = first_wire_in.get(spec.name)
+        if spec.port is None and wire_in is not None and only in (None, spec.name):
+            via = f"(line {wire_in.line})" if wire_in.line else f"({str(wire_in)!r})"
             message = f"node {spec.name!r} receives a wire {via} but has no port to receive on"
             raise GridError(grid.path, spec.line or None, message)
         if only is None:
@@ -644,7 +645,7 @@ class _Reader:
     def wires(
         self, nodes: Mapping[str, NodeSpec], key_line: int | None, node: Node | None
     ) -> tuple[Wire, ...]:
-        if node is None or isinstance(node, ScalarNode) and self.value(node) is None:
+        if node is None or (isinstance(node, ScalarNode) and self.value(node) is None):
             return ()
         if not isinstance(node, SequenceNode):
             self.fail(_line(node) or key_line, f"'wires' must be a list of {_WIRE_FORM}")

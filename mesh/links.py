@@ -275,10 +275,11 @@ class Link:
 
     async def _push(self, ids: list[int]) -> None:
         """Write these messages now if the link is up (else they go when it is)."""
-        if not ids or self._ws is None:
+        ws = self._ws
+        if not ids or ws is None:
             return
         async with self._write_lock:
-            ws = self._ws
+            ws = self._ws  # read again: the connection may have gone while we waited for the lock
             if ws is None:
                 return
             try:
@@ -357,12 +358,13 @@ class Link:
             raise PeerUnavailable(self.peer, self.uri, f"it does not speak {protocol.SUBPROTOCOL}")
         try:
             await ws.send(protocol.encode(protocol.Hello(node=self.node, session=self.session)))
-            hello = protocol.decode(await asyncio.wait_for(ws.recv(), OPEN_TIMEOUT))
+            raw = await asyncio.wait_for(ws.recv(), OPEN_TIMEOUT)
+            hello = protocol.decode(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
             if not isinstance(hello, protocol.Hello):
                 raise ProtocolError(f"expected a hello frame, got {type(hello).__name__}")
             if hello.node != self.peer:
                 self.log.warning("%s at %s says it is %r", self.peer, self.uri, hello.node)
-        except (ConnectionClosed, ProtocolError, TimeoutError, asyncio.TimeoutError) as exc:
+        except (ConnectionClosed, ProtocolError, TimeoutError) as exc:
             self.log.warning("link to %s failed its greeting: %s", self.peer, reason(exc))
             return
         # Subscriptions first, so that nothing published from now on is missed.
@@ -495,10 +497,14 @@ def reason_closed(ws: ClientConnection) -> str:
 
 
 async def request(
-    peer: str, uri: str, frame: protocol.Frame, *, sender: str = "cli", timeout: float = OPEN_TIMEOUT,
+    peer: str, uri: str, frame: protocol.Frame, *, sender: str = "cli", timeout: float = OPEN_TIMEOUT,  # noqa: ASYNC109 - see the docstring
     headers: Mapping[str, str] | None = None,
 ) -> protocol.Frame:
-    """Open a connection, send one frame, return the answer with the same id, close: for the CLI."""
+    """Open a connection, send one frame, return the answer with the same id, close: for the CLI.
+
+    ``timeout`` bounds opening the connection only (websockets' ``open_timeout``):
+    bound the whole call at the call site, with ``asyncio.timeout`` or ``wait_for``.
+    """
     frame_id = getattr(frame, "id", None)
     try:
         async with connect(uri, **CLIENT, open_timeout=timeout, additional_headers=headers) as ws:
@@ -513,12 +519,12 @@ async def request(
                 if getattr(answer, "id", None) == frame_id and not isinstance(answer, protocol.Hello):
                     return answer
             raise PeerUnavailable(peer, uri, "the connection closed before the answer came")
-    except (OSError, TimeoutError, asyncio.TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
+    except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
         raise PeerUnavailable(peer, uri, reason(exc)) from None
 
 
 async def send_once(
-    peer: str, uri: str, channel: str, text: str, *, sender: str = "cli", timeout: float = OPEN_TIMEOUT,
+    peer: str, uri: str, channel: str, text: str, *, sender: str = "cli", timeout: float = OPEN_TIMEOUT,  # noqa: ASYNC109 - as request()'s
     headers: Mapping[str, str] | None = None,
 ) -> str:
     """Open a connection, send one message, return its ack, close: for the CLI's ``send``."""
@@ -529,7 +535,7 @@ async def send_once(
 
 
 async def query_status(
-    peer: str, uri: str, *, timeout: float = 1.0, headers: Mapping[str, str] | None = None
+    peer: str, uri: str, *, timeout: float = 1.0, headers: Mapping[str, str] | None = None  # noqa: ASYNC109 - as request()'s
 ) -> dict[str, object]:
     """A node's status report (see docs/protocol.md)."""
     answer = await request(peer, uri, protocol.Status(id=1), timeout=timeout, headers=headers)

@@ -18,7 +18,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-__all__ = ["DurableOutbox", "MemoryOutbox", "Outbox", "Stored"]
+__all__ = ["DurableOutbox", "MemoryOutbox", "Stored"]
 
 Stored = tuple[int, str, str]  # (id, channel, data)
 

@@ -13,9 +13,9 @@ shows an example of every frame.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Sequence
-from typing import Any, Union
+from dataclasses import dataclass
+from typing import Any
 
 from .errors import ProtocolError
 
@@ -41,7 +41,7 @@ __all__ = [
 SUBPROTOCOL = "arduino-mesh.1"
 
 #: A JSON string literal, exactly as json.dumps(..., ensure_ascii=False) writes it (in C).
-_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_string = json.encoder.encode_basestring
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,7 +126,7 @@ class Report:
     data: dict
 
 
-Frame = Union[Hello, Message, Ack, Error, Subscribe, Unsubscribe, Publish, Status, Report]
+Frame = Hello | Message | Ack | Error | Subscribe | Unsubscribe | Publish | Status | Report
 
 # type name -> (class, {field: (type, description)})
 _FIELDS: dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]] = {
@@ -147,13 +147,12 @@ _TYPE_OF = {cls: name for name, (cls, _) in _FIELDS.items()}
 
 def encode(frame: Frame) -> str:
     """The text of one websocket frame carrying ``frame``."""
-    kind = type(frame)
     # The frames of every message take the short way (the same text json.dumps writes).
-    if kind is Message:
-        return f'{{"type":"msg","id":{frame.id},"channel":{_string(frame.channel)},"data":{_string(frame.data)}}}'  # type: ignore[union-attr]
-    if kind is Ack:
-        return f'{{"type":"ack","id":{frame.id},"data":{_string(frame.data)}}}'  # type: ignore[union-attr]
-    body: dict[str, Any] = {"type": _TYPE_OF[kind]}
+    if type(frame) is Message:
+        return f'{{"type":"msg","id":{frame.id},"channel":{_string(frame.channel)},"data":{_string(frame.data)}}}'
+    if type(frame) is Ack:
+        return f'{{"type":"ack","id":{frame.id},"data":{_string(frame.data)}}}'
+    body: dict[str, Any] = {"type": _TYPE_OF[type(frame)]}
     body.update((k, v) for k, v in vars(frame).items() if k not in _OPTIONAL or v != _OPTIONAL[k])
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 

@@ -28,6 +28,7 @@ import logging
 import os
 import types
 import typing
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,10 +113,15 @@ class FactoryLoop:
 
     # -- what a sketch writes ------------------------------------------------
 
-    def setup(self, **params: Any) -> None:
+    # ``*args: Any, **params: Any`` is the signature type checkers take as "any arguments":
+    # a sketch overrides it with its own parameters (``def setup(self, sound: str = "buzz")``)
+    # and still type-checks. It may return an awaitable: ``async def setup`` is awaited.
+    def setup(self, *args: Any, **params: Any) -> Awaitable[None] | None:
         """Called once with the node's parameters from the grid; override it."""
-        if params:
-            raise TypeError(f"unexpected parameters: {', '.join(params)}")
+        unexpected = [*map(repr, args), *params]
+        if unexpected:
+            raise TypeError(f"unexpected parameters: {', '.join(unexpected)}")
+        return None
 
     @reactive
     async def loop(self, channel: str, message: str) -> object:
@@ -369,7 +375,7 @@ class FactoryLoop:
             self.server.server.close()  # stop accepting; open connections go on for now
             try:
                 await asyncio.wait_for(self.idle.wait(), self.grace)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 self.log.warning("stopping with %d message(s) still in loop()", self.inflight)
                 for task in list(self.handlers):
                     task.cancel()

@@ -78,7 +78,7 @@ class RemoteSubscriber:
                 await self._wake.wait()
                 self._wake.clear()
                 while self.queue:  # what piled up goes as one batch
-                    frames = []
+                    frames: list[str] = []
                     while self.queue and len(frames) < BATCH:
                         key, data = self.queue.popleft()
                         lost, self._unreported = self._unreported, 0
@@ -95,7 +95,7 @@ class RemoteSubscriber:
 class Hub:
     """The publisher's side: who is subscribed to this node, and handing them messages."""
 
-    def __init__(self, node: str, log: logging.Logger, announce: Callable[[str, str], None], bound: int = QUEUE_BOUND) -> None:
+    def __init__(self, node: str, log: logging.Logger, announce: Callable[[str, str], object], bound: int = QUEUE_BOUND) -> None:
         self.node = node
         self.log = log
         self.announce = announce

@@ -36,7 +36,7 @@ LoopFunction = Callable[[Any, str, str], Awaitable[object]]
 NO_ACK = "n/a"
 
 
-class reactive:  # noqa: N801 - used as a decorator, reads like a function
+class reactive:  # lower case: used as a decorator, reads like a function
     """Mark ``async def loop(self, channel, message)`` as the node's message handler."""
 
     def __init__(self, function: LoopFunction) -> None:

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import logging
 import hmac
-from http import HTTPStatus
-from urllib.parse import parse_qs, urlsplit
+import logging
 from collections.abc import Sequence
 from functools import partial
+from http import HTTPStatus
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from mesh import protocol
 from mesh.errors import MeshError, ProtocolError
@@ -39,6 +40,8 @@ CLOSE_TIMEOUT = 0.25
 #: Connections the kernel queues before the node accepts them (asyncio's default of 100
 #: makes the 101st of a burst wait a second for TCP to retry).
 BACKLOG = 1024
+#: The mesh subprotocol, as websockets types a subprotocol name.
+MESH_SUBPROTOCOL = Subprotocol(protocol.SUBPROTOCOL)
 
 
 class ListenError(MeshError):
@@ -80,9 +83,9 @@ def _peer(connection: ServerConnection) -> str:
     return f"{address[0]}:{address[1]}" if address else "a client"
 
 
-def _select_subprotocol(connection: ServerConnection, offered: Sequence[str]) -> str | None:
+def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
     """Mesh peers ask for the mesh subprotocol; everyone else gets plain text."""
-    return protocol.SUBPROTOCOL if protocol.SUBPROTOCOL in offered else None
+    return MESH_SUBPROTOCOL if MESH_SUBPROTOCOL in offered else None
 
 
 async def start_server(node: FactoryLoop, host: str, port: int) -> Server:
@@ -129,7 +132,7 @@ async def start_server(node: FactoryLoop, host: str, port: int) -> Server:
             handler,
             host,
             port,
-            subprotocols=[protocol.SUBPROTOCOL],
+            subprotocols=[MESH_SUBPROTOCOL],
             select_subprotocol=_select_subprotocol,
             process_request=process_request,
             compression=None,

@@ -19,14 +19,14 @@ class Buzzer(FactoryLoop):
         self.sound = sound
         self.sounds: deque[str] = deque(maxlen=HISTORY)
 
-    def hear(self, signal: str) -> str:
+    def sound_for(self, signal: str) -> str:
         """The sound for one signal."""
         return self.sound if signal.strip() == "1" else QUIET
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:
         """Sound the signal, log it, and answer with the sound."""
-        sound = self.hear(message)
+        sound = self.sound_for(message)
         self.sounds.append(sound)
         self.out(f"signal {message}: {sound}")
         await self.publish("sound", sound)

@@ -1,6 +1,8 @@
-"""The built-in sketches' logic, without sockets: seeded bits, sounds, parameters."""
+"""The built-in sketches' logic, without sockets but for one small circuit: seeded bits, sounds, parameters, subscriptions."""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 
@@ -9,6 +11,7 @@ from mesh.errors import GridError
 from mesh.grid import build_grid
 from sketches.buzzer import Buzzer
 from sketches.iopin import IOPin
+from tests.helpers import start_circuit, stop_circuit, until
 
 
 def node(cls, **params):
@@ -50,6 +53,27 @@ async def test_the_buzzer_sounds_only_on_1(signal, sound):
     buzzer = node(Buzzer, sound="beep")
     assert await buzzer.loop("", signal) == sound
     assert list(buzzer.sounds) == [sound]
+
+
+async def test_a_buzzer_with_subscribe_sounds_what_it_hears(caplog):
+    """A buzzer given subscribe: in the grid gets each publication at loop(), without error."""
+    caplog.set_level(logging.WARNING, logger="mesh")
+    grid = build_grid({
+        "iopin": {"sketch": "iopin", "port": 0},  # publishes only when the test says so
+        "buzzer": {"sketch": "buzzer", "params": {"sound": "beep"}, "subscribe": ["iopin/pin"]},
+    })
+    nodes = await start_circuit(grid)
+    try:
+        iopin, buzzer = nodes["iopin"], nodes["buzzer"]
+        assert isinstance(buzzer, Buzzer)
+        await until(lambda: iopin.hub.count == 1, "the buzzer's subscription at the iopin")
+        assert await iopin.publish("pin", 1) == 1
+        assert await iopin.publish("pin", 0) == 1
+        await until(lambda: len(buzzer.sounds) == 2, "two sounds")
+        assert list(buzzer.sounds) == ["beep", "..."]
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    finally:
+        await stop_circuit(nodes)
 
 
 @pytest.mark.parametrize(
