@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """arduino.py: run the nodes of a circuit, and talk to them.
 
-    ./arduino.py buzzer            run the node named "buzzer" in grid.yaml
-    ./arduino.py send buzzer 1     send one message to a node, print its ack
-    ./arduino.py echo '#'          print everything the circuit publishes
+./arduino.py buzzer            run the node named "buzzer" in grid.yaml
+./arduino.py send buzzer 1     send one message to a node, print its ack
+./arduino.py echo '#'          print everything the circuit publishes
 """
 
 from __future__ import annotations
@@ -113,7 +113,9 @@ def mesh_token(grid: Grid) -> str | None:
         return None
     token = os.environ.get(grid.auth_token_env)
     if not token:
-        raise Failure(f"{grid.path}: the grid requires a token, but the environment variable {grid.auth_token_env} is not set")
+        raise Failure(
+            f"{grid.path}: the grid requires a token, but the environment variable {grid.auth_token_env} is not set"
+        )
     REDACT.secrets.add(token)
     return token
 
@@ -139,18 +141,41 @@ class Cli(click.Group):
             grid = read_grid(ctx.params.get("grid") or "grid.yaml")
         except GridError:
             return
-        rows = [(spec.name, f"run node {spec.name!r} (sketch {spec.sketch}, {spec.address or 'no port'})") for spec in grid.nodes.values()]
+        rows = [
+            (spec.name, f"run node {spec.name!r} (sketch {spec.sketch}, {spec.address or 'no port'})")
+            for spec in grid.nodes.values()
+        ]
         with formatter.section(f"Nodes (from {grid.path})"):
             formatter.write_dl(rows)
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--grid", default="grid.yaml", envvar=GRID_ENV, show_default=True, show_envvar=True,
-              type=click.Path(dir_okay=False), help="The circuit: nodes, addresses, wires.")
-@click.option("--log-level", default="info", envvar="ARDUINO_LOG_LEVEL", show_default=True,
-              type=click.Choice(LEVELS, case_sensitive=False), help="How much the nodes say.")
-@click.option("--state-dir", default=DEFAULT_STATE_DIR, envvar="ARDUINO_STATE_DIR", show_default=True, show_envvar=True,
-              type=click.Path(file_okay=False), help="Where durable nodes keep their unacked messages.")
+@click.option(
+    "--grid",
+    default="grid.yaml",
+    envvar=GRID_ENV,
+    show_default=True,
+    show_envvar=True,
+    type=click.Path(dir_okay=False),
+    help="The circuit: nodes, addresses, wires.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    envvar="ARDUINO_LOG_LEVEL",
+    show_default=True,
+    type=click.Choice(LEVELS, case_sensitive=False),
+    help="How much the nodes say.",
+)
+@click.option(
+    "--state-dir",
+    default=DEFAULT_STATE_DIR,
+    envvar="ARDUINO_STATE_DIR",
+    show_default=True,
+    show_envvar=True,
+    type=click.Path(file_okay=False),
+    help="Where durable nodes keep their unacked messages.",
+)
 @click.pass_context
 def cli(ctx: click.Context, grid: str, log_level: str, state_dir: str) -> None:
     """Run the nodes of an Arduino-like circuit that talk over websockets.
@@ -180,15 +205,34 @@ def node_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options every node command takes."""
     for name, kind, text in reversed(BUILTIN_PARAMS):
         function = click.option(f"--{name}", type=kind, default=None, help=f"{text.capitalize()}.")(function)
-    for decorator in reversed([
-        click.option("-s", "--socket", "host", metavar="HOST", help="Listen on HOST instead of the grid's."),
-        click.option("-p", "--port", type=click.IntRange(0, 65535), help="Listen on PORT instead of the grid's (0: any free port)."),
-        click.option("--param", "extra", multiple=True, metavar="KEY=VALUE", help="Any sketch parameter (repeatable)."),
-        click.option("--wait", type=click.FloatRange(0), default=DEFAULT_WAIT, show_default=True,
-                     help="Seconds to keep trying to reach a peer that is not up (0: forever)."),
-        click.option("--grace", type=click.FloatRange(0), default=GRACE, show_default=True,
-                     help="Seconds that loop() calls still running get to finish when the node stops."),
-    ]):
+    for decorator in reversed(
+        [
+            click.option("-s", "--socket", "host", metavar="HOST", help="Listen on HOST instead of the grid's."),
+            click.option(
+                "-p",
+                "--port",
+                type=click.IntRange(0, 65535),
+                help="Listen on PORT instead of the grid's (0: any free port).",
+            ),
+            click.option(
+                "--param", "extra", multiple=True, metavar="KEY=VALUE", help="Any sketch parameter (repeatable)."
+            ),
+            click.option(
+                "--wait",
+                type=click.FloatRange(0),
+                default=DEFAULT_WAIT,
+                show_default=True,
+                help="Seconds to keep trying to reach a peer that is not up (0: forever).",
+            ),
+            click.option(
+                "--grace",
+                type=click.FloatRange(0),
+                default=GRACE,
+                show_default=True,
+                help="Seconds that loop() calls still running get to finish when the node stops.",
+            ),
+        ]
+    ):
         function = decorator(function)
     return function
 
@@ -214,8 +258,17 @@ def run_command(ctx: click.Context, node: str, **options: Any) -> None:
     run_node(ctx, node, **options)
 
 
-def run_node(ctx: click.Context, name: str, *, host: str | None, port: int | None, extra: tuple[str, ...],
-             wait: float, grace: float, **params: Any) -> None:
+def run_node(
+    ctx: click.Context,
+    name: str,
+    *,
+    host: str | None,
+    port: int | None,
+    extra: tuple[str, ...],
+    wait: float,
+    grace: float,
+    **params: Any,
+) -> None:
     """Load the grid, apply the command line's overrides, run the node until stopped."""
     grid = load_grid(ctx)
     spec = find_node(grid, name)
@@ -240,8 +293,13 @@ def run_node(ctx: click.Context, name: str, *, host: str | None, port: int | Non
 @click.argument("node")
 @click.argument("message")
 @click.option("--channel", default="", metavar="PATH", help="The channel (URI path) the message is sent on.")
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=5.0, show_default=True,
-              help="Seconds to wait for the node to answer.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait for the node to answer.",
+)
 @click.pass_context
 def send_command(ctx: click.Context, node: str, message: str, channel: str, timeout: float) -> None:
     """Send MESSAGE to NODE and print its acknowledgement."""
@@ -251,8 +309,11 @@ def send_command(ctx: click.Context, node: str, message: str, channel: str, time
         raise Failure(f"node {node!r} has no port: nothing can be sent to it")
     headers = auth_headers(mesh_token(grid))
     try:
-        ack = asyncio.run(asyncio.wait_for(
-            send_once(node, spec.uri, channel.lstrip("/"), message, timeout=timeout, headers=headers), timeout))
+        ack = asyncio.run(
+            asyncio.wait_for(
+                send_once(node, spec.uri, channel.lstrip("/"), message, open_timeout=timeout, headers=headers), timeout
+            )
+        )
     except TimeoutError:
         raise Failure(f"{node} did not answer within {timeout:g} s") from None
     except MeshError as exc:
@@ -263,7 +324,7 @@ def send_command(ctx: click.Context, node: str, message: str, channel: str, time
 @cli.command("echo")
 @click.argument("patterns", nargs=-1, required=True, metavar="PATTERN...")
 @click.option("--count", "-n", type=click.IntRange(1), default=None, help="Exit after N messages.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: {\"key\": ..., \"data\": ...}.")
+@click.option("--json", "as_json", is_flag=True, help='One JSON object per line: {"key": ..., "data": ...}.')
 @click.pass_context
 def echo_command(ctx: click.Context, patterns: tuple[str, ...], count: int | None, as_json: bool) -> None:
     """Print every message published on a key that matches a PATTERN, as `key payload`.
@@ -281,10 +342,14 @@ def echo_command(ctx: click.Context, patterns: tuple[str, ...], count: int | Non
     reachable = [name for name, spec in grid.nodes.items() if spec.port is not None]
     plan = {pattern: publishers(pattern, reachable) for pattern in patterns}
     if not any(plan.values()):
-        raise Failure(f"nothing to listen to: no node of {grid.path} with a port matches {', '.join(map(repr, patterns))}")
+        raise Failure(
+            f"nothing to listen to: no node of {grid.path} with a port matches {', '.join(map(repr, patterns))}"
+        )
     for pattern, names in plan.items():
         if not names:
-            logging.getLogger("mesh.echo").warning("no node of %s with a port publishes keys that %r can match", grid.path, pattern)
+            logging.getLogger("mesh.echo").warning(
+                "no node of %s with a port publishes keys that %r can match", grid.path, pattern
+            )
     try:
         asyncio.run(listen(grid, plan, count, as_json))
     except BrokenPipeError:  # `echo '#' | head`: the reader went away, which is fine
@@ -317,11 +382,15 @@ async def listen(grid: Grid, plan: dict[str, list[str]], count: int | None, as_j
             if peer not in links:
                 uri = grid.node(peer).uri
                 assert uri is not None
-                links[peer] = Link(node=name, peer=peer, uri=uri, logger=log, wait=0, on_publish=inbox.deliver, headers=headers)
+                links[peer] = Link(
+                    node=name, peer=peer, uri=uri, logger=log, wait=0, on_publish=inbox.deliver, headers=headers
+                )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, done.set)
-    subscribing = [asyncio.create_task(links[peer].subscribe(pattern)) for pattern, names in plan.items() for peer in names]
+    subscribing = [
+        asyncio.create_task(links[peer].subscribe(pattern)) for pattern, names in plan.items() for peer in names
+    ]
     try:
         await done.wait()
     finally:
@@ -333,8 +402,13 @@ async def listen(grid: Grid, plan: dict[str, list[str]], count: int | None, as_j
 
 @cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list of every node's report.")
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
-              help="Seconds to wait for each node to answer.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds to wait for each node to answer.",
+)
 @click.pass_context
 def status_command(ctx: click.Context, as_json: bool, timeout: float) -> None:
     """Ask every node of the grid how it is: up or down, counters, links, subscribers.
@@ -352,10 +426,10 @@ def status_command(ctx: click.Context, as_json: bool, timeout: float) -> None:
         ctx.exit(1)
 
 
-async def gather_status(grid: Grid, timeout: float, headers: dict[str, str]) -> list[dict[str, Any]]:  # noqa: ASYNC109 - per node, see below
-    """Every node's report, asked all at once: a node that is down costs at most ``timeout``.
+async def gather_status(grid: Grid, per_node: float, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every node's report, asked all at once: a node that is down costs at most ``per_node`` seconds.
 
-    ``timeout`` bounds each node's answer, not the whole call: a node that does not
+    ``per_node`` bounds each node's answer, not the whole call: a node that does not
     answer in time is reported down while the others' reports are kept.
     """
 
@@ -364,9 +438,11 @@ async def gather_status(grid: Grid, timeout: float, headers: dict[str, str]) -> 
         if spec.uri is None:
             return {**base, "state": "no port"}
         try:
-            report = await asyncio.wait_for(query_status(spec.name, spec.uri, timeout=timeout, headers=headers), timeout)
+            report = await asyncio.wait_for(
+                query_status(spec.name, spec.uri, open_timeout=per_node, headers=headers), per_node
+            )
         except TimeoutError:
-            return {**base, "state": "down", "error": f"no answer within {timeout:g} s"}
+            return {**base, "state": "down", "error": f"no answer within {per_node:g} s"}
         except MeshError as exc:
             return {**base, "state": "down", "error": getattr(exc, "reason", str(exc))}
         return {**base, **report, "state": "up"}
@@ -381,16 +457,22 @@ def status_table(reports: list[dict[str, Any]]) -> str:
     for report in reports:
         up = report["state"] == "up"
         links = " ".join(f"{peer}:{link['state']}" for peer, link in report.get("links", {}).items())
-        rows.append([
-            report["node"], report["state"], report["address"] or "-", report["sketch"],
-            uptime(report["uptime"]) if up else "-",
-            *(str(report[key]) if up else "-" for key in ("messages_in", "messages_out", "published", "pending")),
-            str(len(report["subscribers"])) if up else "-",
-            (links or "-") if up else report.get("error", ""),
-        ])
+        rows.append(
+            [
+                report["node"],
+                report["state"],
+                report["address"] or "-",
+                report["sketch"],
+                uptime(report["uptime"]) if up else "-",
+                *(str(report[key]) if up else "-" for key in ("messages_in", "messages_out", "published", "pending")),
+                str(len(report["subscribers"])) if up else "-",
+                (links or "-") if up else report.get("error", ""),
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1] for row in rows
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+        for row in rows
     ).rstrip()
 
 
@@ -405,8 +487,12 @@ def uptime(seconds: float) -> str:
 
 
 @cli.command("check")
-@click.option("--procfile", type=click.Path(dir_okay=False), default=None,
-              help="The Procfile to compare with the grid [default: ./Procfile, if there is one].")
+@click.option(
+    "--procfile",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The Procfile to compare with the grid [default: ./Procfile, if there is one].",
+)
 @click.pass_context
 def check_command(ctx: click.Context, procfile: str | None) -> None:
     """Check the grid without starting anything, like an electrical rules check.
@@ -447,8 +533,14 @@ def check_command(ctx: click.Context, procfile: str | None) -> None:
 
 
 @cli.command("graph")
-@click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot"]), default="text", show_default=True,
-              help="text for a terminal, mermaid for Markdown, dot for Graphviz.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "mermaid", "dot"]),
+    default="text",
+    show_default=True,
+    help="text for a terminal, mermaid for Markdown, dot for Graphviz.",
+)
 @click.pass_context
 def graph_command(ctx: click.Context, fmt: str) -> None:
     """Draw the circuit from the grid: nodes, wires, subscriptions.

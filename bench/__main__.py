@@ -19,10 +19,26 @@ from bench.report import environment, markdown, table
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FULL = {"stream": 20_000, "latency": 2_000, "fanout": {1: 20_000, 10: 5_000, 100: 1_000}, "naive": 1_000,
-        "reuse": 20_000, "rings": {10: 20_000, 100: 20_000, 1000: 20_000}, "processes": 50, "rounds": 5}
-QUICK = {"stream": 300, "latency": 50, "fanout": {1: 300, 10: 50, 100: 5}, "naive": 30,
-         "reuse": 300, "rings": {10: 200, 100: 200}, "processes": 3, "rounds": 1}
+FULL = {
+    "stream": 20_000,
+    "latency": 2_000,
+    "fanout": {1: 20_000, 10: 5_000, 100: 1_000},
+    "naive": 1_000,
+    "reuse": 20_000,
+    "rings": {10: 20_000, 100: 20_000, 1000: 20_000},
+    "processes": 50,
+    "rounds": 5,
+}
+QUICK = {
+    "stream": 300,
+    "latency": 50,
+    "fanout": {1: 300, 10: 50, 100: 5},
+    "naive": 30,
+    "reuse": 300,
+    "rings": {10: 200, 100: 200},
+    "processes": 3,
+    "rounds": 1,
+}
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -47,30 +63,53 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
     rounds = sizes["rounds"]
     rows: list[dict[str, Any]] = []
 
-    def row(scenario: str, unit: str, mesh: list[float], twin: list[float], twin_name: str, target: str = "",
-            higher_is_better: bool = True) -> None:
+    def row(
+        scenario: str,
+        unit: str,
+        mesh: list[float],
+        twin: list[float],
+        twin_name: str,
+        target: str = "",
+        higher_is_better: bool = True,
+    ) -> None:
         m, t = spread(mesh), spread(twin)
         ratio = m["median"] / t["median"]
-        rows.append({"scenario": scenario, "unit": unit, "mesh": m, "raw": t, "raw_twin": twin_name,
-                     "ratio": ratio, "target": target, "higher_is_better": higher_is_better})
+        rows.append(
+            {
+                "scenario": scenario,
+                "unit": unit,
+                "mesh": m,
+                "raw": t,
+                "raw_twin": twin_name,
+                "ratio": ratio,
+                "target": target,
+                "higher_is_better": higher_is_better,
+            }
+        )
         say(f"  {scenario}: mesh {m['median']:,.0f} {unit}, {twin_name} {t['median']:,.0f}, ratio {ratio:.2f}")
 
     n = sizes["stream"]
     say(f"stream, one hop: {n:,} messages, {rounds} rounds")
-    got = await alternate(rounds, {
-        "mesh": lambda: mesh_side.stream_one_hop(n),
-        "pipelined": lambda: raw.pipelined(n),
-        "request": lambda: raw.request_reply(n),
-    })
+    got = await alternate(
+        rounds,
+        {
+            "mesh": lambda: mesh_side.stream_one_hop(n),
+            "pipelined": lambda: raw.pipelined(n),
+            "request": lambda: raw.request_reply(n),
+        },
+    )
     row("stream, one hop (delivery guarantee)", "msg/s", got["mesh"], got["pipelined"], "raw pipelined", ">= 0.7")
     row("stream, one hop (delivery guarantee)", "msg/s", got["mesh"], got["request"], "raw send-then-reply")
 
     n = sizes["latency"]
     say(f"tick to buzz: {n:,} ticks, 3 bits each, {rounds} rounds")
-    got = await alternate(rounds, {
-        "mesh": lambda: mesh_side.tick_to_buzz(n, 3),
-        "raw": lambda: raw.relay_latencies(n, 3),
-    })
+    got = await alternate(
+        rounds,
+        {
+            "mesh": lambda: mesh_side.tick_to_buzz(n, 3),
+            "raw": lambda: raw.relay_latencies(n, 3),
+        },
+    )
     for q, label, target in ((0.5, "p50", "<= 1.3"), (0.99, "p99", "")):
         mesh_q = [percentile(run_, q) * 1e6 for run_ in got["mesh"]]
         raw_q = [percentile(run_, q) * 1e6 for run_ in got["raw"]]
@@ -78,31 +117,57 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
 
     for subscribers, count in sizes["fanout"].items():
         say(f"fan-out to {subscribers}: {count:,} messages, {rounds} rounds")
-        got = await alternate(rounds, {
-            "mesh": lambda s=subscribers, c=count: mesh_side.fan_out(s, c),
-            "raw": lambda s=subscribers, c=count: raw.broadcast_rate(s, c),
-        })
-        row(f"fan-out to {subscribers}", "deliveries/s", got["mesh"], got["raw"], "raw broadcast()",
-            ">= 0.7" if subscribers == 100 else "")
+        got = await alternate(
+            rounds,
+            {
+                "mesh": lambda s=subscribers, c=count: mesh_side.fan_out(s, c),
+                "raw": lambda s=subscribers, c=count: raw.broadcast_rate(s, c),
+            },
+        )
+        row(
+            f"fan-out to {subscribers}",
+            "deliveries/s",
+            got["mesh"],
+            got["raw"],
+            "raw broadcast()",
+            ">= 0.7" if subscribers == 100 else "",
+        )
 
     say(f"connection reuse: {sizes['reuse']:,} on the link vs {sizes['naive']:,} naive, {rounds} rounds")
-    got = await alternate(rounds, {
-        "pipelined": lambda: mesh_side.stream_one_hop(sizes["reuse"]),
-        "one": lambda: mesh_side.one_at_a_time(sizes["reuse"]),
-        "naive": lambda: raw.connection_per_message(sizes["naive"]),
-    })
-    row("link, stream() of many vs a connection per message", "msg/s", got["pipelined"], got["naive"],
-        "raw connect-send-close", ">= 20")
+    got = await alternate(
+        rounds,
+        {
+            "pipelined": lambda: mesh_side.stream_one_hop(sizes["reuse"]),
+            "one": lambda: mesh_side.one_at_a_time(sizes["reuse"]),
+            "naive": lambda: raw.connection_per_message(sizes["naive"]),
+        },
+    )
+    row(
+        "link, stream() of many vs a connection per message",
+        "msg/s",
+        got["pipelined"],
+        got["naive"],
+        "raw connect-send-close",
+        ">= 20",
+    )
     row("link, one at a time vs a connection per message", "msg/s", got["one"], got["naive"], "raw connect-send-close")
 
     n = sizes["stream"]
     say(f"compression: raw pipelined, {n:,} messages, with and without permessage-deflate, {rounds} rounds")
-    got = await alternate(rounds, {
-        "deflate": lambda: raw.pipelined(n, compression="deflate"),
-        "plain": lambda: raw.pipelined(n),
-    })
-    row("permessage-deflate on small frames (why links turn it off)", "msg/s", got["deflate"], got["plain"],
-        "raw pipelined, no compression")
+    got = await alternate(
+        rounds,
+        {
+            "deflate": lambda: raw.pipelined(n, compression="deflate"),
+            "plain": lambda: raw.pipelined(n),
+        },
+    )
+    row(
+        "permessage-deflate on small frames (why links turn it off)",
+        "msg/s",
+        got["deflate"],
+        got["plain"],
+        "raw pipelined, no compression",
+    )
 
     scale: list[dict[str, Any]] = []
     for size, hops in sizes["rings"].items():
@@ -117,8 +182,9 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
 
 def fresh_ring(size: int, hops: int) -> dict[str, float]:
     """The ring in a new interpreter: memory per node is then what the nodes cost, nothing else."""
-    done = subprocess.run([sys.executable, "-m", "bench.ring", str(size), str(hops)], cwd=ROOT,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ring", str(size), str(hops)], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     return json.loads(done.stdout)
 
 
@@ -126,8 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny counts, one round: a smoke run in seconds")
     parser.add_argument("--rounds", type=int, help="rounds per scenario (default 5; 1 with --quick)")
-    parser.add_argument("--json", type=Path, help="where to write every figure (default bench/results.json; none with --quick)")
-    parser.add_argument("--docs", type=Path, help="regenerate this Markdown file (default docs/benchmarks.md; none with --quick)")
+    parser.add_argument(
+        "--json", type=Path, help="where to write every figure (default bench/results.json; none with --quick)"
+    )
+    parser.add_argument(
+        "--docs", type=Path, help="regenerate this Markdown file (default docs/benchmarks.md; none with --quick)"
+    )
     args = parser.parse_args(argv)
     sizes = dict(QUICK if args.quick else FULL)
     if args.rounds:
@@ -135,8 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.disable(logging.CRITICAL)  # the nodes' log lines are not what is measured
     began = time.perf_counter()
     results = asyncio.run(run(sizes, lambda line: print(line, file=sys.stderr, flush=True)))
-    report = {"environment": environment(), "quick": args.quick, "sizes": {k: str(v) for k, v in sizes.items()},
-              "seconds": round(time.perf_counter() - began, 1), "results": results}
+    report = {
+        "environment": environment(),
+        "quick": args.quick,
+        "sizes": {k: str(v) for k, v in sizes.items()},
+        "seconds": round(time.perf_counter() - began, 1),
+        "results": results,
+    }
     print(table(report))
     json_path = args.json or (None if args.quick else ROOT / "bench" / "results.json")
     if json_path:

@@ -91,7 +91,11 @@ async def tick_to_buzz(count: int, sequence: int) -> list[float]:
         },
         ["clock -> iopin", "iopin -> buzzer"],
     )
-    nodes: dict[str, FactoryLoop] = {"buzzer": Buzzer("buzzer", grid), "iopin": IOPin("iopin", grid), "clock": Sink("clock", grid)}
+    nodes: dict[str, FactoryLoop] = {
+        "buzzer": Buzzer("buzzer", grid),
+        "iopin": IOPin("iopin", grid),
+        "clock": Sink("clock", grid),
+    }
     await open_together(nodes)
     try:
         clock = nodes["clock"]
@@ -178,8 +182,13 @@ def processes(count: int) -> dict[str, float]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         began = time.perf_counter()
         started = [
-            subprocess.Popen([sys.executable, str(ROOT / "arduino.py"), "--grid", str(grid), f"n{i}"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "arduino.py"), "--grid", str(grid), f"n{i}"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
             for i in range(count)
         ]
         try:

@@ -106,7 +106,9 @@ async def broadcast_rate(subscribers: int, count: int) -> float:
 
     server = await serve(handler, "127.0.0.1", 0, **OPTIONS)
     try:
-        sockets = [await connect(f"ws://127.0.0.1:{port(server)}/", max_queue=None, **OPTIONS) for _ in range(subscribers)]
+        sockets = [
+            await connect(f"ws://127.0.0.1:{port(server)}/", max_queue=None, **OPTIONS) for _ in range(subscribers)
+        ]
         await ready.wait()
 
         async def drain(ws) -> None:

@@ -16,8 +16,11 @@ def environment() -> dict[str, Any]:
     """The machine, Python and library versions, for the record."""
     cpu = "unknown"
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     versions = {}
@@ -28,9 +31,16 @@ def environment() -> dict[str, Any]:
             versions[name] = "not installed"
     import asyncio
 
-    return {"python": platform.python_version(), "implementation": platform.python_implementation(),
-            "machine": platform.machine(), "cpu": cpu, "cores": os.cpu_count(), "system": platform.platform(),
-            "event_loop": type(asyncio.new_event_loop()).__module__, "packages": versions}
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "machine": platform.machine(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": platform.platform(),
+        "event_loop": type(asyncio.new_event_loop()).__module__,
+        "packages": versions,
+    }
 
 
 def _meets(row: dict[str, Any]) -> str:
@@ -51,18 +61,27 @@ def rows(report: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
     for row in report["results"]:
         if "scale" in row:
             for item in row["scale"]:
-                scale.append([item["what"], f"{item['startup_s']:.2f} s",
-                              f"{item.get('kib_per_node', item.get('kib_per_process', 0)):,.0f} KiB"
-                              + (" per node" if "kib_per_node" in item else " per process"),
-                              f"{item['hops_per_s']:,.0f} hops/s" if "hops_per_s" in item else "-"])
+                scale.append(
+                    [
+                        item["what"],
+                        f"{item['startup_s']:.2f} s",
+                        f"{item.get('kib_per_node', item.get('kib_per_process', 0)):,.0f} KiB"
+                        + (" per node" if "kib_per_node" in item else " per process"),
+                        f"{item['hops_per_s']:,.0f} hops/s" if "hops_per_s" in item else "-",
+                    ]
+                )
             continue
         m, r = row["mesh"], row["raw"]
-        measured.append([
-            row["scenario"], row["unit"],
-            f"{_figure(m['median'])} ({_figure(m['min'])}-{_figure(m['max'])})",
-            f"{row['raw_twin']}: {_figure(r['median'])} ({_figure(r['min'])}-{_figure(r['max'])})",
-            f"{row['ratio']:.2f}", _meets(row),
-        ])
+        measured.append(
+            [
+                row["scenario"],
+                row["unit"],
+                f"{_figure(m['median'])} ({_figure(m['min'])}-{_figure(m['max'])})",
+                f"{row['raw_twin']}: {_figure(r['median'])} ({_figure(r['min'])}-{_figure(r['max'])})",
+                f"{row['ratio']:.2f}",
+                _meets(row),
+            ]
+        )
     return measured, scale
 
 
@@ -70,8 +89,10 @@ def table(report: dict[str, Any]) -> str:
     """An aligned table for the terminal."""
     measured, scale = rows(report)
     out = []
-    for header, body in ((["scenario", "unit", "mesh median (min-max)", "raw twin median (min-max)", "mesh/raw", "target"], measured),
-                         (["scale", "start-up", "memory", "around the ring"], scale)):
+    for header, body in (
+        (["scenario", "unit", "mesh median (min-max)", "raw twin median (min-max)", "mesh/raw", "target"], measured),
+        (["scale", "start-up", "memory", "around the ring"], scale),
+    ):
         everything = [header, *body]
         widths = [max(len(r[i]) for r in everything) for i in range(len(header))]
         out += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in everything] + [""]

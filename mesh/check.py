@@ -64,9 +64,7 @@ class Finding:
         return f"{where}: {self.level}: {self.message}"
 
 
-def check_grid(
-    grid: Grid, *, procfile: str | None = None, procfile_path: str = "Procfile"
-) -> list[Finding]:
+def check_grid(grid: Grid, *, procfile: str | None = None, procfile_path: str = "Procfile") -> list[Finding]:
     """Every finding about ``grid`` (and the text of its Procfile, when given), in report order.
 
     The order is by kind (unconnected nodes, loops, deaf subscriptions, the
@@ -84,10 +82,7 @@ def summary(findings: Sequence[Finding], grid: Grid) -> str:
     warnings = len(findings) - errors
     counts = [_count(errors, "error"), _count(warnings, "warning")]
     verdict = ", ".join(count for count in counts if count) or "no problems found"
-    return (
-        f"{grid.path}: {_count(len(grid.nodes), 'node')}, "
-        f"{_count(len(grid.wires), 'wire')}: {verdict}"
-    )
+    return f"{grid.path}: {_count(len(grid.nodes), 'node')}, {_count(len(grid.wires), 'wire')}: {verdict}"
 
 
 # --------------------------------------------------------------------------- the grid
@@ -95,9 +90,7 @@ def summary(findings: Sequence[Finding], grid: Grid) -> str:
 
 def _ported(grid: Grid, but: str | None = None) -> list[str]:
     """The names of the nodes with a port, in file order, except ``but``."""
-    return [
-        name for name, spec in grid.nodes.items() if spec.port is not None and name != but
-    ]
+    return [name for name, spec in grid.nodes.items() if spec.port is not None and name != but]
 
 
 def _warn(grid: Grid, line: int, message: str) -> Finding:
@@ -156,9 +149,7 @@ def _loops(grid: Grid) -> list[Finding]:
     return findings
 
 
-def _cycles(
-    order: dict[str, int], out: dict[str, list[Wire]], limit: int
-) -> list[list[Wire]]:
+def _cycles(order: dict[str, int], out: dict[str, list[Wire]], limit: int) -> list[list[Wire]]:
     """Up to ``limit`` elementary cycles, each as its wires from its first node in ``order``.
 
     Johnson's algorithm, restricted at each start node to the nodes after it in
@@ -367,7 +358,7 @@ def _same_file(one: str, other: str) -> bool:
     a = os.path.normpath(one).split(os.sep)
     b = os.path.normpath(other).split(os.sep)
     shorter, longer = sorted((a, b), key=len)
-    return longer[len(longer) - len(shorter):] == shorter
+    return longer[len(longer) - len(shorter) :] == shorter
 
 
 def _count(number: int, noun: str) -> str:

@@ -86,10 +86,7 @@ def _text(grid: Grid) -> str:
     name_width = max(len(spec.name) for spec in specs)
     sketch_width = max(len(spec.sketch) for spec in specs)
     lines = ["nodes"]
-    lines += [
-        f"  {spec.name:<{name_width}}  {spec.sketch:<{sketch_width}}  {_where(spec)}"
-        for spec in specs
-    ]
+    lines += [f"  {spec.name:<{name_width}}  {spec.sketch:<{sketch_width}}  {_where(spec)}" for spec in specs]
     if grid.wires:
         lines.append("wires")
         lines += [f"  {wire.source} -> {wire.target}" for wire in grid.wires]
@@ -140,10 +137,7 @@ def _mermaid_text(text: str, *, keep_br: bool = False) -> str:
     """
     parts = text.split("<br/>") if keep_br else [text]
     escaped = [
-        _ENTITY_START.sub("#35;", part)
-        .replace('"', "#quot;")
-        .replace("<", "#lt;")
-        .replace(">", "#gt;")
+        _ENTITY_START.sub("#35;", part).replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
         for part in parts
     ]
     return "<br/>".join(escaped)
@@ -159,10 +153,7 @@ def _dot(grid: Grid) -> str:
         lines.append(f'  "{_dot_text(spec.name)}" [label="{label}"];')
     lines += [f'  "{wire.source}" -> "{wire.target}";' for wire in grid.wires]
     for subscriber, pattern, sources in _subscriptions(grid):
-        lines += [
-            f'  "{source}" -> "{subscriber}" [style=dashed, label="{_dot_text(pattern)}"];'
-            for source in sources
-        ]
+        lines += [f'  "{source}" -> "{subscriber}" [style=dashed, label="{_dot_text(pattern)}"];' for source in sources]
     lines.append("}")
     return "\n".join(lines) + "\n"
 

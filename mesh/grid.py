@@ -121,9 +121,7 @@ class NodeSpec:
     sketch: str
     host: str = DEFAULT_HOST
     port: int | None = None  # None: the node serves nothing (client only)
-    params: Mapping[str, Any] = field(
-        default_factory=lambda: MappingProxyType({}), hash=False
-    )
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     subscribe: tuple[str, ...] = ()  # topic patterns, e.g. ("iopin/pin", "+/sound")
     outbox: int = DEFAULT_OUTBOX  # unacked messages a link holds before stream() waits
     max_size: int = DEFAULT_MAX_SIZE  # the largest frame the node accepts, in bytes
@@ -224,9 +222,7 @@ class Grid:
 # --------------------------------------------------------------------------- entry points
 
 
-def load_grid(
-    text: str, path: str = "grid.yaml", *, sketches: Collection[str] | None = None
-) -> Grid:
+def load_grid(text: str, path: str = "grid.yaml", *, sketches: Collection[str] | None = None) -> Grid:
     """Parse and validate the text of a grid; ``path`` only names it in errors.
 
     ``sketches``, when given, are the known sketch names: a node naming another
@@ -253,9 +249,7 @@ def load_grid(
         raise GridError(path, None, "the grid is nested too deeply") from None
 
 
-def read_grid(
-    path: str | os.PathLike[str], *, sketches: Collection[str] | None = None
-) -> Grid:
+def read_grid(path: str | os.PathLike[str], *, sketches: Collection[str] | None = None) -> Grid:
     """Read the grid file at ``path`` (UTF-8) and load it; GridError if it cannot be read."""
     name = os.fsdecode(os.fspath(path))
     try:
@@ -310,21 +304,13 @@ class _Invalid(Exception):
 
 
 def _check_sketch(node: str, value: Any) -> str:
-    if (
-        not isinstance(value, str)
-        or not value
-        or not all(part.isidentifier() for part in value.split("."))
-    ):
+    if not isinstance(value, str) or not value or not all(part.isidentifier() for part in value.split(".")):
         raise _Invalid(f"node {node!r}: 'sketch' must be the name of a sketch module")
     return value
 
 
 def _check_host(node: str, value: Any) -> str:
-    if (
-        not isinstance(value, str)
-        or not value
-        or any(char.isspace() or char in "[]/" for char in value)
-    ):
+    if not isinstance(value, str) or not value or any(char.isspace() or char in "[]/" for char in value):
         raise _Invalid(f"node {node!r}: 'host' must be a host name or address")
     return value
 
@@ -335,15 +321,10 @@ def _check_written(node: str, key: str, value: Any, raw: str | None) -> None:
         return
     if _LEADING_ZERO.fullmatch(raw):
         number = int(raw.replace("_", ""), 10)
-        raise _Invalid(
-            f"node {node!r}: {key} {raw!r} has a leading zero, "
-            f"which YAML reads as octal; write {number}"
-        )
+        raise _Invalid(f"node {node!r}: {key} {raw!r} has a leading zero, which YAML reads as octal; write {number}")
     if _is_whole(value) and not _DECIMAL.fullmatch(raw):
         # YAML 1.1 also reads 0x1F, 0b11, 8_765 and even 1:30 (sexagesimal) as ints.
-        raise _Invalid(
-            f"node {node!r}: {key} {raw!r} is not a plain decimal number; write {value}"
-        )
+        raise _Invalid(f"node {node!r}: {key} {raw!r} is not a plain decimal number; write {value}")
 
 
 def _check_port(node: str, value: Any, raw: str | None = None) -> int | None:
@@ -363,10 +344,7 @@ def _check_outbox(node: str, value: Any, raw: str | None = None) -> int:
     _check_written(node, "outbox", value, raw)
     low, high = _OUTBOX_RANGE
     if not _is_whole(value) or not low <= value <= high:
-        raise _Invalid(
-            f"node {node!r}: 'outbox' must be a whole number from {low} to {high}, "
-            f"not {_shown(value)}"
-        )
+        raise _Invalid(f"node {node!r}: 'outbox' must be a whole number from {low} to {high}, not {_shown(value)}")
     return value
 
 
@@ -376,8 +354,7 @@ def _check_max_size(node: str, value: Any, raw: str | None = None) -> int:
     low, high = _MAX_SIZE_RANGE
     if not _is_whole(value) or not low <= value <= high:
         raise _Invalid(
-            f"node {node!r}: 'max_size' must be a whole number of bytes from {low} to {high}, "
-            f"not {_shown(value)}"
+            f"node {node!r}: 'max_size' must be a whole number of bytes from {low} to {high}, not {_shown(value)}"
         )
     return value
 
@@ -404,9 +381,7 @@ def _check_param_name(node: str, name: Any) -> str:
 def _check_subscription(node: str, value: Any, seen: Collection[str] = ()) -> str:
     """One topic pattern of a node's ``subscribe``; ``seen`` are the patterns before it."""
     if not isinstance(value, str):
-        raise _Invalid(
-            f"node {node!r}: a subscription must be a topic pattern (text), not {_show(value)}"
-        )
+        raise _Invalid(f"node {node!r}: a subscription must be a topic pattern (text), not {_show(value)}")
     try:
         check_pattern(value)
     except TopicError as exc:
@@ -565,16 +540,11 @@ class _Reader:
     def nodes(self, key_line: int | None, node: Node) -> dict[str, NodeSpec]:
         if not isinstance(node, MappingNode) or not node.value:
             self.fail(_line(node) or key_line, "'nodes' must be a mapping of node names to nodes")
-        return {
-            name: self.node(name, line, value)
-            for name, line, value in self.entries(node, names=True)
-        }
+        return {name: self.node(name, line, value) for name, line, value in self.entries(node, names=True)}
 
     def node(self, name: str, line: int | None, node: Node) -> NodeSpec:
         if not isinstance(node, MappingNode):
-            self.fail(
-                _line(node) or line, f"node {name!r} must be a mapping with at least a 'sketch'"
-            )
+            self.fail(_line(node) or line, f"node {name!r} must be a mapping with at least a 'sketch'")
         fields: dict[str, Any] = {}
         for key, key_line, value_node in self.entries(node):
             if key not in NODE_KEYS:
@@ -642,9 +612,7 @@ class _Reader:
 
     # ---- wires
 
-    def wires(
-        self, nodes: Mapping[str, NodeSpec], key_line: int | None, node: Node | None
-    ) -> tuple[Wire, ...]:
+    def wires(self, nodes: Mapping[str, NodeSpec], key_line: int | None, node: Node | None) -> tuple[Wire, ...]:
         if node is None or (isinstance(node, ScalarNode) and self.value(node) is None):
             return ()
         if not isinstance(node, SequenceNode):
@@ -676,9 +644,7 @@ class _Reader:
 
     # ---- values
 
-    def entries(
-        self, node: MappingNode, *, names: bool = False
-    ) -> Iterator[tuple[str, int | None, Node]]:
+    def entries(self, node: MappingNode, *, names: bool = False) -> Iterator[tuple[str, int | None, Node]]:
         """(key, key's line, value node) in file order, rejecting bad and duplicate keys.
 
         With ``names``, the keys are node names.
@@ -715,9 +681,7 @@ class _Reader:
         self.converting.add(key)
         try:
             if isinstance(node, MappingNode):
-                result: Any = MappingProxyType(
-                    {name: self.value(item) for name, _, item in self.entries(node)}
-                )
+                result: Any = MappingProxyType({name: self.value(item) for name, _, item in self.entries(node)})
             else:
                 self.check_tag(node, _SEQ_TAG)
                 result = tuple(self.value(item) for item in node.value)
@@ -730,15 +694,10 @@ class _Reader:
         if isinstance(node, _PythonScalar):
             return node.value
         line = _line(node)
-        if (
-            node.tag == _BOOL_TAG
-            and node.style is None
-            and node.value.lower() not in ("true", "false")
-        ):
+        if node.tag == _BOOL_TAG and node.style is None and node.value.lower() not in ("true", "false"):
             self.fail(
                 line,
-                f"{node.value!r} is read by YAML as a boolean; "
-                f'write true or false, or quote it ("{node.value}")',
+                f'{node.value!r} is read by YAML as a boolean; write true or false, or quote it ("{node.value}")',
             )
         try:
             return self.constructor.construct_object(node, deep=True)
@@ -774,10 +733,7 @@ class _Reader:
                 self.fail(None, "a value contains itself")
             inside = inside | {id(value)}
             if isinstance(value, Mapping):
-                pairs = [
-                    (self.from_python(key, inside), self.from_python(item, inside))
-                    for key, item in value.items()
-                ]
+                pairs = [(self.from_python(key, inside), self.from_python(item, inside)) for key, item in value.items()]
                 return MappingNode(_MAP_TAG, pairs)
             return SequenceNode(_SEQ_TAG, [self.from_python(item, inside) for item in value])
         if isinstance(value, (set, frozenset)):

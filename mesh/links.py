@@ -45,8 +45,11 @@ PING_TIMEOUT = 2.0
 #: costs a quarter to a third of the throughput and saves nothing); no size limit on what
 #: comes back (acks and our own subscriptions: the peer's limit applies to what we send).
 CLIENT: dict[str, Any] = {
-    "subprotocols": [protocol.SUBPROTOCOL], "compression": None, "close_timeout": CLOSE_TIMEOUT,
-    "max_size": None, "proxy": None,
+    "subprotocols": [protocol.SUBPROTOCOL],
+    "compression": None,
+    "close_timeout": CLOSE_TIMEOUT,
+    "max_size": None,
+    "proxy": None,
 }
 #: A link sends what piled up while it was writing as one batch: at most this many
 #: messages, and this many bytes (or the peer's max_size, if smaller).
@@ -264,7 +267,9 @@ class Link:
             if self.max_size is not None and len(frame) * 4 > self.max_size and len(frame.encode()) > self.max_size:
                 self._room.release()
                 await self._push(taken)
-                raise ProtocolError(f"a message of {len(frame.encode())} bytes is over {self.peer}'s limit of {self.max_size} bytes (max_size)")
+                raise ProtocolError(
+                    f"a message of {len(frame.encode())} bytes is over {self.peer}'s limit of {self.max_size} bytes (max_size)"
+                )
             self.store.add(self.peer, msg_id, channel, text)
             future = self._future()
             self._pending[msg_id] = (frame, future)
@@ -349,7 +354,9 @@ class Link:
             self.state = "down"
             self._settle_subscriptions(None, False)
             # The callers of send() report it: one line each, where it matters.
-            self._fail_pending(exc if isinstance(exc, PeerUnavailable) else PeerUnavailable(self.peer, self.uri, reason(exc)))
+            self._fail_pending(
+                exc if isinstance(exc, PeerUnavailable) else PeerUnavailable(self.peer, self.uri, reason(exc))
+            )
 
     async def _session(self, ws: ClientConnection) -> None:
         """One connection's life: greet, re-send what is pending, then pump."""
@@ -412,7 +419,9 @@ class Link:
         elif isinstance(frame, protocol.Publish):
             if frame.lost:
                 self.lost += frame.lost
-                self.log.warning("fell behind %s: it dropped %d message(s) for us (%d in all)", self.peer, frame.lost, self.lost)
+                self.log.warning(
+                    "fell behind %s: it dropped %d message(s) for us (%d in all)", self.peer, frame.lost, self.lost
+                )
             if self.on_publish is not None:
                 await self.on_publish(frame.key, frame.data, frame.lost)
         elif isinstance(frame, (protocol.Ack, protocol.Error)) and frame.id in self._control:
@@ -466,8 +475,11 @@ class Link:
                 waited = now - self._down_since
                 self.log.info(
                     "waiting for %s at %s (%s%s); retrying in %.2g s",
-                    self.peer, self.uri, self._last_error,
-                    f", {waited:.0f} s so far" if said is not None else "", delay,
+                    self.peer,
+                    self.uri,
+                    self._last_error,
+                    f", {waited:.0f} s so far" if said is not None else "",
+                    delay,
                 )
                 said = now
             else:
@@ -497,17 +509,22 @@ def reason_closed(ws: ClientConnection) -> str:
 
 
 async def request(
-    peer: str, uri: str, frame: protocol.Frame, *, sender: str = "cli", timeout: float = OPEN_TIMEOUT,  # noqa: ASYNC109 - see the docstring
+    peer: str,
+    uri: str,
+    frame: protocol.Frame,
+    *,
+    sender: str = "cli",
+    open_timeout: float = OPEN_TIMEOUT,
     headers: Mapping[str, str] | None = None,
 ) -> protocol.Frame:
     """Open a connection, send one frame, return the answer with the same id, close: for the CLI.
 
-    ``timeout`` bounds opening the connection only (websockets' ``open_timeout``):
-    bound the whole call at the call site, with ``asyncio.timeout`` or ``wait_for``.
+    ``open_timeout`` bounds opening the connection only: bound the whole call at the
+    call site, with ``asyncio.timeout`` or ``wait_for``.
     """
     frame_id = getattr(frame, "id", None)
     try:
-        async with connect(uri, **CLIENT, open_timeout=timeout, additional_headers=headers) as ws:
+        async with connect(uri, **CLIENT, open_timeout=open_timeout, additional_headers=headers) as ws:
             if ws.subprotocol != protocol.SUBPROTOCOL:
                 raise PeerUnavailable(peer, uri, f"it does not speak {protocol.SUBPROTOCOL}")
             await ws.send(protocol.encode(protocol.Hello(node=sender)))
@@ -524,20 +541,36 @@ async def request(
 
 
 async def send_once(
-    peer: str, uri: str, channel: str, text: str, *, sender: str = "cli", timeout: float = OPEN_TIMEOUT,  # noqa: ASYNC109 - as request()'s
+    peer: str,
+    uri: str,
+    channel: str,
+    text: str,
+    *,
+    sender: str = "cli",
+    open_timeout: float = OPEN_TIMEOUT,
     headers: Mapping[str, str] | None = None,
 ) -> str:
     """Open a connection, send one message, return its ack, close: for the CLI's ``send``."""
-    answer = await request(peer, uri, protocol.Message(id=1, channel=channel, data=text),
-                           sender=sender, timeout=timeout, headers=headers)
+    answer = await request(
+        peer,
+        uri,
+        protocol.Message(id=1, channel=channel, data=text),
+        sender=sender,
+        open_timeout=open_timeout,
+        headers=headers,
+    )
     assert isinstance(answer, protocol.Ack)
     return answer.data
 
 
 async def query_status(
-    peer: str, uri: str, *, timeout: float = 1.0, headers: Mapping[str, str] | None = None  # noqa: ASYNC109 - as request()'s
+    peer: str,
+    uri: str,
+    *,
+    open_timeout: float = 1.0,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """A node's status report (see docs/protocol.md)."""
-    answer = await request(peer, uri, protocol.Status(id=1), timeout=timeout, headers=headers)
+    answer = await request(peer, uri, protocol.Status(id=1), open_timeout=open_timeout, headers=headers)
     assert isinstance(answer, protocol.Report)
     return answer.data

@@ -86,9 +86,7 @@ class DurableOutbox(MemoryOutbox):
         self.db.execute("DELETE FROM messages WHERE peer = ? AND id = ?", (peer, msg_id))
 
     def pending(self, peer: str) -> list[Stored]:
-        return self.db.execute(
-            "SELECT id, channel, data FROM messages WHERE peer = ? ORDER BY id", (peer,)
-        ).fetchall()
+        return self.db.execute("SELECT id, channel, data FROM messages WHERE peer = ? ORDER BY id", (peer,)).fetchall()
 
     def peers(self) -> list[str]:
         """Peers with unacked messages kept from an earlier run."""

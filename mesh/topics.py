@@ -50,7 +50,9 @@ def check_pattern(pattern: str) -> str:
         if level == "#" and index != len(levels) - 1:
             raise TopicError(pattern, f"pattern {pattern!r}: '#' may only stand last")
         if level not in ("+", "#") and ("+" in level or "#" in level):
-            raise TopicError(pattern, f"pattern {pattern!r}: '+' and '#' must stand alone in their level, not in {level!r}")
+            raise TopicError(
+                pattern, f"pattern {pattern!r}: '+' and '#' must stand alone in their level, not in {level!r}"
+            )
     return pattern
 
 

@@ -194,7 +194,9 @@ class FactoryLoop:
         check_pattern(pattern)
         self.inbox.handlers[pattern] = handler
         reachable = [name for name, spec in self.grid.nodes.items() if spec.port is not None and name != self.name]
-        confirmed = await asyncio.gather(*(self.link(name).subscribe(pattern) for name in publishers(pattern, reachable)))
+        confirmed = await asyncio.gather(
+            *(self.link(name).subscribe(pattern) for name in publishers(pattern, reachable))
+        )
         return sum(confirmed)
 
     async def unsubscribe(self, pattern: str) -> None:
@@ -220,11 +222,18 @@ class FactoryLoop:
             if spec.uri is None:
                 raise MeshError(f"node {target!r} has no port: nothing can stream to it")
             link = Link(
-                node=self.name, peer=target, uri=spec.uri, logger=self.log,
+                node=self.name,
+                peer=target,
+                uri=spec.uri,
+                logger=self.log,
                 # A durable outbox is store-and-forward: it keeps trying until the peer takes it all.
-                wait=0 if self.spec.durable else self.wait_limit, reconnect_delays=self.reconnect_delays,
-                on_publish=self.inbox.deliver, outbox=self.spec.outbox, store=self.store,
-                headers=auth_headers(self.token), max_size=spec.max_size,
+                wait=0 if self.spec.durable else self.wait_limit,
+                reconnect_delays=self.reconnect_delays,
+                on_publish=self.inbox.deliver,
+                outbox=self.spec.outbox,
+                store=self.store,
+                headers=auth_headers(self.token),
+                max_size=spec.max_size,
             )
             self.links[target] = link
         return link
@@ -259,12 +268,23 @@ class FactoryLoop:
             "duplicates": self.sessions.duplicates,
             "durable": self.spec.durable,
             "links": {
-                peer: {"state": link.state, "pending": link.pending, "acked": link.acked,
-                       "connections": link.connections, "lost": link.lost}
+                peer: {
+                    "state": link.state,
+                    "pending": link.pending,
+                    "acked": link.acked,
+                    "connections": link.connections,
+                    "lost": link.lost,
+                }
                 for peer, link in self.links.items()
             },
             "subscribers": [
-                {"name": sub.name, "patterns": list(sub.patterns), "queued": len(sub.queue), "sent": sub.sent, "lost": sub.lost}
+                {
+                    "name": sub.name,
+                    "patterns": list(sub.patterns),
+                    "queued": len(sub.queue),
+                    "sent": sub.sent,
+                    "lost": sub.lost,
+                }
                 for sub in self.hub.subscribers.values()
             ],
             "subscriptions": list(self.inbox.handlers),
@@ -318,24 +338,32 @@ class FactoryLoop:
             return None
         token = self.token if self.token is not None else os.environ.get(variable)
         if not token:
-            raise GridError(self.grid.path, None, f"the grid requires a token, but the environment variable {variable} is not set")
+            raise GridError(
+                self.grid.path, None, f"the grid requires a token, but the environment variable {variable} is not set"
+            )
         return token
 
     def begin(self) -> None:
         """Subscribe to the grid's patterns (in the background) and start the ``@every`` methods."""
         for pattern in self.spec.subscribe:
-            self._background.append(asyncio.create_task(self.subscribe(pattern, self.hear), name=f"{self.name} subscribes {pattern}"))
+            self._background.append(
+                asyncio.create_task(self.subscribe(pattern, self.hear), name=f"{self.name} subscribes {pattern}")
+            )
         try:
             methods = periodic_methods(self)
         except ValueError as exc:
             raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {exc}") from None
         for name, seconds, times in methods:
+
             def on_error(exc: BaseException, name: str = name) -> None:
                 if isinstance(exc, MeshError):
                     self.log.error("%s: %s", name, exc)
                 else:
                     self.log.error("%s() failed", name, exc_info=exc)
-            task = asyncio.create_task(run_every(getattr(self, name), seconds, times, on_error=on_error), name=f"{self.name}.{name}")
+
+            task = asyncio.create_task(
+                run_every(getattr(self, name), seconds, times, on_error=on_error), name=f"{self.name}.{name}"
+            )
             self._tasks.append(task)
 
     async def start(self) -> None:
@@ -411,7 +439,9 @@ def check_params(cls: type[FactoryLoop], spec: NodeSpec, path: str) -> None:
             takes = ", ".join(names) or "none"
             raise GridError(path, spec.line, f"{where} takes no parameter {key!r}; its parameters: {takes}")
         expected = hints.get(key)
-        optional = typing.get_origin(expected) in (typing.Union, types.UnionType) and type(None) in typing.get_args(expected)
+        optional = typing.get_origin(expected) in (typing.Union, types.UnionType) and type(None) in typing.get_args(
+            expected
+        )
         if optional:
             rest = [arg for arg in typing.get_args(expected) if arg is not type(None)]
             expected = rest[0] if len(rest) == 1 else None

@@ -58,7 +58,9 @@ def periodic_methods(node: object) -> list[tuple[str, float, int]]:
     return found
 
 
-async def run_every(call: Callable[[], Any], seconds: float, times: int = 0, *, on_error: Callable[[BaseException], None]) -> int:
+async def run_every(
+    call: Callable[[], Any], seconds: float, times: int = 0, *, on_error: Callable[[BaseException], None]
+) -> int:
     """Call ``call()`` at ``start + k * seconds``; return how many calls were made."""
     loop = asyncio.get_running_loop()
     start = loop.time()

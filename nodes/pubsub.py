@@ -95,7 +95,9 @@ class RemoteSubscriber:
 class Hub:
     """The publisher's side: who is subscribed to this node, and handing them messages."""
 
-    def __init__(self, node: str, log: logging.Logger, announce: Callable[[str, str], object], bound: int = QUEUE_BOUND) -> None:
+    def __init__(
+        self, node: str, log: logging.Logger, announce: Callable[[str, str], object], bound: int = QUEUE_BOUND
+    ) -> None:
         self.node = node
         self.log = log
         self.announce = announce
@@ -212,5 +214,3 @@ class Inbox:
                 await self._task
             except asyncio.CancelledError:
                 pass
-
-

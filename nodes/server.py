@@ -65,7 +65,7 @@ def token_matches(request: Request, token: str) -> bool:
     supplied = ""
     authorization = request.headers.get("Authorization", "")
     if authorization.startswith("Bearer "):
-        supplied = authorization[len("Bearer "):].strip()
+        supplied = authorization[len("Bearer ") :].strip()
     else:
         supplied = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
     return hmac.compare_digest(supplied.encode(), token.encode())
@@ -115,8 +115,9 @@ async def start_server(node: FactoryLoop, host: str, port: int) -> Server:
             page = node.http(urlsplit(request.path).path)
             if page is not None:
                 status, content_type, body = page
-                headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                                   ("Cache-Control", "no-cache")])
+                headers = Headers(
+                    [("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-cache")]
+                )
                 return Response(status, HTTPStatus(status).phrase, headers, body)
             text = (
                 f"{node.name} is a node of arduino-mesh (sketch {node.spec.sketch}); it speaks websockets.\n"
@@ -162,7 +163,9 @@ async def mesh_session(node: FactoryLoop, websocket: ServerConnection) -> None:
     try:
         async for text in websocket:
             if isinstance(text, bytes):
-                await websocket.send(protocol.encode(protocol.Error(id=None, error="binary frames are not supported; send text")))
+                await websocket.send(
+                    protocol.encode(protocol.Error(id=None, error="binary frames are not supported; send text"))
+                )
                 continue
             replies = [await conversation.answer(frame) for frame in protocol.decode_all(text)]
             await websocket.send(protocol.batch(replies))
@@ -187,14 +190,18 @@ class Conversation:
         node = self.node
         if isinstance(frame, ProtocolError):
             self.bad_frames += 1  # the first one is worth a warning; a flood of them is not
-            node.log.log(logging.WARNING if self.bad_frames == 1 else logging.DEBUG, "bad frame from %s: %s", self.peer, frame)
+            node.log.log(
+                logging.WARNING if self.bad_frames == 1 else logging.DEBUG, "bad frame from %s: %s", self.peer, frame
+            )
             return protocol.encode(protocol.Error(id=frame.id, error=str(frame)))
         if isinstance(frame, protocol.Message):
             if self.session is None:
                 ok, ack = await node.loop.handle(frame.channel, frame.data)
             else:
                 ok, ack = await self.session.handle(frame.id, partial(_handled, node, self.peer, frame))
-            return protocol.encode(protocol.Ack(id=frame.id, data=ack) if ok else protocol.Error(id=frame.id, error=ack))
+            return protocol.encode(
+                protocol.Ack(id=frame.id, data=ack) if ok else protocol.Error(id=frame.id, error=ack)
+            )
         if isinstance(frame, protocol.Hello):
             self.peer = frame.node
             self.session = node.sessions.get(self.peer, frame.session) if frame.session else None

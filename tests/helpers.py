@@ -104,8 +104,10 @@ def free_ports(count: int) -> list[int]:
 
 async def start_circuit(grid: Grid, **options: Any) -> dict[str, FactoryLoop]:
     """Start every node of ``grid`` in this event loop, filling in the ports bound for port 0."""
-    nodes = {name: sketches.load(spec.sketch)(name, grid, reconnect_delays=fast_backoff, **options)
-             for name, spec in grid.nodes.items()}
+    nodes = {
+        name: sketches.load(spec.sketch)(name, grid, reconnect_delays=fast_backoff, **options)
+        for name, spec in grid.nodes.items()
+    }
     await open_together(nodes)
     for node in nodes.values():
         node.begin()
@@ -425,9 +427,11 @@ class Proxy:
 
     def cut(self) -> None:
         """Drop every connection through the relay, abruptly."""
+
         def abort_all() -> None:
             for writer in list(self._writers):
                 writer.transport.abort()
+
         self._loop.call_soon_threadsafe(abort_all)
 
     def close(self) -> None:
@@ -435,5 +439,6 @@ class Proxy:
             self._server.close()
             for task in asyncio.all_tasks(self._loop):
                 task.cancel()
+
         self._loop.call_soon_threadsafe(stop)
         self._thread.join(DEADLINE)

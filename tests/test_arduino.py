@@ -131,13 +131,22 @@ def test_port_in_use_is_one_line(grid: Path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("nodes:\n  clock: {sketch: clok}\n",
-         "grid.yaml:2: unknown sketch 'clok' for node 'clock'; known sketches: buzzer, clock, dashboard, iopin; did you mean 'clock'?"),
-        ("nodes:\n  a: {sketch: clock}\n  a: {sketch: clock}\n", "grid.yaml:3: node 'a' is defined twice (first on line 2)"),
-        ("nodes:\n  clock: {sketch: clock}\nwires:\n  - clock => buzzer\n",
-         "grid.yaml:4: malformed wire 'clock => buzzer'; expected 'SOURCE -> TARGET'"),
-        ("nodes:\n  clock: {sketch: clock, params: {tacks: five}}\n",
-         "grid.yaml:2: node 'clock' (sketch clock): parameter 'tacks' must be a whole number, not 'five'"),
+        (
+            "nodes:\n  clock: {sketch: clok}\n",
+            "grid.yaml:2: unknown sketch 'clok' for node 'clock'; known sketches: buzzer, clock, dashboard, iopin; did you mean 'clock'?",
+        ),
+        (
+            "nodes:\n  a: {sketch: clock}\n  a: {sketch: clock}\n",
+            "grid.yaml:3: node 'a' is defined twice (first on line 2)",
+        ),
+        (
+            "nodes:\n  clock: {sketch: clock}\nwires:\n  - clock => buzzer\n",
+            "grid.yaml:4: malformed wire 'clock => buzzer'; expected 'SOURCE -> TARGET'",
+        ),
+        (
+            "nodes:\n  clock: {sketch: clock, params: {tacks: five}}\n",
+            "grid.yaml:2: node 'clock' (sketch clock): parameter 'tacks' must be a whole number, not 'five'",
+        ),
     ],
 )
 def test_a_bad_grid_is_one_line_with_file_and_line(tmp_path: Path, text: str, message: str):
@@ -150,7 +159,10 @@ def test_a_bad_grid_is_one_line_with_file_and_line(tmp_path: Path, text: str, me
 def test_a_missing_grid(tmp_path: Path):
     """No grid file: one line, exit 1."""
     done = run_arduino("--grid", tmp_path / "nope.yaml", "clock")
-    assert (done.returncode, done.stderr) == (1, f"Error: {tmp_path / 'nope.yaml'}: cannot read the grid: No such file or directory\n")
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"Error: {tmp_path / 'nope.yaml'}: cannot read the grid: No such file or directory\n",
+    )
 
 
 def test_command_line_overrides_the_grid(grid: Path):
@@ -165,7 +177,9 @@ def test_command_line_overrides_the_grid(grid: Path):
         assert ws.recv(timeout=DEADLINE) == "beep"
     done = run_arduino("--grid", grid, "buzzer", "--tacks", "3")
     assert (done.returncode, done.stderr) == (
-        1, "Error: command line: node 'buzzer' (sketch buzzer) takes no parameter 'tacks'; its parameters: sound\n")
+        1,
+        "Error: command line: node 'buzzer' (sketch buzzer) takes no parameter 'tacks'; its parameters: sound\n",
+    )
     stop_within_a_second(buzzer)
 
 
@@ -218,8 +232,12 @@ def test_a_peer_that_never_comes_is_given_up_after_wait(grid: Path):
     """--wait bounds how long a node waits for a peer: each tick then fails with one line, and the clock goes on."""
     clock = start(grid, "clock", "--tacks", "2", "--wait", "0.2")
     assert clock.wait() == 0
-    clock.expect(r"^\[ clock \] waiting for iopin at ws://127\.0\.0\.1:\d+ \(connection refused\); retrying in 0\.05 s$")
-    clock.expect(r"^\[ clock \] error: tick 1: cannot reach iopin at ws://127\.0\.0\.1:\d+: connection refused \(gave up after 0\.\d s\)$")
+    clock.expect(
+        r"^\[ clock \] waiting for iopin at ws://127\.0\.0\.1:\d+ \(connection refused\); retrying in 0\.05 s$"
+    )
+    clock.expect(
+        r"^\[ clock \] error: tick 1: cannot reach iopin at ws://127\.0\.0\.1:\d+: connection refused \(gave up after 0\.\d s\)$"
+    )
     clock.expect(r"^\[ clock \] error: tick 2: cannot reach iopin")
     assert "Traceback" not in clock.output()
 
@@ -227,8 +245,12 @@ def test_a_peer_that_never_comes_is_given_up_after_wait(grid: Path):
 def test_echo_prints_what_the_circuit_publishes(tmp_path: Path):
     """./arduino.py echo PATTERN --count N against a running circuit: N lines `key payload`, then exit 0."""
     clock_port, iopin_port, buzzer_port = free_ports(3)
-    grid = write_grid(tmp_path, GRID.format(tacks=0, iopin=iopin_port, buzzer=buzzer_port).replace(
-        "clock:  {sketch: clock,", f"clock:  {{sketch: clock, port: {clock_port},"))
+    grid = write_grid(
+        tmp_path,
+        GRID.format(tacks=0, iopin=iopin_port, buzzer=buzzer_port).replace(
+            "clock:  {sketch: clock,", f"clock:  {{sketch: clock, port: {clock_port},"
+        ),
+    )
     for name in ("buzzer", "iopin", "clock"):
         start(grid, name).expect("serving on")
     done = run_arduino("--grid", grid, "echo", "iopin/pin", "--count", "6")
@@ -246,8 +268,12 @@ def test_echo_prints_what_the_circuit_publishes(tmp_path: Path):
 def test_echo_without_count_runs_until_ctrl_c(tmp_path: Path):
     """echo '#' prints as messages arrive, even through a pipe, and Ctrl-C ends it with exit 0."""
     clock_port, iopin_port, buzzer_port = free_ports(3)
-    grid = write_grid(tmp_path, GRID.format(tacks=0, iopin=iopin_port, buzzer=buzzer_port).replace(
-        "clock:  {sketch: clock,", f"clock:  {{sketch: clock, port: {clock_port},"))
+    grid = write_grid(
+        tmp_path,
+        GRID.format(tacks=0, iopin=iopin_port, buzzer=buzzer_port).replace(
+            "clock:  {sketch: clock,", f"clock:  {{sketch: clock, port: {clock_port},"
+        ),
+    )
     for name in ("buzzer", "iopin", "clock"):
         start(grid, name).expect("serving on")
     echo = start(grid, "echo", "#")
@@ -263,25 +289,36 @@ def test_echo_refuses_bad_patterns(grid: Path):
     assert done.returncode == 2
     assert "invalid pattern 'a/#/b': '#' may only stand last" in done.stderr
     done = run_arduino("--grid", grid, "echo", "ghost/pin")
-    assert (done.returncode, done.stderr) == (1, f"Error: nothing to listen to: no node of {grid} with a port matches 'ghost/pin'\n")
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"Error: nothing to listen to: no node of {grid} with a port matches 'ghost/pin'\n",
+    )
 
 
 def test_a_token_grid_end_to_end_never_prints_the_token(tmp_path: Path):
     """auth: the node needs MESH_TOKEN to start; send needs it too; not even debug output shows it."""
     (port,) = free_ports(1)
-    grid = write_grid(tmp_path, f"auth: {{token_env: MESH_TOKEN}}\nnodes:\n  buzzer: {{sketch: buzzer, port: {port}}}\n")
+    grid = write_grid(
+        tmp_path, f"auth: {{token_env: MESH_TOKEN}}\nnodes:\n  buzzer: {{sketch: buzzer, port: {port}}}\n"
+    )
     done = run_arduino("--grid", grid, "buzzer", env=environment(MESH_TOKEN=None))
     assert (done.returncode, done.stderr) == (
-        1, f"Error: {grid}: the grid requires a token, but the environment variable MESH_TOKEN is not set\n")
+        1,
+        f"Error: {grid}: the grid requires a token, but the environment variable MESH_TOKEN is not set\n",
+    )
     secret = "open-sesame-7d1f"
     buzzer = arduino("--grid", grid, "--log-level", "debug", "buzzer", env=environment(MESH_TOKEN=secret))
     buzzer.expect("serving on")
-    done = run_arduino("--grid", grid, "--log-level", "debug", "send", "buzzer", "1", env=environment(MESH_TOKEN=secret))
+    done = run_arduino(
+        "--grid", grid, "--log-level", "debug", "send", "buzzer", "1", env=environment(MESH_TOKEN=secret)
+    )
     assert (done.returncode, done.stdout) == (0, "buzz buzz buzz\n")
     assert secret not in done.stderr
     done = run_arduino("--grid", grid, "send", "buzzer", "1", env=environment(MESH_TOKEN="wrong"))
     assert (done.returncode, done.stderr) == (
-        1, f"Error: cannot reach buzzer at ws://127.0.0.1:{port}: refused the handshake with HTTP 401: wrong or missing token\n")
+        1,
+        f"Error: cannot reach buzzer at ws://127.0.0.1:{port}: refused the handshake with HTTP 401: wrong or missing token\n",
+    )
     buzzer.expect("refused a connection from 127.0.0.1:\\d+: wrong or missing token")
     stop_within_a_second(buzzer)
     assert secret not in buzzer.output()
@@ -359,14 +396,17 @@ def test_load_1000_concurrent_clients(grid: Path):
 
         await asyncio.gather(*(open_one() for _ in range(1000)))
         try:
+
             async def ask(ws, i: int) -> str:
                 await ws.send(str(i % 2))
                 return await asyncio.wait_for(ws.recv(), DEADLINE)
 
             answers = await asyncio.gather(*(ask(ws, i) for i, ws in enumerate(sockets)))
             peak = rss_kib()
-            print(f"\n1,000 connections: buzzer RSS {before} KiB before, {peak} KiB with all open "
-                  f"({(peak - before) / 1000:.1f} KiB per connection)")
+            print(
+                f"\n1,000 connections: buzzer RSS {before} KiB before, {peak} KiB with all open "
+                f"({(peak - before) / 1000:.1f} KiB per connection)"
+            )
             return answers
         finally:
             await asyncio.gather(*(ws.close() for ws in sockets))

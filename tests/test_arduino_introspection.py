@@ -47,7 +47,18 @@ def test_status_tells_up_and_down_and_no_port(running):
     assert done.returncode == 0, done.stderr
     rows = {line.split()[0]: line for line in done.stdout.splitlines()[1:]}
     assert done.stdout.splitlines()[0].split() == [
-        "NODE", "STATE", "ADDRESS", "SKETCH", "UPTIME", "IN", "OUT", "PUB", "PENDING", "SUBSCRIBERS", "LINKS"]
+        "NODE",
+        "STATE",
+        "ADDRESS",
+        "SKETCH",
+        "UPTIME",
+        "IN",
+        "OUT",
+        "PUB",
+        "PENDING",
+        "SUBSCRIBERS",
+        "LINKS",
+    ]
     assert rows["clock"].split()[1] == "up" and rows["clock"].endswith("iopin:up")
     assert rows["iopin"].endswith("buzzer:up")
     assert rows["meter"].split()[1:3] == ["no", "port"]
@@ -94,29 +105,39 @@ def test_check_passes_the_shipped_grid_and_procfile():
         (
             "nodes:\n  a: {sketch: clock}\n  b: {sketch: buzzer, port: 1}\n  c: {sketch: buzzer, port: 2}\n"
             "wires:\n  - b -> c\n  - c -> b\n",
-            None, 0,
-            ["grid.yaml:2: warning: node 'a' is connected to nothing: no wire in or out, no subscription",
-             "grid.yaml:7: warning: wires form a loop: b -> c -> b",
-             "grid.yaml: 3 nodes, 2 wires: 2 warnings"],
+            None,
+            0,
+            [
+                "grid.yaml:2: warning: node 'a' is connected to nothing: no wire in or out, no subscription",
+                "grid.yaml:7: warning: wires form a loop: b -> c -> b",
+                "grid.yaml: 3 nodes, 2 wires: 2 warnings",
+            ],
         ),
         (
             "nodes:\n  a: {sketch: clock}\n  b: {sketch: buzzer, port: 1}\nwires:\n  - a -> b\n",
-            "a: exec ./arduino.py a\nc: exec ./arduino.py c\n", 1,
-            ["Procfile:2: error: starts node 'c', which grid.yaml does not have; known nodes: a, b",
-             "grid.yaml:3: warning: the Procfile does not start node 'b'",
-             "grid.yaml: 2 nodes, 1 wire: 1 error, 1 warning"],
+            "a: exec ./arduino.py a\nc: exec ./arduino.py c\n",
+            1,
+            [
+                "Procfile:2: error: starts node 'c', which grid.yaml does not have; known nodes: a, b",
+                "grid.yaml:3: warning: the Procfile does not start node 'b'",
+                "grid.yaml: 2 nodes, 1 wire: 1 error, 1 warning",
+            ],
         ),
         (
             "nodes:\n  a: {sketch: clock, params: {tick: 3}}\n  b: {sketch: buzzer, port: 1, subscribe: [nobody/x]}\n"
             "wires:\n  - a -> b\n",
-            None, 1,
-            ["grid.yaml:3: warning: node 'b' subscribes to 'nobody/x', which no node of the grid with a port can publish",
-             "grid.yaml:2: error: node 'a' (sketch clock) takes no parameter 'tick'; its parameters: tacks, delay",
-             "grid.yaml: 2 nodes, 1 wire: 1 error, 1 warning"],
+            None,
+            1,
+            [
+                "grid.yaml:3: warning: node 'b' subscribes to 'nobody/x', which no node of the grid with a port can publish",
+                "grid.yaml:2: error: node 'a' (sketch clock) takes no parameter 'tick'; its parameters: tacks, delay",
+                "grid.yaml: 2 nodes, 1 wire: 1 error, 1 warning",
+            ],
         ),
         (
             "nodes:\n  a: {sketch: clock}\n  b: {sketch: buzzer}\nwires:\n  - a -> b\n",
-            None, 1,
+            None,
+            1,
             ["grid.yaml:3: error: node 'b' receives a wire (line 5) but has no port to receive on"],
         ),
     ],
@@ -138,7 +159,9 @@ def test_graph_draws_the_running_circuit(running):
     assert "wires\n  clock -> iopin\n  iopin -> buzzer\n" in text
     assert re.search(r"meter <~ \+/pin  \(from buzzer, clock, iopin\)", text)
     mermaid = run_arduino("--grid", grid, "graph", "--format", "mermaid").stdout
-    assert mermaid.startswith("flowchart LR\n") and "  clock --> iopin\n" in mermaid and '-. "+/pin" .-> meter' in mermaid
+    assert (
+        mermaid.startswith("flowchart LR\n") and "  clock --> iopin\n" in mermaid and '-. "+/pin" .-> meter' in mermaid
+    )
     dot = run_arduino("--grid", grid, "graph", "--format", "dot").stdout
     assert dot.startswith("digraph circuit {") and '"iopin" -> "buzzer";' in dot and dot.endswith("}\n")
     assert run_arduino("--grid", grid, "graph", "--format", "svg").returncode == 2

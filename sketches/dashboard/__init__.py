@@ -27,7 +27,11 @@ from nodes import FactoryLoop, every, reactive
 
 #: Messages a snapshot carries at most; the counts are exact whatever the rate.
 RECENT = 50
-TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
 PAGES = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.js", "/style.css": "style.css"}
 
 
@@ -50,7 +54,9 @@ class Dashboard(FactoryLoop):
         self.feeds: set[ServerConnection] = set()
         self.history: deque[tuple[float, int]] = deque(maxlen=64)  # (time, total) for the rate
         static = resources.files(__package__) / "static"
-        self.files = {path: (TYPES[name[name.rindex("."):]], (static / name).read_bytes()) for path, name in PAGES.items()}
+        self.files = {
+            path: (TYPES[name[name.rindex(".") :]], (static / name).read_bytes()) for path, name in PAGES.items()
+        }
 
     async def hear(self, key: str, data: str) -> None:
         """One message on the topics: counted exactly, kept for the next snapshot."""
@@ -99,16 +105,23 @@ class Dashboard(FactoryLoop):
     def snapshot(self) -> str:
         now = time.monotonic()
         window = [(t, n) for t, n in self.history if now - t <= 1.0]
-        rate = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]) if len(window) > 1 and window[-1][0] > window[0][0] else 0.0
-        return json.dumps({
-            "type": "snapshot",
-            "t": round(time.time(), 3),
-            "nodes": self.states(),
-            "counts": self.counts,
-            "last": self.last,
-            "recent": list(self.recent),
-            "rate": round(rate, 1),
-        }, separators=(",", ":"))
+        rate = (
+            (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+            if len(window) > 1 and window[-1][0] > window[0][0]
+            else 0.0
+        )
+        return json.dumps(
+            {
+                "type": "snapshot",
+                "t": round(time.time(), 3),
+                "nodes": self.states(),
+                "counts": self.counts,
+                "last": self.last,
+                "recent": list(self.recent),
+                "rate": round(rate, 1),
+            },
+            separators=(",", ":"),
+        )
 
     def states(self) -> dict[str, str]:
         """Each node: up, down, connecting, or no port — as this dashboard's links see them."""

@@ -19,8 +19,14 @@ def test_bench_quick_runs_and_reports_every_scenario(tmp_path: Path):
     before = (ROOT / "docs" / "benchmarks.md").read_text() if (ROOT / "docs" / "benchmarks.md").exists() else None
     done = run([sys.executable, "-m", "bench", "--quick", "--json", figures], timeout=120_000 * MS)
     assert done.returncode == 0, done.stderr
-    for scenario in ("stream, one hop", "tick to buzz latency p50", "fan-out to 100", "connection per message",
-                     "nodes in one process", "nodes as processes"):
+    for scenario in (
+        "stream, one hop",
+        "tick to buzz latency p50",
+        "fan-out to 100",
+        "connection per message",
+        "nodes in one process",
+        "nodes as processes",
+    ):
         assert scenario in done.stdout
     report = json.loads(figures.read_text())
     assert report["quick"] is True and report["environment"]["python"]

@@ -255,8 +255,7 @@ CASES: list[tuple[str, str, str | None, list[str]]] = [
             "grid.yaml:2: warning: node 'clock' is connected to nothing: no wire in or out, no subscription",
             "grid.yaml:3: warning: node 'meter' subscribes to '+/tick', "
             "which no node of the grid with a port can publish",
-            "grid.yaml:3: warning: node 'meter' subscribes to '#', "
-            "which no node of the grid with a port can publish",
+            "grid.yaml:3: warning: node 'meter' subscribes to '#', which no node of the grid with a port can publish",
         ],
     ),
     # ---- 4. the Procfile
@@ -265,8 +264,7 @@ CASES: list[tuple[str, str, str | None, list[str]]] = [
         SHIPPED,
         "buzzer: exec ./arduino.py buzzer\niopin: exec ./arduino.py iopin\nclock: exec ./arduino.py buzer\n",
         [
-            "Procfile:3: error: starts node 'buzer', which grid.yaml does not have; "
-            "known nodes: buzzer, clock, iopin",
+            "Procfile:3: error: starts node 'buzer', which grid.yaml does not have; known nodes: buzzer, clock, iopin",
             "grid.yaml:2: warning: the Procfile does not start node 'clock'",
         ],
     ),
@@ -438,8 +436,7 @@ def test_check_grid_table(grid_text: str, procfile: str | None, expected: list[s
                     path="Procfile",
                     line=1,
                     level="error",
-                    message="starts node 'buzer', which grid.yaml does not have; "
-                    "known nodes: buzzer, clock, iopin",
+                    message="starts node 'buzer', which grid.yaml does not have; known nodes: buzzer, clock, iopin",
                 ),
                 Finding(
                     path="grid.yaml",
@@ -454,11 +451,16 @@ def test_check_grid_table(grid_text: str, procfile: str | None, expected: list[s
             "lab/circuit.yaml",
             "Procfile.dev",
             [
-                Finding(path="Procfile.dev", line=1, level="error",
-                        message="starts node 'buzer', which lab/circuit.yaml does not have; "
-                        "known nodes: buzzer, clock, iopin"),
-                Finding(path="lab/circuit.yaml", line=3, level="warning",
-                        message="the Procfile does not start node 'iopin'"),
+                Finding(
+                    path="Procfile.dev",
+                    line=1,
+                    level="error",
+                    message="starts node 'buzer', which lab/circuit.yaml does not have; "
+                    "known nodes: buzzer, clock, iopin",
+                ),
+                Finding(
+                    path="lab/circuit.yaml", line=3, level="warning", message="the Procfile does not start node 'iopin'"
+                ),
             ],
             id="given-names",
         ),
@@ -515,9 +517,7 @@ def test_summary(grid_text: str, levels: list[str], expected: str) -> None:
 
 def _complete(size: int) -> str:
     names = [f"n{index}" for index in range(size)]
-    nodes = "".join(
-        f"  {name}: {{sketch: iopin, port: {9000 + index}}}\n" for index, name in enumerate(names)
-    )
+    nodes = "".join(f"  {name}: {{sketch: iopin, port: {9000 + index}}}\n" for index, name in enumerate(names))
     wires = "".join(f"  - {a} -> {b}\n" for a in names for b in names if a != b)
     return f"nodes:\n{nodes}wires:\n{wires}"
 

@@ -58,8 +58,7 @@ TRAPS = [
         nodes:
           iopin: {sketch: iopin, port: 017}
         """,
-        "grid.yaml:2: node 'iopin': port '017' has a leading zero, "
-        "which YAML reads as octal; write 17",
+        "grid.yaml:2: node 'iopin': port '017' has a leading zero, which YAML reads as octal; write 17",
     ),
     (
         "trap-yes-value",
@@ -69,8 +68,7 @@ TRAPS = [
             sketch: buzzer
             params: {loud: yes}
         """,
-        "grid.yaml:4: 'yes' is read by YAML as a boolean; "
-        'write true or false, or quote it ("yes")',
+        "grid.yaml:4: 'yes' is read by YAML as a boolean; write true or false, or quote it (\"yes\")",
     ),
     (
         "trap-yes-key",
@@ -81,8 +79,7 @@ TRAPS = [
             params:
               yes: 1
         """,
-        "grid.yaml:5: 'yes' is read by YAML as a boolean; "
-        'write true or false, or quote it ("yes")',
+        "grid.yaml:5: 'yes' is read by YAML as a boolean; write true or false, or quote it (\"yes\")",
     ),
     (
         "trap-on-value",
@@ -92,8 +89,7 @@ TRAPS = [
             sketch: buzzer
             params: {led: on}
         """,
-        "grid.yaml:4: 'on' is read by YAML as a boolean; "
-        'write true or false, or quote it ("on")',
+        "grid.yaml:4: 'on' is read by YAML as a boolean; write true or false, or quote it (\"on\")",
     ),
     (
         "trap-on-key",
@@ -104,8 +100,7 @@ TRAPS = [
             params:
               On: 1
         """,
-        "grid.yaml:5: 'On' is read by YAML as a boolean; "
-        'write true or false, or quote it ("On")',
+        "grid.yaml:5: 'On' is read by YAML as a boolean; write true or false, or quote it (\"On\")",
     ),
     (
         "trap-tab-indent",
@@ -142,8 +137,7 @@ INVALID = [
         ---
         nodes: {iopin: {sketch: iopin}}
         """,
-        "grid.yaml:2: invalid YAML: expected a single document in the stream, "
-        "but found another document",
+        "grid.yaml:2: invalid YAML: expected a single document in the stream, but found another document",
     ),
     (
         "yaml-unknown-tag",
@@ -160,8 +154,7 @@ INVALID = [
           clock:
             sketch: !!python/object/apply:os.system ["echo pwned"]
         """,
-        "grid.yaml:3: invalid YAML: unsupported tag "
-        "'tag:yaml.org,2002:python/object/apply:os.system'",
+        "grid.yaml:3: invalid YAML: unsupported tag 'tag:yaml.org,2002:python/object/apply:os.system'",
     ),
     (
         "yaml-merge-key",
@@ -211,8 +204,7 @@ INVALID = [
         wire:
           - clock -> clock
         """,
-        "grid.yaml:3: unknown key 'wire' at the top level "
-        "(expected one of: auth, nodes, wires); did you mean 'wires'?",
+        "grid.yaml:3: unknown key 'wire' at the top level (expected one of: auth, nodes, wires); did you mean 'wires'?",
     ),
     (
         "unknown-top-key-far",
@@ -221,8 +213,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock}
         """,
-        "grid.yaml:1: unknown key 'colour' at the top level "
-        "(expected one of: auth, nodes, wires)",
+        "grid.yaml:1: unknown key 'colour' at the top level (expected one of: auth, nodes, wires)",
     ),
     (
         "top-key-not-text",
@@ -279,8 +270,7 @@ INVALID = [
         nodes:
           a/b: {sketch: clock}
         """,
-        "grid.yaml:2: invalid node name 'a/b': use letters, digits, '_' and '-', "
-        "starting with a letter or '_'",
+        "grid.yaml:2: invalid node name 'a/b': use letters, digits, '_' and '-', starting with a letter or '_'",
     ),
     (
         "node-name-number",
@@ -288,8 +278,7 @@ INVALID = [
         nodes:
           5: {sketch: clock}
         """,
-        "grid.yaml:2: invalid node name 5: use letters, digits, '_' and '-', "
-        "starting with a letter or '_'",
+        "grid.yaml:2: invalid node name 5: use letters, digits, '_' and '-', starting with a letter or '_'",
     ),
     (
         "node-not-mapping",
@@ -468,8 +457,7 @@ INVALID = [
             sketch: clock
             outbox: 1000001
         """,
-        "grid.yaml:4: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
-        "not 1000001",
+        "grid.yaml:4: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not 1000001",
     ),
     (
         "outbox-text",
@@ -479,8 +467,7 @@ INVALID = [
             sketch: clock
             outbox: "5"
         """,
-        "grid.yaml:4: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
-        "not the text '5'",
+        "grid.yaml:4: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not the text '5'",
     ),
     (
         "outbox-words",
@@ -488,8 +475,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock, outbox: many}
         """,
-        "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
-        "not the text 'many'",
+        "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not the text 'many'",
     ),
     (
         "outbox-float",
@@ -505,8 +491,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock, outbox: true}
         """,
-        "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
-        "not True",
+        "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not True",
     ),
     (
         "outbox-null",
@@ -516,8 +501,7 @@ INVALID = [
             sketch: clock
             outbox:
         """,
-        "grid.yaml:4: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
-        "not None",
+        "grid.yaml:4: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not None",
     ),
     (
         "outbox-list",
@@ -533,8 +517,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock, outbox: 017}
         """,
-        "grid.yaml:2: node 'clock': outbox '017' has a leading zero, "
-        "which YAML reads as octal; write 17",
+        "grid.yaml:2: node 'clock': outbox '017' has a leading zero, which YAML reads as octal; write 17",
     ),
     (
         "outbox-leading-zero-not-octal",
@@ -542,8 +525,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock, outbox: 019}
         """,
-        "grid.yaml:2: node 'clock': outbox '019' has a leading zero, "
-        "which YAML reads as octal; write 19",
+        "grid.yaml:2: node 'clock': outbox '019' has a leading zero, which YAML reads as octal; write 19",
     ),
     (
         "outbox-hex",
@@ -567,8 +549,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock, outbox: yes}
         """,
-        "grid.yaml:2: 'yes' is read by YAML as a boolean; "
-        'write true or false, or quote it ("yes")',
+        "grid.yaml:2: 'yes' is read by YAML as a boolean; write true or false, or quote it (\"yes\")",
     ),
     # ---- max_size: the largest frame a node accepts
     (
@@ -589,8 +570,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock, max_size: 5}
         """,
-        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes "
-        "from 1024 to 67108864, not 5",
+        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes from 1024 to 67108864, not 5",
     ),
     (
         "max-size-just-too-small",
@@ -598,8 +578,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock, max_size: 1023}
         """,
-        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes "
-        "from 1024 to 67108864, not 1023",
+        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes from 1024 to 67108864, not 1023",
     ),
     (
         "max-size-too-big",
@@ -609,8 +588,7 @@ INVALID = [
             sketch: clock
             max_size: 67108865
         """,
-        "grid.yaml:4: node 'clock': 'max_size' must be a whole number of bytes "
-        "from 1024 to 67108864, not 67108865",
+        "grid.yaml:4: node 'clock': 'max_size' must be a whole number of bytes from 1024 to 67108864, not 67108865",
     ),
     (
         "max-size-text",
@@ -636,8 +614,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock, max_size: 2048.0}
         """,
-        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes "
-        "from 1024 to 67108864, not 2048.0",
+        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes from 1024 to 67108864, not 2048.0",
     ),
     (
         "max-size-null",
@@ -645,8 +622,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock, max_size: ~}
         """,
-        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes "
-        "from 1024 to 67108864, not None",
+        "grid.yaml:2: node 'clock': 'max_size' must be a whole number of bytes from 1024 to 67108864, not None",
     ),
     (
         "max-size-octal",
@@ -654,8 +630,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock, max_size: 04000}
         """,
-        "grid.yaml:2: node 'clock': max_size '04000' has a leading zero, "
-        "which YAML reads as octal; write 4000",
+        "grid.yaml:2: node 'clock': max_size '04000' has a leading zero, which YAML reads as octal; write 4000",
     ),
     (
         "max-size-underscore",
@@ -663,8 +638,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock, max_size: 1_048_576}
         """,
-        "grid.yaml:2: node 'clock': max_size '1_048_576' is not a plain decimal number; "
-        "write 1048576",
+        "grid.yaml:2: node 'clock': max_size '1_048_576' is not a plain decimal number; write 1048576",
     ),
     (
         "max-size-binary",
@@ -672,8 +646,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock, max_size: 0b10000000000}
         """,
-        "grid.yaml:2: node 'clock': max_size '0b10000000000' is not a plain decimal number; "
-        "write 1024",
+        "grid.yaml:2: node 'clock': max_size '0b10000000000' is not a plain decimal number; write 1024",
     ),
     # ---- durable: keep the unacked outbox on disk
     (
@@ -728,8 +701,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock, durable: yes}
         """,
-        "grid.yaml:2: 'yes' is read by YAML as a boolean; "
-        'write true or false, or quote it ("yes")',
+        "grid.yaml:2: 'yes' is read by YAML as a boolean; write true or false, or quote it (\"yes\")",
     ),
     (
         "durable-off",
@@ -739,8 +711,7 @@ INVALID = [
             sketch: clock
             durable: off
         """,
-        "grid.yaml:4: 'off' is read by YAML as a boolean; "
-        'write true or false, or quote it ("off")',
+        "grid.yaml:4: 'off' is read by YAML as a boolean; write true or false, or quote it (\"off\")",
     ),
     # ---- YAML 1.1 booleans and keys
     (
@@ -751,8 +722,7 @@ INVALID = [
             sketch: buzzer
             params: {modes: [loud, OFF]}
         """,
-        "grid.yaml:4: 'OFF' is read by YAML as a boolean; "
-        'write true or false, or quote it ("OFF")',
+        "grid.yaml:4: 'OFF' is read by YAML as a boolean; write true or false, or quote it (\"OFF\")",
     ),
     # ---- params
     (
@@ -886,8 +856,7 @@ INVALID = [
         wires:
           - ghost->iopin
         """,
-        "grid.yaml:5: wire 'ghost -> iopin' names unknown node 'ghost'; "
-        "known nodes: clock, iopin",
+        "grid.yaml:5: wire 'ghost -> iopin' names unknown node 'ghost'; known nodes: clock, iopin",
     ),
     (
         "wire-twice",
@@ -964,8 +933,7 @@ INVALID = [
             subscribe:
               - [iopin, pin]
         """,
-        "grid.yaml:5: node 'meter': a subscription must be a topic pattern (text), "
-        "not ['iopin', 'pin']",
+        "grid.yaml:5: node 'meter': a subscription must be a topic pattern (text), not ['iopin', 'pin']",
     ),
     (
         "subscription-null",
@@ -987,8 +955,7 @@ INVALID = [
             sketch: meter
             subscribe: [iopin/pin, yes]
         """,
-        "grid.yaml:4: 'yes' is read by YAML as a boolean; "
-        'write true or false, or quote it ("yes")',
+        "grid.yaml:4: 'yes' is read by YAML as a boolean; write true or false, or quote it (\"yes\")",
     ),
     (
         "subscription-hash-not-last",
@@ -1010,8 +977,7 @@ INVALID = [
               - iopin/pin
               - a+/b
         """,
-        "grid.yaml:6: node 'meter': invalid pattern 'a+/b': "
-        "'+' and '#' must stand alone in their level, not in 'a+'",
+        "grid.yaml:6: node 'meter': invalid pattern 'a+/b': '+' and '#' must stand alone in their level, not in 'a+'",
     ),
     (
         "subscription-empty",
@@ -1033,8 +999,7 @@ INVALID = [
             subscribe:
               - iopin//pin
         """,
-        "grid.yaml:5: node 'meter': invalid pattern 'iopin//pin': "
-        "a level is empty (no '//', nor '/' at either end)",
+        "grid.yaml:5: node 'meter': invalid pattern 'iopin//pin': a level is empty (no '//', nor '/' at either end)",
     ),
     (
         "subscription-twice",
@@ -1069,8 +1034,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock}
         """,
-        "grid.yaml:2: unknown key 'token' in 'auth' (expected one of: token_env); "
-        "did you mean 'token_env'?",
+        "grid.yaml:2: unknown key 'token' in 'auth' (expected one of: token_env); did you mean 'token_env'?",
     ),
     (
         "auth-unknown-key-far",
@@ -1225,8 +1189,7 @@ INVALID = [
           iopin:  {sketch: iopin, port: 8765}
           buzzer: {sketch: buzzer, host: 127.0.0.1, port: 8765}
         """,
-        "grid.yaml:4: node 'buzzer' listens on 127.0.0.1:8765, "
-        "already taken by node 'iopin' (line 3)",
+        "grid.yaml:4: node 'buzzer' listens on 127.0.0.1:8765, already taken by node 'iopin' (line 3)",
     ),
     # ---- order: the first problem in the file wins
     (
@@ -1259,8 +1222,7 @@ INVALID = [
         wires:
           - clock -> buzzer
         """,
-        "grid.yaml:5: wire 'clock -> buzzer' names unknown node 'buzzer'; "
-        "known nodes: clock, iopin",
+        "grid.yaml:5: wire 'clock -> buzzer' names unknown node 'buzzer'; known nodes: clock, iopin",
     ),
     (
         "nodes-before-auth",
@@ -1328,9 +1290,7 @@ def test_example_nodes_in_file_order(grid: Grid) -> None:
 
 def test_example_node_specs(grid: Grid) -> None:
     """Each node has its sketch, host (default 127.0.0.1), port and definition line."""
-    assert grid.node("clock") == NodeSpec(
-        name="clock", sketch="clock", params={"tacks": 5, "delay": 1}, line=2
-    )
+    assert grid.node("clock") == NodeSpec(name="clock", sketch="clock", params={"tacks": 5, "delay": 1}, line=2)
     assert grid.node("clock").host == DEFAULT_HOST == "127.0.0.1"
     assert grid.node("clock").port is None
     iopin = grid.node("iopin")
@@ -1477,8 +1437,7 @@ def test_with_node_freezes_new_params(grid: Grid) -> None:
         pytest.param(
             "iopin",
             {"port": 8766},
-            "grid.yaml:3: node 'iopin' listens on 127.0.0.1:8766, "
-            "already taken by node 'buzzer' (line 4)",
+            "grid.yaml:3: node 'iopin' listens on 127.0.0.1:8766, already taken by node 'buzzer' (line 4)",
             id="address-taken",
         ),
         pytest.param(
@@ -1538,29 +1497,25 @@ def test_with_node_freezes_new_params(grid: Grid) -> None:
         pytest.param(
             "clock",
             {"outbox": "5"},
-            "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
-            "not the text '5'",
+            "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not the text '5'",
             id="outbox-text",
         ),
         pytest.param(
             "clock",
             {"outbox": None},
-            "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
-            "not None",
+            "grid.yaml:2: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not None",
             id="outbox-none",
         ),
         pytest.param(
             "iopin",
             {"max_size": 5},
-            "grid.yaml:3: node 'iopin': 'max_size' must be a whole number of bytes "
-            "from 1024 to 67108864, not 5",
+            "grid.yaml:3: node 'iopin': 'max_size' must be a whole number of bytes from 1024 to 67108864, not 5",
             id="max-size-small",
         ),
         pytest.param(
             "iopin",
             {"max_size": True},
-            "grid.yaml:3: node 'iopin': 'max_size' must be a whole number of bytes "
-            "from 1024 to 67108864, not True",
+            "grid.yaml:3: node 'iopin': 'max_size' must be a whole number of bytes from 1024 to 67108864, not True",
             id="max-size-bool",
         ),
         pytest.param(
@@ -1600,9 +1555,7 @@ def test_build_grid_from_python_data() -> None:
         ["clock -> iopin"],
     )
     assert grid.path == "<memory>"
-    assert grid.node("iopin") == NodeSpec(
-        name="iopin", sketch="iopin", port=8765, params={"seq": (1, 2)}
-    )
+    assert grid.node("iopin") == NodeSpec(name="iopin", sketch="iopin", port=8765, params={"seq": (1, 2)})
     assert grid.wires == (Wire(source="clock", target="iopin"),)
     assert grid.targets("clock") == ("iopin",)
 
@@ -1613,8 +1566,7 @@ def test_build_grid_from_python_data() -> None:
         pytest.param(
             {"clock": {"sketch": "clock"}, "iopin": {"sketch": "iopin"}},
             ["clock -> iopin"],
-            "<memory>: node 'iopin' receives a wire ('clock -> iopin') "
-            "but has no port to receive on",
+            "<memory>: node 'iopin' receives a wire ('clock -> iopin') but has no port to receive on",
             id="wired-without-port",
         ),
         pytest.param(
@@ -1662,22 +1614,19 @@ def test_build_grid_from_python_data() -> None:
         pytest.param(
             {"clock": {"sketch": "clock", "outbox": "5"}},
             [],
-            "<memory>: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
-            "not the text '5'",
+            "<memory>: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not the text '5'",
             id="outbox-text",
         ),
         pytest.param(
             {"clock": {"sketch": "clock", "outbox": 1_000_001}},
             [],
-            "<memory>: node 'clock': 'outbox' must be a whole number from 1 to 1000000, "
-            "not 1000001",
+            "<memory>: node 'clock': 'outbox' must be a whole number from 1 to 1000000, not 1000001",
             id="outbox-too-big",
         ),
         pytest.param(
             {"clock": {"sketch": "clock", "max_size": 64 * 2**20 + 1}},
             [],
-            "<memory>: node 'clock': 'max_size' must be a whole number of bytes "
-            "from 1024 to 67108864, not 67108865",
+            "<memory>: node 'clock': 'max_size' must be a whole number of bytes from 1024 to 67108864, not 67108865",
             id="max-size-too-big",
         ),
         pytest.param(
@@ -1720,9 +1669,7 @@ def test_build_grid_checks_auth_token_env(token_env: object) -> None:
     with pytest.raises(GridError) as caught:
         build_grid({"clock": {"sketch": "clock"}}, auth_token_env=token_env)  # type: ignore
     assert caught.value.line is None
-    assert str(caught.value) == (
-        "<memory>: 'auth': 'token_env' must name an environment variable, like MESH_TOKEN"
-    )
+    assert str(caught.value) == ("<memory>: 'auth': 'token_env' must name an environment variable, like MESH_TOKEN")
 
 
 def test_read_grid_reads_a_file(tmp_path) -> None:
@@ -1768,8 +1715,7 @@ def test_known_sketches_accepted() -> None:
         ),
         pytest.param(
             "servo",
-            "grid.yaml:3: unknown sketch 'servo' for node 'clock'; "
-            "known sketches: buzzer, clock, iopin",
+            "grid.yaml:3: unknown sketch 'servo' for node 'clock'; known sketches: buzzer, clock, iopin",
             id="far",
         ),
     ],
@@ -1784,9 +1730,7 @@ def test_unknown_sketch(sketch: str, message: str) -> None:
 
 def test_sketches_not_checked_without_list() -> None:
     """Without sketches=, any sketch module name is accepted."""
-    assert load_grid("nodes:\n  x: {sketch: my_sketches.servo}\n").node("x").sketch == (
-        "my_sketches.servo"
-    )
+    assert load_grid("nodes:\n  x: {sketch: my_sketches.servo}\n").node("x").sketch == ("my_sketches.servo")
 
 
 def test_subscribe_is_a_tuple_of_patterns() -> None:
@@ -1842,9 +1786,7 @@ def test_with_node_sets_subscriptions(grid: Grid) -> None:
     listed = grid.with_node("clock", subscribe=["iopin/pin", "+/sound"])
     assert listed.node("clock").subscribe == ("iopin/pin", "+/sound")
     assert grid.node("clock").subscribe == ()
-    assert grid.with_node("clock", subscribe=("iopin/#",)).node("clock").subscribe == (
-        "iopin/#",
-    )
+    assert grid.with_node("clock", subscribe=("iopin/#",)).node("clock").subscribe == ("iopin/#",)
     assert listed.with_node("clock", subscribe=[]).node("clock").subscribe == ()
 
 
@@ -1853,7 +1795,6 @@ def test_nodespec_subscribe_list_is_frozen() -> None:
     spec = NodeSpec(name="meter", sketch="meter", subscribe=["iopin/pin"])  # type: ignore[arg-type]
     assert spec.subscribe == ("iopin/pin",)
     assert hash(spec) == hash(NodeSpec(name="meter", sketch="meter", subscribe=("iopin/pin",)))
-
 
 
 def test_link_settings_default(grid: Grid) -> None:
@@ -1895,9 +1836,7 @@ def test_link_settings_load() -> None:
     for spec in grid.nodes.values():
         assert type(spec.outbox) is int and type(spec.max_size) is int
         assert type(spec.durable) is bool
-    assert grid.node("a") == NodeSpec(
-        name="a", sketch="clock", outbox=50, max_size=4096, durable=True, line=2
-    )
+    assert grid.node("a") == NodeSpec(name="a", sketch="clock", outbox=50, max_size=4096, durable=True, line=2)
 
 
 def test_auth_token_env_loads() -> None:
@@ -1944,9 +1883,7 @@ def test_build_grid_link_settings_and_auth() -> None:
         ["clock -> iopin"],
         auth_token_env="MESH_TOKEN",
     )
-    assert grid.node("clock") == NodeSpec(
-        name="clock", sketch="clock", outbox=10, max_size=2048, durable=True
-    )
+    assert grid.node("clock") == NodeSpec(name="clock", sketch="clock", outbox=10, max_size=2048, durable=True)
     assert grid.node("iopin").outbox == DEFAULT_OUTBOX
     assert grid.auth_token_env == "MESH_TOKEN"
     assert build_grid({"clock": {"sketch": "clock"}}).auth_token_env is None
@@ -1963,9 +1900,7 @@ def test_with_node_link_settings(grid: Grid) -> None:
 
 def test_with_node_keeps_auth() -> None:
     """with_node() keeps the grid's auth_token_env."""
-    grid = load_grid(
-        "auth: {token_env: MESH_TOKEN}\nnodes:\n  iopin: {sketch: iopin, port: 8765}\n"
-    )
+    grid = load_grid("auth: {token_env: MESH_TOKEN}\nnodes:\n  iopin: {sketch: iopin, port: 8765}\n")
     assert grid.with_node("iopin", port=9000).auth_token_env == "MESH_TOKEN"
 
 

@@ -31,12 +31,27 @@ def test_frames_round_trip(frame, text):
         ("[1, 2]", "expected one frame, not a batch of 2"),
         ("[]", "a batch must hold at least one frame"),
         ("42", "frame must be a JSON object, not the number 42"),
-        ('{"id": 1}', "unknown frame type None; expected one of: ack, error, hello, msg, pub, report, status, sub, unsub"),
-        ('{"type": "publish"}', "unknown frame type 'publish'; expected one of: ack, error, hello, msg, pub, report, status, sub, unsub"),
+        (
+            '{"id": 1}',
+            "unknown frame type None; expected one of: ack, error, hello, msg, pub, report, status, sub, unsub",
+        ),
+        (
+            '{"type": "publish"}',
+            "unknown frame type 'publish'; expected one of: ack, error, hello, msg, pub, report, status, sub, unsub",
+        ),
         ('{"type": "msg", "id": 1, "data": "x"}', "'msg' frame has no 'channel' field"),
-        ('{"type": "msg", "id": "1", "channel": "", "data": "x"}', "'msg' frame: 'id' must be a whole number, not the text '1'"),
-        ('{"type": "msg", "id": true, "channel": "", "data": "x"}', "'msg' frame: 'id' must be a whole number, not a boolean"),
-        ('{"type": "msg", "id": 1.5, "channel": "", "data": "x"}', "'msg' frame: 'id' must be a whole number, not the number 1.5"),
+        (
+            '{"type": "msg", "id": "1", "channel": "", "data": "x"}',
+            "'msg' frame: 'id' must be a whole number, not the text '1'",
+        ),
+        (
+            '{"type": "msg", "id": true, "channel": "", "data": "x"}',
+            "'msg' frame: 'id' must be a whole number, not a boolean",
+        ),
+        (
+            '{"type": "msg", "id": 1.5, "channel": "", "data": "x"}',
+            "'msg' frame: 'id' must be a whole number, not the number 1.5",
+        ),
         ('{"type": "msg", "id": 1, "channel": "", "data": 1}', "'msg' frame: 'data' must be text, not the number 1"),
         ('{"type": "ack", "id": 1, "data": null}', "'ack' frame: 'data' must be text, not null"),
         ('{"type": "hello", "node": {}}', "'hello' frame: 'node' must be text, not an object"),

@@ -195,7 +195,10 @@ async def test_a_mesh_client_gets_error_frames_and_the_node_goes_on():
             assert ws.subprotocol == "arduino-mesh.1"
             await ws.send("not json")
             assert json.loads(await ws.recv()) == {
-                "type": "error", "id": None, "error": "frame is not JSON: Expecting value: line 1 column 1 (char 0)"}
+                "type": "error",
+                "id": None,
+                "error": "frame is not JSON: Expecting value: line 1 column 1 (char 0)",
+            }
             await ws.send('{"type":"msg","id":1,"data":"x"}')
             assert json.loads(await ws.recv())["error"] == "'msg' frame has no 'channel' field"
             await ws.send(b"\x00\x01")

@@ -78,8 +78,10 @@ async def test_a_message_resent_on_a_new_connection_while_the_first_is_in_loop_r
             '{"type":"hello","node":"tx","session":"s1"}',
             '{"type":"msg","id":1,"channel":"","data":"a"}',
         ]
-        async with connect(f"ws://{rx.address}/", subprotocols=["arduino-mesh.1"]) as first, \
-                connect(f"ws://{rx.address}/", subprotocols=["arduino-mesh.1"]) as second:
+        async with (
+            connect(f"ws://{rx.address}/", subprotocols=["arduino-mesh.1"]) as first,
+            connect(f"ws://{rx.address}/", subprotocols=["arduino-mesh.1"]) as second,
+        ):
             for ws in (first, second):
                 for frame in frames:
                     await ws.send(frame)
@@ -144,15 +146,21 @@ async def test_a_durable_outbox_survives_its_node(tmp_path: Path):
 async def test_a_grid_with_a_token_refuses_who_lacks_it(caplog, monkeypatch):
     """auth: no token, 401 and nothing reaches loop(); a Bearer header or ?token= gets in; the token is never logged."""
     caplog.set_level(logging.DEBUG)
-    grid = build_grid({"rx": {"sketch": "recorder", "port": 0}, "tx": {"sketch": "recorder"}}, ["tx -> rx"],
-                      auth_token_env="TEST_MESH_TOKEN")
+    grid = build_grid(
+        {"rx": {"sketch": "recorder", "port": 0}, "tx": {"sketch": "recorder"}},
+        ["tx -> rx"],
+        auth_token_env="TEST_MESH_TOKEN",
+    )
     monkeypatch.setenv("TEST_MESH_TOKEN", "sesame-42")
     rx = await started("rx", grid)
     grid = grid.with_node("rx", port=rx.port)
     tx = await started("tx", grid)
     try:
-        for uri, headers in [(f"ws://{rx.address}/", {}), (f"ws://{rx.address}/?token=nope", {}),
-                             (f"ws://{rx.address}/", {"Authorization": "Bearer nope"})]:
+        for uri, headers in [
+            (f"ws://{rx.address}/", {}),
+            (f"ws://{rx.address}/?token=nope", {}),
+            (f"ws://{rx.address}/", {"Authorization": "Bearer nope"}),
+        ]:
             with pytest.raises(InvalidStatus) as refused:
                 async with connect(uri, additional_headers=headers):
                     pass
@@ -169,7 +177,9 @@ async def test_a_grid_with_a_token_refuses_who_lacks_it(caplog, monkeypatch):
         # Our loggers never say it (the CLI also redacts the library's own debug lines: see test_arduino).
         assert not any("sesame-42" in r.getMessage() for r in caplog.records if r.name.startswith("mesh"))
         monkeypatch.delenv("TEST_MESH_TOKEN")
-        with pytest.raises(GridError, match="the grid requires a token, but the environment variable TEST_MESH_TOKEN is not set"):
+        with pytest.raises(
+            GridError, match="the grid requires a token, but the environment variable TEST_MESH_TOKEN is not set"
+        ):
             await Recorder("tx", grid).open()
     finally:
         await tx.stop()
@@ -178,8 +188,11 @@ async def test_a_grid_with_a_token_refuses_who_lacks_it(caplog, monkeypatch):
 
 async def test_a_link_with_a_wrong_token_gives_up_at_once():
     """A 401 is not worth retrying: stream() fails with a clear reason."""
-    grid = build_grid({"rx": {"sketch": "recorder", "port": 0}, "tx": {"sketch": "recorder"}}, ["tx -> rx"],
-                      auth_token_env="TEST_MESH_TOKEN")
+    grid = build_grid(
+        {"rx": {"sketch": "recorder", "port": 0}, "tx": {"sketch": "recorder"}},
+        ["tx -> rx"],
+        auth_token_env="TEST_MESH_TOKEN",
+    )
     rx = await started("rx", grid, token="right")
     tx = await started("tx", grid.with_node("rx", port=rx.port), token="wrong")
     try:

@@ -40,7 +40,9 @@ def circuit(tmp_path: Path):
 
     class Circuit:
         iopin_port, buzzer_port = free_ports(2)
-        grid = write_grid(tmp_path, GRID.format(durable="false", ticks=TICKS, bits=BITS, iopin=iopin_port, buzzer=buzzer_port))
+        grid = write_grid(
+            tmp_path, GRID.format(durable="false", ticks=TICKS, bits=BITS, iopin=iopin_port, buzzer=buzzer_port)
+        )
         state = tmp_path / "state"
 
         def start(self, name: str, *args: str, debug: bool = False, wait: bool = True) -> Process:
@@ -141,7 +143,9 @@ def test_a_frozen_buzzer_and_a_cut_wire_deliver_exactly_once(circuit):
             ids = handled(stopped(buzzer), "iopin")
             assert ids == list(range(1, TICKS * BITS + 1))  # exactly once, in order
             assert proxy.connections >= 3  # first, after the freeze, after the cut
-            print(f"\n(c) frozen buzzer noticed in {noticed:.1f} s; 0 lost, 0 repeated over {proxy.connections} connections")
+            print(
+                f"\n(c) frozen buzzer noticed in {noticed:.1f} s; 0 lost, 0 repeated over {proxy.connections} connections"
+            )
         finally:
             for process in circuit_processes:
                 process.kill()

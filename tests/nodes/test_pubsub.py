@@ -78,11 +78,13 @@ async def test_a_node_without_a_port_publishes_to_nobody():
 
 async def test_grid_subscriptions_arrive_at_loop_with_the_key_as_channel():
     """subscribe: in the grid delivers to loop(key, data), from every publisher a wildcard can match."""
-    grid = build_grid({
-        "iopin": {"sketch": "quiet", "port": 0},
-        "buzzer": {"sketch": "quiet", "port": 0},
-        "meter": {"sketch": "quiet", "subscribe": ["+/pin", "buzzer/sound"]},
-    })
+    grid = build_grid(
+        {
+            "iopin": {"sketch": "quiet", "port": 0},
+            "buzzer": {"sketch": "quiet", "port": 0},
+            "meter": {"sketch": "quiet", "subscribe": ["+/pin", "buzzer/sound"]},
+        }
+    )
     nodes = await start(grid)
     try:
         iopin, buzzer, meter = nodes["iopin"], nodes["buzzer"], nodes["meter"]
@@ -169,9 +171,9 @@ async def test_fan_out_to_100_subscribers_in_order():
     nodes = await start(grid)
     try:
         got: dict[str, list[str]] = {name: [] for name in names}
-        await asyncio.gather(*(
-            nodes[name].subscribe("pub/n", lambda key, data, box=got[name]: box.append(data)) for name in names
-        ))
+        await asyncio.gather(
+            *(nodes[name].subscribe("pub/n", lambda key, data, box=got[name]: box.append(data)) for name in names)
+        )
         counts = [await nodes["pub"].publish("n", i) for i in range(200)]
         assert counts == [100] * 200
         await until(lambda: all(len(box) == 200 for box in got.values()), "all delivered")

@@ -99,9 +99,21 @@ async def close_raw(writer: asyncio.StreamWriter) -> None:
         ("not json", None, "frame is not JSON: Expecting value: line 1 column 1 (char 0)"),
         ('"text"', None, "frame must be a JSON object, not the text 'text'"),
         ('{"type":"msg","id":7,"data":"x"}', 7, "'msg' frame has no 'channel' field"),
-        ('{"type":"msg","id":"1","channel":"c","data":"x"}', None, "'msg' frame: 'id' must be a whole number, not the text '1'"),
-        ('{"type":"msg","id":true,"channel":"c","data":"x"}', None, "'msg' frame: 'id' must be a whole number, not a boolean"),
-        ('{"type":"nope"}', None, "unknown frame type 'nope'; expected one of: ack, error, hello, msg, pub, report, status, sub, unsub"),
+        (
+            '{"type":"msg","id":"1","channel":"c","data":"x"}',
+            None,
+            "'msg' frame: 'id' must be a whole number, not the text '1'",
+        ),
+        (
+            '{"type":"msg","id":true,"channel":"c","data":"x"}',
+            None,
+            "'msg' frame: 'id' must be a whole number, not a boolean",
+        ),
+        (
+            '{"type":"nope"}',
+            None,
+            "unknown frame type 'nope'; expected one of: ack, error, hello, msg, pub, report, status, sub, unsub",
+        ),
     ],
     ids=["not-json", "not-an-object", "missing-field", "mistyped-id", "boolean-id", "unknown-type"],
 )
@@ -132,7 +144,11 @@ async def test_a_binary_frame_from_a_mesh_client_gets_an_error_frame(node):
     """A mesh client's binary frame is answered with an error frame (id null); the connection goes on."""
     async with connect(f"ws://{node.address}/", subprotocols=MESH, open_timeout=DEADLINE) as ws:
         await ws.send(b"\x00\x01")
-        assert await recv_json(ws) == {"type": "error", "id": None, "error": "binary frames are not supported; send text"}
+        assert await recv_json(ws) == {
+            "type": "error",
+            "id": None,
+            "error": "binary frames are not supported; send text",
+        }
         await ws.send('{"type":"msg","id":1,"channel":"c","data":"x"}')
         assert await recv_json(ws) == {"type": "ack", "id": 1, "data": "c|x"}
     await assert_still_serving(node)
@@ -160,7 +176,10 @@ async def test_a_frame_over_the_size_limit_closes_with_1009(node):
             await asyncio.wait_for(ws.recv(), DEADLINE)
         await asyncio.wait_for(ws.wait_closed(), DEADLINE)
     assert closed.value.rcvd is not None
-    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1009, "frame with 1048577 bytes exceeds limit of 1048576 bytes")
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+        1009,
+        "frame with 1048577 bytes exceeds limit of 1048576 bytes",
+    )
     assert ws.close_code == 1009
     assert node.stats.messages_in == 0
     await assert_still_serving(node)
@@ -295,11 +314,15 @@ async def test_a_message_over_the_peers_limit_is_refused_before_it_is_sent(node)
     """stream() of a message larger than the peer's max_size fails at once, instead of reconnecting forever."""
     from mesh.errors import ProtocolError
 
-    caller_grid = build_grid({"echo": {"sketch": "echo", "port": node.port}, "caller": {"sketch": "echo"}}, ["caller -> echo"])
+    caller_grid = build_grid(
+        {"echo": {"sketch": "echo", "port": node.port}, "caller": {"sketch": "echo"}}, ["caller -> echo"]
+    )
     caller = Echo("caller", caller_grid)
     await caller.open()
     try:
-        with pytest.raises(ProtocolError, match=r"^a message of 1048\d\d\d bytes is over echo's limit of 1048576 bytes \(max_size\)$"):
+        with pytest.raises(
+            ProtocolError, match=r"^a message of 1048\d\d\d bytes is over echo's limit of 1048576 bytes \(max_size\)$"
+        ):
             await caller.stream("echo", "x" * 2**20)
         assert await caller.stream("echo", "small") == ["|small"]
         assert caller.links["echo"].connections == 1
@@ -310,7 +333,9 @@ async def test_a_message_over_the_peers_limit_is_refused_before_it_is_sent(node)
 async def test_a_batch_with_a_bad_frame_gets_a_batch_of_answers(node):
     """A batch (JSON array) is answered with a batch: an ack for each good message, an error for each bad one."""
     async with connect(f"ws://{node.address}/", subprotocols=MESH, open_timeout=DEADLINE) as ws:
-        await ws.send('[{"type":"msg","id":1,"channel":"c","data":"x"},[],{"type":"msg","id":2,"channel":"c","data":"y"}]')
+        await ws.send(
+            '[{"type":"msg","id":1,"channel":"c","data":"x"},[],{"type":"msg","id":2,"channel":"c","data":"y"}]'
+        )
         assert await recv_json(ws) == [
             {"type": "ack", "id": 1, "data": "c|x"},
             {"type": "error", "id": None, "error": "frame must be a JSON object, not a list"},

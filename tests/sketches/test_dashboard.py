@@ -19,13 +19,22 @@ import pytest
 from tests.helpers import DEADLINE, Process, arduino, shipped_grid_on_free_ports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a test dependency: pip install -e '.[test]'")
+playwright = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is a test dependency: pip install -e '.[test]'"
+)
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt-get install chromium (.ci/run does)"),
 ]
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -115,7 +124,10 @@ def test_with_a_token_the_page_loads_but_its_data_needs_the_token(tmp_path: Path
     from tests.helpers import environment, free_ports, write_grid
 
     (port,) = free_ports(1)
-    grid = write_grid(tmp_path, f"auth: {{token_env: MESH_TOKEN}}\nnodes:\n  dashboard: {{sketch: dashboard, port: {port}, subscribe: ['#']}}\n")
+    grid = write_grid(
+        tmp_path,
+        f"auth: {{token_env: MESH_TOKEN}}\nnodes:\n  dashboard: {{sketch: dashboard, port: {port}, subscribe: ['#']}}\n",
+    )
     dashboard = arduino("--grid", grid, "dashboard", env=environment(MESH_TOKEN="s3cret"))
     try:
         dashboard.expect("serving on")

@@ -25,7 +25,9 @@ def test_the_shipped_sketches_are_found_by_module_name():
     """sketches.available() lists the modules; load() returns their FactoryLoop subclass."""
     assert {"buzzer", "clock", "dashboard", "iopin"} <= set(sketches.available())
     assert sketches.load("iopin") is IOPin
-    with pytest.raises(sketches.SketchError, match=r"no sketch named 'iopinn'; sketches: buzzer, clock, dashboard, iopin"):
+    with pytest.raises(
+        sketches.SketchError, match=r"no sketch named 'iopinn'; sketches: buzzer, clock, dashboard, iopin"
+    ):
         sketches.load("iopinn")
 
 
@@ -58,10 +60,12 @@ async def test_the_buzzer_sounds_only_on_1(signal, sound):
 async def test_a_buzzer_with_subscribe_sounds_what_it_hears(caplog):
     """A buzzer given subscribe: in the grid gets each publication at loop(), without error."""
     caplog.set_level(logging.WARNING, logger="mesh")
-    grid = build_grid({
-        "iopin": {"sketch": "iopin", "port": 0},  # publishes only when the test says so
-        "buzzer": {"sketch": "buzzer", "params": {"sound": "beep"}, "subscribe": ["iopin/pin"]},
-    })
+    grid = build_grid(
+        {
+            "iopin": {"sketch": "iopin", "port": 0},  # publishes only when the test says so
+            "buzzer": {"sketch": "buzzer", "params": {"sound": "beep"}, "subscribe": ["iopin/pin"]},
+        }
+    )
     nodes = await start_circuit(grid)
     try:
         iopin, buzzer = nodes["iopin"], nodes["buzzer"]
@@ -83,7 +87,10 @@ async def test_a_buzzer_with_subscribe_sounds_what_it_hears(caplog):
         ({"sequence": 0}, "<memory>: node 'n': sequence must be 1 or more, not 0"),
         ({"sequence": "3"}, "<memory>: node 'n' (sketch iopin): parameter 'sequence' must be a whole number, not '3'"),
         ({"seed": 1.5}, "<memory>: node 'n' (sketch iopin): parameter 'seed' must be a whole number, not 1.5"),
-        ({"color": "red"}, "<memory>: node 'n' (sketch iopin) takes no parameter 'color'; its parameters: chance, sequence, seed"),
+        (
+            {"color": "red"},
+            "<memory>: node 'n' (sketch iopin) takes no parameter 'color'; its parameters: chance, sequence, seed",
+        ),
     ],
 )
 async def test_bad_parameters_name_the_node(params, message):
@@ -99,6 +106,7 @@ def test_loop_must_be_reactive():
     from nodes import FactoryLoop
 
     with pytest.raises(TypeError, match=r"Forgetful.loop must be an async method decorated with @reactive"):
+
         class Forgetful(FactoryLoop):
             async def loop(self, channel: str, message: str) -> str:
                 return message
