@@ -30,7 +30,7 @@ from mesh.grid import Grid, NodeSpec, read_grid
 from mesh.links import DEFAULT_WAIT, Link, auth_headers, query_status, send_once
 from mesh.topics import TopicError, check_pattern, publishers
 from nodes import check_params
-from nodes.factory import DEFAULT_STATE_DIR, GRACE
+from nodes.node import DEFAULT_STATE_DIR, GRACE, Node
 from nodes.pubsub import Inbox
 from nodes.runner import run_until_signalled
 
@@ -283,7 +283,7 @@ def run_node(
         if port is not None:
             changes["port"] = port
         grid = grid.with_node(name, **changes)
-        node = cls(name, grid, wait=wait, grace=grace, state_dir=ctx.obj["state_dir"], token=mesh_token(grid))
+        node = Node(cls, name, grid, wait=wait, grace=grace, state_dir=ctx.obj["state_dir"], token=mesh_token(grid))
         asyncio.run(run_until_signalled(node))
     except MeshError as exc:
         raise Failure(str(exc)) from None

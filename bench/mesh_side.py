@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from mesh.grid import build_grid
-from nodes import FactoryLoop, open_together, reactive
+from nodes import FactoryLoop, Node, open_together, reactive
 from sketches.buzzer import Buzzer
 from sketches.iopin import IOPin
 
@@ -43,14 +43,14 @@ class Ring(FactoryLoop):
         return "ok"
 
 
-async def stopped(nodes: dict[str, FactoryLoop]) -> None:
+async def stopped(nodes: dict[str, Node]) -> None:
     for node in sorted(nodes.values(), key=lambda n: n.server is not None):
         await node.stop()
 
 
-def pair() -> dict[str, FactoryLoop]:
+def pair() -> dict[str, Node]:
     grid = build_grid({"rx": {"sketch": "sink", "port": 0}, "tx": {"sketch": "sink"}}, ["tx -> rx"])
-    return {"rx": Sink("rx", grid), "tx": Sink("tx", grid)}
+    return {"rx": Node(Sink, "rx", grid), "tx": Node(Sink, "tx", grid)}
 
 
 async def stream_one_hop(count: int) -> float:
@@ -58,9 +58,10 @@ async def stream_one_hop(count: int) -> float:
     nodes = pair()
     await open_together(nodes)
     try:
-        await nodes["tx"].stream("rx", "warm up")
+        tx = nodes["tx"].sketch
+        await tx.stream("rx", "warm up")
         began = time.perf_counter()
-        acks = await nodes["tx"].stream("rx", [str(i) for i in range(count)])
+        acks = await tx.stream("rx", [str(i) for i in range(count)])
         elapsed = time.perf_counter() - began
         assert len(acks) == count
         return count / elapsed
@@ -73,9 +74,10 @@ async def one_at_a_time(count: int) -> float:
     nodes = pair()
     await open_together(nodes)
     try:
+        tx = nodes["tx"].sketch
         began = time.perf_counter()
         for i in range(count):
-            await nodes["tx"].stream("rx", str(i))
+            await tx.stream("rx", str(i))
         return count / (time.perf_counter() - began)
     finally:
         await stopped(nodes)
@@ -91,14 +93,14 @@ async def tick_to_buzz(count: int, sequence: int) -> list[float]:
         },
         ["clock -> iopin", "iopin -> buzzer"],
     )
-    nodes: dict[str, FactoryLoop] = {
-        "buzzer": Buzzer("buzzer", grid),
-        "iopin": IOPin("iopin", grid),
-        "clock": Sink("clock", grid),
+    nodes = {
+        "buzzer": Node(Buzzer, "buzzer", grid),
+        "iopin": Node(IOPin, "iopin", grid),
+        "clock": Node(Sink, "clock", grid),
     }
     await open_together(nodes)
     try:
-        clock = nodes["clock"]
+        clock = nodes["clock"].sketch
         await clock.stream("iopin", "warm up")
         latencies = []
         for i in range(count):
@@ -114,7 +116,7 @@ async def fan_out(subscribers: int, count: int) -> float:
     """One publisher, ``subscribers`` subscriber nodes. Deliveries per second."""
     names = [f"s{i}" for i in range(subscribers)]
     grid = build_grid({"pub": {"sketch": "sink", "port": 0}, **{name: {"sketch": "sink"} for name in names}})
-    nodes: dict[str, FactoryLoop] = {name: Sink(name, grid) for name in ["pub", *names]}
+    nodes = {name: Node(Sink, name, grid) for name in ["pub", *names]}
     await open_together(nodes)
     try:
         publisher = nodes["pub"]
@@ -128,10 +130,10 @@ async def fan_out(subscribers: int, count: int) -> float:
             if received[0] == total:
                 done.set()
 
-        await asyncio.gather(*(nodes[name].subscribe("pub/n", heard) for name in names))
+        await asyncio.gather(*(nodes[name].sketch.subscribe("pub/n", heard) for name in names))
         began = time.perf_counter()
         for i in range(count):
-            await publisher.publish("n", str(i))
+            await publisher.sketch.publish("n", str(i))
             if i % 100 == 0:
                 await asyncio.sleep(0)
         await done.wait()
@@ -153,17 +155,17 @@ async def ring(size: int, hops: int) -> dict[str, float]:
         {f"n{i}": {"sketch": "ring", "port": 0} for i in range(size)},
         [f"n{i} -> n{(i + 1) % size}" for i in range(size)],
     )
-    nodes: dict[str, FactoryLoop] = {name: Ring(name, grid) for name in grid.nodes}
+    nodes = {name: Node(Ring, name, grid) for name in grid.nodes}
     await open_together(nodes)
     startup = time.perf_counter() - began
     try:
         Ring.finished = asyncio.Event()
-        await nodes["n0"].post("n1", str(size))  # once around: every link opens
+        await nodes["n0"].sketch.post("n1", str(size))  # once around: every link opens
         await Ring.finished.wait()
         per_node = (rss_kib() - before) / size
         Ring.finished = asyncio.Event()
         began = time.perf_counter()
-        await nodes["n0"].post("n1", str(hops))
+        await nodes["n0"].sketch.post("n1", str(hops))
         await Ring.finished.wait()
         rate = hops / (time.perf_counter() - began)
         return {"startup_s": startup, "kib_per_node": per_node, "hops_per_s": rate}
@@ -173,12 +175,9 @@ async def ring(size: int, hops: int) -> dict[str, float]:
 
 def processes(count: int) -> dict[str, float]:
     """``count`` nodes as separate processes from one grid: time until all serve, memory per process."""
-    from tests.helpers import free_ports  # a small helper, shared with the tests
-
     with tempfile.TemporaryDirectory() as folder:
-        ports = free_ports(count)
-        grid = Path(folder) / "grid.yaml"
-        grid.write_text("nodes:\n" + "".join(f"  n{i}: {{sketch: buzzer, port: {p}}}\n" for i, p in enumerate(ports)))
+        grid = Path(folder) / "grid.yaml"  # port 0: each binds a free port and says which
+        grid.write_text("nodes:\n" + "".join(f"  n{i}: {{sketch: buzzer, port: 0}}\n" for i in range(count)))
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         began = time.perf_counter()
         started = [

@@ -1,11 +1,18 @@
-"""The node runtime: ``FactoryLoop``, ``@reactive``, ``@every``, serving and running."""
+"""The node runtime and the sketch surface.
+
+A sketch sees :class:`FactoryLoop` (subclass it), ``@reactive`` (its ``loop``), ``@every``
+(periodic methods) and ``@hears`` (where the grid's topics arrive). The runtime that runs a
+sketch is :class:`Node`; :func:`open_together` opens several nodes of one grid in one process.
+"""
 
 from __future__ import annotations
 
 from .circuit import open_together
-from .factory import FactoryLoop, NodeStats, check_params
+from .factory import FactoryLoop
+from .node import Node
+from .params import check_params
 from .periodic import every
-from .reactive import reactive
+from .reactive import hears, reactive
 from .server import ListenError
 
-__all__ = ["FactoryLoop", "ListenError", "NodeStats", "check_params", "every", "open_together", "reactive"]
+__all__ = ["FactoryLoop", "ListenError", "Node", "check_params", "every", "hears", "open_together", "reactive"]

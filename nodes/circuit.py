@@ -6,12 +6,12 @@ from collections.abc import Mapping
 
 from mesh.grid import Grid
 
-from .factory import FactoryLoop
+from .node import Node
 
 __all__ = ["open_together"]
 
 
-async def open_together(nodes: Mapping[str, FactoryLoop]) -> Grid:
+async def open_together(nodes: Mapping[str, Node]) -> Grid:
     """Open ``nodes`` (of one grid): those with a port first, then the rest.
 
     A node asked for port 0 binds any free port; the grid every node gets
@@ -25,6 +25,7 @@ async def open_together(nodes: Mapping[str, FactoryLoop]) -> Grid:
             grid = grid.with_node(name, port=node.port)
     for node in nodes.values():
         node.grid = grid
+        node.spec = grid.node(node.name)  # the grid and the spec agree: the port actually bound
         if node.spec.port is None:
             await node.open()
     return grid

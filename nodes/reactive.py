@@ -1,25 +1,28 @@
-"""``@reactive``: the decorator that makes a sketch's ``loop()`` a message handler.
+"""``@reactive`` and ``@hears``: how a sketch says which methods answer messages and topics.
 
 ``loop(self, channel, message)`` is written as a plain ``async`` method that
-returns the acknowledgement. Decorated with ``@reactive`` it becomes, on each
-node, a :class:`Reactor`:
+returns the acknowledgement, decorated with ``@reactive``. ``await self.loop(channel,
+message)`` still calls it and always gives text back (``None`` becomes ``"n/a"``,
+anything else not text becomes JSON).
 
-- ``await node.loop(channel, message)`` still calls it, and always gives text
-  back (``None`` becomes ``"n/a"``, anything else not text becomes JSON);
-- ``node.loop.handle(channel, message)`` is the same call guarded for serving:
-  it never raises, it logs a failing ``loop()`` once with its traceback and
-  returns ``(False, reason)`` so the sender gets an error ack;
-- ``node.loop.serve`` is a ``websockets`` connection handler for plain
-  clients: it receives a text frame, calls ``loop`` with the URI path as the
-  channel, sends the ack back, and ends quietly when the peer closes.
+A sketch that wants the grid's ``subscribe:`` topics apart from its messages marks one
+method ``@hears``: it gets ``(key, data)``; without one, topics arrive at ``loop(key, data)``.
+
+The runtime side is :class:`Reactor`: it calls a sketch's ``loop`` for serving (never
+raising: a failing ``loop()`` is logged once and answered with an error), keeps the count
+of messages and of calls still running, and serves plain websocket clients. It finds the
+sketch's methods through the class, by their marks, never by instance attribute: a
+sketch may name its own attributes anything.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -27,17 +30,15 @@ from websockets.exceptions import ConnectionClosed
 from mesh.errors import MeshError
 from mesh.protocol import to_text
 
-if TYPE_CHECKING:
-    from .factory import FactoryLoop
-
-__all__ = ["Reactor", "channel_of", "reactive"]
+__all__ = ["Reactor", "channel_of", "heard_by", "hears", "reactive"]
 
 LoopFunction = Callable[[Any, str, str], Awaitable[object]]
 NO_ACK = "n/a"
+_HEARS = "__hears__"
 
 
 class reactive:  # lower case: used as a decorator, reads like a function
-    """Mark ``async def loop(self, channel, message)`` as the node's message handler."""
+    """Mark ``async def loop(self, channel, message)`` as the sketch's message handler."""
 
     def __init__(self, function: LoopFunction) -> None:
         if not inspect.iscoroutinefunction(function):
@@ -45,43 +46,68 @@ class reactive:  # lower case: used as a decorator, reads like a function
         self.function = function
         functools.update_wrapper(self, function)  # type: ignore[arg-type]
 
-    def __get__(self, node: FactoryLoop | None, owner: type | None = None) -> Any:
-        if node is None:
+    def __get__(self, sketch: object, owner: type | None = None) -> Any:
+        if sketch is None:
             return self
-        reactor = Reactor(self.function, node)
-        node.__dict__[self.function.__name__] = reactor  # bind once per node
-        return reactor
+        return functools.partial(call_loop, self.function, sketch)
+
+
+async def call_loop(function: LoopFunction, sketch: object, channel: str, message: str) -> str:
+    """``loop(channel, message)``, its answer as text."""
+    ack = await function(sketch, channel, message)
+    return NO_ACK if ack is None else to_text(ack)
+
+
+def hears(method: Callable[[Any, str, str], Any]) -> Callable[[Any, str, str], Any]:
+    """Mark ``(async) def method(self, key, data)`` as where the grid's ``subscribe:`` topics arrive."""
+    setattr(method, _HEARS, True)
+    return method
+
+
+def heard_by(cls: type) -> str | None:
+    """The name of the ``@hears`` method of ``cls``, if it has one."""
+    for name in dir(cls):
+        if getattr(inspect.getattr_static(cls, name, None), _HEARS, False):
+            return name
+    return None
 
 
 class Reactor:
-    """A node's ``loop`` bound to the node (see the module docstring)."""
+    """Calls a sketch's ``loop()`` for the server and the links; counts what it handled.
 
-    def __init__(self, function: LoopFunction, node: FactoryLoop) -> None:
-        self.function = function
-        self.node = node
+    ``messages_in`` counts the messages handed to ``loop()``; ``inflight`` those still
+    running; ``idle`` is set whenever none is.
+    """
 
-    async def __call__(self, channel: str, message: str) -> str:
-        ack = await self.function(self.node, channel, message)
-        return NO_ACK if ack is None else to_text(ack)
+    def __init__(self, sketch: object, log: logging.Logger) -> None:
+        marked = inspect.getattr_static(type(sketch), "loop", None)
+        if not isinstance(marked, reactive):
+            raise TypeError(f"{type(sketch).__name__}.loop must be an async method decorated with @reactive")
+        self.function = marked.function
+        self.sketch = sketch
+        self.log = log
+        self.messages_in = 0
+        self.inflight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     async def handle(self, channel: str, message: str) -> tuple[bool, str]:
         """Call ``loop`` for serving: ``(True, ack)``, or ``(False, why)`` if it raised."""
-        node = self.node
-        node.stats.messages_in += 1
-        node.inflight += 1
-        node.idle.clear()
+        self.messages_in += 1
+        self.inflight += 1
+        self.idle.clear()
         try:
-            return True, await self(channel, message)
+            return True, await call_loop(self.function, self.sketch, channel, message)
         except MeshError as exc:  # expected (a peer away, say): one line, no traceback
-            node.log.error("loop() on %r: %s", message, exc)
+            self.log.error("loop() on %r: %s", message, exc)
             return False, f"loop() failed: {exc}"
         except Exception as exc:
-            node.log.exception("loop() failed on %r (channel %r)", message, channel)
+            self.log.exception("loop() failed on %r (channel %r)", message, channel)
             return False, f"loop() failed: {type(exc).__name__}: {exc}"
         finally:
-            node.inflight -= 1
-            if not node.inflight:
-                node.idle.set()
+            self.inflight -= 1
+            if not self.inflight:
+                self.idle.set()
 
     async def serve(self, websocket: ServerConnection) -> None:
         """Plain clients: one text frame in is one message; one text frame back is its ack."""

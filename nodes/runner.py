@@ -6,14 +6,14 @@ import asyncio
 import os
 import signal
 
-from .factory import FactoryLoop
+from .node import Node
 
 __all__ = ["run_until_signalled"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-async def run_until_signalled(node: FactoryLoop) -> None:
+async def run_until_signalled(node: Node) -> None:
     """Run ``node`` until it is done or SIGINT/SIGTERM arrives; a second signal exits at once.
 
     The second-signal rule holds until the process ends, not only while the event loop

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from functools import partial
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -28,12 +28,10 @@ from mesh.errors import MeshError, ProtocolError
 from mesh.links import PING_INTERVAL, PING_TIMEOUT
 from mesh.topics import TopicError, check_pattern
 
-from .delivery import Session
+from .delivery import Session, Sessions
+from .pubsub import Hub
 
-if TYPE_CHECKING:
-    from .factory import FactoryLoop
-
-__all__ = ["ListenError", "start_server"]
+__all__ = ["ListenError", "NodeServer", "Served"]
 
 #: Seconds a closing connection waits for the peer's close frame.
 CLOSE_TIMEOUT = 0.25
@@ -71,9 +69,46 @@ def token_matches(request: Request, token: str) -> bool:
     return hmac.compare_digest(supplied.encode(), token.encode())
 
 
-async def _handled(node: FactoryLoop, peer: str, frame: protocol.Message) -> tuple[bool, str]:
+class Served(Protocol):
+    """What the server needs of a node: who it is, how it answers, what it reports."""
+
+    name: str
+    log: logging.Logger
+    token: str | None
+    hub: Hub
+    sessions: Sessions
+
+    @property
+    def address(self) -> str | None: ...
+
+    def describe(self) -> str:
+        """One line for a plain HTTP visitor: what this node is."""
+        ...
+
+    async def handle(self, channel: str, message: str) -> tuple[bool, str]:
+        """``loop()`` on one message: ``(True, ack)`` or ``(False, why)``; never raises."""
+        ...
+
+    async def serve_plain(self, websocket: ServerConnection) -> None:
+        """A websocket client without the mesh subprotocol."""
+        ...
+
+    def http(self, path: str) -> tuple[int, str, bytes] | None:
+        """A plain HTTP request: ``(status, content type, body)``, or None."""
+        ...
+
+    def is_public(self, path: str) -> bool:
+        """Whether ``path`` is served without the mesh's token."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """The status report (docs/protocol.md)."""
+        ...
+
+
+async def _handled(node: Served, peer: str, frame: protocol.Message) -> tuple[bool, str]:
     """``loop()`` for a message of a session, then a debug line saying it was handled."""
-    outcome = await node.loop.handle(frame.channel, frame.data)
+    outcome = await node.handle(frame.channel, frame.data)
     node.log.debug("handled message %d from %s on %r: %r", frame.id, peer, frame.channel, frame.data)
     return outcome
 
@@ -88,31 +123,56 @@ def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subproto
     return MESH_SUBPROTOCOL if MESH_SUBPROTOCOL in offered else None
 
 
-async def start_server(node: FactoryLoop, host: str, port: int) -> Server:
-    """Bind ``host:port`` for ``node`` (port 0: any free port) and start serving."""
+class NodeServer:
+    """One node's websockets server, plain and mesh on one port; it counts its own connections.
 
-    async def handler(websocket: ServerConnection) -> None:
-        node.stats.connections_in += 1
+    ``connections`` counts every connection that reached a handler; ``handlers`` holds the
+    tasks of those still open (cancelled when a stop's grace runs out).
+    """
+
+    def __init__(self, node: Served, max_size: int | None) -> None:
+        self.node = node
+        self.max_size = max_size
+        self.connections = 0
+        self.handlers: set[asyncio.Task[None]] = set()
+        self.server: Server | None = None
+
+    @property
+    def address(self) -> str | None:
+        """``host:port`` actually bound (the real port when 0 was asked)."""
+        if self.server is None:
+            return None
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return f"{host}:{port}"
+
+    @property
+    def port(self) -> int | None:
+        return None if self.server is None else self.server.sockets[0].getsockname()[1]
+
+    async def handler(self, websocket: ServerConnection) -> None:
+        self.connections += 1
         task = asyncio.current_task()
         assert task is not None
-        node.handlers.add(task)
+        self.handlers.add(task)
         try:
             if websocket.subprotocol == protocol.SUBPROTOCOL:
-                await mesh_session(node, websocket)
+                await mesh_session(self.node, websocket)
             else:
-                await node.serve_plain(websocket)
+                await self.node.serve_plain(websocket)
         finally:
-            node.handlers.discard(task)
+            self.handlers.discard(task)
 
-    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Before the handshake: check the token, and answer plain HTTP with a line of help."""
+        node = self.node
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
-        public = not upgrade and urlsplit(request.path).path in node.public_paths
+        path = urlsplit(request.path).path
+        public = not upgrade and node.is_public(path)
         if node.token is not None and not public and not token_matches(request, node.token):
             node.log.warning("refused a connection from %s: wrong or missing token", _peer(connection))
             return connection.respond(HTTPStatus.UNAUTHORIZED, "401 Unauthorized: this mesh needs its token\n")
         if not upgrade:
-            page = node.http(urlsplit(request.path).path)
+            page = node.http(path)
             if page is not None:
                 status, content_type, body = page
                 headers = Headers(
@@ -120,7 +180,7 @@ async def start_server(node: FactoryLoop, host: str, port: int) -> Server:
                 )
                 return Response(status, HTTPStatus(status).phrase, headers, body)
             text = (
-                f"{node.name} is a node of arduino-mesh (sketch {node.spec.sketch}); it speaks websockets.\n"
+                f"{node.describe()}; it speaks websockets.\n"
                 f"Try: websocat ws://{node.address}/   or   ./arduino.py send {node.name} MESSAGE\n"
             )
             response = connection.respond(HTTPStatus.UPGRADE_REQUIRED, text)
@@ -128,32 +188,45 @@ async def start_server(node: FactoryLoop, host: str, port: int) -> Server:
             return response
         return None
 
-    try:
-        return await serve(
-            handler,
-            host,
-            port,
-            subprotocols=[MESH_SUBPROTOCOL],
-            select_subprotocol=_select_subprotocol,
-            process_request=process_request,
-            compression=None,
-            close_timeout=CLOSE_TIMEOUT,
-            ping_interval=PING_INTERVAL,
-            ping_timeout=PING_TIMEOUT,
-            max_size=node.spec.max_size,
-            backlog=BACKLOG,
-        )
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            why = "address already in use"
-        elif exc.strerror:
-            why = exc.strerror[0].lower() + exc.strerror[1:]
-        else:
-            why = str(exc)
-        raise ListenError(node.name, f"{host}:{port}", why) from None
+    async def listen(self, host: str, port: int) -> None:
+        """Bind ``host:port`` (port 0: any free port) and start serving."""
+        try:
+            self.server = await serve(
+                self.handler,
+                host,
+                port,
+                subprotocols=[MESH_SUBPROTOCOL],
+                select_subprotocol=_select_subprotocol,
+                process_request=self.process_request,
+                compression=None,
+                close_timeout=CLOSE_TIMEOUT,
+                ping_interval=PING_INTERVAL,
+                ping_timeout=PING_TIMEOUT,
+                max_size=self.max_size,
+                backlog=BACKLOG,
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                why = "address already in use"
+            elif exc.strerror:
+                why = exc.strerror[0].lower() + exc.strerror[1:]
+            else:
+                why = str(exc)
+            raise ListenError(self.node.name, f"{host}:{port}", why) from None
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket; open connections go on for now."""
+        if self.server is not None:
+            self.server.server.close()
+
+    async def close(self) -> None:
+        """Close every connection with 1001 (going away) and wait until they are gone."""
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
 
 
-async def mesh_session(node: FactoryLoop, websocket: ServerConnection) -> None:
+async def mesh_session(node: Served, websocket: ServerConnection) -> None:
     """A peer speaking the mesh protocol: hello, then messages answered with acks, in order.
 
     A websocket frame may carry a batch of frames (a JSON array); they are
@@ -178,7 +251,7 @@ async def mesh_session(node: FactoryLoop, websocket: ServerConnection) -> None:
 class Conversation:
     """One mesh connection, server side: who the peer is, and the answer to each frame."""
 
-    def __init__(self, node: FactoryLoop, websocket: ServerConnection) -> None:
+    def __init__(self, node: Served, websocket: ServerConnection) -> None:
         self.node = node
         self.websocket = websocket
         self.peer = "an unnamed peer"
@@ -196,7 +269,7 @@ class Conversation:
             return protocol.encode(protocol.Error(id=frame.id, error=str(frame)))
         if isinstance(frame, protocol.Message):
             if self.session is None:
-                ok, ack = await node.loop.handle(frame.channel, frame.data)
+                ok, ack = await node.handle(frame.channel, frame.data)
             else:
                 ok, ack = await self.session.handle(frame.id, partial(_handled, node, self.peer, frame))
             return protocol.encode(

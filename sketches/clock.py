@@ -43,7 +43,7 @@ class Clock(FactoryLoop):
         await self.publish("tick", self.ticks)
         if self.ticks == self.tacks:
             await asyncio.gather(*self._waiting)
-            if self.server is not None:
+            if self.address is not None:
                 self.out(f"{self.tacks} ticks done; still serving until stopped")
 
     async def _acked(self, target: str, payload: str, future: asyncio.Future[str]) -> None:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import sketches
 from mesh.grid import Grid
-from nodes import FactoryLoop, open_together
+from nodes import Node, open_together
 
 ROOT = Path(__file__).resolve().parent.parent
 ARDUINO = ROOT / "arduino.py"
@@ -102,10 +102,10 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-async def start_circuit(grid: Grid, **options: Any) -> dict[str, FactoryLoop]:
+async def start_circuit(grid: Grid, **options: Any) -> dict[str, Node]:
     """Start every node of ``grid`` in this event loop, filling in the ports bound for port 0."""
     nodes = {
-        name: sketches.load(spec.sketch)(name, grid, reconnect_delays=fast_backoff, **options)
+        name: Node(sketches.load(spec.sketch), name, grid, reconnect_delays=fast_backoff, **options)
         for name, spec in grid.nodes.items()
     }
     await open_together(nodes)
@@ -114,7 +114,7 @@ async def start_circuit(grid: Grid, **options: Any) -> dict[str, FactoryLoop]:
     return nodes
 
 
-async def stop_circuit(nodes: Mapping[str, FactoryLoop]) -> None:
+async def stop_circuit(nodes: Mapping[str, Node]) -> None:
     """Stop every node, clients first."""
     for node in sorted(nodes.values(), key=lambda n: n.server is not None):
         await node.stop()

@@ -36,8 +36,8 @@ async def test_the_write_your_own_sketch_example_works(tmp_path: Path, monkeypat
     nodes = await start_circuit(grid)
     try:
         await asyncio.wait_for(nodes["clock"].wait(), DEADLINE)
-        assert nodes["led"].lit is True
-        assert nodes["led"].stats.messages_in == 4
+        assert nodes["led"].sketch.lit is True
+        assert nodes["led"].reactor.messages_in == 4
     finally:
         await stop_circuit(nodes)
 
@@ -58,6 +58,22 @@ async def test_the_topics_example_hears_every_pin_from_the_grid_alone(tmp_path: 
     )
     nodes = await start_circuit(grid)
     try:
-        await until(lambda: nodes["meter"].highs >= 9, "nine high pins at the meter")
+        await until(lambda: nodes["meter"].sketch.highs >= 9, "nine high pins at the meter")
     finally:
         await stop_circuit(nodes)
+
+
+def test_the_sketch_surface_table_is_the_whole_surface():
+    """README's "What a sketch can use" names exactly FactoryLoop's public names and the decorators nodes exports."""
+    import nodes
+    from nodes import FactoryLoop
+
+    table = README[README.index("What a sketch can use") : README.index("Anything else is yours")]
+    rows = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| `")]
+    named = set()
+    for row in rows:
+        named |= set(re.findall(r"self\.(\w+)", row)) | set(re.findall(r"@(\w+)", row))
+        named |= set(re.findall(r"(?:`|def )(\w+)\(self", row)) | set(re.findall(r"`(\w+)`", row))
+    surface = {name for name in dir(FactoryLoop) if not name.startswith("_")}
+    assert named == surface | {"reactive", "every", "hears"}
+    assert {"FactoryLoop", "reactive", "every", "hears"} <= set(nodes.__all__)

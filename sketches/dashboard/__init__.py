@@ -23,7 +23,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
-from nodes import FactoryLoop, every, reactive
+from nodes import FactoryLoop, every, hears, reactive
 
 #: Messages a snapshot carries at most; the counts are exact whatever the rate.
 RECENT = 50
@@ -46,7 +46,7 @@ class Dashboard(FactoryLoop):
         if period <= 0:
             raise ValueError(f"period must be above 0 seconds, not {period}")
         self.period = period
-        if not self.spec.subscribe:
+        if not self.grid.node(self.name).subscribe:
             self.log.warning("subscribes to nothing, so it will show nothing: add subscribe: ['#'] to it in the grid")
         self.counts: Counter[str] = Counter()
         self.last: dict[str, str] = {}
@@ -58,7 +58,8 @@ class Dashboard(FactoryLoop):
             path: (TYPES[name[name.rindex(".") :]], (static / name).read_bytes()) for path, name in PAGES.items()
         }
 
-    async def hear(self, key: str, data: str) -> None:
+    @hears
+    async def count(self, key: str, data: str) -> None:
         """One message on the topics: counted exactly, kept for the next snapshot."""
         self.counts[key] += 1
         self.last[key] = data
@@ -125,17 +126,9 @@ class Dashboard(FactoryLoop):
 
     def states(self) -> dict[str, str]:
         """Each node: up, down, connecting, or no port — as this dashboard's links see them."""
-        states = {}
-        for name, spec in self.grid.nodes.items():
-            if name == self.name:
-                states[name] = "up"
-            elif spec.port is None:
-                states[name] = "no port"
-            else:
-                link = self.links.get(name)
-                state = link.state if link is not None else "idle"
-                states[name] = {"up": "up", "retrying": "down", "down": "down"}.get(state, "connecting")
-        return states
+        seen = {"up": "up", "retrying": "down", "down": "down", "no port": "no port"}
+        peers = self.peers()
+        return {name: "up" if name == self.name else seen.get(peers[name], "connecting") for name in self.grid.nodes}
 
     def circuit(self) -> dict[str, Any]:
         """The grid as the page draws it."""

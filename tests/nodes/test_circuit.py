@@ -10,7 +10,7 @@ from websockets.asyncio.client import connect
 
 from mesh.errors import UnknownNodeError
 from mesh.grid import build_grid
-from nodes import FactoryLoop, reactive
+from nodes import FactoryLoop, Node, reactive
 from tests.helpers import DEADLINE, MS, start_circuit, stop_circuit, until
 
 SEED = 7
@@ -38,14 +38,14 @@ async def test_ticks_reach_the_buzzer_over_one_connection_per_wire():
     nodes = await start_circuit(circuit(ticks))
     try:
         await asyncio.wait_for(nodes["clock"].wait(), DEADLINE)
-        assert list(nodes["clock"].acks) == ["acknowledged"] * ticks
-        assert list(nodes["buzzer"].sounds) == expected_sounds(ticks, 3, "beep")
-        assert nodes["iopin"].stats.connections_in == 1
-        assert nodes["buzzer"].stats.connections_in == 1
+        assert list(nodes["clock"].sketch.acks) == ["acknowledged"] * ticks
+        assert list(nodes["buzzer"].sketch.sounds) == expected_sounds(ticks, 3, "beep")
+        assert nodes["iopin"].server.connections == 1
+        assert nodes["buzzer"].server.connections == 1
         assert nodes["clock"].links["iopin"].connections == 1
         assert nodes["iopin"].links["buzzer"].connections == 1
-        assert nodes["iopin"].stats.messages_in == ticks
-        assert nodes["buzzer"].stats.messages_in == ticks * 3
+        assert nodes["iopin"].reactor.messages_in == ticks
+        assert nodes["buzzer"].reactor.messages_in == ticks * 3
     finally:
         await stop_circuit(nodes)
 
@@ -90,10 +90,10 @@ class Echo(FactoryLoop):
 
 async def echo_pair():
     grid = build_grid({"echo": {"sketch": "echo", "port": 0}, "caller": {"sketch": "echo"}}, ["caller -> echo"])
-    echo = Echo("echo", grid)
+    echo = Node(Echo, "echo", grid)
     await echo.open()
     grid = grid.with_node("echo", port=echo.port)
-    caller = Echo("caller", grid)
+    caller = Node(Echo, "caller", grid)
     await caller.open()
     return echo, caller
 
@@ -116,14 +116,14 @@ async def test_stream_reuses_one_link_and_keeps_order():
     """Many stream() calls, one connection; acks come back in the order sent."""
     echo, caller = await echo_pair()
     try:
-        acks = await caller.stream("echo", [f"m{i}" for i in range(100)], channel="c")
+        acks = await caller.sketch.stream("echo", [f"m{i}" for i in range(100)], channel="c")
         assert acks == [f"c|m{i}" for i in range(100)]
         for i in range(20):
-            assert await caller.stream("echo", i) == [f"|{i}"]
-        both = await asyncio.gather(caller.stream("echo", ["a", "b"]), caller.stream("echo", "c"))
+            assert await caller.sketch.stream("echo", i) == [f"|{i}"]
+        both = await asyncio.gather(caller.sketch.stream("echo", ["a", "b"]), caller.sketch.stream("echo", "c"))
         assert both == [["|a", "|b"], ["|c"]]
         assert caller.links["echo"].connections == 1
-        assert echo.stats.connections_in == 1
+        assert echo.server.connections == 1
     finally:
         await caller.stop()
         await echo.stop()
@@ -136,10 +136,10 @@ async def test_a_failing_loop_answers_an_error_and_keeps_serving(caplog):
     echo, caller = await echo_pair()
     try:
         with pytest.raises(RemoteError, match=r"echo answered with an error: loop\(\) failed: RuntimeError: boom"):
-            await caller.stream("echo", "boom")
+            await caller.sketch.stream("echo", "boom")
         failures = [r for r in caplog.records if r.name == "mesh.echo" and r.exc_info]
         assert len(failures) == 1
-        assert await caller.stream("echo", "again") == ["|again"]
+        assert await caller.sketch.stream("echo", "again") == ["|again"]
         async with connect(f"ws://{echo.address}/") as ws:
             await ws.send("boom")
             assert await ws.recv() == "error: loop() failed: RuntimeError: boom"
@@ -155,7 +155,7 @@ async def test_stream_to_an_unknown_node_lists_the_known_ones():
     echo, caller = await echo_pair()
     try:
         with pytest.raises(UnknownNodeError, match=r"unknown node 'buzer'; known nodes: caller, echo"):
-            await caller.stream("buzer", "1")
+            await caller.sketch.stream("buzer", "1")
     finally:
         await caller.stop()
         await echo.stop()
@@ -164,19 +164,19 @@ async def test_stream_to_an_unknown_node_lists_the_known_ones():
 async def test_a_link_waits_for_a_peer_that_starts_late():
     """A stream to a peer that is not listening yet waits for it; nothing is lost."""
     grid = build_grid({"echo": {"sketch": "echo", "port": 0}, "caller": {"sketch": "echo"}}, ["caller -> echo"])
-    echo = Echo("echo", grid)
+    echo = Node(Echo, "echo", grid)
     await echo.open()
     port = echo.port
     await echo.stop()  # the port is known but nobody listens on it now
     grid = grid.with_node("echo", port=port)
     from tests.helpers import fast_backoff
 
-    caller = Echo("caller", grid, reconnect_delays=fast_backoff)
+    caller = Node(Echo, "caller", grid, reconnect_delays=fast_backoff)
     await caller.open()
-    sending = asyncio.create_task(caller.stream("echo", ["1", "2", "3"]))
+    sending = asyncio.create_task(caller.sketch.stream("echo", ["1", "2", "3"]))
     await until(lambda: "echo" in caller.links and caller.links["echo"].state == "retrying", "the link to retry")
     assert not sending.done()
-    late = Echo("echo", grid)
+    late = Node(Echo, "echo", grid)
     await late.open()
     try:
         assert await asyncio.wait_for(sending, DEADLINE) == ["|1", "|2", "|3"]

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from mesh.errors import GridError, PeerUnavailable
 from mesh.grid import build_grid
 from mesh.outbox import DurableOutbox
-from nodes import FactoryLoop, reactive
+from nodes import FactoryLoop, Node, reactive
 from nodes.delivery import Session
 from tests.helpers import DEADLINE, fast_backoff, until
 
@@ -39,7 +39,7 @@ def pair(**receiver: object):
 
 
 async def started(name: str, grid, **options: object) -> Recorder:
-    node = Recorder(name, grid, reconnect_delays=fast_backoff, **options)
+    node = Node(Recorder, name, grid, reconnect_delays=fast_backoff, **options)
     await node.open()
     node.begin()
     return node
@@ -73,7 +73,7 @@ async def test_a_message_resent_on_a_new_connection_while_the_first_is_in_loop_r
     grid = pair()
     rx = await started("rx", grid)
     try:
-        rx.gate.clear()
+        rx.sketch.gate.clear()
         frames = [
             '{"type":"hello","node":"tx","session":"s1"}',
             '{"type":"msg","id":1,"channel":"","data":"a"}',
@@ -86,11 +86,11 @@ async def test_a_message_resent_on_a_new_connection_while_the_first_is_in_loop_r
                 for frame in frames:
                     await ws.send(frame)
                 await ws.recv()  # hello back
-            await until(lambda: rx.inflight == 1, "the first copy in loop()")
-            rx.gate.set()
+            await until(lambda: rx.reactor.inflight == 1, "the first copy in loop()")
+            rx.sketch.gate.set()
             answers = [await asyncio.wait_for(ws.recv(), DEADLINE) for ws in (first, second)]
         assert answers == ['{"type":"ack","id":1,"data":"got a"}'] * 2
-        assert rx.seen == ["a"]
+        assert rx.sketch.seen == ["a"]
         assert rx.sessions.duplicates == 1
     finally:
         await rx.stop()
@@ -112,7 +112,7 @@ async def test_the_outbox_is_bounded_and_stream_waits_for_room():
         rx = await started("rx", grid)
         (last,) = await asyncio.wait_for(fourth, DEADLINE)
         assert await asyncio.wait_for(asyncio.gather(*futures, last), DEADLINE) == ["got 1", "got 2", "got 3", "got 4"]
-        assert rx.seen == ["1", "2", "3", "4"]
+        assert rx.sketch.seen == ["1", "2", "3", "4"]
     finally:
         await tx.stop()
         await rx.stop()
@@ -135,8 +135,8 @@ async def test_a_durable_outbox_survives_its_node(tmp_path: Path):
     try:
         assert again.links["rx"].session == session and again.links["rx"].resumed == 3
         rx = await started("rx", grid)
-        assert await again.stream("rx", "d") == ["got d"]
-        assert rx.seen == ["a", "b", "c", "d"]
+        assert await again.sketch.stream("rx", "d") == ["got d"]
+        assert rx.sketch.seen == ["a", "b", "c", "d"]
         assert DurableOutbox(tmp_path, "tx").pending("rx") == []
     finally:
         await again.stop()
@@ -171,8 +171,8 @@ async def test_a_grid_with_a_token_refuses_who_lacks_it(caplog, monkeypatch):
         async with connect(f"ws://{rx.address}/", additional_headers={"Authorization": "Bearer sesame-42"}) as ws:
             await ws.send("by header")
             assert await ws.recv() == "got by header"
-        assert await tx.stream("rx", "by link") == ["got by link"]
-        assert rx.seen == ["by query", "by header", "by link"]
+        assert await tx.sketch.stream("rx", "by link") == ["got by link"]
+        assert rx.sketch.seen == ["by query", "by header", "by link"]
         assert [r.getMessage() for r in caplog.records if "wrong or missing token" in r.getMessage()][:1]
         # Our loggers never say it (the CLI also redacts the library's own debug lines: see test_arduino).
         assert not any("sesame-42" in r.getMessage() for r in caplog.records if r.name.startswith("mesh"))
@@ -180,7 +180,7 @@ async def test_a_grid_with_a_token_refuses_who_lacks_it(caplog, monkeypatch):
         with pytest.raises(
             GridError, match="the grid requires a token, but the environment variable TEST_MESH_TOKEN is not set"
         ):
-            await Recorder("tx", grid).open()
+            await Node(Recorder, "tx", grid).open()
     finally:
         await tx.stop()
         await rx.stop()
@@ -197,7 +197,7 @@ async def test_a_link_with_a_wrong_token_gives_up_at_once():
     tx = await started("tx", grid.with_node("rx", port=rx.port), token="wrong")
     try:
         with pytest.raises(PeerUnavailable, match=r"refused the handshake with HTTP 401: wrong or missing token"):
-            await asyncio.wait_for(tx.stream("rx", "x"), DEADLINE)
+            await asyncio.wait_for(tx.sketch.stream("rx", "x"), DEADLINE)
     finally:
         await tx.stop()
         await rx.stop()
@@ -224,13 +224,13 @@ async def test_the_size_limit_is_configurable():
 async def test_stop_lets_loop_finish_then_closes_with_1001():
     """stop(): a loop() in progress finishes and its ack is sent, then connections close with 1001."""
     rx = await started("rx", pair())
-    rx.gate.clear()
+    rx.sketch.gate.clear()
     async with connect(f"ws://{rx.address}/") as ws:
         await ws.send("slow")
-        await until(lambda: rx.inflight == 1, "the message in loop()")
+        await until(lambda: rx.reactor.inflight == 1, "the message in loop()")
         stopping = asyncio.ensure_future(rx.stop())
-        await until(lambda: not rx.server.is_serving(), "the stop to be under way")
-        rx.gate.set()
+        await until(lambda: not rx.server.server.is_serving(), "the stop to be under way")
+        rx.sketch.gate.set()
         assert await asyncio.wait_for(ws.recv(), DEADLINE) == "got slow"
         await asyncio.wait_for(stopping, DEADLINE)
         await ws.wait_closed()

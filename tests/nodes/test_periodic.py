@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from mesh.grid import build_grid
-from nodes import FactoryLoop, every, reactive
+from nodes import FactoryLoop, Node, every, reactive
 from nodes.periodic import run_every
 from tests.helpers import DEADLINE, MS, until
 
@@ -97,25 +97,25 @@ class Ticker(FactoryLoop):
 
 async def test_every_starts_after_setup_and_stops_with_the_node():
     """@every reads its period and count from attributes set in setup(); stop() cancels it."""
-    forever = Ticker("t", build_grid({"t": {"sketch": "ticker", "port": 0}}))
+    forever = Node(Ticker, "t", build_grid({"t": {"sketch": "ticker", "port": 0}}))
     await forever.start()
-    assert forever.period == 0.001
-    await until(lambda: forever.ticks >= 5, "five ticks")
+    assert forever.sketch.period == 0.001
+    await until(lambda: forever.sketch.ticks >= 5, "five ticks")
     await forever.stop()
-    stopped_at = forever.ticks
+    stopped_at = forever.sketch.ticks
     await asyncio.sleep(10 * MS)
-    assert stopped_at >= 5 and forever.ticks == stopped_at
+    assert stopped_at >= 5 and forever.sketch.ticks == stopped_at
 
-    counted = Ticker("t", build_grid({"t": {"sketch": "ticker", "params": {"times": 3}}}))
+    counted = Node(Ticker, "t", build_grid({"t": {"sketch": "ticker", "params": {"times": 3}}}))
     await asyncio.wait_for(counted.run(), DEADLINE)  # no port: done when its 3 ticks are done
-    assert counted.ticks == 3
+    assert counted.sketch.ticks == 3
 
 
 def test_bad_periods_are_refused():
     """A period that is not a positive number is one clear error."""
-    node = Ticker("t", build_grid({"t": {"sketch": "ticker", "params": {"period": 0}}}))
-    node.setup(period=0)
+    node = Node(Ticker, "t", build_grid({"t": {"sketch": "ticker", "params": {"period": 0}}}))
+    node.sketch.setup(period=0)
     from nodes.periodic import periodic_methods
 
     with pytest.raises(ValueError, match=r"@every on tick\(\): the period must be a number of seconds above 0, not 0"):
-        periodic_methods(node)
+        periodic_methods(node.sketch)

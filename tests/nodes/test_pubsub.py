@@ -10,7 +10,7 @@ import pytest
 
 from mesh.grid import Grid, build_grid
 from mesh.topics import TopicError
-from nodes import FactoryLoop, open_together, reactive
+from nodes import FactoryLoop, Node, open_together, reactive
 from tests.helpers import fast_backoff, until
 
 
@@ -28,7 +28,7 @@ class Quiet(FactoryLoop):
 async def start(grid: Grid, *names: str) -> dict[str, Quiet]:
     """Start the named nodes (all by default): ports bound first and filled into the grid."""
     names = names or tuple(grid.nodes)
-    nodes = {name: Quiet(name, grid, reconnect_delays=fast_backoff) for name in names}
+    nodes = {name: Node(Quiet, name, grid, reconnect_delays=fast_backoff) for name in names}
     await open_together(nodes)
     for node in nodes.values():
         node.begin()
@@ -93,8 +93,8 @@ async def test_grid_subscriptions_arrive_at_loop_with_the_key_as_channel():
         assert await buzzer.publish("sound", "beep") == 1
         assert await buzzer.publish("pin", 0) == 1
         assert await buzzer.publish("other", 0) == 0
-        await until(lambda: len(meter.heard) == 3, "three messages")
-        assert sorted(meter.heard) == [("buzzer/pin", "0"), ("buzzer/sound", "beep"), ("iopin/pin", "1")]
+        await until(lambda: len(meter.sketch.heard) == 3, "three messages")
+        assert sorted(meter.sketch.heard) == [("buzzer/pin", "0"), ("buzzer/sound", "beep"), ("iopin/pin", "1")]
     finally:
         await stop(nodes)
 
@@ -231,7 +231,7 @@ async def test_subscribers_resume_when_the_publisher_restarts():
     await sub.subscribe("pub/+", on_message)
     assert await pub.publish("n", 1) == 1
     await pub.stop()
-    again = Quiet("pub", sub.grid, reconnect_delays=fast_backoff)
+    again = Node(Quiet, "pub", sub.grid, reconnect_delays=fast_backoff)
     await again.open()
     again.begin()
     try:

@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosedError
 
 from mesh.errors import UnknownNodeError
 from mesh.grid import build_grid
-from nodes import FactoryLoop, reactive
+from nodes import FactoryLoop, Node, reactive
 from tests.helpers import DEADLINE, fast_backoff, until
 
 MESH = ["arduino-mesh.1"]
@@ -32,7 +32,7 @@ class Echo(FactoryLoop):
 
 @pytest.fixture
 async def node():
-    echo = Echo("echo", build_grid({"echo": {"sketch": "echo", "port": 0}}))
+    echo = Node(Echo, "echo", build_grid({"echo": {"sketch": "echo", "port": 0}}))
     await echo.open()
     try:
         yield echo
@@ -125,7 +125,7 @@ async def test_a_bad_mesh_frame_gets_an_error_frame_and_the_connection_goes_on(n
         assert await recv_json(ws) == {"type": "error", "id": frame_id, "error": error}
         await ws.send('{"type":"msg","id":1,"channel":"c","data":"x"}')
         assert await recv_json(ws) == {"type": "ack", "id": 1, "data": "c|x"}
-    assert node.stats.messages_in == 1  # the bad frame never reached loop()
+    assert node.reactor.messages_in == 1  # the bad frame never reached loop()
     await assert_still_serving(node)
 
 
@@ -136,7 +136,7 @@ async def test_a_binary_frame_from_a_plain_client_gets_an_error_text(node):
         assert await asyncio.wait_for(ws.recv(), DEADLINE) == "error: binary frames are not supported; send text"
         await ws.send("x")
         assert await asyncio.wait_for(ws.recv(), DEADLINE) == "|x"
-    assert node.stats.messages_in == 1
+    assert node.reactor.messages_in == 1
     await assert_still_serving(node)
 
 
@@ -163,8 +163,8 @@ async def test_invalid_utf8_in_a_text_frame_closes_with_1007(node):
         assert (code, reason) == (1007, "invalid start byte at position 0")
     finally:
         await close_raw(writer)
-    assert node.stats.messages_in == 0
-    await until(lambda: not node.handlers, "the closed connection's handler to end")
+    assert node.reactor.messages_in == 0
+    await until(lambda: not node.server.handlers, "the closed connection's handler to end")
     await assert_still_serving(node)
 
 
@@ -181,7 +181,7 @@ async def test_a_frame_over_the_size_limit_closes_with_1009(node):
         "frame with 1048577 bytes exceeds limit of 1048576 bytes",
     )
     assert ws.close_code == 1009
-    assert node.stats.messages_in == 0
+    assert node.reactor.messages_in == 0
     await assert_still_serving(node)
 
 
@@ -224,14 +224,14 @@ async def test_a_failing_loop_answers_errors_and_other_connections_go_on(node, c
 async def test_stream_to_an_unknown_node_lists_the_known_ones(node):
     """stream() from another node to a name the grid lacks raises UnknownNodeError naming the known nodes."""
     grid = build_grid({"echo": {"sketch": "echo", "port": node.port}, "caller": {"sketch": "echo"}}, ["caller -> echo"])
-    caller = Echo("caller", grid, reconnect_delays=fast_backoff)
+    caller = Node(Echo, "caller", grid, reconnect_delays=fast_backoff)
     await caller.open()
     try:
         with pytest.raises(UnknownNodeError, match=r"^unknown node 'buzer'; known nodes: caller, echo$") as raised:
-            await caller.stream("buzer", "1")
+            await caller.sketch.stream("buzer", "1")
         assert (raised.value.name, raised.value.known) == ("buzer", ("caller", "echo"))
         assert "buzer" not in caller.links
-        assert await asyncio.wait_for(caller.stream("echo", "1"), DEADLINE) == ["|1"]
+        assert await asyncio.wait_for(caller.sketch.stream("echo", "1"), DEADLINE) == ["|1"]
     finally:
         await caller.stop()
     await assert_still_serving(node)
@@ -249,12 +249,12 @@ async def test_stream_to_an_unknown_node_lists_the_known_ones(node):
 async def test_a_client_vanishing_mid_frame_is_forgotten(node, sent):
     """A client that sends part of a frame and drops the TCP connection: its handler ends, loop() never runs."""
     _, writer = await raw_handshake(node)
-    await until(lambda: len(node.handlers) == 1, "the raw connection's handler")
+    await until(lambda: len(node.server.handlers) == 1, "the raw connection's handler")
     writer.write(sent)
     await writer.drain()
     writer.transport.abort()
-    await until(lambda: not node.handlers, "the vanished connection's handler to end")
-    assert node.stats.messages_in == 0
+    await until(lambda: not node.server.handlers, "the vanished connection's handler to end")
+    assert node.reactor.messages_in == 0
     await assert_still_serving(node)
 
 
@@ -291,7 +291,7 @@ async def test_plain_http_gets_426_upgrade_required(node):
         assert await asyncio.wait_for(reader.read(), DEADLINE) == b""  # Connection: close
     finally:
         await close_raw(writer)
-    assert node.stats.connections_in == 0  # never reached a handler
+    assert node.server.connections == 0  # never reached a handler
     await assert_still_serving(node)
 
 
@@ -305,8 +305,8 @@ async def test_200_concurrent_plain_clients_are_all_answered(node):
 
     answers = await asyncio.wait_for(asyncio.gather(*(client(i) for i in range(200))), DEADLINE)
     assert answers == [f"c{i}|m{i}" for i in range(200)]
-    assert node.stats.connections_in == 200
-    assert node.stats.messages_in == 200
+    assert node.server.connections == 200
+    assert node.reactor.messages_in == 200
     await assert_still_serving(node)
 
 
@@ -317,14 +317,14 @@ async def test_a_message_over_the_peers_limit_is_refused_before_it_is_sent(node)
     caller_grid = build_grid(
         {"echo": {"sketch": "echo", "port": node.port}, "caller": {"sketch": "echo"}}, ["caller -> echo"]
     )
-    caller = Echo("caller", caller_grid)
+    caller = Node(Echo, "caller", caller_grid)
     await caller.open()
     try:
         with pytest.raises(
             ProtocolError, match=r"^a message of 1048\d\d\d bytes is over echo's limit of 1048576 bytes \(max_size\)$"
         ):
-            await caller.stream("echo", "x" * 2**20)
-        assert await caller.stream("echo", "small") == ["|small"]
+            await caller.sketch.stream("echo", "x" * 2**20)
+        assert await caller.sketch.stream("echo", "small") == ["|small"]
         assert caller.links["echo"].connections == 1
     finally:
         await caller.stop()

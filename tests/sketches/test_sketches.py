@@ -9,6 +9,7 @@ import pytest
 import sketches
 from mesh.errors import GridError
 from mesh.grid import build_grid
+from nodes import Node
 from sketches.buzzer import Buzzer
 from sketches.iopin import IOPin
 from tests.helpers import start_circuit, stop_circuit, until
@@ -16,9 +17,9 @@ from tests.helpers import start_circuit, stop_circuit, until
 
 def node(cls, **params):
     grid = build_grid({"n": {"sketch": cls.__module__.rsplit(".", 1)[1], "port": 0, "params": params}})
-    instance = cls("n", grid)
-    instance.setup(**params)
-    return instance
+    sketch = Node(cls, "n", grid).sketch
+    sketch.setup(**params)
+    return sketch
 
 
 def test_the_shipped_sketches_are_found_by_module_name():
@@ -68,11 +69,11 @@ async def test_a_buzzer_with_subscribe_sounds_what_it_hears(caplog):
     )
     nodes = await start_circuit(grid)
     try:
-        iopin, buzzer = nodes["iopin"], nodes["buzzer"]
+        iopin, buzzer = nodes["iopin"], nodes["buzzer"].sketch
         assert isinstance(buzzer, Buzzer)
         await until(lambda: iopin.hub.count == 1, "the buzzer's subscription at the iopin")
-        assert await iopin.publish("pin", 1) == 1
-        assert await iopin.publish("pin", 0) == 1
+        assert await iopin.sketch.publish("pin", 1) == 1
+        assert await iopin.sketch.publish("pin", 0) == 1
         await until(lambda: len(buzzer.sounds) == 2, "two sounds")
         assert list(buzzer.sounds) == ["beep", "..."]
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
@@ -97,7 +98,7 @@ async def test_bad_parameters_name_the_node(params, message):
     """Parameters that setup() cannot take are one GridError naming the node."""
     grid = build_grid({"n": {"sketch": "iopin", "port": 0, "params": params}})
     with pytest.raises(GridError) as caught:
-        await IOPin("n", grid).open()
+        await Node(IOPin, "n", grid).open()
     assert str(caught.value) == message
 
 

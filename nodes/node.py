@@ -1,0 +1,368 @@
+"""``Node``: the runtime that runs one sketch — server, links, hub, sessions, counters, life cycle.
+
+A sketch (a :class:`~nodes.factory.FactoryLoop` subclass) holds its node but does not
+inherit from it: whatever a sketch names its own attributes, the node's machinery stays
+out of reach. The node calls the sketch only through the sketch's class — ``setup``, the
+``@reactive`` loop, the ``@hears`` method, the ``@every`` methods, and the hooks
+``http``, ``serve_plain`` and ``public_paths`` — never through an instance attribute.
+
+Life of a node: :meth:`open` (``setup(**params)``, bind, log ``serving on``),
+:meth:`begin` (subscribe to the grid's patterns, start the ``@every`` methods),
+:meth:`wait` (until stopped, or until a node with no port has nothing left to do),
+:meth:`stop`. :meth:`run` does all four.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.server import ServerConnection
+
+from mesh.errors import GridError, MeshError, UnknownNodeError
+from mesh.grid import Grid, NodeSpec
+from mesh.links import DEFAULT_WAIT, Link, auth_headers, backoff
+from mesh.outbox import DurableOutbox, MemoryOutbox
+from mesh.protocol import to_text
+from mesh.topics import check_pattern, check_topic, publishers
+
+from .delivery import Sessions
+from .params import check_params
+from .periodic import periodic_methods, run_every
+from .pubsub import Handler, Hub, Inbox
+from .reactive import Reactor, heard_by
+from .server import NodeServer
+
+if TYPE_CHECKING:
+    from .factory import FactoryLoop
+
+__all__ = ["DEFAULT_STATE_DIR", "GRACE", "Node"]
+
+#: Seconds that in-flight ``loop()`` calls get to finish when a node stops.
+GRACE = 0.5
+#: Where durable outboxes live, relative to the working directory.
+DEFAULT_STATE_DIR = ".state"
+#: Topics a node remembers as already checked.
+KNOWN_TOPICS = 4096
+
+
+class Node:
+    """One node of a grid running one sketch."""
+
+    def __init__(
+        self,
+        sketch: type[FactoryLoop],
+        name: str,
+        grid: Grid,
+        *,
+        wait: float = DEFAULT_WAIT,
+        grace: float = GRACE,
+        reconnect_delays: Any = backoff,
+        state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR,
+        token: str | None = None,
+    ) -> None:
+        self.name = name
+        self.grid = grid
+        self.spec: NodeSpec = grid.node(name)
+        self.log = logging.getLogger(f"mesh.{name}")
+        self.wait_limit = wait
+        self.grace = grace
+        self.reconnect_delays = reconnect_delays
+        self.state_dir = Path(state_dir)
+        self.token = token
+        self.links: dict[str, Link] = {}
+        self.hub = Hub(name, self.log, announce=self._publish_now)
+        self.sessions = Sessions(self.log)
+        self.inbox = Inbox(self.log)
+        self.store: MemoryOutbox = MemoryOutbox()
+        self.server: NodeServer | None = None
+        self.started: float | None = None
+        self.messages_out = 0
+        self.published = 0
+        self._topics: set[str] = set()
+        self._tasks: list[asyncio.Task[int]] = []  # the @every methods
+        self._background: list[asyncio.Task[Any]] = []
+        self._stopping = asyncio.Event()
+        self.sketch = sketch(self)
+        self.reactor = Reactor(self.sketch, self.log)
+
+    # -- what the sketch's surface calls --------------------------------------
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The nodes this node is wired to, in the grid's order."""
+        return self.grid.targets(self.name)
+
+    async def post(self, target: str, data: object, channel: str = "") -> list[asyncio.Future[str]]:
+        """Hand ``data`` (one message, or one per item) to the link to ``target``; one future per message."""
+        items = [data] if isinstance(data, (str, bytes, int, float, dict)) or data is None else list(data)  # type: ignore[call-overload]
+        futures = await self.link(target).post_many(channel, [to_text(item) for item in items])
+        self.messages_out += len(futures)
+        return futures
+
+    async def publish(self, topic: str, data: object) -> int:
+        """Publish ``data`` on ``<node>/<topic>``; how many subscribers it was handed to."""
+        if topic not in self._topics:  # checked once per topic
+            check_topic(topic)
+            if len(self._topics) < KNOWN_TOPICS:
+                self._topics.add(topic)
+        if not self.hub.subscribers and not self.inbox.handlers:  # nobody can hear it: nothing to build
+            self.published += 1
+            return 0
+        return self._publish_now(topic, to_text(data))
+
+    def _publish_now(self, topic: str, text: str) -> int:
+        key = f"{self.name}/{topic}"
+        handed = self.hub.publish(key, text)
+        if self.inbox.wants(key) and self.inbox.deliver_nowait(key, text):
+            handed += 1
+        self.published += 1
+        return handed
+
+    async def subscribe(self, pattern: str, handler: Handler) -> int:
+        """Call ``handler(key, data)`` for every publication ``pattern`` matches; how many publishers confirmed."""
+        check_pattern(pattern)
+        self.inbox.handlers[pattern] = handler
+        reachable = [name for name, spec in self.grid.nodes.items() if spec.port is not None and name != self.name]
+        confirmed = await asyncio.gather(
+            *(self.link(name).subscribe(pattern) for name in publishers(pattern, reachable))
+        )
+        return sum(confirmed)
+
+    async def unsubscribe(self, pattern: str) -> None:
+        """Stop the subscription to ``pattern`` here and at every publisher."""
+        self.inbox.handlers.pop(pattern, None)
+        await asyncio.gather(*(link.unsubscribe(pattern) for link in self.links.values() if pattern in link.patterns))
+
+    def link(self, target: str) -> Link:
+        """The persistent link to ``target``, made on first use."""
+        link = self.links.get(target)
+        if link is None:
+            spec = self.grid.nodes.get(target)
+            if spec is None:
+                raise UnknownNodeError(target, self.grid.nodes)
+            if spec.uri is None:
+                raise MeshError(f"node {target!r} has no port: nothing can stream to it")
+            link = Link(
+                node=self.name,
+                peer=target,
+                uri=spec.uri,
+                logger=self.log,
+                # A durable outbox is store-and-forward: it keeps trying until the peer takes it all.
+                wait=0 if self.spec.durable else self.wait_limit,
+                reconnect_delays=self.reconnect_delays,
+                on_publish=self.inbox.deliver,
+                outbox=self.spec.outbox,
+                store=self.store,
+                headers=auth_headers(self.token),
+                max_size=spec.max_size,
+            )
+            self.links[target] = link
+        return link
+
+    def peers(self) -> dict[str, str]:
+        """Every other node of the grid: ``no port``, or the state of this node's link to it (``idle``: none yet)."""
+        states = {}
+        for name, spec in self.grid.nodes.items():
+            if name == self.name:
+                continue
+            link = self.links.get(name)
+            states[name] = "no port" if spec.port is None else link.state if link is not None else "idle"
+        return states
+
+    # -- what the server calls (nodes.server.Served) ----------------------------
+
+    @property
+    def address(self) -> str | None:
+        """``host:port`` the node actually listens on (the real port when 0 was asked)."""
+        return None if self.server is None else self.server.address
+
+    @property
+    def port(self) -> int | None:
+        """The port the node actually listens on."""
+        return None if self.server is None else self.server.port
+
+    def describe(self) -> str:
+        return f"{self.name} is a node of arduino-mesh (sketch {self.spec.sketch})"
+
+    async def handle(self, channel: str, message: str) -> tuple[bool, str]:
+        return await self.reactor.handle(channel, message)
+
+    async def serve_plain(self, websocket: ServerConnection) -> None:
+        await self._hook("serve_plain")(websocket)
+
+    def http(self, path: str) -> tuple[int, str, bytes] | None:
+        page: tuple[int, str, bytes] | None = self._hook("http")(path)
+        return page
+
+    def is_public(self, path: str) -> bool:
+        return path in type(self.sketch).public_paths
+
+    def _hook(self, name: str) -> Callable[..., Any]:
+        """The sketch's method ``name``, from its class: an instance attribute of that name changes nothing."""
+        bound: Callable[..., Any] = getattr(type(self.sketch), name).__get__(self.sketch)
+        return bound
+
+    def status(self) -> dict[str, Any]:
+        """What ``./arduino.py status`` shows: counters, links, subscribers (see docs/protocol.md)."""
+        loop = asyncio.get_running_loop()
+        return {
+            "node": self.name,
+            "sketch": self.spec.sketch,
+            "address": self.address,
+            "pid": os.getpid(),
+            "uptime": round(loop.time() - self.started, 3) if self.started is not None else 0.0,
+            "messages_in": self.reactor.messages_in,
+            "messages_out": self.messages_out,
+            "published": self.published,
+            "connections_in": 0 if self.server is None else self.server.connections,
+            "pending": sum(link.pending for link in self.links.values()),
+            "duplicates": self.sessions.duplicates,
+            "durable": self.spec.durable,
+            "links": {
+                peer: {
+                    "state": link.state,
+                    "pending": link.pending,
+                    "acked": link.acked,
+                    "connections": link.connections,
+                    "lost": link.lost,
+                }
+                for peer, link in self.links.items()
+            },
+            "subscribers": [
+                {
+                    "name": sub.name,
+                    "patterns": list(sub.patterns),
+                    "queued": len(sub.queue),
+                    "sent": sub.sent,
+                    "lost": sub.lost,
+                }
+                for sub in self.hub.subscribers.values()
+            ],
+            "subscriptions": list(self.inbox.handlers),
+            "received": self.inbox.received,
+            "lost": self.inbox.lost,
+        }
+
+    # -- life ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """``setup(**params)``, then bind the port if the node has one and log ``serving on``."""
+        check_params(type(self.sketch), self.spec, self.grid.path)
+        self.started = asyncio.get_running_loop().time()
+        try:
+            result = self._hook("setup")(**self.spec.params)
+            if inspect.isawaitable(result):
+                await result
+        except (TypeError, ValueError) as exc:
+            raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {exc}") from exc
+        self.token = self._find_token()
+        if self.spec.port is not None:
+            self.server = NodeServer(self, self.spec.max_size)
+            await self.server.listen(self.spec.host, self.spec.port)
+            self.log.info("serving on %s", self.address)
+        if self.spec.durable:
+            self.store = DurableOutbox(self.state_dir, self.name)
+            for peer in self.store.peers():
+                if peer not in self.grid.nodes:
+                    self.log.warning("%s keeps messages for %r, which the grid no longer has", self.store.path, peer)
+                    continue
+                link = self.link(peer)
+                self.log.info("resuming %d unacked message(s) to %s from %s", link.resumed, peer, self.store.path)
+                link.resume()
+
+    def _find_token(self) -> str | None:
+        """The mesh's shared token, when the grid asks for one: given, or from its environment variable."""
+        variable = self.grid.auth_token_env
+        if variable is None:
+            return None
+        token = self.token if self.token is not None else os.environ.get(variable)
+        if not token:
+            raise GridError(
+                self.grid.path, None, f"the grid requires a token, but the environment variable {variable} is not set"
+            )
+        return token
+
+    def begin(self) -> None:
+        """Subscribe to the grid's patterns (in the background) and start the ``@every`` methods."""
+        heard = heard_by(type(self.sketch))
+        hear = self._hook(heard) if heard is not None else self.reactor.handle
+        for pattern in self.spec.subscribe:
+            self._background.append(
+                asyncio.create_task(self.subscribe(pattern, hear), name=f"{self.name} subscribes {pattern}")
+            )
+        try:
+            methods = periodic_methods(self.sketch)
+        except ValueError as exc:
+            raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {exc}") from None
+        for name, seconds, times in methods:
+
+            def on_error(exc: BaseException, name: str = name) -> None:
+                if isinstance(exc, MeshError):
+                    self.log.error("%s: %s", name, exc)
+                else:
+                    self.log.error("%s() failed", name, exc_info=exc)
+
+            task = asyncio.create_task(
+                run_every(self._hook(name), seconds, times, on_error=on_error), name=f"{self.name}.{name}"
+            )
+            self._tasks.append(task)
+
+    async def start(self) -> None:
+        """:meth:`open` then :meth:`begin`."""
+        await self.open()
+        self.begin()
+
+    def request_stop(self) -> None:
+        """Ask :meth:`wait` to return (safe from a signal handler)."""
+        self._stopping.set()
+        for link in self.links.values():
+            link.drain()
+
+    async def wait(self) -> None:
+        """Until :meth:`request_stop`, or, for a node with no port that subscribes to nothing, until its periodic work is done."""
+        waits: set[asyncio.Future[Any]] = {asyncio.create_task(self._stopping.wait())}
+        listening = self.server is not None or self.spec.subscribe or self.inbox.handlers
+        if not listening:
+            waits.add(asyncio.create_task(self._periodic_done()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
+        if not listening and not self._stopping.is_set():
+            self.log.info("done")
+
+    async def _periodic_done(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+
+    async def stop(self) -> None:
+        """Stop periodic tasks, let in-flight ``loop()`` calls finish (bounded), close everything with 1001."""
+        self.request_stop()
+        for task in self._tasks + self._background:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
+        if self.server is not None:
+            self.server.stop_accepting()
+            try:
+                await asyncio.wait_for(self.reactor.idle.wait(), self.grace)
+            except TimeoutError:
+                self.log.warning("stopping with %d message(s) still in loop()", self.reactor.inflight)
+                for task in list(self.server.handlers):
+                    task.cancel()
+            await self.server.close()  # 1001 going away
+        await asyncio.gather(*(link.close() for link in self.links.values()))
+        await self.inbox.close()
+        self.store.close()  # a durable outbox keeps what is still unacked, for the next run
+
+    async def run(self) -> None:
+        """The whole life: start, wait, stop."""
+        await self.start()
+        try:
+            await self.wait()
+        finally:
+            await self.stop()
