@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -31,19 +32,12 @@ from mesh.links import DEFAULT_WAIT, Link, auth_headers, query_status, send_once
 from mesh.topics import TopicError, check_pattern, publishers
 from nodes import check_params
 from nodes.node import DEFAULT_STATE_DIR, GRACE, Node
+from nodes.params import sketch_parameters
 from nodes.pubsub import Inbox
 from nodes.runner import run_until_signalled
 
 GRID_ENV = "ARDUINO_GRID"
 LEVELS = ["debug", "info", "warning", "error"]
-BUILTIN_PARAMS: list[tuple[str, Any, str]] = [
-    ("tacks", int, "clock: how many ticks (0: forever)"),
-    ("delay", float, "clock: seconds between ticks"),
-    ("chance", float, "iopin: probability of a 1"),
-    ("sequence", int, "iopin: bits drawn per tick"),
-    ("seed", int, "iopin: seed for a reproducible bit stream"),
-    ("sound", str, "buzzer: what a 1 sounds like"),
-]
 
 
 class Failure(click.ClickException):
@@ -133,7 +127,7 @@ class Cli(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        return command if command is not None else node_command(cmd_name)
+        return command if command is not None else node_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         super().format_commands(ctx, formatter)
@@ -202,9 +196,7 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 
 def node_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every node command takes."""
-    for name, kind, text in reversed(BUILTIN_PARAMS):
-        function = click.option(f"--{name}", type=kind, default=None, help=f"{text.capitalize()}.")(function)
+    """The options every node command takes, whatever its sketch."""
     for decorator in reversed(
         [
             click.option("-s", "--socket", "host", metavar="HOST", help="Listen on HOST instead of the grid's."),
@@ -237,8 +229,28 @@ def node_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def node_command(name: str) -> click.Command:
-    """``./arduino.py NAME [options]``: run the node NAME of the grid."""
+def sketch_options(spec: NodeSpec) -> list[click.Option]:
+    """One option per parameter of the node's sketch's ``setup()``: its type, and the default the grid gives it."""
+    options = []
+    for parameter in sketch_parameters(sketches.load(spec.sketch)):
+        default = spec.params.get(parameter.name, parameter.default)
+        shown = "required" if default is inspect.Parameter.empty else f"{default!r}"
+        source = "grid" if parameter.name in spec.params else "sketch"
+        words = f"{parameter.help[:1].upper()}{parameter.help[1:]}" if parameter.help else parameter.name
+        flag = f"--{parameter.name.replace('_', '-')}"
+        options.append(
+            click.Option(
+                [f"{flag}/--no-{flag[2:]}" if parameter.kind is bool else flag, parameter.name],
+                type=parameter.kind,
+                default=None,
+                help=f"{words} [{source}: {shown}]",
+            )
+        )
+    return options
+
+
+def node_command(ctx: click.Context, name: str) -> click.Command:
+    """``./arduino.py NAME [options]``: run the node NAME of the grid, with its sketch's parameters as options."""
 
     @click.command(name=name, help=f"Run the node {name!r} of the grid.")
     @node_options
@@ -246,16 +258,28 @@ def node_command(name: str) -> click.Command:
     def command(ctx: click.Context, **options: Any) -> None:
         run_node(ctx, name, **options)
 
+    try:  # without a grid that names the node, the command still runs, to say what is wrong
+        spec = read_grid(ctx.params.get("grid") or "grid.yaml").node(name)
+        command.params[0:0] = sketch_options(spec)  # the sketch's own first
+        command.help = f"Run the node {name!r} of the grid (sketch {spec.sketch}, {spec.address or 'no port'})."
+    except MeshError:
+        pass
     return command
 
 
-@cli.command("run")
+@cli.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
 @click.argument("node")
-@node_options
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def run_command(ctx: click.Context, node: str, **options: Any) -> None:
-    """Run the node NODE of the grid (same as `./arduino.py NODE`)."""
-    run_node(ctx, node, **options)
+def run_command(ctx: click.Context, node: str, args: tuple[str, ...]) -> None:
+    """Run the node NODE of the grid (same as `./arduino.py NODE [OPTIONS]`; `run NODE --help` lists them)."""
+    assert ctx.parent is not None
+    if node in ("-h", "--help"):
+        click.echo(ctx.get_help())
+        ctx.exit(0)
+    command = node_command(ctx.parent, node)
+    with command.make_context(node, list(args), parent=ctx.parent) as node_ctx:
+        command.invoke(node_ctx)
 
 
 def run_node(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import inspect
+import re
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any
 
 from mesh.errors import GridError
 from mesh.grid import NodeSpec
 
-__all__ = ["check_params"]
+__all__ = ["SketchParameter", "check_params", "sketch_parameters"]
 
 
 def check_params(cls: type[Any], spec: NodeSpec, path: str) -> None:
@@ -55,3 +57,43 @@ def _fits(value: object, expected: type) -> bool:
 
 def _describe(expected: type) -> str:
     return {int: "a whole number", float: "a number", str: "text", bool: "true or false"}[expected]
+
+
+@dataclass(frozen=True)
+class SketchParameter:
+    """One parameter of a sketch's ``setup()``: what a command line can offer as an option."""
+
+    name: str
+    kind: type | None  # int, float, str or bool; None: anything (given as YAML)
+    default: Any  # inspect.Parameter.empty: required
+    help: str
+
+
+def sketch_parameters(cls: type[Any]) -> list[SketchParameter]:
+    """The named parameters of ``cls.setup``, with their types, defaults and the docstring's words for them.
+
+    A docstring describes a parameter as ````name``: what it is`` (up to ``;`` or the line's end).
+    """
+    signature = inspect.signature(cls.setup)
+    try:
+        hints = typing.get_type_hints(cls.setup)
+    except Exception:
+        hints = {}
+    described = dict(re.findall(r"``(\w+)``: ([^;\n]+)", inspect.getdoc(cls.setup) or ""))
+    found = []
+    for parameter in signature.parameters.values():
+        if parameter.name == "self" or parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+            continue
+        kind = hints.get(parameter.name)
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):
+            rest = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+            kind = rest[0] if len(rest) == 1 else None
+        found.append(
+            SketchParameter(
+                name=parameter.name,
+                kind=kind if kind in (int, float, str, bool) else None,
+                default=parameter.default,
+                help=described.get(parameter.name, "").strip().rstrip("."),
+            )
+        )
+    return found

@@ -175,7 +175,9 @@ def test_command_line_overrides_the_grid(grid: Path):
     with connect(f"ws://127.0.0.1:{port}/") as ws:
         ws.send("1")
         assert ws.recv(timeout=DEADLINE) == "beep"
-    done = run_arduino("--grid", grid, "buzzer", "--tacks", "3")
+    done = run_arduino("--grid", grid, "buzzer", "--tacks", "3")  # a clock's option: not the buzzer's
+    assert done.returncode == 2 and done.stderr.endswith("Error: No such option '--tacks'.\n"), done.stderr
+    done = run_arduino("--grid", grid, "buzzer", "--param", "tacks=3")
     assert (done.returncode, done.stderr) == (
         1,
         "Error: command line: node 'buzzer' (sketch buzzer) takes no parameter 'tacks'; its parameters: sound\n",
@@ -192,7 +194,14 @@ def test_help_on_every_command(grid: Path):
         done = run_arduino("--grid", grid, *args)
         assert done.returncode == 0, done.stderr
         assert "Usage:" in done.stdout
-    assert "--sound" in run_arduino("--grid", grid, "buzzer", "--help").stdout
+    buzzer = run_arduino("--grid", grid, "buzzer", "--help").stdout
+    assert re.search(r"--sound TEXT\s+What a 1 sounds like \[grid: 'buzz buzz buzz'\]", buzzer), buzzer
+    assert "--tacks" not in buzzer
+    clock = run_arduino("--grid", grid, "run", "clock", "--help").stdout  # options from the clock's setup()
+    assert re.search(r"--tacks INTEGER\s+How many ticks \(0: forever\) \[grid: 5\]", clock), clock
+    assert re.search(r"--delay FLOAT\s+Seconds between ticks \[grid: 0.05\]", clock), clock
+    iopin = run_arduino("--grid", grid, "iopin", "--help").stdout
+    assert re.search(r"--seed INTEGER\s+For a reproducible stream \[grid: 7\]", iopin), iopin
 
 
 def test_honcho_runs_the_shipped_procfile(tmp_path: Path):
