@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -23,10 +24,17 @@ from tests.helpers import MS, Process, descendants, kill_tree
 PR_SET_CHILD_SUBREAPER = 36
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    # SIGTERM (a CI time-out, tests/stress.sh stopped) ends the run as Ctrl-C does: the
+    # running test's teardown still kills what it started.
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

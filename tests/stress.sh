@@ -44,6 +44,9 @@ one_run() {  # one_run RUN SLOT: a whole suite in its own temporary folder and c
     return $rc
 }
 
+# Stopped (Ctrl-C, SIGTERM): stop the suites too; each one's teardown kills what its test started.
+trap 'trap - INT TERM; echo "stress: stopped"; kill -TERM 0 2>/dev/null; wait; exit 130' INT TERM
+
 echo "stress: $runs run(s), $at_once at once, pytest $*; logs in $logs"
 failed=0
 run=0
