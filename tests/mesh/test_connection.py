@@ -141,7 +141,7 @@ async def test_a_refused_handshake_is_fatal_at_once():
 
     async with serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, process_request=refuse) as server:
         conn = Connection(peer="echo", uri=uri_of(server), logger=LOG, wait=0, reconnect_delays=quick)
-        with pytest.raises(PeerUnavailable, match="refused the handshake with HTTP 403$"):
+        with pytest.raises(PeerUnavailable, match=r"refused the handshake with HTTP 403$"):
             await conn.run(lambda ws: asyncio.sleep(0))
     assert conn.connections == 0
 
@@ -152,7 +152,7 @@ async def test_stopping_ends_the_retries(caplog):
     running = asyncio.create_task(conn.run(lambda ws: asyncio.sleep(0)))
     await until(lambda: conn.state == "retrying", "a retry")
     conn.stop_reconnecting()
-    with pytest.raises(PeerUnavailable, match="connection refused$"):
+    with pytest.raises(PeerUnavailable, match=r"connection refused$"):
         await asyncio.wait_for(running, 1000 * MS)
 
 
