@@ -1,11 +1,16 @@
 """Outboxes: where a link keeps the messages its peer has not acknowledged yet.
 
-:class:`MemoryOutbox` keeps them in memory: the delivery guarantee then holds
-while the sending node lives. :class:`DurableOutbox` also writes them to a
-SQLite file (stdlib ``sqlite3``, WAL mode), one per node, so that a node killed
-with SIGKILL and started again re-sends what was not acknowledged, under the
-same session and with the same ids, and the receiver drops what it had
-already handled.
+:class:`Outbox` is one link's outbox, the one object that owns its message ids,
+its room (``take()`` waits while it is full) and its storage together: taking a
+message in, acking it, listing what is unacked in order for a reconnect, failing
+what is pending, and resuming what an earlier run left.
+
+Its storage is the node's: :class:`MemoryOutbox` keeps nothing beyond the
+process (the delivery guarantee then holds while the sending node lives);
+:class:`DurableOutbox` also writes every message to a SQLite file (stdlib
+``sqlite3``, WAL mode), one per node, so that a node killed with SIGKILL and
+started again re-sends what was not acknowledged, under the same session and
+with the same ids, and the receiver drops what it had already handled.
 
 A durable write is one small SQLite transaction in WAL mode with
 ``synchronous=NORMAL``: it survives the process being killed, not the machine
@@ -14,13 +19,164 @@ losing power.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
-__all__ = ["DurableOutbox", "MemoryOutbox", "Stored"]
+from . import protocol
+from .errors import ProtocolError
+from .grid import DEFAULT_OUTBOX
+
+__all__ = ["DEFAULT_OUTBOX", "DurableOutbox", "MemoryOutbox", "Outbox", "Stored"]
 
 Stored = tuple[int, str, str]  # (id, channel, data)
+
+
+class Outbox:
+    """The messages of one link to ``peer`` that the peer has not acked yet, in id order.
+
+    ``room`` bounds how many it holds: :meth:`take` waits while it is full, and
+    messages resumed from ``store`` take room too. ``max_size`` is the largest
+    frame the peer accepts: a larger message is refused here rather than sent
+    (the peer would close the connection with 1009 and it would be re-sent forever).
+    Every message leaves by :meth:`ack`, :meth:`refuse` or :meth:`fail_all`,
+    which give its room back; its stored copy goes with an ack or a refusal.
+    Needs a running event loop.
+    """
+
+    def __init__(
+        self,
+        peer: str,
+        *,
+        room: int = DEFAULT_OUTBOX,
+        store: MemoryOutbox | None = None,
+        max_size: int | None = None,
+    ) -> None:
+        self.peer = peer
+        self.store = store or MemoryOutbox()
+        self.max_size = max_size
+        self._durable = self.store.path is not None
+        #: Acks received for messages nobody had given up on.
+        self.acked = 0
+        kept = self.store.session(peer)
+        #: Names the link to the receiver, which drops messages of a session it has handled.
+        self.session, first_id = kept if kept is not None else (uuid.uuid4().hex[:12], 1)
+        self.store.begin(peer, self.session)
+        self._ids = itertools.count(first_id)
+        stored = self.store.pending(peer)  # kept from a run that was killed
+        self._room = asyncio.Semaphore(max(0, room - len(stored)))
+        #: Messages resumed from an earlier run.
+        self.resumed = len(stored)
+        loop = asyncio.get_running_loop()
+        # id -> (frame text, future of the ack); insertion order is id order.
+        self._entries: dict[int, tuple[str, asyncio.Future[str]]] = {
+            msg_id: (_frame(msg_id, channel, data), loop.create_future()) for msg_id, channel, data in stored
+        }
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, msg_id: int) -> bool:
+        return msg_id in self._entries
+
+    def next_id(self) -> int:
+        """An id for a frame that is not a message (a subscription): ids are unique on the link."""
+        return next(self._ids)
+
+    async def take(
+        self, channel: str, texts: Iterable[str], flush: Callable[[list[int]], Awaitable[None]]
+    ) -> list[asyncio.Future[str]]:
+        """Take messages in, in order, waiting while the outbox is full; one future of its ack per message.
+
+        ``flush(ids)`` is handed what was taken: before waiting for room (so
+        that what is taken can go out and be acked), and at the end.
+        """
+        loop = asyncio.get_running_loop()
+        room = self._room
+        futures: list[asyncio.Future[str]] = []
+        taken: list[int] = []
+        for text in texts:
+            if room.locked() and taken:
+                await flush(taken)
+                taken = []
+            await room.acquire()
+            msg_id = next(self._ids)
+            frame = _frame(msg_id, channel, text)
+            if self.max_size is not None and len(frame) * 4 > self.max_size and len(frame.encode()) > self.max_size:
+                room.release()
+                await flush(taken)
+                raise ProtocolError(
+                    f"a message of {len(frame.encode())} bytes is over {self.peer}'s limit of {self.max_size} bytes (max_size)"
+                )
+            self.store.add(self.peer, msg_id, channel, text)
+            future = loop.create_future()
+            self._entries[msg_id] = (frame, future)
+            futures.append(future)
+            taken.append(msg_id)
+        await flush(taken)
+        return futures
+
+    def frames(self, ids: Iterable[int] | None = None, after: int = 0) -> list[tuple[int, str]]:
+        """``(id, frame)`` of the unacked messages among ``ids`` (None: all of them, in order) above ``after``."""
+        entries = self._entries
+        if ids is None:
+            return [(msg_id, entry[0]) for msg_id, entry in entries.items() if msg_id > after]
+        return [(msg_id, entries[msg_id][0]) for msg_id in ids if msg_id > after and msg_id in entries]
+
+    def ack(self, msg_id: int, data: str) -> bool:
+        """The peer acked message ``msg_id`` with ``data``; False if it is not one of ours."""
+        entry = self._entries.pop(msg_id, None)
+        if entry is None:
+            return False
+        self._room.release()
+        if self._durable:
+            self.store.remove(self.peer, msg_id)
+        future = entry[1]
+        if not future.done():
+            self.acked += 1
+            future.set_result(data)
+        return True
+
+    def refuse(self, msg_id: int, error: Exception) -> bool:
+        """The peer answered message ``msg_id`` with an error; False if it is not one of ours."""
+        entry = self._entries.pop(msg_id, None)
+        if entry is None:
+            return False
+        self._room.release()
+        if self._durable:
+            self.store.remove(self.peer, msg_id)
+        if not entry[1].done():
+            entry[1].set_exception(error)
+        return True
+
+    def fail_all(self, error: Exception) -> None:
+        """Give up on every pending message: its future fails with ``error``; a durable copy stays for the next run."""
+        entries, self._entries = self._entries, {}
+        for _, future in entries.values():
+            self._room.release()
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # a caller that went away must not leave a warning
+
+    def resume(self) -> bool:
+        """Nobody awaits the messages resumed from an earlier run: keep their outcomes quiet. True if any."""
+        for _, future in self._entries.values():
+            future.add_done_callback(_quiet)
+        return bool(self._entries)
+
+
+def _frame(msg_id: int, channel: str, data: str) -> str:
+    return protocol.encode(protocol.Message(id=msg_id, channel=channel, data=data))
+
+
+def _quiet(future: asyncio.Future[str]) -> None:
+    """Retrieve a future's outcome so asyncio does not warn that nobody did."""
+    if not future.cancelled():
+        future.exception()
 
 
 class MemoryOutbox:

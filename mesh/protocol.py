@@ -20,6 +20,8 @@ from typing import Any
 from .errors import ProtocolError
 
 __all__ = [
+    "BATCH",
+    "BATCH_BYTES",
     "SUBPROTOCOL",
     "Ack",
     "Error",
@@ -39,6 +41,10 @@ __all__ = [
 ]
 
 SUBPROTOCOL = "arduino-mesh.1"
+#: A batch (see :func:`batch`) holds at most this many frames, and this many bytes
+#: (or the receiver's max_size, if smaller).
+BATCH = 256
+BATCH_BYTES = 256 * 1024
 
 #: A JSON string literal, exactly as json.dumps(..., ensure_ascii=False) writes it (in C).
 _string = json.encoder.encode_basestring

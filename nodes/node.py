@@ -322,7 +322,7 @@ class Node:
         """Ask :meth:`wait` to return (safe from a signal handler)."""
         self._stopping.set()
         for link in self.links.values():
-            link.drain()
+            link.stop_reconnecting()
 
     async def wait(self) -> None:
         """Until :meth:`request_stop`, or, for a node with no port that subscribes to nothing, until its periodic work is done."""

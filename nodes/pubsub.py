@@ -153,64 +153,103 @@ class Hub:
 
 
 class Inbox:
-    """The subscriber's side: its patterns, their handlers, and one ordered queue of what arrived.
+    """The subscriber's side: its patterns, their handlers, and a lane per handler.
 
-    Messages from every publisher go through one bounded queue and are handed
-    to the handlers in arrival order by one task, so a slow handler slows only
-    this node (its publishers then drop what it cannot keep up with).
+    A message that arrives is handed over at once, never awaited: a link's
+    reader calls :meth:`deliver` and goes on reading acks. Each handler has its
+    own bounded queue and task, which calls it with its messages in arrival
+    order, so a slow handler delays only its own deliveries. When a handler's
+    queue is full, the oldest message in it is dropped and counted in ``lost``
+    (with a warning every :data:`WARN_EVERY` seconds at most), as a publisher
+    does for a subscriber that falls behind.
     """
 
     def __init__(self, log: logging.Logger, bound: int = QUEUE_BOUND) -> None:
         self.log = log
+        self.bound = bound
         self.handlers: dict[str, Handler] = {}
+        #: Messages handed to at least one handler.
         self.received = 0
+        #: Messages lost: dropped for us by publishers, and dropped here when a handler fell behind.
         self.lost = 0
-        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(bound)
-        self._task: asyncio.Task[None] | None = None
+        self._lanes: dict[Handler, _Lane] = {}
+        self._warned = -WARN_EVERY
 
     def wants(self, key: str) -> bool:
         return any(matches(pattern, key) for pattern in self.handlers)
 
-    async def deliver(self, key: str, data: str, lost: int = 0) -> None:
-        """Queue a message that arrived (waits while the queue is full: backpressure)."""
+    def deliver(self, key: str, data: str, lost: int = 0) -> bool:
+        """Hand a message to the lane of every handler whose pattern matches ``key``, without waiting.
+
+        ``lost``: messages the publisher dropped for us before this one. False
+        if no handler wants it (left over from a pattern unsubscribed a moment ago).
+        """
         self.lost += lost
-        if not self.wants(key):
-            return  # left over from a pattern unsubscribed a moment ago
-        if self._task is None:
-            self._task = asyncio.create_task(self._dispatch(), name="inbox")
-        await self._queue.put((key, data))
+        handed: list[Handler] = []
+        for pattern, handler in self.handlers.items():
+            if handler in handed or not matches(pattern, key):
+                continue  # each handler once per message, however many of its patterns match
+            handed.append(handler)
+            lane = self._lanes.get(handler)
+            if lane is None:
+                lane = self._lanes[handler] = _Lane(self, handler)
+            lane.offer(pattern, key, data)
+        if handed:
+            self.received += 1
+        return bool(handed)
 
     def deliver_nowait(self, key: str, data: str) -> bool:
-        """Queue a message published by this very node; False (and counted lost) if the queue is full."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._dispatch(), name="inbox")
-        try:
-            self._queue.put_nowait((key, data))
-        except asyncio.QueueFull:
-            self.lost += 1
-            return False
-        return True
+        """Hand over a message published by this very node (the same as :meth:`deliver`)."""
+        return self.deliver(key, data)
 
-    async def _dispatch(self) -> None:
+    def dropped(self, handler: Handler, pattern: str) -> None:
+        """A lane dropped its oldest message: count it, and warn now and then."""
+        self.lost += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._warned >= WARN_EVERY:
+            self._warned = now
+            self.log.warning("handler for %s falls behind: %d message(s) lost so far", pattern, self.lost)
+
+    def subscribed(self, handler: Handler) -> bool:
+        """Whether ``handler`` still handles a pattern."""
+        return handler in self.handlers.values()
+
+    async def close(self) -> None:
+        lanes, self._lanes = list(self._lanes.values()), {}
+        for lane in lanes:
+            lane.task.cancel()
+        await asyncio.gather(*(lane.task for lane in lanes), return_exceptions=True)
+
+
+class _Lane:
+    """One handler's bounded queue of messages, and the task that calls the handler with them."""
+
+    def __init__(self, inbox: Inbox, handler: Handler) -> None:
+        self.inbox = inbox
+        self.handler = handler
+        self.queue: deque[tuple[str, str, str]] = deque()  # (pattern, key, data)
+        self._wake = asyncio.Event()
+        self.task = asyncio.create_task(self._run(), name=f"handler {getattr(handler, '__qualname__', handler)}")
+
+    def offer(self, pattern: str, key: str, data: str) -> None:
+        if len(self.queue) >= self.inbox.bound:
+            dropped = self.queue.popleft()
+            self.inbox.dropped(self.handler, dropped[0])
+        self.queue.append((pattern, key, data))
+        self._wake.set()
+
+    async def _run(self) -> None:
+        inbox, handler, queue = self.inbox, self.handler, self.queue
         while True:
-            key, data = await self._queue.get()
-            self.received += 1
-            called: list[Handler] = []
-            for pattern, handler in list(self.handlers.items()):
-                if not matches(pattern, key) or handler in called:
-                    continue  # each handler once per message, however many of its patterns match
-                called.append(handler)
+            await self._wake.wait()
+            self._wake.clear()
+            while queue:
+                pattern, key, data = queue.popleft()
+                if not inbox.subscribed(handler):
+                    continue  # unsubscribed since it arrived
                 try:
                     result = handler(key, data)
                     if inspect.isawaitable(result):
                         await result
                 except Exception:
-                    self.log.exception("handler for %s failed on %s", pattern, key)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                    inbox.log.exception("handler for %s failed on %s", pattern, key)

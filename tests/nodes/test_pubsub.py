@@ -11,7 +11,7 @@ import pytest
 from mesh.grid import Grid, build_grid
 from mesh.topics import TopicError
 from nodes import FactoryLoop, Node, open_together, reactive
-from tests.helpers import fast_backoff, until
+from tests.helpers import MS, fast_backoff, until
 
 
 class Quiet(FactoryLoop):
@@ -189,6 +189,7 @@ async def test_a_slow_subscriber_loses_the_oldest_and_stalls_nobody():
     pub, fast, slow = nodes["pub"], nodes["fast"], nodes["slow"]
     bound = 100
     pub.hub.bound = bound
+    slow.inbox.bound = bound
     release = asyncio.Event()
     fast_got: list[str] = []
     slow_got: list[str] = []
@@ -211,12 +212,14 @@ async def test_a_slow_subscriber_loses_the_oldest_and_stalls_nobody():
         assert [int(m.split()[0]) for m in fast_got] == list(range(total))
         assert deepest <= bound
         stuck_sub = next(s for s in pub.hub.subscribers.values() if s.name == "slow")
-        assert stuck_sub.lost > 0
+        # Its link keeps reading (acks must flow), so the oldest are dropped at its own inbox, or at the publisher.
+        assert slow.inbox.lost > 0
         release.set()
         await until(lambda: int(slow_got[-1].split()[0]) == total - 1, "the slow one catches up with the newest")
         numbers = [int(m.split()[0]) for m in slow_got]
         assert numbers == sorted(numbers) and len(numbers) < total  # in order, with the oldest dropped
         await until(lambda: slow.links["pub"].lost == stuck_sub.lost, "the subscriber learns what it lost")
+        assert len(slow_got) + slow.inbox.lost == total  # every message either handled or counted lost
     finally:
         release.set()
         await stop(nodes)
@@ -242,3 +245,40 @@ async def test_subscribers_resume_when_the_publisher_restarts():
     finally:
         await sub.stop()
         await again.stop()
+
+
+async def test_a_blocked_topic_handler_never_delays_the_acks_on_its_link():
+    """A node whose topic handler is stuck keeps getting the acks of its streams on that same link, promptly."""
+    grid = build_grid({"pub": {"sketch": "quiet", "port": 0}, "sub": {"sketch": "quiet"}})
+    nodes = await start(grid)
+    pub, sub = nodes["pub"], nodes["sub"]
+    sub.inbox.bound = 10
+    release = asyncio.Event()
+    stuck: list[str] = []
+    others, on_other = collector()
+
+    async def blocked(key: str, data: str) -> None:
+        stuck.append(data)
+        await release.wait()
+
+    try:
+        await sub.subscribe("pub/n", blocked)
+        await sub.subscribe("pub/+", on_other)
+        total = 100  # ten times what the stuck handler's queue holds
+        for i in range(total):
+            assert await pub.publish("n", i) == 1
+            if i % 5 == 4:  # the other handler keeps up with what arrives
+                await until(lambda n=i + 1: len(others) == n, "the other handler to get every message so far")
+        assert stuck == ["0"]
+        for round_ in range(3):  # on the link that carried the publications
+            acks = await asyncio.wait_for(sub.sketch.stream("pub", [f"{round_}.a", f"{round_}.b"]), 200 * MS)
+            assert acks == ["n/a", "n/a"]  # what loop() returning None acks
+        assert [message for _, message in pub.sketch.heard] == ["0.a", "0.b", "1.a", "1.b", "2.a", "2.b"]
+        assert sub.links["pub"].connections == 1
+        assert sub.inbox.lost == total - 1 - sub.inbox.bound  # one in the handler, ten queued, the oldest dropped
+        release.set()
+        await until(lambda: len(stuck) == 1 + sub.inbox.bound, "the stuck handler to catch up")
+        assert stuck[1:] == [str(i) for i in range(total - sub.inbox.bound, total)]
+    finally:
+        release.set()
+        await stop(nodes)

@@ -1,0 +1,156 @@
+"""A link as the composition of its parts, against a scripted mesh peer on port 0 in the test's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from mesh import protocol
+from mesh.errors import PeerUnavailable, RemoteError
+from mesh.links import Link
+from tests.helpers import MS, fast_backoff, until
+
+LOG = logging.getLogger("mesh.test")
+
+
+class Peer:
+    """A mesh peer that greets, records every frame, and answers as the test says."""
+
+    def __init__(self) -> None:
+        self.hellos: list[protocol.Hello] = []
+        self.messages: list[protocol.Message] = []
+        self.websocket_frames = 0
+        self.connections: list[ServerConnection] = []
+        self.acking = True
+        self.refused: set[str] = set()  # patterns answered with an error
+        self.uri = ""
+
+    async def handler(self, ws: ServerConnection) -> None:
+        self.connections.append(ws)
+        hello = protocol.decode(str(await ws.recv()))
+        assert isinstance(hello, protocol.Hello)
+        self.hellos.append(hello)
+        await ws.send(protocol.encode(protocol.Hello(node="echo")))
+        async for text in ws:
+            self.websocket_frames += 1
+            answers = []
+            for frame in protocol.decode_all(str(text)):
+                if isinstance(frame, protocol.Message):
+                    self.messages.append(frame)
+                    if self.acking and frame.data.startswith("fail"):
+                        answers.append(protocol.encode(protocol.Error(id=frame.id, error="loop() failed")))
+                    elif self.acking:
+                        answers.append(protocol.encode(protocol.Ack(id=frame.id, data=f"got {frame.data}")))
+                elif isinstance(frame, protocol.Subscribe) and frame.pattern in self.refused:
+                    answers.append(protocol.encode(protocol.Error(id=frame.id, error="no such topic")))
+                elif isinstance(frame, (protocol.Subscribe, protocol.Unsubscribe)):
+                    answers.append(protocol.encode(protocol.Ack(id=frame.id, data="ok")))
+            if answers:
+                await ws.send(protocol.batch(answers))
+
+    async def publish(self, key: str, data: str, lost: int = 0) -> None:
+        await self.connections[-1].send(protocol.encode(protocol.Publish(key=key, data=data, lost=lost)))
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[Peer]:
+    scripted = Peer()
+    async with serve(scripted.handler, "127.0.0.1", 0, subprotocols=[protocol.SUBPROTOCOL]) as server:
+        scripted.uri = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        yield scripted
+
+
+@pytest.fixture
+async def link(peer: Peer) -> AsyncIterator[Link]:
+    made = Link(node="clock", peer="echo", uri=peer.uri, logger=LOG, reconnect_delays=fast_backoff)
+    yield made
+    await made.close()
+
+
+async def test_messages_go_out_batched_and_acks_come_back_in_order(peer, link):
+    """post_many() writes what it took as one websocket frame; the acks resolve the futures in order."""
+    futures = await link.post_many("pin", ["a", "b", "c"])
+    assert [await future for future in futures] == ["got a", "got b", "got c"]
+    assert [m.id for m in peer.messages] == [1, 2, 3] and peer.websocket_frames == 1
+    assert (link.state, link.connections, link.pending, link.acked, link.sent) == ("up", 1, 0, 3, 3)
+    assert peer.hellos == [protocol.Hello(node="clock", session=link.session)]
+
+
+async def test_an_error_answer_fails_only_its_message(peer, link):
+    """An error frame for a message fails its future with RemoteError; the link goes on."""
+    futures = await link.post_many("", ["ok", "fail", "ok too"])
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert results[0] == "got ok" and results[2] == "got ok too"
+    assert isinstance(results[1], RemoteError) and link.acked == 2 and link.pending == 0
+
+
+async def test_what_is_unacked_is_resent_in_order_after_a_reconnect(peer, link, caplog):
+    """The peer goes away with messages unacked: the next connection re-sends them, same session, in order."""
+    peer.acking = False
+    futures = await link.post_many("", ["1", "2", "3"])
+    await until(lambda: len(peer.messages) == 3, "the messages to arrive")
+    peer.acking = True
+    await peer.connections[0].close(1012)
+    assert [await future for future in futures] == ["got 1", "got 2", "got 3"]
+    assert [m.id for m in peer.messages] == [1, 2, 3, 1, 2, 3]
+    assert link.connections == 2 and peer.hellos[0] == peer.hellos[1]
+    assert "link to echo down (closed with 1012); reconnecting" in caplog.text
+
+
+async def test_a_publication_is_handed_over_without_waiting(peer):
+    """on_publish is called from the reader and not awaited; what the publisher dropped is counted and logged."""
+    heard: list[tuple[str, str, int]] = []
+    link = Link(
+        node="meter",
+        peer="echo",
+        uri=peer.uri,
+        logger=LOG,
+        reconnect_delays=fast_backoff,
+        on_publish=lambda key, data, lost: heard.append((key, data, lost)),
+    )
+    try:
+        assert await link.subscribe("echo/#") is True
+        await peer.publish("echo/pin", "1")
+        await peer.publish("echo/pin", "0", lost=4)
+        await until(lambda: len(heard) == 2, "both publications")
+        assert heard == [("echo/pin", "1", 0), ("echo/pin", "0", 4)] and link.lost == 4
+    finally:
+        await link.close()
+
+
+async def test_subscribe_says_whether_the_peer_took_the_pattern(peer, link, caplog):
+    """True once the peer acks the pattern; False, and an error logged, when it refuses it."""
+    peer.refused.add("echo/bad")
+    assert await link.subscribe("echo/#") is True
+    assert await link.subscribe("echo/bad") is False
+    assert "echo refused the subscription 'echo/bad': no such topic" in caplog.text
+    assert list(link.patterns) == ["echo/#", "echo/bad"]
+    await link.unsubscribe("echo/#")
+    assert list(link.patterns) == ["echo/bad"]
+
+
+async def test_a_stopping_link_does_not_reconnect(peer, link):
+    """After stop_reconnecting() a lost connection stays lost, and post() says the node is stopping."""
+    assert await link.send("", ["a"]) == ["got a"]
+    link.stop_reconnecting()
+    await peer.connections[0].close(1001)
+    await until(lambda: link._task is not None and link._task.done(), "the link to end")
+    with pytest.raises(PeerUnavailable, match="the node is stopping"):
+        await link.post("", "b")
+    assert link.connections == 1
+
+
+async def test_closing_fails_what_is_pending(peer, link):
+    """close() fails every pending future with PeerUnavailable and says the link is closed."""
+    peer.acking = False
+    futures = await link.post_many("", ["a", "b"])
+    await until(lambda: len(peer.messages) == 2, "the messages to arrive")
+    await asyncio.wait_for(link.close(), 1000 * MS)
+    for future in futures:
+        with pytest.raises(PeerUnavailable, match="the link was closed"):
+            future.result()
+    assert link.state == "closed" and link.pending == 0
