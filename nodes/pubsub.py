@@ -31,8 +31,6 @@ __all__ = ["QUEUE_BOUND", "Handler", "Hub", "Inbox", "RemoteSubscriber"]
 
 #: Messages queued for one subscriber at its publisher before the oldest is dropped.
 QUEUE_BOUND = 1000
-#: Messages a publisher sends one subscriber in one websocket frame, at most.
-BATCH = 256
 #: Seconds between two "dropping messages" warnings about the same subscriber.
 WARN_EVERY = 5.0
 
@@ -79,7 +77,7 @@ class RemoteSubscriber:
                 self._wake.clear()
                 while self.queue:  # what piled up goes as one batch
                     frames: list[str] = []
-                    while self.queue and len(frames) < BATCH:
+                    while self.queue and len(frames) < protocol.BATCH:
                         key, data = self.queue.popleft()
                         lost, self._unreported = self._unreported, 0
                         frames.append(protocol.encode(protocol.Publish(key=key, data=data, lost=lost)))

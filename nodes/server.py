@@ -24,8 +24,8 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from mesh import protocol
+from mesh.connection import CLOSE_TIMEOUT, PING_INTERVAL, PING_TIMEOUT
 from mesh.errors import MeshError, ProtocolError
-from mesh.links import PING_INTERVAL, PING_TIMEOUT
 from mesh.topics import TopicError, check_pattern
 
 from .delivery import Session, Sessions
@@ -33,8 +33,6 @@ from .pubsub import Hub
 
 __all__ = ["ListenError", "NodeServer", "Served"]
 
-#: Seconds a closing connection waits for the peer's close frame.
-CLOSE_TIMEOUT = 0.25
 #: Connections the kernel queues before the node accepts them (asyncio's default of 100
 #: makes the 101st of a burst wait a second for TCP to retry).
 BACKLOG = 1024
