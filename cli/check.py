@@ -1,0 +1,82 @@
+"""``./arduino.py check`` and ``graph``: the grid examined and drawn, nothing started."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+import sketches
+from mesh.check import Finding, check_grid, summary
+from mesh.errors import GridError
+from mesh.graph import render
+from mesh.grid import read_grid
+from nodes import check_params
+
+from .common import Failure, load_grid
+
+__all__ = ["check_command", "graph_command"]
+
+
+@click.command("check")
+@click.option(
+    "--procfile",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The Procfile to compare with the grid [default: ./Procfile, if there is one].",
+)
+@click.pass_context
+def check_command(ctx: click.Context, procfile: str | None) -> None:
+    """Check the grid without starting anything, like an electrical rules check.
+
+    Beyond what loading already refuses: nodes connected to nothing, wires
+    that form a loop, subscriptions that can never match, parameters a sketch
+    does not take, and a Procfile that starts a node the grid does not have
+    or misses one it has. One line per finding, with file and line; exit
+    status 1 if there is an error, 0 otherwise (warnings included).
+    """
+    path = ctx.obj["grid"]
+    try:
+        grid = read_grid(path, sketches=sketches.available())
+    except GridError as exc:
+        where = f"{exc.path}:{exc.line}" if exc.line else exc.path
+        click.echo(f"{where}: error: {exc.message}")
+        ctx.exit(1)
+    if procfile is None and Path("Procfile").is_file():
+        procfile = "Procfile"
+    text = None
+    if procfile is not None:
+        try:
+            text = Path(procfile).read_text()
+        except OSError as exc:
+            raise Failure(f"{procfile}: cannot read the Procfile: {exc.strerror or exc}") from None
+    findings = check_grid(grid, procfile=text, procfile_path=procfile or "Procfile")
+    for spec in grid.nodes.values():
+        try:
+            check_params(sketches.load(spec.sketch), spec, grid.path)
+        except (GridError, sketches.SketchError) as exc:
+            message = exc.message if isinstance(exc, GridError) else str(exc)
+            findings.append(Finding(path=grid.path, line=spec.line or None, level="error", message=message))
+    for finding in findings:
+        click.echo(str(finding))
+    click.echo(summary(findings, grid))
+    if any(finding.level == "error" for finding in findings):
+        ctx.exit(1)
+
+
+@click.command("graph")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "mermaid", "dot"]),
+    default="text",
+    show_default=True,
+    help="text for a terminal, mermaid for Markdown, dot for Graphviz.",
+)
+@click.pass_context
+def graph_command(ctx: click.Context, fmt: str) -> None:
+    """Draw the circuit from the grid: nodes, wires, subscriptions.
+
+    `./arduino.py graph --format dot | dot -Tsvg > circuit.svg` with Graphviz.
+    """
+    click.echo(render(load_grid(ctx), fmt), nl=False)

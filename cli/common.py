@@ -1,0 +1,56 @@
+"""What every command shares: the grid it reads, the one-line failures, the token."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+import sketches
+from mesh.errors import GridError, UnknownNodeError
+from mesh.grid import Grid, NodeSpec, read_grid
+from nodes.logs import REDACT
+
+__all__ = ["GRID_ENV", "LEVELS", "Failure", "UsageFailure", "find_node", "load_grid", "mesh_token"]
+
+GRID_ENV = "ARDUINO_GRID"
+LEVELS = ["debug", "info", "warning", "error"]
+
+
+class Failure(click.ClickException):
+    """An expected failure: one line on stderr, no traceback (exit status 1)."""
+
+
+class UsageFailure(Failure):
+    """A failure of what the command line asked for, e.g. a node the grid does not have (exit status 2)."""
+
+    exit_code = 2
+
+
+def load_grid(ctx: click.Context) -> Grid:
+    """The grid named by ``--grid``, or a one-line error."""
+    try:
+        return read_grid(ctx.obj["grid"], sketches=sketches.available())
+    except GridError as exc:
+        raise Failure(str(exc)) from None
+
+
+def mesh_token(grid: Grid) -> str | None:
+    """The shared token the grid asks for, from its environment variable; never printed."""
+    if grid.auth_token_env is None:
+        return None
+    token = os.environ.get(grid.auth_token_env)
+    if not token:
+        raise Failure(
+            f"{grid.path}: the grid requires a token, but the environment variable {grid.auth_token_env} is not set"
+        )
+    REDACT.secrets.add(token)
+    return token
+
+
+def find_node(grid: Grid, name: str) -> NodeSpec:
+    """The node called ``name``, or exit 2 listing the known ones."""
+    try:
+        return grid.node(name)
+    except UnknownNodeError as exc:
+        raise UsageFailure(f"{exc} (in {grid.path})") from None

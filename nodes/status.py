@@ -1,0 +1,72 @@
+"""Asking every node of a grid for its status report, and showing the reports as a table."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mesh.errors import MeshError
+from mesh.grid import Grid, NodeSpec
+from mesh.links import query_status
+
+__all__ = ["gather_status", "status_table", "uptime"]
+
+
+async def gather_status(grid: Grid, per_node: float, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every node's report, asked all at once: a node that is down costs at most ``per_node`` seconds.
+
+    ``per_node`` bounds each node's answer, not the whole call: a node that does not
+    answer in time is reported down while the others' reports are kept.
+    """
+
+    async def one(spec: NodeSpec) -> dict[str, Any]:
+        base = {"node": spec.name, "sketch": spec.sketch, "address": spec.address}
+        if spec.uri is None:
+            return {**base, "state": "no port"}
+        try:
+            report = await asyncio.wait_for(
+                query_status(spec.name, spec.uri, open_timeout=per_node, headers=headers), per_node
+            )
+        except TimeoutError:
+            return {**base, "state": "down", "error": f"no answer within {per_node:g} s"}
+        except MeshError as exc:
+            return {**base, "state": "down", "error": getattr(exc, "reason", str(exc))}
+        return {**base, **report, "state": "up"}
+
+    return list(await asyncio.gather(*(one(spec) for spec in grid.nodes.values())))
+
+
+def status_table(reports: list[dict[str, Any]]) -> str:
+    """The reports as an aligned table, one node a row."""
+    header = ["NODE", "STATE", "ADDRESS", "SKETCH", "UPTIME", "IN", "OUT", "PUB", "PENDING", "SUBSCRIBERS", "LINKS"]
+    rows = [header]
+    for report in reports:
+        up = report["state"] == "up"
+        links = " ".join(f"{peer}:{link['state']}" for peer, link in report.get("links", {}).items())
+        rows.append(
+            [
+                report["node"],
+                report["state"],
+                report["address"] or "-",
+                report["sketch"],
+                uptime(report["uptime"]) if up else "-",
+                *(str(report[key]) if up else "-" for key in ("messages_in", "messages_out", "published", "pending")),
+                str(len(report["subscribers"])) if up else "-",
+                (links or "-") if up else report.get("error", ""),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+        for row in rows
+    ).rstrip()
+
+
+def uptime(seconds: float) -> str:
+    """12s, 3m04s, 2h05m."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
