@@ -70,7 +70,7 @@ class Node:
         self.grid = grid
         self.spec: NodeSpec = grid.node(name)
         self.log = logging.getLogger(f"mesh.{name}")
-        self.wait_limit = wait
+        self.patience = wait  # seconds a link keeps trying to reach a peer that is not up (0: forever)
         self.grace = grace
         self.reconnect_delays = reconnect_delays
         self.state_dir = Path(state_dir)
@@ -154,7 +154,7 @@ class Node:
                 uri=spec.uri,
                 logger=self.log,
                 # A durable outbox is store-and-forward: it keeps trying until the peer takes it all.
-                wait=0 if self.spec.durable else self.wait_limit,
+                wait=0 if self.spec.durable else self.patience,
                 reconnect_delays=self.reconnect_delays,
                 on_publish=self.inbox.deliver,
                 outbox=self.spec.outbox,
