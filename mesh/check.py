@@ -6,8 +6,10 @@ module looks for what is legal but suspicious, like an ERC does for a schematic:
 1. a node connected to nothing: no wire in or out, no subscription of its own,
    and no other node's subscription can hear it;
 2. wires that form a loop (including a node wired to itself);
-3. a subscription that can never hear anything, because no other node with a
-   port can publish a key the pattern matches;
+3. a subscription that can never hear anything, because no node can publish a
+   key the pattern matches: neither another node with a port, nor the
+   subscriber itself (a node's own publications reach its own subscriptions,
+   as they do at run time; see :meth:`Grid.hears <mesh.grid.Grid.hears>`);
 4. with a Procfile: lines that are not ``NAME: COMMAND``, ``arduino.py`` lines
    that start an unknown node or start a node a second time, and nodes of the
    grid that no line starts.
@@ -21,11 +23,10 @@ from __future__ import annotations
 import os.path
 import re
 import shlex
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mesh.grid import Grid, Wire
-from mesh.topics import publishers
 
 __all__ = ["ERROR", "MAX_LOOPS", "NOT_NODES", "WARNING", "Finding", "check_grid", "summary"]
 
@@ -88,24 +89,12 @@ def summary(findings: Sequence[Finding], grid: Grid) -> str:
 # --------------------------------------------------------------------------- the grid
 
 
-def _ported(grid: Grid, but: str | None = None) -> list[str]:
-    """The names of the nodes with a port, in file order, except ``but``."""
-    return [name for name, spec in grid.nodes.items() if spec.port is not None and name != but]
-
-
 def _warn(grid: Grid, line: int, message: str) -> Finding:
     return Finding(path=grid.path, line=line or None, level=WARNING, message=message)
 
 
 def _unconnected(grid: Grid) -> list[Finding]:
     """Nodes with no wire in or out, no subscription, and that no subscription can hear."""
-    wired = {end for wire in grid.wires for end in (wire.source, wire.target)}
-    heard = {
-        name
-        for spec in grid.nodes.values()
-        for pattern in spec.subscribe
-        for name in publishers(pattern, _ported(grid, but=spec.name))
-    }
     return [
         _warn(
             grid,
@@ -113,16 +102,17 @@ def _unconnected(grid: Grid) -> list[Finding]:
             f"node {spec.name!r} is connected to nothing: no wire in or out, no subscription",
         )
         for spec in grid.nodes.values()
-        if spec.name not in wired and spec.name not in heard and not spec.subscribe
+        if not spec.subscribe
+        and not grid.wires_out(spec.name)
+        and not grid.wires_in(spec.name)
+        and not grid.heard_by(spec.name)
     ]
 
 
 def _loops(grid: Grid) -> list[Finding]:
     """One warning per elementary cycle of wires, at the wire that closes it."""
     order = {name: index for index, name in enumerate(grid.nodes)}
-    out: dict[str, list[Wire]] = {name: [] for name in grid.nodes}
-    for wire in grid.wires:
-        out[wire.source].append(wire)
+    out = {name: grid.wires_out(name) for name in grid.nodes}
     cycles = _cycles(order, out, MAX_LOOPS + 1)
     found = [
         (
@@ -149,7 +139,7 @@ def _loops(grid: Grid) -> list[Finding]:
     return findings
 
 
-def _cycles(order: dict[str, int], out: dict[str, list[Wire]], limit: int) -> list[list[Wire]]:
+def _cycles(order: dict[str, int], out: Mapping[str, Sequence[Wire]], limit: int) -> list[list[Wire]]:
     """Up to ``limit`` elementary cycles, each as its wires from its first node in ``order``.
 
     Johnson's algorithm, restricted at each start node to the nodes after it in
@@ -170,7 +160,7 @@ def _cycles(order: dict[str, int], out: dict[str, list[Wire]], limit: int) -> li
 
 
 def _cycles_from(
-    start: str, out: dict[str, list[Wire]], allowed: set[str], cycles: list[list[Wire]], limit: int
+    start: str, out: Mapping[str, Sequence[Wire]], allowed: set[str], cycles: list[list[Wire]], limit: int
 ) -> None:
     """Append to ``cycles`` the elementary cycles through ``start`` within ``allowed``, until there are ``limit``.
 
@@ -217,7 +207,7 @@ def _cycles_from(
     circuit(start)
 
 
-def _component(start: str, out: dict[str, list[Wire]], allowed: set[str]) -> set[str]:
+def _component(start: str, out: Mapping[str, Sequence[Wire]], allowed: set[str]) -> set[str]:
     """The nodes of ``allowed`` on a cycle through ``start`` (empty when there is none)."""
     forward = _reach(start, lambda name: (w.target for w in out[name]), allowed)
     back_edges: dict[str, list[str]] = {name: [] for name in allowed}
@@ -242,17 +232,15 @@ def _reach(start: str, step: Callable[[str], Iterable[str]], allowed: set[str]) 
 
 
 def _deaf_subscriptions(grid: Grid) -> list[Finding]:
-    """Subscription patterns that no other node with a port can publish a key for."""
+    """Subscription patterns that can hear no node: no other node with a port, nor the subscriber itself."""
     findings: list[Finding] = []
     for spec in grid.nodes.values():
         for pattern in spec.subscribe:
-            if publishers(pattern, _ported(grid, but=spec.name)):
+            if grid.hears(spec.name, pattern):
                 continue
             said = f"node {spec.name!r} subscribes to {pattern!r}, which"
-            named = pattern.split("/", 1)[0]
-            if named == spec.name:
-                why = f"only {named!r} itself could publish, and a node does not hear its own keys"
-            elif named in grid.nodes:
+            named = pattern.split("/", 1)[0]  # a wildcard would match the subscriber's own keys
+            if named in grid.nodes:
                 why = f"only {named!r} could publish, and it has no port"
             else:
                 why = "no node of the grid with a port can publish"

@@ -3,9 +3,11 @@
 Each form shows the nodes (name, sketch, and address or ``no port``), the wires
 (solid arrows, source to target) and the subscriptions (dashed arrows from each
 node a pattern can hear from to the subscriber, labelled with the pattern).
-A subscriber hears the nodes with a port other than itself whose keys the
-pattern can match (see :func:`mesh.topics.publishers`); a pattern that can hear
-from none is shown only in the text form, as ``(nothing matches)``.
+The arrows of a pattern come from the publishers its subscription links to:
+the nodes with a port other than the subscriber whose keys the pattern can
+match (see :meth:`Grid.publishers <mesh.grid.Grid.publishers>`). The subscriber
+hears its own keys too, but that takes no link and draws no arrow; a pattern
+that links to no publisher is shown only in the text form, as ``(nothing matches)``.
 
 :func:`render` is pure: it returns the text and writes nothing.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 import re
 
 from mesh.grid import Grid, NodeSpec
-from mesh.topics import publishers
 
 __all__ = ["FORMATS", "render"]
 
@@ -67,15 +68,10 @@ def _where(spec: NodeSpec) -> str:
 def _subscriptions(grid: Grid) -> list[tuple[str, str, list[str]]]:
     """(subscriber, pattern, sorted publishers it can hear from), in file order."""
     return [
-        (spec.name, pattern, sorted(publishers(pattern, _ported(grid, but=spec.name))))
+        (spec.name, pattern, sorted(grid.publishers(pattern, but=spec.name)))
         for spec in grid.nodes.values()
         for pattern in spec.subscribe
     ]
-
-
-def _ported(grid: Grid, but: str) -> list[str]:
-    """The nodes with a port, in file order, except ``but``."""
-    return [name for name, spec in grid.nodes.items() if spec.port is not None and name != but]
 
 
 # --------------------------------------------------------------------------- text

@@ -1,0 +1,199 @@
+"""The grid as frozen data: :class:`NodeSpec`, :class:`Wire`, :class:`Grid`, and what follows from them.
+
+Every fact derived from a grid has one place here: the wires in and out of a
+node, the nodes that can be reached (those with a port), the publishers a
+subscription links to, and who hears whom. A node hears the keys a subscription
+of its own matches, from the nodes with a port it links to *and from itself*:
+its own publications reach its own subscriptions without a link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any
+
+from mesh.constants import DEFAULT_HOST, DEFAULT_MAX_SIZE, DEFAULT_OUTBOX
+from mesh.errors import UnknownNodeError
+from mesh.topics import publishers
+
+__all__ = ["Grid", "NodeSpec", "Wire", "freeze"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeSpec:
+    """One node of the grid: its sketch, where it listens, the sketch's params, its subscriptions.
+
+    ``subscribe`` holds topic patterns (see :mod:`mesh.topics`) in file order; a
+    subscriber connects out to the publishers, so it needs no port of its own.
+    ``outbox``, ``max_size`` and ``durable`` say how the node's links behave.
+    """
+
+    name: str
+    sketch: str
+    host: str = DEFAULT_HOST
+    port: int | None = None  # None: the node serves nothing (client only)
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    subscribe: tuple[str, ...] = ()  # topic patterns, e.g. ("iopin/pin", "+/sound")
+    outbox: int = DEFAULT_OUTBOX  # unacked messages a link holds before stream() waits
+    max_size: int = DEFAULT_MAX_SIZE  # the largest frame the node accepts, in bytes
+    durable: bool = False  # keep the unacked outbox in a local SQLite file
+    line: int = 0  # line of the node's definition in the file; 0 when built in memory
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", freeze(self.params))
+        subscribe: object = self.subscribe  # a spec built in memory may be given None or a list
+        if subscribe is None:
+            object.__setattr__(self, "subscribe", ())
+        elif isinstance(subscribe, list):
+            object.__setattr__(self, "subscribe", tuple(subscribe))
+
+    @property
+    def address(self) -> str | None:
+        """``host:port`` (an IPv6 host in brackets), or None when the node has no port."""
+        if self.port is None:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def uri(self) -> str | None:
+        """``ws://host:port`` to reach the node, or None when it has no port."""
+        address = self.address
+        return None if address is None else f"ws://{address}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wire:
+    """A wire from the node ``source`` to the node ``target``."""
+
+    source: str
+    target: str
+    line: int = 0  # line of the wire in the file; 0 when built in memory
+
+    def __str__(self) -> str:
+        return f"{self.source} -> {self.target}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Grid:
+    """The whole circuit: nodes in file order and the wires between them.
+
+    ``auth_token_env`` is the *name* of the environment variable that holds the
+    token every connection must present (None: no token); never the token itself.
+    """
+
+    nodes: Mapping[str, NodeSpec] = field(hash=False)
+    wires: tuple[Wire, ...] = ()
+    path: str = "<grid>"
+    auth_token_env: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))
+        object.__setattr__(self, "wires", tuple(self.wires))
+
+    @cached_property
+    def _ends(self) -> tuple[dict[str, tuple[Wire, ...]], dict[str, tuple[Wire, ...]]]:
+        """The wires out of and into each node, in wire order; built on first use."""
+        out: dict[str, list[Wire]] = {}
+        into: dict[str, list[Wire]] = {}
+        for wire in self.wires:
+            out.setdefault(wire.source, []).append(wire)
+            into.setdefault(wire.target, []).append(wire)
+        return (
+            {name: tuple(wires) for name, wires in out.items()},
+            {name: tuple(wires) for name, wires in into.items()},
+        )
+
+    def node(self, name: str) -> NodeSpec:
+        """The node called ``name``; UnknownNodeError if the grid has none."""
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise UnknownNodeError(name, self.nodes) from None
+
+    # ---- wires
+
+    def wires_out(self, name: str) -> tuple[Wire, ...]:
+        """The wires from ``name``, in wire order."""
+        self.node(name)
+        return self._ends[0].get(name, ())
+
+    def wires_in(self, name: str) -> tuple[Wire, ...]:
+        """The wires to ``name``, in wire order."""
+        self.node(name)
+        return self._ends[1].get(name, ())
+
+    def targets(self, name: str) -> tuple[str, ...]:
+        """The nodes that ``name`` wires to, in wire order."""
+        return tuple(wire.target for wire in self.wires_out(name))
+
+    def sources(self, name: str) -> tuple[str, ...]:
+        """The nodes wired to ``name``, in wire order."""
+        return tuple(wire.source for wire in self.wires_in(name))
+
+    # ---- topics
+
+    def reachable(self, but: str | None = None) -> tuple[str, ...]:
+        """The nodes with a port (which others can link to), in file order, except ``but``."""
+        return tuple(name for name, spec in self.nodes.items() if spec.port is not None and name != but)
+
+    def publishers(self, pattern: str, but: str | None = None) -> tuple[str, ...]:
+        """The nodes a subscription to ``pattern`` links to: those with a port whose keys it can match.
+
+        In file order, except ``but`` (the subscriber: its own keys reach it without a link).
+        """
+        return tuple(publishers(pattern, self.reachable(but)))
+
+    def hears(self, subscriber: str, pattern: str) -> tuple[str, ...]:
+        """The nodes whose keys reach ``subscriber``'s subscription to ``pattern``, in file order.
+
+        Its publishers (:meth:`publishers`), and ``subscriber`` itself when the
+        pattern can match its keys: a node's publications reach its own subscriptions.
+        """
+        self.node(subscriber)
+        candidates = [name for name, spec in self.nodes.items() if name == subscriber or spec.port is not None]
+        return tuple(publishers(pattern, candidates))
+
+    def heard_by(self, name: str) -> tuple[str, ...]:
+        """The nodes with a subscription that hears ``name`` (itself included), in file order."""
+        self.node(name)
+        return tuple(
+            subscriber
+            for subscriber, spec in self.nodes.items()
+            if any(name in self.hears(subscriber, pattern) for pattern in spec.subscribe)
+        )
+
+    # ---- changes
+
+    def with_node(self, name: str, **changes: Any) -> Grid:
+        """A new grid with the node ``name`` changed (e.g. ``port=8800``), checked again.
+
+        Raises UnknownNodeError for an unknown name, TypeError for a field that
+        NodeSpec does not have (or ``name``), and GridError (naming this grid's
+        path and the node's line) when the changed node no longer fits the grid.
+        """
+        from .rules import change_node  # the rules build grids: they import this module
+
+        return change_node(self, name, changes)
+
+
+def freeze(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """A deeply read-only copy: mappings as MappingProxyType, lists as tuples."""
+    if memo is None:
+        memo = {}
+    if id(value) in memo:
+        return memo[id(value)]
+    if isinstance(value, Mapping):
+        memo[id(value)] = MappingProxyType({})  # placeholder against cycles
+        frozen: Any = MappingProxyType({key: freeze(item, memo) for key, item in value.items()})
+    elif isinstance(value, (list, tuple)):
+        frozen = tuple(freeze(item, memo) for item in value)
+    elif isinstance(value, (set, frozenset)):
+        frozen = frozenset(value)
+    else:
+        return value
+    memo[id(value)] = frozen
+    return frozen

@@ -1,0 +1,367 @@
+"""The rules of a grid: plain data (and its line map, if any) to a frozen, validated :class:`Grid`.
+
+This is the one validator. :func:`~mesh.grid.load_grid` gives it the data and
+marks of a YAML file (see :mod:`mesh.grid.loader`), :func:`build_grid` Python
+data without marks, and :meth:`Grid.with_node` the data of the one node it
+changes, marked with that node's line (the other nodes are valid already). Every problem is one
+:class:`~mesh.errors.GridError` naming the path and, when the marks know it, the
+line. The first one found wins: the top-level keys, then nodes, wires, auth, and
+the checks across nodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from types import MappingProxyType
+from typing import Any, NoReturn
+
+from mesh.errors import GridError
+
+from . import values as check
+from .marks import Marks, Path
+from .model import Grid, NodeSpec, Wire
+from .shown import kind, show, suggest
+
+__all__ = ["AUTH_KEYS", "NODE_KEYS", "TOP_KEYS", "build_grid", "change_node", "validate"]
+
+#: The keys a node may have, sorted (as listed in error messages).
+NODE_KEYS: tuple[str, ...] = ("durable", "host", "max_size", "outbox", "params", "port", "sketch", "subscribe")
+#: The keys the grid may have at the top level, sorted.
+TOP_KEYS: tuple[str, ...] = ("auth", "nodes", "wires")
+#: The keys of the top-level ``auth`` mapping.
+AUTH_KEYS: tuple[str, ...] = ("token_env",)
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_WIRE = re.compile(rf"\s*({_NAME.pattern})\s*->\s*({_NAME.pattern})\s*")
+_NAME_RULE = "use letters, digits, '_' and '-', starting with a letter or '_'"
+_WIRE_FORM = "'SOURCE -> TARGET'"
+_AUTH_FORM = "{token_env: MESH_TOKEN}"
+
+
+def validate(
+    data: Any,
+    *,
+    path: str = "<memory>",
+    marks: Marks | None = None,
+    sketches: Collection[str] | None = None,
+) -> Grid:
+    """The grid that plain ``data`` describes; GridError naming ``path`` (and a line from ``marks``) if invalid.
+
+    ``sketches``, when given, are the known sketch names.
+    """
+    return _Rules(path, marks or Marks(), sketches).grid(data)
+
+
+def build_grid(
+    nodes: Mapping[str, Mapping[str, Any]],
+    wires: Iterable[str | Wire] | None = (),
+    *,
+    path: str = "<memory>",
+    sketches: Collection[str] | None = None,
+    auth_token_env: str | None = None,
+) -> Grid:
+    """Build a grid from plain Python data, with the same checks as :func:`~mesh.grid.load_grid`.
+
+    ``nodes`` maps node names to ``{"sketch": ..., "host": ..., "port": ...,
+    "params": {...}, "subscribe": [...], "outbox": ..., "max_size": ...,
+    "durable": ...}``; ``wires`` are ``"SOURCE -> TARGET"`` strings (or Wires);
+    ``auth_token_env`` is what ``auth: {token_env: ...}`` says in a file. Errors
+    name ``path`` and carry no line.
+    """
+    if wires is not None and not isinstance(wires, (str, bytes, Mapping)):
+        wires = [str(wire) if isinstance(wire, Wire) else wire for wire in wires]
+    data: dict[str, Any] = {"nodes": nodes, "wires": wires}
+    if auth_token_env is not None:
+        data["auth"] = {"token_env": auth_token_env}
+    try:
+        return validate(data, path=path, sketches=sketches)
+    except RecursionError:
+        raise GridError(path, None, "the grid is nested too deeply") from None
+
+
+def change_node(grid: Grid, name: str, changes: Mapping[str, Any]) -> Grid:
+    """``grid`` with the fields ``changes`` of node ``name`` changed (see :meth:`Grid.with_node`).
+
+    The changed node goes through the same rules as a node of a file, its
+    errors at its line; then the checks across nodes, of it against the others.
+    """
+    old = grid.node(name)
+    if "name" in changes:
+        raise TypeError("with_node() cannot rename a node")
+    for key in changes:
+        if key != "line" and key not in NODE_KEYS:
+            raise TypeError(f"NodeSpec.__init__() got an unexpected keyword argument {key!r}")
+    line = changes.get("line", old.line)
+    if "params" in changes and changes["params"] is None:
+        # A NodeSpec's params is a mapping; only a file (or build_grid) may leave it empty with null.
+        raise GridError(grid.path, line or None, check.params_not_a_mapping(name))
+    data = {
+        # The fields in the order the rules check them in.
+        "sketch": old.sketch,
+        "host": old.host,
+        "port": old.port,
+        "outbox": old.outbox,
+        "max_size": old.max_size,
+        "durable": old.durable,
+        "params": old.params,
+        "subscribe": old.subscribe,
+    }
+    data.update((key, value) for key, value in changes.items() if key != "line")
+    lines = {("nodes", name): line} if line else {}
+    spec = _Rules(grid.path, Marks(values=lines, keys=lines), None).node(name, data)
+    changed = dataclasses.replace(grid, nodes={**grid.nodes, name: spec})
+    _check_across(changed, only=name)
+    return changed
+
+
+class _Rules:
+    """Walks the plain data of a grid into a Grid, checking each value as it goes."""
+
+    def __init__(self, path: str, marks: Marks, sketches: Collection[str] | None) -> None:
+        self.path = path
+        self.marks = marks
+        self.sketches = None if sketches is None else sorted(set(sketches))
+        self.frozen: dict[int, Any] = {}  # id(value) -> its frozen copy: a value shared is read once
+        self.inside: set[int] = set()  # the values being read, to catch one inside itself
+
+    def fail(self, line: int | None, message: str) -> NoReturn:
+        raise GridError(self.path, line, message)
+
+    @contextlib.contextmanager
+    def at(self, line: int | None) -> Iterator[None]:
+        """Report a failed value check at ``line``."""
+        try:
+            yield
+        except check.Invalid as exc:
+            raise GridError(self.path, line, str(exc)) from None
+
+    # ---- the grid
+
+    def grid(self, data: Any) -> Grid:
+        if data is None:
+            self.fail(None, "the grid is empty; it needs a 'nodes' mapping")
+        if not isinstance(data, Mapping):
+            self.fail(self.marks.line(()), f"the grid must be a mapping with 'nodes' and 'wires', not {kind(data)}")
+        for key in data:
+            self.text_key((), key)
+            if key not in TOP_KEYS:
+                self.fail(
+                    self.marks.key((key,)),
+                    f"unknown key {key!r} at the top level "
+                    f"(expected one of: {', '.join(TOP_KEYS)}){suggest(key, TOP_KEYS)}",
+                )
+        if "nodes" not in data:
+            self.fail(None, "the grid has no 'nodes'")
+        specs = self.nodes(data["nodes"])
+        wires = self.wires(specs, data.get("wires"))
+        token_env = self.auth(data["auth"]) if "auth" in data else None
+        grid = Grid(nodes=specs, wires=wires, path=self.path, auth_token_env=token_env)
+        _check_across(grid)
+        return grid
+
+    # ---- auth
+
+    def auth(self, value: Any) -> str:
+        """The top-level ``auth``: the name of the environment variable holding the token."""
+        if not isinstance(value, Mapping) or not value:
+            self.fail(self.marks.line(("auth",)), f"'auth' must be a mapping like {_AUTH_FORM}")
+        token_env = ""
+        for key, item in value.items():
+            where = ("auth", key)
+            self.text_key(("auth",), key)
+            if key not in AUTH_KEYS:
+                self.fail(
+                    self.marks.key(where),
+                    f"unknown key {key!r} in 'auth' (expected one of: {', '.join(AUTH_KEYS)}){suggest(key, AUTH_KEYS)}",
+                )
+            item = self.value(where, item)
+            with self.at(self.marks.line(where)):
+                token_env = check.check_token_env(item)
+        return token_env
+
+    # ---- nodes
+
+    def nodes(self, value: Any) -> dict[str, NodeSpec]:
+        if not isinstance(value, Mapping) or not value:
+            self.fail(self.marks.line(("nodes",)), "'nodes' must be a mapping of node names to nodes")
+        specs: dict[str, NodeSpec] = {}
+        for name, node in value.items():
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                self.fail(self.marks.key(("nodes", name)), f"invalid node name {show(name)}: {_NAME_RULE}")
+            specs[name] = self.node(name, node)
+        return specs
+
+    def node(self, name: str, value: Any) -> NodeSpec:
+        where = ("nodes", name)
+        if not isinstance(value, Mapping):
+            self.fail(self.marks.line(where), f"node {name!r} must be a mapping with at least a 'sketch'")
+        fields: dict[str, Any] = {}
+        for key, item in value.items():
+            self.text_key(where, key)
+            at = (*where, key)
+            if key not in NODE_KEYS:
+                self.fail(
+                    self.marks.key(at),
+                    f"unknown key {key!r} in node {name!r} "
+                    f"(expected one of: {', '.join(NODE_KEYS)}){suggest(key, NODE_KEYS)}",
+                )
+            if key == "params":
+                fields[key] = self.params(name, at, item)
+            elif key == "subscribe":
+                fields[key] = self.subscriptions(name, at, item)
+            else:
+                fields[key] = self.setting(name, at, key, self.value(at, item))
+        if "sketch" not in fields:
+            self.fail(self.marks.key(where), f"node {name!r} has no 'sketch'")
+        return NodeSpec(name=name, line=self.marks.key(where) or 0, **fields)
+
+    def setting(self, name: str, at: Path, key: str, value: Any) -> Any:
+        """The value of a node's ``sketch``, ``host``, ``port``, ``outbox``, ``max_size`` or ``durable``."""
+        line = self.marks.line(at)
+        with self.at(line):
+            if key == "sketch":
+                check.check_sketch(name, value)
+            elif key == "host":
+                check.check_host(name, value)
+            elif key == "port":
+                check.check_port(name, value, self.marks.text(at))
+            elif key == "outbox":
+                check.check_outbox(name, value, self.marks.text(at))
+            elif key == "max_size":
+                check.check_max_size(name, value, self.marks.text(at))
+            else:
+                check.check_durable(name, value)
+        if key == "sketch" and self.sketches is not None and value not in self.sketches:
+            known = ", ".join(self.sketches) or "none"
+            self.fail(
+                line,
+                f"unknown sketch {value!r} for node {name!r}; known sketches: {known}{suggest(value, self.sketches)}",
+            )
+        return value
+
+    def params(self, name: str, at: Path, value: Any) -> Mapping[str, Any]:
+        if value is None:
+            return MappingProxyType({})
+        if not isinstance(value, Mapping):
+            self.fail(self.marks.line(at), check.params_not_a_mapping(name))
+        params: dict[str, Any] = {}
+        for key, item in value.items():
+            self.text_key(at, key)
+            with self.at(self.marks.key((*at, key))):
+                check.check_param_name(name, key)
+            params[key] = self.value((*at, key), item)
+        return MappingProxyType(params)
+
+    def subscriptions(self, name: str, at: Path, value: Any) -> tuple[str, ...]:
+        """A node's ``subscribe``: a list of distinct topic patterns; null means none."""
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)):
+            self.fail(self.marks.line(at), check.not_a_subscription_list(name))
+        patterns: list[str] = []
+        for index, item in enumerate(value):
+            where = (*at, index)
+            item = self.value(where, item)
+            with self.at(self.marks.line(where)):
+                patterns.append(check.check_subscription(name, item, patterns))
+        return tuple(patterns)
+
+    # ---- wires
+
+    def wires(self, nodes: Mapping[str, NodeSpec], value: Any) -> tuple[Wire, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)):
+            self.fail(self.marks.line(("wires",)), f"'wires' must be a list of {_WIRE_FORM}")
+        wires: list[Wire] = []
+        first: dict[tuple[str, str], int | None] = {}
+        for index, item in enumerate(value):
+            line = self.marks.line(("wires", index))
+            text = self.value(("wires", index), item)
+            match = _WIRE.fullmatch(text) if isinstance(text, str) else None
+            if match is None:
+                self.fail(line, f"malformed wire {show(text)}; expected {_WIRE_FORM}")
+            wire = Wire(source=match[1], target=match[2], line=line or 0)
+            for end in (wire.source, wire.target):
+                if end not in nodes:
+                    self.fail(
+                        line,
+                        f"wire {str(wire)!r} names unknown node {end!r}; "
+                        f"known nodes: {', '.join(sorted(nodes))}{suggest(end, nodes)}",
+                    )
+            pair = (wire.source, wire.target)
+            if pair in first:
+                where = f" (first on line {first[pair]})" if first[pair] else ""
+                self.fail(line, f"wire {str(wire)!r} is listed twice{where}")
+            first[pair] = line
+            wires.append(wire)
+        return tuple(wires)
+
+    # ---- values
+
+    def text_key(self, parent: Path, key: Any) -> None:
+        if not isinstance(key, str):
+            self.fail(self.marks.key((*parent, key)), f"keys must be text, not {show(key)}")
+
+    def value(self, where: Path, value: Any) -> Any:
+        """A deeply read-only copy of ``value`` (mappings read-only, lists as tuples), its keys checked."""
+        if not isinstance(value, (Mapping, list, tuple)):
+            return frozenset(value) if isinstance(value, (set, frozenset)) else value
+        key = id(value)
+        if key in self.frozen:
+            return self.frozen[key]
+        if key in self.inside:
+            self.fail(self.marks.line(where), "a value contains itself")
+        self.inside.add(key)
+        try:
+            if isinstance(value, Mapping):
+                items: dict[Any, Any] = {}
+                for name, item in value.items():
+                    self.text_key(where, name)
+                    items[name] = self.value((*where, name), item)
+                result: Any = MappingProxyType(items)
+            else:
+                result = tuple(self.value((*where, index), item) for index, item in enumerate(value))
+        finally:
+            self.inside.discard(key)
+        self.frozen[key] = result
+        return result
+
+
+# --------------------------------------------------------------------------- across nodes
+
+
+def _check_across(grid: Grid, only: str | None = None) -> None:
+    """The checks across nodes: wired nodes have a port, no two share an address.
+
+    With ``only``, check that node against the others, and report it.
+    """
+    taken: dict[tuple[str, int], NodeSpec] = {}
+    for spec in grid.nodes.values():
+        wires_in = grid.wires_in(spec.name)
+        if spec.port is None and wires_in and only in (None, spec.name):
+            wire_in = wires_in[0]
+            via = f"(line {wire_in.line})" if wire_in.line else f"({str(wire_in)!r})"
+            message = f"node {spec.name!r} receives a wire {via} but has no port to receive on"
+            raise GridError(grid.path, spec.line or None, message)
+        if only is None:
+            other = taken.setdefault(_address_key(spec), spec) if spec.port else spec
+            if other is not spec:
+                raise GridError(grid.path, spec.line or None, _taken(spec, other))
+    if only is not None:
+        spec = grid.nodes[only]
+        for other in grid.nodes.values():
+            if other is not spec and spec.port and _address_key(other) == _address_key(spec):
+                raise GridError(grid.path, spec.line or None, _taken(spec, other))
+
+
+def _address_key(spec: NodeSpec) -> tuple[str, int]:
+    return (spec.host.lower(), spec.port or 0)
+
+
+def _taken(spec: NodeSpec, other: NodeSpec) -> str:
+    where = f" (line {other.line})" if other.line else ""
+    return f"node {spec.name!r} listens on {spec.address}, already taken by node {other.name!r}{where}"

@@ -1,0 +1,140 @@
+"""The checks of single values of a grid: each returns the value, or raises Invalid saying what is wrong.
+
+They know nothing of files and lines: :mod:`mesh.grid.rules` reports an
+:class:`Invalid` at the line of the value it checked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Any
+
+from mesh.constants import MAX_SIZE_RANGE, OUTBOX_RANGE
+from mesh.topics import TopicError, check_pattern
+
+from .shown import show, shown
+
+__all__ = [
+    "Invalid",
+    "check_durable",
+    "check_host",
+    "check_max_size",
+    "check_outbox",
+    "check_param_name",
+    "check_port",
+    "check_sketch",
+    "check_subscription",
+    "check_token_env",
+    "not_a_subscription_list",
+    "params_not_a_mapping",
+]
+
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")
+_DECIMAL = re.compile(r"[-+]?[0-9]+")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class Invalid(Exception):
+    """A value check failed; the caller knows the file and line to report."""
+
+
+def check_sketch(node: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or not all(part.isidentifier() for part in value.split(".")):
+        raise Invalid(f"node {node!r}: 'sketch' must be the name of a sketch module")
+    return value
+
+
+def check_host(node: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or any(char.isspace() or char in "[]/" for char in value):
+        raise Invalid(f"node {node!r}: 'host' must be a host name or address")
+    return value
+
+
+def _check_written(node: str, key: str, value: Any, raw: str | None) -> None:
+    """The YAML 1.1 traps in how a whole number was written; ``raw`` is its plain text, if any."""
+    if raw is None:
+        return
+    if _LEADING_ZERO.fullmatch(raw):
+        number = int(raw.replace("_", ""), 10)
+        raise Invalid(f"node {node!r}: {key} {raw!r} has a leading zero, which YAML reads as octal; write {number}")
+    if _is_whole(value) and not _DECIMAL.fullmatch(raw):
+        # YAML 1.1 also reads 0x1F, 0b11, 8_765 and even 1:30 (sexagesimal) as ints.
+        raise Invalid(f"node {node!r}: {key} {raw!r} is not a plain decimal number; write {value}")
+
+
+def check_port(node: str, value: Any, raw: str | None = None) -> int | None:
+    """A port number, or None for no port. ``raw`` is the plain YAML text, if any."""
+    _check_written(node, "port", value, raw)
+    if value is None:
+        return None
+    if not _is_whole(value):
+        raise Invalid(f"node {node!r}: 'port' must be a whole number, not {shown(value)}")
+    if not 0 <= value <= 65535:
+        raise Invalid(f"node {node!r}: port {value} is outside 0-65535")
+    return value
+
+
+def check_outbox(node: str, value: Any, raw: str | None = None) -> int:
+    """How many unacked messages a link holds. ``raw`` is the plain YAML text, if any."""
+    _check_written(node, "outbox", value, raw)
+    low, high = OUTBOX_RANGE
+    if not _is_whole(value) or not low <= value <= high:
+        raise Invalid(f"node {node!r}: 'outbox' must be a whole number from {low} to {high}, not {shown(value)}")
+    return value
+
+
+def check_max_size(node: str, value: Any, raw: str | None = None) -> int:
+    """The largest frame in bytes. ``raw`` is the plain YAML text, if any."""
+    _check_written(node, "max_size", value, raw)
+    low, high = MAX_SIZE_RANGE
+    if not _is_whole(value) or not low <= value <= high:
+        raise Invalid(
+            f"node {node!r}: 'max_size' must be a whole number of bytes from {low} to {high}, not {shown(value)}"
+        )
+    return value
+
+
+def check_durable(node: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"node {node!r}: 'durable' must be true or false, not {show(value)}")
+    return value
+
+
+def check_token_env(value: Any) -> str:
+    # The message never shows the value: it may be the token itself, written by mistake.
+    if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+        raise Invalid("'auth': 'token_env' must name an environment variable, like MESH_TOKEN")
+    return value
+
+
+def check_param_name(node: str, name: Any) -> str:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise Invalid(f"node {node!r}: invalid parameter name {show(name)}")
+    return name
+
+
+def check_subscription(node: str, value: Any, seen: Collection[str] = ()) -> str:
+    """One topic pattern of a node's ``subscribe``; ``seen`` are the patterns before it."""
+    if not isinstance(value, str):
+        raise Invalid(f"node {node!r}: a subscription must be a topic pattern (text), not {show(value)}")
+    try:
+        check_pattern(value)
+    except TopicError as exc:
+        raise Invalid(f"node {node!r}: {exc}") from None
+    if value in seen:
+        raise Invalid(f"node {node!r}: pattern {value!r} is listed twice")
+    return value
+
+
+def not_a_subscription_list(node: str) -> str:
+    return f"node {node!r}: 'subscribe' must be a list of topic patterns"
+
+
+def params_not_a_mapping(node: str) -> str:
+    return f"node {node!r}: 'params' must be a mapping"
+
+
+def _is_whole(value: Any) -> bool:
+    """True for an int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)

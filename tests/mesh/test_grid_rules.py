@@ -1,0 +1,108 @@
+"""Tests for mesh.grid.rules: one validator for a file, for Python data (build_grid) and for with_node.
+
+Every rule case of test_grid's tables is checked again here without YAML: the
+file's plain data, validated without lines (only the text of plain scalars, for
+the octal and hex traps), fails with the same message, only without the line;
+build_grid() does too, but for those traps, which only YAML text can set.
+"""
+
+from __future__ import annotations
+
+import re
+from textwrap import dedent
+from typing import Any
+
+import pytest
+
+from mesh.errors import GridError
+from mesh.grid import Marks, build_grid, load_yaml, validate
+from tests.mesh.test_grid import INVALID, TRAPS
+
+#: The messages that name lines of the file besides their own: without lines, they say so otherwise.
+WITHOUT_LINES = {
+    "wire-twice": "grid.yaml: wire 'clock -> iopin' is listed twice",
+    "wired-node-without-port": "grid.yaml: node 'iopin' receives a wire ('clock -> iopin') but has no port to receive on",
+    "address-taken": "grid.yaml: node 'buzzer' listens on 127.0.0.1:8765, already taken by node 'iopin'",
+}
+
+
+def _rule_cases() -> list[Any]:
+    """(plain data, its marks without lines, message without its line) for each case that is valid YAML."""
+    cases = []
+    for case, text, message in TRAPS + INVALID:
+        try:
+            data, marks = load_yaml(dedent(text), "grid.yaml")
+        except GridError:
+            continue  # a YAML problem: the loader's, tested through load_grid
+        expected = WITHOUT_LINES.get(case, re.sub(r"^grid\.yaml:\d+: ", "grid.yaml: ", message))
+        written = Marks(written=marks.written, aliases=marks.aliases)
+        cases.append(pytest.param(data, written, expected, id=case))
+    return cases
+
+
+RULE_CASES = _rule_cases()
+
+
+def test_rule_cases_cover_the_tables() -> None:
+    """Most cases of test_grid's tables are the rules' (the rest are YAML problems)."""
+    assert len(RULE_CASES) > 100
+
+
+@pytest.mark.parametrize(("data", "marks", "message"), RULE_CASES)
+def test_validator_without_lines_says_the_same(data: Any, marks: Marks, message: str) -> None:
+    """The validator on plain data with no lines gives the file's message, without the line."""
+    with pytest.raises(GridError) as caught:
+        validate(data, path="grid.yaml", marks=marks)
+    assert caught.value.line is None
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("data", "marks", "message"),
+    [
+        param
+        for param in RULE_CASES
+        if isinstance(param.values[0], dict)
+        and "nodes" in param.values[0]
+        and set(param.values[0]) <= {"nodes", "wires"}
+        and not re.search("leading zero|plain decimal", str(param.values[2]))
+    ],
+)
+def test_build_grid_says_the_same(data: dict[str, Any], marks: Marks, message: str) -> None:
+    """build_grid() on the same nodes and wires gives the same message, naming its own path."""
+    with pytest.raises(GridError) as caught:
+        build_grid(data["nodes"], data.get("wires", ()), path="grid.yaml")
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        pytest.param(
+            {"port": "017"}, "grid.yaml:2: node 'clock': 'port' must be a whole number, not the text '017'", id="text"
+        ),
+        pytest.param({"params": {"1x": 1}}, "grid.yaml:2: node 'clock': invalid parameter name '1x'", id="param-name"),
+        pytest.param({"params": {"a": {5: 1}}}, "grid.yaml:2: keys must be text, not 5", id="deep-key"),
+        pytest.param({"params": None}, "grid.yaml:2: node 'clock': 'params' must be a mapping", id="params-none"),
+        pytest.param(
+            {"sketch": "a b"}, "grid.yaml:2: node 'clock': 'sketch' must be the name of a sketch module", id="sketch"
+        ),
+    ],
+)
+def test_with_node_uses_the_rules_at_the_node_line(changes: dict[str, Any], message: str) -> None:
+    """with_node() checks the changed node with the same rules, at the node's line."""
+    grid = validate(
+        {"nodes": {"clock": {"sketch": "clock"}}},
+        path="grid.yaml",
+        marks=load_yaml("nodes:\n  clock: {sketch: clock}\n")[1],
+    )
+    with pytest.raises(GridError) as caught:
+        grid.with_node("clock", **changes)
+    assert str(caught.value) == message
+
+
+def test_with_node_unknown_field() -> None:
+    """with_node() refuses a field NodeSpec does not have, as NodeSpec() would."""
+    grid = build_grid({"clock": {"sketch": "clock"}})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        grid.with_node("clock", colour="red")
