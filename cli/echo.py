@@ -13,7 +13,7 @@ import click
 
 from mesh.grid import Grid
 from mesh.links import Link, auth_headers
-from mesh.topics import TopicError, check_pattern, publishers
+from mesh.topics import TopicError, check_pattern
 from nodes.pubsub import Inbox
 
 from .common import Failure, load_grid, mesh_token
@@ -39,8 +39,7 @@ def echo_command(ctx: click.Context, patterns: tuple[str, ...], count: int | Non
             check_pattern(pattern)
         except TopicError as exc:
             raise click.BadParameter(str(exc), param_hint="PATTERN") from None
-    reachable = [name for name, spec in grid.nodes.items() if spec.port is not None]
-    plan = {pattern: publishers(pattern, reachable) for pattern in patterns}
+    plan = {pattern: grid.publishers(pattern) for pattern in patterns}
     if not any(plan.values()):
         raise Failure(
             f"nothing to listen to: no node of {grid.path} with a port matches {', '.join(map(repr, patterns))}"
@@ -56,7 +55,7 @@ def echo_command(ctx: click.Context, patterns: tuple[str, ...], count: int | Non
         sys.stdout = open(os.devnull, "w")  # nothing may be flushed to the closed pipe at exit
 
 
-async def listen(grid: Grid, plan: dict[str, list[str]], count: int | None, as_json: bool) -> None:
+async def listen(grid: Grid, plan: dict[str, tuple[str, ...]], count: int | None, as_json: bool) -> None:
     """Subscribe to each pattern at its publishers and print what arrives."""
     log = logging.getLogger("mesh.echo")
     done = asyncio.Event()

@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from . import protocol
+from .constants import DEFAULT_OUTBOX
 from .errors import ProtocolError
-from .grid import DEFAULT_OUTBOX
 
 __all__ = ["DEFAULT_OUTBOX", "DurableOutbox", "MemoryOutbox", "Outbox", "Stored"]
 

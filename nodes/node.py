@@ -29,7 +29,7 @@ from mesh.grid import Grid, NodeSpec
 from mesh.links import DEFAULT_WAIT, Link, auth_headers, backoff
 from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
-from mesh.topics import check_pattern, check_topic, publishers
+from mesh.topics import check_pattern, check_topic
 
 from .delivery import Sessions
 from .params import check_params
@@ -128,9 +128,8 @@ class Node:
         """Call ``handler(key, data)`` for every publication ``pattern`` matches; how many publishers confirmed."""
         check_pattern(pattern)
         self.inbox.handlers[pattern] = handler
-        reachable = [name for name, spec in self.grid.nodes.items() if spec.port is not None and name != self.name]
         confirmed = await asyncio.gather(
-            *(self.link(name).subscribe(pattern) for name in publishers(pattern, reachable))
+            *(self.link(name).subscribe(pattern) for name in self.grid.publishers(pattern, but=self.name))
         )
         return sum(confirmed)
 
