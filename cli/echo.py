@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -11,10 +12,9 @@ import sys
 
 import click
 
-from mesh.grid import Grid
-from mesh.links import Link, auth_headers
+from mesh.grid import Grid, NodeSpec
 from mesh.topics import TopicError, check_pattern
-from nodes.pubsub import Inbox
+from nodes import FactoryLoop, Node, hears, reactive
 
 from .common import Failure, load_grid, mesh_token
 
@@ -56,8 +56,7 @@ def echo_command(ctx: click.Context, patterns: tuple[str, ...], count: int | Non
 
 
 async def listen(grid: Grid, plan: dict[str, tuple[str, ...]], count: int | None, as_json: bool) -> None:
-    """Subscribe to each pattern at its publishers and print what arrives."""
-    log = logging.getLogger("mesh.echo")
+    """Run a port-less node subscribed to the patterns, as a node's grid ``subscribe:`` would, and print what it hears."""
     done = asyncio.Event()
     printed = 0
 
@@ -71,29 +70,25 @@ async def listen(grid: Grid, plan: dict[str, tuple[str, ...]], count: int | None
         if count is not None and printed >= count:
             done.set()
 
-    inbox = Inbox(log)
+    class Echo(FactoryLoop):
+        """Prints every publication it hears."""
+
+        @hears
+        def heard(self, key: str, data: str) -> None:
+            show(key, data)
+
+        @reactive
+        async def loop(self, channel: str, message: str) -> None:
+            return None
+
     name = f"echo-{os.getpid()}"
-    headers = auth_headers(mesh_token(grid))
-    links: dict[str, Link] = {}
-    for pattern, names in plan.items():
-        inbox.handlers[pattern] = show
-        for peer in names:
-            if peer not in links:
-                uri = grid.node(peer).uri
-                assert uri is not None
-                links[peer] = Link(
-                    node=name, peer=peer, uri=uri, logger=log, wait=0, on_publish=inbox.deliver, headers=headers
-                )
+    spec = NodeSpec(name=name, sketch="echo", subscribe=tuple(plan))
+    node = Node(Echo, name, dataclasses.replace(grid, nodes={**grid.nodes, name: spec}), wait=0, token=mesh_token(grid))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, done.set)
-    subscribing = [
-        asyncio.create_task(links[peer].subscribe(pattern)) for pattern, names in plan.items() for peer in names
-    ]
+    await node.start()
     try:
         await done.wait()
     finally:
-        for task in subscribing:
-            task.cancel()
-        await asyncio.gather(*(link.close() for link in links.values()))
-        await inbox.close()
+        await node.stop()
