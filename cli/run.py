@@ -73,10 +73,16 @@ def node_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+#: Names the options every node command takes already use (flags and destinations).
+COMMON = frozenset({"socket", "host", "port", "param", "extra", "wait", "grace", "help"})
+
+
 def sketch_options(spec: NodeSpec) -> list[click.Option]:
     """One option per parameter of the node's sketch's ``setup()``: its type, and the default the grid gives it."""
     options = []
     for parameter in sketch_parameters(sketches.load(spec.sketch)):
+        if parameter.name in COMMON:  # --port, --wait... mean the node's own; --param NAME=VALUE still reaches it
+            continue
         default = spec.params.get(parameter.name, parameter.default)
         shown = "required" if default is inspect.Parameter.empty else f"{default!r}"
         source = "grid" if parameter.name in spec.params else "sketch"
