@@ -129,13 +129,9 @@ class Outbox:
 
     def ack(self, msg_id: int, data: str) -> bool:
         """The peer acked message ``msg_id`` with ``data``; False if it is not one of ours."""
-        entry = self._entries.pop(msg_id, None)
-        if entry is None:
+        future = self._settle(msg_id)
+        if future is None:
             return False
-        self._room.release()
-        if self._durable:
-            self.store.remove(self.peer, msg_id)
-        future = entry[1]
         if not future.done():
             self.acked += 1
             future.set_result(data)
@@ -143,15 +139,22 @@ class Outbox:
 
     def refuse(self, msg_id: int, error: Exception) -> bool:
         """The peer answered message ``msg_id`` with an error; False if it is not one of ours."""
+        future = self._settle(msg_id)
+        if future is None:
+            return False
+        if not future.done():
+            future.set_exception(error)
+        return True
+
+    def _settle(self, msg_id: int) -> asyncio.Future[str] | None:
+        """Message ``msg_id`` is answered: out of the outbox, its room given back, its stored copy gone."""
         entry = self._entries.pop(msg_id, None)
         if entry is None:
-            return False
+            return None
         self._room.release()
         if self._durable:
             self.store.remove(self.peer, msg_id)
-        if not entry[1].done():
-            entry[1].set_exception(error)
-        return True
+        return entry[1]
 
     def fail_all(self, error: Exception) -> None:
         """Give up on every pending message: its future fails with ``error``; a durable copy stays for the next run."""
