@@ -18,7 +18,7 @@ import asyncio
 import inspect
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,8 +189,8 @@ class Node:
     def describe(self) -> str:
         return f"{self.name} is a node of arduino-mesh (sketch {self.spec.sketch})"
 
-    async def handle(self, channel: str, message: str) -> tuple[bool, str]:
-        return await self.reactor.handle(channel, message)
+    def handle(self, channel: str, message: str) -> Awaitable[tuple[bool, str]]:
+        return self.reactor.handle(channel, message)  # the reactor's own coroutine: no extra frame per message
 
     async def serve_plain(self, websocket: ServerConnection) -> None:
         await self._hook("serve_plain")(websocket)

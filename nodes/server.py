@@ -11,7 +11,7 @@ import asyncio
 import errno
 import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from functools import partial
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -83,7 +83,7 @@ class Served(Protocol):
         """One line for a plain HTTP visitor: what this node is."""
         ...
 
-    async def handle(self, channel: str, message: str) -> tuple[bool, str]:
+    def handle(self, channel: str, message: str) -> Awaitable[tuple[bool, str]]:
         """``loop()`` on one message: ``(True, ack)`` or ``(False, why)``; never raises."""
         ...
 
