@@ -177,6 +177,23 @@ def kill_tree(pid: int) -> None:
             return
 
 
+def spawn(
+    args: list[str], *, cwd: Path, env: dict[str, str] | None, stderr: int, bufsize: int = -1
+) -> subprocess.Popen[str]:
+    """Start ``args`` in a session (and process group) of its own: a signal to the group, or a kill, reaches all it starts."""
+    return subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env or environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        bufsize=bufsize,
+        start_new_session=True,
+    )
+
+
 class Process:
     """A real subprocess, in a process group of its own, whose merged output is read line by line as it comes.
 
@@ -195,17 +212,7 @@ class Process:
         env: dict[str, str] | None = None,
     ) -> None:
         self.args = [str(a) for a in args]
-        self.popen = subprocess.Popen(
-            self.args,
-            cwd=cwd,
-            env=env or environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-            start_new_session=True,  # its own group: a signal to the group, or a kill, reaches all it starts
-        )
+        self.popen = spawn(self.args, cwd=cwd, env=env, stderr=subprocess.STDOUT, bufsize=1)
         Process.running.append(self)
         self.lines: list[str] = []
         self._cursor = 0
@@ -313,16 +320,7 @@ def run(
     Past ``timeout``, or if the test is interrupted, the process and all it started are killed.
     """
     command = [str(a) for a in args]
-    with subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env or environment(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    ) as popen:
+    with spawn(command, cwd=cwd, env=env, stderr=subprocess.PIPE) as popen:
         try:
             stdout, stderr = popen.communicate(timeout=timeout)
         except BaseException:
