@@ -1,12 +1,14 @@
-"""The command line: ``arduino.py`` is its entry, each command a small module that parses, calls the library, prints.
+"""The command line: ``arduino`` (installed) or ``./arduino.py`` (in a checkout); each command a small module.
 
-./arduino.py buzzer            run the node named "buzzer" in grid.yaml
-./arduino.py send buzzer 1     send one message to a node, print its ack
-./arduino.py echo '#'          print everything the circuit publishes
+arduino buzzer            run the node named "buzzer" in ./grid.yaml
+arduino send buzzer 1     send one message to a node, print its ack
+arduino echo '#'          print everything the circuit publishes
+arduino new blinky        make a project folder of your own
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -19,6 +21,7 @@ from nodes.node import DEFAULT_STATE_DIR
 from .check import check_command, graph_command
 from .common import GRID_ENV, LEVELS
 from .echo import echo_command
+from .new import new_command
 from .run import node_command, run_command
 from .send import send_command
 from .status import status_command
@@ -78,20 +81,30 @@ class Cli(click.Group):
 def cli(ctx: click.Context, grid: str, log_level: str, state_dir: str) -> None:
     """Run the nodes of an Arduino-like circuit that talk over websockets.
 
-    Run a node of the grid with `./arduino.py NODE` (e.g. `./arduino.py buzzer`),
-    one terminal per node, or all of them with `honcho start`.
+    Run a node of the grid (./grid.yaml unless --grid says otherwise) with
+    `arduino NODE` (`./arduino.py NODE` in a checkout), one terminal per node,
+    or all of them with `honcho start`. Start a project of your own with
+    `arduino new NAME`.
     """
     ctx.obj = {"grid": grid, "log_level": log_level.lower(), "state_dir": state_dir}
     configure_logging(log_level.lower())
 
 
-for command in (run_command, send_command, echo_command, status_command, check_command, graph_command):
+for command in (
+    run_command,
+    send_command,
+    echo_command,
+    status_command,
+    check_command,
+    graph_command,
+    new_command,
+):
     cli.add_command(command)
 
 
 def main() -> None:
     """Entry point: no traceback for Ctrl-C before the node is up."""
     try:
-        cli(prog_name="arduino.py")
+        cli(prog_name=os.path.basename(sys.argv[0]) or "arduino")
     except KeyboardInterrupt:
         sys.exit(130)

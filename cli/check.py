@@ -13,7 +13,7 @@ from mesh.graph import render
 from mesh.grid import read_grid
 from nodes import check_params
 
-from .common import Failure, load_grid
+from .common import Failure, load_grid, load_sketch
 
 __all__ = ["check_command", "graph_command"]
 
@@ -37,7 +37,7 @@ def check_command(ctx: click.Context, procfile: str | None) -> None:
     """
     path = ctx.obj["grid"]
     try:
-        grid = read_grid(path, sketches=sketches.available())
+        grid = read_grid(path, sketches=sketches.problem(path))
     except GridError as exc:
         where = f"{exc.path}:{exc.line}" if exc.line else exc.path
         click.echo(f"{where}: error: {exc.message}")
@@ -53,10 +53,9 @@ def check_command(ctx: click.Context, procfile: str | None) -> None:
     findings = check_grid(grid, procfile=text, procfile_path=procfile or "Procfile")
     for spec in grid.nodes.values():
         try:
-            check_params(sketches.load(spec.sketch), spec, grid.path)
-        except (GridError, sketches.SketchError) as exc:
-            message = exc.message if isinstance(exc, GridError) else str(exc)
-            findings.append(Finding(path=grid.path, line=spec.line or None, level="error", message=message))
+            check_params(load_sketch(grid, spec), spec, grid.path)
+        except GridError as exc:
+            findings.append(Finding(path=grid.path, line=spec.line or None, level="error", message=exc.message))
     for finding in findings:
         click.echo(str(finding))
     click.echo(summary(findings, grid))

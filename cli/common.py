@@ -9,9 +9,10 @@ import click
 import sketches
 from mesh.errors import GridError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec, read_grid
+from nodes import FactoryLoop
 from nodes.logs import REDACT
 
-__all__ = ["GRID_ENV", "LEVELS", "Failure", "UsageFailure", "find_node", "load_grid", "mesh_token"]
+__all__ = ["GRID_ENV", "LEVELS", "Failure", "UsageFailure", "find_node", "load_grid", "load_sketch", "mesh_token"]
 
 GRID_ENV = "ARDUINO_GRID"
 LEVELS = ["debug", "info", "warning", "error"]
@@ -30,9 +31,22 @@ class UsageFailure(Failure):
 def load_grid(ctx: click.Context) -> Grid:
     """The grid named by ``--grid``, or a one-line error."""
     try:
-        return read_grid(ctx.obj["grid"], sketches=sketches.available())
+        return read_grid(ctx.obj["grid"], sketches=sketches.problem(ctx.obj["grid"]))
     except GridError as exc:
         raise Failure(str(exc)) from None
+
+
+def sketch_error(grid: Grid, spec: NodeSpec, exc: sketches.SketchError) -> GridError:
+    """A sketch that cannot be loaded, blamed on the node's line of the grid."""
+    return GridError(grid.path, spec.line or None, f"node {spec.name!r}: {exc}")
+
+
+def load_sketch(grid: Grid, spec: NodeSpec) -> type[FactoryLoop]:
+    """The class of the node's sketch, found beside the grid file (see :mod:`sketches`); GridError if not."""
+    try:
+        return sketches.load(spec.sketch, grid.path)
+    except sketches.SketchError as exc:
+        raise sketch_error(grid, spec, exc) from None
 
 
 def mesh_token(grid: Grid) -> str | None:

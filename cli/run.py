@@ -11,16 +11,15 @@ from typing import Any
 import click
 import yaml
 
-import sketches
 from mesh.errors import MeshError
-from mesh.grid import NodeSpec, read_grid
+from mesh.grid import Grid, NodeSpec, read_grid
 from mesh.links import DEFAULT_WAIT
 from nodes import check_params
 from nodes.node import GRACE, Node
 from nodes.params import sketch_parameters
 from nodes.runner import run_until_signalled
 
-from .common import Failure, find_node, load_grid, mesh_token
+from .common import Failure, find_node, load_grid, load_sketch, mesh_token
 
 __all__ = ["node_command", "run_command"]
 
@@ -77,10 +76,10 @@ def node_options(function: Callable[..., Any]) -> Callable[..., Any]:
 COMMON = frozenset({"socket", "host", "port", "param", "extra", "wait", "grace", "help"})
 
 
-def sketch_options(spec: NodeSpec) -> list[click.Option]:
+def sketch_options(grid: Grid, spec: NodeSpec) -> list[click.Option]:
     """One option per parameter of the node's sketch's ``setup()``: its type, and the default the grid gives it."""
     options = []
-    for parameter in sketch_parameters(sketches.load(spec.sketch)):
+    for parameter in sketch_parameters(load_sketch(grid, spec)):
         if parameter.name in COMMON:  # --port, --wait... mean the node's own; --param NAME=VALUE still reaches it
             continue
         default = spec.params.get(parameter.name, parameter.default)
@@ -109,8 +108,9 @@ def node_command(ctx: click.Context, name: str) -> click.Command:
         run_node(ctx, name, **options)
 
     try:  # without a grid that names the node, the command still runs, to say what is wrong
-        spec = read_grid(ctx.params.get("grid") or "grid.yaml").node(name)
-        command.params[0:0] = sketch_options(spec)  # the sketch's own first
+        grid = read_grid(ctx.params.get("grid") or "grid.yaml")
+        spec = grid.node(name)
+        command.params[0:0] = sketch_options(grid, spec)  # the sketch's own first
         command.help = f"Run the node {name!r} of the grid (sketch {spec.sketch}, {spec.address or 'no port'})."
     except MeshError:
         pass
@@ -151,7 +151,7 @@ def run_node(
     overrides = {key: value for key, value in params.items() if value is not None}
     overrides.update(parse_param(text) for text in extra)
     try:
-        cls = sketches.load(spec.sketch)
+        cls = load_sketch(grid, spec)
         check_params(cls, NodeSpec(name=name, sketch=spec.sketch, params=overrides), "command line")
         changes: dict[str, Any] = {"params": {**spec.params, **overrides}}
         if host is not None:

@@ -34,7 +34,9 @@ ERROR = "error"
 WARNING = "warning"
 
 #: Subcommands of arduino.py that do not start a node (a node named so runs as ``run NAME``).
-NOT_NODES: frozenset[str] = frozenset({"echo", "send", "status", "graph", "check"})
+NOT_NODES: frozenset[str] = frozenset({"echo", "send", "status", "graph", "check", "new", "up"})
+#: The command, installed (``arduino``) or in a checkout (``./arduino.py``).
+_ARDUINO = ("arduino", "arduino.py")
 
 #: At most this many loops are listed; past it, one more warning says there are more.
 MAX_LOOPS = 100
@@ -296,7 +298,7 @@ def _check_procfile(grid: Grid, text: str, path: str) -> list[Finding]:
 def _started_node(words: list[str], grid_path: str) -> str | None:
     """The node a Procfile command starts, or None when it runs no node of this grid.
 
-    The command runs ``arduino.py`` (after ``exec``, ``env``, a Python
+    The command runs ``arduino`` or ``arduino.py`` (after ``exec``, ``env``, a Python
     interpreter and its options, ``NAME=value`` assignments); the node is the
     first word after the group options, or the one after ``run``. A command
     whose ``--grid`` (or ``ARDUINO_GRID=``) names another file than
@@ -306,7 +308,7 @@ def _started_node(words: list[str], grid_path: str) -> str | None:
     rest = iter(words)
     word: str | None  # each word in turn; None past the last
     for word in rest:
-        if word.endswith("arduino.py"):
+        if os.path.basename(word) in _ARDUINO:
             break
         if _ASSIGNMENT.fullmatch(word):
             name, _, value = word.partition("=")

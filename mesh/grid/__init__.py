@@ -37,7 +37,6 @@ checks across nodes.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
 
 from mesh.constants import DEFAULT_HOST, DEFAULT_MAX_SIZE, DEFAULT_OUTBOX
 from mesh.errors import GridError
@@ -45,7 +44,7 @@ from mesh.errors import GridError
 from .loader import load_yaml
 from .marks import Marks
 from .model import Grid, NodeSpec, Wire
-from .rules import AUTH_KEYS, NODE_KEYS, TOP_KEYS, build_grid, validate
+from .rules import AUTH_KEYS, NODE_KEYS, TOP_KEYS, Sketches, build_grid, validate
 
 __all__ = [
     "AUTH_KEYS",
@@ -66,11 +65,12 @@ __all__ = [
 ]
 
 
-def load_grid(text: str, path: str = "grid.yaml", *, sketches: Collection[str] | None = None) -> Grid:
+def load_grid(text: str, path: str = "grid.yaml", *, sketches: Sketches | None = None) -> Grid:
     """Parse and validate the text of a grid; ``path`` only names it in errors.
 
-    ``sketches``, when given, are the known sketch names: a node naming another
-    one is an error. Raises GridError for the first problem found.
+    ``sketches``, when given, are the known sketch names, or a function saying
+    what is wrong with a ``sketch:`` value (see :func:`sketches.problem`): a node
+    naming a sketch not found is an error at its line. Raises GridError for the first problem found.
     """
     try:
         data, marks = load_yaml(text, path)
@@ -79,7 +79,7 @@ def load_grid(text: str, path: str = "grid.yaml", *, sketches: Collection[str] |
         raise GridError(path, None, "the grid is nested too deeply") from None
 
 
-def read_grid(path: str | os.PathLike[str], *, sketches: Collection[str] | None = None) -> Grid:
+def read_grid(path: str | os.PathLike[str], *, sketches: Sketches | None = None) -> Grid:
     """Read the grid file at ``path`` (UTF-8) and load it; GridError if it cannot be read."""
     name = os.fsdecode(os.fspath(path))
     try:

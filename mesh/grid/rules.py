@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, NoReturn
 
@@ -34,6 +34,9 @@ TOP_KEYS: tuple[str, ...] = ("auth", "nodes", "wires")
 #: The keys of the top-level ``auth`` mapping.
 AUTH_KEYS: tuple[str, ...] = ("token_env",)
 
+#: What a grid's sketches are checked against: the known names, or a function naming the problem with one.
+Sketches = Collection[str] | Callable[[str], "str | None"]
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _WIRE = re.compile(rf"\s*({_NAME.pattern})\s*->\s*({_NAME.pattern})\s*")
 _NAME_RULE = "use letters, digits, '_' and '-', starting with a letter or '_'"
@@ -46,11 +49,13 @@ def validate(
     *,
     path: str = "<memory>",
     marks: Marks | None = None,
-    sketches: Collection[str] | None = None,
+    sketches: Sketches | None = None,
 ) -> Grid:
     """The grid that plain ``data`` describes; GridError naming ``path`` (and a line from ``marks``) if invalid.
 
-    ``sketches``, when given, are the known sketch names.
+    ``sketches``, when given, are the known sketch names, or a function that
+    says what is wrong with a ``sketch:`` value (None when it is found): how
+    the sketches beside a grid file are looked for stays out of the rules.
     """
     return _Rules(path, marks or Marks(), sketches).grid(data)
 
@@ -60,7 +65,7 @@ def build_grid(
     wires: Iterable[str | Wire] | None = (),
     *,
     path: str = "<memory>",
-    sketches: Collection[str] | None = None,
+    sketches: Sketches | None = None,
     auth_token_env: str | None = None,
 ) -> Grid:
     """Build a grid from plain Python data, with the same checks as :func:`~mesh.grid.load_grid`.
@@ -117,13 +122,26 @@ def change_node(grid: Grid, name: str, changes: Mapping[str, Any]) -> Grid:
     return changed
 
 
+def _known(names: list[str]) -> Callable[[str], str | None]:
+    """The problem with a sketch name when the known sketches are a list of names."""
+
+    def check(value: str) -> str | None:
+        if value in names:
+            return None
+        return f"unknown sketch {value!r}; known sketches: {', '.join(names) or 'none'}{suggest(value, names)}"
+
+    return check
+
+
 class _Rules:
     """Walks the plain data of a grid into a Grid, checking each value as it goes."""
 
-    def __init__(self, path: str, marks: Marks, sketches: Collection[str] | None) -> None:
+    def __init__(self, path: str, marks: Marks, sketches: Sketches | None) -> None:
         self.path = path
         self.marks = marks
-        self.sketches = None if sketches is None else sorted(set(sketches))
+        self.sketches: Callable[[str], str | None] | None = (
+            sketches if sketches is None or callable(sketches) else _known(sorted(set(sketches)))
+        )
         self.frozen: dict[int, Any] = {}  # id(value) -> its frozen copy: a value shared is read once
         self.inside: set[int] = set()  # the values being read, to catch one inside itself
 
@@ -234,12 +252,10 @@ class _Rules:
                 check.check_max_size(name, value, self.marks.text(at))
             else:
                 check.check_durable(name, value)
-        if key == "sketch" and self.sketches is not None and value not in self.sketches:
-            known = ", ".join(self.sketches) or "none"
-            self.fail(
-                line,
-                f"unknown sketch {value!r} for node {name!r}; known sketches: {known}{suggest(value, self.sketches)}",
-            )
+        if key == "sketch" and self.sketches is not None:
+            wrong = self.sketches(value)
+            if wrong is not None:
+                self.fail(line, f"node {name!r}: {wrong}")
         return value
 
     def params(self, name: str, at: Path, value: Any) -> Mapping[str, Any]:

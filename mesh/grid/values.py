@@ -39,10 +39,31 @@ class Invalid(Exception):
     """A value check failed; the caller knows the file and line to report."""
 
 
+def _dotted(text: str) -> bool:
+    return all(part.isidentifier() for part in text.split("."))
+
+
 def check_sketch(node: str, value: Any) -> str:
-    if not isinstance(value, str) or not value or not all(part.isidentifier() for part in value.split(".")):
-        raise Invalid(f"node {node!r}: 'sketch' must be the name of a sketch module")
-    return value
+    """A sketch's name (``blinker``), a ``.py`` path (``./lab/blinker.py``), or ``package.module:Class``.
+
+    A path, too, may name its class: ``./lab/two.py:Fast``. Where each is looked
+    for is not the rules' business (see :mod:`sketches`).
+    """
+    where, sep, cls = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    if not sep:
+        where, cls = value, ""
+    if (
+        isinstance(value, str)
+        and value.strip() == value
+        and (not sep or cls.isidentifier())
+        and (where.endswith(".py") or (_dotted(where) and (sep or "/" not in where)))
+        and not any(char in value for char in "\n\r\t")
+    ):
+        return value
+    raise Invalid(
+        f"node {node!r}: 'sketch' must be a sketch's name (blinker), a path to a .py file "
+        f"(./sketches/blinker.py) or module:Class (mypackage.blinker:Blinker)"
+    )
 
 
 def check_host(node: str, value: Any) -> str:

@@ -344,7 +344,7 @@ INVALID = [
         nodes:
           clock: {sketch: 5}
         """,
-        "grid.yaml:2: node 'clock': 'sketch' must be the name of a sketch module",
+        "grid.yaml:2: node 'clock': 'sketch' must be a sketch's name (blinker), a path to a .py file (./sketches/blinker.py) or module:Class (mypackage.blinker:Blinker)",
     ),
     (
         "sketch-empty",
@@ -353,7 +353,7 @@ INVALID = [
           clock:
             sketch: ""
         """,
-        "grid.yaml:3: node 'clock': 'sketch' must be the name of a sketch module",
+        "grid.yaml:3: node 'clock': 'sketch' must be a sketch's name (blinker), a path to a .py file (./sketches/blinker.py) or module:Class (mypackage.blinker:Blinker)",
     ),
     (
         "host-number",
@@ -1709,13 +1709,13 @@ def test_known_sketches_accepted() -> None:
     [
         pytest.param(
             "clok",
-            "grid.yaml:3: unknown sketch 'clok' for node 'clock'; "
+            "grid.yaml:3: node 'clock': unknown sketch 'clok'; "
             "known sketches: buzzer, clock, iopin; did you mean 'clock'?",
             id="close",
         ),
         pytest.param(
             "servo",
-            "grid.yaml:3: unknown sketch 'servo' for node 'clock'; known sketches: buzzer, clock, iopin",
+            "grid.yaml:3: node 'clock': unknown sketch 'servo'; known sketches: buzzer, clock, iopin",
             id="far",
         ),
     ],

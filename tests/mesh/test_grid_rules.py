@@ -85,7 +85,9 @@ def test_build_grid_says_the_same(data: dict[str, Any], marks: Marks, message: s
         pytest.param({"params": {"a": {5: 1}}}, "grid.yaml:2: keys must be text, not 5", id="deep-key"),
         pytest.param({"params": None}, "grid.yaml:2: node 'clock': 'params' must be a mapping", id="params-none"),
         pytest.param(
-            {"sketch": "a b"}, "grid.yaml:2: node 'clock': 'sketch' must be the name of a sketch module", id="sketch"
+            {"sketch": "a b"},
+            "grid.yaml:2: node 'clock': 'sketch' must be a sketch's name (blinker), a path to a .py file (./sketches/blinker.py) or module:Class (mypackage.blinker:Blinker)",
+            id="sketch",
         ),
     ],
 )

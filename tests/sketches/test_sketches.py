@@ -27,7 +27,8 @@ def test_the_shipped_sketches_are_found_by_module_name():
     assert {"buzzer", "clock", "dashboard", "iopin"} <= set(sketches.available())
     assert sketches.load("iopin") is IOPin
     with pytest.raises(
-        sketches.SketchError, match=r"no sketch named 'iopinn'; sketches: buzzer, clock, dashboard, iopin"
+        sketches.SketchError,
+        match=r"unknown sketch 'iopinn'; tried the built-in sketches; known sketches: buzzer, clock, dashboard, iopin",
     ):
         sketches.load("iopinn")
 
