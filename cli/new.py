@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import keyword
 import re
 from importlib import resources
@@ -77,3 +78,6 @@ def new_command(name: str, sketch: str | None) -> None:
         ("honcho start", "the circuit, one process per node; the dashboard: http://127.0.0.1:8000/"),
     ):
         click.echo(f"  {line:<14}{'  # ' + why if why else ''}".rstrip())
+    missing = [tool for tool in ("pytest", "honcho") if importlib.util.find_spec(tool) is None]
+    if missing:
+        click.echo(f"({' and '.join(missing)} not installed here: pip install 'arduino-mesh[project]')")
