@@ -105,7 +105,7 @@ def free_ports(count: int) -> list[int]:
 async def start_circuit(grid: Grid, **options: Any) -> dict[str, Node]:
     """Start every node of ``grid`` in this event loop, filling in the ports bound for port 0."""
     nodes = {
-        name: Node(sketches.load(spec.sketch), name, grid, reconnect_delays=fast_backoff, **options)
+        name: Node(sketches.load(spec.sketch, grid.path), name, grid, reconnect_delays=fast_backoff, **options)
         for name, spec in grid.nodes.items()
     }
     await open_together(nodes)

@@ -19,12 +19,12 @@ def test_the_test_command_is_what_ci_runs():
     assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("\npytest --cov")
 
 
-async def test_the_write_your_own_sketch_example_works(tmp_path: Path, monkeypatch):
+async def test_the_write_your_own_sketch_example_works(tmp_path: Path):
     """The README's Led sketch, dropped into the sketches folder and wired from the iopin, lights up on 1."""
     code = re.search(r"`sketches/led\.py`:\n\n```python\n(.*?)```", README, re.S)[1]
-    (tmp_path / "led.py").write_text(code)
-    monkeypatch.setattr(sketches, "__path__", [*sketches.__path__, str(tmp_path)])
-    assert "led" in sketches.available()
+    (tmp_path / "sketches").mkdir()
+    (tmp_path / "sketches" / "led.py").write_text(code)  # beside the grid file, as the README says
+    assert "led" in sketches.available(tmp_path / "grid.yaml")
     grid = build_grid(
         {
             "clock": {"sketch": "clock", "params": {"tacks": 2, "delay": 0.001}},
@@ -32,6 +32,7 @@ async def test_the_write_your_own_sketch_example_works(tmp_path: Path, monkeypat
             "led": {"sketch": "led", "port": 0, "params": {"color": "green"}},
         },
         ["clock -> iopin", "iopin -> led"],
+        path=str(tmp_path / "grid.yaml"),
     )
     nodes = await start_circuit(grid)
     try:
@@ -42,11 +43,11 @@ async def test_the_write_your_own_sketch_example_works(tmp_path: Path, monkeypat
         await stop_circuit(nodes)
 
 
-async def test_the_topics_example_hears_every_pin_from_the_grid_alone(tmp_path: Path, monkeypatch):
+async def test_the_topics_example_hears_every_pin_from_the_grid_alone(tmp_path: Path):
     """The README's Meter sketch, subscribed to +/pin in the grid only, counts the iopin's high pins."""
     code = re.search(r"`sketches/meter\.py`:\n\n```python\n(.*?)```", README, re.S)[1]
-    (tmp_path / "meter.py").write_text(code)
-    monkeypatch.setattr(sketches, "__path__", [*sketches.__path__, str(tmp_path)])
+    (tmp_path / "sketches").mkdir()
+    (tmp_path / "sketches" / "meter.py").write_text(code)
     grid = build_grid(
         {
             "clock": {"sketch": "clock", "port": 0, "params": {"tacks": 0, "delay": 0.005}},
@@ -55,6 +56,7 @@ async def test_the_topics_example_hears_every_pin_from_the_grid_alone(tmp_path: 
             "meter": {"sketch": "meter", "subscribe": ["+/pin"]},
         },
         ["clock -> iopin", "iopin -> buzzer"],
+        path=str(tmp_path / "grid.yaml"),
     )
     nodes = await start_circuit(grid)
     try:
