@@ -6,12 +6,17 @@ import asyncio
 
 import click
 
-from mesh.errors import MeshError
+from mesh.errors import MeshError, NotAnswering
 from mesh.links import auth_headers, send_once
 
 from .common import Failure, find_node, load_grid, mesh_token
 
-__all__ = ["send_command"]
+__all__ = ["BUSY_HINT", "send_command"]
+
+#: What a node that takes the connection but does not answer is most likely doing.
+BUSY_HINT = (
+    "is it busy? sketch code that blocks (time.sleep(), a busy loop, blocking I/O) stalls the whole node: see its log"
+)
 
 
 @click.command("send")
@@ -35,12 +40,13 @@ def send_command(ctx: click.Context, node: str, message: str, channel: str, time
     headers = auth_headers(mesh_token(grid))
     try:
         ack = asyncio.run(
-            asyncio.wait_for(
-                send_once(node, spec.uri, channel.lstrip("/"), message, open_timeout=timeout, headers=headers), timeout
+            send_once(
+                node, spec.uri, channel.lstrip("/"), message, open_timeout=timeout, within=timeout, headers=headers
             )
         )
-    except TimeoutError:
-        raise Failure(f"{node} did not answer within {timeout:g} s") from None
+    except NotAnswering as exc:
+        # It is there (the connection opened) but silent: busy, most likely with sketch code that blocks.
+        raise Failure(f"{exc}; {BUSY_HINT}; --timeout S waits longer") from None
     except MeshError as exc:
         raise Failure(str(exc)) from None
     click.echo(ack)

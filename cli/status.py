@@ -8,7 +8,7 @@ import json
 import click
 
 from mesh.links import auth_headers
-from nodes.status import gather_status, status_table
+from nodes.status import DOWN, NOT_ANSWERING, gather_status, status_table
 
 from .common import load_grid, mesh_token
 
@@ -28,7 +28,8 @@ __all__ = ["status_command"]
 def status_command(ctx: click.Context, as_json: bool, timeout: float) -> None:
     """Ask every node of the grid how it is: up or down, counters, links, subscribers.
 
-    Exit status 0 when every node with a port answered, 1 when one is down.
+    Exit status 0 when every node with a port answered, 1 when one is down (nothing
+    listening) or not answering (it took the connection but said nothing: busy?).
     """
     grid = load_grid(ctx)
     headers = auth_headers(mesh_token(grid))
@@ -37,5 +38,5 @@ def status_command(ctx: click.Context, as_json: bool, timeout: float) -> None:
         click.echo(json.dumps(reports, indent=2))
     else:
         click.echo(status_table(reports))
-    if any(report["state"] == "down" for report in reports):
+    if any(report["state"] in (DOWN, NOT_ANSWERING) for report in reports):
         ctx.exit(1)

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import process_exception
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from . import protocol
-from .errors import PeerUnavailable, RemoteError
+from .errors import NotAnswering, PeerUnavailable, RemoteError
 
 __all__ = [
     "CLIENT",
@@ -63,6 +65,8 @@ CLIENT: dict[str, Any] = {
     "max_size": None,
     "proxy": None,
 }
+#: The reason websockets gives when it closes a connection whose peer stopped answering pings.
+KEEPALIVE_TIMEOUT = "keepalive ping timeout"
 #: Seconds between two "waiting for PEER" log lines while a peer stays away.
 WAITING_LOG_INTERVAL = 10.0
 
@@ -103,6 +107,10 @@ def describe_close(ws: ClientConnection) -> str:
     """How a connection ended, for a log line."""
     if ws.close_code is None:
         return "connection lost"
+    sent = ws.protocol.close_sent
+    if ws.protocol.close_rcvd is None and sent is not None and sent.reason == KEEPALIVE_TIMEOUT:
+        # websockets gave up on a peer that stopped answering pings: alive but stuck, or frozen.
+        return f"it stopped answering pings for {PING_TIMEOUT:g} s: busy or frozen?"
     return f"closed with {ws.close_code}" + (f": {ws.close_reason}" if ws.close_reason else "")
 
 
@@ -264,29 +272,71 @@ async def request(
     *,
     sender: str = "cli",
     open_timeout: float = OPEN_TIMEOUT,
+    within: float | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> protocol.Frame:
     """Open a connection, send one frame, return the answer with the same id, close: for the CLI.
 
-    ``open_timeout`` bounds opening the connection only: bound the whole call at the
-    call site, with ``asyncio.timeout`` or ``wait_for``.
+    ``open_timeout`` bounds opening the connection; ``within``, if given, the whole call.
+    Refused, unreachable, or a TCP connection that times out: :class:`PeerUnavailable`.
+    A peer whose TCP connection opens (the kernel accepts it for a live process) but
+    that does not complete the handshake or answer in time: :class:`NotAnswering`,
+    busy (a sketch blocking its event loop) or stopped, but there.
     """
     frame_id = getattr(frame, "id", None)
+    phase = "connecting"
     try:
-        async with connect(uri, **CLIENT, open_timeout=open_timeout, additional_headers=headers) as ws:
-            if ws.subprotocol != protocol.SUBPROTOCOL:
-                raise PeerUnavailable(peer, uri, f"it does not speak {protocol.SUBPROTOCOL}")
-            await ws.send(protocol.encode(protocol.Hello(node=sender)))
-            await ws.send(protocol.encode(frame))
-            async for raw in ws:
-                answer = protocol.decode(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
-                if isinstance(answer, protocol.Error) and answer.id in (frame_id, None):
-                    raise RemoteError(peer, answer.error)
-                if getattr(answer, "id", None) == frame_id and not isinstance(answer, protocol.Hello):
-                    return answer
-            raise PeerUnavailable(peer, uri, "the connection closed before the answer came")
-    except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
+        async with asyncio.timeout(within):
+            sock = await _open_socket(uri)
+            phase = "handshake"
+            async with connect(uri, **CLIENT, sock=sock, open_timeout=open_timeout, additional_headers=headers) as ws:
+                phase = "answer"
+                if ws.subprotocol != protocol.SUBPROTOCOL:
+                    raise PeerUnavailable(peer, uri, f"it does not speak {protocol.SUBPROTOCOL}")
+                await ws.send(protocol.encode(protocol.Hello(node=sender)))
+                await ws.send(protocol.encode(frame))
+                async for raw in ws:
+                    answer = protocol.decode(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+                    if isinstance(answer, protocol.Error) and answer.id in (frame_id, None):
+                        raise RemoteError(peer, answer.error)
+                    if getattr(answer, "id", None) == frame_id and not isinstance(answer, protocol.Hello):
+                        return answer
+                raise PeerUnavailable(peer, uri, "the connection closed before the answer came")
+    except TimeoutError:
+        if phase == "handshake":
+            waited = open_timeout if within is None else min(within, open_timeout)
+            raise NotAnswering(peer, uri, f"it took the connection but no handshake came within {waited:g} s") from None
+        if phase == "answer":
+            raise NotAnswering(peer, uri, f"no answer within {within:g} s") from None
+        raise PeerUnavailable(peer, uri, "timed out connecting") from None
+    except (OSError, InvalidHandshake, ConnectionClosed) as exc:
         raise PeerUnavailable(peer, uri, describe_error(exc)) from None
+
+
+async def _open_socket(uri: str) -> socket.socket:
+    """A TCP connection to the host and port of ``uri`` (OSError if none opens).
+
+    Opened apart from the websocket handshake, so that a caller can tell a peer that is
+    not there (refused) from one that is there but does not answer (no handshake).
+    """
+    parts = urlsplit(uri)
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    loop = asyncio.get_running_loop()
+    error: OSError = OSError(f"cannot resolve {parts.hostname}")
+    for family, kind, proto, _, address in await loop.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise error
 
 
 async def send_once(
@@ -297,6 +347,7 @@ async def send_once(
     *,
     sender: str = "cli",
     open_timeout: float = OPEN_TIMEOUT,
+    within: float | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> str:
     """Open a connection, send one message, return its ack, close: for the CLI's ``send``."""
@@ -306,6 +357,7 @@ async def send_once(
         protocol.Message(id=1, channel=channel, data=text),
         sender=sender,
         open_timeout=open_timeout,
+        within=within,
         headers=headers,
     )
     assert isinstance(answer, protocol.Ack)
@@ -317,9 +369,10 @@ async def query_status(
     uri: str,
     *,
     open_timeout: float = 1.0,
+    within: float | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """A node's status report (see docs/protocol.md)."""
-    answer = await request(peer, uri, protocol.Status(id=1), open_timeout=open_timeout, headers=headers)
+    answer = await request(peer, uri, protocol.Status(id=1), open_timeout=open_timeout, within=within, headers=headers)
     assert isinstance(answer, protocol.Report)
     return answer.data

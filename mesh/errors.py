@@ -7,6 +7,7 @@
     ├── UnknownNodeError        a name that the grid does not have
     ├── ProtocolError           a peer sent a frame we cannot use: answer it, keep serving
     ├── PeerUnavailable         a peer cannot be reached (yet): retry later
+    │   └── NotAnswering        it took the connection but did not answer in time: busy?
     └── RemoteError             a peer answered with an error (its loop() failed)
 
 Each exception keeps its fields and builds its one-line message in ``__str__``,
@@ -20,6 +21,7 @@ from collections.abc import Iterable
 __all__ = [
     "GridError",
     "MeshError",
+    "NotAnswering",
     "PeerUnavailable",
     "ProtocolError",
     "RemoteError",
@@ -82,6 +84,13 @@ class PeerUnavailable(MeshError):
 
     def __str__(self) -> str:
         return f"cannot reach {self.peer} at {self.address}: {self.reason}"
+
+
+class NotAnswering(PeerUnavailable):
+    """A peer that accepted the connection but did not answer in time: busy, blocked or stopped, not gone."""
+
+    def __str__(self) -> str:
+        return f"{self.peer} at {self.address} is not answering: {self.reason}"
 
 
 class RemoteError(MeshError):

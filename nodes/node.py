@@ -15,10 +15,10 @@ Life of a node: :meth:`open` (``setup(**params)``, bind, log ``serving on``),
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ from .periodic import periodic_methods, run_every
 from .pubsub import Handler, Hub, Inbox
 from .reactive import Reactor, heard_by
 from .server import NodeServer
+from .watch import Watch
 
 if TYPE_CHECKING:
     from .factory import FactoryLoop
@@ -78,7 +79,8 @@ class Node:
         self.links: dict[str, Link] = {}
         self.hub = Hub(name, self.log, announce=self._publish_now)
         self.sessions = Sessions(self.log)
-        self.inbox = Inbox(self.log)
+        self.watch = Watch(self.log)  # times the sketch's code; warns when it blocks the event loop
+        self.inbox = Inbox(self.log, watch=self.watch)
         self.store: MemoryOutbox = MemoryOutbox()
         self.server: NodeServer | None = None
         self.started: float | None = None
@@ -89,7 +91,7 @@ class Node:
         self._background: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
         self.sketch = sketch(self)
-        self.reactor = Reactor(self.sketch, self.log)
+        self.reactor = Reactor(self.sketch, self.log, self.watch, self.spec.timeout)
 
     # -- what the sketch's surface calls --------------------------------------
 
@@ -252,12 +254,18 @@ class Node:
 
     async def open(self) -> None:
         """``setup(**params)``, then bind the port if the node has one and log ``serving on``."""
+        self.watch.start()  # from here on, sketch code that blocks the event loop is reported
+        try:
+            await self._open()
+        except BaseException:
+            self.watch.stop()
+            raise
+
+    async def _open(self) -> None:
         check_params(type(self.sketch), self.spec, self.grid.path)
         self.started = asyncio.get_running_loop().time()
         try:
-            result = self._hook("setup")(**self.spec.params)
-            if inspect.isawaitable(result):
-                await result
+            await self.watch.call("setup()", self._hook("setup"), **self.spec.params)
         except (TypeError, ValueError) as exc:
             raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {exc}") from exc
         self.token = self._find_token()
@@ -308,7 +316,10 @@ class Node:
                     self.log.error("%s() failed", name, exc_info=exc)
 
             task = asyncio.create_task(
-                run_every(self._hook(name), seconds, times, on_error=on_error), name=f"{self.name}.{name}"
+                run_every(
+                    partial(self.watch.call, f"{name}() (@every)", self._hook(name)), seconds, times, on_error=on_error
+                ),
+                name=f"{self.name}.{name}",
             )
             self._tasks.append(task)
 
@@ -357,6 +368,7 @@ class Node:
         await asyncio.gather(*(link.close() for link in self.links.values()))
         await self.inbox.close()
         self.store.close()  # a durable outbox keeps what is still unacked, for the next run
+        self.watch.stop()
 
     async def run(self) -> None:
         """The whole life: start, wait, stop."""

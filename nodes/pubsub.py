@@ -14,7 +14,6 @@ message it does get (``lost`` in the ``pub`` frame).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 from collections import deque
@@ -26,6 +25,8 @@ from websockets.exceptions import ConnectionClosed
 
 from mesh import protocol
 from mesh.topics import matches
+
+from .watch import Watch
 
 __all__ = ["QUEUE_BOUND", "Handler", "Hub", "Inbox", "RemoteSubscriber"]
 
@@ -162,9 +163,11 @@ class Inbox:
     does for a subscriber that falls behind.
     """
 
-    def __init__(self, log: logging.Logger, bound: int = QUEUE_BOUND) -> None:
+    def __init__(self, log: logging.Logger, bound: int = QUEUE_BOUND, watch: Watch | None = None) -> None:
         self.log = log
         self.bound = bound
+        #: Times the handlers' code (sketch code): see :mod:`nodes.watch`.
+        self.watch = watch if watch is not None else Watch(log)
         self.handlers: dict[str, Handler] = {}
         #: Messages handed to at least one handler.
         self.received = 0
@@ -227,6 +230,7 @@ class _Lane:
         self.handler = handler
         self.queue: deque[tuple[str, str, str]] = deque()  # (pattern, key, data)
         self._wake = asyncio.Event()
+        self.what = f"{getattr(handler, '__name__', 'handler')}() (topic handler)"
         self.task = asyncio.create_task(self._run(), name=f"handler {getattr(handler, '__qualname__', handler)}")
 
     def offer(self, pattern: str, key: str, data: str) -> None:
@@ -237,7 +241,8 @@ class _Lane:
         self._wake.set()
 
     async def _run(self) -> None:
-        inbox, handler, queue = self.inbox, self.handler, self.queue
+        inbox, handler, queue, what = self.inbox, self.handler, self.queue, self.what
+        call = inbox.watch.call
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -246,8 +251,6 @@ class _Lane:
                 if not inbox.subscribed(handler):
                     continue  # unsubscribed since it arrived
                 try:
-                    result = handler(key, data)
-                    if inspect.isawaitable(result):
-                        await result
+                    await call(what, handler, key, data)
                 except Exception:
                     inbox.log.exception("handler for %s failed on %s", pattern, key)

@@ -9,7 +9,9 @@ A sketch that wants the grid's ``subscribe:`` topics apart from its messages mar
 method ``@hears``: it gets ``(key, data)``; without one, topics arrive at ``loop(key, data)``.
 
 The runtime side is :class:`Reactor`: it calls a sketch's ``loop`` for serving (never
-raising: a failing ``loop()`` is logged once and answered with an error), keeps the count
+raising: a failing ``loop()`` is logged once and answered with an error; one that runs
+past the grid's ``timeout:`` is cancelled and answered with an error too; every step of
+it is timed by the node's :class:`~nodes.watch.Watch`), keeps the count
 of messages and of calls still running, and serves plain websocket clients. It finds the
 sketch's methods through the class, by their marks, never by instance attribute: a
 sketch may name its own attributes anything.
@@ -30,7 +32,9 @@ from websockets.exceptions import ConnectionClosed
 from mesh.errors import MeshError
 from mesh.protocol import to_text
 
-__all__ = ["Reactor", "channel_of", "heard_by", "hears", "reactive"]
+from .watch import Watch
+
+__all__ = ["LoopTimeout", "Reactor", "channel_of", "heard_by", "hears", "reactive"]
 
 LoopFunction = Callable[[Any, str, str], Awaitable[object]]
 NO_ACK = "n/a"
@@ -79,13 +83,18 @@ class Reactor:
     running; ``idle`` is set whenever none is.
     """
 
-    def __init__(self, sketch: object, log: logging.Logger) -> None:
+    def __init__(
+        self, sketch: object, log: logging.Logger, watch: Watch | None = None, timeout: float | None = None
+    ) -> None:
         marked = inspect.getattr_static(type(sketch), "loop", None)
         if not isinstance(marked, reactive):
             raise TypeError(f"{type(sketch).__name__}.loop must be an async method decorated with @reactive")
         self.function = marked.function
         self.sketch = sketch
         self.log = log
+        self.watch = watch if watch is not None else Watch(log)
+        #: Seconds one ``loop()`` call may take before it is cancelled and its sender told (None: no bound).
+        self.timeout = timeout
         self.messages_in = 0
         self.inflight = 0
         self.idle = asyncio.Event()
@@ -97,7 +106,12 @@ class Reactor:
         self.inflight += 1
         self.idle.clear()
         try:
-            return True, await call_loop(self.function, self.sketch, channel, message)
+            if self.timeout is None:
+                return True, await self.watch.run(call_loop(self.function, self.sketch, channel, message), "loop()")
+            return True, await self._bounded(channel, message, self.timeout)
+        except LoopTimeout as exc:  # one line; the sender gets the same words
+            self.log.warning("loop() on %r: %s", message, exc)
+            return False, str(exc)
         except MeshError as exc:  # expected (a peer away, say): one line, no traceback
             self.log.error("loop() on %r: %s", message, exc)
             return False, f"loop() failed: {exc}"
@@ -108,6 +122,21 @@ class Reactor:
             self.inflight -= 1
             if not self.inflight:
                 self.idle.set()
+
+    async def _bounded(self, channel: str, message: str, seconds: float) -> str:
+        """``loop()`` cancelled after ``seconds`` (the grid's ``timeout:``); LoopTimeout then.
+
+        A deadline can cancel a ``loop()`` that awaits, not one that blocks: ``time.sleep()``
+        runs to its end whatever the deadline, and the watch reports it.
+        """
+        bound = asyncio.timeout(seconds)
+        try:
+            async with bound:
+                return await self.watch.run(call_loop(self.function, self.sketch, channel, message), "loop()")
+        except TimeoutError:
+            if not bound.expired():
+                raise  # loop()'s own TimeoutError, not ours
+            raise LoopTimeout(seconds) from None
 
     async def serve(self, websocket: ServerConnection) -> None:
         """Plain clients: one text frame in is one message; one text frame back is its ack."""
@@ -121,6 +150,17 @@ class Reactor:
                 await websocket.send(ack if ok else f"error: {ack}")
         except ConnectionClosed:
             pass
+
+
+class LoopTimeout(MeshError):
+    """A ``loop()`` call ran past the node's ``timeout:`` and was cancelled."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+    def __str__(self) -> str:
+        return f"loop() did not finish within {self.seconds:g} s (the node's timeout in the grid) and was cancelled"
 
 
 def channel_of(path: str) -> str:

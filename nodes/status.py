@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mesh.errors import MeshError
+from mesh.errors import MeshError, NotAnswering
 from mesh.grid import Grid, NodeSpec
 from mesh.links import query_status
 
-__all__ = ["gather_status", "status_table", "uptime"]
+__all__ = ["DOWN", "NOT_ANSWERING", "gather_status", "status_table", "uptime"]
+
+#: The states of a node that did not report: nothing there (refused, unreachable), or there but silent.
+DOWN = "down"
+NOT_ANSWERING = "not answering"
 
 
 async def gather_status(grid: Grid, per_node: float, headers: dict[str, str]) -> list[dict[str, Any]]:
     """Every node's report, asked all at once: a node that is down costs at most ``per_node`` seconds.
 
     ``per_node`` bounds each node's answer, not the whole call: a node that does not
-    answer in time is reported down while the others' reports are kept.
+    answer in time is reported ``not answering`` (it took the connection: busy?), one
+    that cannot be reached ``down``, while the others' reports are kept.
     """
 
     async def one(spec: NodeSpec) -> dict[str, Any]:
@@ -24,13 +29,11 @@ async def gather_status(grid: Grid, per_node: float, headers: dict[str, str]) ->
         if spec.uri is None:
             return {**base, "state": "no port"}
         try:
-            report = await asyncio.wait_for(
-                query_status(spec.name, spec.uri, open_timeout=per_node, headers=headers), per_node
-            )
-        except TimeoutError:
-            return {**base, "state": "down", "error": f"no answer within {per_node:g} s"}
+            report = await query_status(spec.name, spec.uri, open_timeout=per_node, within=per_node, headers=headers)
+        except NotAnswering as exc:  # there (the connection opened), but silent: busy, blocked or stopped
+            return {**base, "state": NOT_ANSWERING, "error": f"busy? {exc.reason}"}
         except MeshError as exc:
-            return {**base, "state": "down", "error": getattr(exc, "reason", str(exc))}
+            return {**base, "state": DOWN, "error": getattr(exc, "reason", str(exc))}
         return {**base, **report, "state": "up"}
 
     return list(await asyncio.gather(*(one(spec) for spec in grid.nodes.values())))

@@ -424,3 +424,83 @@ def test_load_1000_concurrent_clients(grid: Path):
     answers = asyncio.run(load())
     assert answers == ["..." if i % 2 == 0 else "buzz buzz buzz" for i in range(1000)]
     stop_within_a_second(buzzer)
+
+
+SLEEPY = '''\
+"""A node with an Arduino habit: loop() waits with time.sleep(), as delay() does, until a file appears."""
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from mesh.grid import read_grid
+from nodes import FactoryLoop, Node, reactive
+from nodes.logs import configure_logging
+from nodes.runner import run_until_signalled
+
+RELEASE = Path(sys.argv[2])
+
+
+class Sleepy(FactoryLoop):
+    @reactive
+    async def loop(self, channel: str, message: str) -> str:
+        deadline = time.monotonic() + {deadline}
+        while message != "hello" and not RELEASE.exists() and time.monotonic() < deadline:
+            time.sleep({nap})
+        return "awake"
+
+
+configure_logging("info")
+asyncio.run(run_until_signalled(Node(Sleepy, "sleepy", read_grid(sys.argv[1]))))
+'''
+
+SLEEPY_GRID = """\
+nodes:
+  clock:  {{sketch: clock, params: {{tacks: 1, delay: 0.05}}}}
+  sleepy: {{sketch: buzzer, port: {sleepy}}}
+  ghost:  {{sketch: buzzer, port: {ghost}}}
+wires:
+  - clock -> sleepy
+"""
+
+
+def test_a_node_whose_loop_blocks_says_so_and_so_do_send_status_and_its_peers(tmp_path: Path):
+    """The issue's sleepy node: named in its own log while it blocks; status says 'not answering', not 'down';
+    send says it is busy; the wired clock says it stopped answering pings; released, it serves again."""
+    sleepy_port, ghost_port = free_ports(2)
+    grid = write_grid(tmp_path, SLEEPY_GRID.format(sleepy=sleepy_port, ghost=ghost_port))
+    script = tmp_path / "sleepy_node.py"
+    script.write_text(SLEEPY.format(deadline=60_000 * MS, nap=10 * MS))
+    release = tmp_path / "release"
+    sleepy = Process([sys.executable, script, grid, release], env=environment(PYTHONPATH=str(ROOT)), cwd=tmp_path)
+    sleepy.expect(r"^\[ sleepy \] serving on ")
+    clock = start(grid, "clock")  # its tick 1 sends sleepy's loop() to sleep
+
+    sleepy.expect(
+        rf"^\[ sleepy \] warning: loop\(\) has been blocking the event loop for 0\.\d s so far, "
+        rf"at sleepy_node\.py:\d+: time\.sleep\({10 * MS:g}\): use 'await asyncio\.sleep\(\)', not 'time\.sleep\(\)'$"
+    )
+    done = run_arduino("--grid", grid, "status", "--timeout", str(500 * MS))
+    assert done.returncode == 1, done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()[1:]}
+    assert rows["sleepy"].split()[1:3] == ["not", "answering"]
+    assert rows["sleepy"].endswith(f"busy? it took the connection but no handshake came within {500 * MS:g} s")
+    assert rows["ghost"].split()[1] == "down" and rows["ghost"].endswith("connection refused")
+
+    done = run_arduino("--grid", grid, "send", "sleepy", "hello", "--timeout", str(500 * MS))
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"Error: sleepy at ws://127.0.0.1:{sleepy_port} is not answering: "
+        f"it took the connection but no handshake came within {500 * MS:g} s; is it busy? "
+        "sketch code that blocks (time.sleep(), a busy loop, blocking I/O) stalls the whole node"
+    )
+    done = run_arduino("--grid", grid, "send", "ghost", "hello")
+    assert done.stderr == f"Error: cannot reach ghost at ws://127.0.0.1:{ghost_port}: connection refused\n"
+
+    clock.expect(r"\[ clock \] warning: link to sleepy down \(it stopped answering pings for 2 s: busy or frozen\?\)")
+    release.touch()
+    sleepy.expect(r"^\[ sleepy \] warning: loop\(\) blocked the event loop for \d+\.\d\d s in all$")
+    clock.expect(r"\[ clock \] sleepy acked tick 1: awake")
+    done = run_arduino("--grid", grid, "send", "sleepy", "hello")
+    assert (done.returncode, done.stdout) == (0, "awake\n")

@@ -28,7 +28,8 @@ class NodeSpec:
 
     ``subscribe`` holds topic patterns (see :mod:`mesh.topics`) in file order; a
     subscriber connects out to the publishers, so it needs no port of its own.
-    ``outbox``, ``max_size`` and ``durable`` say how the node's links behave.
+    ``outbox``, ``max_size`` and ``durable`` say how the node's links behave; ``timeout``
+    how long one ``loop()`` call may take before its sender gets an error.
     """
 
     name: str
@@ -40,6 +41,7 @@ class NodeSpec:
     outbox: int = DEFAULT_OUTBOX  # unacked messages a link holds before stream() waits
     max_size: int = DEFAULT_MAX_SIZE  # the largest frame the node accepts, in bytes
     durable: bool = False  # keep the unacked outbox in a local SQLite file
+    timeout: float | None = None  # seconds one loop() call may take before it is cancelled; None: no bound
     line: int = 0  # line of the node's definition in the file; 0 when built in memory
 
     def __post_init__(self) -> None:

@@ -28,7 +28,17 @@ from .shown import kind, show, suggest
 __all__ = ["AUTH_KEYS", "NODE_KEYS", "TOP_KEYS", "build_grid", "change_node", "validate"]
 
 #: The keys a node may have, sorted (as listed in error messages).
-NODE_KEYS: tuple[str, ...] = ("durable", "host", "max_size", "outbox", "params", "port", "sketch", "subscribe")
+NODE_KEYS: tuple[str, ...] = (
+    "durable",
+    "host",
+    "max_size",
+    "outbox",
+    "params",
+    "port",
+    "sketch",
+    "subscribe",
+    "timeout",
+)
 #: The keys the grid may have at the top level, sorted.
 TOP_KEYS: tuple[str, ...] = ("auth", "nodes", "wires")
 #: The keys of the top-level ``auth`` mapping.
@@ -111,6 +121,7 @@ def change_node(grid: Grid, name: str, changes: Mapping[str, Any]) -> Grid:
         "outbox": old.outbox,
         "max_size": old.max_size,
         "durable": old.durable,
+        "timeout": old.timeout,
         "params": old.params,
         "subscribe": old.subscribe,
     }
@@ -250,6 +261,8 @@ class _Rules:
                 check.check_outbox(name, value, self.marks.text(at))
             elif key == "max_size":
                 check.check_max_size(name, value, self.marks.text(at))
+            elif key == "timeout":
+                value = check.check_timeout(name, value, self.marks.text(at))
             else:
                 check.check_durable(name, value)
         if key == "sketch" and self.sketches is not None:

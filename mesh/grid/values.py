@@ -25,6 +25,7 @@ __all__ = [
     "check_port",
     "check_sketch",
     "check_subscription",
+    "check_timeout",
     "check_token_env",
     "not_a_subscription_list",
     "params_not_a_mapping",
@@ -120,6 +121,17 @@ def check_durable(node: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise Invalid(f"node {node!r}: 'durable' must be true or false, not {show(value)}")
     return value
+
+
+def check_timeout(node: str, value: Any, raw: str | None = None) -> float | None:
+    """Seconds one ``loop()`` call may take: a number above 0, or None for no bound. ``raw``: the YAML text."""
+    if value is None:
+        return None
+    if _is_whole(value):
+        _check_written(node, "timeout", value, raw)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < float("inf"):
+        raise Invalid(f"node {node!r}: 'timeout' must be a number of seconds above 0, not {shown(value)}")
+    return float(value)
 
 
 def check_token_env(value: Any) -> str:

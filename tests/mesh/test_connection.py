@@ -14,9 +14,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Response
 
 from mesh import connection
-from mesh.connection import Connection, describe_error
-from mesh.errors import PeerUnavailable
-from tests.helpers import MS, until
+from mesh.connection import Connection, describe_error, query_status, send_once
+from mesh.errors import NotAnswering, PeerUnavailable
+from tests.helpers import MS, SilentPeer, until
 
 LOG = logging.getLogger("mesh.test")
 
@@ -173,7 +173,9 @@ async def test_a_frozen_peer_is_noticed_by_keepalive(peer, monkeypatch, caplog):
         await until(lambda: connections, "a connection")
         connections[0].transport.pause_reading()  # frozen: reads nothing, answers no ping
         await until(lambda: conn.connections == 2, "a new connection")
-        assert "link to buzzer down (closed with 1006); reconnecting" in caplog.text  # no close frame came back
+        # websockets closed it (no close frame came back, so 1006): the line says why, and what it may mean.
+        said = f"link to buzzer down (it stopped answering pings for {40 * MS:g} s: busy or frozen?); reconnecting"
+        assert said in caplog.text
     finally:
         connections[0].transport.abort()  # the server would wait for the frozen peer's close frame
         running.cancel()
@@ -195,3 +197,34 @@ def test_failures_are_described_in_a_few_words():
         (RuntimeError(), "RuntimeError"),
     ]
     assert [describe_error(exc) for exc, _ in cases] == [words for _, words in cases]
+
+
+async def test_one_shot_requests_tell_refused_from_not_answering():
+    """request(): nothing listening is PeerUnavailable (refused); a TCP listener that never speaks is NotAnswering
+    (no handshake); a mesh peer that greets but never acks is NotAnswering too (no answer)."""
+    with pytest.raises(PeerUnavailable, match=r"connection refused$") as refused:
+        await send_once("ghost", f"ws://127.0.0.1:{closed_port()}", "", "x", within=1000 * MS)
+    assert not isinstance(refused.value, NotAnswering)
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the connection, says nothing: a blocked event loop looks like this
+        writer.close()
+
+    listener = await asyncio.start_server(mute, "127.0.0.1", 0)
+    try:
+        uri = f"ws://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+        with pytest.raises(NotAnswering) as silent:
+            await query_status("sleepy", uri, open_timeout=1000 * MS, within=100 * MS)
+        assert str(silent.value) == (
+            f"sleepy at {uri} is not answering: it took the connection but no handshake came within {100 * MS:g} s"
+        )
+    finally:
+        listener.close()
+
+    peer = SilentPeer("sleepy")
+    try:
+        uri = f"ws://127.0.0.1:{peer.port}"
+        with pytest.raises(NotAnswering, match=rf"^sleepy at {uri} is not answering: no answer within {100 * MS:g} s$"):
+            await send_once("sleepy", uri, "", "x", within=100 * MS)
+    finally:
+        peer.close()

@@ -305,7 +305,7 @@ INVALID = [
             prot: 8765
         """,
         "grid.yaml:4: unknown key 'prot' in node 'iopin' "
-        "(expected one of: durable, host, max_size, outbox, params, port, sketch, subscribe); "
+        "(expected one of: durable, host, max_size, outbox, params, port, sketch, subscribe, timeout); "
         "did you mean 'port'?",
     ),
     (
@@ -316,7 +316,7 @@ INVALID = [
         """,
         "grid.yaml:2: unknown key 'colour' in node 'iopin' "
         "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
-        "subscribe)",
+        "subscribe, timeout)",
     ),
     (
         "duplicate-node-key",
@@ -431,7 +431,7 @@ INVALID = [
         """,
         "grid.yaml:2: unknown key 'outbx' in node 'clock' "
         "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
-        "subscribe); did you mean 'outbox'?",
+        "subscribe, timeout); did you mean 'outbox'?",
     ),
     (
         "outbox-zero",
@@ -562,7 +562,7 @@ INVALID = [
         """,
         "grid.yaml:4: unknown key 'max-size' in node 'clock' "
         "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
-        "subscribe); did you mean 'max_size'?",
+        "subscribe, timeout); did you mean 'max_size'?",
     ),
     (
         "max-size-too-small",
@@ -648,6 +648,65 @@ INVALID = [
         """,
         "grid.yaml:2: node 'clock': max_size '0b10000000000' is not a plain decimal number; write 1024",
     ),
+    # ---- timeout: how long one loop() call may take
+    (
+        "timeout-zero",
+        """\
+        nodes:
+          buzzer: {sketch: buzzer, port: 8766, timeout: 0}
+        """,
+        "grid.yaml:2: node 'buzzer': 'timeout' must be a number of seconds above 0, not 0",
+    ),
+    (
+        "timeout-negative",
+        """\
+        nodes:
+          buzzer:
+            sketch: buzzer
+            timeout: -1.5
+        """,
+        "grid.yaml:4: node 'buzzer': 'timeout' must be a number of seconds above 0, not -1.5",
+    ),
+    (
+        "timeout-text",
+        """\
+        nodes:
+          buzzer: {sketch: buzzer, timeout: 2 s}
+        """,
+        "grid.yaml:2: node 'buzzer': 'timeout' must be a number of seconds above 0, not the text '2 s'",
+    ),
+    (
+        "timeout-infinite",
+        """\
+        nodes:
+          buzzer: {sketch: buzzer, timeout: .inf}
+        """,
+        "grid.yaml:2: node 'buzzer': 'timeout' must be a number of seconds above 0, not inf",
+    ),
+    (
+        "timeout-bool",
+        """\
+        nodes:
+          buzzer: {sketch: buzzer, timeout: true}
+        """,
+        "grid.yaml:2: node 'buzzer': 'timeout' must be a number of seconds above 0, not True",
+    ),
+    (
+        "timeout-sexagesimal",
+        """\
+        nodes:
+          buzzer: {sketch: buzzer, timeout: 1:30}
+        """,
+        "grid.yaml:2: node 'buzzer': timeout '1:30' is not a plain decimal number; write 90",
+    ),
+    (
+        "timeout-octal",
+        """\
+        nodes:
+          buzzer: {sketch: buzzer, timeout: 010}
+        """,
+        "grid.yaml:2: node 'buzzer': timeout '010' has a leading zero, which YAML reads as octal; write 10",
+    ),
     # ---- durable: keep the unacked outbox on disk
     (
         "unknown-node-key-durabel",
@@ -657,7 +716,7 @@ INVALID = [
         """,
         "grid.yaml:2: unknown key 'durabel' in node 'clock' "
         "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
-        "subscribe); did you mean 'durable'?",
+        "subscribe, timeout); did you mean 'durable'?",
     ),
     (
         "durable-maybe",
@@ -880,7 +939,7 @@ INVALID = [
             subscribes: [iopin/pin]
         """,
         "grid.yaml:4: unknown key 'subscribes' in node 'meter' "
-        "(expected one of: durable, host, max_size, outbox, params, port, sketch, subscribe); "
+        "(expected one of: durable, host, max_size, outbox, params, port, sketch, subscribe, timeout); "
         "did you mean 'subscribe'?",
     ),
     (
@@ -1640,7 +1699,7 @@ def test_build_grid_from_python_data() -> None:
             [],
             "<memory>: unknown key 'durabel' in node 'clock' "
             "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
-            "subscribe); did you mean 'durable'?",
+            "subscribe, timeout); did you mean 'durable'?",
             id="unknown-key",
         ),
     ],
@@ -1750,6 +1809,15 @@ def test_subscribe_is_a_tuple_of_patterns() -> None:
     assert spec.subscribe == ("iopin/pin", "+/sound")
     assert isinstance(spec.subscribe, tuple)
     assert spec.port is None
+
+
+@pytest.mark.parametrize(("written", "seconds"), [("2", 2.0), ("0.25", 0.25), ("~", None), ("30", 30.0)])
+def test_timeout_is_seconds_or_none(written: str, seconds: float | None) -> None:
+    """A node's timeout is a number of seconds above 0 (an int is read as a float); null, or none, is no bound."""
+    grid = load_grid(f"nodes:\n  buzzer: {{sketch: buzzer, timeout: {written}}}\n  clock: {{sketch: clock}}\n")
+    assert grid.node("buzzer").timeout == seconds
+    assert grid.node("clock").timeout is None
+    assert build_grid({"buzzer": {"sketch": "buzzer", "timeout": 3}}).node("buzzer").timeout == 3.0
 
 
 def test_subscribe_defaults_to_none() -> None:
