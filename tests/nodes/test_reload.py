@@ -15,7 +15,7 @@ import pytest
 from mesh.grid import build_grid
 from nodes import FactoryLoop, Node, hears, open_together, reactive
 from nodes.reload import GridSource
-from tests.helpers import MS, arduino, fast_backoff, free_ports, shipped_grid_on_free_ports, until, write_grid
+from tests.helpers import DEADLINE, MS, arduino, fast_backoff, free_ports, shipped_grid_on_free_ports, until, write_grid
 
 #: How often the nodes of these tests look at their grid file.
 POLL = 20 * MS
@@ -212,17 +212,19 @@ async def test_a_link_no_longer_wired_is_closed_once_what_it_carries_is_delivere
 
 
 async def test_a_peer_that_moves_is_followed_to_its_new_address(bench: Bench, caplog):
-    """The bell restarted on another port and the grid saying so: the pin's link reconnects there."""
+    """The bell restarted on another port and the grid saying so: the pin's link takes what waits there, once."""
     caplog.set_level(logging.INFO)
     await bench.start({"pin": {"sketch": "pin", "port": 0}, "bell": {"sketch": "lamp", "port": 0}}, ["pin -> bell"])
     pin = bench.nodes["pin"]
     assert await pin.handle("", "1") == (True, "sent")
     await bench.nodes.pop("bell").stop()
+    waiting = asyncio.create_task(pin.handle("", "2"))  # unacked while the bell is away
+    await until(lambda: pin.links["bell"].pending == 1, "the message waiting in the pin's outbox")
     moved = await bench.add("bell", "lamp")
     bench.write()
-    await until(lambda: pin.grid.node("bell").port == moved.port, "the new address at the pin")
-    assert await pin.handle("", "2") == (True, "sent")
-    assert moved.sketch.got == ["2"]
+    assert await asyncio.wait_for(waiting, DEADLINE) == (True, "sent")
+    assert await pin.handle("", "3") == (True, "sent")
+    assert moved.sketch.got == ["2", "3"]
     assert pin.links["bell"].uri == f"ws://127.0.0.1:{moved.port}"
     assert f"bell moved to ws://127.0.0.1:{moved.port}" in lines(caplog, "pin")
 
@@ -301,7 +303,7 @@ def test_a_wire_added_to_a_running_circuit_reaches_the_new_node_without_a_restar
     path = shipped_grid_on_free_ports(tmp_path)
     text = path.read_text()
     grid = ["--grid", str(path)]
-    buzzer = arduino(*grid, "buzzer")
+    buzzer = arduino(*grid, "buzzer", "--sound", "beep")  # an override the reload keeps: no params change
     buzzer.expect("serving on")
     iopin = arduino(*grid, "iopin")
     iopin.expect("serving on")
@@ -312,9 +314,12 @@ def test_a_wire_added_to_a_running_circuit_reaches_the_new_node_without_a_restar
     write_grid(tmp_path, text.replace("  - iopin -> buzzer\n", "  - iopin -> buzzer\n  - iopin -> led\n"))
     iopin.expect(r"reloaded: node led added, wire iopin -> led added")
     clock.expect(r"reloaded: node led added, wire iopin -> led added")
+    buzzer.expect(r"reloaded: node led added, wire iopin -> led added$")
     led = arduino(*grid, "led")
     led.expect("serving on")
     led.expect(r"signal [01]: (lit|\.\.\.)")
     iopin.expect("link to led up")
     assert iopin.popen.poll() is None  # the same process: never restarted
     assert "cannot change while running" not in iopin.output()
+    buzzer.expect("signal 1: beep")
+    assert "params changed" not in buzzer.output()
