@@ -282,18 +282,19 @@ async def test_params_go_to_reconfigure_or_are_said_to_need_a_restart(bench: Ben
 
 
 async def test_what_cannot_change_while_running_is_said_in_one_line(bench: Bench, caplog):
-    """A node's own port or sketch edited: one line, restart the node; the rest of the edit is applied."""
+    """A node's own port or sketch, or the grid's auth, edited: one line each, restart; the rest is applied."""
     await bench.start({"pin": {"sketch": "pin", "port": 0}, "bell": {"sketch": "lamp", "port": 0}})
     pin = bench.nodes["pin"]
     port = pin.port
     bench.layout["pin"] = {"sketch": "lamp", "port": 1 if port != 1 else 2}
     bench.wires.append("pin -> bell")
-    bench.write()
+    bench.write("auth: {token_env: MESH_TEST_TOKEN}\n" + grid_text(bench.layout, bench.wires))
     await until(lambda: pin.targets == ("bell",), "the wire at the pin")
-    assert f"{bench.path}:2: node 'pin': port, sketch cannot change while running: restart the node" in lines(
-        caplog, "pin"
-    )
-    assert (pin.spec.port, pin.spec.sketch, pin.port) == (port, "pin", port)
+    assert lines(caplog, "pin") == [
+        f"{bench.path}: auth cannot change while running: restart the node",
+        f"{bench.path}:3: node 'pin': port, sketch cannot change while running: restart the node",
+    ]
+    assert (pin.spec.port, pin.spec.sketch, pin.port, pin.grid.auth_token_env) == (port, "pin", port, None)
     assert await pin.handle("", "1") == (True, "sent")
 
 
