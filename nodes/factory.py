@@ -99,7 +99,7 @@ class FactoryLoop:
 
     @property
     def grid(self) -> Grid:
-        """The grid this node runs in (frozen: read it, do not change it)."""
+        """The grid this node runs in (frozen: read it, do not change it); the new one after an edit of grid.yaml."""
         return self.__node.grid
 
     @property
