@@ -12,7 +12,17 @@ from mesh.grid import Grid, NodeSpec, read_grid
 from nodes import FactoryLoop
 from nodes.logs import REDACT
 
-__all__ = ["GRID_ENV", "LEVELS", "Failure", "UsageFailure", "find_node", "load_grid", "load_sketch", "mesh_token"]
+__all__ = [
+    "GRID_ENV",
+    "LEVELS",
+    "Failure",
+    "UsageFailure",
+    "find_node",
+    "load_grid",
+    "load_sketch",
+    "mesh_token",
+    "read_checked",
+]
 
 GRID_ENV = "ARDUINO_GRID"
 LEVELS = ["debug", "info", "warning", "error"]
@@ -31,9 +41,14 @@ class UsageFailure(Failure):
 def load_grid(ctx: click.Context) -> Grid:
     """The grid named by ``--grid``, or a one-line error."""
     try:
-        return read_grid(ctx.obj["grid"], sketches=sketches.problem(ctx.obj["grid"]))
+        return read_checked(ctx.obj["grid"])
     except GridError as exc:
         raise Failure(str(exc)) from None
+
+
+def read_checked(path: str) -> Grid:
+    """The grid file at ``path``, its sketches looked for beside it (see :mod:`nodes.sketchbook`); GridError if not."""
+    return read_grid(path, sketches=sketches.problem(path))
 
 
 def sketch_error(grid: Grid, spec: NodeSpec, exc: sketches.SketchError) -> GridError:

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,9 +18,10 @@ from mesh.links import DEFAULT_WAIT
 from nodes import check_params
 from nodes.node import GRACE, Node
 from nodes.params import sketch_parameters
+from nodes.reload import GridSource
 from nodes.runner import run_until_signalled
 
-from .common import Failure, find_node, load_grid, load_sketch, mesh_token
+from .common import Failure, find_node, load_grid, load_sketch, mesh_token, read_checked
 
 __all__ = ["node_command", "run_command"]
 
@@ -153,13 +155,28 @@ def run_node(
     try:
         cls = load_sketch(grid, spec)
         check_params(cls, NodeSpec(name=name, sketch=spec.sketch, params=overrides), "command line")
-        changes: dict[str, Any] = {"params": {**spec.params, **overrides}}
-        if host is not None:
-            changes["host"] = host
-        if port is not None:
-            changes["port"] = port
-        grid = grid.with_node(name, **changes)
-        node = Node(cls, name, grid, wait=wait, grace=grace, state_dir=ctx.obj["state_dir"], token=mesh_token(grid))
+        fixed: dict[str, Any] = {"host": host, "port": port}
+        fixed = {key: value for key, value in fixed.items() if value is not None}
+
+        def with_overrides(grid: Grid) -> Grid:
+            """The grid as this node runs it: the command line's params, host and port over the file's."""
+            return grid.with_node(name, params={**grid.node(name).params, **overrides}, **fixed)
+
+        def reread() -> Grid:
+            """An edit of the grid file, read and checked as at start (nodes.reload)."""
+            return with_overrides(read_checked(ctx.obj["grid"]))
+
+        grid = with_overrides(grid)
+        node = Node(
+            cls,
+            name,
+            grid,
+            wait=wait,
+            grace=grace,
+            state_dir=ctx.obj["state_dir"],
+            token=mesh_token(grid),
+            grid_source=GridSource(Path(ctx.obj["grid"]), reread),
+        )
         asyncio.run(run_until_signalled(node))
     except MeshError as exc:
         raise Failure(str(exc)) from None

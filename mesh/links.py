@@ -137,6 +137,7 @@ class Link:
         self._ws: ClientConnection | None = None  # while up
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._moving = False  # retarget() is ending the connection to the old address
 
     # -- what the node reads -----------------------------------------------------
 
@@ -268,6 +269,35 @@ class Link:
         """The node is stopping: do not reconnect. The open connection, if any, stays for now."""
         self.connection.stop_reconnecting()
 
+    async def retarget(self, uri: str, max_size: int | None = None) -> None:
+        """The peer is now at ``uri`` (the grid moved it) and accepts frames up to ``max_size``.
+
+        The connection to the old address closes (1001) and the link connects to the new
+        one at once if it was running; what is unacked stays in the outbox and is re-sent
+        there, under the same session, so the peer still handles each message once.
+        """
+        self.max_size = max_size
+        self.outbox.max_size = max_size
+        self._batch_bytes = min(BATCH_BYTES, max_size or BATCH_BYTES)
+        if uri == self.uri:
+            return
+        self.uri = uri
+        self.connection.uri = uri
+        task = self._task
+        if task is None or task.done() or self._closed:
+            return  # the next post() or subscribe() connects to the new address
+        self._moving = True
+        try:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        finally:
+            self._moving = False
+        self.connection.state = "idle"
+        self._ensure_running()
+
     async def close(self) -> None:
         """Close the connection (1001, going away) and fail what is still pending."""
         self._closed = True
@@ -323,7 +353,10 @@ class Link:
         finally:
             self._ws = None
             reader.cancel()
-            await self.connection.down(ws)
+            if self._moving:
+                await ws.close(1001)  # the peer moved: no "link down" line, no reconnect to the old address
+            else:
+                await self.connection.down(ws)
 
     async def _greet(self, ws: ClientConnection) -> bool:
         """Exchange hello frames; False (and a warning) if the peer does not answer one."""

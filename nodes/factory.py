@@ -72,6 +72,11 @@ class FactoryLoop:
         """Called once per incoming message; return the acknowledgement."""
         return None
 
+    # Not called unless a sketch overrides it: the node then says the new params apply at the next start.
+    def reconfigure(self, *args: Any, **params: Any) -> Awaitable[None] | None:
+        """Called with all of the node's params (checked like setup()'s) when grid.yaml changes them while it runs."""
+        return None
+
     # -- what a sketch may override to serve more than messages ------------------
 
     #: HTTP paths served without the mesh's token (a page's own assets: a browser cannot add it to them).
@@ -94,7 +99,7 @@ class FactoryLoop:
 
     @property
     def grid(self) -> Grid:
-        """The grid this node runs in (frozen: read it, do not change it)."""
+        """The grid this node runs in (frozen: read it, do not change it); the new one after an edit of grid.yaml."""
         return self.__node.grid
 
     @property

@@ -7,7 +7,8 @@ out of reach. The node calls the sketch only through the sketch's class — ``se
 ``http``, ``serve_plain`` and ``public_paths`` — never through an instance attribute.
 
 Life of a node: :meth:`open` (``setup(**params)``, bind, log ``serving on``),
-:meth:`begin` (subscribe to the grid's patterns, start the ``@every`` methods),
+:meth:`begin` (subscribe to the grid's patterns, start the ``@every`` methods, and, given a
+``grid_source``, follow the edits of the grid file: :mod:`nodes.reload`),
 :meth:`wait` (until stopped, or until a node with no port has nothing left to do),
 :meth:`stop`. :meth:`run` does all four.
 """
@@ -36,6 +37,7 @@ from .params import check_params
 from .periodic import periodic_methods, run_every
 from .pubsub import Handler, Hub, Inbox
 from .reactive import Reactor, heard_by
+from .reload import GridSource, watch
 from .server import NodeServer
 from .watch import Watch
 
@@ -66,6 +68,7 @@ class Node:
         reconnect_delays: Any = backoff,
         state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR,
         token: str | None = None,
+        grid_source: GridSource | None = None,
     ) -> None:
         self.name = name
         self.grid = grid
@@ -76,6 +79,8 @@ class Node:
         self.reconnect_delays = reconnect_delays
         self.state_dir = Path(state_dir)
         self.token = token
+        #: The grid file this node follows while it runs (nodes.reload); None: the grid it was given, for good.
+        self.grid_source = grid_source
         self.links: dict[str, Link] = {}
         self.hub = Hub(name, self.log, announce=self._publish_now)
         self.sessions = Sessions(self.log)
@@ -296,7 +301,7 @@ class Node:
         return token
 
     def begin(self) -> None:
-        """Subscribe to the grid's patterns (in the background) and start the ``@every`` methods."""
+        """Subscribe to the grid's patterns (in the background), start the ``@every`` methods, follow the grid file."""
         heard = heard_by(type(self.sketch))
         hear = self._hook(heard) if heard is not None else self.reactor.handle
         for pattern in self.spec.subscribe:
@@ -322,6 +327,10 @@ class Node:
                 name=f"{self.name}.{name}",
             )
             self._tasks.append(task)
+        if self.grid_source is not None:
+            self._background.append(
+                asyncio.create_task(watch(self, self.grid_source), name=f"{self.name} watches the grid")
+            )
 
     async def start(self) -> None:
         """:meth:`open` then :meth:`begin`."""

@@ -19,7 +19,10 @@ from mesh.constants import DEFAULT_HOST, DEFAULT_MAX_SIZE, DEFAULT_OUTBOX
 from mesh.errors import UnknownNodeError
 from mesh.topics import publishers
 
-__all__ = ["Grid", "NodeSpec", "Wire", "freeze"]
+__all__ = ["NODE_FIELDS", "Grid", "GridDiff", "NodeSpec", "Wire", "freeze"]
+
+#: The fields of a node that :meth:`Grid.diff` compares: all but its name and its line.
+NODE_FIELDS = ("sketch", "host", "port", "params", "subscribe", "outbox", "max_size", "durable")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +80,51 @@ class Wire:
 
     def __str__(self) -> str:
         return f"{self.source} -> {self.target}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GridDiff:
+    """What changed from one grid to another (:meth:`Grid.diff`): nodes and wires in and out, fields changed.
+
+    Nodes added or changed are in the new grid's order, nodes removed in the old one's;
+    wires likewise. A wire is its two ends: moving it to another line changes nothing.
+    """
+
+    nodes_added: tuple[str, ...] = ()
+    nodes_removed: tuple[str, ...] = ()
+    #: node name -> the fields of :data:`NODE_FIELDS` that changed, in that order
+    nodes_changed: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    wires_added: tuple[Wire, ...] = ()
+    wires_removed: tuple[Wire, ...] = ()
+    auth_changed: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes_changed", MappingProxyType(dict(self.nodes_changed)))
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.nodes_added
+            or self.nodes_removed
+            or self.nodes_changed
+            or self.wires_added
+            or self.wires_removed
+            or self.auth_changed
+        )
+
+    def changed(self, name: str) -> tuple[str, ...]:
+        """The fields of node ``name`` that changed (none for a node added, removed or unknown)."""
+        return self.nodes_changed.get(name, ())
+
+    def summary(self) -> list[str]:
+        """One short phrase per change: ``node led added``, ``wire iopin -> led added``, ``node iopin: params changed``."""
+        return [
+            *(f"node {name} added" for name in self.nodes_added),
+            *(f"node {name} removed" for name in self.nodes_removed),
+            *(f"node {name}: {', '.join(fields)} changed" for name, fields in self.nodes_changed.items()),
+            *(f"wire {wire} added" for wire in self.wires_added),
+            *(f"wire {wire} removed" for wire in self.wires_removed),
+            *(["auth changed"] if self.auth_changed else []),
+        ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,6 +217,26 @@ class Grid:
         )
 
     # ---- changes
+
+    def diff(self, new: Grid) -> GridDiff:
+        """What changed from this grid to ``new``: nodes added, removed or changed (which fields), wires, auth."""
+        changed = {}
+        for name, spec in new.nodes.items():
+            old = self.nodes.get(name)
+            if old is not None:
+                fields = tuple(f for f in NODE_FIELDS if getattr(old, f) != getattr(spec, f))
+                if fields:
+                    changed[name] = fields
+        old_wires = {(w.source, w.target) for w in self.wires}
+        new_wires = {(w.source, w.target) for w in new.wires}
+        return GridDiff(
+            nodes_added=tuple(name for name in new.nodes if name not in self.nodes),
+            nodes_removed=tuple(name for name in self.nodes if name not in new.nodes),
+            nodes_changed=changed,
+            wires_added=tuple(w for w in new.wires if (w.source, w.target) not in old_wires),
+            wires_removed=tuple(w for w in self.wires if (w.source, w.target) not in new_wires),
+            auth_changed=self.auth_token_env != new.auth_token_env,
+        )
 
     def with_node(self, name: str, **changes: Any) -> Grid:
         """A new grid with the node ``name`` changed (e.g. ``port=8800``), checked again.

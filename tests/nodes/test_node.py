@@ -36,7 +36,7 @@ RUNTIME = sorted(
 def test_the_surface_is_what_the_package_exports_for_sketches():
     """The sketch surface is small, and the runtime's machinery is not part of it."""
     assert SURFACE == {
-        "setup", "loop", "http", "serve_plain", "public_paths",
+        "setup", "loop", "reconfigure", "http", "serve_plain", "public_paths",
         "name", "grid", "log", "address", "targets",
         "out", "stream", "post", "publish", "subscribe", "unsubscribe", "peers",
     }  # fmt: skip
