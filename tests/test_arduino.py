@@ -112,9 +112,17 @@ def test_unknown_node_exits_2_and_lists_the_known_ones(grid: Path):
     """./arduino.py buzer: exit 2, naming the known nodes."""
     done = run_arduino("--grid", grid, "buzer")
     assert done.returncode == 2
-    assert done.stderr == f"Error: unknown node 'buzer'; known nodes: buzzer, clock, iopin (in {grid})\n"
+    assert done.stderr == (
+        f"Error: unknown node 'buzer'; known nodes: buzzer, clock, iopin (in {grid}); did you mean 'buzzer'?\n"
+    )
     done = run_arduino("--grid", grid, "send", "nobody", "1")
     assert done.returncode == 2
+    assert done.stderr == f"Error: unknown node 'nobody'; known nodes: buzzer, clock, iopin (in {grid})\n"
+    done = run_arduino("--grid", grid, "run", "clok")
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"Error: unknown node 'clok'; known nodes: buzzer, clock, iopin (in {grid}); did you mean 'clock'?\n",
+    )
 
 
 def test_port_in_use_is_one_line(grid: Path):
