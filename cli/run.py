@@ -152,7 +152,7 @@ def run_node(
     overrides.update(parse_param(text) for text in extra)
     try:
         cls = load_sketch(grid, spec)
-        check_params(cls, NodeSpec(name=name, sketch=spec.sketch, params=overrides), "command line")
+        check_params(cls, NodeSpec(name=name, sketch=spec.sketch, params=overrides), "command line", complete=False)
         changes: dict[str, Any] = {"params": {**spec.params, **overrides}}
         if host is not None:
             changes["host"] = host

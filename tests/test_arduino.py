@@ -25,6 +25,7 @@ from tests.helpers import (
     arduino,
     environment,
     free_ports,
+    run,
     run_arduino,
     shipped_grid_on_free_ports,
     write_grid,
@@ -432,3 +433,75 @@ def test_load_1000_concurrent_clients(grid: Path):
     answers = asyncio.run(load())
     assert answers == ["..." if i % 2 == 0 else "buzz buzz buzz" for i in range(1000)]
     stop_within_a_second(buzzer)
+
+
+# ---- issue 11, small fixes: a required sketch parameter is the grid's business, not the command line's
+
+LED = """\
+from nodes import FactoryLoop, reactive
+
+
+class Led(FactoryLoop):
+    def setup(self, color: str) -> None:
+        self.color = color
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> str:
+        return self.color
+"""
+
+LED_GRID = """\
+nodes:
+  clock: {{sketch: clock, params: {{tacks: 1}}}}
+
+  led:
+    sketch: led
+    port: 0{params}
+wires:
+  - clock -> led
+"""
+
+
+def with_led_sketch(folder: Path) -> list[str]:
+    """A command that runs the real CLI with ``folder`` added to the sketches (a user's sketch, kept out of the checkout)."""
+    (folder / "led.py").write_text(LED)
+    launcher = folder / "arduino_with_led.py"
+    launcher.write_text(
+        f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nimport sketches\n"
+        f"sketches.__path__.append({str(folder)!r})\nfrom cli import main\nmain()\n"
+    )
+    return [sys.executable, str(launcher)]
+
+
+def test_a_missing_required_param_is_blamed_on_the_grid_line(tmp_path: Path):
+    """setup(color) with no color in the grid nor on the command line: the node's line in grid.yaml, and the fix."""
+    grid = write_grid(tmp_path, LED_GRID.format(params=""))
+    command = with_led_sketch(tmp_path)
+    expected = f"{grid}:4: node 'led' needs param 'color' (setup() has no default); add it to params: or pass --color"
+    done = run([*command, "--grid", grid, "led"])
+    assert (done.returncode, done.stderr) == (1, f"Error: {expected}\n")
+    done = run([*command, "--grid", grid, "check"])
+    assert done.returncode == 1
+    assert f"{grid}:4: error: node 'led' needs param 'color'" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("params", "args", "color"),
+    [
+        pytest.param("\n    params: {color: green}", [], "green", id="from-the-grid"),
+        pytest.param("", ["--color", "blue"], "blue", id="from-the-command-line"),
+        pytest.param("\n    params: {color: green}", ["--param", "color=red"], "red", id="command-line-wins"),
+    ],
+)
+def test_a_required_param_given_by_the_grid_or_the_command_line_runs(
+    tmp_path: Path, params: str, args: list[str], color: str
+):
+    """A required param from the grid alone (not repeated on the command line), or from the command line alone."""
+    grid = write_grid(tmp_path, LED_GRID.format(params=params))
+    command = with_led_sketch(tmp_path)
+    led = Process([*command, "--grid", grid, "led", *args])
+    port = led.expect(r"^\[ led \] serving on 127\.0\.0\.1:(\d+)$")[1]
+    grid.write_text(grid.read_text().replace("port: 0", f"port: {port}"))
+    done = run([*command, "--grid", grid, "send", "led", "1"])
+    assert (done.returncode, done.stdout) == (0, f"{color}\n"), done.stderr
+    stop_within_a_second(led)
