@@ -505,3 +505,38 @@ def test_a_required_param_given_by_the_grid_or_the_command_line_runs(
     done = run([*command, "--grid", grid, "send", "led", "1"])
     assert (done.returncode, done.stdout) == (0, f"{color}\n"), done.stderr
     stop_within_a_second(led)
+
+
+CHECKED = "nodes:\n  a: {sketch: clock}\n  b: {sketch: buzzer, port: 1}\nwires:\n  - a -> b\n"
+
+
+def test_check_compares_the_grid_with_the_procfile_beside_it(tmp_path: Path):
+    """check --grid lab/grid.yaml reads lab/Procfile, not the working folder's; a Procfile for grid.yaml says nothing of other.yaml."""
+    (tmp_path / "Procfile").write_text("x: exec ./arduino.py x\n")  # the working folder's: runs its grid.yaml
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    write_grid(lab, CHECKED)
+    (lab / "Procfile").write_text("a: exec ./arduino.py a\n")
+    (tmp_path / "other.yaml").write_text(CHECKED)
+    done = run_arduino("--grid", "lab/grid.yaml", "check", cwd=tmp_path)
+    assert (done.returncode, done.stdout.splitlines()) == (
+        0,
+        [
+            "lab/grid.yaml:3: warning: the Procfile does not start node 'b'",
+            "lab/grid.yaml: 2 nodes, 1 wire: 1 warning",
+        ],
+    ), done.stderr
+    done = run_arduino("--grid", "other.yaml", "check", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "other.yaml: 2 nodes, 1 wire: no problems found\n"), done.stderr
+    done = run_arduino("--grid", "other.yaml", "check", "--procfile", "Procfile", cwd=tmp_path)
+    assert (done.returncode, done.stdout.splitlines()) == (
+        0,
+        [
+            "Procfile: warning: starts no node of other.yaml; its lines run another grid",
+            "other.yaml: 2 nodes, 1 wire: 1 warning",
+        ],
+    ), done.stderr
+    done = run_arduino("--grid", "other.yaml", "check", cwd=tmp_path, env=environment(ARDUINO_GRID="other.yaml"))
+    assert done.stdout.splitlines()[0] == (
+        "Procfile:1: error: starts node 'x', which other.yaml does not have; known nodes: a, b"
+    ), done.stderr
