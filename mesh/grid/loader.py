@@ -24,7 +24,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from mesh.errors import GridError
 
 from .marks import Marks, Path
-from .yaml_errors import explain, folded_item
+from .yaml_errors import explain, folded_item, unmarked_key
 
 __all__ = ["ComplexKey", "load_yaml"]
 
@@ -130,6 +130,8 @@ class _Walker:
             if key_node.tag == _MERGE_TAG:
                 self.fail(line, "merge keys ('<<') are not supported; write the keys out")
             key = self.scalar(key_node) if isinstance(key_node, ScalarNode) else ComplexKey(self.value(key_node, None))
+            if isinstance(key, str) and key_node.style is None and (unmarked := unmarked_key(key)) is not None:
+                self.fail(line, unmarked)
             if key in first:
                 if isinstance(key, str):
                     self.fail(line, _duplicate(path, key, first[key]))

@@ -24,9 +24,11 @@ import re
 
 import yaml
 
-__all__ = ["explain", "folded_item"]
+__all__ = ["explain", "folded_item", "unmarked_key"]
 
 _CLOSING = {"{": "}", "[": "]"}
+#: ``clock {sketch: clock}``: a key and its value with no ':' between them.
+_UNMARKED_KEY = re.compile(r"^\s*([\w-]+)\s+[{\[]")
 _KEY = re.compile(r"""^([^\s#'"{[\]}:,-][^:#]*?|"[^"]*"|'[^']*'):(\s|$)""")
 
 
@@ -44,6 +46,14 @@ def explain(exc: yaml.MarkedYAMLError, text: str) -> tuple[int | None, str]:
         return line, _tab(lines, at.line, at.column)
     if problem.startswith("expected <block end>") and _starts_line(lines, at.line, at.column):
         return line, _indentation(lines, at.line) or f"invalid YAML: {_yaml_problem(exc)}"
+    if problem.startswith("expected '<document start>'") and _starts_line(lines, at.line, at.column):
+        top = next((n for n in range(len(lines)) if _meaningful(lines[n])), None)
+        if top is not None and top < at.line and _indent(lines[top]) > at.column:
+            return top + 1, (
+                f"bad indentation: {_describe(lines[top])} is indented {_spaces(lines[top])}, but "
+                f"{_describe(lines[at.line])} on line {line} is indented {_spaces(lines[at.line])}: "
+                "the keys at the top of the file must line up, best with none"
+            )
     if problem == "mapping values are not allowed here":
         return _colon(lines, at.line, at.column)
     if context.startswith(("while parsing a flow mapping", "while parsing a flow sequence")) and (
@@ -92,6 +102,12 @@ def folded_item(text: str, start: int, end: int) -> tuple[int, str] | None:
                 "so YAML reads it as more text of that item; items of one list must line up"
             )
     return None
+
+
+def unmarked_key(key: str) -> str | None:
+    """``'clock' needs a ':' after it`` for the key ``clock {sketch`` that YAML reads from ``clock {sketch: clock}``."""
+    match = _UNMARKED_KEY.match(key)
+    return None if match is None else f"{match[1]!r} needs a ':' after it"
 
 
 def _tab(lines: list[str], row: int, column: int) -> str:
@@ -159,6 +175,9 @@ def _colon(lines: list[str], row: int, column: int) -> tuple[int, str]:
             return row + 1, _deeper(lines, row, above)
         if not _is_item(upper) and _KEY.match(upper) is None:
             return above + 1, f"{_describe(lines[above])} needs a ':' after it"
+    unmarked = _UNMARKED_KEY.match(here)
+    if unmarked is not None:
+        return row + 1, f"{unmarked[1]!r} needs a ':' after it"
     if ": " in here[:column] or here[:column].rstrip().endswith(":"):
         return row + 1, f"a second ': ' on this line (column {column + 1}): quote a value that holds ': '"
     return row + 1, f"a ':' that YAML cannot read here (column {column + 1}): quote a value that holds ': '"

@@ -262,6 +262,33 @@ YAML_MISTAKES = [
         "grid.yaml:3: 'iopin' needs a ':' after it",
     ),
     (
+        "key-without-colon-before-its-flow-value",  # valid YAML: the key 'clock {sketch', the value 'clock}'
+        """\
+        nodes:
+          clock {sketch: clock}
+        """,
+        "grid.yaml:2: 'clock' needs a ':' after it",
+    ),
+    (
+        "key-without-colon-before-a-flow-value-with-more-colons",
+        """\
+        nodes:
+          buzzer {sketch: buzzer, port: 8766}
+        """,
+        "grid.yaml:2: 'buzzer' needs a ':' after it",
+    ),
+    (
+        "first-top-level-key-indented",  # PyYAML blames the next top-level key
+        """\
+        # the circuit
+         nodes:
+          clock: {sketch: clock}
+        wires: []
+        """,
+        "grid.yaml:2: bad indentation: 'nodes' is indented 1 space, but 'wires' on line 4 is indented 0 spaces: "
+        "the keys at the top of the file must line up, best with none",
+    ),
+    (
         "colon-in-a-value",
         """\
         nodes:
