@@ -540,3 +540,14 @@ def test_check_compares_the_grid_with_the_procfile_beside_it(tmp_path: Path):
     assert done.stdout.splitlines()[0] == (
         "Procfile:1: error: starts node 'x', which other.yaml does not have; known nodes: a, b"
     ), done.stderr
+
+
+def test_an_indentation_mistake_is_one_plain_line_at_the_line_to_fix(tmp_path: Path):
+    """A node key one space too far: exit 1, one sentence naming that line, no YAML parser jargon."""
+    write_grid(tmp_path, "nodes:\n  clock: {sketch: clock}\n   iopin: {sketch: iopin, port: 1}\n")
+    done = run_arduino("--grid", "grid.yaml", "clock", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (
+        1,
+        "Error: grid.yaml:3: bad indentation: 'iopin' is indented 3 spaces, more than 'clock' on line 2 "
+        "(2 spaces), which has its value already; line it up with 'clock'\n",
+    )
