@@ -463,14 +463,10 @@ wires:
 
 
 def with_led_sketch(folder: Path) -> list[str]:
-    """A command that runs the real CLI with ``folder`` added to the sketches (a user's sketch, kept out of the checkout)."""
-    (folder / "led.py").write_text(LED)
-    launcher = folder / "arduino_with_led.py"
-    launcher.write_text(
-        f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nimport sketches\n"
-        f"sketches.__path__.append({str(folder)!r})\nfrom cli import main\nmain()\n"
-    )
-    return [sys.executable, str(launcher)]
+    """``./arduino.py``, with the user's sketch ``led`` in ``sketches/`` beside the grid in ``folder``."""
+    (folder / "sketches").mkdir(exist_ok=True)
+    (folder / "sketches" / "led.py").write_text(LED)
+    return [sys.executable, str(ROOT / "arduino.py")]
 
 
 def test_a_missing_required_param_is_blamed_on_the_grid_line(tmp_path: Path):
