@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -13,7 +14,7 @@ from mesh.graph import render
 from mesh.grid import read_grid
 from nodes import check_params
 
-from .common import Failure, load_grid, load_sketch
+from .common import GRID_ENV, Failure, load_grid, load_sketch
 
 __all__ = ["check_command", "graph_command"]
 
@@ -23,7 +24,7 @@ __all__ = ["check_command", "graph_command"]
     "--procfile",
     type=click.Path(dir_okay=False),
     default=None,
-    help="The Procfile to compare with the grid [default: ./Procfile, if there is one].",
+    help="The Procfile to compare with the grid [default: the Procfile beside the grid, if there is one].",
 )
 @click.pass_context
 def check_command(ctx: click.Context, procfile: str | None) -> None:
@@ -42,15 +43,20 @@ def check_command(ctx: click.Context, procfile: str | None) -> None:
         where = f"{exc.path}:{exc.line}" if exc.line else exc.path
         click.echo(f"{where}: error: {exc.message}")
         ctx.exit(1)
-    if procfile is None and Path("Procfile").is_file():
-        procfile = "Procfile"
+    found = procfile is None
+    if found and (Path(path).parent / "Procfile").is_file():
+        procfile = str(Path(path).parent / "Procfile")
     text = None
     if procfile is not None:
         try:
             text = Path(procfile).read_text()
         except OSError as exc:
             raise Failure(f"{procfile}: cannot read the Procfile: {exc.strerror or exc}") from None
-    findings = check_grid(grid, procfile=text, procfile_path=procfile or "Procfile")
+    # What a Procfile line without --grid runs: honcho passes its environment on to the nodes.
+    default_grid = os.environ.get(GRID_ENV) or str(Path(procfile or ".").parent / "grid.yaml")
+    findings = check_grid(
+        grid, procfile=text, procfile_path=procfile or "Procfile", default_grid=default_grid, found=found
+    )
     for spec in grid.nodes.values():
         try:
             check_params(load_sketch(grid, spec), spec, grid.path)

@@ -9,6 +9,7 @@ import click
 import sketches
 from mesh.errors import GridError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec, read_grid
+from mesh.grid.shown import suggest
 from nodes import FactoryLoop
 from nodes.logs import REDACT
 
@@ -78,8 +79,8 @@ def mesh_token(grid: Grid) -> str | None:
 
 
 def find_node(grid: Grid, name: str) -> NodeSpec:
-    """The node called ``name``, or exit 2 listing the known ones."""
+    """The node called ``name``, or exit 2 listing the known ones (and the closest, as the grid's errors do)."""
     try:
         return grid.node(name)
     except UnknownNodeError as exc:
-        raise UsageFailure(f"{exc} (in {grid.path})") from None
+        raise UsageFailure(f"{exc} (in {grid.path}){suggest(name, exc.known)}") from None

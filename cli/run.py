@@ -154,7 +154,7 @@ def run_node(
     overrides.update(parse_param(text) for text in extra)
     try:
         cls = load_sketch(grid, spec)
-        check_params(cls, NodeSpec(name=name, sketch=spec.sketch, params=overrides), "command line")
+        check_params(cls, NodeSpec(name=name, sketch=spec.sketch, params=overrides), "command line", complete=False)
         fixed: dict[str, Any] = {"host": host, "port": port}
         fixed = {key: value for key, value in fixed.items() if value is not None}
 

@@ -12,7 +12,11 @@ module looks for what is legal but suspicious, like an ERC does for a schematic:
    as they do at run time; see :meth:`Grid.hears <mesh.grid.Grid.hears>`);
 4. with a Procfile: lines that are not ``NAME: COMMAND``, ``arduino.py`` lines
    that start an unknown node or start a node a second time, and nodes of the
-   grid that no line starts.
+   grid that no line starts. A line runs the grid its ``--grid`` (or
+   ``ARDUINO_GRID=``) names, or else the default grid; lines that run another
+   grid are not about this one, and a Procfile none of whose lines runs this
+   grid is another grid's (one warning, or nothing when it was only found
+   beside the grid rather than asked for).
 
 Every problem is a :class:`Finding` that names the file and the line.
 :func:`check_grid` is pure: callers read the files and pass their text.
@@ -67,15 +71,25 @@ class Finding:
         return f"{where}: {self.level}: {self.message}"
 
 
-def check_grid(grid: Grid, *, procfile: str | None = None, procfile_path: str = "Procfile") -> list[Finding]:
+def check_grid(
+    grid: Grid,
+    *,
+    procfile: str | None = None,
+    procfile_path: str = "Procfile",
+    default_grid: str | None = None,
+    found: bool = False,
+) -> list[Finding]:
     """Every finding about ``grid`` (and the text of its Procfile, when given), in report order.
 
     The order is by kind (unconnected nodes, loops, deaf subscriptions, the
-    Procfile), and by file order within each kind.
+    Procfile), and by file order within each kind. ``default_grid`` is the grid
+    that a Procfile line with neither ``--grid`` nor ``ARDUINO_GRID=`` runs (None:
+    ``grid`` itself). ``found``: the Procfile was only found beside the grid, not
+    asked for; if no line of it runs ``grid``, it says nothing about it.
     """
     findings = _unconnected(grid) + _loops(grid) + _deaf_subscriptions(grid)
     if procfile is not None:
-        findings += _check_procfile(grid, procfile, procfile_path)
+        findings += _check_procfile(grid, procfile, procfile_path, default_grid, found=found)
     return findings
 
 
@@ -253,11 +267,12 @@ def _deaf_subscriptions(grid: Grid) -> list[Finding]:
 # --------------------------------------------------------------------------- the Procfile
 
 
-def _check_procfile(grid: Grid, text: str, path: str) -> list[Finding]:
+def _check_procfile(grid: Grid, text: str, path: str, default_grid: str | None, *, found: bool) -> list[Finding]:
     """Findings about the Procfile's lines (by line), then about the nodes it does not start."""
     findings: list[Finding] = []
     processes: dict[str, int] = {}
     started: dict[str, int] = {}
+    ours = others = 0  # lines that run a node of this grid, of another grid
 
     def error(line: int, message: str) -> None:
         findings.append(Finding(path=path, line=line, level=ERROR, message=message))
@@ -279,9 +294,15 @@ def _check_procfile(grid: Grid, text: str, path: str) -> list[Finding]:
         except ValueError as exc:
             error(number, f"cannot read the command: {str(exc).lower()}")
             continue
-        node = _started_node(words, grid.path)
-        if node is None:
+        target = _started_node(words)
+        if target is None:
             continue
+        node, grid_file = target
+        grid_file = grid_file if grid_file is not None else default_grid
+        if grid_file is not None and not _same_file(grid_file, grid.path):
+            others += 1
+            continue
+        ours += 1
         if node not in grid.nodes:
             known = ", ".join(sorted(grid.nodes))
             error(number, f"starts node {node!r}, which {grid.path} does not have; known nodes: {known}")
@@ -289,20 +310,31 @@ def _check_procfile(grid: Grid, text: str, path: str) -> list[Finding]:
             error(number, f"starts node {node!r} again (first on line {started[node]})")
         else:
             started[node] = number
+    if others and not ours:
+        if found:
+            return []
+        findings.append(
+            Finding(
+                path=path,
+                line=None,
+                level=WARNING,
+                message=f"starts no node of {grid.path}; its lines run another grid",
+            )
+        )
+        return findings
     for spec in grid.nodes.values():
         if spec.name not in started:
             findings.append(_warn(grid, spec.line, f"the Procfile does not start node {spec.name!r}"))
     return findings
 
 
-def _started_node(words: list[str], grid_path: str) -> str | None:
-    """The node a Procfile command starts, or None when it runs no node of this grid.
+def _started_node(words: list[str]) -> tuple[str, str | None] | None:
+    """The node a Procfile command starts and the grid it names (None: the default), or None when it runs no node.
 
     The command runs ``arduino`` or ``arduino.py`` (after ``exec``, ``env``, a Python
     interpreter and its options, ``NAME=value`` assignments); the node is the
-    first word after the group options, or the one after ``run``. A command
-    whose ``--grid`` (or ``ARDUINO_GRID=``) names another file than
-    ``grid_path`` runs a node of another grid: None.
+    first word after the group options, or the one after ``run``; the grid is
+    its ``--grid`` (or ``ARDUINO_GRID=``).
     """
     grid_file: str | None = None
     rest = iter(words)
@@ -338,9 +370,7 @@ def _started_node(words: list[str], grid_path: str) -> str | None:
         return None
     if word is None or word.startswith("-"):
         return None
-    if grid_file is not None and not _same_file(grid_file, grid_path):
-        return None
-    return word
+    return word, grid_file
 
 
 def _same_file(one: str, other: str) -> bool:

@@ -15,8 +15,13 @@ from mesh.grid import NodeSpec
 __all__ = ["SketchParameter", "check_params", "sketch_parameters"]
 
 
-def check_params(cls: type[Any], spec: NodeSpec, path: str) -> None:
-    """Raise :class:`GridError` if ``setup()`` of ``cls`` cannot take ``spec.params``."""
+def check_params(cls: type[Any], spec: NodeSpec, path: str, *, complete: bool = True) -> None:
+    """Raise :class:`GridError` if ``setup()`` of ``cls`` cannot take ``spec.params``.
+
+    ``complete=False`` checks only the names and types of what ``spec.params`` gives, not
+    that it gives every required parameter: for the command line's overrides, which the
+    grid's params complete.
+    """
     signature = inspect.signature(cls.setup)
     parameters = [p for p in signature.parameters.values() if p.name != "self"]
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
@@ -43,8 +48,14 @@ def check_params(cls: type[Any], spec: NodeSpec, path: str) -> None:
         if expected in (int, float, str, bool) and not _fits(value, expected):
             raise GridError(path, spec.line, f"{where}: parameter {key!r} must be {_describe(expected)}, not {value!r}")
     missing = [n for n, p in names.items() if p.default is p.empty and n not in spec.params]
-    if missing:
-        raise GridError(path, spec.line, f"{where} needs parameter {missing[0]!r}")
+    if missing and complete:
+        name = missing[0]
+        raise GridError(
+            path,
+            spec.line or None,
+            f"node {spec.name!r} needs param {name!r} (setup() has no default); "
+            f"add it to params: or pass --{name.replace('_', '-')}",
+        )
 
 
 def _fits(value: object, expected: type) -> bool:

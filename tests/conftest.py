@@ -13,11 +13,13 @@ import ctypes
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.helpers import MS, Process, descendants, kill_tree
 
@@ -29,12 +31,29 @@ def _interrupted(signum: int, frame: object) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _hypothesis_out_of_the_checkout(config)
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     # SIGTERM (a CI time-out, tests/stress.sh stopped) ends the run as Ctrl-C does: the
     # running test's teardown still kills what it started.
     signal.signal(signal.SIGTERM, _interrupted)
+
+
+def _hypothesis_out_of_the_checkout(config: pytest.Config) -> None:
+    """Hypothesis keeps its examples (and caches) in pytest's cache, not in a ``.hypothesis/`` of the checkout.
+
+    A failing example is still replayed on the next run; ``pytest --cache-clear`` forgets it
+    with the rest. ``HYPOTHESIS_STORAGE_DIRECTORY``, when set, wins.
+    """
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        return
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        home = cache.mkdir("hypothesis")
+    else:  # -p no:cacheprovider: the system's temporary folder
+        home = Path(tempfile.gettempdir()) / "arduino-mesh-hypothesis"
+    set_hypothesis_home_dir(str(home))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -25,6 +25,7 @@ from tests.helpers import (
     arduino,
     environment,
     free_ports,
+    run,
     run_arduino,
     shipped_grid_on_free_ports,
     write_grid,
@@ -112,9 +113,17 @@ def test_unknown_node_exits_2_and_lists_the_known_ones(grid: Path):
     """./arduino.py buzer: exit 2, naming the known nodes."""
     done = run_arduino("--grid", grid, "buzer")
     assert done.returncode == 2
-    assert done.stderr == f"Error: unknown node 'buzer'; known nodes: buzzer, clock, iopin (in {grid})\n"
+    assert done.stderr == (
+        f"Error: unknown node 'buzer'; known nodes: buzzer, clock, iopin (in {grid}); did you mean 'buzzer'?\n"
+    )
     done = run_arduino("--grid", grid, "send", "nobody", "1")
     assert done.returncode == 2
+    assert done.stderr == f"Error: unknown node 'nobody'; known nodes: buzzer, clock, iopin (in {grid})\n"
+    done = run_arduino("--grid", grid, "run", "clok")
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"Error: unknown node 'clok'; known nodes: buzzer, clock, iopin (in {grid}); did you mean 'clock'?\n",
+    )
 
 
 def test_port_in_use_is_one_line(grid: Path):
@@ -504,3 +513,117 @@ def test_a_node_whose_loop_blocks_says_so_and_so_do_send_status_and_its_peers(tm
     clock.expect(r"\[ clock \] sleepy acked tick 1: awake")
     done = run_arduino("--grid", grid, "send", "sleepy", "hello")
     assert (done.returncode, done.stdout) == (0, "awake\n")
+
+
+# ---- issue 11, small fixes: a required sketch parameter is the grid's business, not the command line's
+
+LED = """\
+from nodes import FactoryLoop, reactive
+
+
+class Led(FactoryLoop):
+    def setup(self, color: str) -> None:
+        self.color = color
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> str:
+        return self.color
+"""
+
+LED_GRID = """\
+nodes:
+  clock: {{sketch: clock, params: {{tacks: 1}}}}
+
+  led:
+    sketch: led
+    port: 0{params}
+wires:
+  - clock -> led
+"""
+
+
+def with_led_sketch(folder: Path) -> list[str]:
+    """``./arduino.py``, with the user's sketch ``led`` in ``sketches/`` beside the grid in ``folder``."""
+    (folder / "sketches").mkdir(exist_ok=True)
+    (folder / "sketches" / "led.py").write_text(LED)
+    return [sys.executable, str(ROOT / "arduino.py")]
+
+
+def test_a_missing_required_param_is_blamed_on_the_grid_line(tmp_path: Path):
+    """setup(color) with no color in the grid nor on the command line: the node's line in grid.yaml, and the fix."""
+    grid = write_grid(tmp_path, LED_GRID.format(params=""))
+    command = with_led_sketch(tmp_path)
+    expected = f"{grid}:4: node 'led' needs param 'color' (setup() has no default); add it to params: or pass --color"
+    done = run([*command, "--grid", grid, "led"])
+    assert (done.returncode, done.stderr) == (1, f"Error: {expected}\n")
+    done = run([*command, "--grid", grid, "check"])
+    assert done.returncode == 1
+    assert f"{grid}:4: error: node 'led' needs param 'color'" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("params", "args", "color"),
+    [
+        pytest.param("\n    params: {color: green}", [], "green", id="from-the-grid"),
+        pytest.param("", ["--color", "blue"], "blue", id="from-the-command-line"),
+        pytest.param("\n    params: {color: green}", ["--param", "color=red"], "red", id="command-line-wins"),
+    ],
+)
+def test_a_required_param_given_by_the_grid_or_the_command_line_runs(
+    tmp_path: Path, params: str, args: list[str], color: str
+):
+    """A required param from the grid alone (not repeated on the command line), or from the command line alone."""
+    grid = write_grid(tmp_path, LED_GRID.format(params=params))
+    command = with_led_sketch(tmp_path)
+    led = Process([*command, "--grid", grid, "led", *args])
+    port = led.expect(r"^\[ led \] serving on 127\.0\.0\.1:(\d+)$")[1]
+    grid.write_text(grid.read_text().replace("port: 0", f"port: {port}"))
+    done = run([*command, "--grid", grid, "send", "led", "1"])
+    assert (done.returncode, done.stdout) == (0, f"{color}\n"), done.stderr
+    stop_within_a_second(led)
+
+
+CHECKED = "nodes:\n  a: {sketch: clock}\n  b: {sketch: buzzer, port: 1}\nwires:\n  - a -> b\n"
+
+
+def test_check_compares_the_grid_with_the_procfile_beside_it(tmp_path: Path):
+    """check --grid lab/grid.yaml reads lab/Procfile, not the working folder's; a Procfile for grid.yaml says nothing of other.yaml."""
+    (tmp_path / "Procfile").write_text("x: exec ./arduino.py x\n")  # the working folder's: runs its grid.yaml
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    write_grid(lab, CHECKED)
+    (lab / "Procfile").write_text("a: exec ./arduino.py a\n")
+    (tmp_path / "other.yaml").write_text(CHECKED)
+    done = run_arduino("--grid", "lab/grid.yaml", "check", cwd=tmp_path)
+    assert (done.returncode, done.stdout.splitlines()) == (
+        0,
+        [
+            "lab/grid.yaml:3: warning: the Procfile does not start node 'b'",
+            "lab/grid.yaml: 2 nodes, 1 wire: 1 warning",
+        ],
+    ), done.stderr
+    done = run_arduino("--grid", "other.yaml", "check", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "other.yaml: 2 nodes, 1 wire: no problems found\n"), done.stderr
+    done = run_arduino("--grid", "other.yaml", "check", "--procfile", "Procfile", cwd=tmp_path)
+    assert (done.returncode, done.stdout.splitlines()) == (
+        0,
+        [
+            "Procfile: warning: starts no node of other.yaml; its lines run another grid",
+            "other.yaml: 2 nodes, 1 wire: 1 warning",
+        ],
+    ), done.stderr
+    done = run_arduino("--grid", "other.yaml", "check", cwd=tmp_path, env=environment(ARDUINO_GRID="other.yaml"))
+    assert done.stdout.splitlines()[0] == (
+        "Procfile:1: error: starts node 'x', which other.yaml does not have; known nodes: a, b"
+    ), done.stderr
+
+
+def test_an_indentation_mistake_is_one_plain_line_at_the_line_to_fix(tmp_path: Path):
+    """A node key one space too far: exit 1, one sentence naming that line, no YAML parser jargon."""
+    write_grid(tmp_path, "nodes:\n  clock: {sketch: clock}\n   iopin: {sketch: iopin, port: 1}\n")
+    done = run_arduino("--grid", "grid.yaml", "clock", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (
+        1,
+        "Error: grid.yaml:3: bad indentation: 'iopin' is indented 3 spaces, more than 'clock' on line 2 "
+        "(2 spaces), which has its value already; line it up with 'clock'\n",
+    )

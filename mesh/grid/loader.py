@@ -7,7 +7,10 @@ YAML are refused instead of silently accepted: duplicate keys, merge keys
 plain ones, an alias inside itself. What comes out is plain data (dicts, lists,
 scalars; an alias is the same object again) and :class:`~mesh.grid.marks.Marks`;
 what the grid may hold is :mod:`mesh.grid.rules`' business. Every problem is a
-:class:`~mesh.errors.GridError` naming the file and the line, the first in file order.
+:class:`~mesh.errors.GridError` naming the file and the line, the first in file order;
+PyYAML's own errors (a line indented wrong, a tab, a bracket never closed) are put in
+plain words at the line to fix by :mod:`mesh.grid.yaml_errors`, which also refuses a
+list item indented so deep that YAML folds it into the item above.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from mesh.errors import GridError
 
 from .marks import Marks, Path
+from .yaml_errors import explain, folded_item, unmarked_key
 
 __all__ = ["ComplexKey", "load_yaml"]
 
@@ -49,9 +53,8 @@ def load_yaml(text: str, path: str = "grid.yaml") -> tuple[Any, Marks]:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        raise GridError(path, line, f"invalid YAML: {_yaml_problem(exc)}") from exc
+        line, message = explain(exc, text)
+        raise GridError(path, line, message) from exc
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1 if isinstance(text, str) else None
         char = exc.character if isinstance(exc.character, int) else ord(exc.character)
@@ -61,7 +64,7 @@ def load_yaml(text: str, path: str = "grid.yaml") -> tuple[Any, Marks]:
         raise GridError(path, None, f"invalid YAML: {exc}") from exc
     if root is None:
         return None, Marks()
-    walker = _Walker(path)
+    walker = _Walker(path, text)
     data = walker.value(root, ())
     return data, Marks(values=walker.values, keys=walker.keys, written=walker.written, aliases=walker.aliases)
 
@@ -69,8 +72,9 @@ def load_yaml(text: str, path: str = "grid.yaml") -> tuple[Any, Marks]:
 class _Walker:
     """Walks a composed node tree into plain data, recording where each value was written."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, text: str) -> None:
         self.path = path
+        self.text = text
         self.constructor = yaml.constructor.SafeConstructor()
         self.values: dict[Path, int] = {}
         self.keys: dict[Path, int] = {}
@@ -89,6 +93,10 @@ class _Walker:
         if isinstance(node, ScalarNode):
             if path is not None and node.style is None:
                 self.written[path] = str(node.value)
+                if node.end_mark.line > node.start_mark.line:
+                    folded = folded_item(self.text, node.start_mark.line, node.end_mark.line)
+                    if folded is not None:
+                        self.fail(*folded)
             return self.scalar(node)
         key = id(node)
         if key in self.converted:
@@ -122,6 +130,8 @@ class _Walker:
             if key_node.tag == _MERGE_TAG:
                 self.fail(line, "merge keys ('<<') are not supported; write the keys out")
             key = self.scalar(key_node) if isinstance(key_node, ScalarNode) else ComplexKey(self.value(key_node, None))
+            if isinstance(key, str) and key_node.style is None and (unmarked := unmarked_key(key)) is not None:
+                self.fail(line, unmarked)
             if key in first:
                 if isinstance(key, str):
                     self.fail(line, _duplicate(path, key, first[key]))
@@ -163,19 +173,3 @@ def _duplicate(path: Path | None, key: str, first: int) -> str:
 def _line(node: Node) -> int:
     """The 1-based line where a node starts."""
     return node.start_mark.line + 1
-
-
-def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
-    """The problem of a YAML error, with its context when the problem needs it.
-
-    ("found character '\\t' that cannot start any token" stands alone; "but found
-    another document" needs "expected a single document in the stream".)
-    """
-    problem = exc.problem or ""
-    context = exc.context or ""
-    first = exc.context_mark
-    if context.endswith("; first occurrence") and first is not None:
-        return f"{context.removesuffix('; first occurrence')} (first on line {first.line + 1})"
-    if context and not context.startswith("while "):
-        return f"{context}, {problem}" if problem else context
-    return problem or context or "cannot parse"

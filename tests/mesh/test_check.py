@@ -539,3 +539,52 @@ def test_loops_in_complete_graphs(size: int, loops: int, capped: bool) -> None:
     assert len(set(listed)) == loops
     tail = [f"more wires form loops; only the first {MAX_LOOPS} loops are listed"] if capped else []
     assert messages == listed + tail
+
+
+#: What a Procfile that starts 'buzer' and misses 'iopin' says about the grid at PATH, when it runs that grid.
+def _about(path: str) -> list[str]:
+    return [
+        f"Procfile:1: error: starts node 'buzer', which {path} does not have; known nodes: buzzer, clock, iopin",
+        f"{path}:3: warning: the Procfile does not start node 'iopin'",
+    ]
+
+
+#: (id, the checked grid's path, the default grid of the Procfile's lines, found beside the grid, findings).
+OTHER_GRID = [
+    ("default-grid-is-this-one", "grid.yaml", "grid.yaml", True, _about("grid.yaml")),
+    ("default-grid-elsewhere-found", "other.yaml", "grid.yaml", True, []),
+    (
+        "default-grid-elsewhere-asked-for",
+        "other.yaml",
+        "grid.yaml",
+        False,
+        ["Procfile: warning: starts no node of other.yaml; its lines run another grid"],
+    ),
+    ("same-folder-other-spelling", "lab/grid.yaml", "lab/./grid.yaml", True, _about("lab/grid.yaml")),
+    ("no-default-is-this-grid", "other.yaml", None, True, _about("other.yaml")),
+]
+
+
+@pytest.mark.parametrize(
+    ("grid_path", "default_grid", "found", "expected"),
+    [pytest.param(*row[1:], id=row[0]) for row in OTHER_GRID],
+)
+def test_a_procfile_for_another_grid(grid_path: str, default_grid: str | None, found: bool, expected: list[str]):
+    """Lines without --grid run the default grid: a Procfile that runs none of this grid is not compared with it."""
+    grid = load_grid(SHIPPED, grid_path)
+    procfile = "a: ./arduino.py buzer\nb: ./arduino.py buzzer\nc: ./arduino.py clock\n"
+    findings = check_grid(grid, procfile=procfile, default_grid=default_grid, found=found)
+    assert [str(finding) for finding in findings] == expected
+
+
+def test_a_procfile_running_this_grid_and_another_is_checked_for_this_one() -> None:
+    """Lines for another grid are skipped; the rest is compared with this grid as usual."""
+    grid = load_grid(SHIPPED, "other.yaml")
+    procfile = (
+        "a: ./arduino.py clock\nb: ./arduino.py --grid other.yaml iopin\nc: ./arduino.py --grid=other.yaml buzer\n"
+    )
+    assert [str(f) for f in check_grid(grid, procfile=procfile, default_grid="grid.yaml", found=True)] == [
+        "Procfile:3: error: starts node 'buzer', which other.yaml does not have; known nodes: buzzer, clock, iopin",
+        "other.yaml:2: warning: the Procfile does not start node 'clock'",
+        "other.yaml:4: warning: the Procfile does not start node 'buzzer'",
+    ]

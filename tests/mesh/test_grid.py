@@ -108,7 +108,7 @@ TRAPS = [
         nodes:
         \tclock: {sketch: clock}
         """,
-        "grid.yaml:2: invalid YAML: found character '\\t' that cannot start any token",
+        "grid.yaml:2: a tab in the indentation: YAML indents with spaces only",
     ),
     ("trap-empty-file", "", "grid.yaml: the grid is empty; it needs a 'nodes' mapping"),
     (
@@ -128,7 +128,7 @@ INVALID = [
         """\
         nodes: {clock: {sketch: clock}
         """,
-        "grid.yaml:2: invalid YAML: expected ',' or '}', but got '<stream end>'",
+        "grid.yaml:1: the '{' at column 8 is never closed: YAML read on to the end of the file looking for '}'",
     ),
     (
         "yaml-two-documents",

@@ -104,3 +104,247 @@ def test_empty_document_is_none() -> None:
     """A document of nothing but comments is None, with no marks."""
     data, marks = load_yaml("# nothing yet\n")
     assert data is None and marks.line(()) is None
+
+
+#: (id, grid text, the one line reported). Each is a mistake people make; the line is the one to fix.
+YAML_MISTAKES = [
+    (
+        "node-key-one-space-too-far",
+        """\
+        nodes:
+          clock: {sketch: clock}
+           iopin: {sketch: iopin}
+        """,
+        "grid.yaml:3: bad indentation: 'iopin' is indented 3 spaces, more than 'clock' on line 2 (2 spaces), "
+        "which has its value already; line it up with 'clock'",
+    ),
+    (
+        "node-key-one-space-too-little",
+        """\
+        nodes:
+          clock: {sketch: clock}
+         iopin: {sketch: iopin}
+        """,
+        "grid.yaml:3: bad indentation: 'iopin' is indented 1 space, which lines up with nothing above it "
+        "('clock' on line 2 has 2 and 'nodes' on line 1 has 0); indent it like the one it belongs with",
+    ),
+    (
+        "first-node-too-far-blames-the-second",  # either may be the one to fix: both are named
+        """\
+        nodes:
+            clock: {sketch: clock}
+          iopin: {sketch: iopin}
+        """,
+        "grid.yaml:3: bad indentation: 'iopin' is indented 2 spaces, which lines up with nothing above it "
+        "('clock' on line 2 has 4 and 'nodes' on line 1 has 0); indent it like the one it belongs with",
+    ),
+    (
+        "block-key-one-space-too-far",  # PyYAML: "mapping values are not allowed here"
+        """\
+        nodes:
+          clock:
+            sketch: clock
+             port: 8764
+        """,
+        "grid.yaml:4: bad indentation: 'port' is indented 5 spaces, more than 'sketch' on line 3 (4 spaces), "
+        "which has its value already; line it up with 'sketch'",
+    ),
+    (
+        "block-key-one-space-too-little",
+        """\
+        nodes:
+          clock:
+            sketch: clock
+           port: 8764
+        """,
+        "grid.yaml:4: bad indentation: 'port' is indented 3 spaces, which lines up with nothing above it "
+        "('sketch' on line 3 has 4 and 'clock' on line 2 has 2); indent it like the one it belongs with",
+    ),
+    (
+        "param-between-two-levels-after-a-comment",
+        """\
+        nodes:
+          buzzer:
+            sketch: buzzer
+            params:
+              sound: beep
+              # louder?
+
+             port: 8766
+        """,
+        "grid.yaml:8: bad indentation: 'port' is indented 5 spaces, which lines up with nothing above it "
+        "('sound' on line 5 has 6 and 'params' on line 4 has 4); indent it like the one it belongs with",
+    ),
+    (
+        "wire-item-one-space-too-far",  # valid YAML: one item, "a -> b - b -> c"; the line is the second
+        """\
+        nodes: {a: {sketch: clock}}
+        wires:
+          - a -> b
+           - b -> c
+        """,
+        "grid.yaml:4: bad indentation: the list item '- b -> c' is indented 3 spaces, more than the list item "
+        "'- a -> b' on line 3 (2 spaces), so YAML reads it as more text of that item; items of one list must line up",
+    ),
+    (
+        "wire-item-one-space-too-little",
+        """\
+        nodes: {a: {sketch: clock}}
+        wires:
+          - a -> b
+         - b -> c
+        """,
+        "grid.yaml:4: bad indentation: the list item '- b -> c' is indented 1 space, but the list item "
+        "'- a -> b' on line 3 has 2; items of one list must line up",
+    ),
+    (
+        "wire-item-back-at-zero",
+        """\
+        nodes: {a: {sketch: clock}}
+        wires:
+          - a -> b
+        - b -> c
+        """,
+        "grid.yaml:4: bad indentation: the list item '- b -> c' is indented 0 spaces, but the list item "
+        "'- a -> b' on line 3 has 2; items of one list must line up",
+    ),
+    (
+        "list-item-among-nodes",
+        """\
+        nodes:
+          clock: {sketch: clock}
+          - iopin
+        """,
+        "grid.yaml:3: bad indentation: the list item '- iopin' is indented like the key 'clock' on line 2, "
+        "and a mapping cannot hold list items",
+    ),
+    (
+        "key-among-wires",
+        """\
+        wires:
+          - a -> b
+          nodes: {}
+        """,
+        "grid.yaml:3: bad indentation: the key 'nodes' is indented like the list item '- a -> b' on line 2, "
+        "and a list cannot hold keys",
+    ),
+    (
+        "tab-indent",
+        "nodes:\n\tclock: {sketch: clock}\n",
+        "grid.yaml:2: a tab in the indentation: YAML indents with spaces only",
+    ),
+    (
+        "tab-after-spaces",
+        "nodes:\n  clock: {sketch: clock}\n \t iopin: {sketch: iopin}\n",
+        "grid.yaml:3: a tab in the indentation: YAML indents with spaces only",
+    ),
+    (
+        "tab-after-a-key",
+        "nodes:\n  clock:\t{sketch: clock}\n",
+        "grid.yaml:2: a tab at column 9: YAML allows only spaces here",
+    ),
+    (
+        "key-without-colon",  # PyYAML blames the next line
+        """\
+        nodes:
+          clock
+          iopin: {sketch: iopin}
+        """,
+        "grid.yaml:2: 'clock' needs a ':' after it",
+    ),
+    (
+        "last-key-without-colon",  # PyYAML: "could not find expected ':'" on the line after
+        """\
+        nodes:
+          clock: {sketch: clock}
+          iopin
+        """,
+        "grid.yaml:3: 'iopin' needs a ':' after it",
+    ),
+    (
+        "key-without-colon-before-its-flow-value",  # valid YAML: the key 'clock {sketch', the value 'clock}'
+        """\
+        nodes:
+          clock {sketch: clock}
+        """,
+        "grid.yaml:2: 'clock' needs a ':' after it",
+    ),
+    (
+        "key-without-colon-before-a-flow-value-with-more-colons",
+        """\
+        nodes:
+          buzzer {sketch: buzzer, port: 8766}
+        """,
+        "grid.yaml:2: 'buzzer' needs a ':' after it",
+    ),
+    (
+        "first-top-level-key-indented",  # PyYAML blames the next top-level key
+        """\
+        # the circuit
+         nodes:
+          clock: {sketch: clock}
+        wires: []
+        """,
+        "grid.yaml:2: bad indentation: 'nodes' is indented 1 space, but 'wires' on line 4 is indented 0 spaces: "
+        "the keys at the top of the file must line up, best with none",
+    ),
+    (
+        "colon-in-a-value",
+        """\
+        nodes:
+          buzzer:
+            params:
+              sound: buzz: loud
+        """,
+        "grid.yaml:4: a second ': ' on this line (column 18): quote a value that holds ': '",
+    ),
+    (
+        "colon-in-a-flow-value",
+        "nodes:\n  buzzer: {sketch: buzzer, params: {sound: buzz: loud}}\n",
+        "grid.yaml:2: a ':' that YAML cannot read here (column 48): quote a value that holds ': '",
+    ),
+    (
+        "brace-never-closed",  # PyYAML blames the next line, where it gave up
+        """\
+        nodes:
+          clock: {sketch: clock
+          iopin: {sketch: iopin}
+        """,
+        "grid.yaml:2: the '{' at column 10 is never closed: YAML read on to line 3 looking for '}'",
+    ),
+    (
+        "bracket-closed-by-a-brace",
+        'nodes:\n  dashboard: {sketch: dashboard, subscribe: ["#"}\n',
+        "grid.yaml:2: the '[' at column 45 is closed by '}' at column 49; close it with ']'",
+    ),
+    (
+        "quote-never-closed",  # PyYAML blames the end of the file
+        """\
+        nodes:
+          buzzer: {sketch: buzzer, params: {sound: "buzz}}
+          clock: {sketch: clock}
+        """,
+        "grid.yaml:2: the quote at column 44 is never closed",
+    ),
+    (
+        "anything-else-keeps-yamls-words",
+        'nodes:\n  a: "x\\q"\n',
+        "grid.yaml:2: invalid YAML: found unknown escape character 'q'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [pytest.param(text, message, id=id) for id, text, message in YAML_MISTAKES]
+)
+def test_yaml_mistakes_are_one_plain_line_at_the_line_to_fix(text: str, message: str) -> None:
+    """Indentation, tabs, a missing ':' or an unclosed bracket: one plain sentence naming the line to fix."""
+    with pytest.raises(GridError) as caught:
+        load_yaml(dedent(text), "grid.yaml")
+    assert str(caught.value) == message
+
+
+def test_a_value_folded_over_lines_on_purpose_is_kept() -> None:
+    """A plain value continued on a deeper line is valid and meant; only a folded list item is refused."""
+    data, _ = load_yaml("nodes:\n  a: {params: {sound: buzz\n    buzz}}\nwires:\n  - a ->\n    b\n")
+    assert data == {"nodes": {"a": {"params": {"sound": "buzz buzz"}}}, "wires": ["a -> b"]}
