@@ -1,4 +1,10 @@
-"""``./arduino.py echo PATTERN...``: print what the circuit publishes on matching keys."""
+"""``./arduino.py echo PATTERN...``: print what the circuit publishes on matching keys.
+
+What it prints on stdout is the messages, ``key payload``. On stderr it says, once
+per node, that a publisher it listens to is down, and once that it is back up:
+the links' own chatter (connecting, ``waiting for X`` every 10 s while X stays
+away, link up) is left out unless ``--log-level debug`` asks for everything.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +18,57 @@ import sys
 
 import click
 
+from mesh import connection
 from mesh.grid import Grid, NodeSpec
 from mesh.topics import TopicError, check_pattern
-from nodes import FactoryLoop, Node, hears, reactive
+from nodes import FactoryLoop, Node, every, hears, reactive
 
 from .common import Failure, load_grid, mesh_token
 
 __all__ = ["echo_command"]
+
+#: Seconds between two looks at the publishers' links, to say which went down or came back.
+WATCH_PERIOD = 0.1
+
+
+class LinkChatter(logging.Filter):
+    """Drops the links' progress lines (mesh.connection's, below ERROR): echo says itself who is down or back."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.pathname != connection.__file__ or record.levelno >= logging.ERROR
+
+
+class Presence:
+    """Each publisher's last reported state, ``up`` or ``down``, so that each change is said once."""
+
+    def __init__(self, publishers: tuple[str, ...]) -> None:
+        self.said: dict[str, str] = dict.fromkeys(publishers, "")
+        self.seen: set[str] = set()
+
+    def changes(self, peers: dict[str, str]) -> list[tuple[str, str]]:
+        """``(node, change)`` for each publisher whose link changed since the last call.
+
+        ``change`` is ``up`` (the first time), ``down``, ``back`` (up again after it was up),
+        or ``came`` (up at last, after it was down from the start). A link still ``connecting``
+        (or ``idle``) for the first time says nothing yet; one that failed (``retrying``,
+        ``down``) or left ``up`` is down.
+        """
+        found = []
+        for name, was in self.said.items():
+            state = peers.get(name, "idle")
+            if state == "up":
+                now = "up"
+            elif state in ("retrying", "down", "closed") or was == "up":
+                now = "down"
+            else:
+                continue
+            if now != was:
+                self.said[name] = now
+                change = now if now == "down" or was == "" else "back" if name in self.seen else "came"
+                if now == "up":
+                    self.seen.add(name)
+                found.append((name, change))
+        return found
 
 
 @click.command("echo")
@@ -70,18 +120,34 @@ async def listen(grid: Grid, plan: dict[str, tuple[str, ...]], count: int | None
         if count is not None and printed >= count:
             done.set()
 
+    presence = Presence(tuple(sorted({name for names in plan.values() for name in names}, key=list(grid.nodes).index)))
+
     class Echo(FactoryLoop):
-        """Prints every publication it hears."""
+        """Prints every publication it hears, and says when a publisher goes down or comes back."""
 
         @hears
         def heard(self, key: str, data: str) -> None:
             show(key, data)
+
+        @every(WATCH_PERIOD)
+        def watch(self) -> None:
+            for peer, change in presence.changes(self.peers()):
+                uri = grid.nodes[peer].uri
+                if change == "down":
+                    self.out(f"{peer} is down (nothing answers at {uri}); listening for it to come back")
+                elif change == "back":
+                    self.out(f"{peer} is back up ({uri})")
+                elif change == "came":
+                    self.out(f"{peer} is up ({uri})")
 
         @reactive
         async def loop(self, channel: str, message: str) -> None:
             return None
 
     name = f"echo-{os.getpid()}"
+    log = logging.getLogger(f"mesh.{name}")
+    if not log.isEnabledFor(logging.DEBUG):
+        log.addFilter(LinkChatter())
     spec = NodeSpec(name=name, sketch="echo", subscribe=tuple(plan))
     node = Node(Echo, name, dataclasses.replace(grid, nodes={**grid.nodes, name: spec}), wait=0, token=mesh_token(grid))
     loop = asyncio.get_running_loop()

@@ -11,6 +11,15 @@ A *key* names what a node published: ``<node>/<topic>``, levels separated by
 Wildcards stand for whole levels only (``a+/b`` is invalid), and no level is
 empty. The first level of a key is its publisher, which is what routing needs:
 :func:`publishers` says which nodes a pattern can hear from.
+
+*System topics* begin with ``$``: ``iopin/$subscribers/added``. They follow
+MQTT's rule (MQTT 5.0, 4.7.2: a filter starting with a wildcard does not match a
+topic name starting with ``$``), applied to the topic, the part of the key after
+its publisher: a wildcard never stands for the topic's first level when that
+level starts with ``$``. Only a pattern that names that level matches it:
+``iopin/$subscribers/+`` and ``+/$subscribers/#`` do; ``#``, ``iopin/#``,
+``+/#`` and ``+/+/+`` do not. ``$`` deeper in a topic is an ordinary level
+(``iopin/pin/$x`` is matched by ``iopin/#``), as in MQTT.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from collections.abc import Iterable
 
 from .errors import MeshError
 
-__all__ = ["TopicError", "check_pattern", "check_topic", "matches", "publishers"]
+__all__ = ["TopicError", "check_pattern", "check_topic", "is_system", "matches", "publishers"]
 
 
 class TopicError(MeshError, ValueError):
@@ -64,16 +73,25 @@ def check_topic(topic: str) -> str:
     return topic
 
 
+def is_system(key: str) -> bool:
+    """Whether ``key``'s topic (its levels after the publisher) begins with ``$``: ``iopin/$subscribers/added``."""
+    slash = key.find("/")
+    return slash >= 0 and key.startswith("$", slash + 1)
+
+
 def matches(pattern: str, key: str) -> bool:
-    """Whether the (valid) ``pattern`` selects ``key``."""
+    """Whether the (valid) ``pattern`` selects ``key``; a system key only if the pattern names its ``$`` level."""
     if pattern == "#":
-        return True
+        return not is_system(key)
     wanted = pattern.split("/")
     levels = key.split("/")
     for index, level in enumerate(wanted):
         if level == "#":
-            return True
+            # At the topic's first level (index 1), '#' would stand for a '$' level.
+            return index > 1 or not is_system(key)
         if index >= len(levels) or (level != "+" and level != levels[index]):
+            return False
+        if level == "+" and index == 1 and levels[1].startswith("$"):
             return False
     return len(wanted) == len(levels)
 

@@ -43,6 +43,30 @@ async def test_the_write_your_own_sketch_example_works(tmp_path: Path):
         await stop_circuit(nodes)
 
 
+async def test_the_led_example_shows_on_off_on_the_dashboard(tmp_path: Path):
+    """The README's Led publishes its state on led/lit, so the dashboard's card for it shows 'lit on'."""
+    code = re.search(r"`sketches/led\.py`:\n\n```python\n(.*?)```", README, re.S)[1]
+    (tmp_path / "sketches").mkdir()
+    (tmp_path / "sketches" / "led.py").write_text(code)
+    grid = build_grid(
+        {
+            "clock": {"sketch": "clock", "port": 0, "params": {"tacks": 0, "delay": 0.005}},
+            "iopin": {"sketch": "iopin", "port": 0, "params": {"chance": 1.0, "sequence": 1}},
+            "led": {"sketch": "led", "port": 0},
+            "dashboard": {"sketch": "dashboard", "port": 0, "subscribe": ["#"]},
+        },
+        ["clock -> iopin", "iopin -> led"],
+        path=str(tmp_path / "grid.yaml"),
+    )
+    nodes = await start_circuit(grid)
+    try:
+        dashboard = nodes["dashboard"].sketch
+        await until(lambda: dashboard.latest.get("led") == "led/lit", "the led's publication at the dashboard")
+        assert dashboard.last["led/lit"] == "on"
+    finally:
+        await stop_circuit(nodes)
+
+
 async def test_the_topics_example_hears_every_pin_from_the_grid_alone(tmp_path: Path):
     """The README's Meter sketch, subscribed to +/pin in the grid only, counts the iopin's high pins."""
     code = re.search(r"`sketches/meter\.py`:\n\n```python\n(.*?)```", README, re.S)[1]

@@ -7,13 +7,29 @@ assets from ``static/``, and ``/circuit.json``, the grid as the page draws it.
 The page opens a websocket on ``/feed``; every ``period`` seconds the
 dashboard pushes it one snapshot of what it has heard on the topics the
 grid subscribes it to (``subscribe: ["#"]`` for everything): exact counts per key, the last value of
-each key, the newest messages (at most 50 per snapshot, so a burst of 1,000
-messages a second costs the browser the same as a trickle), the rate, and
-whether each node is up — which it knows from its own links to them.
+each key, the key each node published last (what its card shows), the
+messages since the last snapshot (at most 50, so a burst of 1,000 messages a
+second costs the browser the same as a trickle), the rate, and whether each
+node is up — which it knows from its own links to them, not from any topic.
+
+A page that opens gets a *full* snapshot first: the same, with the last 50
+messages the dashboard heard, so its log starts with the recent history.
+Each message carries a sequence number, so a page never logs one twice.
+
+``#`` does not match system keys (``iopin/$subscribers/added``, see
+:mod:`mesh.topics`), so the dashboard shows them only if the grid subscribes
+it to a pattern that names them; even then they are counted and logged, never
+shown as a node's value on its card.
+
+The rate is a moving average over the last :data:`RATE_WINDOW` seconds (the
+time since the first snapshot while that is shorter, but never less than one
+second), so at one tick a second it reads a steady figure instead of falling to
+0 between ticks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter, deque
@@ -23,16 +39,43 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
+from mesh.topics import is_system
 from nodes import FactoryLoop, every, hears, reactive
 
-#: Messages a snapshot carries at most; the counts are exact whatever the rate.
+#: Messages a snapshot carries at most, and the history a page opens with; the counts are exact whatever the rate.
 RECENT = 50
+#: Seconds the rate is averaged over.
+RATE_WINDOW = 10.0
 TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
 }
 PAGES = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.js", "/style.css": "style.css"}
+
+
+class Rate:
+    """Messages a second, as a moving average over the last ``window`` seconds of samples ``(time, total)``."""
+
+    def __init__(self, window: float = RATE_WINDOW) -> None:
+        self.window = window
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, now: float, total: int) -> None:
+        """A sample: ``total`` messages counted so far at ``now``; samples older than the window are dropped.
+
+        The newest sample at or before ``now - window`` is kept, as the window's start.
+        """
+        self.samples.append((now, total))
+        while len(self.samples) > 2 and self.samples[1][0] <= now - self.window:
+            self.samples.popleft()
+
+    def value(self) -> float:
+        """The average rate over the window (or the time sampled so far, but at least one second)."""
+        if len(self.samples) < 2:
+            return 0.0
+        (start, first), (end, last) = self.samples[0], self.samples[-1]
+        return (last - first) / max(end - start, 1.0)
 
 
 class Dashboard(FactoryLoop):
@@ -50,9 +93,14 @@ class Dashboard(FactoryLoop):
             self.log.warning("subscribes to nothing, so it will show nothing: add subscribe: ['#'] to it in the grid")
         self.counts: Counter[str] = Counter()
         self.last: dict[str, str] = {}
+        #: Each node's latest key that is not a system key: what its card shows.
+        self.latest: dict[str, str] = {}
+        #: The newest messages, numbered: a page opens with them, snapshots carry those not yet pushed.
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
+        self.heard = 0
+        self.pushed = 0
         self.feeds: set[ServerConnection] = set()
-        self.history: deque[tuple[float, int]] = deque(maxlen=64)  # (time, total) for the rate
+        self.rate = Rate()
         static = resources.files(__package__) / "static"
         self.files = {
             path: (TYPES[name[name.rindex(".") :]], (static / name).read_bytes()) for path, name in PAGES.items()
@@ -63,7 +111,10 @@ class Dashboard(FactoryLoop):
         """One message on the topics: counted exactly, kept for the next snapshot."""
         self.counts[key] += 1
         self.last[key] = data
-        self.recent.append({"key": key, "data": data, "t": round(time.time(), 3)})
+        if not is_system(key):
+            self.latest[key.split("/", 1)[0]] = key
+        self.heard += 1
+        self.recent.append({"n": self.heard, "key": key, "data": data, "t": round(time.time(), 3)})
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:
@@ -87,7 +138,7 @@ class Dashboard(FactoryLoop):
             return
         self.feeds.add(websocket)
         try:
-            await websocket.send(self.snapshot())
+            await websocket.send(self.snapshot(full=True))
             await websocket.wait_closed()
         except ConnectionClosed:
             pass
@@ -97,29 +148,25 @@ class Dashboard(FactoryLoop):
     @every("period")
     def push(self) -> None:
         """One snapshot to every open page; a page that cannot keep up is skipped, not waited for."""
-        total = sum(self.counts.values())
-        self.history.append((time.monotonic(), total))
+        self.rate.add(asyncio.get_running_loop().time(), self.heard)
         if self.feeds:
             broadcast(self.feeds, self.snapshot())
-        self.recent.clear()
+        self.pushed = self.heard
 
-    def snapshot(self) -> str:
-        now = time.monotonic()
-        window = [(t, n) for t, n in self.history if now - t <= 1.0]
-        rate = (
-            (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
-            if len(window) > 1 and window[-1][0] > window[0][0]
-            else 0.0
-        )
+    def snapshot(self, full: bool = False) -> str:
+        """What the page draws; ``full`` (a page's first) carries the whole recent history, else what is new."""
+        recent = list(self.recent) if full else [m for m in self.recent if m["n"] > self.pushed]
         return json.dumps(
             {
                 "type": "snapshot",
+                "full": full,
                 "t": round(time.time(), 3),
                 "nodes": self.states(),
                 "counts": self.counts,
                 "last": self.last,
-                "recent": list(self.recent),
-                "rate": round(rate, 1),
+                "latest": self.latest,
+                "recent": recent,
+                "rate": round(self.rate.value(), 1),
             },
             separators=(",", ":"),
         )

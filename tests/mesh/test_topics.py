@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mesh.errors import MeshError
-from mesh.topics import TopicError, check_pattern, check_topic, matches, publishers
+from mesh.topics import TopicError, check_pattern, check_topic, is_system, matches, publishers
 
 MATCHES = [
     # ---- exact
@@ -33,7 +33,6 @@ MATCHES = [
     # ---- # alone matches everything
     ("#", "iopin", True, "hash-alone-one-level"),
     ("#", "iopin/pin", True, "hash-alone-two-levels"),
-    ("#", "iopin/$subscribers/added", True, "hash-alone-dollar"),
     # ---- a/# is a and everything under it
     ("iopin/#", "iopin", True, "hash-zero-levels"),
     ("iopin/#", "iopin/pin", True, "hash-one-level"),
@@ -49,12 +48,30 @@ MATCHES = [
     ("+/+", "iopin", False, "plus-plus-one-level"),
     ("+/+", "iopin/pin", True, "plus-plus-two-levels"),
     ("+/+", "iopin/pin/2", False, "plus-plus-three-levels"),
-    # ---- $-prefixed levels are ordinary levels below the publisher
-    ("iopin/#", "iopin/$subscribers/added", True, "dollar-under-hash"),
-    ("+/$subscribers/+", "iopin/$subscribers/added", True, "dollar-between-pluses"),
+    # ---- system topics: a wildcard never stands for the topic's first level when it starts with $
+    ("#", "iopin/$subscribers/added", False, "dollar-not-under-hash-alone"),
+    ("#", "iopin/$subscribers", False, "dollar-alone-not-under-hash-alone"),
+    ("iopin/#", "iopin/$subscribers/added", False, "dollar-not-under-publisher-hash"),
+    ("+/#", "iopin/$subscribers/added", False, "dollar-not-under-plus-hash"),
+    ("+/+/+", "iopin/$subscribers/added", False, "dollar-not-matched-by-plus"),
+    ("iopin/+", "iopin/$subscribers", False, "dollar-not-matched-by-last-plus"),
+    ("iopin/+/added", "iopin/$subscribers/added", False, "dollar-not-matched-by-middle-plus"),
+    ("iopin/$subscribers/#", "iopin/$subscribers/added", True, "dollar-named-then-hash"),
+    ("iopin/$subscribers/+", "iopin/$subscribers/added", True, "dollar-named-then-plus"),
+    ("+/$subscribers/+", "iopin/$subscribers/added", True, "dollar-named-under-plus-publisher"),
+    ("+/$subscribers/#", "iopin/$subscribers/added", True, "dollar-named-under-plus-publisher-hash"),
+    ("+/$subscribers/#", "iopin/$subscribers", True, "dollar-named-hash-zero-levels"),
     ("+/$subscribers/+", "iopin/$subscribers", False, "dollar-missing-last-level"),
-    ("+/+/+", "iopin/$subscribers/added", True, "dollar-matched-by-plus"),
     ("iopin/$subscribers/added", "iopin/$subscribers/added", True, "dollar-exact"),
+    ("iopin/$subscribers/added", "iopin/$subscribers/removed", False, "dollar-exact-other"),
+    ("+/$state", "iopin/$subscribers", False, "dollar-other-name"),
+    # ---- $ deeper than the topic's first level is an ordinary level, as in MQTT
+    ("iopin/#", "iopin/pin/$x", True, "deep-dollar-under-hash"),
+    ("#", "iopin/pin/$x", True, "deep-dollar-under-hash-alone"),
+    ("+/pin/+", "iopin/pin/$x", True, "deep-dollar-matched-by-plus"),
+    ("iopin/pin/#", "iopin/pin/$x/y", True, "deep-dollar-under-named-hash"),
+    # ---- a $ inside a level, not at its start, is nothing special
+    ("#", "iopin/pin$", True, "dollar-not-first-character"),
     # ---- case matters
     ("iopin/pin", "iopin/Pin", False, "case-level"),
     ("IOPIN/#", "iopin/pin", False, "case-publisher"),
@@ -72,7 +89,7 @@ MATCHES = [
     [pytest.param(pattern, key, expected, id=case) for pattern, key, expected, case in MATCHES],
 )
 def test_matches_table(pattern: str, key: str, expected: bool) -> None:
-    """matches() follows MQTT: '+' is one level, '#' the rest including none."""
+    """matches() follows MQTT: '+' is one level, '#' the rest including none, and no wildcard stands for a '$' topic."""
     check_pattern(pattern)
     check_topic(key)
     assert matches(pattern, key) is expected
@@ -140,6 +157,8 @@ NODES = ["clock", "iopin", "buzzer"]
         ("iopin", ["iopin"]),
         ("+/pin", NODES),
         ("#", NODES),
+        ("+/$subscribers/#", NODES),
+        ("iopin/$subscribers/+", ["iopin"]),
         ("nobody/x", []),
     ],
     ids=repr,
@@ -153,7 +172,20 @@ def test_publishers_table(pattern: str, expected: list[str]) -> None:
 
 
 def reference(pattern: str, key: str) -> bool:
-    """A plain reference matcher: the pattern as a regular expression over the key."""
+    """A plain reference matcher: the pattern as a regular expression over the key, then MQTT's '$' rule.
+
+    The rule, as the module states it: when the key's topic begins with a '$' level (the
+    key's second level), only a pattern whose second level is that very name matches.
+    """
+    key_levels, pattern_levels = key.split("/"), pattern.split("/")
+    if len(key_levels) > 1 and key_levels[1].startswith("$"):
+        if len(pattern_levels) < 2 or pattern_levels[1] != key_levels[1]:
+            return False
+    return regex_match(pattern, key)
+
+
+def regex_match(pattern: str, key: str) -> bool:
+    """MQTT's wildcards alone, as a regular expression over the key."""
     if pattern == "#":
         return True
     levels = pattern.split("/")
@@ -165,8 +197,9 @@ def reference(pattern: str, key: str) -> bool:
     return re.fullmatch(body + tail, key) is not None
 
 
-LEVEL = st.sampled_from(["a", "b", "pin", "$s"])
-KEYS = st.lists(LEVEL, min_size=1, max_size=5).map("/".join)
+PUBLISHER = st.sampled_from(["a", "b", "pin"])  # node names never start with '$'
+LEVEL = st.sampled_from(["a", "b", "pin", "$s", "$t"])
+KEYS = st.builds(lambda first, rest: "/".join([first, *rest]), PUBLISHER, st.lists(LEVEL, min_size=0, max_size=4))
 PATTERNS = st.builds(
     lambda levels, hash_last: "/".join([*levels, "#"] if hash_last else levels),
     st.lists(st.one_of(LEVEL, st.just("+")), min_size=0, max_size=5),
@@ -191,8 +224,9 @@ def test_generated_patterns_are_valid(pattern: str) -> None:
 @settings(max_examples=500, deadline=None)
 @given(key=KEYS)
 def test_a_key_matches_itself_and_hash(key: str) -> None:
-    """Every generated key is a valid topic that matches itself, '#' and its publisher's '/#'."""
+    """Every generated key is a valid topic that matches itself; '#' and its publisher's '/#' unless it is a system key."""
     assert check_topic(key) == key
     assert matches(key, key)
-    assert matches("#", key)
-    assert matches(key.split("/")[0] + "/#", key)
+    assert matches("#", key) is not is_system(key)
+    assert matches(key.split("/")[0] + "/#", key) is not is_system(key)
+    assert is_system(key) is (len(key.split("/")) > 1 and key.split("/")[1].startswith("$"))

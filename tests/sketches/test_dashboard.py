@@ -1,5 +1,7 @@
 """The dashboard in a real browser: Debian's Chromium, headless, driven by Playwright.
 
+The circuit runs as shipped: one tick a second (the grid's ``delay: 1``), as a
+user first sees it, and the tests read what the page shows, not only its state.
 Playwright's own browser download does not work here; the test launches the
 system Chromium (.ci/run installs it when missing). Set DASHBOARD_SCREENSHOT
 to a path to keep the screenshot (docs/dashboard.png is made that way).
@@ -9,14 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.helpers import DEADLINE, Process, arduino, shipped_grid_on_free_ports
+from tests.helpers import DEADLINE, MS, Process, arduino, shipped_grid_on_free_ports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip(
@@ -37,16 +41,58 @@ FLAGS = [
 ]
 
 
+#: Every text the page shows on a card, every rate, and how often the buzzer lit up, as they
+#: change: a MutationObserver records them from the page's first render, so a test can assert
+#: what was ever shown, however briefly (a sound lights the buzzer for 0.3 s).
+RECORDER = """
+window.shown = { clock: [], iopin: [], buzzer: [], rate: [], sounded: 0 };
+new MutationObserver((mutations) => {
+  for (const m of mutations) {
+    if (m.type === "attributes" && m.target.getAttribute("data-sounding") === "1") window.shown.sounded++;
+  }
+  for (const t of document.querySelectorAll("g.node text.last, g.node text.sound")) {
+    const list = window.shown[t.dataset.node];
+    if (list && t.textContent && list[list.length - 1] !== t.textContent) list.push(t.textContent);
+  }
+  const rate = document.getElementById("rate");
+  const rates = window.shown.rate;
+  if (rate && rates[rates.length - 1] !== rate.textContent) rates.push(rate.textContent);
+}).observe(document, {
+  subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ["data-sounding"],
+});
+"""
+
+
 @pytest.fixture
-def circuit(tmp_path: Path):
-    """The shipped circuit on free ports, every node a real process, the clock ticking fast and forever."""
-    grid = shipped_grid_on_free_ports(tmp_path)
+def circuit(tmp_path: Path, request: pytest.FixtureRequest):
+    """The shipped circuit on free ports, every node a real process, the clock at the shipped rate and forever
+    (as the Procfile). Parametrized indirectly, the parameter is more options for the buzzer."""
+    grid = shipped_grid_on_free_ports(tmp_path, quick=False)
+    assert "delay: 1}" in grid.read_text()
+    options = {"clock": ["--tacks", "0"], "buzzer": list(getattr(request, "param", []))}
     processes: dict[str, Process] = {}
     for name in ("buzzer", "iopin", "dashboard", "clock"):
-        extra = ["--tacks", "0"] if name == "clock" else []
-        processes[name] = arduino("--grid", grid, name, *extra)
+        processes[name] = arduino("--grid", grid, name, *options.get(name, []))
         processes[name].expect("serving on")
     yield grid, processes
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium, closed after the test."""
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def wait(page: Any, condition: str, arg: Any = None) -> Any:
+    """Wait until the JavaScript ``condition`` (a function of ``arg``) holds in the page; its value."""
+    return page.wait_for_function(
+        condition, arg=arg, timeout=DEADLINE * 1000, polling=round(100 * MS * 1000)
+    ).json_value()
 
 
 def dashboard_url(grid: Path) -> str:
@@ -68,53 +114,123 @@ def test_the_page_and_its_data_are_served_over_plain_http(circuit):
     assert circuit_json["wires"] == [{"source": "clock", "target": "iopin"}, {"source": "iopin", "target": "buzzer"}]
 
 
-def test_the_circuit_comes_alive_in_a_browser(circuit, tmp_path: Path):
+def test_the_circuit_comes_alive_in_a_browser(circuit, browser, tmp_path: Path):
     """Three nodes and two wires drawn; the buzzer sounds after ticks; a killed node turns down; a screenshot is saved."""
     grid, processes = circuit
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 720})
-            page.goto(dashboard_url(grid))
-            for name in ("clock", "iopin", "buzzer"):
-                page.wait_for_selector(f'g.node[data-node="{name}"][data-state="up"]', timeout=DEADLINE * 1000)
-            assert page.locator("svg#circuit .wire").count() == 2
-            assert page.locator('svg#circuit .wire[data-wire="clock->iopin"]').count() == 1
-            assert page.locator('svg#circuit .wire[data-wire="iopin->buzzer"]').count() == 1
-            page.wait_for_selector('g.node[data-node="buzzer"][data-sounding="1"]', timeout=DEADLINE * 1000)
-            page.wait_for_function("document.querySelectorAll('#log li').length >= 10", timeout=DEADLINE * 1000)
-            page.wait_for_selector("#feed-state:text('live')", timeout=DEADLINE * 1000)
-            shot = Path(os.environ.get("DASHBOARD_SCREENSHOT") or tmp_path / "dashboard.png")
-            page.screenshot(path=str(shot))
-            assert shot.stat().st_size > 10_000
-            print(f"\nscreenshot: {shot}")
-            processes["buzzer"].signal(signal.SIGKILL)
-            page.wait_for_selector('g.node[data-node="buzzer"][data-state="down"]', timeout=DEADLINE * 1000)
-            assert page.locator('g.node[data-node="iopin"][data-state="up"]').count() == 1
-            stats = page.evaluate("window.dashboardStats")
-            assert stats["snapshots"] > 0 and stats["frames"] > 0
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1200, "height": 720})
+    page.add_init_script(RECORDER)
+    page.goto(dashboard_url(grid))
+    for name in ("clock", "iopin", "buzzer"):
+        page.wait_for_selector(f'g.node[data-node="{name}"][data-state="up"]', timeout=DEADLINE * 1000)
+    assert page.locator("svg#circuit .wire").count() == 2
+    assert page.locator('svg#circuit .wire[data-wire="clock->iopin"]').count() == 1
+    assert page.locator('svg#circuit .wire[data-wire="iopin->buzzer"]').count() == 1
+    wait(page, "() => window.shown.sounded > 0")
+    page.wait_for_function("document.querySelectorAll('#log li').length >= 10", timeout=DEADLINE * 1000)
+    page.wait_for_selector("#feed-state:text('live')", timeout=DEADLINE * 1000)
+    wait(page, "() => window.shown.clock.some((text) => /^tick \\d+$/.test(text))")
+    shot = Path(os.environ.get("DASHBOARD_SCREENSHOT") or tmp_path / "dashboard.png")
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    print(f"\nscreenshot: {shot}")
+    processes["buzzer"].signal(signal.SIGKILL)
+    page.wait_for_selector('g.node[data-node="buzzer"][data-state="down"]', timeout=DEADLINE * 1000)
+    assert page.locator('g.node[data-node="iopin"][data-state="up"]').count() == 1
+    stats = page.evaluate("window.dashboardStats")
+    assert stats["snapshots"] > 0 and stats["frames"] > 0
 
 
-def test_the_page_reconnects_when_the_dashboard_restarts(circuit):
+def test_the_cards_show_each_nodes_latest_value_at_the_shipped_rate(circuit, browser):
+    """Over four ticks at one a second: the clock's card only ever reads 'tick N', the iopin's 'pin 0/1', the
+    buzzer's a sound; no card ever shows a '$' topic; the rate, once above 0, never reads 0.0 again."""
+    grid, _ = circuit
+    page = browser.new_page(viewport={"width": 1200, "height": 720})
+    page.add_init_script(RECORDER)
+    page.goto(dashboard_url(grid))
+    first = int(
+        wait(page, "() => { const t = window.shown.clock.find((s) => /^tick \\d+$/.test(s)); return t && t.slice(5); }")
+    )
+    wait(page, "(n) => window.shown.clock.some((s) => s === `tick ${n}`)", first + 4)
+    wait(page, "() => window.shown.iopin.length > 0 && window.shown.buzzer.some((s) => s !== '—')")
+    shown = page.evaluate("window.shown")
+    assert all(re.fullmatch(r"tick \d+", text) for text in shown["clock"]), shown["clock"]
+    ticks = [int(text[5:]) for text in shown["clock"]]
+    assert ticks == sorted(set(ticks)) and ticks[-1] >= first + 4, ticks  # in order, each once
+    assert all(re.fullmatch(r"pin [01]", text) for text in shown["iopin"]), shown["iopin"]
+    assert set(shown["buzzer"]) <= {"—", "buzz buzz buzz", "..."}, shown["buzzer"]
+    rates = shown["rate"]
+    moving = rates[next(i for i, rate in enumerate(rates) if float(rate) > 0) :]
+    assert "0.0" not in moving, rates
+    # The value lines end before the LED and the speaker: nothing covers a card's text.
+    for name, icon in (("iopin", "circle.led-ring"), ("buzzer", ".speaker")):
+        text, other = (
+            page.locator(f'g.node[data-node="{name}"] {selector}').bounding_box()
+            for selector in (":is(text.last, text.sound)", icon)
+        )
+        assert text["x"] + text["width"] < other["x"], (name, text, other)
+
+
+LONG = "bzz " * 12 + "end"
+
+
+@pytest.mark.parametrize("circuit", [["--sound", LONG]], indirect=True)
+def test_a_value_too_long_for_its_card_is_cut_before_the_icon(circuit, browser):
+    """A buzzer whose sound is longer than its card shows its start, cut with '…' before the speaker."""
+    grid, _ = circuit
+    page = browser.new_page(viewport={"width": 1200, "height": 720})
+    page.goto(dashboard_url(grid))
+    # Read in one go: the next sound may be a quiet '...' at any moment.
+    shown = wait(
+        page,
+        """() => {
+            const card = document.querySelector('g.node[data-node=buzzer]'), text = card && card.querySelector('text.sound');
+            if (!text || !text.textContent.endsWith('…')) return null;
+            const box = text.getBoundingClientRect(), speaker = card.querySelector('.speaker').getBoundingClientRect();
+            return { text: text.textContent, right: box.right, speaker: speaker.left };
+        }""",
+    )
+    assert LONG.startswith(shown["text"][:-1]) and len(shown["text"]) < len(LONG), shown
+    assert shown["right"] < shown["speaker"], shown
+
+
+def test_a_page_opens_with_the_recent_history(circuit, browser):
+    """A page opened after some ticks lists them in its log at once: the dashboard keeps the last 50 messages."""
+    grid, _ = circuit
+    early = browser.new_page()
+    early.add_init_script(RECORDER)
+    early.goto(dashboard_url(grid))
+    first = int(
+        wait(
+            early, "() => { const t = window.shown.clock.find((s) => /^tick \\d+$/.test(s)); return t && t.slice(5); }"
+        )
+    )
+    wait(early, "(n) => window.shown.clock.some((s) => s === `tick ${n}`)", first + 2)
+    late = browser.new_page()
+    late.goto(dashboard_url(grid))
+    wait(late, "() => window.dashboardStats.frames > 0")  # the first snapshot drawn
+    log = late.evaluate(
+        "() => [...document.querySelectorAll('#log li')].map((li) => li.dataset.key + ' ' + li.querySelector('.data').textContent)"
+    )
+    assert f"clock/tick {first}" in log and f"clock/tick {first + 1}" in log, log
+    assert any(line.startswith("iopin/pin ") for line in log) and any(line.startswith("buzzer/sound ") for line in log)
+    assert not [line for line in log if "$" in line], log
+    numbers = late.evaluate("() => [...document.querySelectorAll('#log li')].map((li) => Number(li.dataset.n))")
+    assert len(set(numbers)) == len(numbers) <= 50, numbers  # none logged twice
+
+
+def test_the_page_reconnects_when_the_dashboard_restarts(circuit, browser):
     """The page shows 'reconnecting…' while the dashboard is away and goes live again by itself."""
     grid, processes = circuit
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            page = browser.new_page()
-            page.goto(dashboard_url(grid))
-            page.wait_for_selector("#feed-state:text('live')", timeout=DEADLINE * 1000)
-            processes["dashboard"].signal(signal.SIGTERM)
-            assert processes["dashboard"].wait() == 0
-            page.wait_for_selector("#feed-state:text('reconnecting')", timeout=DEADLINE * 1000)
-            processes["dashboard"] = arduino("--grid", grid, "dashboard")
-            processes["dashboard"].expect("serving on")
-            page.wait_for_selector("#feed-state:text('live')", timeout=DEADLINE * 1000)
-            page.wait_for_selector('g.node[data-node="clock"][data-state="up"]', timeout=DEADLINE * 1000)
-        finally:
-            browser.close()
+    page = browser.new_page()
+    page.goto(dashboard_url(grid))
+    page.wait_for_selector("#feed-state:text('live')", timeout=DEADLINE * 1000)
+    processes["dashboard"].signal(signal.SIGTERM)
+    assert processes["dashboard"].wait() == 0
+    page.wait_for_selector("#feed-state:text('reconnecting')", timeout=DEADLINE * 1000)
+    processes["dashboard"] = arduino("--grid", grid, "dashboard")
+    processes["dashboard"].expect("serving on")
+    page.wait_for_selector("#feed-state:text('live')", timeout=DEADLINE * 1000)
+    page.wait_for_selector('g.node[data-node="clock"][data-state="up"]', timeout=DEADLINE * 1000)
 
 
 def test_with_a_token_the_page_loads_but_its_data_needs_the_token(tmp_path: Path):

@@ -26,6 +26,8 @@
   let view = null;             // { nodes: Map<name, NodeView>, out: Map<name, WireView[]> }
   let pending = null;          // newest snapshot not rendered yet
   let pendingRecent = [];      // recent messages of every snapshot not rendered yet
+  let pendingFull = false;     // a full snapshot (a new feed's first) is among them: the log starts over
+  let lastSeq = 0;             // the newest message number logged: a message is never logged twice
   let lastSnapshot = null;     // last rendered snapshot (re-applied after a redraw)
   let prevCounts = null;       // counts at the last render, to see what grew
   let frameRequested = false;
@@ -80,6 +82,20 @@
   function clip(text, max) {
     text = String(text);
     return text.length > max ? text.slice(0, max - 1) + "…" : text;
+  }
+
+  // Set an SVG text to `text`, cut with an ellipsis until it is no wider than `width` pixels,
+  // so that it never runs under the LED or the speaker beside it.
+  function fitText(node, text, width) {
+    text = String(text);
+    if (node.dataset.full === text && node.dataset.width === String(width)) return;
+    node.dataset.full = text;
+    node.dataset.width = String(width);
+    node.textContent = text;
+    let measure = () => { try { return node.getComputedTextLength(); } catch { return 0; } };
+    if (!measure()) measure = () => node.textContent.length * 7.6;   // not rendered: a monospace estimate
+    let keep = text.length;
+    while (keep > 1 && measure() > width) node.textContent = text.slice(0, --keep) + "…";
   }
 
   function ownerOf(key) {
@@ -217,11 +233,13 @@
     const sub = svg("text", { class: "sketch", x: 14, y: 43 }, g);
     sub.textContent = clip(node.address ? `${sketch} · ${node.address}` : `${sketch} · no port`, 26);
 
-    const v = { name, sketch, g, stateText, state: null, soundTimer: 0, lastKey: null };
+    // The value line runs from x 14 to the LED's or the speaker's left edge, less a gap.
+    const v = { name, sketch, g, stateText, state: null, soundTimer: 0, textWidth: NODE_W - 28 };
 
     if (sketch === "iopin") {
       svg("circle", { class: "led-ring", cx: NODE_W - 26, cy: 68, r: 12 }, g);
       v.led = svg("circle", { class: "led", "data-node": name, "data-on": "0", cx: NODE_W - 26, cy: 68, r: 8 }, g);
+      v.textWidth = NODE_W - 26 - 12 - 8 - 14;
     }
     if (sketch === "buzzer") {
       g.setAttribute("data-sounding", "0");
@@ -231,10 +249,11 @@
       svg("path", { class: "cone", d: "M2 8 h5 l6 -5 v18 l-6 -5 h-5 z" }, sp);
       svg("path", { class: "wave w1", d: "M16 8.5 a4.5 4.5 0 0 1 0 7" }, sp);
       svg("path", { class: "wave w2", d: "M19 5 a9 9 0 0 1 0 14" }, sp);
-      v.sound = svg("text", { class: "sound", x: 14, y: 71 }, g);
+      v.sound = svg("text", { class: "sound", "data-node": name, x: 14, y: 71 }, g);
       v.sound.textContent = "—";
+      v.textWidth = NODE_W - 42 - 8 - 14;
     } else {
-      v.last = svg("text", { class: "last", x: 14, y: 71 }, g);
+      v.last = svg("text", { class: "last", "data-node": name, x: 14, y: 71 }, g);
       v.last.textContent = "";
     }
 
@@ -313,29 +332,25 @@
     v.soundTimer = setTimeout(() => v.g.setAttribute("data-sounding", "0"), SOUND_MS);
   }
 
-  function applySnapshot(snap, recent, now, animate) {
+  function applySnapshot(snap, recent, now, animate, full = false) {
     const counts = snap.counts && typeof snap.counts === "object" ? snap.counts : {};
     const last = snap.last && typeof snap.last === "object" ? snap.last : {};
     const states = snap.nodes && typeof snap.nodes === "object" ? snap.nodes : {};
+    // Each node's latest key, as the dashboard saw it (never a system key: those are only logged).
+    const latest = snap.latest && typeof snap.latest === "object" ? snap.latest : {};
 
     let total = 0;
-    const perNode = new Map(), grown = new Set(), grownOwners = new Set(), lastKeyOf = new Map();
+    const perNode = new Map(), grown = new Set(), grownOwners = new Set();
     for (const key in counts) {
       const c = Number(counts[key]) || 0;
       total += c;
       const owner = ownerOf(key);
       if (owner === null) continue;
       perNode.set(owner, (perNode.get(owner) || 0) + c);
-      if (!lastKeyOf.has(owner)) lastKeyOf.set(owner, key);
       if (prevCounts && c > (Number(prevCounts[key]) || 0)) {
         grown.add(key);
         grownOwners.add(owner);
-        lastKeyOf.set(owner, key);
       }
-    }
-    for (const m of recent) {            // the newest message of a node names its latest key
-      const owner = m && typeof m.key === "string" ? ownerOf(m.key) : null;
-      if (owner) lastKeyOf.set(owner, m.key);
     }
 
     setText(ui.total, total);
@@ -358,17 +373,20 @@
         if (v.sound) {
           const key = `${v.name}/sound`;
           const s = last[key];
-          setText(v.sound, s === undefined ? "—" : clip(s, 20));
+          fitText(v.sound, s === undefined ? "—" : s, v.textWidth);
           if (animate && grown.has(key) && s !== "...") sound(v);
         } else if (v.last) {
-          const key = (v.lastKey = lastKeyOf.get(v.name) || v.lastKey);
-          if (key && key in last) setText(v.last, clip(`${key.slice(v.name.length + 1)} ${last[key]}`, 22));
+          const key = latest[v.name];
+          if (typeof key === "string" && key.startsWith(v.name + "/") && key in last) {
+            fitText(v.last, `${key.slice(v.name.length + 1)} ${last[key]}`, v.textWidth);
+          }
         }
         if (animate && grownOwners.has(v.name)) for (const w of view.out.get(v.name)) startPulse(w, now);
       }
     }
     prevCounts = counts;
     lastSnapshot = snap;
+    if (full) ui.log.replaceChildren();
     if (recent.length) logMessages(recent);
   }
 
@@ -380,6 +398,7 @@
       const m = items[i];
       const li = document.createElement("li");
       li.dataset.key = m.key;
+      if (m.n !== undefined) li.dataset.n = String(m.n);
       const time = document.createElement("time");
       time.textContent = clock(Number(m.t));
       const key = document.createElement("span");
@@ -401,10 +420,11 @@
     frameRequested = false;
     let rendered = false;
     if (pending) {
-      const snap = pending, recent = pendingRecent;
+      const snap = pending, recent = pendingRecent, full = pendingFull;
       pending = null;
       pendingRecent = [];
-      applySnapshot(snap, recent, now, true);
+      pendingFull = false;
+      applySnapshot(snap, recent, now, true, full);
       rendered = true;
     }
     if (flying.size) {
@@ -471,10 +491,20 @@
       backoff = BACKOFF_MIN;
       stats.snapshots++;
       pending = msg;
-      if (Array.isArray(msg.recent) && msg.recent.length) {
-        for (const m of msg.recent) pendingRecent.push(m);
-        if (pendingRecent.length > LOG_MAX) pendingRecent.splice(0, pendingRecent.length - LOG_MAX);
+      if (msg.full === true) {           // a feed's first: the dashboard's recent history, the log starts over
+        pendingFull = true;
+        pendingRecent = [];
+        lastSeq = 0;
       }
+      for (const m of Array.isArray(msg.recent) ? msg.recent : []) {
+        const n = m && Number(m.n);
+        if (Number.isFinite(n) && n > 0) {
+          if (n <= lastSeq) continue;    // already logged (it came with the full snapshot too)
+          lastSeq = n;
+        }
+        pendingRecent.push(m);
+      }
+      if (pendingRecent.length > LOG_MAX) pendingRecent.splice(0, pendingRecent.length - LOG_MAX);
       requestFrame();
     };
     ws.onerror = () => { try { ws.close(); } catch { /* closing anyway */ } };
