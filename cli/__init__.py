@@ -17,6 +17,7 @@ from mesh.errors import GridError
 from mesh.grid import read_grid
 from nodes.logs import configure_logging
 from nodes.node import DEFAULT_STATE_DIR
+from nodes.runner import finish
 
 from .check import check_command, graph_command
 from .common import GRID_ENV, LEVELS
@@ -103,8 +104,10 @@ for command in (
 
 
 def main() -> None:
-    """Entry point: no traceback for Ctrl-C before the node is up."""
+    """Entry point: no traceback for Ctrl-C before the node is up; once nodes ran, signals are answered to the end."""
     try:
         cli(prog_name=os.path.basename(sys.argv[0]) or "arduino")
     except KeyboardInterrupt:
-        sys.exit(130)
+        finish(130)
+    except SystemExit as exc:  # how click ends every command
+        finish(exc.code)
