@@ -26,6 +26,7 @@ from .new import new_command
 from .run import node_command, run_command
 from .send import send_command
 from .status import status_command
+from .up import up_command
 
 __all__ = ["cli", "main"]
 
@@ -84,8 +85,8 @@ def cli(ctx: click.Context, grid: str, log_level: str, state_dir: str) -> None:
 
     Run a node of the grid (./grid.yaml unless --grid says otherwise) with
     `arduino NODE` (`./arduino.py NODE` in a checkout), one terminal per node,
-    or all of them with `honcho start`. Start a project of your own with
-    `arduino new NAME`.
+    all of them in one process with `arduino up`, or as separate processes with
+    `honcho start`. Start a project of your own with `arduino new NAME`.
     """
     ctx.obj = {"grid": grid, "log_level": log_level.lower(), "state_dir": state_dir}
     configure_logging(log_level.lower())
@@ -93,6 +94,7 @@ def cli(ctx: click.Context, grid: str, log_level: str, state_dir: str) -> None:
 
 for command in (
     run_command,
+    up_command,
     send_command,
     echo_command,
     status_command,

@@ -7,21 +7,57 @@ runs nodes (``arduino.py``); the nodes themselves only log to ``mesh.<name>``.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
+from collections.abc import Sequence
 
-__all__ = ["REDACT", "NodeFormatter", "Redact", "configure_logging"]
+__all__ = ["REDACT", "NodeFormatter", "PrefixFormatter", "Redact", "configure_logging", "prefix_lines"]
+
+#: ANSI colours for the prefixes of ``up``, one per node in turn (as honcho's).
+COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
+
+
+def speaker(record: logging.LogRecord) -> str:
+    """Who says the line: the node (``mesh.iopin`` is ``iopin``), or the library's logger."""
+    return record.name[5:] if record.name.startswith("mesh.") else record.name
+
+
+def said(formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    """What the line says: ``warning: ``/``error: `` first where it is one, the traceback after."""
+    level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+    text = f"{level}{record.getMessage()}"
+    if record.exc_info:
+        text += "\n" + formatter.formatException(record.exc_info)
+    return text
 
 
 class NodeFormatter(logging.Formatter):
     """``[ iopin ] message``; warnings and errors say so."""
 
     def format(self, record: logging.LogRecord) -> str:
-        who = record.name[5:] if record.name.startswith("mesh.") else record.name
-        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
-        line = f"[ {who} ] {level}{record.getMessage()}"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
+        return f"[ {speaker(record)} ] {said(self, record)}"
+
+
+class PrefixFormatter(logging.Formatter):
+    """``16:20:01 iopin  | message``, as honcho prints each of its processes: one column of names, every line prefixed.
+
+    Several nodes in one process (``arduino.py up``) read as they would under honcho. With
+    ``colour``, each name of ``names`` has its colour, in turn.
+    """
+
+    def __init__(self, names: Sequence[str], *, colour: bool = False) -> None:
+        super().__init__()
+        self.width = max((len(name) for name in names), default=0)
+        self.colours = {name: COLOURS[i % len(COLOURS)] for i, name in enumerate(names)} if colour else {}
+        self.colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        who = speaker(record)
+        prefix = f"{time.strftime('%H:%M:%S', self.converter(record.created))} {who:<{self.width}} |"
+        if self.colour:
+            prefix = f"\033[{self.colours.get(who, '0')}m{prefix}\033[0m"
+        return "\n".join(f"{prefix} {line}" for line in said(self, record).split("\n"))
 
 
 class Redact(logging.Filter):
@@ -53,3 +89,12 @@ def configure_logging(level: str) -> None:
     # --log-level debug it says its handshakes, not each frame.
     logging.getLogger("websockets").setLevel(logging.INFO if level == "debug" else logging.WARNING)
     logging.getLogger("asyncio").setLevel(logging.INFO)
+
+
+def prefix_lines(names: Sequence[str]) -> None:
+    """From now on, log as :class:`PrefixFormatter` does, for ``names``; in colour on a terminal (unless ``NO_COLOR``)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, NodeFormatter):
+            stream = getattr(handler, "stream", None)
+            colour = stream is not None and stream.isatty() and not os.environ.get("NO_COLOR")
+            handler.setFormatter(PrefixFormatter(names, colour=colour))

@@ -8,10 +8,12 @@ import random
 import pytest
 from websockets.asyncio.client import connect
 
+import sketches
 from mesh.errors import UnknownNodeError
 from mesh.grid import build_grid
-from nodes import FactoryLoop, Node, reactive
-from tests.helpers import DEADLINE, MS, start_circuit, stop_circuit, until
+from nodes import FactoryLoop, ListenError, Node, reactive
+from nodes.circuit import run_together, stop_order
+from tests.helpers import DEADLINE, MS, free_ports, start_circuit, stop_circuit, until
 
 SEED = 7
 
@@ -222,3 +224,35 @@ async def test_stop_closes_connections_with_1001():
         await echo.stop()
         await ws.wait_closed()
         assert ws.close_code == 1001
+
+
+def test_nodes_stop_after_those_wired_to_them():
+    """stop_order: a source before its target, whatever order they are given in; a loop is still stopped whole."""
+    grid = circuit(1)
+    nodes = {name: Node(sketches.load(spec.sketch), name, grid) for name, spec in grid.nodes.items()}
+    given = [nodes["buzzer"], nodes["iopin"], nodes["clock"]]
+    assert [node.name for node in stop_order(given)] == ["clock", "iopin", "buzzer"]
+    ring = build_grid(
+        {name: {"sketch": "buzzer", "port": 0} for name in ("a", "b", "c")}, ["a -> b", "b -> c", "c -> a"]
+    )
+    looped = [Node(sketches.load("buzzer"), name, ring) for name in ("b", "a", "c")]
+    assert sorted(node.name for node in stop_order(looped)) == ["a", "b", "c"]
+
+
+async def test_run_together_stops_the_nodes_already_open_when_one_cannot_listen(caplog):
+    """A node whose port is taken: the error goes up, and the nodes that were already serving are stopped."""
+    caplog.set_level("INFO")
+    blocker = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    taken = blocker.sockets[0].getsockname()[1]
+    (free,) = free_ports(1)
+    grid = circuit(1).with_node("iopin", port=free).with_node("buzzer", port=taken)  # the iopin opens first
+    nodes = [Node(sketches.load(spec.sketch), name, grid) for name, spec in grid.nodes.items()]
+    try:
+        with pytest.raises(ListenError, match=f"buzzer: cannot listen on 127.0.0.1:{taken}"):
+            await run_together(nodes)
+        assert f"serving on 127.0.0.1:{free}" in caplog.messages
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", free)
+    finally:
+        blocker.close()
+        await blocker.wait_closed()
