@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import click
 
 from mesh.errors import MeshError
+from mesh.grid import Grid
 from nodes.logs import prefix_lines
 from nodes.node import Node
+from nodes.reload import GridSource
 from nodes.runner import run_until_signalled
 
-from .common import Failure, find_node, load_grid, load_sketch, mesh_token
+from .common import Failure, find_node, load_grid, load_sketch, mesh_token, read_checked
 
 __all__ = ["up_command"]
 
@@ -24,7 +27,9 @@ def up_command(ctx: click.Context, names: tuple[str, ...]) -> None:
     """Run every node of the grid (or the NODEs named) in one process, until Ctrl-C.
 
     Each line says which node it comes from, as under honcho
-    (`12:00:01 clock  | tick 1`); each node takes its parameters from the grid.
+    (`12:00:01 clock  | tick 1`); each node takes its parameters from the grid,
+    and follows its edits as `arduino NODE` does (a node added to the grid is
+    not started).
     One Ctrl-C (or SIGTERM) stops them all and exits 0; a node that cannot start
     (its port taken, say) stops the others and exits 1. `honcho start` runs the
     same nodes as separate processes.
@@ -34,9 +39,27 @@ def up_command(ctx: click.Context, names: tuple[str, ...]) -> None:
     for name in chosen:
         find_node(grid, name)  # exit 2, listing the known nodes
     token = mesh_token(grid)
+    nodes: list[Node] = []
+
+    def reread() -> Grid:
+        """An edit of the grid, read as at start, with the ports that nodes here asked as 0 actually bound."""
+        fresh = read_checked(ctx.obj["grid"])
+        for node in nodes:
+            if node.name in fresh.nodes and fresh.node(node.name).port == 0 and node.port is not None:
+                fresh = fresh.with_node(node.name, port=node.port)
+        return fresh
+
+    source = GridSource(Path(ctx.obj["grid"]), reread)  # each node follows the edits, as one run alone does
     try:
-        nodes = [
-            Node(load_sketch(grid, grid.node(name)), name, grid, state_dir=ctx.obj["state_dir"], token=token)
+        nodes += [
+            Node(
+                load_sketch(grid, grid.node(name)),
+                name,
+                grid,
+                state_dir=ctx.obj["state_dir"],
+                token=token,
+                grid_source=source,
+            )
             for name in chosen
         ]
         prefix_lines([*chosen, "up"])

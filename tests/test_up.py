@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MS, arduino, run_arduino, shipped_grid_on_free_ports
+from tests.helpers import MS, arduino, run_arduino, shipped_grid_on_free_ports, write_grid
 
 pytestmark = pytest.mark.e2e
 
@@ -82,3 +82,22 @@ def test_up_with_a_port_taken_is_one_line_and_stops_the_others(grid: Path):
     assert done.stderr.endswith(f"Error: buzzer: cannot listen on 127.0.0.1:{port}: address already in use\n")
     assert done.stderr.count("Error") == 1
     assert "Traceback" not in done.stderr
+
+
+def test_up_follows_edits_of_the_grid_with_the_ports_it_bound(tmp_path: Path):
+    """An edit reaches every node of up; nodes asked for port 0 keep the port they bound (nothing 'moved', nothing to restart)."""
+    grid = write_grid(
+        tmp_path,
+        "nodes:\n  iopin: {sketch: iopin, port: 0}\n  buzzer: {sketch: buzzer, port: 0, params: {sound: beep}}\n"
+        "wires:\n  - iopin -> buzzer\n",
+    )
+    up = arduino("--grid", grid, "up")
+    up.expect(rf"^{STAMP} buzzer \| serving on ", anywhere=True)
+    up.expect(rf"^{STAMP} iopin  \| serving on ", anywhere=True)
+    grid.write_text(grid.read_text().replace("sound: beep", "sound: boop"))
+    up.expect(rf"^{STAMP} iopin  \| {re.escape(str(grid))} reloaded: node buzzer: params changed$", anywhere=True)
+    up.expect(rf"^{STAMP} buzzer \| {re.escape(str(grid))} reloaded: node buzzer: params changed$", anywhere=True)
+    up.signal(signal.SIGINT)
+    assert up.wait() == 0, up.output()
+    assert "cannot change while running" not in up.output()
+    assert "moved" not in up.output()
