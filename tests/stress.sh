@@ -39,7 +39,8 @@ one_run() {  # one_run RUN SLOT: a whole suite in its own temporary folder and c
     COVERAGE_FILE="$logs/slot-$slot/.coverage" "$pytest" -p no:cacheprovider --basetemp "$logs/slot-$slot/tmp" \
         --durations=5 "$@" >"$log" 2>&1
     local rc=$? summary
-    summary=$(grep -E '^=+ .*(passed|failed|error).* =+$' "$log" | tail -n 1 | tr -d '=' | sed 's/^ *//; s/ *$//')
+    # The summary line, with or without its ===== (pytest -q drops them).
+    summary=$(grep -E '^=* *[0-9]+ (passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1 | tr -d '=' | sed 's/^ *//; s/ *$//')
     echo "run $run (slot $slot, $((($(date +%s) - began)))s): rc=$rc ${summary:-no summary; see $log}"
     return $rc
 }
