@@ -31,12 +31,14 @@ its node's, ``Node.stop`` stops it); it ends when the last watch stops.
 from __future__ import annotations
 
 import inspect
+import io
 import linecache
 import logging
 import os
 import sys
 import sysconfig
 import threading
+import tokenize
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from time import perf_counter
@@ -230,7 +232,7 @@ class Watch:
         while frame is not None:
             filename = frame.f_code.co_filename
             if not filename.startswith(_LIBRARY_DIRS) and not filename.startswith("<") and filename != __file__:
-                source = linecache.getline(filename, frame.f_lineno).strip()
+                source = _code(linecache.getline(filename, frame.f_lineno).strip())
                 return f"{_shorten(filename)}:{frame.f_lineno}" + (f": {source}" if source else "")
             frame = frame.f_back
         return None
@@ -333,3 +335,14 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+
+
+def _code(line: str) -> str:
+    """One source line without its comment: ``time.sleep(2)  # delay`` -> ``time.sleep(2)``."""
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(line).readline):
+            if token.type == tokenize.COMMENT:
+                return line[: token.start[1]].rstrip()
+    except (tokenize.TokenError, SyntaxError):  # a line of a longer statement: shown as it is
+        pass
+    return line

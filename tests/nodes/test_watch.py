@@ -25,7 +25,7 @@ from mesh.errors import RemoteError
 from mesh.grid import build_grid
 from mesh.links import send_once
 from nodes import FactoryLoop, Node, every, reactive
-from nodes.watch import STALL, THRESHOLD, Watch
+from nodes.watch import STALL, THRESHOLD, Watch, _code
 from tests.helpers import DEADLINE, MS, until
 
 #: Long enough to be a block (THRESHOLD is 0.1 s) on any machine, short enough for a unit test.
@@ -293,3 +293,16 @@ async def test_a_timeout_cannot_cut_a_block_short(caplog):
 def test_the_defaults():
     """Warn after a step of 0.1 s; the watchdog speaks after 0.5 s, well within the second the issue asks."""
     assert (THRESHOLD, STALL) == (0.1, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ("time.sleep(2)  # Arduino's delay(2000)", "time.sleep(2)"),
+        ('print("#1")  # a comment', 'print("#1")'),
+        ("call(a,", "call(a,"),  # a line of a longer statement: as it is
+        ("plain()", "plain()"),
+    ],
+)
+def test_the_blocking_line_is_shown_without_its_comment(line: str, code: str):
+    assert _code(line) == code
