@@ -300,10 +300,14 @@ class Node:
             )
         return token
 
+    def hearer(self) -> Handler:
+        """Where the grid's ``subscribe:`` topics arrive: the sketch's ``@hears`` method, else ``loop()``."""
+        heard = heard_by(type(self.sketch))
+        return self._hook(heard) if heard is not None else self.reactor.handle
+
     def begin(self) -> None:
         """Subscribe to the grid's patterns (in the background), start the ``@every`` methods, follow the grid file."""
-        heard = heard_by(type(self.sketch))
-        hear = self._hook(heard) if heard is not None else self.reactor.handle
+        hear = self.hearer()
         for pattern in self.spec.subscribe:
             self._background.append(
                 asyncio.create_task(self.subscribe(pattern, hear), name=f"{self.name} subscribes {pattern}")

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import inspect
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,6 @@ from mesh.links import Link
 
 from .factory import FactoryLoop
 from .params import check_params
-from .reactive import heard_by
 
 if TYPE_CHECKING:
     from .node import Node
@@ -232,8 +230,7 @@ async def _subscriptions(node: Node, old: Grid, new: Grid) -> None:
     added = [pattern for pattern in after if pattern not in before]
     for pattern in removed:
         await node.unsubscribe(pattern)
-    heard = heard_by(type(node.sketch))
-    hear = node._hook(heard) if heard is not None else node.reactor.handle
+    hear = node.hearer()
     starts = [node.subscribe(pattern, hear) for pattern in added]
     for pattern in [p for p in node.inbox.handlers if p not in added]:  # held before this edit, the sketch's too
         publishers = new.publishers(pattern, but=name)
@@ -260,9 +257,7 @@ async def _params(node: Node, grid: Grid) -> None:
         )
         return
     try:
-        result = node._hook("reconfigure")(**spec.params)
-        if inspect.isawaitable(result):
-            await result
+        await node.watch.call("reconfigure()", node._hook("reconfigure"), **spec.params)
     except (TypeError, ValueError) as exc:
         node.log.error("%s: node %r: reconfigure: %s", where, node.name, exc)
     except Exception as exc:
