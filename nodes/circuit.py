@@ -9,7 +9,7 @@ from mesh.grid import Grid
 
 from .node import Node
 
-__all__ = ["open_together", "run_together", "stop_order", "stop_together"]
+__all__ = ["open_together", "run_together", "start_together", "stop_order", "stop_together"]
 
 
 async def open_together(nodes: Mapping[str, Node]) -> Grid:
@@ -32,6 +32,14 @@ async def open_together(nodes: Mapping[str, Node]) -> Grid:
     return grid
 
 
+async def start_together(nodes: Sequence[Node]) -> Grid:
+    """Open ``nodes`` together (see :func:`open_together`), then begin each; the grid with the ports bound."""
+    grid = await open_together({node.name: node for node in nodes})
+    for node in nodes:
+        node.begin()
+    return grid
+
+
 async def run_together(nodes: Sequence[Node]) -> None:
     """The life of several nodes of one grid in one process, as :meth:`Node.run` is one node's.
 
@@ -40,9 +48,7 @@ async def run_together(nodes: Sequence[Node]) -> None:
     taken, say), those already open are stopped and the error goes on up.
     """
     try:
-        await open_together({node.name: node for node in nodes})
-        for node in nodes:
-            node.begin()
+        await start_together(nodes)
         await asyncio.gather(*(node.wait() for node in nodes))
     finally:
         await stop_together(nodes)

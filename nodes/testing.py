@@ -29,7 +29,7 @@ from typing import Any
 from mesh.connection import auth_headers, send_once
 from mesh.grid import Grid, read_grid
 
-from .circuit import open_together
+from .circuit import start_together, stop_together
 from .factory import FactoryLoop
 from .node import Node
 from .sketchbook import load
@@ -92,10 +92,7 @@ async def circuit(
             grid = grid.with_node(name, **changes)
     nodes = {name: Node(load(grid.node(name).sketch, grid.path), name, grid, token=token, **options) for name in names}
     try:
-        grid = await open_together(nodes)
-        for node in nodes.values():
-            node.begin()
+        grid = await start_together(list(nodes.values()))
         yield Circuit(grid, nodes, token)
     finally:
-        for node in sorted(nodes.values(), key=lambda n: n.server is not None):  # clients first
-            await node.stop()
+        await stop_together(list(nodes.values()))  # each after the nodes that stream to it

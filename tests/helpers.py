@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 
 import sketches
 from mesh.grid import Grid
-from nodes import Node, open_together
+from nodes import Node
+from nodes.circuit import start_together, stop_together
 
 ROOT = Path(__file__).resolve().parent.parent
 ARDUINO = ROOT / "arduino.py"
@@ -108,16 +109,13 @@ async def start_circuit(grid: Grid, **options: Any) -> dict[str, Node]:
         name: Node(sketches.load(spec.sketch, grid.path), name, grid, reconnect_delays=fast_backoff, **options)
         for name, spec in grid.nodes.items()
     }
-    await open_together(nodes)
-    for node in nodes.values():
-        node.begin()
+    await start_together(list(nodes.values()))
     return nodes
 
 
 async def stop_circuit(nodes: Mapping[str, Node]) -> None:
-    """Stop every node, clients first."""
-    for node in sorted(nodes.values(), key=lambda n: n.server is not None):
-        await node.stop()
+    """Stop every node, each after the nodes that stream to it (as ``arduino up`` does)."""
+    await stop_together(list(nodes.values()))
 
 
 def write_grid(folder: Path, text: str) -> Path:
