@@ -7,14 +7,12 @@ from pathlib import Path
 
 import click
 
-import sketches
 from mesh.check import Finding, check_grid, summary
 from mesh.errors import GridError
 from mesh.graph import render
-from mesh.grid import read_grid
 from nodes import check_params
 
-from .common import GRID_ENV, Failure, load_grid, load_sketch
+from .common import GRID_ENV, Failure, load_grid, load_sketch, read_checked
 
 __all__ = ["check_command", "graph_command"]
 
@@ -38,7 +36,7 @@ def check_command(ctx: click.Context, procfile: str | None) -> None:
     """
     path = ctx.obj["grid"]
     try:
-        grid = read_grid(path, sketches=sketches.problem(path))
+        grid = read_checked(path)
     except GridError as exc:
         where = f"{exc.path}:{exc.line}" if exc.line else exc.path
         click.echo(f"{where}: error: {exc.message}")

@@ -52,17 +52,12 @@ def read_checked(path: str) -> Grid:
     return read_grid(path, sketches=sketches.problem(path))
 
 
-def sketch_error(grid: Grid, spec: NodeSpec, exc: sketches.SketchError) -> GridError:
-    """A sketch that cannot be loaded, blamed on the node's line of the grid."""
-    return GridError(grid.path, spec.line or None, f"node {spec.name!r}: {exc}")
-
-
 def load_sketch(grid: Grid, spec: NodeSpec) -> type[FactoryLoop]:
-    """The class of the node's sketch, found beside the grid file (see :mod:`sketches`); GridError if not."""
+    """The class of the node's sketch, found beside the grid file (see :mod:`sketches`); GridError at its line if not."""
     try:
         return sketches.load(spec.sketch, grid.path)
     except sketches.SketchError as exc:
-        raise sketch_error(grid, spec, exc) from None
+        raise GridError(grid.path, spec.line or None, f"node {spec.name!r}: {exc}") from None
 
 
 def mesh_token(grid: Grid) -> str | None:
