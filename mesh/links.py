@@ -109,7 +109,6 @@ class Link:
     ) -> None:
         self.node = node
         self.peer = peer
-        self.uri = uri
         self.log = logger
         #: The largest frame the peer accepts (its grid max_size): larger messages are refused here.
         self.max_size = max_size
@@ -131,7 +130,6 @@ class Link:
         self.sent = 0
         #: Messages the peer dropped for us because we fell behind.
         self.lost = 0
-        self._batch_bytes = min(BATCH_BYTES, max_size or BATCH_BYTES)
         self._write_lock = asyncio.Lock()  # one writer at a time keeps the ids in order on the wire
         self._written = 0  # the highest id written on the current connection
         self._ws: ClientConnection | None = None  # while up
@@ -140,6 +138,11 @@ class Link:
         self._moving = False  # retarget() is ending the connection to the old address
 
     # -- what the node reads -----------------------------------------------------
+
+    @property
+    def uri(self) -> str:
+        """Where the peer is: its connection's address (:meth:`retarget` moves it)."""
+        return self.connection.uri
 
     @property
     def state(self) -> str:
@@ -217,7 +220,7 @@ class Link:
 
     async def _write(self, ws: ClientConnection, frames: list[tuple[int, str]]) -> None:
         """Write messages in order, in batches of at most BATCH frames and the batch bytes (write lock held)."""
-        limit = self._batch_bytes
+        limit = min(BATCH_BYTES, self.max_size or BATCH_BYTES)
         batch: list[str] = []
         size = 0
         for msg_id, frame in frames:
@@ -278,10 +281,8 @@ class Link:
         """
         self.max_size = max_size
         self.outbox.max_size = max_size
-        self._batch_bytes = min(BATCH_BYTES, max_size or BATCH_BYTES)
         if uri == self.uri:
             return
-        self.uri = uri
         self.connection.uri = uri
         task = self._task
         if task is None or task.done() or self._closed:
