@@ -109,24 +109,23 @@ class Watch:
         threshold = self.threshold
         while True:
             outer = self.step
-            self.step = (what, perf_counter())
+            start = perf_counter()
+            self.step = (what, start)
+            done: StopIteration | None = None
             try:
                 future = send(value) if error is None else throw(error)
-            except StopIteration as done:
-                end = perf_counter()
-                if outer is not None or end - self.step[1] > threshold:
-                    self._end(outer, end)
-                else:
-                    self.step = None
-                return done.value
+            except StopIteration as stop:
+                done = stop
             except BaseException:
                 self._end(outer, perf_counter())
                 raise
             end = perf_counter()
-            if outer is not None or end - self.step[1] > threshold:
+            if outer is not None or end - start > threshold:
                 self._end(outer, end)
             else:
-                self.step = None
+                self.step = None  # the common case, kept cheap: nothing to tell
+            if done is not None:
+                return done.value
             try:
                 value, error = (yield future), None
             except GeneratorExit:
