@@ -17,6 +17,7 @@ that vanishes for a moment (an editor saving by rename) keeps the running grid t
   (a new node with a port is subscribed at, one that left is unsubscribed from);
 - peers' addresses: a link to a peer that moved reconnects to its new address, and
   re-sends what is unacked there;
+- its own ``timeout:``: from the next message on;
 - its own params: the sketch's ``reconfigure(**params)`` when it defines one; otherwise
   one line saying that they apply at the next start;
 - what cannot change while the node runs (its host, port, sketch, outbox, max_size,
@@ -165,6 +166,7 @@ async def apply(node: Node, new: Grid) -> list[str] | None:
         node.log.warning("%s: node %r: %s cannot change while running: restart the node", where, name, ", ".join(fixed))
     node.grid = kept  # even unchanged: its lines are the file's now, for the next line an error names
     node.spec = kept.node(name)
+    node.reactor.timeout = node.spec.timeout  # the grid's bound on one loop() holds from the next message
     if not diff:
         return []
     subscribed = {peer for peer, link in node.links.items() if link.patterns}

@@ -281,6 +281,19 @@ async def test_params_go_to_reconfigure_or_are_said_to_need_a_restart(bench: Ben
     assert lamp.sketch.color == "blue"
 
 
+async def test_a_new_timeout_bounds_the_next_loop(bench: Bench):
+    """The grid's timeout: for a node, edited while it runs, is the bound its next loop() gets."""
+    await bench.start({"lamp": {"sketch": "lamp", "port": 0}})
+    lamp = bench.nodes["lamp"]
+    assert lamp.reactor.timeout is None
+    bench.layout["lamp"]["timeout"] = 0.5
+    bench.write()
+    await until(lambda: lamp.reactor.timeout == 0.5, "the new timeout at the lamp's reactor")
+    bench.layout["lamp"].pop("timeout")
+    bench.write()
+    await until(lambda: lamp.reactor.timeout is None, "no timeout again")
+
+
 async def test_what_cannot_change_while_running_is_said_in_one_line(bench: Bench, caplog):
     """A node's own port or sketch, or the grid's auth, edited: one line each, restart; the rest is applied."""
     await bench.start({"pin": {"sketch": "pin", "port": 0}, "bell": {"sketch": "lamp", "port": 0}})
