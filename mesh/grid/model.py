@@ -10,7 +10,7 @@ its own publications reach its own subscriptions without a link.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any
@@ -20,9 +20,6 @@ from mesh.errors import UnknownNodeError
 from mesh.topics import publishers
 
 __all__ = ["NODE_FIELDS", "Grid", "GridDiff", "NodeSpec", "Wire", "freeze"]
-
-#: The fields of a node that :meth:`Grid.diff` compares: all but its name and its line.
-NODE_FIELDS = ("sketch", "host", "port", "params", "subscribe", "outbox", "max_size", "durable")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +65,11 @@ class NodeSpec:
         """``ws://host:port`` to reach the node, or None when it has no port."""
         address = self.address
         return None if address is None else f"ws://{address}"
+
+
+#: The fields of a node that :meth:`Grid.diff` compares: all but its name and its line (read from
+#: NodeSpec itself, so that a field added to a node is compared too).
+NODE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(NodeSpec) if f.name not in ("name", "line"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,7 +122,7 @@ class GridDiff:
         return [
             *(f"node {name} added" for name in self.nodes_added),
             *(f"node {name} removed" for name in self.nodes_removed),
-            *(f"node {name}: {', '.join(fields)} changed" for name, fields in self.nodes_changed.items()),
+            *(f"node {name}: {', '.join(keys)} changed" for name, keys in self.nodes_changed.items()),
             *(f"wire {wire} added" for wire in self.wires_added),
             *(f"wire {wire} removed" for wire in self.wires_removed),
             *(["auth changed"] if self.auth_changed else []),
@@ -224,9 +226,9 @@ class Grid:
         for name, spec in new.nodes.items():
             old = self.nodes.get(name)
             if old is not None:
-                fields = tuple(f for f in NODE_FIELDS if getattr(old, f) != getattr(spec, f))
-                if fields:
-                    changed[name] = fields
+                keys = tuple(f for f in NODE_FIELDS if getattr(old, f) != getattr(spec, f))
+                if keys:
+                    changed[name] = keys
         old_wires = {(w.source, w.target) for w in self.wires}
         new_wires = {(w.source, w.target) for w in new.wires}
         return GridDiff(

@@ -281,14 +281,16 @@ async def test_params_go_to_reconfigure_or_are_said_to_need_a_restart(bench: Ben
     assert lamp.sketch.color == "blue"
 
 
-async def test_a_new_timeout_bounds_the_next_loop(bench: Bench):
-    """The grid's timeout: for a node, edited while it runs, is the bound its next loop() gets."""
+async def test_a_new_timeout_bounds_the_next_loop(bench: Bench, caplog):
+    """The grid's timeout: for a node, edited while it runs, is the bound its next loop() gets, and is said."""
+    caplog.set_level(logging.INFO)
     await bench.start({"lamp": {"sketch": "lamp", "port": 0}})
     lamp = bench.nodes["lamp"]
     assert lamp.reactor.timeout is None
     bench.layout["lamp"]["timeout"] = 0.5
     bench.write()
     await until(lambda: lamp.reactor.timeout == 0.5, "the new timeout at the lamp's reactor")
+    assert f"{bench.path} reloaded: node lamp: timeout changed" in lines(caplog, "lamp")
     bench.layout["lamp"].pop("timeout")
     bench.write()
     await until(lambda: lamp.reactor.timeout is None, "no timeout again")
