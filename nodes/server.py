@@ -67,7 +67,7 @@ class ListenError(MeshError):
 
 def _escaped(text: str) -> str:
     """Peer text made printable ASCII for a reply or a log line, and cut short."""
-    text = text.encode("unicode_escape").decode("ascii")
+    text = "".join(c if c.isascii() and c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
     return text if len(text) <= QUOTED else text[:QUOTED] + "..."
 
 
@@ -237,6 +237,11 @@ class NodeServer:
         here and proves the token in its hello (:func:`mesh_session`).
         """
         node = self.node
+        if request.method != "GET":  # websockets parses any method; a node serves GET only
+            text = (
+                f"400 Bad Request: unsupported HTTP method; expected GET; got {_escaped(request.method)}\n{HTTP_HELP}"
+            )
+            return connection.respond(HTTPStatus.BAD_REQUEST, text)
         for name in SINGLE_HEADERS:
             count = len(request.headers.get_all(name))
             if count > 1:
