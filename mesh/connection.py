@@ -326,6 +326,7 @@ class Connection:
     def up(self) -> None:
         """The session is established."""
         self.state = "up"
+        self.last_error = "not reached yet"  # a squatter met after this outage is worth a warning again
         self.log.info("link to %s up (%s)", self.peer, self.uri)
 
     async def down(self, ws: ClientConnection) -> None:
