@@ -24,8 +24,9 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from mesh import protocol
-from mesh.connection import CLOSE_TIMEOUT, PING_INTERVAL, PING_TIMEOUT
+from mesh.connection import CLOSE_TIMEOUT, SERVER_PING_INTERVAL, SERVER_PING_TIMEOUT
 from mesh.errors import MeshError, ProtocolError
+from mesh.throttle import Throttle, escape
 from mesh.topics import TopicError, check_pattern
 
 from .delivery import Session, Sessions
@@ -107,13 +108,19 @@ class Served(Protocol):
 async def _handled(node: Served, peer: str, frame: protocol.Message) -> tuple[bool, str]:
     """``loop()`` for a message of a session, then a debug line saying it was handled."""
     outcome = await node.handle(frame.channel, frame.data)
-    node.log.debug("handled message %d from %s on %r: %r", frame.id, peer, frame.channel, frame.data)
+    node.log.debug("handled message %d from %s on %r: %r", frame.id, escape(peer), frame.channel, frame.data)
     return outcome
 
 
 def _peer(connection: ServerConnection) -> str:
     address = connection.remote_address
     return f"{address[0]}:{address[1]}" if address else "a client"
+
+
+def _host(connection: ServerConnection) -> str:
+    """The client's host, without its port: what repeated warnings are counted by."""
+    address = connection.remote_address
+    return str(address[0]) if address else ""
 
 
 def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
@@ -134,6 +141,8 @@ class NodeServer:
         self.connections = 0
         self.handlers: set[asyncio.Task[None]] = set()
         self.server: Server | None = None
+        #: Warnings a client can repeat at will (a wrong token): one line, then a count.
+        self.throttle = Throttle(node.log)
 
     @property
     def address(self) -> str | None:
@@ -154,7 +163,7 @@ class NodeServer:
         self.handlers.add(task)
         try:
             if websocket.subprotocol == protocol.SUBPROTOCOL:
-                await mesh_session(self.node, websocket)
+                await mesh_session(self.node, websocket, self.throttle)
             else:
                 await self.node.serve_plain(websocket)
         finally:
@@ -167,7 +176,9 @@ class NodeServer:
         path = urlsplit(request.path).path
         public = not upgrade and node.is_public(path)
         if node.token is not None and not public and not token_matches(request, node.token):
-            node.log.warning("refused a connection from %s: wrong or missing token", _peer(connection))
+            self.throttle.warn(
+                ("token", _host(connection)), "refused a connection from %s: wrong or missing token", _peer(connection)
+            )
             return connection.respond(HTTPStatus.UNAUTHORIZED, "401 Unauthorized: this mesh needs its token\n")
         if not upgrade:
             page = node.http(path)
@@ -198,8 +209,8 @@ class NodeServer:
                 process_request=self.process_request,
                 compression=None,
                 close_timeout=CLOSE_TIMEOUT,
-                ping_interval=PING_INTERVAL,
-                ping_timeout=PING_TIMEOUT,
+                ping_interval=SERVER_PING_INTERVAL,
+                ping_timeout=SERVER_PING_TIMEOUT,
                 max_size=self.max_size,
                 backlog=BACKLOG,
             )
@@ -224,13 +235,13 @@ class NodeServer:
             await self.server.wait_closed()
 
 
-async def mesh_session(node: Served, websocket: ServerConnection) -> None:
+async def mesh_session(node: Served, websocket: ServerConnection, throttle: Throttle | None = None) -> None:
     """A peer speaking the mesh protocol: hello, then messages answered with acks, in order.
 
     A websocket frame may carry a batch of frames (a JSON array); they are
     handled in order and answered with one batch.
     """
-    conversation = Conversation(node, websocket)
+    conversation = Conversation(node, websocket, throttle)
     try:
         async for text in websocket:
             if isinstance(text, bytes):
@@ -249,9 +260,10 @@ async def mesh_session(node: Served, websocket: ServerConnection) -> None:
 class Conversation:
     """One mesh connection, server side: who the peer is, and the answer to each frame."""
 
-    def __init__(self, node: Served, websocket: ServerConnection) -> None:
+    def __init__(self, node: Served, websocket: ServerConnection, throttle: Throttle | None = None) -> None:
         self.node = node
         self.websocket = websocket
+        self.throttle = throttle if throttle is not None else Throttle(node.log)
         self.peer = "an unnamed peer"
         self.session: Session | None = None
         self.bad_frames = 0
@@ -261,9 +273,8 @@ class Conversation:
         node = self.node
         if isinstance(frame, ProtocolError):
             self.bad_frames += 1  # the first one is worth a warning; a flood of them is not
-            node.log.log(
-                logging.WARNING if self.bad_frames == 1 else logging.DEBUG, "bad frame from %s: %s", self.peer, frame
-            )
+            key = ("bad frame", _host(self.websocket))
+            self.throttle.warn(key, "bad frame from %s: %s", escape(self.peer), escape(frame))
             return protocol.encode(protocol.Error(id=frame.id, error=str(frame)))
         if isinstance(frame, protocol.Message):
             if self.session is None:
@@ -276,7 +287,7 @@ class Conversation:
         if isinstance(frame, protocol.Hello):
             self.peer = frame.node
             self.session = node.sessions.get(self.peer, frame.session) if frame.session else None
-            node.log.debug("mesh connection from %s (session %s)", self.peer, frame.session or "none")
+            node.log.debug("mesh connection from %s (session %s)", escape(self.peer), escape(frame.session or "none"))
             return protocol.encode(protocol.Hello(node=node.name))
         if isinstance(frame, protocol.Status):
             return protocol.encode(protocol.Report(id=frame.id, data=node.status()))
