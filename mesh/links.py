@@ -47,6 +47,7 @@ from .errors import PeerUnavailable, ProtocolError, RemoteError
 from .outbox import DEFAULT_OUTBOX, MemoryOutbox, Outbox
 from .protocol import BATCH, BATCH_BYTES
 from .subscriptions import Subscriptions
+from .throttle import Throttle, escape
 
 __all__ = [
     "BATCH",
@@ -132,6 +133,8 @@ class Link:
         self.sent = 0
         #: Messages the peer dropped for us because we fell behind.
         self.lost = 0
+        #: What the peer can make us warn about again and again: one line, then a count.
+        self.throttle = Throttle(logger)
         self._write_lock = asyncio.Lock()  # one writer at a time keeps the ids in order on the wire
         self._written = 0  # the highest id written on the current connection
         self._ws: ClientConnection | None = None  # while up
@@ -390,8 +393,12 @@ class Link:
         elif isinstance(frame, protocol.Publish):
             if frame.lost:
                 self.lost += frame.lost
-                self.log.warning(
-                    "fell behind %s: it dropped %d message(s) for us (%d in all)", self.peer, frame.lost, self.lost
+                self.throttle.warn(
+                    "lost",
+                    "fell behind %s: it dropped %d message(s) for us (%d in all)",
+                    self.peer,
+                    frame.lost,
+                    self.lost,
                 )
             if self.on_publish is not None:
                 self.on_publish(frame.key, frame.data, frame.lost)
@@ -400,8 +407,8 @@ class Link:
                 return
             pattern = None if frame.id is None else self.subscriptions.answered(frame.id, False)
             if pattern is not None:
-                self.log.error("%s refused the subscription %r: %s", self.peer, pattern, frame.error)
+                self.log.error("%s refused the subscription %r: %s", self.peer, pattern, escape(frame.error))
             else:
-                self.log.warning("%s reports an error: %s", self.peer, frame.error)
+                self.throttle.warn("error", "%s reports an error: %s", self.peer, escape(frame.error))
         elif isinstance(frame, ProtocolError):
-            self.log.warning("bad frame from %s: %s", self.peer, frame)
+            self.throttle.warn("bad frame", "bad frame from %s: %s", self.peer, escape(frame))

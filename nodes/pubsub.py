@@ -24,6 +24,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from mesh import protocol
+from mesh.throttle import Throttle, escape
 from mesh.topics import matches
 
 from .watch import Watch
@@ -41,17 +42,24 @@ Handler = Callable[[str, str], Any]  # (key, data) -> None or an awaitable
 class RemoteSubscriber:
     """One connection subscribed to this node: its patterns and its own bounded queue."""
 
-    def __init__(self, name: str, websocket: ServerConnection, log: logging.Logger, bound: int = QUEUE_BOUND) -> None:
+    def __init__(
+        self,
+        name: str,
+        websocket: ServerConnection,
+        log: logging.Logger,
+        bound: int = QUEUE_BOUND,
+        throttle: Throttle | None = None,
+    ) -> None:
         self.name = name
         self.websocket = websocket
         self.log = log
+        self.throttle = throttle if throttle is not None else Throttle(log, WARN_EVERY)
         self.bound = bound
         self.patterns: dict[str, None] = {}
         self.queue: deque[tuple[str, str]] = deque()
         self.sent = 0
         self.lost = 0
         self._unreported = 0
-        self._warned = -WARN_EVERY
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._pump(), name=f"pub to {name}")
 
@@ -64,10 +72,12 @@ class RemoteSubscriber:
             self.queue.popleft()
             self.lost += 1
             self._unreported += 1
-            now = asyncio.get_running_loop().time()
-            if now - self._warned >= WARN_EVERY:
-                self._warned = now
-                self.log.warning("subscriber %s falls behind: %d message(s) dropped so far", self.name, self.lost)
+            self.throttle.warn(
+                ("behind", self.name),
+                "subscriber %s falls behind: %d message(s) dropped so far",
+                escape(self.name),
+                self.lost,
+            )
         self.queue.append((key, data))
         self._wake.set()
 
@@ -102,6 +112,8 @@ class Hub:
         self.announce = announce
         self.bound = bound
         self.subscribers: dict[ServerConnection, RemoteSubscriber] = {}
+        #: "falls behind" warnings, one line per subscriber name every WARN_EVERY seconds at most, then a count.
+        self.throttle = Throttle(log, WARN_EVERY)
 
     @property
     def count(self) -> int:
@@ -120,18 +132,20 @@ class Hub:
     def add(self, websocket: ServerConnection, name: str, pattern: str) -> None:
         subscriber = self.subscribers.get(websocket)
         if subscriber is None:
-            subscriber = self.subscribers[websocket] = RemoteSubscriber(name, websocket, self.log, self.bound)
+            subscriber = self.subscribers[websocket] = RemoteSubscriber(
+                name, websocket, self.log, self.bound, self.throttle
+            )
         if pattern in subscriber.patterns:
             return
         subscriber.patterns[pattern] = None
-        self.log.info("%s subscribed to %s", name, pattern)
+        self.log.info("%s subscribed to %s", escape(name), escape(pattern))
         self._event("added", pattern, name)
 
     def remove(self, websocket: ServerConnection, pattern: str) -> None:
         subscriber = self.subscribers.get(websocket)
         if subscriber is None or subscriber.patterns.pop(pattern, False) is not None:
             return
-        self.log.info("%s unsubscribed from %s", subscriber.name, pattern)
+        self.log.info("%s unsubscribed from %s", escape(subscriber.name), escape(pattern))
         self._event("removed", pattern, subscriber.name)
 
     def forget(self, websocket: ServerConnection) -> None:
@@ -141,7 +155,7 @@ class Hub:
             return
         subscriber.close()
         for pattern in list(subscriber.patterns):
-            self.log.info("%s went away; forgetting its subscription to %s", subscriber.name, pattern)
+            self.log.info("%s went away; forgetting its subscription to %s", escape(subscriber.name), escape(pattern))
             subscriber.patterns.pop(pattern)
             self._event("removed", pattern, subscriber.name)
         del self.subscribers[websocket]
@@ -174,7 +188,7 @@ class Inbox:
         #: Messages lost: dropped for us by publishers, and dropped here when a handler fell behind.
         self.lost = 0
         self._lanes: dict[Handler, _Lane] = {}
-        self._warned = -WARN_EVERY
+        self._throttle = Throttle(log, WARN_EVERY)
 
     def wants(self, key: str) -> bool:
         return any(matches(pattern, key) for pattern in self.handlers)
@@ -206,10 +220,9 @@ class Inbox:
     def dropped(self, handler: Handler, pattern: str) -> None:
         """A lane dropped its oldest message: count it, and warn now and then."""
         self.lost += 1
-        now = asyncio.get_running_loop().time()
-        if now - self._warned >= WARN_EVERY:
-            self._warned = now
-            self.log.warning("handler for %s falls behind: %d message(s) lost so far", pattern, self.lost)
+        self._throttle.warn(
+            pattern, "handler for %s falls behind: %d message(s) lost so far", escape(pattern), self.lost
+        )
 
     def subscribed(self, handler: Handler) -> bool:
         """Whether ``handler`` still handles a pattern."""
@@ -253,4 +266,4 @@ class _Lane:
                 try:
                     await call(what, handler, key, data)
                 except Exception:
-                    inbox.log.exception("handler for %s failed on %s", pattern, key)
+                    inbox.log.exception("handler for %s failed on %s", escape(pattern), escape(key))

@@ -28,8 +28,9 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from mesh import auth, protocol
-from mesh.connection import CLOSE_TIMEOUT, OPEN_TIMEOUT, PING_INTERVAL, PING_TIMEOUT, WRONG_TOKEN
+from mesh.connection import CLOSE_TIMEOUT, OPEN_TIMEOUT, SERVER_PING_INTERVAL, SERVER_PING_TIMEOUT, WRONG_TOKEN
 from mesh.errors import MeshError, ProtocolError
+from mesh.throttle import Throttle, escape
 from mesh.topics import TopicError, check_pattern
 
 from .delivery import Session, Sessions
@@ -172,13 +173,19 @@ class Served(Protocol):
 async def _handled(node: Served, peer: str, frame: protocol.Message) -> tuple[bool, str]:
     """``loop()`` for a message of a session, then a debug line saying it was handled."""
     outcome = await node.handle(frame.channel, frame.data)
-    node.log.debug("handled message %d from %s on %r: %r", frame.id, peer, frame.channel, frame.data)
+    node.log.debug("handled message %d from %s on %r: %r", frame.id, escape(peer), frame.channel, frame.data)
     return outcome
 
 
 def _peer(connection: ServerConnection) -> str:
     address = connection.remote_address
     return f"{address[0]}:{address[1]}" if address else "a client"
+
+
+def _host(connection: ServerConnection) -> str:
+    """The client's host, without its port: what repeated warnings are counted by."""
+    address = connection.remote_address
+    return str(address[0]) if address else ""
 
 
 def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
@@ -201,6 +208,8 @@ class NodeServer:
         self.server: Server | None = None
         #: (client nonce, node nonce) of mesh clients that are to prove the token in their hello.
         self.challenges: weakref.WeakKeyDictionary[ServerConnection, tuple[str, str]] = weakref.WeakKeyDictionary()
+        #: Warnings a client can repeat at will (a wrong token): one line, then a count.
+        self.throttle = Throttle(node.log)
 
     @property
     def address(self) -> str | None:
@@ -222,7 +231,7 @@ class NodeServer:
         challenge = self.challenges.pop(websocket, None)
         try:
             if websocket.subprotocol == protocol.SUBPROTOCOL:
-                await mesh_session(self.node, websocket, challenge)
+                await mesh_session(self.node, websocket, challenge, self.throttle)
             elif challenge is not None:  # admitted to prove the token in a hello: mesh only
                 await websocket.close(1008, WRONG_TOKEN)
             else:
@@ -257,7 +266,9 @@ class NodeServer:
                 assert client_nonce is not None
                 self.challenges[connection] = (client_nonce, auth.nonce())
                 return None
-            node.log.warning("refused a connection from %s: wrong or missing token", _peer(connection))
+            self.throttle.warn(
+                ("token", _host(connection)), "refused a connection from %s: wrong or missing token", _peer(connection)
+            )
             return connection.respond(HTTPStatus.UNAUTHORIZED, "401 Unauthorized: this mesh needs its token\n")
         if not upgrade:
             page = node.http(path)
@@ -303,8 +314,8 @@ class NodeServer:
                 create_connection=NodeConnection,
                 compression=None,
                 close_timeout=CLOSE_TIMEOUT,
-                ping_interval=PING_INTERVAL,
-                ping_timeout=PING_TIMEOUT,
+                ping_interval=SERVER_PING_INTERVAL,
+                ping_timeout=SERVER_PING_TIMEOUT,
                 max_size=self.max_size,
                 backlog=BACKLOG,
             )
@@ -349,7 +360,9 @@ async def proven(
         pass
     expected = auth.client_proof(node.token, client_nonce, server_nonce)
     if not isinstance(hello, protocol.Hello) or not auth.proves(expected, hello.proof):
-        node.log.warning("refused a connection from %s: %s", _peer(websocket), WRONG_TOKEN)
+        conversation.throttle.warn(
+            ("token", _host(websocket)), "refused a connection from %s: %s", _peer(websocket), WRONG_TOKEN
+        )
         await websocket.send(protocol.encode(protocol.Error(id=None, error=WRONG_TOKEN)))
         await websocket.close(1008, WRONG_TOKEN)
         return False
@@ -359,14 +372,19 @@ async def proven(
     return True
 
 
-async def mesh_session(node: Served, websocket: ServerConnection, challenge: tuple[str, str] | None = None) -> None:
+async def mesh_session(
+    node: Served,
+    websocket: ServerConnection,
+    challenge: tuple[str, str] | None = None,
+    throttle: Throttle | None = None,
+) -> None:
     """A peer speaking the mesh protocol: hello, then messages answered with acks, in order.
 
     A websocket frame may carry a batch of frames (a JSON array); they are
     handled in order and answered with one batch. A ``challenge`` (the client
     nonce and the node's) means the client proves the token in its hello first.
     """
-    conversation = Conversation(node, websocket)
+    conversation = Conversation(node, websocket, throttle)
     try:
         if challenge is not None and not await proven(node, websocket, conversation, challenge):
             return
@@ -387,9 +405,10 @@ async def mesh_session(node: Served, websocket: ServerConnection, challenge: tup
 class Conversation:
     """One mesh connection, server side: who the peer is, and the answer to each frame."""
 
-    def __init__(self, node: Served, websocket: ServerConnection) -> None:
+    def __init__(self, node: Served, websocket: ServerConnection, throttle: Throttle | None = None) -> None:
         self.node = node
         self.websocket = websocket
+        self.throttle = throttle if throttle is not None else Throttle(node.log)
         self.peer = "an unnamed peer"
         self.session: Session | None = None
         self.bad_frames = 0
@@ -399,9 +418,8 @@ class Conversation:
         node = self.node
         if isinstance(frame, ProtocolError):
             self.bad_frames += 1  # the first one is worth a warning; a flood of them is not
-            node.log.log(
-                logging.WARNING if self.bad_frames == 1 else logging.DEBUG, "bad frame from %s: %s", self.peer, frame
-            )
+            key = ("bad frame", _host(self.websocket))
+            self.throttle.warn(key, "bad frame from %s: %s", escape(self.peer), escape(frame))
             return protocol.encode(protocol.Error(id=frame.id, error=str(frame)))
         if isinstance(frame, protocol.Message):
             if self.session is None:
@@ -414,7 +432,7 @@ class Conversation:
         if isinstance(frame, protocol.Hello):
             self.peer = frame.node
             self.session = node.sessions.get(self.peer, frame.session) if frame.session else None
-            node.log.debug("mesh connection from %s (session %s)", self.peer, frame.session or "none")
+            node.log.debug("mesh connection from %s (session %s)", escape(self.peer), escape(frame.session or "none"))
             return protocol.encode(protocol.Hello(node=node.name))
         if isinstance(frame, protocol.Status):
             return protocol.encode(protocol.Report(id=frame.id, data=node.status()))
