@@ -29,7 +29,7 @@ from mesh.errors import MeshError, ProtocolError
 from mesh.topics import TopicError, check_pattern
 
 from .delivery import Session, Sessions
-from .pubsub import Hub
+from .pubsub import Hub, SubscriptionLimit
 
 __all__ = ["ListenError", "NodeServer", "Served"]
 
@@ -286,7 +286,10 @@ class Conversation:
             except TopicError as exc:
                 return protocol.encode(protocol.Error(id=frame.id, error=str(exc)))
             if isinstance(frame, protocol.Subscribe):
-                node.hub.add(self.websocket, self.peer, frame.pattern)
+                try:
+                    node.hub.add(self.websocket, self.peer, frame.pattern)
+                except SubscriptionLimit as exc:
+                    return protocol.encode(protocol.Error(id=frame.id, error=str(exc)))
                 return protocol.encode(protocol.Ack(id=frame.id, data=f"subscribed to {frame.pattern}"))
             node.hub.remove(self.websocket, frame.pattern)
             return protocol.encode(protocol.Ack(id=frame.id, data=f"unsubscribed from {frame.pattern}"))
