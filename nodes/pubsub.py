@@ -59,11 +59,11 @@ QUEUE_BOUND = 1000
 #: Patterns one connection may hold at a node: past it, a sub gets an error frame.
 MAX_PATTERNS_PER_CONNECTION = 1000
 #: Subscriptions (patterns of all connections) one node holds at most: past it, a sub gets an error frame.
-MAX_SUBSCRIPTIONS = 100_000
+MAX_SUBSCRIPTIONS = 20_000
 #: Characters in one pattern a node holds at most (MQTT allows more; keys here are short).
-MAX_PATTERN_LENGTH = 1024
+MAX_PATTERN_LENGTH = 256
 #: Levels in one pattern a node holds at most (each is a level of the pattern index).
-MAX_PATTERN_LEVELS = 32
+MAX_PATTERN_LEVELS = 16
 #: Seconds a publisher waits for a subscriber to take one batch of pub frames before it drops
 #: the subscriber: the liveness promise of a connection (PING_INTERVAL + PING_TIMEOUT).
 SEND_TIMEOUT = PING_INTERVAL + PING_TIMEOUT
