@@ -134,7 +134,7 @@ class Node:
     async def subscribe(self, pattern: str, handler: Handler) -> int:
         """Call ``handler(key, data)`` for every publication ``pattern`` matches; how many publishers confirmed."""
         check_pattern(pattern)
-        self.inbox.handlers[pattern] = handler
+        self.inbox.add(pattern, handler)
         confirmed = await asyncio.gather(
             *(self.link(name).subscribe(pattern) for name in self.grid.publishers(pattern, but=self.name))
         )
@@ -142,7 +142,7 @@ class Node:
 
     async def unsubscribe(self, pattern: str) -> None:
         """Stop the subscription to ``pattern`` here and at every publisher."""
-        self.inbox.handlers.pop(pattern, None)
+        self.inbox.remove(pattern)
         await asyncio.gather(*(link.unsubscribe(pattern) for link in self.links.values() if pattern in link.patterns))
 
     def link(self, target: str) -> Link:

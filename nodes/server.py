@@ -34,13 +34,15 @@ from mesh.throttle import Throttle, escape
 from mesh.topics import TopicError, check_pattern
 
 from .delivery import Session, Sessions
-from .pubsub import Hub
+from .pubsub import Hub, SubscriptionLimit
 
 __all__ = ["ListenError", "NodeServer", "Served"]
 
 #: Connections the kernel queues before the node accepts them (asyncio's default of 100
 #: makes the 101st of a burst wait a second for TCP to retry).
 BACKLOG = 1024
+#: Sub and unsub frames a connection has answered before the server yields to the others.
+YIELD_EVERY = 64
 #: The mesh subprotocol, as websockets types a subprotocol name.
 MESH_SUBPROTOCOL = Subprotocol(protocol.SUBPROTOCOL)
 #: Seconds a mesh client that proves the token (instead of sending it) has to send its hello.
@@ -412,6 +414,7 @@ class Conversation:
         self.peer = "an unnamed peer"
         self.session: Session | None = None
         self.bad_frames = 0
+        self.subscriptions = 0  # sub and unsub frames answered
 
     async def answer(self, frame: protocol.Frame | ProtocolError) -> str:
         """The encoded reply to one frame."""
@@ -437,12 +440,18 @@ class Conversation:
         if isinstance(frame, protocol.Status):
             return protocol.encode(protocol.Report(id=frame.id, data=node.status()))
         if isinstance(frame, (protocol.Subscribe, protocol.Unsubscribe)):
+            self.subscriptions += 1
+            if not self.subscriptions % YIELD_EVERY:  # a batch of thousands of subs: let others in between
+                await asyncio.sleep(0)
             try:
                 check_pattern(frame.pattern)
             except TopicError as exc:
                 return protocol.encode(protocol.Error(id=frame.id, error=str(exc)))
             if isinstance(frame, protocol.Subscribe):
-                node.hub.add(self.websocket, self.peer, frame.pattern)
+                try:
+                    node.hub.add(self.websocket, self.peer, frame.pattern)
+                except SubscriptionLimit as exc:
+                    return protocol.encode(protocol.Error(id=frame.id, error=str(exc)))
                 return protocol.encode(protocol.Ack(id=frame.id, data=f"subscribed to {frame.pattern}"))
             node.hub.remove(self.websocket, frame.pattern)
             return protocol.encode(protocol.Ack(id=frame.id, data=f"unsubscribed from {frame.pattern}"))
