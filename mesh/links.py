@@ -39,7 +39,6 @@ from .connection import (
     Connection,
     auth_headers,
     backoff,
-    describe_error,
     query_status,
     request,
     send_once,
@@ -106,6 +105,7 @@ class Link:
         store: MemoryOutbox | None = None,
         headers: Mapping[str, str] | None = None,
         max_size: int | None = None,
+        token: str | None = None,
     ) -> None:
         self.node = node
         self.peer = peer
@@ -122,6 +122,8 @@ class Link:
             wait=wait,
             reconnect_delays=reconnect_delays,
             headers=headers,
+            greeting=lambda: protocol.Hello(node=self.node, session=self.outbox.session),
+            token=token,  # proved in the hello frames, never sent (mesh.auth)
             keep_trying=lambda: bool(self.subscriptions.patterns),  # subscriptions keep the link trying
             on_retry=self._unreachable,
             on_patience_out=self.outbox.fail_all,  # only the messages waiting give up
@@ -360,15 +362,10 @@ class Link:
                 await self.connection.down(ws)
 
     async def _greet(self, ws: ClientConnection) -> bool:
-        """Exchange hello frames; False (and a warning) if the peer does not answer one."""
-        try:
-            await ws.send(protocol.encode(protocol.Hello(node=self.node, session=self.outbox.session)))
-            raw = await asyncio.wait_for(ws.recv(), OPEN_TIMEOUT)
-            hello = protocol.decode(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
-            if not isinstance(hello, protocol.Hello):
-                raise ProtocolError(f"expected a hello frame, got {type(hello).__name__}")
-        except (ConnectionClosed, ProtocolError, TimeoutError) as exc:
-            self.log.warning("link to %s failed its greeting: %s", self.peer, describe_error(exc))
+        """The hello frames, exchanged by the handshake (MeshClientConnection): a warning if the peer has another name."""
+        hello = getattr(ws, "peer_hello", None)
+        if not isinstance(hello, protocol.Hello):
+            self.log.warning("link to %s failed its greeting: no hello from it", self.peer)
             return False
         if hello.node != self.peer:
             self.log.warning("%s at %s says it is %r", self.peer, self.uri, hello.node)

@@ -56,11 +56,13 @@ class Hello:
 
     A link also names its ``session``: the receiver remembers, per session,
     which message ids it has handled, so that a message re-sent after a
-    reconnect reaches ``loop()`` only once.
+    reconnect reaches ``loop()`` only once. On a grid with a token, ``proof``
+    shows that the speaker knows it without sending it (see :mod:`mesh.auth`).
     """
 
     node: str
     session: str = ""
+    proof: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,7 +138,7 @@ Frame = Hello | Message | Ack | Error | Subscribe | Unsubscribe | Publish | Stat
 
 # type name -> (class, {field: (type, description)})
 _FIELDS: dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]] = {
-    "hello": (Hello, {"node": (str, "text"), "session": (str, "text")}),
+    "hello": (Hello, {"node": (str, "text"), "session": (str, "text"), "proof": (str, "text")}),
     "msg": (Message, {"id": (int, "a whole number"), "channel": (str, "text"), "data": (str, "text")}),
     "ack": (Ack, {"id": (int, "a whole number"), "data": (str, "text")}),
     "error": (Error, {"id": ((int, type(None)), "a whole number or null"), "error": (str, "text")}),
@@ -147,7 +149,7 @@ _FIELDS: dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]] 
     "report": (Report, {"id": (int, "a whole number"), "data": (dict, "an object")}),
 }
 #: Fields that may be left out, with the value they then have.
-_OPTIONAL = {"lost": 0, "session": ""}
+_OPTIONAL = {"lost": 0, "session": "", "proof": ""}
 _TYPE_OF = {cls: name for name, (cls, _) in _FIELDS.items()}
 
 

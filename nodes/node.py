@@ -27,7 +27,7 @@ from websockets.asyncio.server import ServerConnection
 
 from mesh.errors import GridError, MeshError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec
-from mesh.links import DEFAULT_WAIT, Link, auth_headers, backoff
+from mesh.links import DEFAULT_WAIT, Link, backoff
 from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
 from mesh.topics import check_pattern, check_topic
@@ -165,7 +165,7 @@ class Node:
                 on_publish=self.inbox.deliver,
                 outbox=self.spec.outbox,
                 store=self.store,
-                headers=auth_headers(self.token),
+                token=self.token,
                 max_size=spec.max_size,
             )
             self.links[target] = link

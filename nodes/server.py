@@ -11,6 +11,7 @@ import asyncio
 import errno
 import hmac
 import logging
+import weakref
 from collections.abc import Awaitable, Sequence
 from functools import partial
 from http import HTTPStatus
@@ -19,12 +20,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHeader, InvalidMessage
+from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
+from websockets.protocol import CONNECTING
+from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-from mesh import protocol
-from mesh.connection import CLOSE_TIMEOUT, PING_INTERVAL, PING_TIMEOUT
+from mesh import auth, protocol
+from mesh.connection import CLOSE_TIMEOUT, OPEN_TIMEOUT, PING_INTERVAL, PING_TIMEOUT, WRONG_TOKEN
 from mesh.errors import MeshError, ProtocolError
 from mesh.topics import TopicError, check_pattern
 
@@ -38,6 +42,14 @@ __all__ = ["ListenError", "NodeServer", "Served"]
 BACKLOG = 1024
 #: The mesh subprotocol, as websockets types a subprotocol name.
 MESH_SUBPROTOCOL = Subprotocol(protocol.SUBPROTOCOL)
+#: Seconds a mesh client that proves the token (instead of sending it) has to send its hello.
+HELLO_TIMEOUT = OPEN_TIMEOUT
+#: Headers the node reads in a handshake: each may come once (a duplicate gets a 400, not a guess).
+SINGLE_HEADERS = ("Host", "Upgrade", "Authorization", "Sec-WebSocket-Key", "Sec-WebSocket-Version", auth.NONCE_HEADER)
+#: What a 400 says after what was wrong: how to talk to a node.
+HTTP_HELP = "This port speaks HTTP/1.1: GET a page, or open a websocket (try: websocat ws://HOST:PORT/).\n"
+#: Characters of a peer's bad request quoted back in a 400 at most.
+QUOTED = 200
 
 
 class ListenError(MeshError):
@@ -51,6 +63,59 @@ class ListenError(MeshError):
 
     def __str__(self) -> str:
         return f"{self.node}: cannot listen on {self.address}: {self.reason}"
+
+
+def _escaped(text: str) -> str:
+    """Peer text made printable ASCII for a reply or a log line, and cut short."""
+    text = "".join(c if c.isascii() and c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text if len(text) <= QUOTED else text[:QUOTED] + "..."
+
+
+class AnsweringServerProtocol(ServerProtocol):
+    """websockets' server protocol, except that a request it cannot parse gets a 400 with a line of help.
+
+    websockets 17.4 closes the connection without a word when ``Request.parse`` fails
+    (a garbage request line, POST, no HTTP version): its ``parse()`` sets
+    ``handshake_exc`` to an InvalidMessage caused by the parser's error, then calls
+    :meth:`send_eof`. That call is the one place to add the reply before the EOF;
+    everything else (parsing, limits, the close) stays the library's own.
+    """
+
+    answered = False
+
+    def send_eof(self) -> None:
+        exc = self.handshake_exc
+        cause = exc.__cause__ if isinstance(exc, InvalidMessage) else None
+        # EOFError: the client went away mid-request: there is nobody to answer.
+        if self.state is CONNECTING and not self.answered and cause is not None and not isinstance(cause, EOFError):
+            self.answered = True
+            why = _escaped(str(cause)) or "not an HTTP request"
+            self.writes.append(self.reject(HTTPStatus.BAD_REQUEST, f"400 Bad Request: {why}\n{HTTP_HELP}").serialize())
+        super().send_eof()
+
+
+class NodeConnection(ServerConnection):
+    """A connection to a node: the library's, with :class:`AnsweringServerProtocol` for its HTTP.
+
+    ``serve()`` builds the ServerProtocol itself and hands it to ``create_connection``:
+    the one hook that sees it. The subclass adds a method and no state, so changing the
+    instance's class is all it takes.
+    """
+
+    def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
+        protocol.__class__ = AnsweringServerProtocol
+        super().__init__(protocol, *args, **kwargs)
+
+
+def _offers_mesh(request: Request) -> bool:
+    """Whether the handshake asks for the mesh subprotocol."""
+    try:
+        offered = [
+            name for value in request.headers.get_all("Sec-WebSocket-Protocol") for name in parse_subprotocol(value)
+        ]
+    except InvalidHeader:
+        return False
+    return MESH_SUBPROTOCOL in offered
 
 
 def token_matches(request: Request, token: str) -> bool:
@@ -134,6 +199,8 @@ class NodeServer:
         self.connections = 0
         self.handlers: set[asyncio.Task[None]] = set()
         self.server: Server | None = None
+        #: (client nonce, node nonce) of mesh clients that are to prove the token in their hello.
+        self.challenges: weakref.WeakKeyDictionary[ServerConnection, tuple[str, str]] = weakref.WeakKeyDictionary()
 
     @property
     def address(self) -> str | None:
@@ -152,21 +219,44 @@ class NodeServer:
         task = asyncio.current_task()
         assert task is not None
         self.handlers.add(task)
+        challenge = self.challenges.pop(websocket, None)
         try:
             if websocket.subprotocol == protocol.SUBPROTOCOL:
-                await mesh_session(self.node, websocket)
+                await mesh_session(self.node, websocket, challenge)
+            elif challenge is not None:  # admitted to prove the token in a hello: mesh only
+                await websocket.close(1008, WRONG_TOKEN)
             else:
                 await self.node.serve_plain(websocket)
         finally:
             self.handlers.discard(task)
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Before the handshake: check the token, and answer plain HTTP with a line of help."""
+        """Before the handshake: check the token, and answer plain HTTP with a line of help.
+
+        A mesh client that offers a nonce (``Mesh-Nonce``) instead of the token gets in
+        here and proves the token in its hello (:func:`mesh_session`).
+        """
         node = self.node
+        if request.method != "GET":  # websockets parses any method; a node serves GET only
+            text = (
+                f"400 Bad Request: unsupported HTTP method; expected GET; got {_escaped(request.method)}\n{HTTP_HELP}"
+            )
+            return connection.respond(HTTPStatus.BAD_REQUEST, text)
+        for name in SINGLE_HEADERS:
+            count = len(request.headers.get_all(name))
+            if count > 1:
+                node.log.debug("bad request from %s: %d %s headers", _peer(connection), count, name)
+                text = f"400 Bad Request: the {name} header came {count} times; send it once.\n{HTTP_HELP}"
+                return connection.respond(HTTPStatus.BAD_REQUEST, text)
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
         path = urlsplit(request.path).path
         public = not upgrade and node.is_public(path)
         if node.token is not None and not public and not token_matches(request, node.token):
+            client_nonce = request.headers.get(auth.NONCE_HEADER)
+            if upgrade and _offers_mesh(request) and auth.is_nonce(client_nonce):
+                assert client_nonce is not None
+                self.challenges[connection] = (client_nonce, auth.nonce())
+                return None
             node.log.warning("refused a connection from %s: wrong or missing token", _peer(connection))
             return connection.respond(HTTPStatus.UNAUTHORIZED, "401 Unauthorized: this mesh needs its token\n")
         if not upgrade:
@@ -186,6 +276,19 @@ class NodeServer:
             return response
         return None
 
+    def process_response(self, connection: ServerConnection, request: Request, response: Response) -> None:
+        """After the handshake: a mesh client that is to prove the token gets the node's nonce with its 101."""
+        challenge = self.challenges.get(connection)
+        if challenge is None:
+            return
+        if (
+            response.status_code == HTTPStatus.SWITCHING_PROTOCOLS
+            and connection.protocol.subprotocol == MESH_SUBPROTOCOL
+        ):
+            response.headers[auth.NONCE_HEADER] = challenge[1]
+        else:
+            del self.challenges[connection]
+
     async def listen(self, host: str, port: int) -> None:
         """Bind ``host:port`` (port 0: any free port) and start serving."""
         try:
@@ -196,6 +299,8 @@ class NodeServer:
                 subprotocols=[MESH_SUBPROTOCOL],
                 select_subprotocol=_select_subprotocol,
                 process_request=self.process_request,
+                process_response=self.process_response,
+                create_connection=NodeConnection,
                 compression=None,
                 close_timeout=CLOSE_TIMEOUT,
                 ping_interval=PING_INTERVAL,
@@ -224,14 +329,47 @@ class NodeServer:
             await self.server.wait_closed()
 
 
-async def mesh_session(node: Served, websocket: ServerConnection) -> None:
+async def proven(
+    node: Served, websocket: ServerConnection, conversation: Conversation, challenge: tuple[str, str]
+) -> bool:
+    """The auth gate of a client that proves the token: its first frame, a hello with the proof, or nothing.
+
+    Answered with the node's hello and its own proof; anything else (no hello within
+    HELLO_TIMEOUT, a wrong proof, any other frame) gets an error frame and close 1008,
+    and nothing of it is handled.
+    """
+    assert node.token is not None
+    client_nonce, server_nonce = challenge
+    hello: protocol.Frame | None = None
+    try:
+        raw = await asyncio.wait_for(websocket.recv(), HELLO_TIMEOUT)
+        if isinstance(raw, str):
+            hello = protocol.decode(raw)
+    except (ProtocolError, TimeoutError):
+        pass
+    expected = auth.client_proof(node.token, client_nonce, server_nonce)
+    if not isinstance(hello, protocol.Hello) or not auth.proves(expected, hello.proof):
+        node.log.warning("refused a connection from %s: %s", _peer(websocket), WRONG_TOKEN)
+        await websocket.send(protocol.encode(protocol.Error(id=None, error=WRONG_TOKEN)))
+        await websocket.close(1008, WRONG_TOKEN)
+        return False
+    await conversation.answer(protocol.Hello(node=hello.node, session=hello.session))  # who it is, its session
+    proof = auth.server_proof(node.token, client_nonce, server_nonce)
+    await websocket.send(protocol.encode(protocol.Hello(node=node.name, proof=proof)))
+    return True
+
+
+async def mesh_session(node: Served, websocket: ServerConnection, challenge: tuple[str, str] | None = None) -> None:
     """A peer speaking the mesh protocol: hello, then messages answered with acks, in order.
 
     A websocket frame may carry a batch of frames (a JSON array); they are
-    handled in order and answered with one batch.
+    handled in order and answered with one batch. A ``challenge`` (the client
+    nonce and the node's) means the client proves the token in its hello first.
     """
     conversation = Conversation(node, websocket)
     try:
+        if challenge is not None and not await proven(node, websocket, conversation, challenge):
+            return
         async for text in websocket:
             if isinstance(text, bytes):
                 await websocket.send(
