@@ -219,16 +219,20 @@ async def non_reading(uri: str) -> None:
 async def sessions(uri: str) -> None:
     """Hellos with fresh sessions, as 300 `echo` runs would send, and as a liar naming the real sender."""
     round_ = 0
+
+    async def one(n: int) -> None:
+        name = "clock" if n % 10 == 0 else f"echo-{round_}-{n}"
+        try:
+            async with connect(uri, **CLIENT) as ws:
+                await hello(ws, name, os.urandom(6).hex())
+                attacking()
+        except (OSError, ConnectionClosed, InvalidHandshake):
+            await asyncio.sleep(0.01)
+
     while True:
         round_ += 1
-        for n in range(300):
-            name = "clock" if n % 10 == 0 else f"echo-{round_}-{n}"
-            try:
-                async with connect(uri, **CLIENT) as ws:
-                    await hello(ws, name, os.urandom(6).hex())
-                    attacking()
-            except (OSError, ConnectionClosed, InvalidHandshake):
-                await asyncio.sleep(0.01)
+        for start in range(0, 300, 50):  # 50 at once, as a burst of scripts would
+            await asyncio.gather(*(one(n) for n in range(start, start + 50)))
         say(f"round {round_}: 300 hellos with fresh sessions")
 
 
@@ -354,6 +358,50 @@ async def lazy_subscriber(uri: str) -> None:
                 await asyncio.sleep(0.1)
 
     await asyncio.gather(*(client(n) for n in range(20)))
+
+
+@attack("slowloris")
+async def slowloris(uri: str) -> None:
+    """200 connections that send their handshake a byte at a time, never finishing it."""
+    parts = urlsplit(uri)
+    request = f"GET / HTTP/1.1\r\nHost: {parts.hostname}\r\nUpgrade: websocket\r\nX-Slow: " + "a" * 10_000
+
+    async def client() -> None:
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(parts.hostname, parts.port)
+                for char in request:
+                    writer.write(char.encode())
+                    attacking()
+                    await asyncio.sleep(0.05)
+            except OSError:
+                await asyncio.sleep(0.1)
+
+    await asyncio.gather(*(client() for _ in range(200)))
+
+
+@attack("connect-flood")
+async def connect_flood(uri: str) -> None:
+    """Connections opened and dropped as fast as they go: TCP only, and full handshakes."""
+    parts = urlsplit(uri)
+    round_ = 0
+    while True:
+        round_ += 1
+        for _ in range(200):
+            try:
+                _, writer = await asyncio.open_connection(parts.hostname, parts.port)
+                writer.transport.abort()
+            except OSError:
+                pass
+        for _ in range(20):
+            try:
+                async with connect(uri, **CLIENT):
+                    pass
+            except (OSError, ConnectionClosed, InvalidHandshake):
+                pass
+        attacking()
+        if round_ % 10 == 0:
+            say(f"round {round_}: {round_ * 220} connections")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ Run alone with ``pytest -m adversarial``. The figures each test measured are pri
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import signal
 import statistics
@@ -27,11 +28,14 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
 
-from mesh.connection import auth_headers, query_status
+from mesh import protocol
+from mesh.connection import CLIENT, mesh_client
 from tests.helpers import MS, Process, Proxy, arduino, environment, free_ports, write_grid
 
 pytestmark = [pytest.mark.adversarial, pytest.mark.e2e]
@@ -84,9 +88,7 @@ class Arena:
         (folder / "sketches" / "tally.py").write_text(TALLY)
         self.grid = write_grid(
             folder,
-            GRID.format(
-                auth="auth: {token_env: MESH_TOKEN}\n" if auth else "", ticks=TICKS, port=proxy.port, fat=fat
-            ),
+            GRID.format(auth="auth: {token_env: MESH_TOKEN}\n" if auth else "", ticks=TICKS, port=proxy.port, fat=fat),
         )
         self.env = {"MESH_TOKEN": TOKEN} if auth else {}
         proxy.target_port = self.port  # the grid names the relay; the tally listens behind it
@@ -116,12 +118,15 @@ class Arena:
 
 
 class Probe(threading.Thread):
-    """A legitimate client: asks for the node's status, one request after another, and times each answer."""
+    """A legitimate client: on one connection, as a link keeps one, asks for the node's status again and again.
+
+    Each answer is timed. A connection that fails is a failure; the probe then opens another.
+    """
 
     def __init__(self, uri: str, token: str | None) -> None:
         super().__init__(daemon=True)
         self.uri = uri
-        self.headers = auth_headers(token)
+        self.token = token
         self.latencies: list[float] = []
         self.failures: list[str] = []
         self.stopping = threading.Event()
@@ -130,15 +135,26 @@ class Probe(threading.Thread):
         asyncio.run(self._probe())
 
     async def _probe(self) -> None:
+        ids = itertools.count(1)
         while not self.stopping.is_set():
-            started = time.perf_counter()
             try:
-                await query_status("tally", self.uri, open_timeout=5, within=5, headers=self.headers)
+                async with connect(
+                    self.uri,
+                    **CLIENT,
+                    open_timeout=5,
+                    create_connection=mesh_client(partial(protocol.Hello, node="probe"), self.token),
+                ) as ws:
+                    while not self.stopping.is_set():
+                        frame_id = next(ids)
+                        started = time.perf_counter()
+                        await ws.send(protocol.encode(protocol.Status(id=frame_id)))
+                        async with asyncio.timeout(5):
+                            while getattr(protocol.decode(str(await ws.recv())), "id", None) != frame_id:
+                                pass
+                        self.latencies.append(time.perf_counter() - started)
+                        await asyncio.sleep(10 * MS)
             except Exception as exc:
                 self.failures.append(f"{type(exc).__name__}: {exc}")
-            else:
-                self.latencies.append(time.perf_counter() - started)
-            await asyncio.sleep(10 * MS)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -204,6 +220,8 @@ ATTACKS = [
     "malformed",
     "http",
     "big-frames",
+    "slowloris",
+    "connect-flood",
 ]
 
 
