@@ -275,8 +275,10 @@ class Conversation:
             )
         if isinstance(frame, protocol.Hello):
             self.peer = frame.node
+            remote, local = self.websocket.remote_address, self.websocket.local_address
+            node.sessions.check_address(self.peer, remote[0] if remote else None, local[0] if local else None)
             self.session = node.sessions.get(self.peer, frame.session) if frame.session else None
-            node.log.debug("mesh connection from %s (session %s)", self.peer, frame.session or "none")
+            node.log.debug("mesh connection from %r (session %r)", self.peer, frame.session or "none")
             return protocol.encode(protocol.Hello(node=node.name))
         if isinstance(frame, protocol.Status):
             return protocol.encode(protocol.Report(id=frame.id, data=node.status()))
