@@ -36,6 +36,7 @@ logs a hello naming a grid node from an address that cannot be that node's.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import itertools
 import logging
@@ -51,6 +52,8 @@ __all__ = [
     "GUEST_SESSIONS",
     "GUEST_WINDOW",
     "KEEP_PER_PEER",
+    "KEY_CHARS",
+    "MISMATCH_EVERY",
     "OUTCOME_BYTES",
     "WINDOW",
     "WINDOW_BYTES",
@@ -71,8 +74,10 @@ GUEST_SESSIONS = 64
 GUEST_WINDOW = 1_000
 #: Bytes of outcomes remembered per session of such a client.
 GUEST_BYTES = 128 * 2**10
-#: What one remembered outcome costs besides its ack text (dict slot, tuple, id), as measured on CPython 3.11.
-OUTCOME_BYTES = 160
+#: What one remembered outcome costs besides its ack text: tuple, id, dict slots (a churned table: up to 3 per entry).
+OUTCOME_BYTES = 256
+#: Characters of a peer's name or session id kept as they are; a longer one is kept as its SHA-256 (hex).
+KEY_CHARS = 64
 #: Seconds between two lines about hellos naming a grid node from an address that cannot be it.
 MISMATCH_EVERY = 10.0
 
@@ -83,6 +88,13 @@ _uses = itertools.count(1)  # orders the uses of sessions: the least recently us
 
 def _cost(text: str) -> int:
     return OUTCOME_BYTES + sys.getsizeof(text)
+
+
+def _bounded(text: str) -> str:
+    """``text``, or its SHA-256 when it is long: what a hello claims costs a slot no more than KEY_CHARS."""
+    if len(text) <= KEY_CHARS:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Session:
@@ -164,8 +176,10 @@ class Sessions:
 
     def get(self, peer: str, session: str) -> Session:
         """The session ``session`` of ``peer`` (what its hello claims), made if new."""
+        session = _bounded(session)
         if self.is_peer(peer):
             return self._peer_session(peer, session)
+        peer = _bounded(peer)
         key = (peer, session)
         found = self._guests.get(key)
         if found is None:

@@ -335,6 +335,11 @@ async def test_each_grid_peer_keeps_its_own_sessions_and_guests_share_a_small_po
     assert sessions.get("tx", "s1") is not tx[1]  # forgotten, made again
     assert sessions.get("ty", "old") is ty
     assert sessions.get("echo-0", "x") is not sessions.get("echo-999", "x")
+    # What a guest claims costs a slot no more than KEY_CHARS characters, and stays its own.
+    long = sessions.get("g" * 100_000, "s" * 100_000)
+    assert sessions.get("g" * 100_000, "s" * 100_000) is long
+    assert sessions.get("g" * 100_000, "s" * 99_999 + "t") is not long
+    assert len(long.name) <= 2 * (len("sha256:") + 64) + 1
 
 
 async def test_a_reload_moves_a_guest_into_the_grid_and_forgets_nodes_that_left():
