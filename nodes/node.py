@@ -83,7 +83,7 @@ class Node:
         self.grid_source = grid_source
         self.links: dict[str, Link] = {}
         self.hub = Hub(name, self.log, announce=self._publish_now)
-        self.sessions = Sessions(self.log)
+        self.sessions = Sessions(self.log, grid=lambda: self.grid, own=name)  # the grid as reloaded
         self.watch = Watch(self.log)  # times the sketch's code; warns when it blocks the event loop
         self.inbox = Inbox(self.log, watch=self.watch)
         self.store: MemoryOutbox = MemoryOutbox()

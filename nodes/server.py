@@ -434,6 +434,8 @@ class Conversation:
             )
         if isinstance(frame, protocol.Hello):
             self.peer = frame.node
+            remote, local = self.websocket.remote_address, self.websocket.local_address
+            node.sessions.check_address(self.peer, remote[0] if remote else None, local[0] if local else None)
             self.session = node.sessions.get(self.peer, frame.session) if frame.session else None
             node.log.debug("mesh connection from %s (session %s)", escape(self.peer), escape(frame.session or "none"))
             return protocol.encode(protocol.Hello(node=node.name))
