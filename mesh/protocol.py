@@ -278,7 +278,7 @@ def _build(body: Any, surrogates: bool = False) -> Frame:
         value: Any = body[name]
         if not isinstance(value, types) or value is True or value is False:
             raise ProtocolError(f"{kind!r} frame: {name!r} must be {description}, not {_kind(value)}", frame_id)
-        if (type(value) is int and not ID_RANGE[0] <= value <= ID_RANGE[1]) or (name == "lost" and value < 0):
+        if type(value) is int and (not ID_RANGE[0] <= int(value) <= ID_RANGE[1] or (name == "lost" and int(value) < 0)):
             raise ProtocolError(f"{kind!r} frame: {name!r} is out of range", frame_id)
         values[name] = value
     if surrogates:
