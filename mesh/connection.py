@@ -26,6 +26,7 @@ from websockets.client import process_exception
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from . import protocol
+from .constants import MAX_SIZE_RANGE
 from .errors import NotAnswering, PeerUnavailable, RemoteError
 
 __all__ = [
@@ -56,13 +57,13 @@ CLOSE_TIMEOUT = 0.25
 PING_INTERVAL = 1.0
 PING_TIMEOUT = 2.0
 #: How every mesh client connects: the mesh subprotocol; no compression (on small frames it
-#: costs a quarter to a third of the throughput and saves nothing); no size limit on what
-#: comes back (acks and our own subscriptions: the peer's limit applies to what we send).
+#: costs a quarter to a third of the throughput and saves nothing); what comes back (acks,
+#: reports) is at most the largest max_size a node may have (a link: its own node's max_size).
 CLIENT: dict[str, Any] = {
     "subprotocols": [protocol.SUBPROTOCOL],
     "compression": None,
     "close_timeout": CLOSE_TIMEOUT,
-    "max_size": None,
+    "max_size": MAX_SIZE_RANGE[1],
     "proxy": None,
 }
 #: The reason websockets gives when it closes a connection whose peer stopped answering pings.
@@ -152,8 +153,11 @@ class Connection:
         keep_trying: Callable[[], bool] = _never,
         on_retry: Callable[[], None] = _nothing,
         on_patience_out: Callable[[PeerUnavailable], None] = _ignore,
+        max_size: int | None = CLIENT["max_size"],
     ) -> None:
         self.peer = peer
+        #: The largest frame taken from the peer, in bytes (websockets closes with 1009 past it).
+        self.max_size = max_size
         self.uri = uri
         self.log = logger
         self.wait = wait
@@ -188,7 +192,7 @@ class Connection:
         try:
             async for ws in connect(
                 self.uri,
-                **CLIENT,
+                **{**CLIENT, "max_size": self.max_size},
                 open_timeout=OPEN_TIMEOUT,
                 ping_interval=PING_INTERVAL,
                 ping_timeout=PING_TIMEOUT,

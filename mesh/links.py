@@ -68,6 +68,9 @@ __all__ = [
     "send_once",
 ]
 
+#: Seconds between two warnings about acks for ids a link never sent (the count goes on).
+UNKNOWN_ACK_WARN_EVERY = 10.0
+
 #: What a link does with a publication that arrives: (key, data, lost). It must not block.
 OnPublish = Callable[[str, str, int], object]
 
@@ -106,6 +109,7 @@ class Link:
         store: MemoryOutbox | None = None,
         headers: Mapping[str, str] | None = None,
         max_size: int | None = None,
+        recv_max_size: int | None = CLIENT["max_size"],
     ) -> None:
         self.node = node
         self.peer = peer
@@ -125,11 +129,15 @@ class Link:
             keep_trying=lambda: bool(self.subscriptions.patterns),  # subscriptions keep the link trying
             on_retry=self._unreachable,
             on_patience_out=self.outbox.fail_all,  # only the messages waiting give up
+            max_size=recv_max_size,  # the largest frame taken from the peer (our own node's max_size)
         )
         #: Messages written (a message re-sent after a reconnect counts again).
         self.sent = 0
         #: Messages the peer dropped for us because we fell behind.
         self.lost = 0
+        #: Acks and errors from the peer for ids this link never sent (refused, not believed).
+        self.unknown_acks = 0
+        self._unknown_warned = -UNKNOWN_ACK_WARN_EVERY  # when the last line about them was logged
         self._write_lock = asyncio.Lock()  # one writer at a time keeps the ids in order on the wire
         self._written = 0  # the highest id written on the current connection
         self._ws: ClientConnection | None = None  # while up
@@ -388,8 +396,9 @@ class Link:
     def _receive(self, frame: protocol.Frame | ProtocolError) -> None:
         """One frame from the peer: an ack, an error, something published, or a bad frame. Never waits."""
         if isinstance(frame, protocol.Ack):
-            if not self.outbox.ack(frame.id, frame.data):
-                self.subscriptions.answered(frame.id, True)
+            if frame.id > self._written or not self.outbox.ack(frame.id, frame.data):
+                if self.subscriptions.answered(frame.id, True) is None:
+                    self._unknown(frame.id)
         elif isinstance(frame, protocol.Publish):
             if frame.lost:
                 self.lost += frame.lost
@@ -399,12 +408,31 @@ class Link:
             if self.on_publish is not None:
                 self.on_publish(frame.key, frame.data, frame.lost)
         elif isinstance(frame, protocol.Error):
-            if frame.id is not None and self.outbox.refuse(frame.id, RemoteError(self.peer, frame.error)):
+            if (
+                frame.id is not None
+                and frame.id <= self._written
+                and self.outbox.refuse(frame.id, RemoteError(self.peer, frame.error))
+            ):
                 return
             pattern = None if frame.id is None else self.subscriptions.answered(frame.id, False)
             if pattern is not None:
                 self.log.error("%s refused the subscription %r: %s", self.peer, pattern, frame.error)
+            elif frame.id is not None:
+                self._unknown(frame.id)
             else:
                 self.log.warning("%s reports an error: %s", self.peer, frame.error)
         elif isinstance(frame, ProtocolError):
             self.log.warning("bad frame from %s: %s", self.peer, frame)
+
+    def _unknown(self, msg_id: int) -> None:
+        """An answer for an id this link never sent (or already settled): counted, not believed."""
+        self.unknown_acks += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._unknown_warned >= UNKNOWN_ACK_WARN_EVERY:
+            self._unknown_warned = now
+            self.log.warning(
+                "%s answered id %d, which this link never sent or already settled: ignored (%d so far)",
+                self.peer,
+                msg_id,
+                self.unknown_acks,
+            )

@@ -16,6 +16,7 @@ Life of a node: :meth:`open` (``setup(**params)``, bind, log ``serving on``),
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -52,6 +53,10 @@ GRACE = 0.5
 DEFAULT_STATE_DIR = ".state"
 #: Topics a node remembers as already checked.
 KNOWN_TOPICS = 4096
+#: The status report lists at most this many subscribers (``subscribers_total`` counts them all)...
+STATUS_SUBSCRIBERS = 20
+#: ...and at most this many patterns of each (``patterns_total`` counts them all).
+STATUS_PATTERNS = 10
 
 
 class Node:
@@ -167,6 +172,7 @@ class Node:
                 store=self.store,
                 headers=auth_headers(self.token),
                 max_size=spec.max_size,
+                recv_max_size=self.spec.max_size,  # what the peer sends back: no more than we accept
             )
             self.links[target] = link
         return link
@@ -237,19 +243,22 @@ class Node:
                     "acked": link.acked,
                     "connections": link.connections,
                     "lost": link.lost,
+                    "unknown_acks": link.unknown_acks,
                 }
                 for peer, link in self.links.items()
             },
             "subscribers": [
                 {
                     "name": sub.name,
-                    "patterns": list(sub.patterns),
+                    "patterns": list(itertools.islice(sub.patterns, STATUS_PATTERNS)),
+                    "patterns_total": len(sub.patterns),
                     "queued": len(sub.queue),
                     "sent": sub.sent,
                     "lost": sub.lost,
                 }
-                for sub in self.hub.subscribers.values()
+                for sub in itertools.islice(self.hub.subscribers.values(), STATUS_SUBSCRIBERS)
             ],
+            "subscribers_total": len(self.hub.subscribers),
             "subscriptions": list(self.inbox.handlers),
             "received": self.inbox.received,
             "lost": self.inbox.lost,

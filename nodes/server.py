@@ -11,6 +11,7 @@ import asyncio
 import errno
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from functools import partial
 from http import HTTPStatus
@@ -38,6 +39,18 @@ __all__ = ["ListenError", "NodeServer", "Served"]
 BACKLOG = 1024
 #: The mesh subprotocol, as websockets types a subprotocol name.
 MESH_SUBPROTOCOL = Subprotocol(protocol.SUBPROTOCOL)
+#: Seconds one send to a peer may wait for it to read (a full send buffer) before the
+#: connection is aborted: the keepalive's own promise, since its ping waits behind that buffer.
+SEND_TIMEOUT = PING_INTERVAL + PING_TIMEOUT
+#: Incoming frames a connection queues before the server stops reading from its socket
+#: (websockets' max_queue): with max_size, it bounds what one peer holds in the node.
+MAX_QUEUE = 4
+#: Seconds a batch's frames may hold the event loop before the server lets other work run.
+SLICE = 0.002
+#: A reply to one websocket frame holds at most REPLY_FACTOR times its bytes plus REPLY_SLACK
+#: (acks of messages aside: they are owed); past it, one error stands for the rest.
+REPLY_FACTOR = 4
+REPLY_SLACK = 4096
 
 
 class ListenError(MeshError):
@@ -201,6 +214,7 @@ class NodeServer:
                 ping_interval=PING_INTERVAL,
                 ping_timeout=PING_TIMEOUT,
                 max_size=self.max_size,
+                max_queue=MAX_QUEUE,
                 backlog=BACKLOG,
             )
         except OSError as exc:
@@ -228,22 +242,45 @@ async def mesh_session(node: Served, websocket: ServerConnection) -> None:
     """A peer speaking the mesh protocol: hello, then messages answered with acks, in order.
 
     A websocket frame may carry a batch of frames (a JSON array); they are
-    handled in order and answered with one batch.
+    handled in order and answered with batches of at most BATCH frames and
+    BATCH_BYTES bytes. Bounded: a batch lets other connections run every SLICE
+    seconds; the replies to one frame stay within REPLY_FACTOR times its size
+    (acks aside); a send the peer does not read within SEND_TIMEOUT drops it.
     """
     conversation = Conversation(node, websocket)
     try:
         async for text in websocket:
-            if isinstance(text, bytes):
-                await websocket.send(
-                    protocol.encode(protocol.Error(id=None, error="binary frames are not supported; send text"))
-                )
-                continue
-            replies = [await conversation.answer(frame) for frame in protocol.decode_all(text)]
-            await websocket.send(protocol.batch(replies))
+            replies = [_BINARY] if isinstance(text, bytes) else await conversation.answer_all(text)
+            if not await _send(node, websocket, conversation.peer, replies):
+                return
     except ConnectionClosed:
         pass
     finally:
         node.hub.forget(websocket)
+
+
+_BINARY = protocol.encode(protocol.Error(id=None, error="binary frames are not supported; send text"))
+
+
+async def _send(node: Served, websocket: ServerConnection, peer: str, replies: list[str]) -> bool:
+    """Send replies in batches the peer's link accepts, each within SEND_TIMEOUT; False: the peer was dropped."""
+    start = 0
+    while start < len(replies):
+        end, size = start, 0
+        while end < len(replies) and end - start < protocol.BATCH:
+            size += len(replies[end]) * 4  # at most 4 bytes a character, as a link counts
+            if end > start and size > protocol.BATCH_BYTES:
+                break
+            end += 1
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await websocket.send(protocol.batch(replies[start:end]))
+        except TimeoutError:
+            node.log.info("dropped %s: it read nothing for %g s (replies waiting)", peer, SEND_TIMEOUT)
+            websocket.transport.abort()
+            return False
+        start = end
+    return True
 
 
 class Conversation:
@@ -255,6 +292,36 @@ class Conversation:
         self.peer = "an unnamed peer"
         self.session: Session | None = None
         self.bad_frames = 0
+
+    async def answer_all(self, text: str) -> list[str]:
+        """The encoded replies to the frames of one websocket frame, within the reply budget."""
+        frames = protocol.decode_all(text)
+        budget = REPLY_FACTOR * len(text) + REPLY_SLACK
+        replies: list[str] = []
+        spent = 0
+        unanswered = 0
+        capped_at = 0
+        started = time.perf_counter()
+        for frame in frames:
+            if spent > budget and not isinstance(frame, protocol.Message):  # messages are owed their ack
+                if not unanswered:
+                    capped_at = len(replies)
+                unanswered += 1
+                continue
+            reply = await self.answer(frame)
+            if not isinstance(frame, protocol.Message):
+                spent += len(reply)
+            replies.append(reply)
+            if time.perf_counter() - started > SLICE:  # one batch does not hold the loop from the others
+                await asyncio.sleep(0)
+                started = time.perf_counter()
+        if unanswered:
+            error = (
+                f"reply cap reached ({REPLY_FACTOR}x the request + {REPLY_SLACK} bytes): "
+                f"{unanswered} frame(s) not answered; send fewer at once"
+            )
+            replies.insert(capped_at, protocol.encode(protocol.Error(id=None, error=error)))
+        return replies
 
     async def answer(self, frame: protocol.Frame | ProtocolError) -> str:
         """The encoded reply to one frame."""
