@@ -13,7 +13,6 @@ shows an example of every frame.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,12 +51,10 @@ BATCH_BYTES = 256 * 1024
 NAME_MAX = 256
 #: Ids are whole numbers in this range (a signed 64-bit integer, as SQLite stores them).
 ID_RANGE = (-(2**63), 2**63 - 1)
+_ID_MIN, _ID_MAX = ID_RANGE
 #: How much of a peer's value an error message shows, in characters.
 SHOWN = 40
 
-# What json.loads may turn into a lone surrogate (invalid Unicode): a \uD800-\uDFFF escape,
-# or such a character in the text itself (only from a caller: websockets hands valid UTF-8).
-_SURROGATE = re.compile(r"\\[uU][dD][89a-fA-F]|[\ud800-\udfff]")
 # The fields of each frame that are names (printable, at most NAME_MAX characters).
 _NAMES = {
     "hello": ("node", "session"),
@@ -212,14 +209,13 @@ def decode_all(text: str) -> list[Frame | ProtocolError]:
         return [ProtocolError("frame is not JSON the mesh can read: nested too deeply")]
     except ValueError as exc:
         return [ProtocolError(f"frame is not JSON: {_shown(str(exc), 2 * SHOWN)}")]
-    surrogates = _SURROGATE.search(text) is not None  # rare: only then is each string checked
     if type(body) is list:
         if not body:
             return [ProtocolError("a batch must hold at least one frame")]
         if len(body) > BATCH:
             return [ProtocolError(f"a batch holds at most {BATCH} frames, not {len(body)}; send fewer at once")]
-        return [_checked(item, surrogates) for item in body]
-    return [_checked(body, surrogates)]
+        return [_checked(item) for item in body]
+    return [_checked(body)]
 
 
 def batch(frames: Sequence[str]) -> str:
@@ -227,9 +223,9 @@ def batch(frames: Sequence[str]) -> str:
     return frames[0] if len(frames) == 1 else "[" + ",".join(frames) + "]"
 
 
-def _checked(body: Any, surrogates: bool = False) -> Frame | ProtocolError:
+def _checked(body: Any) -> Frame | ProtocolError:
     try:
-        return _build(body, surrogates)
+        return _build(body)
     except ProtocolError as exc:
         return exc
 
@@ -238,26 +234,38 @@ def _utf8_length(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def _valid_unicode(kind: str, values: dict[str, Any], frame_id: int | None) -> None:
-    """Refuse a frame whose text holds a lone surrogate: it cannot be written back as UTF-8."""
-    for name, value in values.items():
-        try:
-            (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)).encode("utf-8")
-        except (UnicodeEncodeError, ValueError, RecursionError):
-            raise ProtocolError(f"{kind!r} frame: {name!r} is not valid Unicode (a lone surrogate)", frame_id) from None
+def _valid_unicode(kind: str, name: str, value: object, frame_id: int | None) -> None:
+    """Refuse a value holding a lone surrogate (json.loads makes one of a ``\\ud800`` escape): it is not Unicode."""
+    try:
+        (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, RecursionError):
+        raise ProtocolError(f"{kind!r} frame: {name!r} is not valid Unicode (a lone surrogate)", frame_id) from None
 
 
 def _id(body: dict) -> int | None:
     """The frame's id, if it has a usable one (for the error that answers it)."""
     value = body.get("id")
-    return value if type(value) is int and ID_RANGE[0] <= value <= ID_RANGE[1] else None
+    return value if type(value) is int and _ID_MIN <= value <= _ID_MAX else None
 
 
-def _build(body: Any, surrogates: bool = False) -> Frame:
-    if type(body) is dict and len(body) == 3 and body.get("type") == "ack" and not surrogates:  # the most common
-        frame_id, data = body.get("id"), body.get("data")  # frame, quickly
-        if type(frame_id) is int and type(data) is str and ID_RANGE[0] <= frame_id <= ID_RANGE[1]:
+def _build(body: Any) -> Frame:
+    if type(body) is dict and len(body) == 3 and body.get("type") == "ack":  # the most common frame, quickly
+        frame_id, data = body.get("id"), body.get("data")
+        if type(frame_id) is int and type(data) is str and data.isascii() and _ID_MIN <= frame_id <= _ID_MAX:
             return Ack(id=frame_id, data=data)
+    elif type(body) is dict and len(body) == 4 and body.get("type") == "msg":  # the other common one, as quickly
+        frame_id, channel, data = body.get("id"), body.get("channel"), body.get("data")
+        if (
+            type(frame_id) is int
+            and type(channel) is str
+            and type(data) is str
+            and _ID_MIN <= frame_id <= _ID_MAX
+            and len(channel) <= NAME_MAX
+            and channel.isascii()
+            and channel.isprintable()
+            and data.isascii()
+        ):
+            return Message(id=frame_id, channel=channel, data=data)
     if type(body) is not dict:
         raise ProtocolError(f"frame must be a JSON object, not {_kind(body)}")
     kind = body.get("type")
@@ -278,11 +286,15 @@ def _build(body: Any, surrogates: bool = False) -> Frame:
         value: Any = body[name]
         if not isinstance(value, types) or value is True or value is False:
             raise ProtocolError(f"{kind!r} frame: {name!r} must be {description}, not {_kind(value)}", frame_id)
-        if type(value) is int and (not ID_RANGE[0] <= int(value) <= ID_RANGE[1] or (name == "lost" and int(value) < 0)):
-            raise ProtocolError(f"{kind!r} frame: {name!r} is out of range", frame_id)
+        if type(value) is str:
+            if not value.isascii():  # ASCII, most text, holds no surrogate: O(1) to know
+                _valid_unicode(kind, name, value, frame_id)
+        elif type(value) is int:
+            if not _ID_MIN <= value <= _ID_MAX or (name == "lost" and value < 0):
+                raise ProtocolError(f"{kind!r} frame: {name!r} is out of range", frame_id)
+        elif type(value) is dict:
+            _valid_unicode(kind, name, value, frame_id)
         values[name] = value
-    if surrogates:
-        _valid_unicode(kind, values, frame_id)
     for name in _NAMES.get(kind, ()):
         value = str(values.get(name, ""))
         if len(value) > NAME_MAX:

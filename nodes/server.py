@@ -42,6 +42,8 @@ MESH_SUBPROTOCOL = Subprotocol(protocol.SUBPROTOCOL)
 #: Seconds one send to a peer may wait for it to read (a full send buffer) before the
 #: connection is aborted: the keepalive's own promise, since its ping waits behind that buffer.
 SEND_TIMEOUT = PING_INTERVAL + PING_TIMEOUT
+#: The write buffer (websockets' write_limit, its default) past which a send waits for the peer.
+WRITE_LIMIT = 2**15
 #: Incoming frames a connection queues before the server stops reading from its socket
 #: (websockets' max_queue): with max_size, it bounds what one peer holds in the node.
 MAX_QUEUE = 4
@@ -215,6 +217,7 @@ class NodeServer:
                 ping_timeout=PING_TIMEOUT,
                 max_size=self.max_size,
                 max_queue=MAX_QUEUE,
+                write_limit=WRITE_LIMIT,
                 backlog=BACKLOG,
             )
         except OSError as exc:
@@ -272,9 +275,14 @@ async def _send(node: Served, websocket: ServerConnection, peer: str, replies: l
             if end > start and size > protocol.BATCH_BYTES:
                 break
             end += 1
+        text = protocol.batch(replies[start:end])
+        if not websocket.paused and websocket.transport.get_write_buffer_size() + 4 * len(text) <= WRITE_LIMIT:
+            await websocket.send(text)  # cannot wait: it stays under the write buffer's limit
+            start = end
+            continue
         try:
             async with asyncio.timeout(SEND_TIMEOUT):
-                await websocket.send(protocol.batch(replies[start:end]))
+                await websocket.send(text)
         except TimeoutError:
             node.log.info("dropped %s: it read nothing for %g s (replies waiting)", peer, SEND_TIMEOUT)
             websocket.transport.abort()
