@@ -75,6 +75,11 @@ UNKNOWN_ACK_WARN_EVERY = 10.0
 OnPublish = Callable[[str, str, int], object]
 
 
+def _escaped(text: str) -> str:
+    """A peer's free text for a log line: as it is if printable, else escaped (no forged lines)."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 async def acks(futures: list[asyncio.Future[str]]) -> list[str]:
     """The acks of messages posted together, in order; the first error raised once all have settled."""
     if len(futures) == 1:  # the common case, one event-loop turn sooner than gather()
@@ -416,11 +421,11 @@ class Link:
                 return
             pattern = None if frame.id is None else self.subscriptions.answered(frame.id, False)
             if pattern is not None:
-                self.log.error("%s refused the subscription %r: %s", self.peer, pattern, frame.error)
+                self.log.error("%s refused the subscription %r: %s", self.peer, pattern, _escaped(frame.error))
             elif frame.id is not None:
                 self._unknown(frame.id)
             else:
-                self.log.warning("%s reports an error: %s", self.peer, frame.error)
+                self.log.warning("%s reports an error: %s", self.peer, _escaped(frame.error))
         elif isinstance(frame, ProtocolError):
             self.log.warning("bad frame from %s: %s", self.peer, frame)
 

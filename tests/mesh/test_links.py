@@ -172,6 +172,7 @@ HOSTILE = [
     "[" + ",".join(['{"type":"ack","id":1,"data":"x"}'] * 300) + "]",
     "not json",
     b"\x00\x01",
+    '{"type":"error","id":null,"error":"x\\n[ clock ] link to echo up (forged)"}',
 ]
 
 
@@ -212,6 +213,8 @@ async def test_hostile_frames_from_the_peer_neither_kill_the_link_nor_fail_its_p
             release.set()
             assert await asyncio.wait_for(future, 10_000 * MS) == "at last"
             assert (link.state, link.connections, link.acked) == ("up", 1, 1)
+            assert any("forged" in r.getMessage() for r in caplog.records)
+            assert not [r for r in caplog.records if "\n" in r.getMessage()]  # no peer text forges a log line
         finally:
             await link.close()
 
