@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from websockets.asyncio.client import connect
@@ -571,3 +572,45 @@ async def test_a_peer_that_sends_and_never_reads_is_dropped_and_memory_stays_bou
     assert elapsed < SEND_TIMEOUT + DEADLINE
     assert peak - before < 64 * 2**20, f"RSS grew by {(peak - before) / 2**20:.1f} MiB"
     await assert_still_serving(node)
+
+
+class Busy(FactoryLoop):
+    """Each loop() holds the event loop for a moment (sketch code doing sums); the first one says so."""
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> str:
+        self.started.set()
+        end = time.perf_counter() + MS
+        while time.perf_counter() < end:  # sums, not a sleep: the loop is held
+            pass
+        return "done"
+
+    def setup(self) -> None:
+        self.started = asyncio.Event()
+
+
+async def test_a_long_batch_lets_other_connections_be_answered_while_it_runs():
+    """A batch whose frames each hold the loop a little yields every SLICE: another client's status is answered first."""
+    busy = Node(Busy, "busy", build_grid({"busy": {"sketch": "busy", "port": 0}}))
+    await busy.open()
+    try:
+        async with (
+            connect(f"ws://{busy.address}/", subprotocols=MESH, open_timeout=DEADLINE) as heavy,
+            connect(f"ws://{busy.address}/", subprotocols=MESH, open_timeout=DEADLINE) as other,
+        ):
+            arrived: list[str] = []
+
+            async def read(ws, name: str) -> None:
+                await recv_json(ws)
+                arrived.append(name)
+
+            readers = [asyncio.create_task(read(heavy, "batch")), asyncio.create_task(read(other, "status"))]
+            await heavy.send(
+                "[" + ",".join(f'{{"type":"msg","id":{i},"channel":"","data":"x"}}' for i in range(256)) + "]"
+            )
+            await asyncio.wait_for(busy.sketch.started.wait(), DEADLINE)  # the batch is being handled
+            await other.send('{"type":"status","id":1}')
+            await asyncio.wait_for(asyncio.gather(*readers), DEADLINE)
+            assert arrived == ["status", "batch"]
+    finally:
+        await busy.stop()
