@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.http11 import USER_AGENT
 
 from . import auth, protocol
+from .constants import MAX_SIZE_RANGE
 from .errors import NotAnswering, PeerUnavailable, ProtocolError, RemoteError
 from .throttle import escape
 
@@ -75,13 +76,13 @@ PING_TIMEOUT = 2.0
 SERVER_PING_INTERVAL = 5.0
 SERVER_PING_TIMEOUT = 20.0
 #: How every mesh client connects: the mesh subprotocol; no compression (on small frames it
-#: costs a quarter to a third of the throughput and saves nothing); no size limit on what
-#: comes back (acks and our own subscriptions: the peer's limit applies to what we send).
+#: costs a quarter to a third of the throughput and saves nothing); what comes back (acks,
+#: reports) is at most the largest max_size a node may have (a link: its own node's max_size).
 CLIENT: dict[str, Any] = {
     "subprotocols": [protocol.SUBPROTOCOL],
     "compression": None,
     "close_timeout": CLOSE_TIMEOUT,
-    "max_size": None,
+    "max_size": MAX_SIZE_RANGE[1],
     "proxy": None,
 }
 #: The reason websockets gives when it closes a connection whose peer stopped answering pings.
@@ -272,10 +273,13 @@ class Connection:
         on_patience_out: Callable[[PeerUnavailable], None] = _ignore,
         greeting: Callable[[], protocol.Hello] | None = None,
         token: str | None = None,
+        max_size: int | None = CLIENT["max_size"],
     ) -> None:
         self.peer = peer
         self.greeting = greeting or (lambda: protocol.Hello(node="a link"))
         self.token = token
+        #: The largest frame taken from the peer, in bytes (websockets closes with 1009 past it).
+        self.max_size = max_size
         self.uri = uri
         self.log = logger
         self.wait = wait
@@ -310,7 +314,7 @@ class Connection:
         try:
             async for ws in connect(
                 self.uri,
-                **CLIENT,
+                **{**CLIENT, "max_size": self.max_size},
                 open_timeout=OPEN_TIMEOUT,
                 ping_interval=PING_INTERVAL,
                 ping_timeout=PING_TIMEOUT,

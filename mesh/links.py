@@ -107,6 +107,7 @@ class Link:
         headers: Mapping[str, str] | None = None,
         max_size: int | None = None,
         token: str | None = None,
+        recv_max_size: int | None = CLIENT["max_size"],
     ) -> None:
         self.node = node
         self.peer = peer
@@ -128,6 +129,7 @@ class Link:
             keep_trying=lambda: bool(self.subscriptions.patterns),  # subscriptions keep the link trying
             on_retry=self._unreachable,
             on_patience_out=self.outbox.fail_all,  # only the messages waiting give up
+            max_size=recv_max_size,  # the largest frame taken from the peer (our own node's max_size)
         )
         #: Messages written (a message re-sent after a reconnect counts again).
         self.sent = 0
@@ -135,6 +137,8 @@ class Link:
         self.lost = 0
         #: What the peer can make us warn about again and again: one line, then a count.
         self.throttle = Throttle(logger)
+        #: Acks and errors from the peer for ids this link never sent (refused, not believed).
+        self.unknown_acks = 0
         self._write_lock = asyncio.Lock()  # one writer at a time keeps the ids in order on the wire
         self._written = 0  # the highest id written on the current connection
         self._ws: ClientConnection | None = None  # while up
@@ -388,8 +392,9 @@ class Link:
     def _receive(self, frame: protocol.Frame | ProtocolError) -> None:
         """One frame from the peer: an ack, an error, something published, or a bad frame. Never waits."""
         if isinstance(frame, protocol.Ack):
-            if not self.outbox.ack(frame.id, frame.data):
-                self.subscriptions.answered(frame.id, True)
+            if frame.id > self._written or not self.outbox.ack(frame.id, frame.data):
+                if self.subscriptions.answered(frame.id, True) is None:
+                    self._unknown(frame.id)
         elif isinstance(frame, protocol.Publish):
             if frame.lost:
                 self.lost += frame.lost
@@ -403,12 +408,29 @@ class Link:
             if self.on_publish is not None:
                 self.on_publish(frame.key, frame.data, frame.lost)
         elif isinstance(frame, protocol.Error):
-            if frame.id is not None and self.outbox.refuse(frame.id, RemoteError(self.peer, frame.error)):
+            if (
+                frame.id is not None
+                and frame.id <= self._written
+                and self.outbox.refuse(frame.id, RemoteError(self.peer, frame.error))
+            ):
                 return
             pattern = None if frame.id is None else self.subscriptions.answered(frame.id, False)
             if pattern is not None:
                 self.log.error("%s refused the subscription %r: %s", self.peer, pattern, escape(frame.error))
+            elif frame.id is not None:
+                self._unknown(frame.id)
             else:
                 self.throttle.warn("error", "%s reports an error: %s", self.peer, escape(frame.error))
         elif isinstance(frame, ProtocolError):
             self.throttle.warn("bad frame", "bad frame from %s: %s", self.peer, escape(frame))
+
+    def _unknown(self, msg_id: int) -> None:
+        """An answer for an id this link never sent (or already settled): counted, not believed."""
+        self.unknown_acks += 1
+        self.throttle.warn(
+            "unknown",
+            "%s answered id %d, which this link never sent or already settled: ignored (%d so far)",
+            self.peer,
+            msg_id,
+            self.unknown_acks,
+        )

@@ -22,6 +22,7 @@ from .errors import ProtocolError
 __all__ = [
     "BATCH",
     "BATCH_BYTES",
+    "NAME_MAX",
     "SUBPROTOCOL",
     "Ack",
     "Error",
@@ -42,9 +43,26 @@ __all__ = [
 
 SUBPROTOCOL = "arduino-mesh.1"
 #: A batch (see :func:`batch`) holds at most this many frames, and this many bytes
-#: (or the receiver's max_size, if smaller).
+#: (or the receiver's max_size, if smaller); a longer batch is refused whole, with one error.
 BATCH = 256
 BATCH_BYTES = 256 * 1024
+#: The longest name a frame may carry, in characters: hello's node and session, a message's
+#: channel, a publication's key, a subscription's pattern.
+NAME_MAX = 256
+#: Ids are whole numbers in this range (a signed 64-bit integer, as SQLite stores them).
+ID_RANGE = (-(2**63), 2**63 - 1)
+_ID_MIN, _ID_MAX = ID_RANGE
+#: How much of a peer's value an error message shows, in characters.
+SHOWN = 40
+
+# The fields of each frame that are names (printable, at most NAME_MAX characters).
+_NAMES = {
+    "hello": ("node", "session"),
+    "msg": ("channel",),
+    "pub": ("key",),
+    "sub": ("pattern",),
+    "unsub": ("pattern",),
+}
 
 #: A JSON string literal, exactly as json.dumps(..., ensure_ascii=False) writes it (in C).
 _string = json.encoder.encode_basestring
@@ -179,14 +197,26 @@ def decode_all(text: str) -> list[Frame | ProtocolError]:
     """The frames carried by one websocket frame: a JSON object, or a JSON array of them (a batch).
 
     A frame of a batch that cannot be read is a :class:`ProtocolError` in its
-    place, so that the others are still handled.
+    place, so that the others are still handled. A batch over :data:`BATCH` frames
+    or :data:`BATCH_BYTES` bytes is one :class:`ProtocolError`, none of it read.
+    Never raises: whatever the text, the answer is frames and errors.
     """
+    if text[:1] == "[" or (text[:1].isspace() and text.lstrip()[:1] == "["):
+        # A batch's length is checked before parsing it: no more than the cap's worth of work.
+        if len(text) > BATCH_BYTES or (len(text) > BATCH_BYTES // 4 and _utf8_length(text) > BATCH_BYTES):
+            return [ProtocolError(f"a batch holds at most {BATCH_BYTES} bytes; send fewer frames at once")]
     try:
         body = json.loads(text)
+    except RecursionError:
+        return [ProtocolError("frame is not JSON the mesh can read: nested too deeply")]
     except ValueError as exc:
-        return [ProtocolError(f"frame is not JSON: {exc}")]
+        return [ProtocolError(f"frame is not JSON: {_shown(str(exc), 2 * SHOWN)}")]
     if type(body) is list:
-        return [_checked(item) for item in body] if body else [ProtocolError("a batch must hold at least one frame")]
+        if not body:
+            return [ProtocolError("a batch must hold at least one frame")]
+        if len(body) > BATCH:
+            return [ProtocolError(f"a batch holds at most {BATCH} frames, not {len(body)}; send fewer at once")]
+        return [_checked(item) for item in body]
     return [_checked(body)]
 
 
@@ -202,29 +232,82 @@ def _checked(body: Any) -> Frame | ProtocolError:
         return exc
 
 
+def _utf8_length(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _valid_unicode(kind: str, name: str, value: object, frame_id: int | None) -> None:
+    """Refuse a value holding a lone surrogate (json.loads makes one of a ``\\ud800`` escape): it is not Unicode."""
+    try:
+        (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, RecursionError):
+        raise ProtocolError(f"{kind!r} frame: {name!r} is not valid Unicode (a lone surrogate)", frame_id) from None
+
+
+def _id(body: dict) -> int | None:
+    """The frame's id, if it has a usable one (for the error that answers it)."""
+    value = body.get("id")
+    return value if type(value) is int and _ID_MIN <= value <= _ID_MAX else None
+
+
 def _build(body: Any) -> Frame:
     if type(body) is dict and len(body) == 3 and body.get("type") == "ack":  # the most common frame, quickly
         frame_id, data = body.get("id"), body.get("data")
-        if type(frame_id) is int and type(data) is str:
+        if type(frame_id) is int and type(data) is str and data.isascii() and _ID_MIN <= frame_id <= _ID_MAX:
             return Ack(id=frame_id, data=data)
+    elif type(body) is dict and len(body) == 4 and body.get("type") == "msg":  # the other common one, as quickly
+        frame_id, channel, data = body.get("id"), body.get("channel"), body.get("data")
+        if (
+            type(frame_id) is int
+            and type(channel) is str
+            and type(data) is str
+            and _ID_MIN <= frame_id <= _ID_MAX
+            and len(channel) <= NAME_MAX
+            and channel.isascii()
+            and channel.isprintable()
+            and data.isascii()
+        ):
+            return Message(id=frame_id, channel=channel, data=data)
     if type(body) is not dict:
         raise ProtocolError(f"frame must be a JSON object, not {_kind(body)}")
     kind = body.get("type")
-    if kind not in _FIELDS:
+    if type(kind) is not str or kind not in _FIELDS:
         expected = ", ".join(sorted(_FIELDS))
-        raise ProtocolError(f"unknown frame type {kind!r}; expected one of: {expected}")
+        if "type" not in body:
+            raise ProtocolError(f"frame has no 'type' field; expected one of: {expected}", _id(body))
+        shown = repr(_shown(kind)) if type(kind) is str else _kind(kind)
+        raise ProtocolError(f"unknown frame type {shown}; expected one of: {expected}", _id(body))
     cls, fields = _FIELDS[kind]
-    frame_id = body.get("id") if type(body.get("id")) is int else None
-    values = {}
+    frame_id = _id(body)
+    values: dict[str, Any] = {}
     for name, (types, description) in fields.items():
         if name not in body:
             if name in _OPTIONAL:
                 continue
             raise ProtocolError(f"{kind!r} frame has no {name!r} field", frame_id)
-        value = body[name]
+        value: Any = body[name]
         if not isinstance(value, types) or value is True or value is False:
             raise ProtocolError(f"{kind!r} frame: {name!r} must be {description}, not {_kind(value)}", frame_id)
+        if type(value) is str:
+            if not value.isascii():  # ASCII, most text, holds no surrogate: O(1) to know
+                _valid_unicode(kind, name, value, frame_id)
+        elif type(value) is int:
+            if not _ID_MIN <= value <= _ID_MAX or (name == "lost" and value < 0):
+                raise ProtocolError(f"{kind!r} frame: {name!r} is out of range", frame_id)
+        elif type(value) is dict:
+            _valid_unicode(kind, name, value, frame_id)
         values[name] = value
+    for name in _NAMES.get(kind, ()):
+        value = str(values.get(name, ""))
+        if len(value) > NAME_MAX:
+            raise ProtocolError(
+                f"{kind!r} frame: {name!r} is longer than {NAME_MAX} characters ({len(value)}); use a shorter one",
+                frame_id,
+            )
+        if not value.isprintable():
+            raise ProtocolError(
+                f"{kind!r} frame: {name!r} holds a control character (a newline?): {_shown(value)!a}", frame_id
+            )
     return cls(**values)
 
 
@@ -244,10 +327,17 @@ def _kind(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        return f"the number {value}" if -(10**SHOWN) < value < 10**SHOWN else "a number too large"
+    if isinstance(value, float):
         return f"the number {value}"
     if isinstance(value, str):
-        return f"the text {value!r}"
+        return f"the text {_shown(value)!r}"
     if isinstance(value, list):
         return "a list"
     return "an object"
+
+
+def _shown(text: str, width: int = SHOWN) -> str:
+    """At most ``width`` characters of a peer's text, for an error message."""
+    return text if len(text) <= width else text[: width - 3] + "..."

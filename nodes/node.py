@@ -16,6 +16,7 @@ Life of a node: :meth:`open` (``setup(**params)``, bind, log ``serving on``),
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -30,7 +31,7 @@ from mesh.grid import Grid, NodeSpec
 from mesh.links import DEFAULT_WAIT, Link, backoff
 from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
-from mesh.topics import check_pattern, check_topic
+from mesh.topics import check_key, check_pattern, check_topic
 
 from .delivery import Sessions
 from .params import check_params
@@ -52,6 +53,10 @@ GRACE = 0.5
 DEFAULT_STATE_DIR = ".state"
 #: Topics a node remembers as already checked.
 KNOWN_TOPICS = 4096
+#: The status report lists at most this many subscribers (``subscribers_total`` counts them all)...
+STATUS_SUBSCRIBERS = 20
+#: ...and at most this many patterns of each (``patterns_total`` counts them all).
+STATUS_PATTERNS = 10
 
 
 class Node:
@@ -116,6 +121,7 @@ class Node:
         """Publish ``data`` on ``<node>/<topic>``; how many subscribers it was handed to."""
         if topic not in self._topics:  # checked once per topic
             check_topic(topic)
+            check_key(f"{self.name}/{topic}")
             if len(self._topics) < KNOWN_TOPICS:
                 self._topics.add(topic)
         if not self.hub.subscribers and not self.inbox.handlers:  # nobody can hear it: nothing to build
@@ -167,6 +173,7 @@ class Node:
                 store=self.store,
                 token=self.token,
                 max_size=spec.max_size,
+                recv_max_size=self.spec.max_size,  # what the peer sends back: no more than we accept
             )
             self.links[target] = link
         return link
@@ -237,19 +244,22 @@ class Node:
                     "acked": link.acked,
                     "connections": link.connections,
                     "lost": link.lost,
+                    "unknown_acks": link.unknown_acks,
                 }
                 for peer, link in self.links.items()
             },
             "subscribers": [
                 {
                     "name": sub.name,
-                    "patterns": list(sub.patterns),
+                    "patterns": list(itertools.islice(sub.patterns, STATUS_PATTERNS)),
+                    "patterns_total": len(sub.patterns),
                     "queued": len(sub.queue),
                     "sent": sub.sent,
                     "lost": sub.lost,
                 }
-                for sub in self.hub.subscribers.values()
+                for sub in itertools.islice(self.hub.subscribers.values(), STATUS_SUBSCRIBERS)
             ],
+            "subscribers_total": len(self.hub.subscribers),
             "subscriptions": list(self.inbox.handlers),
             "received": self.inbox.received,
             "lost": self.inbox.lost,

@@ -11,6 +11,7 @@ import asyncio
 import errno
 import hmac
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Sequence
 from functools import partial
@@ -28,7 +29,15 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from mesh import auth, protocol
-from mesh.connection import CLOSE_TIMEOUT, OPEN_TIMEOUT, SERVER_PING_INTERVAL, SERVER_PING_TIMEOUT, WRONG_TOKEN
+from mesh.connection import (
+    CLOSE_TIMEOUT,
+    OPEN_TIMEOUT,
+    PING_INTERVAL,
+    PING_TIMEOUT,
+    SERVER_PING_INTERVAL,
+    SERVER_PING_TIMEOUT,
+    WRONG_TOKEN,
+)
 from mesh.errors import MeshError, ProtocolError
 from mesh.throttle import Throttle, escape
 from mesh.topics import TopicError, check_pattern
@@ -53,6 +62,20 @@ SINGLE_HEADERS = ("Host", "Upgrade", "Authorization", "Sec-WebSocket-Key", "Sec-
 HTTP_HELP = "This port speaks HTTP/1.1: GET a page, or open a websocket (try: websocat ws://HOST:PORT/).\n"
 #: Characters of a peer's bad request quoted back in a 400 at most.
 QUOTED = 200
+#: Seconds one send to a peer may wait for it to read (a full send buffer) before the
+#: connection is aborted: the keepalive's own promise, since its ping waits behind that buffer.
+SEND_TIMEOUT = PING_INTERVAL + PING_TIMEOUT
+#: The write buffer (websockets' write_limit, its default) past which a send waits for the peer.
+WRITE_LIMIT = 2**15
+#: Incoming frames a connection queues before the server stops reading from its socket
+#: (websockets' max_queue): with max_size, it bounds what one peer holds in the node.
+MAX_QUEUE = 4
+#: Seconds a batch's frames may hold the event loop before the server lets other work run.
+SLICE = 0.002
+#: A reply to one websocket frame holds at most REPLY_FACTOR times its bytes plus REPLY_SLACK
+#: (acks of messages aside: they are owed); past it, one error stands for the rest.
+REPLY_FACTOR = 4
+REPLY_SLACK = 4096
 
 
 class ListenError(MeshError):
@@ -319,6 +342,8 @@ class NodeServer:
                 ping_interval=SERVER_PING_INTERVAL,
                 ping_timeout=SERVER_PING_TIMEOUT,
                 max_size=self.max_size,
+                max_queue=MAX_QUEUE,
+                write_limit=WRITE_LIMIT,
                 backlog=BACKLOG,
             )
         except OSError as exc:
@@ -383,25 +408,54 @@ async def mesh_session(
     """A peer speaking the mesh protocol: hello, then messages answered with acks, in order.
 
     A websocket frame may carry a batch of frames (a JSON array); they are
-    handled in order and answered with one batch. A ``challenge`` (the client
-    nonce and the node's) means the client proves the token in its hello first.
+    handled in order and answered with batches of at most BATCH frames and
+    BATCH_BYTES bytes. Bounded: a batch lets other connections run every SLICE
+    seconds; the replies to one frame stay within REPLY_FACTOR times its size
+    (acks aside); a send the peer does not read within SEND_TIMEOUT drops it.
+    A ``challenge`` (the client nonce and the node's) means the client proves the
+    token in its hello first.
     """
     conversation = Conversation(node, websocket, throttle)
     try:
         if challenge is not None and not await proven(node, websocket, conversation, challenge):
             return
         async for text in websocket:
-            if isinstance(text, bytes):
-                await websocket.send(
-                    protocol.encode(protocol.Error(id=None, error="binary frames are not supported; send text"))
-                )
-                continue
-            replies = [await conversation.answer(frame) for frame in protocol.decode_all(text)]
-            await websocket.send(protocol.batch(replies))
+            replies = [_BINARY] if isinstance(text, bytes) else await conversation.answer_all(text)
+            if not await _send(node, websocket, conversation.peer, replies):
+                return
     except ConnectionClosed:
         pass
     finally:
         node.hub.forget(websocket)
+
+
+_BINARY = protocol.encode(protocol.Error(id=None, error="binary frames are not supported; send text"))
+
+
+async def _send(node: Served, websocket: ServerConnection, peer: str, replies: list[str]) -> bool:
+    """Send replies in batches the peer's link accepts, each within SEND_TIMEOUT; False: the peer was dropped."""
+    start = 0
+    while start < len(replies):
+        end, size = start, 0
+        while end < len(replies) and end - start < protocol.BATCH:
+            size += len(replies[end]) * 4  # at most 4 bytes a character, as a link counts
+            if end > start and size > protocol.BATCH_BYTES:
+                break
+            end += 1
+        text = protocol.batch(replies[start:end])
+        if not websocket.paused and websocket.transport.get_write_buffer_size() + 4 * len(text) <= WRITE_LIMIT:
+            await websocket.send(text)  # cannot wait: it stays under the write buffer's limit
+            start = end
+            continue
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await websocket.send(text)
+        except TimeoutError:
+            node.log.info("dropped %s: it read nothing for %g s (replies waiting)", escape(peer), SEND_TIMEOUT)
+            websocket.transport.abort()
+            return False
+        start = end
+    return True
 
 
 class Conversation:
@@ -415,6 +469,36 @@ class Conversation:
         self.session: Session | None = None
         self.bad_frames = 0
         self.subscriptions = 0  # sub and unsub frames answered
+
+    async def answer_all(self, text: str) -> list[str]:
+        """The encoded replies to the frames of one websocket frame, within the reply budget."""
+        frames = protocol.decode_all(text)
+        budget = REPLY_FACTOR * len(text) + REPLY_SLACK
+        replies: list[str] = []
+        spent = 0
+        unanswered = 0
+        capped_at = 0
+        started = time.perf_counter()
+        for frame in frames:
+            if spent > budget and not isinstance(frame, protocol.Message):  # messages are owed their ack
+                if not unanswered:
+                    capped_at = len(replies)
+                unanswered += 1
+                continue
+            reply = await self.answer(frame)
+            if not isinstance(frame, protocol.Message):
+                spent += len(reply)
+            replies.append(reply)
+            if time.perf_counter() - started > SLICE:  # one batch does not hold the loop from the others
+                await asyncio.sleep(0)
+                started = time.perf_counter()
+        if unanswered:
+            error = (
+                f"reply cap reached ({REPLY_FACTOR}x the request + {REPLY_SLACK} bytes): "
+                f"{unanswered} frame(s) not answered; send fewer at once"
+            )
+            replies.insert(capped_at, protocol.encode(protocol.Error(id=None, error=error)))
+        return replies
 
     async def answer(self, frame: protocol.Frame | ProtocolError) -> str:
         """The encoded reply to one frame."""

@@ -54,7 +54,7 @@ def status_table(reports: list[dict[str, Any]]) -> str:
                 report["sketch"],
                 uptime(report["uptime"]) if up else "-",
                 *(str(report[key]) if up else "-" for key in ("messages_in", "messages_out", "published", "pending")),
-                str(len(report["subscribers"])) if up else "-",
+                str(report.get("subscribers_total", len(report.get("subscribers", [])))) if up else "-",
                 (links or "-") if up else report.get("error", ""),
             ]
         )

@@ -154,3 +154,127 @@ async def test_closing_fails_what_is_pending(peer, link):
         with pytest.raises(PeerUnavailable, match="the link was closed"):
             future.result()
     assert link.state == "closed" and link.pending == 0
+
+
+# -- a hostile peer: what it sends back never kills the link nor fails what it waits for --
+
+HOSTILE = [
+    "[" * 5000 + "]" * 5000,
+    '{"a":' * 5000 + "1" + "}" * 5000,
+    '{"type":[]}',
+    "{}",
+    '{"type":{}}',
+    '[{"type":[]},{}]',
+    '{"type":"pub","key":"echo/\\ud800","data":"x"}',
+    '{"type":"pub","key":"echo/x\\n[ clock ] forged","data":"x"}',
+    '{"type":"ack","id":1,"data":"\\ud800"}',
+    '{"type":"error","id":1,"error":"\\udfff"}',
+    "[" + ",".join(['{"type":"ack","id":1,"data":"x"}'] * 300) + "]",
+    "not json",
+    b"\x00\x01",
+    '{"type":"error","id":null,"error":"x\\n[ clock ] link to echo up (forged)"}',
+]
+
+
+async def test_hostile_frames_from_the_peer_neither_kill_the_link_nor_fail_its_pending_send(caplog):
+    """A 'node' that answers a link's hello, then sends every nasty frame: the link stays up, the message is acked."""
+    seen: list[protocol.Message] = []
+    release = asyncio.Event()
+
+    async def hostile(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(protocol.encode(protocol.Hello(node="echo")))
+        message = protocol.decode(str(await ws.recv()))
+        assert isinstance(message, protocol.Message)
+        seen.append(message)
+        for text in HOSTILE:
+            await ws.send(text)
+        await ws.send(protocol.encode(protocol.Publish(key="echo/done", data="all sent")))
+        await release.wait()
+        await ws.send(protocol.encode(protocol.Ack(id=message.id, data="at last")))
+        await ws.wait_closed()
+
+    async with serve(hostile, "127.0.0.1", 0, subprotocols=[protocol.SUBPROTOCOL]) as server:
+        uri = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        published: list[tuple[str, str, int]] = []
+        link = Link(
+            node="clock",
+            peer="echo",
+            uri=uri,
+            logger=LOG,
+            reconnect_delays=fast_backoff,
+            on_publish=lambda *args: published.append(args),
+        )
+        try:
+            future = await link.post("", "tick 1")
+            await until(lambda: published, "every hostile frame to be read, then the last publication")
+            assert published == [("echo/done", "all sent", 0)]  # nothing hostile got through
+            assert not future.done() and link.state == "up" and link.pending == 1
+            release.set()
+            assert await asyncio.wait_for(future, 10_000 * MS) == "at last"
+            assert (link.state, link.connections, link.acked) == ("up", 1, 1)
+            assert any("forged" in r.getMessage() for r in caplog.records)
+            assert not [r for r in caplog.records if "\n" in r.getMessage()]  # no peer text forges a log line
+        finally:
+            await link.close()
+
+
+async def test_acks_for_ids_the_link_never_sent_are_counted_not_believed(caplog):
+    """Acks and errors for ids never written (a later id, an id already settled) are refused and counted, warned once."""
+    release = asyncio.Event()
+
+    async def lying(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(protocol.encode(protocol.Hello(node="echo")))
+        first = protocol.decode(str(await ws.recv()))
+        assert isinstance(first, protocol.Message)
+        await ws.send(protocol.encode(protocol.Ack(id=first.id, data="one")))
+        await ws.send(protocol.encode(protocol.Ack(id=first.id, data="again")))  # settled already
+        await ws.send(protocol.encode(protocol.Ack(id=first.id + 1, data="not sent yet")))
+        await ws.send(protocol.encode(protocol.Error(id=first.id + 1, error="not sent yet")))
+        await release.wait()
+        second = protocol.decode(str(await ws.recv()))
+        assert isinstance(second, protocol.Message)
+        await ws.send(protocol.encode(protocol.Ack(id=second.id, data="two")))
+        await ws.wait_closed()
+
+    async with serve(lying, "127.0.0.1", 0, subprotocols=[protocol.SUBPROTOCOL]) as server:
+        uri = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        link = Link(node="clock", peer="echo", uri=uri, logger=LOG, reconnect_delays=fast_backoff)
+        try:
+            with caplog.at_level(logging.WARNING, logger=LOG.name):
+                assert await asyncio.wait_for(await link.post("", "1"), 10_000 * MS) == "one"
+                await until(lambda: link.unknown_acks == 3, "the three unknown answers to be counted")
+                release.set()
+                assert await asyncio.wait_for(await link.post("", "2"), 10_000 * MS) == "two"
+            assert link.unknown_acks == 3 and link.acked == 2
+            warnings = [r.getMessage() for r in caplog.records if "never sent" in r.getMessage()]
+            assert warnings == ["echo answered id 1, which this link never sent or already settled: ignored (1 so far)"]
+        finally:
+            await link.close()
+
+
+async def test_a_link_refuses_frames_over_its_own_max_size():
+    """A peer's frame over the link's recv_max_size closes that connection (1009); the link reconnects."""
+    connections = []
+
+    async def big(ws: ServerConnection) -> None:
+        connections.append(ws)
+        await ws.recv()
+        await ws.send(protocol.encode(protocol.Hello(node="echo")))
+        message = protocol.decode(str(await ws.recv()))
+        assert isinstance(message, protocol.Message)
+        if len(connections) == 1:
+            await ws.send(protocol.encode(protocol.Ack(id=message.id, data="x" * 4096)))
+        else:
+            await ws.send(protocol.encode(protocol.Ack(id=message.id, data="small")))
+        await ws.wait_closed()
+
+    async with serve(big, "127.0.0.1", 0, subprotocols=[protocol.SUBPROTOCOL], max_size=None) as server:
+        uri = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        link = Link(node="clock", peer="echo", uri=uri, logger=LOG, reconnect_delays=fast_backoff, recv_max_size=2048)
+        try:
+            assert await asyncio.wait_for(await link.post("", "1"), 10_000 * MS) == "small"
+            assert connections[0].close_code == 1009 and link.connections == 2
+        finally:
+            await link.close()

@@ -24,6 +24,9 @@ def test_frames_round_trip(frame, text):
     assert decode(text) == frame
 
 
+TYPES = "ack, error, hello, msg, pub, report, status, sub, unsub"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -33,7 +36,52 @@ def test_frames_round_trip(frame, text):
         ("42", "frame must be a JSON object, not the number 42"),
         (
             '{"id": 1}',
-            "unknown frame type None; expected one of: ack, error, hello, msg, pub, report, status, sub, unsub",
+            "frame has no 'type' field; expected one of: ack, error, hello, msg, pub, report, status, sub, unsub",
+        ),
+        ("{}", f"frame has no 'type' field; expected one of: {TYPES}"),
+        ('{"type": []}', f"unknown frame type a list; expected one of: {TYPES}"),
+        ('{"type": {}}', f"unknown frame type an object; expected one of: {TYPES}"),
+        ('{"type": null}', f"unknown frame type null; expected one of: {TYPES}"),
+        ('{"type": "' + "x" * 1000 + '"}', f"unknown frame type '{'x' * 37}...'; expected one of: {TYPES}"),
+        ("[" * 100_000 + "]" * 100_000, "frame is not JSON the mesh can read: nested too deeply"),
+        ('{"a":' * 100_000 + "1" + "}" * 100_000, "frame is not JSON the mesh can read: nested too deeply"),
+        (
+            '{"type": "sub", "id": 3, "pattern": "a/\\ud800"}',
+            "'sub' frame: 'pattern' is not valid Unicode (a lone surrogate)",
+        ),
+        (
+            '{"type": "msg", "id": 1, "channel": "", "data": "\\udfff"}',
+            "'msg' frame: 'data' is not valid Unicode (a lone surrogate)",
+        ),
+        (
+            '{"type": "ack", "id": 1, "data": "ok\\udc00"}',
+            "'ack' frame: 'data' is not valid Unicode (a lone surrogate)",
+        ),
+        (
+            '{"type": "hello", "node": "evil\\ud800"}',
+            "'hello' frame: 'node' is not valid Unicode (a lone surrogate)",
+        ),
+        (
+            '{"type": "hello", "node": "x\\n[ buzzer ] signal 1"}',
+            "'hello' frame: 'node' holds a control character (a newline?): 'x\\n[ buzzer ] signal 1'",
+        ),
+        (
+            '{"type": "hello", "node": "n", "session": "s\\u0000"}',
+            "'hello' frame: 'session' holds a control character (a newline?): 's\\x00'",
+        ),
+        (
+            '{"type": "msg", "id": 1, "channel": "' + "c" * 257 + '", "data": ""}',
+            "'msg' frame: 'channel' is longer than 256 characters (257); use a shorter one",
+        ),
+        (
+            '{"type": "pub", "key": "k\\tk", "data": ""}',
+            "'pub' frame: 'key' holds a control character (a newline?): 'k\\tk'",
+        ),
+        ('{"type": "pub", "key": "k", "data": "", "lost": -1}', "'pub' frame: 'lost' is out of range"),
+        ('{"type": "ack", "id": 9223372036854775808, "data": ""}', "'ack' frame: 'id' is out of range"),
+        (
+            '{"type": "msg", "id": 1, "channel": "", "data": "' + "x" * 100 + '"',
+            "frame is not JSON: Expecting ',' delimiter: line 1 column 151 (char 150)",
         ),
         (
             '{"type": "publish"}',
@@ -83,3 +131,54 @@ def test_a_batch_is_a_json_array_of_frames():
     assert (first, last) == (Ack(id=1, data="a"), Ack(id=2, data="b"))
     assert isinstance(bad, ProtocolError) and str(bad) == "frame must be a JSON object, not the number 5"
     assert batch(['{"type":"ack","id":1,"data":"a"}']) == '{"type":"ack","id":1,"data":"a"}'
+
+
+def test_names_that_are_printable_and_short_enough_pass():
+    """A name of NAME_MAX printable characters, any script, is a name; data stays free text."""
+    from mesh.protocol import NAME_MAX
+
+    name = "é♪" * (NAME_MAX // 2)
+    assert decode(encode(Hello(node=name, session="s-1"))) == Hello(node=name, session="s-1")
+    message = Message(id=1, channel="pin/1", data="line 1\nline 2\t\x00 \U0001f600")
+    assert decode(encode(message)) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[" + ",".join(['{"type":"status","id":1}'] * 257) + "]",
+            "a batch holds at most 256 frames, not 257; send fewer at once",
+        ),
+        ("[" + " " * (256 * 1024) + "{}]", "a batch holds at most 262144 bytes; send fewer frames at once"),
+        (
+            '  [{"type":"msg","id":1,"channel":"","data":"' + "é" * (128 * 1024) + '"}]',
+            "a batch holds at most 262144 bytes; send fewer frames at once",
+        ),
+        ("[" + ",".join(["[]"] * 100_000) + "]", "a batch holds at most 262144 bytes; send fewer frames at once"),
+    ],
+    ids=["frames", "bytes", "bytes-not-characters", "many-tiny"],
+)
+def test_a_batch_over_its_caps_is_one_error_none_of_it_read(text, message):
+    """Past BATCH frames or BATCH_BYTES bytes, a batch is one error that says the cap."""
+    from mesh.protocol import decode_all
+
+    (error,) = decode_all(text)
+    assert isinstance(error, ProtocolError) and str(error) == message
+
+
+def test_a_batch_at_its_caps_is_read():
+    """A batch of exactly BATCH frames within BATCH_BYTES is read, frame by frame."""
+    from mesh.protocol import BATCH, Status, decode_all
+
+    frames = decode_all("[" + ",".join(['{"type":"status","id":1}'] * BATCH) + "]")
+    assert frames == [Status(id=1)] * BATCH
+
+
+def test_an_unhashable_type_inside_a_batch_spoils_only_its_own_frame():
+    """{"type": []} and {} in a batch are errors in their place; the frames beside them are read."""
+    from mesh.protocol import Status, decode_all
+
+    first, bad, empty, last = decode_all('[{"type":"status","id":1},{"type":[]},{},{"type":"status","id":2}]')
+    assert (first, last) == (Status(id=1), Status(id=2))
+    assert isinstance(bad, ProtocolError) and isinstance(empty, ProtocolError)

@@ -195,13 +195,16 @@ async def test_a_flood_of_wrong_tokens_is_one_warning_line(caplog):
 
 
 async def test_a_hello_name_cannot_forge_a_log_line(caplog):
-    """A peer named 'x\\n[ buzzer ] signal 1' that subscribes and sends bad frames: every line it causes is one line."""
+    """A peer named 'x\\n[ buzzer ] signal 1' is refused at the protocol's edge; nothing it causes spans two lines."""
     caplog.set_level(logging.DEBUG)
     node = await opened()
     forged = "x\n[ buzzer ] signal 1"
     try:
         async with connect(f"ws://{node.address}/", subprotocols=MESH, open_timeout=DEADLINE) as ws:
             await ws.send(json.dumps({"type": "hello", "node": forged, "session": "s\n[ echo ] forged"}))
+            refused = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
+            assert refused["type"] == "error" and "control character" in refused["error"]
+            await ws.send(json.dumps({"type": "hello", "node": "x"}))
             assert json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))["type"] == "hello"
             await ws.send(json.dumps({"type": "sub", "id": 1, "pattern": "echo/#"}))
             assert json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))["type"] == "ack"
@@ -211,8 +214,8 @@ async def test_a_hello_name_cannot_forge_a_log_line(caplog):
         await until(lambda: said(caplog, "went away"), "the node to forget the subscriber")
         lines = [r.getMessage() for r in caplog.records if r.name.startswith("mesh")]
         assert not [line for line in lines if "\n" in line or "\r" in line]
-        assert said(caplog, "subscribed to") == ["x\\x0a[ buzzer ] signal 1 subscribed to echo/#"]
-        assert len(said(caplog, "bad frame from x\\x0a[ buzzer ] signal 1: frame is not JSON")) == 1  # then counted
+        assert said(caplog, "subscribed to") == ["x subscribed to echo/#"]
+        assert len(said(caplog, "bad frame from")) == 1  # the refused hello; the 20 after it are counted
     finally:
         await node.stop()
 
@@ -224,9 +227,8 @@ async def test_a_link_says_a_peers_repeated_errors_and_losses_once(caplog):
         await ws.recv()  # the link's hello
         await ws.send(json.dumps({"type": "hello", "node": "peer"}))
         async for _ in ws:
-            frames = [{"type": "error", "id": None, "error": "no\n[ tx ] forged"}] * 200
-            frames += [{"type": "pub", "key": "peer/x", "data": "1", "lost": 1}] * 200
-            await ws.send(json.dumps(frames))
+            await ws.send(json.dumps([{"type": "error", "id": None, "error": "no\n[ tx ] forged"}] * 200))
+            await ws.send(json.dumps([{"type": "pub", "key": "peer/x", "data": "1", "lost": 1}] * 200))
 
     async with serve(flooding, "127.0.0.1", 0, subprotocols=[Subprotocol(m) for m in MESH]) as server:
         port = server.sockets[0].getsockname()[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 import pytest
 from websockets.asyncio.client import connect
@@ -13,7 +14,7 @@ from websockets.exceptions import ConnectionClosedError
 from mesh.errors import UnknownNodeError
 from mesh.grid import build_grid
 from nodes import FactoryLoop, Node, reactive
-from tests.helpers import DEADLINE, fast_backoff, until
+from tests.helpers import DEADLINE, MS, fast_backoff, until
 
 MESH = ["arduino-mesh.1"]
 #: The example key of RFC 6455 and the accept value it must get back.
@@ -409,3 +410,274 @@ async def test_a_malformed_request_gets_400_with_a_line_of_help(node, caplog, re
     ]
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     await assert_still_serving(node)
+
+
+# -- hostile frames: each gets an error frame, the connection stays open and answers a status --
+
+TYPES = "ack, error, hello, msg, pub, report, status, sub, unsub"
+
+
+async def assert_answers_status(ws) -> None:
+    """The same connection still answers a status request."""
+    await ws.send('{"type":"status","id":99}')
+    report = await recv_json(ws)
+    assert report["type"] == "report" and report["id"] == 99 and report["data"]["node"] == "echo"
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("[" * 1000 + "]" * 1000, "frame is not JSON the mesh can read: nested too deeply"),
+        ('{"a":' * 5000 + "1" + "}" * 5000, "frame is not JSON the mesh can read: nested too deeply"),
+        ('{"type":[]}', f"unknown frame type a list; expected one of: {TYPES}"),
+        ("{}", f"frame has no 'type' field; expected one of: {TYPES}"),
+        ('{"type":{}}', f"unknown frame type an object; expected one of: {TYPES}"),
+        (
+            '{"type":"sub","id":4,"pattern":"a/\\ud800"}',
+            "'sub' frame: 'pattern' is not valid Unicode (a lone surrogate)",
+        ),
+        (
+            '{"type":"unsub","id":4,"pattern":"a/\\ud800"}',
+            "'unsub' frame: 'pattern' is not valid Unicode (a lone surrogate)",
+        ),
+        (
+            '{"type":"msg","id":4,"channel":"c","data":"\\udc00"}',
+            "'msg' frame: 'data' is not valid Unicode (a lone surrogate)",
+        ),
+        ('{"type":"hello","node":"evil\\ud800"}', "'hello' frame: 'node' is not valid Unicode (a lone surrogate)"),
+        (
+            '{"type":"hello","node":"x\\n[ buzzer ] signal 1: buzz"}',
+            "'hello' frame: 'node' holds a control character (a newline?): 'x\\n[ buzzer ] signal 1: buzz'",
+        ),
+        (
+            '{"type":"sub","id":4,"pattern":"' + "a" * 300 + '"}',
+            "'sub' frame: 'pattern' is longer than 256 characters (300); use a shorter one",
+        ),
+        (
+            "[" + ",".join(['{"type":"status","id":1}'] * 257) + "]",
+            "a batch holds at most 256 frames, not 257; send fewer at once",
+        ),
+        ("[" + ",".join(["{}"] * 100_000) + "]", "a batch holds at most 262144 bytes; send fewer frames at once"),
+    ],
+    ids=[
+        "deep-array",
+        "deep-object",
+        "list-type",
+        "no-type",
+        "object-type",
+        "surrogate-pattern",
+        "surrogate-unsub",
+        "surrogate-data",
+        "surrogate-hello",
+        "newline-hello",
+        "long-pattern",
+        "batch-frames",
+        "batch-bytes",
+    ],
+)
+async def test_a_hostile_frame_gets_an_error_frame_and_the_connection_answers_after(node, text, error):
+    """Each malformed input of issue 12: one error frame saying what is wrong, then the same connection works."""
+    async with connect(f"ws://{node.address}/", subprotocols=MESH, open_timeout=DEADLINE) as ws:
+        await ws.send(text)
+        reply = await recv_json(ws)
+        assert reply["type"] == "error" and reply["error"] == error
+        await assert_answers_status(ws)
+    assert node.reactor.messages_in == 0
+    assert not node.hub.subscribers
+    await assert_still_serving(node)
+
+
+async def test_hostile_frames_inside_a_batch_get_errors_in_their_place(node):
+    """{"type": []}, {} and a lone surrogate inside a batch: an error each, the messages beside them acked."""
+    async with connect(f"ws://{node.address}/", subprotocols=MESH, open_timeout=DEADLINE) as ws:
+        await ws.send(
+            '[{"type":"msg","id":1,"channel":"c","data":"x"},{"type":[]},{},'
+            '{"type":"sub","id":2,"pattern":"\\ud800"},{"type":"msg","id":3,"channel":"c","data":"y"}]'
+        )
+        first, listed, empty, surrogate, last = await recv_json(ws)
+        assert (first, last) == ({"type": "ack", "id": 1, "data": "c|x"}, {"type": "ack", "id": 3, "data": "c|y"})
+        assert listed["error"].startswith("unknown frame type a list")
+        assert empty["error"].startswith("frame has no 'type' field")
+        assert surrogate == {
+            "type": "error",
+            "id": 2,
+            "error": "'sub' frame: 'pattern' is not valid Unicode (a lone surrogate)",
+        }
+        await assert_answers_status(ws)
+
+
+async def test_a_batch_of_status_frames_draws_a_bounded_reply(node):
+    """Replies other than acks stay within REPLY_FACTOR x the request + REPLY_SLACK; one error says the rest."""
+    from nodes.server import REPLY_FACTOR, REPLY_SLACK
+
+    request = "[" + ",".join(f'{{"type":"status","id":{i}}}' for i in range(256)) + "]"
+    async with connect(f"ws://{node.address}/", subprotocols=MESH, open_timeout=DEADLINE) as ws:
+        await ws.send(request)
+        raw = await asyncio.wait_for(ws.recv(), DEADLINE)
+        reply = json.loads(raw)
+        reports = [frame for frame in reply if frame["type"] == "report"]
+        (error,) = [frame for frame in reply if frame["type"] == "error"]
+        assert 0 < len(reports) < 256
+        assert error == {
+            "type": "error",
+            "id": None,
+            "error": f"reply cap reached ({REPLY_FACTOR}x the request + {REPLY_SLACK} bytes): "
+            f"{256 - len(reports)} frame(s) not answered; send fewer at once",
+        }
+        # The budget may be passed by the last report it let through, by at most one report.
+        assert len(raw) <= REPLY_FACTOR * len(request) + REPLY_SLACK + 2 * len(json.dumps(reports[0])) + len(
+            json.dumps(error)
+        )
+        await assert_answers_status(ws)
+
+
+async def test_a_batch_of_messages_is_all_acked_whatever_the_replies_weigh(node):
+    """Acks are owed: a full batch of messages whose acks outweigh the request is acked, in link-sized batches."""
+    request = (
+        "[" + ",".join(f'{{"type":"msg","id":{i},"channel":"{"c" * 200}","data":"x"}}' for i in range(1, 257)) + "]"
+    )
+    async with connect(f"ws://{node.address}/", subprotocols=MESH, open_timeout=DEADLINE) as ws:
+        await ws.send(request)
+        reply = await recv_json(ws)
+        assert [frame["id"] for frame in reply] == list(range(1, 257))
+        assert all(frame["type"] == "ack" for frame in reply)
+    assert node.reactor.messages_in == 256
+
+
+async def test_the_status_report_lists_a_bounded_number_of_subscribers(node):
+    """Past STATUS_SUBSCRIBERS subscribers, the report lists that many and says how many in all."""
+    from nodes.node import STATUS_PATTERNS, STATUS_SUBSCRIBERS
+
+    clients = []
+    try:
+        for i in range(STATUS_SUBSCRIBERS + 3):
+            ws = await connect(f"ws://{node.address}/", subprotocols=MESH, open_timeout=DEADLINE)
+            clients.append(ws)
+            await ws.send(f'{{"type":"hello","node":"sub{i}"}}')
+            await recv_json(ws)
+            patterns = [f"echo/p{j}" for j in range(STATUS_PATTERNS + 2)] if i == 0 else ["echo/#"]
+            await ws.send(
+                "[" + ",".join(f'{{"type":"sub","id":{j},"pattern":"{p}"}}' for j, p in enumerate(patterns)) + "]"
+            )
+            await recv_json(ws)
+        report = node.status()
+        assert report["subscribers_total"] == STATUS_SUBSCRIBERS + 3
+        assert len(report["subscribers"]) == STATUS_SUBSCRIBERS
+        first = next(sub for sub in report["subscribers"] if sub["name"] == "sub0")
+        assert len(first["patterns"]) == STATUS_PATTERNS and first["patterns_total"] == STATUS_PATTERNS + 2
+    finally:
+        for ws in clients:
+            await ws.close()
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) * 1024
+
+
+def masked(payload: bytes, mask: bytes = b"\x11\x22\x33\x44") -> bytes:
+    """One final, masked client text frame of any length."""
+    size = len(payload)
+    if size < 126:
+        head = bytes([0x81, 0x80 | size])
+    elif size < 2**16:
+        head = bytes([0x81, 0x80 | 126]) + size.to_bytes(2, "big")
+    else:
+        head = bytes([0x81, 0x80 | 127]) + size.to_bytes(8, "big")
+    return head + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+
+
+async def test_a_peer_that_sends_and_never_reads_is_dropped_and_memory_stays_bounded(node, caplog):
+    """A mesh client that floods status requests and reads nothing is aborted within SEND_TIMEOUT of its
+    replies backing up; the node's RSS stays bounded and other clients are answered meanwhile."""
+    import socket
+
+    from nodes.server import SEND_TIMEOUT
+
+    host, port = node.address.rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the node's buffer fills soon
+    sock.setblocking(False)
+    await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, int(port))), DEADLINE)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(
+        f"GET / HTTP/1.1\r\nHost: {node.address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: arduino-mesh.1\r\n\r\n".encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), DEADLINE)
+    assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    request = masked(b'{"type":"status","id":1}') * 64
+    before = rss_bytes()
+    peak = before
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    caplog.set_level("INFO", logger=node.log.name)
+
+    async def flood() -> None:
+        nonlocal peak
+        try:
+            while True:  # never reads
+                writer.write(request)
+                await writer.drain()
+                peak = max(peak, rss_bytes())
+        except ConnectionError:
+            pass
+
+    flooding = asyncio.create_task(flood())
+    try:
+        while node.server.handlers and loop.time() - started < SEND_TIMEOUT + DEADLINE:
+            async with connect(f"ws://{node.address}/", subprotocols=MESH, open_timeout=DEADLINE) as ws:
+                await assert_answers_status(ws)  # another client is answered meanwhile
+            await asyncio.sleep(100 * MS)
+        await until(lambda: len(node.server.handlers) == 0, "the flooding client to be dropped")
+        elapsed = loop.time() - started
+        await asyncio.wait_for(flooding, DEADLINE)
+    finally:
+        flooding.cancel()
+        writer.close()
+    assert f"dropped an unnamed peer: it read nothing for {SEND_TIMEOUT:g} s (replies waiting)" in caplog.messages
+    assert elapsed < SEND_TIMEOUT + DEADLINE
+    assert peak - before < 64 * 2**20, f"RSS grew by {(peak - before) / 2**20:.1f} MiB"
+    await assert_still_serving(node)
+
+
+class Busy(FactoryLoop):
+    """Each loop() holds the event loop for a moment (sketch code doing sums); the first one says so."""
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> str:
+        self.started.set()
+        end = time.perf_counter() + MS
+        while time.perf_counter() < end:  # sums, not a sleep: the loop is held
+            pass
+        return "done"
+
+    def setup(self) -> None:
+        self.started = asyncio.Event()
+
+
+async def test_a_long_batch_lets_other_connections_be_answered_while_it_runs():
+    """A batch whose frames each hold the loop a little yields every SLICE: another client's status is answered first."""
+    busy = Node(Busy, "busy", build_grid({"busy": {"sketch": "busy", "port": 0}}))
+    await busy.open()
+    try:
+        async with (
+            connect(f"ws://{busy.address}/", subprotocols=MESH, open_timeout=DEADLINE) as heavy,
+            connect(f"ws://{busy.address}/", subprotocols=MESH, open_timeout=DEADLINE) as other,
+        ):
+            arrived: list[str] = []
+
+            async def read(ws, name: str) -> None:
+                await recv_json(ws)
+                arrived.append(name)
+
+            readers = [asyncio.create_task(read(heavy, "batch")), asyncio.create_task(read(other, "status"))]
+            await heavy.send(
+                "[" + ",".join(f'{{"type":"msg","id":{i},"channel":"","data":"x"}}' for i in range(256)) + "]"
+            )
+            await asyncio.wait_for(busy.sketch.started.wait(), DEADLINE)  # the batch is being handled
+            await other.send('{"type":"status","id":1}')
+            await asyncio.wait_for(asyncio.gather(*readers), DEADLINE)
+            assert arrived == ["status", "batch"]
+    finally:
+        await busy.stop()
