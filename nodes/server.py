@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import hmac
+import json
 import logging
+import socket
 import time
 import weakref
 from collections.abc import Awaitable, Sequence
@@ -270,6 +272,10 @@ class NodeServer:
         A mesh client that offers a nonce (``Mesh-Nonce``) instead of the token gets in
         here and proves the token in its hello (:func:`mesh_session`).
         """
+        sock = connection.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
         node = self.node
         if request.method != "GET":  # websockets parses any method; a node serves GET only
             text = (
@@ -458,6 +464,23 @@ async def _send(node: Served, websocket: ServerConnection, peer: str, replies: l
     return True
 
 
+#: The kernel's buffers per client socket, each way (autotuning would let a peer that does not
+#: read, or floods, hold up to tcp_rmem's/tcp_wmem's maximum: megabytes each).
+SOCKET_BUFFER = 256 * 1024
+#: Seconds a node's status report is reused for: a flood of status requests costs one report per interval.
+REPORT_FRESH = 0.05
+_reports: weakref.WeakKeyDictionary[Served, tuple[float, str]] = weakref.WeakKeyDictionary()
+
+
+def _report(node: Served) -> str:
+    """The node's status report as JSON, built at most once per REPORT_FRESH seconds."""
+    now = time.monotonic()
+    cached = _reports.get(node)
+    if cached is None or now - cached[0] >= REPORT_FRESH:
+        cached = _reports[node] = (now, json.dumps(node.status(), separators=(",", ":"), ensure_ascii=False))
+    return cached[1]
+
+
 class Conversation:
     """One mesh connection, server side: who the peer is, and the answer to each frame."""
 
@@ -524,7 +547,7 @@ class Conversation:
             node.log.debug("mesh connection from %s (session %s)", escape(self.peer), escape(frame.session or "none"))
             return protocol.encode(protocol.Hello(node=node.name))
         if isinstance(frame, protocol.Status):
-            return protocol.encode(protocol.Report(id=frame.id, data=node.status()))
+            return f'{{"type":"report","id":{frame.id},"data":{_report(node)}}}'  # as encode() writes it
         if isinstance(frame, (protocol.Subscribe, protocol.Unsubscribe)):
             self.subscriptions += 1
             if not self.subscriptions % YIELD_EVERY:  # a batch of thousands of subs: let others in between
