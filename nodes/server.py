@@ -45,8 +45,10 @@ SEND_TIMEOUT = PING_INTERVAL + PING_TIMEOUT
 #: The write buffer (websockets' write_limit, its default) past which a send waits for the peer.
 WRITE_LIMIT = 2**15
 #: Incoming frames a connection queues before the server stops reading from its socket
-#: (websockets' max_queue): with max_size, it bounds what one peer holds in the node.
-MAX_QUEUE = 4
+#: (websockets' max_queue, its default): with max_size, it bounds what one peer holds in the
+#: node. Not lower: a pong queued behind a peer's frames is not read while reading is paused,
+#: so a busy but healthy link would fail its keepalive.
+MAX_QUEUE = 16
 #: Seconds a batch's frames may hold the event loop before the server lets other work run.
 SLICE = 0.002
 #: A reply to one websocket frame holds at most REPLY_FACTOR times its bytes plus REPLY_SLACK
