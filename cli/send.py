@@ -7,7 +7,7 @@ import asyncio
 import click
 
 from mesh.errors import MeshError, NotAnswering
-from mesh.links import auth_headers, send_once
+from mesh.links import send_once
 
 from .common import Failure, find_node, load_grid, mesh_token
 
@@ -37,12 +37,10 @@ def send_command(ctx: click.Context, node: str, message: str, channel: str, time
     spec = find_node(grid, node)
     if spec.uri is None:
         raise Failure(f"node {node!r} has no port: nothing can be sent to it")
-    headers = auth_headers(mesh_token(grid))
+    token = mesh_token(grid)
     try:
         ack = asyncio.run(
-            send_once(
-                node, spec.uri, channel.lstrip("/"), message, open_timeout=timeout, within=timeout, headers=headers
-            )
+            send_once(node, spec.uri, channel.lstrip("/"), message, open_timeout=timeout, within=timeout, token=token)
         )
     except NotAnswering as exc:
         # It is there (the connection opened) but silent: busy, most likely with sketch code that blocks.

@@ -7,7 +7,6 @@ import json
 
 import click
 
-from mesh.links import auth_headers
 from nodes.status import DOWN, NOT_ANSWERING, gather_status, status_table
 
 from .common import load_grid, mesh_token
@@ -32,8 +31,7 @@ def status_command(ctx: click.Context, as_json: bool, timeout: float) -> None:
     listening) or not answering (it took the connection but said nothing: busy?).
     """
     grid = load_grid(ctx)
-    headers = auth_headers(mesh_token(grid))
-    reports = asyncio.run(gather_status(grid, timeout, headers))
+    reports = asyncio.run(gather_status(grid, timeout, mesh_token(grid)))
     if as_json:
         click.echo(json.dumps(reports, indent=2))
     else:

@@ -39,7 +39,6 @@ from .connection import (
     Connection,
     auth_headers,
     backoff,
-    describe_error,
     query_status,
     request,
     send_once,
@@ -48,6 +47,7 @@ from .errors import PeerUnavailable, ProtocolError, RemoteError
 from .outbox import DEFAULT_OUTBOX, MemoryOutbox, Outbox
 from .protocol import BATCH, BATCH_BYTES
 from .subscriptions import Subscriptions
+from .throttle import Throttle, escape
 
 __all__ = [
     "BATCH",
@@ -68,16 +68,8 @@ __all__ = [
     "send_once",
 ]
 
-#: Seconds between two warnings about acks for ids a link never sent (the count goes on).
-UNKNOWN_ACK_WARN_EVERY = 10.0
-
 #: What a link does with a publication that arrives: (key, data, lost). It must not block.
 OnPublish = Callable[[str, str, int], object]
-
-
-def _escaped(text: str) -> str:
-    """A peer's free text for a log line: as it is if printable, else escaped (no forged lines)."""
-    return text if text.isprintable() else repr(text)[1:-1]
 
 
 async def acks(futures: list[asyncio.Future[str]]) -> list[str]:
@@ -114,6 +106,7 @@ class Link:
         store: MemoryOutbox | None = None,
         headers: Mapping[str, str] | None = None,
         max_size: int | None = None,
+        token: str | None = None,
         recv_max_size: int | None = CLIENT["max_size"],
     ) -> None:
         self.node = node
@@ -131,6 +124,8 @@ class Link:
             wait=wait,
             reconnect_delays=reconnect_delays,
             headers=headers,
+            greeting=lambda: protocol.Hello(node=self.node, session=self.outbox.session),
+            token=token,  # proved in the hello frames, never sent (mesh.auth)
             keep_trying=lambda: bool(self.subscriptions.patterns),  # subscriptions keep the link trying
             on_retry=self._unreachable,
             on_patience_out=self.outbox.fail_all,  # only the messages waiting give up
@@ -142,7 +137,8 @@ class Link:
         self.lost = 0
         #: Acks and errors from the peer for ids this link never sent (refused, not believed).
         self.unknown_acks = 0
-        self._unknown_warned = -UNKNOWN_ACK_WARN_EVERY  # when the last line about them was logged
+        #: What the peer can make us warn about again and again: one line, then a count.
+        self.throttle = Throttle(logger)
         self._write_lock = asyncio.Lock()  # one writer at a time keeps the ids in order on the wire
         self._written = 0  # the highest id written on the current connection
         self._ws: ClientConnection | None = None  # while up
@@ -373,15 +369,10 @@ class Link:
                 await self.connection.down(ws)
 
     async def _greet(self, ws: ClientConnection) -> bool:
-        """Exchange hello frames; False (and a warning) if the peer does not answer one."""
-        try:
-            await ws.send(protocol.encode(protocol.Hello(node=self.node, session=self.outbox.session)))
-            raw = await asyncio.wait_for(ws.recv(), OPEN_TIMEOUT)
-            hello = protocol.decode(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
-            if not isinstance(hello, protocol.Hello):
-                raise ProtocolError(f"expected a hello frame, got {type(hello).__name__}")
-        except (ConnectionClosed, ProtocolError, TimeoutError) as exc:
-            self.log.warning("link to %s failed its greeting: %s", self.peer, describe_error(exc))
+        """The hello frames, exchanged by the handshake (MeshClientConnection): a warning if the peer has another name."""
+        hello = getattr(ws, "peer_hello", None)
+        if not isinstance(hello, protocol.Hello):
+            self.log.warning("link to %s failed its greeting: no hello from it", self.peer)
             return False
         if hello.node != self.peer:
             self.log.warning("%s at %s says it is %r", self.peer, self.uri, hello.node)
@@ -407,8 +398,12 @@ class Link:
         elif isinstance(frame, protocol.Publish):
             if frame.lost:
                 self.lost += frame.lost
-                self.log.warning(
-                    "fell behind %s: it dropped %d message(s) for us (%d in all)", self.peer, frame.lost, self.lost
+                self.throttle.warn(
+                    "lost",
+                    "fell behind %s: it dropped %d message(s) for us (%d in all)",
+                    self.peer,
+                    frame.lost,
+                    self.lost,
                 )
             if self.on_publish is not None:
                 self.on_publish(frame.key, frame.data, frame.lost)
@@ -421,23 +416,21 @@ class Link:
                 return
             pattern = None if frame.id is None else self.subscriptions.answered(frame.id, False)
             if pattern is not None:
-                self.log.error("%s refused the subscription %r: %s", self.peer, pattern, _escaped(frame.error))
+                self.log.error("%s refused the subscription %r: %s", self.peer, pattern, escape(frame.error))
             elif frame.id is not None:
                 self._unknown(frame.id)
             else:
-                self.log.warning("%s reports an error: %s", self.peer, _escaped(frame.error))
+                self.throttle.warn("error", "%s reports an error: %s", self.peer, escape(frame.error))
         elif isinstance(frame, ProtocolError):
-            self.log.warning("bad frame from %s: %s", self.peer, frame)
+            self.throttle.warn("bad frame", "bad frame from %s: %s", self.peer, escape(frame))
 
     def _unknown(self, msg_id: int) -> None:
         """An answer for an id this link never sent (or already settled): counted, not believed."""
         self.unknown_acks += 1
-        now = asyncio.get_running_loop().time()
-        if now - self._unknown_warned >= UNKNOWN_ACK_WARN_EVERY:
-            self._unknown_warned = now
-            self.log.warning(
-                "%s answered id %d, which this link never sent or already settled: ignored (%d so far)",
-                self.peer,
-                msg_id,
-                self.unknown_acks,
-            )
+        self.throttle.warn(
+            "unknown id",
+            "%s answered id %d, which this link never sent or already settled: ignored (%d so far)",
+            self.peer,
+            msg_id,
+            self.unknown_acks,
+        )

@@ -2,6 +2,10 @@
 
 Libraries log, applications configure: :func:`configure_logging` is for a program that
 runs nodes (``arduino.py``); the nodes themselves only log to ``mesh.<name>``.
+
+What a peer can make a node say goes through :func:`escape` (one printable line) and,
+for warnings a peer can repeat at will, a :class:`Throttle` (one line, then a count);
+both live in :mod:`mesh.throttle` so that links can use them too.
 """
 
 from __future__ import annotations
@@ -12,7 +16,18 @@ import sys
 import time
 from collections.abc import Sequence
 
-__all__ = ["REDACT", "NodeFormatter", "PrefixFormatter", "Redact", "configure_logging", "prefix_lines"]
+from mesh.throttle import Throttle, escape
+
+__all__ = [
+    "REDACT",
+    "NodeFormatter",
+    "PrefixFormatter",
+    "Redact",
+    "Throttle",
+    "configure_logging",
+    "escape",
+    "prefix_lines",
+]
 
 #: ANSI colours for the prefixes of ``up``, one per node in turn (as honcho's).
 COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")

@@ -28,7 +28,7 @@ from websockets.asyncio.server import ServerConnection
 
 from mesh.errors import GridError, MeshError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec
-from mesh.links import DEFAULT_WAIT, Link, auth_headers, backoff
+from mesh.links import DEFAULT_WAIT, Link, backoff
 from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
 from mesh.topics import check_pattern, check_topic
@@ -88,7 +88,7 @@ class Node:
         self.grid_source = grid_source
         self.links: dict[str, Link] = {}
         self.hub = Hub(name, self.log, announce=self._publish_now)
-        self.sessions = Sessions(self.log)
+        self.sessions = Sessions(self.log, grid=lambda: self.grid, own=name)  # the grid as reloaded
         self.watch = Watch(self.log)  # times the sketch's code; warns when it blocks the event loop
         self.inbox = Inbox(self.log, watch=self.watch)
         self.store: MemoryOutbox = MemoryOutbox()
@@ -139,7 +139,7 @@ class Node:
     async def subscribe(self, pattern: str, handler: Handler) -> int:
         """Call ``handler(key, data)`` for every publication ``pattern`` matches; how many publishers confirmed."""
         check_pattern(pattern)
-        self.inbox.handlers[pattern] = handler
+        self.inbox.add(pattern, handler)
         confirmed = await asyncio.gather(
             *(self.link(name).subscribe(pattern) for name in self.grid.publishers(pattern, but=self.name))
         )
@@ -147,7 +147,7 @@ class Node:
 
     async def unsubscribe(self, pattern: str) -> None:
         """Stop the subscription to ``pattern`` here and at every publisher."""
-        self.inbox.handlers.pop(pattern, None)
+        self.inbox.remove(pattern)
         await asyncio.gather(*(link.unsubscribe(pattern) for link in self.links.values() if pattern in link.patterns))
 
     def link(self, target: str) -> Link:
@@ -170,7 +170,7 @@ class Node:
                 on_publish=self.inbox.deliver,
                 outbox=self.spec.outbox,
                 store=self.store,
-                headers=auth_headers(self.token),
+                token=self.token,
                 max_size=spec.max_size,
                 recv_max_size=self.spec.max_size,  # what the peer sends back: no more than we accept
             )

@@ -8,7 +8,15 @@ links as streams) and tells each one its patterns. Each publisher keeps a
 Slow subscribers never stall anyone: each has its own queue at the publisher,
 bounded (:data:`QUEUE_BOUND` by default); when it is full the oldest message
 is dropped, counted, logged, and reported to the subscriber with the next
-message it does get (``lost`` in the ``pub`` frame).
+message it does get (``lost`` in the ``pub`` frame). A subscriber that takes
+nothing for :data:`SEND_TIMEOUT` seconds is dropped (its connection aborted).
+
+Both sides find who wants a key through a :class:`mesh.index.PatternIndex`:
+a publication costs about the key's levels and the matching subscriptions, not
+the number of patterns held, and each subscription added or removed costs its
+pattern's levels. What one connection and one node may hold is capped
+(:data:`MAX_PATTERNS_PER_CONNECTION`, :data:`MAX_SUBSCRIPTIONS`,
+:data:`MAX_PATTERN_LENGTH`, :data:`MAX_PATTERN_LEVELS`).
 """
 
 from __future__ import annotations
@@ -24,66 +32,156 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from mesh import protocol
-from mesh.topics import matches
+from mesh.connection import PING_INTERVAL, PING_TIMEOUT
+from mesh.constants import DEFAULT_MAX_SIZE
+from mesh.errors import MeshError
+from mesh.index import PatternIndex
+from mesh.throttle import Throttle, escape
 
 from .watch import Watch
 
-__all__ = ["QUEUE_BOUND", "Handler", "Hub", "Inbox", "RemoteSubscriber"]
+__all__ = [
+    "MAX_PATTERNS_PER_CONNECTION",
+    "MAX_PATTERN_LENGTH",
+    "MAX_PATTERN_LEVELS",
+    "MAX_SUBSCRIPTIONS",
+    "PUB_FRAME_LIMIT",
+    "QUEUE_BOUND",
+    "SEND_TIMEOUT",
+    "Handler",
+    "Hub",
+    "Inbox",
+    "RemoteSubscriber",
+    "SubscriptionLimit",
+]
 
 #: Messages queued for one subscriber at its publisher before the oldest is dropped.
 QUEUE_BOUND = 1000
+#: Patterns one connection may hold at a node: past it, a sub gets an error frame.
+MAX_PATTERNS_PER_CONNECTION = 1000
+#: Subscriptions (patterns of all connections) one node holds at most: past it, a sub gets an error frame.
+MAX_SUBSCRIPTIONS = 20_000
+#: Characters in one pattern a node holds at most (MQTT allows more; keys here are short).
+MAX_PATTERN_LENGTH = 256
+#: Levels in one pattern a node holds at most (each is a level of the pattern index).
+MAX_PATTERN_LEVELS = 16
+#: Seconds a publisher waits for a subscriber to take one batch of pub frames before it drops
+#: the subscriber: the liveness promise of a connection (PING_INTERVAL + PING_TIMEOUT).
+SEND_TIMEOUT = PING_INTERVAL + PING_TIMEOUT
+#: Bytes of the largest pub frame a publisher sends: what a websockets client takes by default
+#: (and a node, unless its max_size says more). A larger publication is dropped and counted lost.
+PUB_FRAME_LIMIT = DEFAULT_MAX_SIZE
 #: Seconds between two "dropping messages" warnings about the same subscriber.
 WARN_EVERY = 5.0
 
 Handler = Callable[[str, str], Any]  # (key, data) -> None or an awaitable
 
 
+class SubscriptionLimit(MeshError):
+    """A node refuses a subscription past one of its limits: ``why`` says which, for the error frame."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+    def __str__(self) -> str:
+        return self.why
+
+
+def check_limits(pattern: str) -> None:
+    """:class:`SubscriptionLimit` if ``pattern`` is longer or deeper than a node holds."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise SubscriptionLimit(
+            f"pattern too long: {len(pattern)} characters, a node takes at most {MAX_PATTERN_LENGTH}"
+        )
+    levels = pattern.count("/") + 1
+    if levels > MAX_PATTERN_LEVELS:
+        raise SubscriptionLimit(f"pattern too deep: {levels} levels, a node takes at most {MAX_PATTERN_LEVELS}")
+
+
 class RemoteSubscriber:
     """One connection subscribed to this node: its patterns and its own bounded queue."""
 
-    def __init__(self, name: str, websocket: ServerConnection, log: logging.Logger, bound: int = QUEUE_BOUND) -> None:
+    def __init__(
+        self,
+        name: str,
+        websocket: ServerConnection,
+        log: logging.Logger,
+        bound: int = QUEUE_BOUND,
+        throttle: Throttle | None = None,
+    ) -> None:
         self.name = name
         self.websocket = websocket
         self.log = log
+        self.throttle = throttle if throttle is not None else Throttle(log, WARN_EVERY)
         self.bound = bound
         self.patterns: dict[str, None] = {}
         self.queue: deque[tuple[str, str]] = deque()
         self.sent = 0
         self.lost = 0
+        #: Subscriptions this connection asked for past MAX_PATTERNS_PER_CONNECTION.
+        self.refused = 0
         self._unreported = 0
-        self._warned = -WARN_EVERY
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._pump(), name=f"pub to {name}")
-
-    def wants(self, key: str) -> bool:
-        return any(matches(pattern, key) for pattern in self.patterns)
 
     def offer(self, key: str, data: str) -> None:
         """Queue a message without waiting; drop the oldest if the queue is full."""
         if len(self.queue) >= self.bound:
             self.queue.popleft()
-            self.lost += 1
-            self._unreported += 1
-            now = asyncio.get_running_loop().time()
-            if now - self._warned >= WARN_EVERY:
-                self._warned = now
-                self.log.warning("subscriber %s falls behind: %d message(s) dropped so far", self.name, self.lost)
+            self._drop("falls behind")
         self.queue.append((key, data))
         self._wake.set()
+
+    def _drop(self, why: str) -> None:
+        """One message for this subscriber is lost: count it, report it with the next pub, warn now and then."""
+        self.lost += 1
+        self._unreported += 1
+        self.throttle.warn(
+            ("lost", self.name), "subscriber %s %s: %d message(s) dropped so far", escape(self.name), why, self.lost
+        )
+
+    def _batch(self) -> tuple[str, int]:
+        """Pub frames from the head of the queue, at most BATCH frames and BATCH_BYTES: (text, frames)."""
+        frames: list[str] = []
+        size = 0
+        while self.queue and len(frames) < protocol.BATCH:
+            key, data = self.queue[0]
+            frame = protocol.encode(protocol.Publish(key=key, data=data, lost=self._unreported))
+            length = len(frame) if frame.isascii() else len(frame.encode())
+            if length > PUB_FRAME_LIMIT:  # more than the subscriber can take: lost, not sent
+                self.queue.popleft()
+                self._drop(f"cannot take a publication of {length} bytes on {key} (at most {PUB_FRAME_LIMIT})")
+                continue
+            if frames and size + length > protocol.BATCH_BYTES:
+                break
+            self.queue.popleft()
+            self._unreported = 0
+            frames.append(frame)
+            size += length + 1
+        return protocol.batch(frames) if frames else "", len(frames)
 
     async def _pump(self) -> None:
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                while self.queue:  # what piled up goes as one batch
-                    frames: list[str] = []
-                    while self.queue and len(frames) < protocol.BATCH:
-                        key, data = self.queue.popleft()
-                        lost, self._unreported = self._unreported, 0
-                        frames.append(protocol.encode(protocol.Publish(key=key, data=data, lost=lost)))
-                    await self.websocket.send(protocol.batch(frames))
-                    self.sent += len(frames)
+                while self.queue:  # what piled up goes in batches
+                    text, count = self._batch()
+                    if not count:
+                        continue
+                    try:
+                        async with asyncio.timeout(SEND_TIMEOUT):
+                            await self.websocket.send(text)
+                    except TimeoutError:
+                        self.log.warning(
+                            "subscriber %s took nothing for %g s: dropping its connection",
+                            escape(self.name),
+                            SEND_TIMEOUT,
+                        )
+                        self.websocket.transport.abort()
+                        return
+                    self.sent += count
         except ConnectionClosed:
             pass
 
@@ -92,7 +190,11 @@ class RemoteSubscriber:
 
 
 class Hub:
-    """The publisher's side: who is subscribed to this node, and handing them messages."""
+    """The publisher's side: who is subscribed to this node, and handing them messages.
+
+    ``index`` finds the subscribers a key matches; ``count`` (the subscriptions
+    held) is the index's size, kept as they come and go.
+    """
 
     def __init__(
         self, node: str, log: logging.Logger, announce: Callable[[str, str], object], bound: int = QUEUE_BOUND
@@ -101,53 +203,91 @@ class Hub:
         self.log = log
         self.announce = announce
         self.bound = bound
+        self.per_connection = MAX_PATTERNS_PER_CONNECTION
+        self.most = MAX_SUBSCRIPTIONS
         self.subscribers: dict[ServerConnection, RemoteSubscriber] = {}
+        #: "falls behind" warnings, one line per subscriber name every WARN_EVERY seconds at most, then a count.
+        self.throttle = Throttle(log, WARN_EVERY)
+        self.index: PatternIndex[RemoteSubscriber] = PatternIndex()
 
     @property
     def count(self) -> int:
         """Subscriptions held: each pattern of each subscriber counts once."""
-        return sum(len(sub.patterns) for sub in self.subscribers.values())
+        return len(self.index)
 
     def publish(self, key: str, data: str) -> int:
         """Hand ``data`` to every subscriber whose patterns match ``key``; how many."""
+        if not self.index:
+            return 0
         handed = 0
-        for subscriber in self.subscribers.values():
-            if subscriber.wants(key):
-                subscriber.offer(key, data)
-                handed += 1
+        for subscriber in self.index.owners(key):
+            subscriber.offer(key, data)
+            handed += 1
         return handed
 
     def add(self, websocket: ServerConnection, name: str, pattern: str) -> None:
+        """Hold ``pattern`` for this connection and announce it; :class:`SubscriptionLimit` past a limit."""
         subscriber = self.subscribers.get(websocket)
-        if subscriber is None:
-            subscriber = self.subscribers[websocket] = RemoteSubscriber(name, websocket, self.log, self.bound)
-        if pattern in subscriber.patterns:
+        if subscriber is not None and pattern in subscriber.patterns:
             return
+        check_limits(pattern)
+        if subscriber is not None and len(subscriber.patterns) >= self.per_connection:
+            subscriber.refused += 1
+            if subscriber.refused == 1:
+                self.log.warning(
+                    "%s holds %d patterns, the most one connection may: refusing more",
+                    escape(name),
+                    self.per_connection,
+                )
+            raise SubscriptionLimit(
+                f"too many subscriptions: this connection already holds {len(subscriber.patterns)} patterns,"
+                f" the most a node takes from one connection ({self.per_connection});"
+                " unsubscribe from some, or use a wildcard"
+            )
+        if len(self.index) >= self.most:
+            self.throttle.warn(("most",), "holds %d subscriptions, the most it takes: refusing more", self.most)
+            raise SubscriptionLimit(
+                f"too many subscriptions: this node already holds {len(self.index)},"
+                f" the most it takes ({self.most}); try again later"
+            )
+        if subscriber is None:
+            subscriber = self.subscribers[websocket] = RemoteSubscriber(
+                name, websocket, self.log, self.bound, self.throttle
+            )
         subscriber.patterns[pattern] = None
-        self.log.info("%s subscribed to %s", name, pattern)
+        self.index.add(pattern, subscriber)
+        self.log.info("%s subscribed to %s", escape(name), escape(pattern))
         self._event("added", pattern, name)
 
     def remove(self, websocket: ServerConnection, pattern: str) -> None:
         subscriber = self.subscribers.get(websocket)
         if subscriber is None or subscriber.patterns.pop(pattern, False) is not None:
             return
-        self.log.info("%s unsubscribed from %s", subscriber.name, pattern)
+        self.index.remove(pattern, subscriber)
+        self.log.info("%s unsubscribed from %s", escape(subscriber.name), escape(pattern))
         self._event("removed", pattern, subscriber.name)
 
     def forget(self, websocket: ServerConnection) -> None:
-        """The connection closed: drop its subscriptions, announcing each."""
-        subscriber = self.subscribers.get(websocket)
+        """The connection closed: drop its subscriptions, announcing each (one index lookup each)."""
+        subscriber = self.subscribers.pop(websocket, None)
         if subscriber is None:
             return
         subscriber.close()
-        for pattern in list(subscriber.patterns):
-            self.log.info("%s went away; forgetting its subscription to %s", subscriber.name, pattern)
-            subscriber.patterns.pop(pattern)
+        patterns, subscriber.patterns = list(subscriber.patterns), {}
+        if patterns:
+            self.log.info(
+                "%s went away; forgetting its %d subscription(s): %s%s",
+                escape(subscriber.name),
+                len(patterns),
+                escape(", ".join(patterns[:3])),
+                ", ..." if len(patterns) > 3 else "",
+            )
+        for pattern in patterns:
+            self.index.remove(pattern, subscriber)
             self._event("removed", pattern, subscriber.name)
-        del self.subscribers[websocket]
 
     def _event(self, what: str, pattern: str, name: str) -> None:
-        data = json.dumps({"pattern": pattern, "subscriber": name, "count": self.count}, separators=(",", ":"))
+        data = json.dumps({"pattern": pattern, "subscriber": name, "count": len(self.index)}, separators=(",", ":"))
         self.announce(f"$subscribers/{what}", data)
 
 
@@ -168,16 +308,36 @@ class Inbox:
         self.bound = bound
         #: Times the handlers' code (sketch code): see :mod:`nodes.watch`.
         self.watch = watch if watch is not None else Watch(log)
+        #: pattern -> its handler; change it with :meth:`add` and :meth:`remove`, which keep the index.
         self.handlers: dict[str, Handler] = {}
+        self._index: PatternIndex[str] = PatternIndex()  # each pattern is its own owner
+        self._held: dict[Handler, int] = {}  # handler -> how many patterns it handles
         #: Messages handed to at least one handler.
         self.received = 0
         #: Messages lost: dropped for us by publishers, and dropped here when a handler fell behind.
         self.lost = 0
         self._lanes: dict[Handler, _Lane] = {}
-        self._warned = -WARN_EVERY
+        self._throttle = Throttle(log, WARN_EVERY)
+
+    def add(self, pattern: str, handler: Handler) -> None:
+        """Call ``handler`` for what ``pattern`` matches (in place of the pattern's previous handler, if any)."""
+        self.remove(pattern)
+        self.handlers[pattern] = handler
+        self._index.add(pattern, pattern)
+        self._held[handler] = self._held.get(handler, 0) + 1
+
+    def remove(self, pattern: str) -> None:
+        """Stop handling ``pattern``."""
+        handler = self.handlers.pop(pattern, None)
+        if handler is None:
+            return
+        self._index.remove(pattern, pattern)
+        self._held[handler] -= 1
+        if not self._held[handler]:
+            del self._held[handler]
 
     def wants(self, key: str) -> bool:
-        return any(matches(pattern, key) for pattern in self.handlers)
+        return next(self._index.match(key), None) is not None
 
     def deliver(self, key: str, data: str, lost: int = 0) -> bool:
         """Hand a message to the lane of every handler whose pattern matches ``key``, without waiting.
@@ -186,11 +346,12 @@ class Inbox:
         if no handler wants it (left over from a pattern unsubscribed a moment ago).
         """
         self.lost += lost
-        handed: list[Handler] = []
-        for pattern, handler in self.handlers.items():
-            if handler in handed or not matches(pattern, key):
+        handed: set[Handler] = set()
+        for pattern, _ in self._index.match(key):
+            handler = self.handlers[pattern]
+            if handler in handed:
                 continue  # each handler once per message, however many of its patterns match
-            handed.append(handler)
+            handed.add(handler)
             lane = self._lanes.get(handler)
             if lane is None:
                 lane = self._lanes[handler] = _Lane(self, handler)
@@ -206,14 +367,13 @@ class Inbox:
     def dropped(self, handler: Handler, pattern: str) -> None:
         """A lane dropped its oldest message: count it, and warn now and then."""
         self.lost += 1
-        now = asyncio.get_running_loop().time()
-        if now - self._warned >= WARN_EVERY:
-            self._warned = now
-            self.log.warning("handler for %s falls behind: %d message(s) lost so far", pattern, self.lost)
+        self._throttle.warn(
+            pattern, "handler for %s falls behind: %d message(s) lost so far", escape(pattern), self.lost
+        )
 
     def subscribed(self, handler: Handler) -> bool:
         """Whether ``handler`` still handles a pattern."""
-        return handler in self.handlers.values()
+        return handler in self._held
 
     async def close(self) -> None:
         lanes, self._lanes = list(self._lanes.values()), {}
@@ -253,4 +413,4 @@ class _Lane:
                 try:
                     await call(what, handler, key, data)
                 except Exception:
-                    inbox.log.exception("handler for %s failed on %s", pattern, key)
+                    inbox.log.exception("handler for %s failed on %s", escape(pattern), escape(key))

@@ -12,6 +12,7 @@ import errno
 import hmac
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Sequence
 from functools import partial
 from http import HTTPStatus
@@ -20,23 +21,37 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHeader, InvalidMessage
+from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
+from websockets.protocol import CONNECTING
+from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-from mesh import protocol
-from mesh.connection import CLOSE_TIMEOUT, PING_INTERVAL, PING_TIMEOUT
+from mesh import auth, protocol
+from mesh.connection import (
+    CLOSE_TIMEOUT,
+    OPEN_TIMEOUT,
+    PING_INTERVAL,
+    PING_TIMEOUT,
+    SERVER_PING_INTERVAL,
+    SERVER_PING_TIMEOUT,
+    WRONG_TOKEN,
+)
 from mesh.errors import MeshError, ProtocolError
+from mesh.throttle import Throttle, escape
 from mesh.topics import TopicError, check_pattern
 
 from .delivery import Session, Sessions
-from .pubsub import Hub
+from .pubsub import Hub, SubscriptionLimit
 
 __all__ = ["ListenError", "NodeServer", "Served"]
 
 #: Connections the kernel queues before the node accepts them (asyncio's default of 100
 #: makes the 101st of a burst wait a second for TCP to retry).
 BACKLOG = 1024
+#: Sub and unsub frames a connection has answered before the server yields to the others.
+YIELD_EVERY = 64
 #: The mesh subprotocol, as websockets types a subprotocol name.
 MESH_SUBPROTOCOL = Subprotocol(protocol.SUBPROTOCOL)
 #: Seconds one send to a peer may wait for it to read (a full send buffer) before the
@@ -55,6 +70,14 @@ SLICE = 0.002
 #: (acks of messages aside: they are owed); past it, one error stands for the rest.
 REPLY_FACTOR = 4
 REPLY_SLACK = 4096
+#: Seconds a mesh client that proves the token (instead of sending it) has to send its hello.
+HELLO_TIMEOUT = OPEN_TIMEOUT
+#: Headers the node reads in a handshake: each may come once (a duplicate gets a 400, not a guess).
+SINGLE_HEADERS = ("Host", "Upgrade", "Authorization", "Sec-WebSocket-Key", "Sec-WebSocket-Version", auth.NONCE_HEADER)
+#: What a 400 says after what was wrong: how to talk to a node.
+HTTP_HELP = "This port speaks HTTP/1.1: GET a page, or open a websocket (try: websocat ws://HOST:PORT/).\n"
+#: Characters of a peer's bad request quoted back in a 400 at most.
+QUOTED = 200
 
 
 class ListenError(MeshError):
@@ -68,6 +91,59 @@ class ListenError(MeshError):
 
     def __str__(self) -> str:
         return f"{self.node}: cannot listen on {self.address}: {self.reason}"
+
+
+def _escaped(text: str) -> str:
+    """Peer text made printable ASCII for a reply or a log line, and cut short."""
+    text = "".join(c if c.isascii() and c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text if len(text) <= QUOTED else text[:QUOTED] + "..."
+
+
+class AnsweringServerProtocol(ServerProtocol):
+    """websockets' server protocol, except that a request it cannot parse gets a 400 with a line of help.
+
+    websockets 17.4 closes the connection without a word when ``Request.parse`` fails
+    (a garbage request line, POST, no HTTP version): its ``parse()`` sets
+    ``handshake_exc`` to an InvalidMessage caused by the parser's error, then calls
+    :meth:`send_eof`. That call is the one place to add the reply before the EOF;
+    everything else (parsing, limits, the close) stays the library's own.
+    """
+
+    answered = False
+
+    def send_eof(self) -> None:
+        exc = self.handshake_exc
+        cause = exc.__cause__ if isinstance(exc, InvalidMessage) else None
+        # EOFError: the client went away mid-request: there is nobody to answer.
+        if self.state is CONNECTING and not self.answered and cause is not None and not isinstance(cause, EOFError):
+            self.answered = True
+            why = _escaped(str(cause)) or "not an HTTP request"
+            self.writes.append(self.reject(HTTPStatus.BAD_REQUEST, f"400 Bad Request: {why}\n{HTTP_HELP}").serialize())
+        super().send_eof()
+
+
+class NodeConnection(ServerConnection):
+    """A connection to a node: the library's, with :class:`AnsweringServerProtocol` for its HTTP.
+
+    ``serve()`` builds the ServerProtocol itself and hands it to ``create_connection``:
+    the one hook that sees it. The subclass adds a method and no state, so changing the
+    instance's class is all it takes.
+    """
+
+    def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
+        protocol.__class__ = AnsweringServerProtocol
+        super().__init__(protocol, *args, **kwargs)
+
+
+def _offers_mesh(request: Request) -> bool:
+    """Whether the handshake asks for the mesh subprotocol."""
+    try:
+        offered = [
+            name for value in request.headers.get_all("Sec-WebSocket-Protocol") for name in parse_subprotocol(value)
+        ]
+    except InvalidHeader:
+        return False
+    return MESH_SUBPROTOCOL in offered
 
 
 def token_matches(request: Request, token: str) -> bool:
@@ -124,13 +200,19 @@ class Served(Protocol):
 async def _handled(node: Served, peer: str, frame: protocol.Message) -> tuple[bool, str]:
     """``loop()`` for a message of a session, then a debug line saying it was handled."""
     outcome = await node.handle(frame.channel, frame.data)
-    node.log.debug("handled message %d from %s on %r: %r", frame.id, peer, frame.channel, frame.data)
+    node.log.debug("handled message %d from %s on %r: %r", frame.id, escape(peer), frame.channel, frame.data)
     return outcome
 
 
 def _peer(connection: ServerConnection) -> str:
     address = connection.remote_address
     return f"{address[0]}:{address[1]}" if address else "a client"
+
+
+def _host(connection: ServerConnection) -> str:
+    """The client's host, without its port: what repeated warnings are counted by."""
+    address = connection.remote_address
+    return str(address[0]) if address else ""
 
 
 def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
@@ -151,6 +233,10 @@ class NodeServer:
         self.connections = 0
         self.handlers: set[asyncio.Task[None]] = set()
         self.server: Server | None = None
+        #: (client nonce, node nonce) of mesh clients that are to prove the token in their hello.
+        self.challenges: weakref.WeakKeyDictionary[ServerConnection, tuple[str, str]] = weakref.WeakKeyDictionary()
+        #: Warnings a client can repeat at will (a wrong token): one line, then a count.
+        self.throttle = Throttle(node.log)
 
     @property
     def address(self) -> str | None:
@@ -169,22 +255,47 @@ class NodeServer:
         task = asyncio.current_task()
         assert task is not None
         self.handlers.add(task)
+        challenge = self.challenges.pop(websocket, None)
         try:
             if websocket.subprotocol == protocol.SUBPROTOCOL:
-                await mesh_session(self.node, websocket)
+                await mesh_session(self.node, websocket, challenge, self.throttle)
+            elif challenge is not None:  # admitted to prove the token in a hello: mesh only
+                await websocket.close(1008, WRONG_TOKEN)
             else:
                 await self.node.serve_plain(websocket)
         finally:
             self.handlers.discard(task)
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Before the handshake: check the token, and answer plain HTTP with a line of help."""
+        """Before the handshake: check the token, and answer plain HTTP with a line of help.
+
+        A mesh client that offers a nonce (``Mesh-Nonce``) instead of the token gets in
+        here and proves the token in its hello (:func:`mesh_session`).
+        """
         node = self.node
+        if request.method != "GET":  # websockets parses any method; a node serves GET only
+            text = (
+                f"400 Bad Request: unsupported HTTP method; expected GET; got {_escaped(request.method)}\n{HTTP_HELP}"
+            )
+            return connection.respond(HTTPStatus.BAD_REQUEST, text)
+        for name in SINGLE_HEADERS:
+            count = len(request.headers.get_all(name))
+            if count > 1:
+                node.log.debug("bad request from %s: %d %s headers", _peer(connection), count, name)
+                text = f"400 Bad Request: the {name} header came {count} times; send it once.\n{HTTP_HELP}"
+                return connection.respond(HTTPStatus.BAD_REQUEST, text)
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
         path = urlsplit(request.path).path
         public = not upgrade and node.is_public(path)
         if node.token is not None and not public and not token_matches(request, node.token):
-            node.log.warning("refused a connection from %s: wrong or missing token", _peer(connection))
+            client_nonce = request.headers.get(auth.NONCE_HEADER)
+            if upgrade and _offers_mesh(request) and auth.is_nonce(client_nonce):
+                assert client_nonce is not None
+                self.challenges[connection] = (client_nonce, auth.nonce())
+                return None
+            self.throttle.warn(
+                ("token", _host(connection)), "refused a connection from %s: wrong or missing token", _peer(connection)
+            )
             return connection.respond(HTTPStatus.UNAUTHORIZED, "401 Unauthorized: this mesh needs its token\n")
         if not upgrade:
             page = node.http(path)
@@ -203,6 +314,19 @@ class NodeServer:
             return response
         return None
 
+    def process_response(self, connection: ServerConnection, request: Request, response: Response) -> None:
+        """After the handshake: a mesh client that is to prove the token gets the node's nonce with its 101."""
+        challenge = self.challenges.get(connection)
+        if challenge is None:
+            return
+        if (
+            response.status_code == HTTPStatus.SWITCHING_PROTOCOLS
+            and connection.protocol.subprotocol == MESH_SUBPROTOCOL
+        ):
+            response.headers[auth.NONCE_HEADER] = challenge[1]
+        else:
+            del self.challenges[connection]
+
     async def listen(self, host: str, port: int) -> None:
         """Bind ``host:port`` (port 0: any free port) and start serving."""
         try:
@@ -213,10 +337,12 @@ class NodeServer:
                 subprotocols=[MESH_SUBPROTOCOL],
                 select_subprotocol=_select_subprotocol,
                 process_request=self.process_request,
+                process_response=self.process_response,
+                create_connection=NodeConnection,
                 compression=None,
                 close_timeout=CLOSE_TIMEOUT,
-                ping_interval=PING_INTERVAL,
-                ping_timeout=PING_TIMEOUT,
+                ping_interval=SERVER_PING_INTERVAL,
+                ping_timeout=SERVER_PING_TIMEOUT,
                 max_size=self.max_size,
                 max_queue=MAX_QUEUE,
                 write_limit=WRITE_LIMIT,
@@ -243,7 +369,44 @@ class NodeServer:
             await self.server.wait_closed()
 
 
-async def mesh_session(node: Served, websocket: ServerConnection) -> None:
+async def proven(
+    node: Served, websocket: ServerConnection, conversation: Conversation, challenge: tuple[str, str]
+) -> bool:
+    """The auth gate of a client that proves the token: its first frame, a hello with the proof, or nothing.
+
+    Answered with the node's hello and its own proof; anything else (no hello within
+    HELLO_TIMEOUT, a wrong proof, any other frame) gets an error frame and close 1008,
+    and nothing of it is handled.
+    """
+    assert node.token is not None
+    client_nonce, server_nonce = challenge
+    hello: protocol.Frame | None = None
+    try:
+        raw = await asyncio.wait_for(websocket.recv(), HELLO_TIMEOUT)
+        if isinstance(raw, str):
+            hello = protocol.decode(raw)
+    except (ProtocolError, TimeoutError):
+        pass
+    expected = auth.client_proof(node.token, client_nonce, server_nonce)
+    if not isinstance(hello, protocol.Hello) or not auth.proves(expected, hello.proof):
+        conversation.throttle.warn(
+            ("token", _host(websocket)), "refused a connection from %s: %s", _peer(websocket), WRONG_TOKEN
+        )
+        await websocket.send(protocol.encode(protocol.Error(id=None, error=WRONG_TOKEN)))
+        await websocket.close(1008, WRONG_TOKEN)
+        return False
+    await conversation.answer(protocol.Hello(node=hello.node, session=hello.session))  # who it is, its session
+    proof = auth.server_proof(node.token, client_nonce, server_nonce)
+    await websocket.send(protocol.encode(protocol.Hello(node=node.name, proof=proof)))
+    return True
+
+
+async def mesh_session(
+    node: Served,
+    websocket: ServerConnection,
+    challenge: tuple[str, str] | None = None,
+    throttle: Throttle | None = None,
+) -> None:
     """A peer speaking the mesh protocol: hello, then messages answered with acks, in order.
 
     A websocket frame may carry a batch of frames (a JSON array); they are
@@ -251,9 +414,13 @@ async def mesh_session(node: Served, websocket: ServerConnection) -> None:
     BATCH_BYTES bytes. Bounded: a batch lets other connections run every SLICE
     seconds; the replies to one frame stay within REPLY_FACTOR times its size
     (acks aside); a send the peer does not read within SEND_TIMEOUT drops it.
+    A ``challenge`` (the client nonce and the node's) means the client proves
+    the token in its hello first.
     """
-    conversation = Conversation(node, websocket)
+    conversation = Conversation(node, websocket, throttle)
     try:
+        if challenge is not None and not await proven(node, websocket, conversation, challenge):
+            return
         async for text in websocket:
             replies = [_BINARY] if isinstance(text, bytes) else await conversation.answer_all(text)
             if not await _send(node, websocket, conversation.peer, replies):
@@ -296,12 +463,14 @@ async def _send(node: Served, websocket: ServerConnection, peer: str, replies: l
 class Conversation:
     """One mesh connection, server side: who the peer is, and the answer to each frame."""
 
-    def __init__(self, node: Served, websocket: ServerConnection) -> None:
+    def __init__(self, node: Served, websocket: ServerConnection, throttle: Throttle | None = None) -> None:
         self.node = node
         self.websocket = websocket
+        self.throttle = throttle if throttle is not None else Throttle(node.log)
         self.peer = "an unnamed peer"
         self.session: Session | None = None
         self.bad_frames = 0
+        self.subscriptions = 0  # sub and unsub frames answered
 
     async def answer_all(self, text: str) -> list[str]:
         """The encoded replies to the frames of one websocket frame, within the reply budget."""
@@ -338,9 +507,8 @@ class Conversation:
         node = self.node
         if isinstance(frame, ProtocolError):
             self.bad_frames += 1  # the first one is worth a warning; a flood of them is not
-            node.log.log(
-                logging.WARNING if self.bad_frames == 1 else logging.DEBUG, "bad frame from %s: %s", self.peer, frame
-            )
+            key = ("bad frame", _host(self.websocket))
+            self.throttle.warn(key, "bad frame from %s: %s", escape(self.peer), escape(frame))
             return protocol.encode(protocol.Error(id=frame.id, error=str(frame)))
         if isinstance(frame, protocol.Message):
             if self.session is None:
@@ -352,18 +520,26 @@ class Conversation:
             )
         if isinstance(frame, protocol.Hello):
             self.peer = frame.node
+            remote, local = self.websocket.remote_address, self.websocket.local_address
+            node.sessions.check_address(self.peer, remote[0] if remote else None, local[0] if local else None)
             self.session = node.sessions.get(self.peer, frame.session) if frame.session else None
-            node.log.debug("mesh connection from %s (session %s)", self.peer, frame.session or "none")
+            node.log.debug("mesh connection from %s (session %s)", escape(self.peer), escape(frame.session or "none"))
             return protocol.encode(protocol.Hello(node=node.name))
         if isinstance(frame, protocol.Status):
             return protocol.encode(protocol.Report(id=frame.id, data=node.status()))
         if isinstance(frame, (protocol.Subscribe, protocol.Unsubscribe)):
+            self.subscriptions += 1
+            if not self.subscriptions % YIELD_EVERY:  # a batch of thousands of subs: let others in between
+                await asyncio.sleep(0)
             try:
                 check_pattern(frame.pattern)
             except TopicError as exc:
                 return protocol.encode(protocol.Error(id=frame.id, error=str(exc)))
             if isinstance(frame, protocol.Subscribe):
-                node.hub.add(self.websocket, self.peer, frame.pattern)
+                try:
+                    node.hub.add(self.websocket, self.peer, frame.pattern)
+                except SubscriptionLimit as exc:
+                    return protocol.encode(protocol.Error(id=frame.id, error=str(exc)))
                 return protocol.encode(protocol.Ack(id=frame.id, data=f"subscribed to {frame.pattern}"))
             node.hub.remove(self.websocket, frame.pattern)
             return protocol.encode(protocol.Ack(id=frame.id, data=f"unsubscribed from {frame.pattern}"))

@@ -16,7 +16,7 @@ DOWN = "down"
 NOT_ANSWERING = "not answering"
 
 
-async def gather_status(grid: Grid, per_node: float, headers: dict[str, str]) -> list[dict[str, Any]]:
+async def gather_status(grid: Grid, per_node: float, token: str | None = None) -> list[dict[str, Any]]:
     """Every node's report, asked all at once: a node that is down costs at most ``per_node`` seconds.
 
     ``per_node`` bounds each node's answer, not the whole call: a node that does not
@@ -29,7 +29,7 @@ async def gather_status(grid: Grid, per_node: float, headers: dict[str, str]) ->
         if spec.uri is None:
             return {**base, "state": "no port"}
         try:
-            report = await query_status(spec.name, spec.uri, open_timeout=per_node, within=per_node, headers=headers)
+            report = await query_status(spec.name, spec.uri, open_timeout=per_node, within=per_node, token=token)
         except NotAnswering as exc:  # there (the connection opened), but silent: busy, blocked or stopped
             return {**base, "state": NOT_ANSWERING, "error": f"busy? {exc.reason}"}
         except MeshError as exc:

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from mesh.connection import auth_headers, send_once
+from mesh.connection import send_once
 from mesh.grid import Grid, read_grid
 
 from .circuit import start_together, stop_together
@@ -61,7 +61,7 @@ class Circuit:
         uri = self.grid.node(name).uri
         if uri is None:
             raise ValueError(f"node {name!r} has no port: nothing can be sent to it")
-        return await send_once(name, uri, channel, message, sender="test", headers=auth_headers(self.token))
+        return await send_once(name, uri, channel, message, sender="test", token=self.token)
 
 
 @asynccontextmanager

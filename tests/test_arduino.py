@@ -336,7 +336,7 @@ def test_a_token_grid_end_to_end_never_prints_the_token(tmp_path: Path):
     done = run_arduino("--grid", grid, "send", "buzzer", "1", env=environment(MESH_TOKEN="wrong"))
     assert (done.returncode, done.stderr) == (
         1,
-        f"Error: cannot reach buzzer at ws://127.0.0.1:{port}: refused the handshake with HTTP 401: wrong or missing token\n",
+        f"Error: cannot reach buzzer at ws://127.0.0.1:{port}: refused the handshake: wrong or missing token\n",
     )
     buzzer.expect("refused a connection from 127.0.0.1:\\d+: wrong or missing token")
     stop_within_a_second(buzzer)

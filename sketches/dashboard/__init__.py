@@ -21,6 +21,12 @@ Each message carries a sequence number, so a page never logs one twice.
 it to a pattern that names them; even then they are counted and logged, never
 shown as a node's value on its card.
 
+What it keeps is bounded, whatever the publishers do: at most :data:`KEYS` keys (the
+least recently updated is let go, its count with it; the page and the log say so once),
+each key and value cut to :data:`TEXT` characters, so a snapshot is at most about
+:data:`SNAPSHOT_BYTES` bytes (200,000 distinct keys used to make 11.6 MB snapshots, ten
+a second). The total of messages heard stays exact.
+
 The rate is a moving average over the last :data:`RATE_WINDOW` seconds (the
 time since the first snapshot while that is shorter, but never less than one
 second), so at one tick a second it reads a steady figure instead of falling to
@@ -32,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from importlib import resources
 from typing import Any
 
@@ -46,6 +52,13 @@ from nodes import FactoryLoop, every, hears, reactive
 RECENT = 50
 #: Seconds the rate is averaged over.
 RATE_WINDOW = 10.0
+#: Keys the dashboard keeps (counts, last values), least recently updated let go past it.
+KEYS = 500
+#: Characters of a key or a value the dashboard keeps (and sends a page) at most.
+TEXT = 200
+#: What a snapshot weighs at most, in bytes: KEYS keys, counted and with their value, the
+#: RECENT messages, each character at most 6 bytes in JSON (\uXXXX), and room for the rest.
+SNAPSHOT_BYTES = (KEYS * (3 * TEXT + 40) + RECENT * (2 * TEXT + 60)) * 6 + 64 * 1024
 TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -92,7 +105,10 @@ class Dashboard(FactoryLoop):
         if not self.grid.node(self.name).subscribe:
             self.log.warning("subscribes to nothing, so it will show nothing: add subscribe: ['#'] to it in the grid")
         self.counts: Counter[str] = Counter()
-        self.last: dict[str, str] = {}
+        #: The last value of each key, least recently updated first (the first let go past KEYS).
+        self.last: OrderedDict[str, str] = OrderedDict()
+        #: Keys let go to stay within KEYS.
+        self.dropped = 0
         #: Each node's latest key that is not a system key: what its card shows.
         self.latest: dict[str, str] = {}
         #: The newest messages, numbered: a page opens with them, snapshots carry those not yet pushed.
@@ -108,13 +124,33 @@ class Dashboard(FactoryLoop):
 
     @hears
     async def count(self, key: str, data: str) -> None:
-        """One message on the topics: counted exactly, kept for the next snapshot."""
+        """One message on the topics: counted exactly, kept for the next snapshot (at most KEYS keys)."""
+        key, data = cut(key), cut(data)
+        if key in self.last:
+            self.last.move_to_end(key)
+        elif len(self.last) >= KEYS:
+            self.let_go()
         self.counts[key] += 1
         self.last[key] = data
         if not is_system(key):
             self.latest[key.split("/", 1)[0]] = key
         self.heard += 1
         self.recent.append({"n": self.heard, "key": key, "data": data, "t": round(time.time(), 3)})
+
+    def let_go(self) -> None:
+        """Forget the least recently updated key (and its count), saying so the first time."""
+        old, _ = self.last.popitem(last=False)
+        del self.counts[old]
+        owner = old.split("/", 1)[0]
+        if self.latest.get(owner) == old:
+            del self.latest[owner]
+        if not self.dropped:
+            self.log.warning(
+                "heard more than %d distinct keys: keeping the %d updated most recently (counts of the others are let go)",
+                KEYS,
+                KEYS,
+            )
+        self.dropped += 1
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:
@@ -165,6 +201,9 @@ class Dashboard(FactoryLoop):
                 "counts": self.counts,
                 "last": self.last,
                 "latest": self.latest,
+                "heard": self.heard,
+                "dropped": self.dropped,
+                "keys": KEYS,
                 "recent": recent,
                 "rate": round(self.rate.value(), 1),
             },
@@ -184,3 +223,8 @@ class Dashboard(FactoryLoop):
             "nodes": [{"name": n, "sketch": s.sketch, "address": s.address} for n, s in self.grid.nodes.items()],
             "wires": [{"source": w.source, "target": w.target} for w in self.grid.wires],
         }
+
+
+def cut(text: str) -> str:
+    """``text``, cut to :data:`TEXT` characters (an ellipsis says it was)."""
+    return text if len(text) <= TEXT else text[: TEXT - 1] + "…"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sqlite3
+import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -14,9 +17,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from mesh.errors import GridError, PeerUnavailable
 from mesh.grid import build_grid
 from mesh.outbox import DurableOutbox
-from nodes import FactoryLoop, Node, reactive
-from nodes.delivery import Session
-from tests.helpers import DEADLINE, fast_backoff, until
+from nodes import FactoryLoop, Node, delivery, reactive
+from nodes.delivery import GUEST_SESSIONS, KEEP_PER_PEER, WINDOW_BYTES, Session, Sessions, could_be
+from tests.helpers import DEADLINE, Proxy, fast_backoff, until
 
 
 class Recorder(FactoryLoop):
@@ -187,7 +190,7 @@ async def test_a_grid_with_a_token_refuses_who_lacks_it(caplog, monkeypatch):
 
 
 async def test_a_link_with_a_wrong_token_gives_up_at_once():
-    """A 401 is not worth retrying: stream() fails with a clear reason."""
+    """A refused token is not worth retrying: stream() fails with a clear reason."""
     grid = build_grid(
         {"rx": {"sketch": "recorder", "port": 0}, "tx": {"sketch": "recorder"}},
         ["tx -> rx"],
@@ -196,7 +199,7 @@ async def test_a_link_with_a_wrong_token_gives_up_at_once():
     rx = await started("rx", grid, token="right")
     tx = await started("tx", grid.with_node("rx", port=rx.port), token="wrong")
     try:
-        with pytest.raises(PeerUnavailable, match=r"refused the handshake with HTTP 401: wrong or missing token"):
+        with pytest.raises(PeerUnavailable, match=r"refused the handshake: wrong or missing token"):
             await asyncio.wait_for(tx.sketch.stream("rx", "x"), DEADLINE)
     finally:
         await tx.stop()
@@ -235,3 +238,229 @@ async def test_stop_lets_loop_finish_then_closes_with_1001():
         await asyncio.wait_for(stopping, DEADLINE)
         await ws.wait_closed()
         assert ws.close_code == 1001
+
+
+MESH = ["arduino-mesh.1"]
+
+
+async def hello(address: str, name: str, session: str, *messages: str) -> list[str]:
+    """One mesh connection: a hello naming ``name`` and ``session``, then ``messages`` (ids 1, 2, ...); the replies."""
+    async with connect(f"ws://{address}/", subprotocols=MESH) as ws:
+        await ws.send(f'{{"type":"hello","node":"{name}","session":"{session}"}}')
+        replies = [await asyncio.wait_for(ws.recv(), DEADLINE)]
+        for msg_id, data in enumerate(messages, 1):
+            await ws.send(f'{{"type":"msg","id":{msg_id},"channel":"","data":"{data}"}}')
+            replies.append(await asyncio.wait_for(ws.recv(), DEADLINE))
+    return [str(reply) for reply in replies]
+
+
+async def test_300_echo_clients_between_a_message_and_its_resend_do_not_make_it_run_twice():
+    """A link's message whose ack was cut, 300 hellos of fresh sessions, the re-send: loop() ran once."""
+    grid = pair()
+    rx = await started("rx", grid)
+    proxy = Proxy(rx.port)
+    tx = await started("tx", grid.with_node("rx", port=proxy.port))
+    try:
+        rx.sketch.gate.clear()
+        (future,) = await tx.post("rx", "a")
+        await until(lambda: rx.reactor.inflight == 1, "the message in loop()")
+        proxy.cut()  # the ack will have no wire to go back on
+        proxy.close()  # and the link no way back in: it retries until it is moved below
+        await until(lambda: tx.links["rx"].state == "retrying", "the link to notice the cut")
+        rx.sketch.gate.set()
+        await until(lambda: rx.reactor.inflight == 0, "loop() to finish")
+        assert rx.sketch.seen == ["a"] and not future.done()
+        for n in range(300):  # 300 `echo` runs, each a node not in the grid whose link has a fresh session
+            assert await hello(rx.address, f"echo-{n}", f"fresh-{n}") == ['{"type":"hello","node":"rx"}']
+        await tx.links["rx"].retarget(f"ws://{rx.address}")  # the wire is back: the link re-sends message 1
+        assert await asyncio.wait_for(future, DEADLINE) == "got a"
+        assert rx.sketch.seen == ["a"]
+        assert rx.sessions.duplicates == 1
+        assert len(rx.sessions) == 1 + GUEST_SESSIONS
+    finally:
+        await tx.stop()
+        await rx.stop()
+
+
+async def test_a_client_not_in_the_grid_keeps_its_window_across_a_reconnect():
+    """A guest's session (a script naming itself "test") still drops a message re-sent on a new connection."""
+    rx = await started("rx", pair())
+    try:
+        first = await hello(rx.address, "test", "mine", "one")
+        again = await hello(rx.address, "test", "mine", "one", "two")
+        assert first[1:] == ['{"type":"ack","id":1,"data":"got one"}']
+        assert again[1:] == ['{"type":"ack","id":1,"data":"got one"}', '{"type":"ack","id":2,"data":"got two"}']
+        assert rx.sketch.seen == ["one", "two"]
+        assert rx.sessions.duplicates == 1
+        # A connection without a session (send, status) takes no slot.
+        async with connect(f"ws://{rx.address}/", subprotocols=MESH) as ws:
+            await ws.send('{"type":"hello","node":"send"}')
+            await ws.recv()
+        assert len(rx.sessions) == 1
+    finally:
+        await rx.stop()
+
+
+def three(**receiver: object):
+    return build_grid(
+        {
+            "rx": {"sketch": "recorder", "port": 0, **receiver},
+            "tx": {"sketch": "recorder"},
+            "ty": {"sketch": "recorder"},
+        },
+        ["tx -> rx", "ty -> rx"],
+    )
+
+
+async def test_each_grid_peer_keeps_its_own_sessions_and_guests_share_a_small_pool():
+    """Per grid peer its last KEEP_PER_PEER sessions (unused ones out first); guests: LRU of GUEST_SESSIONS."""
+    grid = three()
+    sessions = Sessions(grid=lambda: grid, own="rx")
+    ok = (True, "ok")
+
+    async def run() -> tuple[bool, str]:
+        return ok
+
+    ty = sessions.get("ty", "old")
+    await ty.handle(1, run)
+    tx = [sessions.get("tx", f"s{n}") for n in range(KEEP_PER_PEER)]
+    await tx[0].handle(1, run)  # the only one of tx's that handled a message
+    for n in range(1000):
+        sessions.get(f"echo-{n}", "x")
+        sessions.get("rx", f"itself-{n}")  # a hello naming the receiver itself is a guest's
+    assert sessions.get("ty", "old") is ty and sessions.get("tx", "s0") is tx[0]
+    newer = sessions.get("tx", "new")  # one too many for tx: its least recently used that never handled one goes
+    assert len(sessions) == GUEST_SESSIONS + 1 + KEEP_PER_PEER
+    assert sessions.get("tx", "s0") is tx[0] and sessions.get("tx", "new") is newer
+    assert sessions.get("tx", "s1") is not tx[1]  # forgotten, made again
+    assert sessions.get("ty", "old") is ty
+    assert sessions.get("echo-0", "x") is not sessions.get("echo-999", "x")
+    # What a guest claims costs a slot no more than KEY_CHARS characters, and stays its own.
+    long = sessions.get("g" * 100_000, "s" * 100_000)
+    assert sessions.get("g" * 100_000, "s" * 100_000) is long
+    assert sessions.get("g" * 100_000, "s" * 99_999 + "t") is not long
+    assert len(long.name) <= 2 * (len("sha256:") + 64) + 1
+
+
+async def test_a_reload_moves_a_guest_into_the_grid_and_forgets_nodes_that_left():
+    """The grid is read as it is now: a name it gains is a peer, one it loses is a guest again."""
+    grids = [pair()]
+    sessions = Sessions(grid=lambda: grids[-1], own="rx")
+    early = sessions.get("ty", "s")  # not in the grid yet
+    await early.handle(1, lambda: asyncio.sleep(0, (True, "ok")))
+    await early.handle(1, lambda: asyncio.sleep(0, (True, "again")))
+    grids.append(three())
+    assert sessions.is_peer("ty") and sessions.get("ty", "s") is early and early.window == delivery.WINDOW
+    grids.append(pair())  # ty left the grid again
+    assert sessions.get("tx", "t") is not None  # a new peer pool: the former peers are forgotten
+    assert sessions.get("ty", "s") is not early
+    assert sessions.duplicates == 1  # the forgotten session's duplicate still counts
+
+
+async def test_a_session_is_bounded_in_bytes_and_a_forgotten_message_is_still_a_duplicate():
+    """Big acks: the oldest outcomes go past the byte budget; memory follows; a forgotten id never runs again."""
+    budget = 256 * 1024
+    session = Session("tx/big", budget=budget)
+    ran: list[int] = []
+
+    async def run(msg_id: int) -> tuple[bool, str]:
+        ran.append(msg_id)
+        return True, f"{msg_id:08d}" + "x" * 10_000  # a fresh ack of 10 KB each time
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for msg_id in range(1, 1001):
+            await session.handle(msg_id, lambda m=msg_id: run(m))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert session.bytes <= budget and len(session.outcomes) == budget // (
+        delivery.OUTCOME_BYTES + sys.getsizeof("0" * 10_008)
+    )
+    assert held < budget * 1.25, f"{held} bytes held for a budget of {budget}"
+    assert await session.handle(1, lambda: run(-1)) == (True, "duplicate")  # forgotten, still a duplicate
+    assert (await session.handle(1000, lambda: run(-1)))[1].startswith("00001000")  # remembered
+    assert ran == list(range(1, 1001))
+    # One ack bigger than the whole budget is still remembered: the newest outcome is never forgotten.
+    huge = Session("tx/huge", budget=1024)
+    await huge.handle(1, lambda: asyncio.sleep(0, (True, "y" * 4096)))
+    assert huge.outcomes[1][1] == "y" * 4096 and WINDOW_BYTES > 1024
+
+
+async def test_a_grid_peers_session_of_small_acks_stays_within_its_budget():
+    """10,000 small acks in a grid peer's session: within WINDOW_BYTES, as traced by tracemalloc."""
+    session = Session("tx/small")
+    counter = itertools.count(1)
+
+    async def run() -> tuple[bool, str]:
+        return True, f"acknowledged {next(counter)}"
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for msg_id in range(1, 20_001):
+            await session.handle(msg_id, run)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(session.outcomes) == delivery.WINDOW and session.bytes <= WINDOW_BYTES
+    assert held <= WINDOW_BYTES, f"{held} bytes held for a budget of {WINDOW_BYTES}"
+
+
+@pytest.mark.parametrize(
+    ("host", "remote", "local", "could"),
+    [
+        ("127.0.0.1", "127.0.0.1", "127.0.0.1", True),
+        ("localhost", "127.0.0.5", "127.0.0.1", True),  # any loopback is loopback
+        ("127.0.0.1", "::1", "::1", True),
+        ("::1", "127.0.0.1", "127.0.0.1", True),
+        ("127.0.0.1", "::ffff:127.0.0.1", "::ffff:127.0.0.1", True),
+        ("0.0.0.0", "203.0.113.9", "10.0.0.1", True),  # a wildcard could be anywhere
+        ("::", "203.0.113.9", "10.0.0.1", True),
+        ("pi.local", "203.0.113.9", "10.0.0.1", True),  # a name: no DNS lookup to tell
+        ("203.0.113.9", "203.0.113.9", "10.0.0.1", True),
+        ("203.0.113.9", "::ffff:203.0.113.9", "10.0.0.1", True),
+        ("203.0.113.9", "203.0.113.10", "10.0.0.1", False),
+        ("127.0.0.1", "203.0.113.10", "10.0.0.1", False),  # from another machine: not a loopback node
+        ("127.0.0.1", "10.0.0.1", "10.0.0.1", True),  # from this machine's own address
+        ("192.0.2.7", "127.0.0.1", "127.0.0.1", False),  # this machine, which has no 192.0.2.7
+        ("10.0.0.1", "127.0.0.1", "127.0.0.1", True),  # ... but has 10.0.0.1 (is_local below)
+    ],
+)
+def test_could_be(host, remote, local, could):
+    """Whether a connection from `remote` can come from a node the grid puts at `host`."""
+    assert could_be(host, remote, local, lambda h: h == "10.0.0.1") is could
+
+
+async def test_a_hello_naming_a_grid_node_from_an_address_that_cannot_be_it_is_logged(caplog):
+    """One warning line (then rate-limited), the peer's name escaped; the hello is still answered."""
+    caplog.set_level(logging.WARNING)
+    grid = build_grid(
+        {
+            "rx": {"sketch": "recorder", "port": 0},
+            "tx": {"sketch": "recorder", "host": "192.0.2.7", "port": 9},  # TEST-NET: not this machine
+            "ty": {"sketch": "recorder", "port": 10},
+        },
+        ["tx -> rx", "ty -> rx"],
+    )
+    rx = await started("rx", grid)
+    try:
+        for _ in range(3):
+            assert await hello(rx.address, "tx", "s", "one") == [
+                '{"type":"hello","node":"rx"}',
+                '{"type":"ack","id":1,"data":"got one"}',
+            ]
+        await hello(rx.address, "ty", "s")  # at 127.0.0.1 in the grid: nothing to say
+        await hello(rx.address, "echo-1", "s")  # not a grid name: nothing to check
+        lines = [r.getMessage() for r in caplog.records if r.name == "mesh.rx"]
+        assert lines == ["a hello from 127.0.0.1 says it is 'tx', which the grid puts at 192.0.2.7"]
+        assert rx.sketch.seen == ["one"]
+        rx.sessions._mismatch_logged = -delivery.MISMATCH_EVERY  # as if the quiet time had passed
+        await hello(rx.address, "tx", "s")
+        assert [r.getMessage() for r in caplog.records if r.name == "mesh.rx"][1:] == [
+            "a hello from 127.0.0.1 says it is 'tx', which the grid puts at 192.0.2.7 "
+            "(2 more such hello(s) since the last line)"
+        ]
+    finally:
+        await rx.stop()

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
+from mesh import protocol
 from mesh.grid import Grid, build_grid
 from mesh.topics import TopicError
-from nodes import FactoryLoop, Node, open_together, reactive
-from tests.helpers import MS, fast_backoff, until
+from nodes import FactoryLoop, Node, open_together, pubsub, reactive
+from nodes.pubsub import MAX_PATTERNS_PER_CONNECTION, SEND_TIMEOUT
+from tests.helpers import DEADLINE, MS, fast_backoff, until
+
+T = TypeVar("T")
 
 
 class Quiet(FactoryLoop):
@@ -281,4 +289,255 @@ async def test_a_blocked_topic_handler_never_delays_the_acks_on_its_link():
         assert stuck[1:] == [str(i) for i in range(total - sub.inbox.bound, total)]
     finally:
         release.set()
+        await stop(nodes)
+
+
+# -- bounded work and memory: a pattern index, caps per connection, a send timeout ---------------
+
+
+def _mesh_client(node: Node, **kwargs: object):
+    return connect(f"ws://{node.address}/", subprotocols=[protocol.SUBPROTOCOL], **kwargs)
+
+
+def _sub_batches(name: str, patterns: list[str]) -> list[str]:
+    """A hello and one sub frame per pattern, as batches of at most protocol.BATCH frames."""
+    frames = [protocol.encode(protocol.Hello(node=name))]
+    frames += [protocol.encode(protocol.Subscribe(id=i + 1, pattern=p)) for i, p in enumerate(patterns)]
+    return [protocol.batch(frames[k : k + protocol.BATCH]) for k in range(0, len(frames), protocol.BATCH)]
+
+
+async def _status_times(node: Node, stop: asyncio.Event) -> list[float]:
+    """Ask the node its status every 10 MS until ``stop``; how long each answer took."""
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+    async with _mesh_client(node) as ws:
+        await ws.send(protocol.encode(protocol.Hello(node="probe")))
+        await ws.recv()
+        while not stop.is_set():
+            asked = loop.time()
+            await ws.send(protocol.encode(protocol.Status(id=len(times) + 1)))
+            await ws.recv()
+            times.append(loop.time() - asked)
+            await asyncio.sleep(10 * MS)
+    return times
+
+
+async def _under_probe(node: Node, attack: Awaitable[T]) -> tuple[T, list[float]]:
+    stop = asyncio.Event()
+    probe = asyncio.create_task(_status_times(node, stop))
+    try:
+        return await attack, await _stopped(probe, stop)
+    finally:
+        stop.set()
+        await asyncio.gather(probe, return_exceptions=True)
+
+
+async def _stopped(probe: asyncio.Task[list[float]], stop: asyncio.Event) -> list[float]:
+    await asyncio.sleep(20 * MS)  # at least one answer after the attack too
+    stop.set()
+    return await probe
+
+
+def _replies(texts: list[str]) -> list[dict]:
+    out: list[dict] = []
+    for text in texts:
+        decoded = json.loads(text)
+        out += decoded if isinstance(decoded, list) else [decoded]
+    return out
+
+
+async def test_18000_subscriptions_in_a_row_get_the_caps_error_and_status_stays_quick():
+    """18,000 subs on one connection: the first MAX_PATTERNS_PER_CONNECTION held, each one past it an error
+    naming the cap and what is held; a status on another connection is answered within 100 MS meanwhile."""
+    grid = build_grid({"pub": {"sketch": "quiet", "port": 0}})
+    nodes = await start(grid)
+    pub = nodes["pub"]
+    batches = _sub_batches("evil", [f"pub/x{i}/+" for i in range(18_000)])
+    try:
+        async with _mesh_client(pub, max_size=None) as ws:
+
+            async def attack() -> list[str]:
+                for text in batches:
+                    await ws.send(text)
+                return [await ws.recv() for _ in batches]  # type: ignore[misc]
+
+            texts, times = await _under_probe(pub, attack())
+            replies = _replies(texts)[1:]  # after the hello
+            assert [r["type"] for r in replies] == ["ack"] * MAX_PATTERNS_PER_CONNECTION + ["error"] * (
+                18_000 - MAX_PATTERNS_PER_CONNECTION
+            )
+            assert replies[-1] == {
+                "type": "error",
+                "id": 18_000,
+                "error": f"too many subscriptions: this connection already holds {MAX_PATTERNS_PER_CONNECTION}"
+                f" patterns, the most a node takes from one connection ({MAX_PATTERNS_PER_CONNECTION});"
+                " unsubscribe from some, or use a wildcard",
+            }
+            assert pub.hub.count == MAX_PATTERNS_PER_CONNECTION
+            assert max(times) < 100 * MS, f"status took {max(times) / MS:.0f} MS at worst"
+        await until(lambda: pub.hub.count == 0 and not pub.hub.subscribers, "the connection forgotten")
+    finally:
+        await stop(nodes)
+
+
+async def test_100_clients_of_50_patterns_are_held_and_each_publication_finds_its_own():
+    """100 connections x 50 patterns: all 5,000 held, a key reaches only its subscriber, status stays answered,
+    and closing them all leaves nothing held."""
+    grid = build_grid({"pub": {"sketch": "quiet", "port": 0}})
+    nodes = await start(grid)
+    pub = nodes["pub"]
+    clients = [await _mesh_client(pub).__aenter__() for _ in range(100)]
+    try:
+
+        async def attack() -> list[list[dict]]:
+            async def one(c: int) -> list[dict]:
+                (text,) = _sub_batches(f"c{c}", [f"pub/c{c}/p{j}" for j in range(50)])
+                await clients[c].send(text)
+                return _replies([await clients[c].recv()])  # type: ignore[list-item]
+
+            return await asyncio.gather(*(one(c) for c in range(100)))
+
+        answers, times = await _under_probe(pub, attack())
+        assert all([r["type"] for r in replies] == ["hello"] + ["ack"] * 50 for replies in answers)
+        assert pub.hub.count == 5000
+        assert max(times) < 100 * MS, f"status took {max(times) / MS:.0f} MS at worst"
+        assert await pub.publish("c42/p7", "x") == 1
+        assert _replies([await clients[42].recv()]) == [{"type": "pub", "key": "pub/c42/p7", "data": "x"}]
+    finally:
+        for ws in clients:
+            await ws.close()
+        await until(lambda: pub.hub.count == 0 and not pub.hub.subscribers, "every connection forgotten")
+        await stop(nodes)
+
+
+async def test_forgetting_a_connection_with_the_caps_worth_of_patterns_announces_each_once(caplog):
+    """A connection holding MAX_PATTERNS_PER_CONNECTION patterns goes away: one log line, one removed event per
+    pattern with the count going down to what is left."""
+    grid = build_grid({"pub": {"sketch": "quiet", "port": 0}, "watch": {"sketch": "quiet"}})
+    nodes = await start(grid)
+    pub, watch = nodes["pub"], nodes["watch"]
+    events, on_event = collector()
+    caplog.set_level(logging.INFO, logger="mesh.pub")
+    try:
+        await watch.subscribe("pub/$subscribers/removed", on_event)
+        patterns = [f"pub/x{i}/#" for i in range(MAX_PATTERNS_PER_CONNECTION)]
+        async with _mesh_client(pub, max_size=None) as ws:
+            batches = _sub_batches("many", patterns)
+            for text in batches:
+                await ws.send(text)
+            for _ in batches:
+                await ws.recv()
+            assert pub.hub.count == MAX_PATTERNS_PER_CONNECTION + 1
+        await until(lambda: len(events) == MAX_PATTERNS_PER_CONNECTION, "a removed event per pattern")
+        got = [json.loads(data) for _, data in events]
+        assert [e["pattern"] for e in got] == patterns
+        assert [e["count"] for e in got] == list(range(MAX_PATTERNS_PER_CONNECTION, 0, -1))
+        assert pub.hub.count == 1
+        lines = [r.getMessage() for r in caplog.records if "went away" in r.getMessage()]
+        assert lines == [
+            f"many went away; forgetting its {MAX_PATTERNS_PER_CONNECTION} subscription(s):"
+            " pub/x0/#, pub/x1/#, pub/x2/#, ..."
+        ]
+    finally:
+        await stop(nodes)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "error"),
+    [
+        ("a/" * 40 + "b", "pattern too deep: 41 levels, a node takes at most 16"),
+        ("pub/" + "x" * 2000, "pattern too long: 2004 characters, a node takes at most 256"),
+    ],
+)
+async def test_a_pattern_too_long_or_too_deep_gets_an_error(pattern, error):
+    """A node refuses to hold a pattern past MAX_PATTERN_LENGTH or MAX_PATTERN_LEVELS, saying which."""
+    grid = build_grid({"pub": {"sketch": "quiet", "port": 0}})
+    nodes = await start(grid)
+    try:
+        async with _mesh_client(nodes["pub"]) as ws:
+            (text,) = _sub_batches("x", [pattern])
+            await ws.send(text)
+            assert _replies([await ws.recv()])[1] == {"type": "error", "id": 1, "error": error}  # type: ignore[list-item]
+        assert nodes["pub"].hub.count == 0
+    finally:
+        await stop(nodes)
+
+
+async def test_the_node_wide_cap_refuses_past_it():
+    """Past MAX_SUBSCRIPTIONS (here lowered to 3) held by the node, a sub gets an error saying the node is full."""
+    grid = build_grid({"pub": {"sketch": "quiet", "port": 0}})
+    nodes = await start(grid)
+    nodes["pub"].hub.most = 3
+    try:
+        async with _mesh_client(nodes["pub"]) as ws:
+            (text,) = _sub_batches("x", ["a", "b", "c", "d"])
+            await ws.send(text)
+            replies = _replies([await ws.recv()])  # type: ignore[list-item]
+        assert [r["type"] for r in replies] == ["hello", "ack", "ack", "ack", "error"]
+        assert (
+            replies[-1]["error"]
+            == "too many subscriptions: this node already holds 3, the most it takes (3); try again later"
+        )
+    finally:
+        await stop(nodes)
+
+
+async def test_pub_batches_are_bounded_in_bytes_and_a_publication_too_big_is_lost(monkeypatch):
+    """What piles up goes in batches of at most BATCH_BYTES; one pub frame over PUB_FRAME_LIMIT is dropped and
+    reported as lost with the next one."""
+    monkeypatch.setattr(pubsub, "PUB_FRAME_LIMIT", 200_000)
+    grid = build_grid({"pub": {"sketch": "quiet", "port": 0}})
+    nodes = await start(grid)
+    pub = nodes["pub"]
+    try:
+        async with _mesh_client(pub, max_size=None) as ws:
+            (text,) = _sub_batches("x", ["pub/big"])
+            await ws.send(text)
+            await ws.recv()
+            chunk = "x" * 100_000
+            for _ in range(10):
+                await pub.publish("big", chunk)
+            await pub.publish("big", "y" * 300_000)  # over the limit
+            await pub.publish("big", "last")
+            frames: list[dict] = []
+            while not frames or frames[-1]["data"] != "last":
+                message = await asyncio.wait_for(ws.recv(), DEADLINE)
+                assert len(message) <= protocol.BATCH_BYTES
+                frames += _replies([message])  # type: ignore[list-item]
+            assert [len(f["data"]) for f in frames] == [100_000] * 10 + [4]
+            assert frames[-1]["lost"] == 1
+            assert pub.hub.subscribers[next(iter(pub.hub.subscribers))].lost == 1
+    finally:
+        await stop(nodes)
+
+
+async def test_a_subscriber_that_does_not_read_is_dropped_within_the_liveness_promise(caplog):
+    """A subscriber whose socket takes nothing: the publisher aborts it after SEND_TIMEOUT, with one line,
+    forgets its subscriptions, and goes on publishing to the others."""
+    grid = build_grid({"pub": {"sketch": "quiet", "port": 0}, "ok": {"sketch": "quiet"}})
+    nodes = await start(grid)
+    pub = nodes["pub"]
+    got, on_got = collector()
+    try:
+        await nodes["ok"].subscribe("pub/big", on_got)
+        async with _mesh_client(pub, max_size=None, max_queue=1) as ws:
+            (text,) = _sub_batches("sloth", ["pub/big"])
+            await ws.send(text)
+            await ws.recv()
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            chunk = "x" * 100_000
+            while len(pub.hub.subscribers) == 2 and loop.time() - began < SEND_TIMEOUT + DEADLINE:
+                await pub.publish("big", chunk)
+                await asyncio.sleep(MS)
+            assert len(pub.hub.subscribers) == 1, "the sloth is still subscribed"
+            lines = [r.getMessage() for r in caplog.records if "took nothing" in r.getMessage()]
+            assert lines == [f"subscriber sloth took nothing for {SEND_TIMEOUT:g} s: dropping its connection"]
+            with pytest.raises(ConnectionClosed):  # once it reads again, it finds its connection gone
+                async with asyncio.timeout(DEADLINE):
+                    async for _ in ws:
+                        pass
+        await pub.publish("big", "after")
+        await until(lambda: got and got[-1][1] == "after", "the other subscriber still served")
+    finally:
         await stop(nodes)

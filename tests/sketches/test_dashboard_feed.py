@@ -14,8 +14,10 @@ import pytest
 from websockets.asyncio.client import connect
 
 from mesh.grid import build_grid
-from sketches.dashboard import RECENT, Rate
-from tests.helpers import DEADLINE, MS, start_circuit, stop_circuit, until
+from nodes import FactoryLoop, Node, reactive
+from nodes.circuit import start_together, stop_together
+from sketches.dashboard import KEYS, RECENT, SNAPSHOT_BYTES, TEXT, Dashboard, Rate
+from tests.helpers import DEADLINE, MS, fast_backoff, start_circuit, stop_circuit, until
 
 
 def circuit(**dashboard: Any) -> dict[str, Any]:
@@ -129,3 +131,71 @@ def test_rate_table(samples: list[tuple[float, int]], expected: float) -> None:
     for now, total in samples:
         rate.add(now, total)
     assert rate.value() == pytest.approx(expected)
+
+
+class Publisher(FactoryLoop):
+    """Publishes only when the test asks (through its node)."""
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> None:
+        return None
+
+
+async def test_the_dashboard_keeps_a_bounded_number_of_keys_and_says_so_once(caplog):
+    """1,200 distinct keys, one 300 characters long, one value of 100,000: 500 kept, the newest; the snapshot stays small."""
+    grid = build_grid(
+        {
+            "pub": {"sketch": "publisher", "port": 0},
+            "dashboard": {"sketch": "dashboard", "port": 0, "subscribe": ["#"], "params": {"period": 10 * MS}},
+        }
+    )
+    nodes = {"pub": Node(Publisher, "pub", grid, reconnect_delays=fast_backoff)}
+    nodes["dashboard"] = Node(Dashboard, "dashboard", grid, reconnect_delays=fast_backoff)
+    await start_together(list(nodes.values()))
+    try:
+        pub, dashboard = nodes["pub"], nodes["dashboard"].sketch
+        await until(lambda: pub.hub.count == 1, "the dashboard to subscribe to pub")
+        sent = 0
+        for chunk in range(12):  # in chunks, so that no message is dropped for falling behind
+            for n in range(chunk * 100, chunk * 100 + 100):
+                await pub.publish(f"k{n:04d}", n)
+            sent += 100
+            await until(lambda sent=sent: dashboard.heard == sent, f"{sent} messages at the dashboard")
+        await pub.publish("long" + "x" * 296, "y" * 100_000)
+        await until(lambda: dashboard.heard == 1201, "the long one")
+        assert len(dashboard.last) == len(dashboard.counts) == KEYS
+        assert dashboard.dropped == 1201 - KEYS
+        assert "pub/k0700" not in dashboard.counts and dashboard.counts["pub/k1199"] == 1  # the newest are kept
+        warnings = [
+            r.getMessage() for r in caplog.records if r.name == "mesh.dashboard" and "distinct keys" in r.getMessage()
+        ]
+        assert warnings == [
+            f"heard more than {KEYS} distinct keys: keeping the {KEYS} updated most recently (counts of the others are let go)"
+        ]
+        async with connect(f"ws://{nodes['dashboard'].address}/feed", open_timeout=DEADLINE, max_size=None) as ws:
+            raw = await ws.recv()
+        assert len(raw) < SNAPSHOT_BYTES
+        snapshot = json.loads(raw)
+        assert snapshot["heard"] == 1201 and snapshot["dropped"] == 1201 - KEYS and snapshot["keys"] == KEYS
+        assert len(snapshot["counts"]) == KEYS and sum(snapshot["counts"].values()) == KEYS
+        (long_key,) = [key for key in snapshot["last"] if key.startswith("pub/long")]
+        assert len(long_key) == len(snapshot["last"][long_key]) == TEXT and long_key.endswith("…")
+        assert snapshot["latest"] == {"pub": long_key}
+    finally:
+        await stop_together(list(nodes.values()))
+
+
+async def test_the_snapshot_is_bounded_in_bytes_whatever_the_keys_carry():
+    """More than KEYS keys, each key and value longer than TEXT and escaped by JSON (6 bytes a character): under SNAPSHOT_BYTES."""
+    grid = build_grid({"dashboard": {"sketch": "dashboard", "port": 0, "subscribe": ["#"]}})
+    node = Node(Dashboard, "dashboard", grid)
+    await node.open()
+    try:
+        dashboard = node.sketch
+        for n in range(KEYS + 100):
+            await dashboard.count(f"pub/{n:05d}" + "\x01" * (TEXT * 2), "\x02" * (TEXT * 10))
+        text = dashboard.snapshot(full=True)
+        assert len(dashboard.counts) == KEYS and len(json.loads(text)["recent"]) == RECENT
+        assert SNAPSHOT_BYTES * 0.8 < len(text) < SNAPSHOT_BYTES
+    finally:
+        await node.stop()

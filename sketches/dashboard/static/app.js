@@ -19,7 +19,7 @@
   const ui = {
     feed: $("feed-state"), name: $("circuit-name"), total: $("total"), rate: $("rate"),
     svg: $("circuit"), title: $("circuit-title"), wires: $("wires"), pulses: $("pulses"),
-    nodes: $("nodes"), log: $("log"), empty: $("circuit-empty"),
+    nodes: $("nodes"), log: $("log"), empty: $("circuit-empty"), capped: $("capped"),
   };
 
   let circuitText = null;      // normalised JSON of the circuit currently drawn
@@ -353,7 +353,16 @@
       }
     }
 
-    setText(ui.total, total);
+    // The dashboard keeps a bounded number of keys; its own total stays exact.
+    const heard = Number(snap.heard);
+    setText(ui.total, Number.isFinite(heard) ? heard : total);
+    const dropped = Number(snap.dropped) || 0;
+    if (ui.capped && dropped > 0) {
+      ui.capped.hidden = false;
+      const keys = Number(snap.keys);
+      setText(ui.capped, Number.isFinite(keys) ? `showing the ${keys} most recent keys` : "showing the most recent keys");
+      ui.capped.title = `${dropped} key(s) let go: the dashboard keeps a bounded number of keys`;
+    }
     const rate = Number(snap.rate);
     setText(ui.rate, Number.isFinite(rate) ? rate.toFixed(1) : "0.0");
 
