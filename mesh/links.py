@@ -135,10 +135,10 @@ class Link:
         self.sent = 0
         #: Messages the peer dropped for us because we fell behind.
         self.lost = 0
-        #: What the peer can make us warn about again and again: one line, then a count.
-        self.throttle = Throttle(logger)
         #: Acks and errors from the peer for ids this link never sent (refused, not believed).
         self.unknown_acks = 0
+        #: What the peer can make us warn about again and again: one line, then a count.
+        self.throttle = Throttle(logger)
         self._write_lock = asyncio.Lock()  # one writer at a time keeps the ids in order on the wire
         self._written = 0  # the highest id written on the current connection
         self._ws: ClientConnection | None = None  # while up
@@ -428,7 +428,7 @@ class Link:
         """An answer for an id this link never sent (or already settled): counted, not believed."""
         self.unknown_acks += 1
         self.throttle.warn(
-            "unknown",
+            "unknown id",
             "%s answered id %d, which this link never sent or already settled: ignored (%d so far)",
             self.peer,
             msg_id,

@@ -46,18 +46,23 @@ SUBPROTOCOL = "arduino-mesh.1"
 #: (or the receiver's max_size, if smaller); a longer batch is refused whole, with one error.
 BATCH = 256
 BATCH_BYTES = 256 * 1024
-#: The longest name a frame may carry, in characters: hello's node and session, a message's
-#: channel, a publication's key, a subscription's pattern.
+#: The longest name a frame may carry, in characters: hello's node, session and proof, a message's
+#: channel. (A pattern's length is the publisher's to bound, nodes.pubsub.MAX_PATTERN_LENGTH;
+#: a key is the publisher's own, bounded by the frame.) All of them, keys and patterns too,
+#: must be printable: no control character, no newline.
 NAME_MAX = 256
 #: Ids are whole numbers in this range (a signed 64-bit integer, as SQLite stores them).
 ID_RANGE = (-(2**63), 2**63 - 1)
 _ID_MIN, _ID_MAX = ID_RANGE
+# A batch's text: BATCH_BYTES of frames, and the brackets and commas around them (senders count frames).
+_BATCH_TEXT = BATCH_BYTES + BATCH + 1
 #: How much of a peer's value an error message shows, in characters.
 SHOWN = 40
 
-# The fields of each frame that are names (printable, at most NAME_MAX characters).
+# The fields of each frame that are names (printable; the first ones at most NAME_MAX characters).
+_SHORT = {"node", "session", "proof", "channel"}
 _NAMES = {
-    "hello": ("node", "session"),
+    "hello": ("node", "session", "proof"),
     "msg": ("channel",),
     "pub": ("key",),
     "sub": ("pattern",),
@@ -203,7 +208,7 @@ def decode_all(text: str) -> list[Frame | ProtocolError]:
     """
     if text[:1] == "[" or (text[:1].isspace() and text.lstrip()[:1] == "["):
         # A batch's length is checked before parsing it: no more than the cap's worth of work.
-        if len(text) > BATCH_BYTES or (len(text) > BATCH_BYTES // 4 and _utf8_length(text) > BATCH_BYTES):
+        if len(text) > _BATCH_TEXT or (len(text) > _BATCH_TEXT // 4 and _utf8_length(text) > _BATCH_TEXT):
             return [ProtocolError(f"a batch holds at most {BATCH_BYTES} bytes; send fewer frames at once")]
     try:
         body = json.loads(text)
@@ -299,7 +304,7 @@ def _build(body: Any) -> Frame:
         values[name] = value
     for name in _NAMES.get(kind, ()):
         value = str(values.get(name, ""))
-        if len(value) > NAME_MAX:
+        if len(value) > NAME_MAX and name in _SHORT:
             raise ProtocolError(
                 f"{kind!r} frame: {name!r} is longer than {NAME_MAX} characters ({len(value)}); use a shorter one",
                 frame_id,

@@ -56,6 +56,22 @@ BACKLOG = 1024
 YIELD_EVERY = 64
 #: The mesh subprotocol, as websockets types a subprotocol name.
 MESH_SUBPROTOCOL = Subprotocol(protocol.SUBPROTOCOL)
+#: Seconds one send to a peer may wait for it to read (a full send buffer) before the
+#: connection is aborted: the keepalive's own promise, since its ping waits behind that buffer.
+SEND_TIMEOUT = PING_INTERVAL + PING_TIMEOUT
+#: The write buffer (websockets' write_limit, its default) past which a send waits for the peer.
+WRITE_LIMIT = 2**15
+#: Incoming frames a connection queues before the server stops reading from its socket
+#: (websockets' max_queue, its default): with max_size, it bounds what one peer holds in the
+#: node. Not lower: a pong queued behind a peer's frames is not read while reading is paused,
+#: so a busy but healthy link would fail its keepalive.
+MAX_QUEUE = 16
+#: Seconds a batch's frames may hold the event loop before the server lets other work run.
+SLICE = 0.002
+#: A reply to one websocket frame holds at most REPLY_FACTOR times its bytes plus REPLY_SLACK
+#: (acks of messages aside: they are owed); past it, one error stands for the rest.
+REPLY_FACTOR = 4
+REPLY_SLACK = 4096
 #: Seconds a mesh client that proves the token (instead of sending it) has to send its hello.
 HELLO_TIMEOUT = OPEN_TIMEOUT
 #: Headers the node reads in a handshake: each may come once (a duplicate gets a 400, not a guess).
@@ -64,20 +80,6 @@ SINGLE_HEADERS = ("Host", "Upgrade", "Authorization", "Sec-WebSocket-Key", "Sec-
 HTTP_HELP = "This port speaks HTTP/1.1: GET a page, or open a websocket (try: websocat ws://HOST:PORT/).\n"
 #: Characters of a peer's bad request quoted back in a 400 at most.
 QUOTED = 200
-#: Seconds one send to a peer may wait for it to read (a full send buffer) before the
-#: connection is aborted: the keepalive's own promise, since its ping waits behind that buffer.
-SEND_TIMEOUT = PING_INTERVAL + PING_TIMEOUT
-#: The write buffer (websockets' write_limit, its default) past which a send waits for the peer.
-WRITE_LIMIT = 2**15
-#: Incoming frames a connection queues before the server stops reading from its socket
-#: (websockets' max_queue): with max_size, it bounds what one peer holds in the node.
-MAX_QUEUE = 4
-#: Seconds a batch's frames may hold the event loop before the server lets other work run.
-SLICE = 0.002
-#: A reply to one websocket frame holds at most REPLY_FACTOR times its bytes plus REPLY_SLACK
-#: (acks of messages aside: they are owed); past it, one error stands for the rest.
-REPLY_FACTOR = 4
-REPLY_SLACK = 4096
 
 
 class ListenError(MeshError):
@@ -418,8 +420,8 @@ async def mesh_session(
     BATCH_BYTES bytes. Bounded: a batch lets other connections run every SLICE
     seconds; the replies to one frame stay within REPLY_FACTOR times its size
     (acks aside); a send the peer does not read within SEND_TIMEOUT drops it.
-    A ``challenge`` (the client nonce and the node's) means the client proves the
-    token in its hello first.
+    A ``challenge`` (the client nonce and the node's) means the client proves
+    the token in its hello first.
     """
     conversation = Conversation(node, websocket, throttle)
     try:

@@ -133,6 +133,15 @@ def test_a_batch_is_a_json_array_of_frames():
     assert batch(['{"type":"ack","id":1,"data":"a"}']) == '{"type":"ack","id":1,"data":"a"}'
 
 
+def test_patterns_and_keys_are_bounded_by_the_frame_not_by_name_max():
+    """A long pattern (the publisher's MAX_PATTERN_LENGTH refuses it, saying so) and a long key are decoded."""
+    from mesh.protocol import NAME_MAX, Publish, Subscribe
+
+    long = "a/" + "x" * NAME_MAX
+    assert decode(encode(Subscribe(id=1, pattern=long))) == Subscribe(id=1, pattern=long)
+    assert decode(encode(Publish(key=long, data=""))) == Publish(key=long, data="")
+
+
 def test_names_that_are_printable_and_short_enough_pass():
     """A name of NAME_MAX printable characters, any script, is a name; data stays free text."""
     from mesh.protocol import NAME_MAX
@@ -150,9 +159,9 @@ def test_names_that_are_printable_and_short_enough_pass():
             "[" + ",".join(['{"type":"status","id":1}'] * 257) + "]",
             "a batch holds at most 256 frames, not 257; send fewer at once",
         ),
-        ("[" + " " * (256 * 1024) + "{}]", "a batch holds at most 262144 bytes; send fewer frames at once"),
+        ("[" + " " * (256 * 1024 + 300) + "{}]", "a batch holds at most 262144 bytes; send fewer frames at once"),
         (
-            '  [{"type":"msg","id":1,"channel":"","data":"' + "é" * (128 * 1024) + '"}]',
+            '  [{"type":"msg","id":1,"channel":"","data":"' + "é" * (128 * 1024 + 200) + '"}]',
             "a batch holds at most 262144 bytes; send fewer frames at once",
         ),
         ("[" + ",".join(["[]"] * 100_000) + "]", "a batch holds at most 262144 bytes; send fewer frames at once"),

@@ -195,17 +195,15 @@ async def test_a_flood_of_wrong_tokens_is_one_warning_line(caplog):
 
 
 async def test_a_hello_name_cannot_forge_a_log_line(caplog):
-    """A peer named 'x\\n[ buzzer ] signal 1' is refused at the protocol's edge; nothing it causes spans two lines."""
+    """A peer named 'x\\n[ buzzer ] signal 1' that subscribes and sends bad frames: every line it causes is one line."""
     caplog.set_level(logging.DEBUG)
     node = await opened()
     forged = "x\n[ buzzer ] signal 1"
     try:
         async with connect(f"ws://{node.address}/", subprotocols=MESH, open_timeout=DEADLINE) as ws:
             await ws.send(json.dumps({"type": "hello", "node": forged, "session": "s\n[ echo ] forged"}))
-            refused = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
+            refused = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))  # names are printable (mesh.protocol)
             assert refused["type"] == "error" and "control character" in refused["error"]
-            await ws.send(json.dumps({"type": "hello", "node": "x"}))
-            assert json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))["type"] == "hello"
             await ws.send(json.dumps({"type": "sub", "id": 1, "pattern": "echo/#"}))
             assert json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))["type"] == "ack"
             for _ in range(20):
@@ -214,8 +212,8 @@ async def test_a_hello_name_cannot_forge_a_log_line(caplog):
         await until(lambda: said(caplog, "went away"), "the node to forget the subscriber")
         lines = [r.getMessage() for r in caplog.records if r.name.startswith("mesh")]
         assert not [line for line in lines if "\n" in line or "\r" in line]
-        assert said(caplog, "subscribed to") == ["x subscribed to echo/#"]
-        assert len(said(caplog, "bad frame from")) == 1  # the refused hello; the 20 after it are counted
+        assert said(caplog, "subscribed to") == ["an unnamed peer subscribed to echo/#"]
+        assert len(said(caplog, "bad frame from an unnamed peer: ")) == 1  # the hello's; then counted
     finally:
         await node.stop()
 
@@ -227,6 +225,7 @@ async def test_a_link_says_a_peers_repeated_errors_and_losses_once(caplog):
         await ws.recv()  # the link's hello
         await ws.send(json.dumps({"type": "hello", "node": "peer"}))
         async for _ in ws:
+            # Two batches: one holds at most protocol.BATCH (256) frames.
             await ws.send(json.dumps([{"type": "error", "id": None, "error": "no\n[ tx ] forged"}] * 200))
             await ws.send(json.dumps([{"type": "pub", "key": "peer/x", "data": "1", "lost": 1}] * 200))
 

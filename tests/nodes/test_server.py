@@ -346,72 +346,6 @@ async def test_a_batch_with_a_bad_frame_gets_a_batch_of_answers(node):
     await assert_still_serving(node)
 
 
-# ---- HTTP edges: a request the node cannot take gets "400 Bad Request" and a line of help, never silence or a 500
-
-
-def upgrade_request(node: Echo, *extra: str) -> bytes:
-    lines = [
-        "GET / HTTP/1.1",
-        f"Host: {node.address}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {KEY}",
-        "Sec-WebSocket-Version: 13",
-        *extra,
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-@pytest.mark.parametrize(
-    ("request_bytes", "why"),
-    [
-        (lambda node: upgrade_request(node, "Upgrade: websocket"), "the Upgrade header came 2 times; send it once."),
-        (
-            lambda node: upgrade_request(node, "Authorization: Bearer a", "Authorization: Bearer b"),
-            "the Authorization header came 2 times; send it once.",
-        ),
-        (lambda node: b"HELLO THERE\r\n\r\n", "invalid HTTP request line: HELLO THERE"),
-        (lambda node: b"POST / HTTP/1.1\r\nHost: x\r\n\r\n", "unsupported HTTP method; expected GET; got POST"),
-        (lambda node: b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", "unsupported request body"),
-        (lambda node: b"GET /\r\n\r\n", "invalid HTTP request line: GET /"),
-        (
-            lambda node: b"GET / HTTP/2\r\nHost: x\r\n\r\n",
-            "unsupported protocol; expected HTTP/1.1 or HTTP/1.0: GET / HTTP/2",
-        ),
-        (
-            lambda node: b"\x00\xff\x16\x03\x01 garbage\r\n\r\n",
-            "invalid HTTP request line: \\x00\\xff\\x16\\x03\\x01 garbage",
-        ),
-    ],
-    ids=[
-        "duplicate-upgrade",
-        "duplicate-authorization",
-        "garbage",
-        "post",
-        "post-with-a-body",
-        "no-http-version",
-        "http-2",
-        "binary",
-    ],
-)
-async def test_a_malformed_request_gets_400_with_a_line_of_help(node, caplog, request_bytes, why):
-    """A raw socket reads the reply: 400, what was wrong, how to talk to a node; no traceback; the node goes on."""
-    reader, writer = await open_raw(node)
-    try:
-        writer.write(request_bytes(node))
-        reply = await asyncio.wait_for(reader.read(), DEADLINE)  # to the EOF: the node closes after it
-    finally:
-        writer.close()
-    head, _, body = reply.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), reply
-    assert body.decode().splitlines() == [
-        f"400 Bad Request: {why}",
-        "This port speaks HTTP/1.1: GET a page, or open a websocket (try: websocat ws://HOST:PORT/).",
-    ]
-    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
-    await assert_still_serving(node)
-
-
 # -- hostile frames: each gets an error frame, the connection stays open and answers a status --
 
 TYPES = "ack, error, hello, msg, pub, report, status, sub, unsub"
@@ -450,8 +384,8 @@ async def assert_answers_status(ws) -> None:
             "'hello' frame: 'node' holds a control character (a newline?): 'x\\n[ buzzer ] signal 1: buzz'",
         ),
         (
-            '{"type":"sub","id":4,"pattern":"' + "a" * 300 + '"}',
-            "'sub' frame: 'pattern' is longer than 256 characters (300); use a shorter one",
+            '{"type":"hello","node":"' + "a" * 300 + '"}',
+            "'hello' frame: 'node' is longer than 256 characters (300); use a shorter one",
         ),
         (
             "[" + ",".join(['{"type":"status","id":1}'] * 257) + "]",
@@ -470,7 +404,7 @@ async def assert_answers_status(ws) -> None:
         "surrogate-data",
         "surrogate-hello",
         "newline-hello",
-        "long-pattern",
+        "long-name",
         "batch-frames",
         "batch-bytes",
     ],
@@ -681,3 +615,69 @@ async def test_a_long_batch_lets_other_connections_be_answered_while_it_runs():
             assert arrived == ["status", "batch"]
     finally:
         await busy.stop()
+
+
+# ---- HTTP edges: a request the node cannot take gets "400 Bad Request" and a line of help, never silence or a 500
+
+
+def upgrade_request(node: Echo, *extra: str) -> bytes:
+    lines = [
+        "GET / HTTP/1.1",
+        f"Host: {node.address}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {KEY}",
+        "Sec-WebSocket-Version: 13",
+        *extra,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "why"),
+    [
+        (lambda node: upgrade_request(node, "Upgrade: websocket"), "the Upgrade header came 2 times; send it once."),
+        (
+            lambda node: upgrade_request(node, "Authorization: Bearer a", "Authorization: Bearer b"),
+            "the Authorization header came 2 times; send it once.",
+        ),
+        (lambda node: b"HELLO THERE\r\n\r\n", "invalid HTTP request line: HELLO THERE"),
+        (lambda node: b"POST / HTTP/1.1\r\nHost: x\r\n\r\n", "unsupported HTTP method; expected GET; got POST"),
+        (lambda node: b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", "unsupported request body"),
+        (lambda node: b"GET /\r\n\r\n", "invalid HTTP request line: GET /"),
+        (
+            lambda node: b"GET / HTTP/2\r\nHost: x\r\n\r\n",
+            "unsupported protocol; expected HTTP/1.1 or HTTP/1.0: GET / HTTP/2",
+        ),
+        (
+            lambda node: b"\x00\xff\x16\x03\x01 garbage\r\n\r\n",
+            "invalid HTTP request line: \\x00\\xff\\x16\\x03\\x01 garbage",
+        ),
+    ],
+    ids=[
+        "duplicate-upgrade",
+        "duplicate-authorization",
+        "garbage",
+        "post",
+        "post-with-a-body",
+        "no-http-version",
+        "http-2",
+        "binary",
+    ],
+)
+async def test_a_malformed_request_gets_400_with_a_line_of_help(node, caplog, request_bytes, why):
+    """A raw socket reads the reply: 400, what was wrong, how to talk to a node; no traceback; the node goes on."""
+    reader, writer = await open_raw(node)
+    try:
+        writer.write(request_bytes(node))
+        reply = await asyncio.wait_for(reader.read(), DEADLINE)  # to the EOF: the node closes after it
+    finally:
+        writer.close()
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), reply
+    assert body.decode().splitlines() == [
+        f"400 Bad Request: {why}",
+        "This port speaks HTTP/1.1: GET a page, or open a websocket (try: websocat ws://HOST:PORT/).",
+    ]
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    await assert_still_serving(node)
