@@ -36,7 +36,7 @@ from websockets.asyncio.client import connect
 
 from mesh import protocol
 from mesh.connection import CLIENT, mesh_client
-from tests.helpers import MS, Process, Proxy, arduino, environment, free_ports, write_grid
+from tests.helpers import DEADLINE, MS, Process, Proxy, arduino, environment, free_ports, write_grid
 
 pytestmark = [pytest.mark.adversarial, pytest.mark.e2e]
 
@@ -181,10 +181,14 @@ def under_attack(arena: Arena, attack: str, *, then: str | None = None) -> tuple
     ``then``: a line the attacker must print before it is stopped (what it saw of the node).
     """
     tally = arena.start("tally")
+    probe = Probe(arena.uri, TOKEN if arena.auth else None)  # connected before the attack, as a link is
+    probe.start()
+    deadline = time.monotonic() + DEADLINE
+    while not probe.latencies and not probe.failures:
+        assert time.monotonic() < deadline, "the legitimate client got no answer"
+        time.sleep(MS)
     attacker = Process([sys.executable, ATTACKER, attack, arena.uri])
     attacker.expect("^attacking$", timeout=30_000 * MS)
-    probe = Probe(arena.uri, TOKEN if arena.auth else None)
-    probe.start()
     try:
         cuts = arena.run_clock()
     finally:
