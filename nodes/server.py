@@ -11,6 +11,7 @@ import asyncio
 import errno
 import hmac
 import logging
+import socket
 import time
 import weakref
 from collections.abc import Awaitable, Sequence
@@ -57,6 +58,9 @@ MESH_SUBPROTOCOL = Subprotocol(protocol.SUBPROTOCOL)
 #: Seconds one send to a peer may wait for it to read (a full send buffer) before the
 #: connection is aborted: the keepalive's own promise, since its ping waits behind that buffer.
 SEND_TIMEOUT = PING_INTERVAL + PING_TIMEOUT
+#: The kernel's send buffer of each connection, in bytes (Linux doubles it): without it, loopback's
+#: autotuning lets a peer that reads nothing have megabytes of replies made before a send waits.
+SEND_BUFFER = 64 * 1024  # 0: the kernel's own (autotuned) buffer
 #: The write buffer (websockets' write_limit, its default) past which a send waits for the peer.
 WRITE_LIMIT = 2**15
 #: Incoming frames a connection queues before the server stops reading from its socket
@@ -256,6 +260,11 @@ class NodeServer:
         assert task is not None
         self.handlers.add(task)
         challenge = self.challenges.pop(websocket, None)
+        sock = websocket.transport.get_extra_info("socket")
+        if (
+            sock is not None and SEND_BUFFER
+        ):  # what a peer that reads nothing makes the kernel hold for it, and so how much
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)  # work it gets before its send waits
         try:
             if websocket.subprotocol == protocol.SUBPROTOCOL:
                 await mesh_session(self.node, websocket, challenge, self.throttle)
@@ -471,10 +480,12 @@ class Conversation:
         self.session: Session | None = None
         self.bad_frames = 0
         self.subscriptions = 0  # sub and unsub frames answered
+        self.report: str | None = None  # the status report of the websocket frame being answered
 
     async def answer_all(self, text: str) -> list[str]:
         """The encoded replies to the frames of one websocket frame, within the reply budget."""
         frames = protocol.decode_all(text)
+        self.report = None
         budget = REPLY_FACTOR * len(text) + REPLY_SLACK
         replies: list[str] = []
         spent = 0
@@ -526,7 +537,9 @@ class Conversation:
             node.log.debug("mesh connection from %s (session %s)", escape(self.peer), escape(frame.session or "none"))
             return protocol.encode(protocol.Hello(node=node.name))
         if isinstance(frame, protocol.Status):
-            return protocol.encode(protocol.Report(id=frame.id, data=node.status()))
+            if self.report is None:  # one report per websocket frame, however many status frames it holds
+                self.report = protocol.encode(protocol.Report(id=0, data=node.status()))
+            return self.report.replace('"id":0,', f'"id":{frame.id},', 1)
         if isinstance(frame, (protocol.Subscribe, protocol.Unsubscribe)):
             self.subscriptions += 1
             if not self.subscriptions % YIELD_EVERY:  # a batch of thousands of subs: let others in between
