@@ -28,7 +28,7 @@ from collections.abc import Iterable
 
 from .errors import MeshError
 
-__all__ = ["TopicError", "check_pattern", "check_topic", "is_system", "matches", "publishers"]
+__all__ = ["TopicError", "check_key", "check_pattern", "check_topic", "is_system", "matches", "publishers"]
 
 
 class TopicError(MeshError, ValueError):
@@ -43,9 +43,17 @@ class TopicError(MeshError, ValueError):
         return f"invalid {self.problem}"
 
 
+#: The longest key or pattern the mesh carries, in characters (what a frame may name: protocol.NAME_MAX).
+LONGEST = 256
+
+
 def _levels(text: str, what: str) -> list[str]:
     if not isinstance(text, str) or not text:
         raise TopicError(str(text), f"{what} {text!r}: it is empty")
+    if len(text) > LONGEST:
+        raise TopicError(text, f"{what} {text[:40]!r}...: {len(text)} characters; the mesh carries at most {LONGEST}")
+    if not text.isprintable():
+        raise TopicError(text, f"{what} {text!r}: it holds a control character")
     levels = text.split("/")
     if "" in levels:
         raise TopicError(text, f"{what} {text!r}: a level is empty (no '//', nor '/' at either end)")
@@ -71,6 +79,12 @@ def check_topic(topic: str) -> str:
         if "+" in level or "#" in level:
             raise TopicError(topic, f"topic {topic!r}: '+' and '#' are for patterns, not for publishing")
     return topic
+
+
+def check_key(key: str) -> str:
+    """``key`` (``<node>/<topic>``) if the mesh can carry it, else :class:`TopicError` (too long, say)."""
+    _levels(key, "key")
+    return key
 
 
 def is_system(key: str) -> bool:

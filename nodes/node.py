@@ -31,7 +31,7 @@ from mesh.grid import Grid, NodeSpec
 from mesh.links import DEFAULT_WAIT, Link, backoff
 from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
-from mesh.topics import check_pattern, check_topic
+from mesh.topics import check_key, check_pattern, check_topic
 
 from .delivery import Sessions
 from .params import check_params
@@ -121,6 +121,7 @@ class Node:
         """Publish ``data`` on ``<node>/<topic>``; how many subscribers it was handed to."""
         if topic not in self._topics:  # checked once per topic
             check_topic(topic)
+            check_key(f"{self.name}/{topic}")
             if len(self._topics) < KNOWN_TOPICS:
                 self._topics.add(topic)
         if not self.hub.subscribers and not self.inbox.handlers:  # nobody can hear it: nothing to build

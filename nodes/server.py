@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import hmac
+import json
 import logging
 import socket
 import time
@@ -58,9 +59,6 @@ MESH_SUBPROTOCOL = Subprotocol(protocol.SUBPROTOCOL)
 #: Seconds one send to a peer may wait for it to read (a full send buffer) before the
 #: connection is aborted: the keepalive's own promise, since its ping waits behind that buffer.
 SEND_TIMEOUT = PING_INTERVAL + PING_TIMEOUT
-#: The kernel's send buffer of each connection, in bytes (Linux doubles it): without it, loopback's
-#: autotuning lets a peer that reads nothing have megabytes of replies made before a send waits.
-SEND_BUFFER = 64 * 1024  # 0: the kernel's own (autotuned) buffer
 #: The write buffer (websockets' write_limit, its default) past which a send waits for the peer.
 WRITE_LIMIT = 2**15
 #: Incoming frames a connection queues before the server stops reading from its socket
@@ -260,11 +258,6 @@ class NodeServer:
         assert task is not None
         self.handlers.add(task)
         challenge = self.challenges.pop(websocket, None)
-        sock = websocket.transport.get_extra_info("socket")
-        if (
-            sock is not None and SEND_BUFFER
-        ):  # what a peer that reads nothing makes the kernel hold for it, and so how much
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)  # work it gets before its send waits
         try:
             if websocket.subprotocol == protocol.SUBPROTOCOL:
                 await mesh_session(self.node, websocket, challenge, self.throttle)
@@ -281,6 +274,10 @@ class NodeServer:
         A mesh client that offers a nonce (``Mesh-Nonce``) instead of the token gets in
         here and proves the token in its hello (:func:`mesh_session`).
         """
+        sock = connection.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
         node = self.node
         if request.method != "GET":  # websockets parses any method; a node serves GET only
             text = (
@@ -462,11 +459,28 @@ async def _send(node: Served, websocket: ServerConnection, peer: str, replies: l
             async with asyncio.timeout(SEND_TIMEOUT):
                 await websocket.send(text)
         except TimeoutError:
-            node.log.info("dropped %s: it read nothing for %g s (replies waiting)", peer, SEND_TIMEOUT)
+            node.log.info("dropped %s: it read nothing for %g s (replies waiting)", escape(peer), SEND_TIMEOUT)
             websocket.transport.abort()
             return False
         start = end
     return True
+
+
+#: The kernel's buffers per client socket, each way (autotuning would let a peer that does not
+#: read, or floods, hold up to tcp_rmem's/tcp_wmem's maximum: megabytes each).
+SOCKET_BUFFER = 256 * 1024
+#: Seconds a node's status report is reused for: a flood of status requests costs one report per interval.
+REPORT_FRESH = 0.05
+_reports: weakref.WeakKeyDictionary[Served, tuple[float, str]] = weakref.WeakKeyDictionary()
+
+
+def _report(node: Served) -> str:
+    """The node's status report as JSON, built at most once per REPORT_FRESH seconds."""
+    now = time.monotonic()
+    cached = _reports.get(node)
+    if cached is None or now - cached[0] >= REPORT_FRESH:
+        cached = _reports[node] = (now, json.dumps(node.status(), separators=(",", ":"), ensure_ascii=False))
+    return cached[1]
 
 
 class Conversation:
@@ -480,12 +494,10 @@ class Conversation:
         self.session: Session | None = None
         self.bad_frames = 0
         self.subscriptions = 0  # sub and unsub frames answered
-        self.report: str | None = None  # the status report of the websocket frame being answered
 
     async def answer_all(self, text: str) -> list[str]:
         """The encoded replies to the frames of one websocket frame, within the reply budget."""
         frames = protocol.decode_all(text)
-        self.report = None
         budget = REPLY_FACTOR * len(text) + REPLY_SLACK
         replies: list[str] = []
         spent = 0
@@ -537,9 +549,7 @@ class Conversation:
             node.log.debug("mesh connection from %s (session %s)", escape(self.peer), escape(frame.session or "none"))
             return protocol.encode(protocol.Hello(node=node.name))
         if isinstance(frame, protocol.Status):
-            if self.report is None:  # one report per websocket frame, however many status frames it holds
-                self.report = protocol.encode(protocol.Report(id=0, data=node.status()))
-            return self.report.replace('"id":0,', f'"id":{frame.id},', 1)
+            return f'{{"type":"report","id":{frame.id},"data":{_report(node)}}}'  # as encode() writes it
         if isinstance(frame, (protocol.Subscribe, protocol.Unsubscribe)):
             self.subscriptions += 1
             if not self.subscriptions % YIELD_EVERY:  # a batch of thousands of subs: let others in between

@@ -446,7 +446,10 @@ async def test_forgetting_a_connection_with_the_caps_worth_of_patterns_announces
     ("pattern", "error"),
     [
         ("a/" * 40 + "b", "pattern too deep: 41 levels, a node takes at most 16"),
-        ("pub/" + "x" * 2000, "pattern too long: 2004 characters, a node takes at most 256"),
+        (
+            "pub/" + "x" * 2000,
+            "invalid pattern 'pub/" + "x" * 36 + "'...: 2004 characters; the mesh carries at most 256",
+        ),
     ],
 )
 async def test_a_pattern_too_long_or_too_deep_gets_an_error(pattern, error):
