@@ -273,6 +273,10 @@ def _build(body: Any) -> Frame:
             and data.isascii()
         ):
             return Message(id=frame_id, channel=channel, data=data)
+    elif type(body) is dict and len(body) == 2 and body.get("type") == "status":  # cheap to ask: cheap to read
+        frame_id = body.get("id")
+        if type(frame_id) is int and _ID_MIN <= frame_id <= _ID_MAX:
+            return Status(id=frame_id)
     if type(body) is not dict:
         raise ProtocolError(f"frame must be a JSON object, not {_kind(body)}")
     kind = body.get("type")

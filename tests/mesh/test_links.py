@@ -159,8 +159,8 @@ async def test_closing_fails_what_is_pending(peer, link):
 # -- a hostile peer: what it sends back never kills the link nor fails what it waits for --
 
 HOSTILE = [
-    "[" * 5000 + "]" * 5000,
-    '{"a":' * 5000 + "1" + "}" * 5000,
+    "[" * 100_000 + "]" * 100_000,
+    '{"a":' * 100_000 + "1" + "}" * 100_000,
     '{"type":[]}',
     "{}",
     '{"type":{}}',
