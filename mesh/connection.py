@@ -45,6 +45,7 @@ __all__ = [
     "OPEN_TIMEOUT",
     "PING_INTERVAL",
     "PING_TIMEOUT",
+    "SEND_TIMEOUT",
     "SERVER_PING_INTERVAL",
     "SERVER_PING_TIMEOUT",
     "WAITING_LOG_INTERVAL",
@@ -58,6 +59,7 @@ __all__ = [
     "query_status",
     "request",
     "send_once",
+    "send_or_abort",
 ]
 
 #: Seconds a link keeps trying to reach a peer before giving up (0: forever).
@@ -75,6 +77,9 @@ PING_TIMEOUT = 2.0
 #: dead one costs little meanwhile; the link on the other end still notices within ~3 s.
 SERVER_PING_INTERVAL = 5.0
 SERVER_PING_TIMEOUT = 20.0
+#: Seconds one send may wait for a peer that does not read (a full send buffer) before its
+#: connection is aborted: the liveness promise, since the keepalive's ping waits behind that buffer.
+SEND_TIMEOUT = PING_INTERVAL + PING_TIMEOUT
 #: How every mesh client connects: the mesh subprotocol; no compression (on small frames it
 #: costs a quarter to a third of the throughput and saves nothing); what comes back (acks,
 #: reports) is at most the largest max_size a node may have (a link: its own node's max_size).
@@ -93,6 +98,17 @@ WAITING_LOG_INTERVAL = 10.0
 
 #: What a node says (error frame, close reason) to a client that does not prove it knows the token.
 WRONG_TOKEN = "wrong or missing token"
+
+
+async def send_or_abort(ws: Any, text: str) -> bool:
+    """Send ``text`` on ``ws``, waiting at most SEND_TIMEOUT for the peer to read; past it, abort: False."""
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await ws.send(text)
+    except TimeoutError:
+        ws.transport.abort()
+        return False
+    return True
 
 
 def auth_headers(token: str | None) -> dict[str, str]:

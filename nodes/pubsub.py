@@ -32,7 +32,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from mesh import protocol
-from mesh.connection import PING_INTERVAL, PING_TIMEOUT
+from mesh.connection import SEND_TIMEOUT, send_or_abort
 from mesh.constants import DEFAULT_MAX_SIZE
 from mesh.errors import MeshError
 from mesh.index import PatternIndex
@@ -65,9 +65,6 @@ MAX_SUBSCRIPTIONS = 20_000
 MAX_PATTERN_LENGTH = 256
 #: Levels in one pattern a node holds at most (each is a level of the pattern index).
 MAX_PATTERN_LEVELS = 16
-#: Seconds a publisher waits for a subscriber to take one batch of pub frames before it drops
-#: the subscriber: the liveness promise of a connection (PING_INTERVAL + PING_TIMEOUT).
-SEND_TIMEOUT = PING_INTERVAL + PING_TIMEOUT
 #: Bytes of the largest pub frame a publisher sends: what a websockets client takes by default
 #: (and a node, unless its max_size says more). A larger publication is dropped and counted lost.
 PUB_FRAME_LIMIT = DEFAULT_MAX_SIZE
@@ -170,16 +167,12 @@ class RemoteSubscriber:
                     text, count = self._batch()
                     if not count:
                         continue
-                    try:
-                        async with asyncio.timeout(SEND_TIMEOUT):
-                            await self.websocket.send(text)
-                    except TimeoutError:
+                    if not await send_or_abort(self.websocket, text):
                         self.log.warning(
                             "subscriber %s took nothing for %g s: dropping its connection",
                             escape(self.name),
                             SEND_TIMEOUT,
                         )
-                        self.websocket.transport.abort()
                         return
                     self.sent += count
         except ConnectionClosed:

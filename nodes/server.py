@@ -34,11 +34,11 @@ from mesh import auth, protocol
 from mesh.connection import (
     CLOSE_TIMEOUT,
     OPEN_TIMEOUT,
-    PING_INTERVAL,
-    PING_TIMEOUT,
+    SEND_TIMEOUT,
     SERVER_PING_INTERVAL,
     SERVER_PING_TIMEOUT,
     WRONG_TOKEN,
+    send_or_abort,
 )
 from mesh.errors import MeshError, ProtocolError
 from mesh.throttle import Throttle, escape
@@ -56,9 +56,6 @@ BACKLOG = 1024
 YIELD_EVERY = 64
 #: The mesh subprotocol, as websockets types a subprotocol name.
 MESH_SUBPROTOCOL = Subprotocol(protocol.SUBPROTOCOL)
-#: Seconds one send to a peer may wait for it to read (a full send buffer) before the
-#: connection is aborted: the keepalive's own promise, since its ping waits behind that buffer.
-SEND_TIMEOUT = PING_INTERVAL + PING_TIMEOUT
 #: The write buffer (websockets' write_limit, its default) past which a send waits for the peer.
 WRITE_LIMIT = 2**15
 #: Incoming frames a connection queues before the server stops reading from its socket
@@ -455,12 +452,8 @@ async def _send(node: Served, websocket: ServerConnection, peer: str, replies: l
             await websocket.send(text)  # cannot wait: it stays under the write buffer's limit
             start = end
             continue
-        try:
-            async with asyncio.timeout(SEND_TIMEOUT):
-                await websocket.send(text)
-        except TimeoutError:
+        if not await send_or_abort(websocket, text):
             node.log.info("dropped %s: it read nothing for %g s (replies waiting)", escape(peer), SEND_TIMEOUT)
-            websocket.transport.abort()
             return False
         start = end
     return True
