@@ -33,17 +33,20 @@ KEYS = 1000
 TEXT_LIMIT = 200
 
 
-def escape(text: object, limit: int = TEXT_LIMIT) -> str:
+def escape(text: object, limit: int = TEXT_LIMIT, *, ascii_only: bool = False) -> str:
     """``text`` as one printable line: control characters, lone surrogates and the like escaped, cut to ``limit``.
 
-    Printable text comes back as it is, so ordinary names read as before.
+    Printable text comes back as it is, so ordinary names read as before; with
+    ``ascii_only`` (an HTTP reply), every character beyond ASCII is escaped too.
     """
     text = str(text)
     cut = len(text) - limit
     if cut > 0:
         text = text[:limit]
-    if not text.isprintable():
-        text = "".join(char if char.isprintable() else _escaped(char) for char in text)
+    if not text.isprintable() or (ascii_only and not text.isascii()):
+        text = "".join(
+            char if char.isprintable() and (char.isascii() or not ascii_only) else _escaped(char) for char in text
+        )
     return f"{text}... ({cut} more characters)" if cut > 0 else text
 
 

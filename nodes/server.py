@@ -92,12 +92,6 @@ class ListenError(MeshError):
         return f"{self.node}: cannot listen on {self.address}: {self.reason}"
 
 
-def _escaped(text: str) -> str:
-    """Peer text made printable ASCII for a reply or a log line, and cut short."""
-    text = "".join(c if c.isascii() and c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-    return text if len(text) <= QUOTED else text[:QUOTED] + "..."
-
-
 class AnsweringServerProtocol(ServerProtocol):
     """websockets' server protocol, except that a request it cannot parse gets a 400 with a line of help.
 
@@ -116,7 +110,7 @@ class AnsweringServerProtocol(ServerProtocol):
         # EOFError: the client went away mid-request: there is nobody to answer.
         if self.state is CONNECTING and not self.answered and cause is not None and not isinstance(cause, EOFError):
             self.answered = True
-            why = _escaped(str(cause)) or "not an HTTP request"
+            why = escape(cause, QUOTED, ascii_only=True) or "not an HTTP request"
             self.writes.append(self.reject(HTTPStatus.BAD_REQUEST, f"400 Bad Request: {why}\n{HTTP_HELP}").serialize())
         super().send_eof()
 
@@ -277,9 +271,7 @@ class NodeServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
         node = self.node
         if request.method != "GET":  # websockets parses any method; a node serves GET only
-            text = (
-                f"400 Bad Request: unsupported HTTP method; expected GET; got {_escaped(request.method)}\n{HTTP_HELP}"
-            )
+            text = f"400 Bad Request: unsupported HTTP method; expected GET; got {escape(request.method, QUOTED, ascii_only=True)}\n{HTTP_HELP}"
             return connection.respond(HTTPStatus.BAD_REQUEST, text)
         for name in SINGLE_HEADERS:
             count = len(request.headers.get_all(name))
