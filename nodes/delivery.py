@@ -117,6 +117,8 @@ class Session:
         self.highest = 0
         self.duplicates = 0
         self.used = next(_uses)
+        #: Connections that use this session now: a session in use is never forgotten.
+        self.connections = 0
 
     async def handle(self, msg_id: int, call: Callable[[], Awaitable[Outcome]]) -> Outcome:
         """``call()`` for a message not handled before; the remembered outcome for one that was."""
@@ -212,8 +214,12 @@ class Sessions:
         if len(pool) > self.keep_per_peer:
             # That peer's least recently used session goes; one that never handled a message
             # (nothing to forget) before one that did.
-            victim = min((s for s in pool if s != session), key=lambda s: (pool[s].highest > 0, pool[s].used))
-            self._forget(pool.pop(victim))
+            # A session a connection uses now stays, even one that has handled nothing yet (the
+            # link's first messages may be in flight): forgotten, its re-sends would run again.
+            idle = [s for s in pool if s != session and not pool[s].connections]
+            if idle:
+                victim = min(idle, key=lambda s: (pool[s].highest > 0, pool[s].used))
+                self._forget(pool.pop(victim))
         return found
 
     def _drop_former_peers(self) -> None:

@@ -423,6 +423,7 @@ async def mesh_session(
     except ConnectionClosed:
         pass
     finally:
+        conversation.close()
         node.hub.forget(websocket)
 
 
@@ -480,6 +481,12 @@ class Conversation:
         self.bad_frames = 0
         self.subscriptions = 0  # sub and unsub frames answered
 
+    def close(self) -> None:
+        """The connection is over (or greets again): its session is no longer in use by it."""
+        if self.session is not None:
+            self.session.connections -= 1
+            self.session = None
+
     async def answer_all(self, text: str) -> list[str]:
         """The encoded replies to the frames of one websocket frame, within the reply budget."""
         frames = protocol.decode_all(text)
@@ -530,7 +537,10 @@ class Conversation:
             self.peer = frame.node
             remote, local = self.websocket.remote_address, self.websocket.local_address
             node.sessions.check_address(self.peer, remote[0] if remote else None, local[0] if local else None)
+            self.close()
             self.session = node.sessions.get(self.peer, frame.session) if frame.session else None
+            if self.session is not None:
+                self.session.connections += 1
             node.log.debug("mesh connection from %s (session %s)", escape(self.peer), escape(frame.session or "none"))
             return protocol.encode(protocol.Hello(node=node.name))
         if isinstance(frame, protocol.Status):

@@ -342,6 +342,21 @@ async def test_each_grid_peer_keeps_its_own_sessions_and_guests_share_a_small_po
     assert len(long.name) <= 2 * (len("sha256:") + 64) + 1
 
 
+async def test_a_grid_peers_session_in_use_is_never_forgotten_even_before_its_first_message():
+    """Hellos of fresh sessions naming tx (anyone can) do not push out the session tx's link uses now."""
+    grid = three()
+    sessions = Sessions(grid=lambda: grid, own="rx")
+    live = sessions.get("tx", "link")
+    live.connections += 1  # what a connection that greeted with it does
+    for n in range(10 * KEEP_PER_PEER):
+        sessions.get("tx", f"liar-{n}")
+    assert sessions.get("tx", "link") is live
+    live.connections -= 1  # its connection is gone: it may go now, after those that handled nothing
+    for n in range(10 * KEEP_PER_PEER):
+        sessions.get("tx", f"other-{n}")
+    assert sessions.get("tx", "link") is not live
+
+
 async def test_a_reload_moves_a_guest_into_the_grid_and_forgets_nodes_that_left():
     """The grid is read as it is now: a name it gains is a peer, one it loses is a guest again."""
     grids = [pair()]
