@@ -309,7 +309,7 @@ class Bridge(FactoryLoop):
     def _client(self) -> aiomqtt.Client:
         """A fresh client for one connection (paho keeps nothing of a failed one), same id, persistent session."""
         aiomqtt = self.aiomqtt
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.host,
             self.port,
             username=self.username,
@@ -321,6 +321,8 @@ class Bridge(FactoryLoop):
             timeout=ANSWER_TIMEOUT,
             max_inflight_messages=WINDOW,
         )
+        client.pending_calls_threshold = 2 * WINDOW  # WINDOW publishes in flight is the plan, not a worry
+        return client
 
     @every(BACKOFF_FIRST, times=1)  # once, at start; the node cancels it at stop
     async def connect(self) -> None:
