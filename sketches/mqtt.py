@@ -113,12 +113,19 @@ class Bridge(FactoryLoop):
         password_env: str = "MQTT_PASSWORD",
         **more: Any,
     ) -> None:
-        """``url``: ``mqtt://host:port`` or ``mqtts://``; ``out``: mesh patterns sent to the broker;
-        ``in``: MQTT filters brought into the mesh; ``prefix``: the MQTT topic level the mesh's keys go under;
-        ``qos``: 0, 1 or 2; ``retain``: what goes out is retained; ``client_id``: the MQTT client id (default
-        ``<prefix>-<node>``, stable, so the broker keeps the session across restarts); ``ca``: CA file for
-        ``mqtts://``, relative to the grid's folder; ``username_env``/``password_env``: the environment
-        variables holding the credentials."""
+        """Connect the mesh to one MQTT broker.
+
+        ``url``: the broker, mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (no password in it)
+        ``out``: mesh patterns whose publications go to the broker
+        ``in``: MQTT filters whose messages come into the mesh (a param of the grid: in is a Python keyword)
+        ``prefix``: the MQTT topic level the mesh's keys go under
+        ``qos``: 0, 1 or 2
+        ``retain``: what goes out is retained by the broker
+        ``client_id``: the MQTT client id (default PREFIX-NODE: stable, so the broker keeps the session)
+        ``ca``: CA file for mqtts://, relative to the grid's folder
+        ``username_env``: the environment variable holding the user name
+        ``password_env``: the environment variable holding the password
+        """
         # ``in`` is a Python keyword: it arrives in ``more``, and setup() checks what check_params cannot.
         inbound = more.pop("in", None)
         if more:
