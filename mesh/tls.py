@@ -36,6 +36,7 @@ __all__ = [
     "is_tls_error",
     "names_mismatch",
     "server_context",
+    "verify_own",
 ]
 
 #: The oldest TLS version a node or a client accepts.
@@ -98,6 +99,31 @@ def client_context(tls: TLSFiles, *, check_hostname: bool = True) -> MeshContext
     except OSError as exc:
         _fail(tls, "ca", f"cannot be read: {_strerror(exc)}")
     return context
+
+
+def verify_own(tls: TLSFiles) -> str | None:
+    """Why a client of the grid would refuse this machine's certificate (tls.cert), or None if it would not.
+
+    A TLS handshake between the server and client contexts, in memory (no socket): the
+    certificate must be signed by the grid's CA and be valid now. The host is not
+    checked: each machine of a grid may hold a certificate for its own address.
+    """
+    client_side = client_context(tls, check_hostname=False)
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server = server_context(tls).wrap_bio(to_server, to_client, server_side=True)
+    client = client_side.wrap_bio(to_client, to_server, server_side=False)
+    for _ in range(8):  # a TLS 1.3 handshake takes a few round trips
+        done = True
+        for end in (client, server):
+            try:
+                end.do_handshake()
+            except ssl.SSLWantReadError:
+                done = False
+            except ssl.SSLError as exc:
+                return describe_tls_error(exc, client_side) if end is client else None
+        if done:
+            break
+    return None
 
 
 def is_tls_error(exc: BaseException) -> bool:

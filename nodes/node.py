@@ -32,7 +32,7 @@ from mesh.grid import Grid, NodeSpec
 from mesh.links import DEFAULT_WAIT, Link, backoff
 from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
-from mesh.tls import client_context, server_context
+from mesh.tls import client_context, server_context, verify_own
 from mesh.topics import check_key, check_pattern, check_topic
 
 from .delivery import Sessions
@@ -299,6 +299,9 @@ class Node:
             self.server = NodeServer(self, self.spec.max_size)
             tls = None if self.grid.tls is None else server_context(self.grid.tls)
             await self.server.listen(self.spec.host, self.spec.port, ssl_context=tls)
+            refused = None if self.grid.tls is None else verify_own(self.grid.tls)
+            if self.grid.tls is not None and refused is not None:
+                self.log.warning("%s: %s: every client will refuse this node", self.grid.tls.shown("cert"), refused)
             self.log.info("serving on %s", self.address)
         if self.spec.durable:
             self.store = DurableOutbox(self.state_dir, self.name)

@@ -73,7 +73,16 @@ def test_a_wrong_ca_an_expired_certificate_and_a_missing_file_are_one_line_each(
     assert buzzer.wait() == 0
 
     write_certs(node, ca=ca, not_after=past)  # the node restarts with an expired certificate
+    done = run_arduino("--grid", grid, "check")
+    assert done.returncode == 1
+    assert done.stdout.startswith(
+        f"{grid}:1: error: tls.cert: node.pem: certificate verify failed: certificate has expired: "
+        "every client of the grid would refuse it\n"
+    )
     buzzer = arduino("--grid", grid, "buzzer")
+    buzzer.expect(
+        r"tls\.cert: node\.pem: certificate verify failed: certificate has expired: every client will refuse this node"
+    )
     buzzer.expect("serving on")
     done = run_arduino("--grid", grid, "send", "buzzer", "1")
     assert (done.returncode, done.stderr) == (

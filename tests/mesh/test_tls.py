@@ -10,8 +10,9 @@ import pytest
 import trustme
 
 from mesh.errors import GridError
+from mesh.graph import render
 from mesh.grid import build_grid, load_grid, read_grid
-from mesh.tls import MIN_VERSION, check, client_context, describe_tls_error, server_context
+from mesh.tls import MIN_VERSION, check, client_context, describe_tls_error, server_context, verify_own
 from tests.certs import TLS_YAML, write_certs
 
 NODES = "nodes:\n  buzzer: {sketch: buzzer, port: 8766}\n"
@@ -213,3 +214,26 @@ def test_an_expired_certificate_still_loads(tmp_path: Path) -> None:
     grid = read_grid(_grid_file(tmp_path, TLS_YAML))
     assert grid.tls is not None
     check(grid.tls)
+
+
+def test_verify_own_says_why_clients_would_refuse_this_machines_certificate(tmp_path: Path) -> None:
+    """A handshake in memory: None for a good certificate, one line for an expired one or another CA's."""
+    import datetime
+
+    ca = trustme.CA()
+    grid = read_grid(_grid_file(tmp_path, TLS_YAML))
+    assert grid.tls is not None
+    write_certs(tmp_path, ca=ca)
+    assert verify_own(grid.tls) is None
+    write_certs(tmp_path, ca=ca, not_after=datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
+    assert verify_own(grid.tls) == "certificate verify failed: certificate has expired"
+    write_certs(tmp_path)
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem.bytes())
+    assert verify_own(grid.tls) == "certificate verify failed: not signed by the grid's CA (tls.ca: ca.pem)"
+
+
+def test_graph_shows_wss_addresses_with_tls() -> None:
+    """graph draws each node's address as wss:// when the grid has tls."""
+    grid = load_grid(NODES + TLS_YAML)
+    assert "buzzer  buzzer  wss://127.0.0.1:8766" in render(grid, "text")
+    assert "wss://" not in render(load_grid(NODES), "text")
