@@ -69,6 +69,14 @@ def test_a_wrong_ca_an_expired_certificate_and_a_missing_file_are_one_line_each(
     done = run_arduino("--grid", client, "status")
     assert done.returncode == 1
     assert "not signed by the grid's CA (tls.ca: ca.pem)" in done.stdout
+    echo = arduino("--grid", client, "echo", "#")
+    echo.expect(
+        f"buzzer is down \\(certificate verify failed: not signed by the grid's CA \\(tls\\.ca: ca\\.pem\\) "
+        f"at wss://127\\.0\\.0\\.1:{port}\\); listening for it to come back"
+    )
+    echo.signal(signal.SIGINT)
+    assert echo.wait() == 0
+    assert "Traceback" not in echo.output()
     buzzer.signal(signal.SIGTERM)
     assert buzzer.wait() == 0
 

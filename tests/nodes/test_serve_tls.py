@@ -18,8 +18,9 @@ from mesh.grid import Grid, build_grid
 from mesh.links import query_status, send_once
 from mesh.tls import client_context
 from nodes import Node
+from nodes.testing import circuit
 from sketches.clock import Clock
-from tests.certs import write_certs
+from tests.certs import TLS_YAML, write_certs
 from tests.helpers import DEADLINE, MS, fast_backoff, start_circuit, stop_circuit, until
 
 
@@ -206,3 +207,12 @@ async def test_silent_and_garbage_sockets_do_not_stall_a_tls_node(tmp_path, capl
 def grid_of(grid: Grid, *names: str) -> Grid:
     """``grid`` with only the nodes ``names`` (and no wires)."""
     return dataclasses.replace(grid, nodes={name: grid.nodes[name] for name in names}, wires=())
+
+
+async def test_the_testing_circuit_sends_over_tls(tmp_path):
+    """nodes.testing.circuit runs a grid file with tls: and its send() verifies the node as `arduino send` does."""
+    write_certs(tmp_path)
+    (tmp_path / "grid.yaml").write_text(TLS_YAML + "nodes:\n  buzzer: {sketch: buzzer, port: 8766}\n")
+    async with circuit(tmp_path / "grid.yaml") as running:
+        assert running.grid.node("buzzer").uri.startswith("wss://")
+        assert await running.send("buzzer", "1") == "buzz buzz buzz"
