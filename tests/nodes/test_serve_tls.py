@@ -17,7 +17,7 @@ from mesh.errors import PeerUnavailable
 from mesh.grid import Grid, build_grid
 from mesh.links import query_status, send_once
 from mesh.tls import client_context
-from nodes import Node
+from nodes import Node, server
 from nodes.testing import circuit
 from sketches.clock import Clock
 from tests.certs import TLS_YAML, write_certs
@@ -216,3 +216,22 @@ async def test_the_testing_circuit_sends_over_tls(tmp_path):
     async with circuit(tmp_path / "grid.yaml") as running:
         assert running.grid.node("buzzer").uri.startswith("wss://")
         assert await running.send("buzzer", "1") == "buzz buzz buzz"
+
+
+async def test_a_tls_handshake_that_never_comes_is_cut(tmp_path, monkeypatch):
+    """A socket that opens TCP and says nothing is closed by the node once TLS_HANDSHAKE_TIMEOUT has passed."""
+    monkeypatch.setattr(server, "TLS_HANDSHAKE_TIMEOUT", 100 * MS)
+    nodes = await start_circuit(
+        build_grid(
+            {"buzzer": {"sketch": "buzzer", "port": 0}}, path=str(tmp_path / "grid.yaml"), tls=write_certs(tmp_path)
+        )
+    )
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", nodes["buzzer"].port)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await asyncio.wait_for(reader.read(100), DEADLINE) == b""  # closed by the node, nothing said
+        assert 50 * MS <= loop.time() - started < DEADLINE  # not at once: it was given its time
+        writer.close()
+    finally:
+        await stop_circuit(nodes)
