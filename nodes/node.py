@@ -29,11 +29,11 @@ from websockets.asyncio.server import ServerConnection
 
 from mesh.errors import GridError, MeshError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec
-from mesh.links import DEFAULT_WAIT, Link, backoff
+from mesh.links import DEFAULT_WAIT, OFFLINE, ONLINE, STATE_TOPIC, Link, backoff
 from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
 from mesh.tls import client_context, server_context, verify_own
-from mesh.topics import check_key, check_pattern, check_topic
+from mesh.topics import TopicError, check_key, check_pattern, check_topic
 
 from .delivery import Sessions
 from .params import check_params
@@ -59,6 +59,8 @@ KNOWN_TOPICS = 4096
 STATUS_SUBSCRIBERS = 20
 #: ...and at most this many patterns of each (``patterns_total`` counts them all).
 STATUS_PATTERNS = 10
+#: Seconds a stopping node gives its subscribers to take its last publications (its ``$state`` = ``offline``).
+FLUSH_TIMEOUT = 0.5
 
 
 class Node:
@@ -120,20 +122,30 @@ class Node:
         self.messages_out += len(futures)
         return futures
 
-    async def publish(self, topic: str, data: object) -> int:
-        """Publish ``data`` on ``<node>/<topic>``; how many subscribers it was handed to."""
+    async def publish(self, topic: str, data: object, *, retain: bool = False) -> int:
+        """Publish ``data`` on ``<node>/<topic>`` (kept for later subscribers if ``retain``); how many it was handed to."""
         if topic not in self._topics:  # checked once per topic
             check_topic(topic)
+            if topic.startswith("$"):
+                raise TopicError(
+                    topic,
+                    f"topic {topic!r}: topics starting with '$' are the runtime's"
+                    f" ({self.name}/$state, {self.name}/$subscribers/...); publish on another name",
+                )
             check_key(f"{self.name}/{topic}")
             if len(self._topics) < KNOWN_TOPICS:
                 self._topics.add(topic)
+        if retain:
+            return self._publish_now(topic, to_text(data), retain=True)
         if not self.hub.subscribers and not self.inbox.handlers:  # nobody can hear it: nothing to build
             self.published += 1
             return 0
         return self._publish_now(topic, to_text(data))
 
-    def _publish_now(self, topic: str, text: str) -> int:
+    def _publish_now(self, topic: str, text: str, retain: bool = False) -> int:
         key = f"{self.name}/{topic}"
+        if retain:
+            self.hub.retain(key, text)  # RetainLimit past a limit: nothing published
         handed = self.hub.publish(key, text)
         if self.inbox.wants(key) and self.inbox.deliver_nowait(key, text):
             handed += 1
@@ -144,6 +156,8 @@ class Node:
         """Call ``handler(key, data)`` for every publication ``pattern`` matches; how many publishers confirmed."""
         check_pattern(pattern)
         self.inbox.add(pattern, handler)
+        for key, data in self.hub.retained_for(pattern):  # this node's own retained values, at once
+            self.inbox.deliver_to(pattern, key, data)
         confirmed = await asyncio.gather(
             *(self.link(name).subscribe(pattern) for name in self.grid.publishers(pattern, but=self.name))
         )
@@ -177,6 +191,7 @@ class Node:
                 token=self.token,
                 max_size=spec.max_size,
                 recv_max_size=self.spec.max_size,  # what the peer sends back: no more than we accept
+                on_lost=partial(self._lost, target),
                 ssl_context=self.client_ssl(),
             )
             self.links[target] = link
@@ -187,6 +202,12 @@ class Node:
         if self.grid.tls is not None and self._client_ssl is None:
             self._client_ssl = client_context(self.grid.tls)  # GridError at the tls line if its files are wrong
         return self._client_ssl
+
+    def _lost(self, peer: str) -> None:
+        """The link to ``peer`` lost it (not a clean stop): its ``$state`` = ``offline`` to our own handlers."""
+        key = f"{peer}/{STATE_TOPIC}"
+        if self.inbox.wants(key):
+            self.inbox.deliver(key, OFFLINE)
 
     def peers(self) -> dict[str, str]:
         """Every other node of the grid: ``no port``, or the state of this node's link to it (``idle``: none yet)."""
@@ -255,6 +276,8 @@ class Node:
                     "connections": link.connections,
                     "lost": link.lost,
                     "unknown_acks": link.unknown_acks,
+                    "presence": link.presence,
+                    "presence_for": round(loop.time() - link.presence_since, 3) if link.presence else None,
                 }
                 for peer, link in self.links.items()
             },
@@ -303,6 +326,7 @@ class Node:
             if self.grid.tls is not None and refused is not None:
                 self.log.warning("%s: %s: every client will refuse this node", self.grid.tls.shown("cert"), refused)
             self.log.info("serving on %s", self.address)
+            self._publish_now(STATE_TOPIC, ONLINE, retain=True)  # presence: every later subscriber hears it
         if self.spec.durable:
             self.store = DurableOutbox(self.state_dir, self.name)
             for peer in self.store.peers():
@@ -402,6 +426,9 @@ class Node:
                 self.log.warning("stopping with %d message(s) still in loop()", self.reactor.inflight)
                 for task in list(self.server.handlers):
                     task.cancel()
+            # Presence: a clean stop says so, and its subscribers get it before their connections close.
+            self._publish_now(STATE_TOPIC, OFFLINE, retain=True)
+            await self.hub.flush(FLUSH_TIMEOUT)
             await self.server.close()  # 1001 going away
         await asyncio.gather(*(link.close() for link in self.links.values()))
         await self.inbox.close()

@@ -495,6 +495,8 @@ class Conversation:
         self.session: Session | None = None
         self.bad_frames = 0
         self.subscriptions = 0  # sub and unsub frames answered
+        #: Bytes of retained values a sub frame queued for the peer: they count against the reply budget.
+        self.retained_sent = 0
 
     def close(self) -> None:
         """The connection is over (or greets again): its session is no longer in use by it."""
@@ -519,7 +521,8 @@ class Conversation:
                 continue
             reply = await self.answer(frame)
             if not isinstance(frame, protocol.Message):
-                spent += len(reply)
+                spent += len(reply) + self.retained_sent
+                self.retained_sent = 0
             replies.append(reply)
             if time.perf_counter() - started > SLICE:  # one batch does not hold the loop from the others
                 await asyncio.sleep(0)
@@ -570,7 +573,7 @@ class Conversation:
                 return protocol.encode(protocol.Error(id=frame.id, error=str(exc)))
             if isinstance(frame, protocol.Subscribe):
                 try:
-                    node.hub.add(self.websocket, self.peer, frame.pattern)
+                    self.retained_sent = node.hub.add(self.websocket, self.peer, frame.pattern)
                 except SubscriptionLimit as exc:
                     return protocol.encode(protocol.Error(id=frame.id, error=str(exc)))
                 return protocol.encode(protocol.Ack(id=frame.id, data=f"subscribed to {frame.pattern}"))

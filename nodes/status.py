@@ -10,7 +10,7 @@ from mesh.errors import MeshError, NotAnswering
 from mesh.grid import Grid, NodeSpec
 from mesh.links import query_status
 
-__all__ = ["DOWN", "NOT_ANSWERING", "gather_status", "status_table", "uptime"]
+__all__ = ["DOWN", "NOT_ANSWERING", "gather_status", "presence", "status_table", "uptime"]
 
 #: The states of a node that did not report: nothing there (refused, unreachable), or there but silent.
 DOWN = "down"
@@ -47,7 +47,20 @@ async def gather_status(
 
 def status_table(reports: list[dict[str, Any]]) -> str:
     """The reports as an aligned table, one node a row."""
-    header = ["NODE", "STATE", "ADDRESS", "SKETCH", "UPTIME", "IN", "OUT", "PUB", "PENDING", "SUBSCRIBERS", "LINKS"]
+    header = [
+        "NODE",
+        "STATE",
+        "ADDRESS",
+        "SKETCH",
+        "UPTIME",
+        "IN",
+        "OUT",
+        "PUB",
+        "PENDING",
+        "SUBSCRIBERS",
+        "PRESENCE",
+        "LINKS",
+    ]
     rows = [header]
     for report in reports:
         up = report["state"] == "up"
@@ -61,6 +74,7 @@ def status_table(reports: list[dict[str, Any]]) -> str:
                 uptime(report["uptime"]) if up else "-",
                 *(str(report[key]) if up else "-" for key in ("messages_in", "messages_out", "published", "pending")),
                 str(report.get("subscribers_total", len(report.get("subscribers", [])))) if up else "-",
+                (presence(report) or "-") if up else "-",
                 (links or "-") if up else report.get("error", ""),
             ]
         )
@@ -69,6 +83,16 @@ def status_table(reports: list[dict[str, Any]]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
         for row in rows
     ).rstrip()
+
+
+def presence(report: dict[str, Any]) -> str:
+    """Each peer as the node last saw it, and for how long: ``iopin:online 41s, buzzer:offline 3s``."""
+    seen = []
+    for peer, link in report.get("links", {}).items():
+        state, since = link.get("presence"), link.get("presence_for")
+        if isinstance(state, str) and isinstance(since, (int, float)):
+            seen.append(f"{peer}:{state} {uptime(since)}")
+    return ", ".join(seen)
 
 
 def uptime(seconds: float) -> str:
