@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable, Generator, Iterable, Mapping
 
 from websockets.asyncio.client import ClientConnection
@@ -130,6 +131,7 @@ class Link:
         token: str | None = None,
         recv_max_size: int | None = CLIENT["max_size"],
         on_lost: Callable[[], object] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.node = node
         self.peer = peer
@@ -152,6 +154,7 @@ class Link:
             on_retry=self._unreachable,
             on_patience_out=self.outbox.fail_all,  # only the messages waiting give up
             max_size=recv_max_size,  # the largest frame taken from the peer (our own node's max_size)
+            ssl_context=ssl_context,  # wss://, the peer verified against the grid's CA (mesh.tls)
         )
         #: Messages written (a message re-sent after a reconnect counts again).
         self.sent = 0
