@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable, Generator, Iterable, Mapping
 
 from websockets.asyncio.client import ClientConnection
@@ -108,6 +109,7 @@ class Link:
         max_size: int | None = None,
         token: str | None = None,
         recv_max_size: int | None = CLIENT["max_size"],
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.node = node
         self.peer = peer
@@ -130,6 +132,7 @@ class Link:
             on_retry=self._unreachable,
             on_patience_out=self.outbox.fail_all,  # only the messages waiting give up
             max_size=recv_max_size,  # the largest frame taken from the peer (our own node's max_size)
+            ssl_context=ssl_context,  # wss://, the peer verified against the grid's CA (mesh.tls)
         )
         #: Messages written (a message re-sent after a reconnect counts again).
         self.sent = 0

@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import logging
 import os
+import ssl
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -31,6 +32,7 @@ from mesh.grid import Grid, NodeSpec
 from mesh.links import DEFAULT_WAIT, Link, backoff
 from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
+from mesh.tls import client_context, server_context
 from mesh.topics import check_key, check_pattern, check_topic
 
 from .delivery import Sessions
@@ -100,6 +102,7 @@ class Node:
         self._tasks: list[asyncio.Task[int]] = []  # the @every methods
         self._background: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
+        self._client_ssl: ssl.SSLContext | None = None  # the grid's tls, made a client context on first use
         self.sketch = sketch(self)
         self.reactor = Reactor(self.sketch, self.log, self.watch, self.spec.timeout)
 
@@ -174,9 +177,16 @@ class Node:
                 token=self.token,
                 max_size=spec.max_size,
                 recv_max_size=self.spec.max_size,  # what the peer sends back: no more than we accept
+                ssl_context=self.client_ssl(),
             )
             self.links[target] = link
         return link
+
+    def client_ssl(self) -> ssl.SSLContext | None:
+        """What the node's links verify their peers with when the grid has tls (mesh.tls); None without."""
+        if self.grid.tls is not None and self._client_ssl is None:
+            self._client_ssl = client_context(self.grid.tls)  # GridError at the tls line if its files are wrong
+        return self._client_ssl
 
     def peers(self) -> dict[str, str]:
         """Every other node of the grid: ``no port``, or the state of this node's link to it (``idle``: none yet)."""
@@ -284,9 +294,11 @@ class Node:
         except (TypeError, ValueError) as exc:
             raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {exc}") from exc
         self.token = self._find_token()
+        self.client_ssl()
         if self.spec.port is not None:
             self.server = NodeServer(self, self.spec.max_size)
-            await self.server.listen(self.spec.host, self.spec.port)
+            tls = None if self.grid.tls is None else server_context(self.grid.tls)
+            await self.server.listen(self.spec.host, self.spec.port, ssl_context=tls)
             self.log.info("serving on %s", self.address)
         if self.spec.durable:
             self.store = DurableOutbox(self.state_dir, self.name)

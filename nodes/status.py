@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any
 
 from mesh.errors import MeshError, NotAnswering
@@ -16,12 +17,15 @@ DOWN = "down"
 NOT_ANSWERING = "not answering"
 
 
-async def gather_status(grid: Grid, per_node: float, token: str | None = None) -> list[dict[str, Any]]:
+async def gather_status(
+    grid: Grid, per_node: float, token: str | None = None, ssl_context: ssl.SSLContext | None = None
+) -> list[dict[str, Any]]:
     """Every node's report, asked all at once: a node that is down costs at most ``per_node`` seconds.
 
     ``per_node`` bounds each node's answer, not the whole call: a node that does not
     answer in time is reported ``not answering`` (it took the connection: busy?), one
-    that cannot be reached ``down``, while the others' reports are kept.
+    that cannot be reached ``down``, while the others' reports are kept. ``ssl_context``:
+    the grid's TLS client context (:mod:`mesh.tls`), when it has tls.
     """
 
     async def one(spec: NodeSpec) -> dict[str, Any]:
@@ -29,7 +33,9 @@ async def gather_status(grid: Grid, per_node: float, token: str | None = None) -
         if spec.uri is None:
             return {**base, "state": "no port"}
         try:
-            report = await query_status(spec.name, spec.uri, open_timeout=per_node, within=per_node, token=token)
+            report = await query_status(
+                spec.name, spec.uri, open_timeout=per_node, within=per_node, token=token, ssl_context=ssl_context
+            )
         except NotAnswering as exc:  # there (the connection opened), but silent: busy, blocked or stopped
             return {**base, "state": NOT_ANSWERING, "error": f"busy? {exc.reason}"}
         except MeshError as exc:
