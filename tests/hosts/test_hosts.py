@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.certs import TLS_YAML, write_certs
 from tests.helpers import DEADLINE, MS, Process, environment, write_grid
 from tests.hosts.netns import Hosts, clean_leftovers, why_not
 
@@ -57,6 +58,7 @@ def grid_text(hosts: Hosts) -> str:
     return f"""\
 # One circuit on two hosts: clock and iopin on host A, buzzer on host B.
 auth: {{token_env: MESH_TOKEN}}
+{TLS_YAML.strip()}
 nodes:
   clock:  {{sketch: clock, host: {hosts.address_a}, port: 8764, params: {{tacks: {TICKS}, delay: {DELAY}}}}}
   iopin:  {{sketch: iopin, host: {hosts.address_a}, port: 8765, params: {{chance: 1, sequence: {BITS}}}}}
@@ -84,7 +86,10 @@ def story(nodes: dict[str, Process], marks: list[tuple[str, dict[str, int]]]) ->
 
 
 def test_a_circuit_across_two_hosts_loses_no_tick_while_the_cable_is_out_for_5_s(hosts: Hosts, tmp_path: Path) -> None:
-    """clock and iopin on host A, buzzer on host B, one grid with a token: 5 s without the cable lose no tick, run none twice.
+    """clock and iopin on host A, buzzer on host B, one grid, TLS and a token: 5 s without the cable lose no tick, run none twice.
+
+    One certificate, signed by the grid's CA (trustme), names both hosts' addresses: every
+    node serves wss:// and every link and ``status`` verifies it.
 
     The settings are the ones a user runs with: the default patience (``--wait`` 60 s, far
     past the outage) and no ``durable`` (no process dies here; durable matters when the
@@ -94,6 +99,7 @@ def test_a_circuit_across_two_hosts_loses_no_tick_while_the_cable_is_out_for_5_s
     """
     token = secrets.token_urlsafe(32)
     env = environment(MESH_TOKEN=token)
+    write_certs(tmp_path, hosts=(hosts.address_a, hosts.address_b))
     grid = write_grid(tmp_path, grid_text(hosts))
 
     buzzer = hosts.arduino(hosts.b, "--grid", grid, "buzzer", env=env)
@@ -101,7 +107,9 @@ def test_a_circuit_across_two_hosts_loses_no_tick_while_the_cable_is_out_for_5_s
     iopin = hosts.arduino(hosts.a, "--grid", grid, "iopin", env=env)
     iopin.expect(rf"serving on {re.escape(hosts.address_a)}:8765")
     clock = hosts.arduino(hosts.a, "--grid", grid, "clock", env=env)
+    clock.expect(rf"link to iopin up \(wss://{re.escape(hosts.address_a)}:8765\)")
     clock.expect(r"iopin acked tick 3: acknowledged")  # the circuit runs across the cable
+    iopin.expect(rf"link to buzzer up \(wss://{re.escape(hosts.address_b)}:8766\)")
     nodes = {"clock": clock, "iopin": iopin, "buzzer": buzzer}
 
     def mark() -> dict[str, int]:
@@ -148,6 +156,7 @@ def test_a_circuit_across_two_hosts_loses_no_tick_while_the_cable_is_out_for_5_s
     assert iopin.output().count(f"toggling pin state: {[1] * BITS}") == TICKS
     assert buzzer.output().count("signal 1: buzz buzz buzz") == BITS * TICKS
     assert "signal 0" not in buzzer.output()
+    assert not [name for name, process in nodes.items() if "Traceback" in process.output()]
 
     assert status.returncode == 0, status.stdout + status.stderr
     assert report["clock"]["links"]["iopin"]["acked"] == TICKS
