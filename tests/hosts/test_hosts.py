@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.certs import TLS_YAML, write_certs
-from tests.helpers import DEADLINE, MS, Process, environment, write_grid
+from tests.helpers import DEADLINE, MS, ROOT, Process, environment, run, write_grid
 from tests.hosts.netns import Hosts, clean_leftovers, why_not
 
 pytestmark = [pytest.mark.e2e, pytest.mark.hosts]
@@ -165,3 +166,49 @@ def test_a_circuit_across_two_hosts_loses_no_tick_while_the_cable_is_out_for_5_s
     assert report["iopin"]["links"]["buzzer"]["connections"] >= 2  # it reconnected
     assert report["buzzer"]["messages_in"] == BITS * TICKS  # loop() once per bit: none lost, none twice
     assert all(link["state"] == "up" and link["pending"] == 0 for r in reports for link in r["links"].values())
+
+
+def openssl_recipe(addresses: list[str]) -> str:
+    """docs/hosts.md's openssl commands (a CA, one certificate per host), for ``addresses`` instead of its three."""
+    text = (ROOT / "docs" / "hosts.md").read_text()
+    start = text.index("mkdir -p pki")
+    recipe = text[start : text.index("```", start)]
+    assert "192.168.1.10 192.168.1.11 192.168.1.12" in recipe and "192.168.1.*.pem" in recipe
+    return recipe.replace("192.168.1.10 192.168.1.11 192.168.1.12", " ".join(addresses)).replace(
+        "192.168.1.*.pem", " ".join(f"{address}.pem" for address in addresses)
+    )
+
+
+def test_the_openssl_recipe_of_docs_hosts_gives_each_host_its_own_certificate(hosts: Hosts, tmp_path: Path) -> None:
+    """docs/hosts.md's openssl commands, run as written: each host its own certificate under one name, verified across the cable."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: apt-get install openssl")
+    done = run(["sh", "-e", "-c", openssl_recipe([hosts.address_a, hosts.address_b])], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(": OK") == 2, done.stdout  # openssl verify -x509_strict
+    grid = f"""\
+auth: {{token_env: MESH_TOKEN}}
+tls: {{cert: certs/host.pem, key: certs/host.key, ca: certs/ca.pem}}
+nodes:
+  iopin:  {{sketch: iopin, host: {hosts.address_a}, port: 8765, params: {{chance: 1}}}}
+  buzzer: {{sketch: buzzer, host: {hosts.address_b}, port: 8766}}
+wires:
+  - iopin -> buzzer
+"""
+    # Two machines: each its own folder with the same grid.yaml, the CA, and its own certificate and key.
+    for host, address in (("a", hosts.address_a), ("b", hosts.address_b)):
+        (tmp_path / host / "certs").mkdir(parents=True)
+        write_grid(tmp_path / host, grid)
+        shutil.copy(tmp_path / "pki" / "ca.pem", tmp_path / host / "certs" / "ca.pem")
+        shutil.copy(tmp_path / "pki" / f"{address}.pem", tmp_path / host / "certs" / "host.pem")
+        shutil.copy(tmp_path / "pki" / f"{address}.key", tmp_path / host / "certs" / "host.key")
+    env = environment(MESH_TOKEN=secrets.token_urlsafe(32))
+    hosts.arduino(hosts.b, "--grid", tmp_path / "b" / "grid.yaml", "buzzer", env=env).expect("serving on")
+    iopin = hosts.arduino(hosts.a, "--grid", tmp_path / "a" / "grid.yaml", "iopin", env=env)
+    iopin.expect("serving on")
+
+    sent = hosts.run_arduino(hosts.a, "--grid", tmp_path / "a" / "grid.yaml", "send", "iopin", "tick 1", env=env)
+    assert (sent.returncode, sent.stdout) == (0, "acknowledged\n"), sent.stderr
+    iopin.expect(rf"link to buzzer up \(wss://{re.escape(hosts.address_b)}:8766\)")
+    status = hosts.run_arduino(hosts.b, "--grid", tmp_path / "b" / "grid.yaml", "status", env=env)
+    assert status.returncode == 0, status.stdout + status.stderr
