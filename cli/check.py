@@ -10,6 +10,7 @@ import click
 from mesh.check import Finding, check_grid, summary
 from mesh.errors import GridError
 from mesh.graph import render
+from mesh.tls import verify_own
 from nodes import check_params
 
 from .common import GRID_ENV, Failure, load_grid, load_sketch, read_checked
@@ -30,8 +31,9 @@ def check_command(ctx: click.Context, procfile: str | None) -> None:
 
     Beyond what loading already refuses: nodes connected to nothing, wires
     that form a loop, subscriptions that can never match, parameters a sketch
-    does not take, and a Procfile that starts a node the grid does not have
-    or misses one it has. One line per finding, with file and line; exit
+    does not take, a Procfile that starts a node the grid does not have
+    or misses one it has, and with tls, a certificate that the grid's CA did
+    not sign or that is not valid now. One line per finding, with file and line; exit
     status 1 if there is an error, 0 otherwise (warnings included).
     """
     path = ctx.obj["grid"]
@@ -60,6 +62,10 @@ def check_command(ctx: click.Context, procfile: str | None) -> None:
             check_params(load_sketch(grid, spec), spec, grid.path)
         except GridError as exc:
             findings.append(Finding(path=grid.path, line=spec.line or None, level="error", message=exc.message))
+    refused = None if grid.tls is None else verify_own(grid.tls)
+    if grid.tls is not None and refused is not None:
+        message = f"{grid.tls.shown('cert')}: {refused}: every client of the grid would refuse it"
+        findings.insert(0, Finding(path=grid.path, line=grid.tls.line_of("cert"), level="error", message=message))
     for finding in findings:
         click.echo(str(finding))
     click.echo(summary(findings, grid))

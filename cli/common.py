@@ -1,8 +1,9 @@
-"""What every command shares: the grid it reads, the one-line failures, the token."""
+"""What every command shares: the grid it reads, the one-line failures, the token, the TLS context."""
 
 from __future__ import annotations
 
 import os
+import ssl
 
 import click
 
@@ -10,6 +11,8 @@ import sketches
 from mesh.errors import GridError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec, read_grid
 from mesh.grid.shown import suggest
+from mesh.tls import check as check_tls
+from mesh.tls import client_context
 from nodes import FactoryLoop
 from nodes.logs import REDACT
 
@@ -18,6 +21,7 @@ __all__ = [
     "LEVELS",
     "Failure",
     "UsageFailure",
+    "client_ssl",
     "find_node",
     "load_grid",
     "load_sketch",
@@ -48,8 +52,16 @@ def load_grid(ctx: click.Context) -> Grid:
 
 
 def read_checked(path: str) -> Grid:
-    """The grid file at ``path``, its sketches looked for beside it (see :mod:`nodes.sketchbook`); GridError if not."""
-    return read_grid(path, sketches=sketches.problem(path))
+    """The grid file at ``path``, its sketches looked for beside it (see :mod:`nodes.sketchbook`); GridError if not.
+
+    The files its ``tls`` names are read too (:func:`mesh.tls.check`): the grid's rules do
+    no I/O, so a missing or wrong certificate is found here, at its line, as the token's
+    variable is read here and not by the rules.
+    """
+    grid = read_grid(path, sketches=sketches.problem(path))
+    if grid.tls is not None:
+        check_tls(grid.tls)
+    return grid
 
 
 def load_sketch(grid: Grid, spec: NodeSpec) -> type[FactoryLoop]:
@@ -71,6 +83,16 @@ def mesh_token(grid: Grid) -> str | None:
         )
     REDACT.secrets.add(token)
     return token
+
+
+def client_ssl(grid: Grid) -> ssl.SSLContext | None:
+    """What a command verifies the nodes with when the grid has tls (:mod:`mesh.tls`); None without."""
+    if grid.tls is None:
+        return None
+    try:
+        return client_context(grid.tls)
+    except GridError as exc:
+        raise Failure(str(exc)) from None
 
 
 def find_node(grid: Grid, name: str) -> NodeSpec:

@@ -133,7 +133,10 @@ async def listen(grid: Grid, plan: dict[str, tuple[str, ...]], count: int | None
         def watch(self) -> None:
             for peer, change in presence.changes(self.peers()):
                 uri = grid.nodes[peer].uri
-                if change == "down":
+                link = node.links.get(peer)
+                if change == "down" and link is not None and link.connection.tls_failing:  # not "nothing answers"
+                    self.out(f"{peer} is down ({link.connection.last_error} at {uri}); listening for it to come back")
+                elif change == "down":
                     self.out(f"{peer} is down (nothing answers at {uri}); listening for it to come back")
                 elif change == "back":
                     self.out(f"{peer} is back up ({uri})")

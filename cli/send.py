@@ -9,7 +9,7 @@ import click
 from mesh.errors import MeshError, NotAnswering
 from mesh.links import send_once
 
-from .common import Failure, find_node, load_grid, mesh_token
+from .common import Failure, client_ssl, find_node, load_grid, mesh_token
 
 __all__ = ["BUSY_HINT", "send_command"]
 
@@ -38,9 +38,19 @@ def send_command(ctx: click.Context, node: str, message: str, channel: str, time
     if spec.uri is None:
         raise Failure(f"node {node!r} has no port: nothing can be sent to it")
     token = mesh_token(grid)
+    context = client_ssl(grid)
     try:
         ack = asyncio.run(
-            send_once(node, spec.uri, channel.lstrip("/"), message, open_timeout=timeout, within=timeout, token=token)
+            send_once(
+                node,
+                spec.uri,
+                channel.lstrip("/"),
+                message,
+                open_timeout=timeout,
+                within=timeout,
+                token=token,
+                ssl_context=context,
+            )
         )
     except NotAnswering as exc:
         # It is there (the connection opened) but silent: busy, most likely with sketch code that blocks.

@@ -9,7 +9,7 @@ import click
 
 from nodes.status import DOWN, NOT_ANSWERING, gather_status, status_table
 
-from .common import load_grid, mesh_token
+from .common import client_ssl, load_grid, mesh_token
 
 __all__ = ["status_command"]
 
@@ -31,7 +31,7 @@ def status_command(ctx: click.Context, as_json: bool, timeout: float) -> None:
     listening) or not answering (it took the connection but said nothing: busy?).
     """
     grid = load_grid(ctx)
-    reports = asyncio.run(gather_status(grid, timeout, mesh_token(grid)))
+    reports = asyncio.run(gather_status(grid, timeout, mesh_token(grid), client_ssl(grid)))
     if as_json:
         click.echo(json.dumps(reports, indent=2))
     else:

@@ -15,6 +15,13 @@ Every mesh client connects through :class:`MeshClientConnection`: its opening
 handshake ends with the exchange of hello frames, and on a grid with a token each
 side proves it knows the token without sending it (:mod:`mesh.auth`). A peer that
 does not prove it is refused before anything is sent to it.
+
+On a grid with ``tls``, every connection is ``wss://`` with the client context of
+:mod:`mesh.tls` (``ssl_context``): a certificate the grid's CA did not sign, an expired
+one, one for another host, or a peer that does not speak TLS is one line
+(:func:`mesh.tls.describe_tls_error`). A one-shot request fails with it at once; a link
+says it once (then at most every TLS_WARN_EVERY seconds) and keeps trying, every
+TLS_RETRY seconds at the most often, since a certificate may be replaced while it waits.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from functools import partial
 from typing import Any, cast
@@ -30,13 +38,14 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol, process_exception
 from websockets.datastructures import Headers, HeadersLike
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus
 from websockets.http11 import USER_AGENT
 
 from . import auth, protocol
 from .constants import MAX_SIZE_RANGE
-from .errors import NotAnswering, PeerUnavailable, ProtocolError, RemoteError
-from .throttle import escape
+from .errors import MeshError, NotAnswering, PeerUnavailable, ProtocolError, RemoteError
+from .throttle import Throttle, escape
+from .tls import MeshContext, client_context, describe_tls_error, names_mismatch
 
 __all__ = [
     "CLIENT",
@@ -48,6 +57,8 @@ __all__ = [
     "SEND_TIMEOUT",
     "SERVER_PING_INTERVAL",
     "SERVER_PING_TIMEOUT",
+    "TLS_RETRY",
+    "TLS_WARN_EVERY",
     "WAITING_LOG_INTERVAL",
     "Connection",
     "GreetingFailed",
@@ -94,6 +105,21 @@ CLIENT: dict[str, Any] = {
 KEEPALIVE_TIMEOUT = "keepalive ping timeout"
 #: Seconds between two "waiting for PEER" log lines while a peer stays away.
 WAITING_LOG_INTERVAL = 10.0
+#: Seconds a link waits at least between two tries while the peer's certificate is refused
+#: (a certificate is replaced by a person, not in milliseconds)...
+TLS_RETRY = 5.0
+#: ...and between two warnings of the same TLS failure (the "waiting for" lines carry it between).
+TLS_WARN_EVERY = 60.0
+#: What a plain client concludes when a peer closes without any HTTP answer on a grid without tls.
+MAYBE_TLS = "it closed the connection without an HTTP answer: does the peer speak TLS? (the grid has no tls)"
+#: The same, once a TLS handshake with the peer proved it.
+SPEAKS_TLS = "the peer speaks TLS: the grid has no tls"
+#: What a TLS client concludes when the peer cuts the connection during the TLS handshake.
+MAYBE_PLAIN = "the connection was cut during the TLS handshake: does the peer speak plain ws://? (the grid has tls)"
+#: The same, once a plain HTTP request to the peer got an HTTP answer.
+SPEAKS_PLAIN = "the peer speaks plain ws://, not TLS"
+#: Seconds the one-shot CLI request spends finding out more about a TLS failure (a second handshake).
+PROBE_TIMEOUT = 1.0
 
 
 #: What a node says (error frame, close reason) to a client that does not prove it knows the token.
@@ -205,6 +231,11 @@ def mesh_client(greeting: Callable[[], protocol.Hello], token: str | None) -> ty
     return cast("type[ClientConnection]", partial(MeshClientConnection, greeting=greeting, token=token))
 
 
+def _ssl(context: ssl.SSLContext | None) -> dict[str, Any]:
+    """``connect()``'s TLS argument: none for ``ws://`` (websockets refuses ``ssl`` with a ws:// URI)."""
+    return {} if context is None else {"ssl": context}
+
+
 def backoff(initial: float = 0.05, factor: float = 2.0, maximum: float = 2.0) -> Generator[float, None, None]:
     """Delays between attempts to reach a peer: short at first, capped at ``maximum``."""
     delay = initial
@@ -213,8 +244,19 @@ def backoff(initial: float = 0.05, factor: float = 2.0, maximum: float = 2.0) ->
         delay = min(delay * factor, maximum)
 
 
-def describe_error(exc: BaseException) -> str:
-    """Why a connection failed, in a few lower-case words."""
+def describe_error(exc: BaseException, ssl_context: ssl.SSLContext | None = None, *, plain: bool = False) -> str:
+    """Why a connection failed, in a few lower-case words.
+
+    ``ssl_context``: the TLS context the connection used (its CA file is named when the
+    peer's certificate is not signed by it); ``plain``: the connection was ``ws://``.
+    """
+    tls = describe_tls_error(exc, ssl_context)
+    if tls is not None:
+        return tls
+    if plain and isinstance(exc, InvalidMessage) and isinstance(exc.__cause__, EOFError):
+        return MAYBE_TLS
+    if ssl_context is not None and isinstance(exc, (ConnectionResetError, ssl.SSLEOFError)):
+        return MAYBE_PLAIN
     if isinstance(exc, PeerUnavailable):
         return exc.reason
     if isinstance(exc, GreetingFailed):
@@ -246,7 +288,11 @@ def describe_close(ws: ClientConnection) -> str:
 
 
 def is_fatal(exc: Exception) -> bool:
-    """True if retrying cannot help: the ``websockets`` client's verdict (a 4xx, a bad handshake), or our token refused."""
+    """True if retrying cannot help: the ``websockets`` client's verdict (a 4xx, a bad handshake), or our token refused.
+
+    A TLS failure is not fatal to a link (the peer's certificate may be replaced while it
+    waits: see :class:`Connection`); a one-shot request never retries anything.
+    """
     if isinstance(exc, GreetingFailed):
         return exc.fatal
     return process_exception(exc) is not None
@@ -272,7 +318,9 @@ class Connection:
     unless ``keep_trying()`` says otherwise: then ``on_patience_out(error)`` is
     told and it goes on trying. ``on_retry()`` is called after every failed try.
     ``greeting()`` is the hello sent on each connection; with a ``token``, the peer
-    must prove it knows it (:class:`MeshClientConnection`).
+    must prove it knows it (:class:`MeshClientConnection`). With an ``ssl_context``
+    (``wss://``), a TLS failure is warned of once a minute at most and tried again
+    every TLS_RETRY seconds at the most often, however short the backoff.
     """
 
     def __init__(
@@ -290,8 +338,14 @@ class Connection:
         greeting: Callable[[], protocol.Hello] | None = None,
         token: str | None = None,
         max_size: int | None = CLIENT["max_size"],
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.peer = peer
+        #: The grid's TLS client context (mesh.tls); None: plain ws://.
+        self.ssl_context = ssl_context
+        #: A TLS failure is said once a minute at most: the "waiting for" lines carry it between.
+        self.tls_warnings = Throttle(logger, TLS_WARN_EVERY)
+        self.tls_failing = False
         self.greeting = greeting or (lambda: protocol.Hello(node="a link"))
         self.token = token
         #: The largest frame taken from the peer, in bytes (websockets closes with 1009 past it).
@@ -338,6 +392,7 @@ class Connection:
                 create_connection=mesh_client(self.greeting, self.token),
                 process_exception=self._retry_or_give_up,
                 reconnect_delays=self._delays,
+                **_ssl(self.ssl_context),
             ):
                 self.connections += 1
                 await session(ws)
@@ -350,7 +405,7 @@ class Connection:
             self.state = "down"
             if isinstance(exc, PeerUnavailable):
                 raise
-            raise PeerUnavailable(self.peer, self.uri, describe_error(exc)) from exc
+            raise PeerUnavailable(self.peer, self.uri, self._describe(exc)) from exc
 
     def up(self) -> None:
         """The session is established."""
@@ -372,9 +427,13 @@ class Connection:
             return exc
         # The library knows which failures are transient: refused, reset, timed out, a
         # handshake cut short by a peer that is starting or stopping, HTTP 5xx.
-        if isinstance(exc, PeerUnavailable) or is_fatal(exc):
-            return PeerUnavailable(self.peer, self.uri, describe_error(exc))
-        why = describe_error(exc)
+        tls = describe_tls_error(exc, self.ssl_context)
+        self.tls_failing = tls is not None
+        if tls is not None:  # not fatal: a certificate may be replaced while the link waits
+            self.tls_warnings.warn(("tls", tls), "%s at %s: %s", self.peer, self.uri, tls)
+        elif isinstance(exc, PeerUnavailable) or is_fatal(exc):
+            return PeerUnavailable(self.peer, self.uri, self._describe(exc))
+        why = self._describe(exc)
         if why == NOT_PROVEN and self.last_error != NOT_PROVEN:  # once, then in the "waiting for" lines
             self.log.warning("%s at %s %s", self.peer, self.uri, NOT_PROVEN.removeprefix("it "))
         self.last_error = why
@@ -389,11 +448,18 @@ class Connection:
             self._down_since = now
         return None
 
+    def _describe(self, exc: BaseException) -> str:
+        return describe_error(exc, self.ssl_context, plain=self.ssl_context is None)
+
     def _delays(self) -> Generator[float, None, None]:
-        """The backoff delays, with a log line on the first wait and every ``WAITING_LOG_INTERVAL`` seconds after."""
+        """The backoff delays, with a log line on the first wait and every ``WAITING_LOG_INTERVAL`` seconds after.
+
+        While the peer's certificate is refused, at least TLS_RETRY seconds each.
+        """
         loop = asyncio.get_running_loop()
         said = None
-        for delay in self.reconnect_delays():
+        for backoff_delay in self.reconnect_delays():
+            delay = max(backoff_delay, TLS_RETRY) if self.tls_failing else backoff_delay
             self.state = "retrying"
             now = loop.time()
             if said is None or now - said >= WAITING_LOG_INTERVAL:
@@ -422,6 +488,7 @@ async def request(
     within: float | None = None,
     headers: Mapping[str, str] | None = None,
     token: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> protocol.Frame:
     """Open a connection, send one frame, return the answer with the same id, close: for the CLI.
 
@@ -431,6 +498,8 @@ async def request(
     that does not complete the handshake or answer in time: :class:`NotAnswering`,
     busy (a sketch blocking its event loop) or stopped, but there. With a ``token``,
     the peer must prove it knows it before the frame is sent (:class:`MeshClientConnection`).
+    With an ``ssl_context`` (``wss://``), the peer's certificate is verified; a TLS failure
+    is one line (:func:`mesh.tls.describe_tls_error`), no retry.
     """
     frame_id = getattr(frame, "id", None)
     phase = "connecting"
@@ -446,6 +515,7 @@ async def request(
                 open_timeout=open_timeout,
                 additional_headers=headers,
                 create_connection=mesh_client(greeting, token),
+                **_ssl(ssl_context),
             ) as ws:
                 phase = "answer"
                 if ws.subprotocol != protocol.SUBPROTOCOL:
@@ -466,7 +536,48 @@ async def request(
             raise NotAnswering(peer, uri, f"no answer within {within:g} s") from None
         raise PeerUnavailable(peer, uri, "timed out connecting") from None
     except (OSError, InvalidHandshake, ConnectionClosed) as exc:
-        raise PeerUnavailable(peer, uri, describe_error(exc)) from None
+        why = describe_error(exc, ssl_context, plain=ssl_context is None)
+        raise PeerUnavailable(peer, uri, await _probed(why, exc, uri, ssl_context)) from None
+
+
+async def _probed(why: str, exc: BaseException, uri: str, ssl_context: ssl.SSLContext | None) -> str:
+    """``why`` made exact by a second, short TLS handshake, where a TLS failure leaves a doubt (CLI only).
+
+    A plain client that got no HTTP answer learns whether the peer speaks TLS, a TLS
+    client cut during its handshake whether the peer speaks plain HTTP; a certificate
+    for another host says which names it holds.
+    """
+    parts = urlsplit(uri)
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            if why == MAYBE_PLAIN:
+                reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+                writer.write(f"GET / HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
+                answer = await reader.read(5)
+                writer.close()
+                return SPEAKS_PLAIN if answer == b"HTTP/" else why
+            if why == MAYBE_TLS:
+                probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                probe.check_hostname = False
+                probe.verify_mode = ssl.CERT_NONE  # only: does it speak TLS at all? Nothing is sent.
+                _, writer = await asyncio.open_connection(parts.hostname, parts.port, ssl=probe)
+                writer.close()
+                return SPEAKS_TLS
+            if (
+                isinstance(exc, ssl.SSLCertVerificationError)
+                and exc.verify_code in (62, 64)
+                and isinstance(ssl_context, MeshContext)
+                and ssl_context.tls is not None
+            ):
+                names = client_context(ssl_context.tls, check_hostname=False)  # still signed by the grid's CA
+                _, writer = await asyncio.open_connection(parts.hostname, parts.port, ssl=names)
+                cert = writer.get_extra_info("peercert") or {}
+                writer.close()
+                found = [str(value) for kind, value in cert.get("subjectAltName", ()) if kind in ("DNS", "IP Address")]
+                return names_mismatch(str(parts.hostname), found)
+    except (OSError, TimeoutError, MeshError):
+        pass
+    return why
 
 
 async def _open_socket(uri: str) -> socket.socket:
@@ -506,6 +617,7 @@ async def send_once(
     within: float | None = None,
     headers: Mapping[str, str] | None = None,
     token: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> str:
     """Open a connection, send one message, return its ack, close: for the CLI's ``send``."""
     answer = await request(
@@ -517,6 +629,7 @@ async def send_once(
         within=within,
         headers=headers,
         token=token,
+        ssl_context=ssl_context,
     )
     assert isinstance(answer, protocol.Ack)
     return answer.data
@@ -530,10 +643,18 @@ async def query_status(
     within: float | None = None,
     headers: Mapping[str, str] | None = None,
     token: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> dict[str, object]:
     """A node's status report (see docs/protocol.md)."""
     answer = await request(
-        peer, uri, protocol.Status(id=1), open_timeout=open_timeout, within=within, headers=headers, token=token
+        peer,
+        uri,
+        protocol.Status(id=1),
+        open_timeout=open_timeout,
+        within=within,
+        headers=headers,
+        token=token,
+        ssl_context=ssl_context,
     )
     assert isinstance(answer, protocol.Report)
     return answer.data

@@ -1,6 +1,7 @@
 """The circuit of a grid as a picture: plain text, Mermaid or Graphviz dot.
 
-Each form shows the nodes (name, sketch, and address or ``no port``), the wires
+Each form shows the nodes (name, sketch, and address or ``no port``; ``wss://`` before
+the address when the grid has tls), the wires
 (solid arrows, source to target) and the subscriptions (dashed arrows from each
 node a pattern can hear from to the subscriber, labelled with the pattern).
 The arrows of a pattern come from the publishers its subscription links to:
@@ -61,8 +62,10 @@ def render(grid: Grid, fmt: str = "text") -> str:
 
 
 def _where(spec: NodeSpec) -> str:
-    """Where a node listens, or ``no port``."""
-    return spec.address or "no port"
+    """Where a node listens (``wss://`` first when the grid has tls), or ``no port``."""
+    if spec.address is None:
+        return "no port"
+    return f"wss://{spec.address}" if spec.tls else spec.address
 
 
 def _subscriptions(grid: Grid) -> list[tuple[str, str, list[str]]]:

@@ -17,12 +17,22 @@ What the link does itself: greet the peer, write batches, and read what comes
 back. Its reader never awaits user code: a publication is handed to
 ``on_publish`` (which must not block), so acks keep flowing whatever the
 topic handlers do. Frames themselves are built in :mod:`mesh.protocol`.
+
+A link also says whether its peer is present (``presence``: ``online`` or
+``offline``, and since when): online while its connection is up or when the peer
+publishes ``<peer>/$state`` = ``online``; offline when the peer publishes
+``offline`` (a clean stop), or when the connection is lost and not back within
+:data:`LOST_AFTER` seconds, or a reconnect fails first. That last case, the
+peer lost rather than stopped, is told to ``on_lost()`` once per transition:
+MQTT's last will, brokerless (the node hands its subscribers a ``$state`` =
+``offline`` of its own).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable, Generator, Iterable, Mapping
 
 from websockets.asyncio.client import ClientConnection
@@ -56,9 +66,13 @@ __all__ = [
     "CLOSE_TIMEOUT",
     "DEFAULT_OUTBOX",
     "DEFAULT_WAIT",
+    "LOST_AFTER",
+    "OFFLINE",
+    "ONLINE",
     "OPEN_TIMEOUT",
     "PING_INTERVAL",
     "PING_TIMEOUT",
+    "STATE_TOPIC",
     "Link",
     "acks",
     "auth_headers",
@@ -70,6 +84,14 @@ __all__ = [
 
 #: What a link does with a publication that arrives: (key, data, lost). It must not block.
 OnPublish = Callable[[str, str, int], object]
+#: Seconds a lost connection has to come back before the link says its peer is offline
+#: (a reconnect that fails says it at once). With the keepalive (a frozen peer's connection
+#: is closed after PING_INTERVAL + PING_TIMEOUT), a peer that dies is offline within ~5 s.
+LOST_AFTER = PING_TIMEOUT
+#: The payloads of ``<node>/$state``, the presence key every node with a port publishes (retained).
+ONLINE, OFFLINE = "online", "offline"
+#: The topic of that key.
+STATE_TOPIC = "$state"
 
 
 async def acks(futures: list[asyncio.Future[str]]) -> list[str]:
@@ -108,6 +130,8 @@ class Link:
         max_size: int | None = None,
         token: str | None = None,
         recv_max_size: int | None = CLIENT["max_size"],
+        on_lost: Callable[[], object] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.node = node
         self.peer = peer
@@ -130,6 +154,7 @@ class Link:
             on_retry=self._unreachable,
             on_patience_out=self.outbox.fail_all,  # only the messages waiting give up
             max_size=recv_max_size,  # the largest frame taken from the peer (our own node's max_size)
+            ssl_context=ssl_context,  # wss://, the peer verified against the grid's CA (mesh.tls)
         )
         #: Messages written (a message re-sent after a reconnect counts again).
         self.sent = 0
@@ -145,6 +170,12 @@ class Link:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._moving = False  # retarget() is ending the connection to the old address
+        #: The peer as this link last saw it: None (not yet), "online" or "offline"; since (the loop's clock).
+        self.presence: str | None = None
+        self.presence_since = 0.0
+        self.on_lost = on_lost
+        self._state_key = f"{peer}/{STATE_TOPIC}"
+        self._losing: asyncio.TimerHandle | None = None
 
     # -- what the node reads -----------------------------------------------------
 
@@ -269,6 +300,27 @@ class Link:
     def _unreachable(self) -> None:
         """The peer is not reachable now: subscribe() callers hear False; subscribed when it is back."""
         self.subscriptions.settle(None, False)
+        self._lost()
+
+    # -- presence ------------------------------------------------------------------
+
+    def _present(self, state: str) -> None:
+        """The peer is ``state`` from now on (a change is timed; the same state again is not)."""
+        if self._losing is not None:
+            self._losing.cancel()
+            self._losing = None
+        if state != self.presence:
+            self.presence = state
+            self.presence_since = asyncio.get_running_loop().time()
+
+    def _lost(self) -> None:
+        """The peer was online and is not reachable: offline, and ``on_lost()`` told, once per transition."""
+        if self.presence != ONLINE:
+            return
+        self._present(OFFLINE)
+        self.log.debug("%s is offline: its connection is lost", self.peer)
+        if self.on_lost is not None:
+            self.on_lost()
 
     # -- life ----------------------------------------------------------------------
 
@@ -312,6 +364,8 @@ class Link:
         """Close the connection (1001, going away) and fail what is still pending."""
         self._closed = True
         self.connection.stop_reconnecting()
+        if self._losing is not None:
+            self._losing.cancel()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -331,6 +385,7 @@ class Link:
         try:
             await self.connection.run(self._session)
         except PeerUnavailable as error:
+            self._lost()
             self.subscriptions.settle(None, False)
             self.outbox.fail_all(error)  # the callers of post() report it: one line each, where it matters
 
@@ -351,6 +406,7 @@ class Link:
         except ConnectionClosed:
             return
         self.connection.up()
+        self._present(ONLINE)
         reader = asyncio.create_task(self._read(ws))  # acks flow while we re-send: no deadlock on full buffers
         try:
             async with self._write_lock:
@@ -366,6 +422,8 @@ class Link:
             if self._moving:
                 await ws.close(1001)  # the peer moved: no "link down" line, no reconnect to the old address
             else:
+                if not self.connection.stopping and self.presence == ONLINE and self._losing is None:
+                    self._losing = asyncio.get_running_loop().call_later(LOST_AFTER, self._lost)
                 await self.connection.down(ws)
 
     async def _greet(self, ws: ClientConnection) -> bool:
@@ -405,6 +463,8 @@ class Link:
                     frame.lost,
                     self.lost,
                 )
+            if frame.key == self._state_key and frame.data in (ONLINE, OFFLINE):
+                self._present(frame.data)  # the peer's own word: a clean stop is offline, not lost
             if self.on_publish is not None:
                 self.on_publish(frame.key, frame.data, frame.lost)
         elif isinstance(frame, protocol.Error):

@@ -135,11 +135,15 @@ class Publish:
 
     ``lost`` counts the messages for this subscriber that the publisher dropped
     (its queue was full) since the previous ``pub`` frame it sent it.
+    ``retained``: the publisher's retained value of ``key``, sent because a new
+    subscription matches it, not a publication happening now (left out when false;
+    a peer that does not know the field ignores it).
     """
 
     key: str
     data: str
     lost: int = 0
+    retained: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,12 +171,20 @@ _FIELDS: dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]] 
     "error": (Error, {"id": ((int, type(None)), "a whole number or null"), "error": (str, "text")}),
     "sub": (Subscribe, {"id": (int, "a whole number"), "pattern": (str, "text")}),
     "unsub": (Unsubscribe, {"id": (int, "a whole number"), "pattern": (str, "text")}),
-    "pub": (Publish, {"key": (str, "text"), "data": (str, "text"), "lost": (int, "a whole number")}),
+    "pub": (
+        Publish,
+        {
+            "key": (str, "text"),
+            "data": (str, "text"),
+            "lost": (int, "a whole number"),
+            "retained": (bool, "true or false"),
+        },
+    ),
     "status": (Status, {"id": (int, "a whole number")}),
     "report": (Report, {"id": (int, "a whole number"), "data": (dict, "an object")}),
 }
 #: Fields that may be left out, with the value they then have.
-_OPTIONAL = {"lost": 0, "session": "", "proof": ""}
+_OPTIONAL: dict[str, object] = {"lost": 0, "session": "", "proof": "", "retained": False}
 _TYPE_OF = {cls: name for name, (cls, _) in _FIELDS.items()}
 
 
@@ -295,7 +307,7 @@ def _build(body: Any) -> Frame:
                 continue
             raise ProtocolError(f"{kind!r} frame has no {name!r} field", frame_id)
         value: Any = body[name]
-        if not isinstance(value, types) or value is True or value is False:
+        if not isinstance(value, types) or ((value is True or value is False) and types is not bool):
             raise ProtocolError(f"{kind!r} frame: {name!r} must be {description}, not {_kind(value)}", frame_id)
         if type(value) is str:
             if not value.isascii():  # ASCII, most text, holds no surrogate: O(1) to know

@@ -139,13 +139,16 @@ class FactoryLoop:
         """
         return await self.__node.post(target, data, channel)
 
-    async def publish(self, topic: str, data: object) -> int:
+    async def publish(self, topic: str, data: object, *, retain: bool = False) -> int:
         """Publish ``data`` on ``<node>/<topic>``; return how many subscribers it was handed to.
 
         No subscribers is 0, not an error. A node without a port cannot be
-        reached, so only its own subscriptions can hear it.
+        reached, so only its own subscriptions can hear it. With ``retain=True``
+        the node keeps the value as the key's last, and every later subscription
+        that matches it gets it at once (an empty ``data`` clears it). Topics
+        starting with ``$`` are the runtime's (``$state``): refused.
         """
-        return await self.__node.publish(topic, data)
+        return await self.__node.publish(topic, data, retain=retain)
 
     async def subscribe(self, pattern: str, handler: Handler) -> int:
         """Call ``handler(key, data)`` (sync or async) for every message published on a key ``pattern`` matches.

@@ -94,6 +94,18 @@ class Redact(logging.Filter):
 REDACT = Redact()
 
 
+class Unheeded(logging.Filter):
+    """asyncio's "SSL connection is closed": writes on a TLS connection the peer has closed, before
+    websockets hears of it. What they carried (acks, pubs) is re-sent or reported by the link; the
+    line says nothing a user can act on, and a reconnect after an outage logs it dozens of times."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "SSL connection is closed"
+
+
+UNHEEDED = Unheeded()
+
+
 def configure_logging(level: str) -> None:
     """Log lines to stderr, one per event, as they happen."""
     handler = logging.StreamHandler(sys.stderr)
@@ -104,6 +116,8 @@ def configure_logging(level: str) -> None:
     # --log-level debug it says its handshakes, not each frame.
     logging.getLogger("websockets").setLevel(logging.INFO if level == "debug" else logging.WARNING)
     logging.getLogger("asyncio").setLevel(logging.INFO)
+    if UNHEEDED not in logging.getLogger("asyncio").filters:
+        logging.getLogger("asyncio").addFilter(UNHEEDED)
 
 
 def prefix_lines(names: Sequence[str]) -> None:

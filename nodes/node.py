@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import logging
 import os
+import ssl
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -28,10 +29,11 @@ from websockets.asyncio.server import ServerConnection
 
 from mesh.errors import GridError, MeshError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec
-from mesh.links import DEFAULT_WAIT, Link, backoff
+from mesh.links import DEFAULT_WAIT, OFFLINE, ONLINE, STATE_TOPIC, Link, backoff
 from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
-from mesh.topics import check_key, check_pattern, check_topic
+from mesh.tls import client_context, server_context, verify_own
+from mesh.topics import TopicError, check_key, check_pattern, check_topic
 
 from .delivery import Sessions
 from .params import check_params
@@ -57,6 +59,8 @@ KNOWN_TOPICS = 4096
 STATUS_SUBSCRIBERS = 20
 #: ...and at most this many patterns of each (``patterns_total`` counts them all).
 STATUS_PATTERNS = 10
+#: Seconds a stopping node gives its subscribers to take its last publications (its ``$state`` = ``offline``).
+FLUSH_TIMEOUT = 0.5
 
 
 class Node:
@@ -100,6 +104,7 @@ class Node:
         self._tasks: list[asyncio.Task[int]] = []  # the @every methods
         self._background: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
+        self._client_ssl: ssl.SSLContext | None = None  # the grid's tls, made a client context on first use
         self.sketch = sketch(self)
         self.reactor = Reactor(self.sketch, self.log, self.watch, self.spec.timeout)
 
@@ -117,20 +122,30 @@ class Node:
         self.messages_out += len(futures)
         return futures
 
-    async def publish(self, topic: str, data: object) -> int:
-        """Publish ``data`` on ``<node>/<topic>``; how many subscribers it was handed to."""
+    async def publish(self, topic: str, data: object, *, retain: bool = False) -> int:
+        """Publish ``data`` on ``<node>/<topic>`` (kept for later subscribers if ``retain``); how many it was handed to."""
         if topic not in self._topics:  # checked once per topic
             check_topic(topic)
+            if topic.startswith("$"):
+                raise TopicError(
+                    topic,
+                    f"topic {topic!r}: topics starting with '$' are the runtime's"
+                    f" ({self.name}/$state, {self.name}/$subscribers/...); publish on another name",
+                )
             check_key(f"{self.name}/{topic}")
             if len(self._topics) < KNOWN_TOPICS:
                 self._topics.add(topic)
+        if retain:
+            return self._publish_now(topic, to_text(data), retain=True)
         if not self.hub.subscribers and not self.inbox.handlers:  # nobody can hear it: nothing to build
             self.published += 1
             return 0
         return self._publish_now(topic, to_text(data))
 
-    def _publish_now(self, topic: str, text: str) -> int:
+    def _publish_now(self, topic: str, text: str, retain: bool = False) -> int:
         key = f"{self.name}/{topic}"
+        if retain:
+            self.hub.retain(key, text)  # RetainLimit past a limit: nothing published
         handed = self.hub.publish(key, text)
         if self.inbox.wants(key) and self.inbox.deliver_nowait(key, text):
             handed += 1
@@ -141,6 +156,8 @@ class Node:
         """Call ``handler(key, data)`` for every publication ``pattern`` matches; how many publishers confirmed."""
         check_pattern(pattern)
         self.inbox.add(pattern, handler)
+        for key, data in self.hub.retained_for(pattern):  # this node's own retained values, at once
+            self.inbox.deliver_to(pattern, key, data)
         confirmed = await asyncio.gather(
             *(self.link(name).subscribe(pattern) for name in self.grid.publishers(pattern, but=self.name))
         )
@@ -174,9 +191,23 @@ class Node:
                 token=self.token,
                 max_size=spec.max_size,
                 recv_max_size=self.spec.max_size,  # what the peer sends back: no more than we accept
+                on_lost=partial(self._lost, target),
+                ssl_context=self.client_ssl(),
             )
             self.links[target] = link
         return link
+
+    def client_ssl(self) -> ssl.SSLContext | None:
+        """What the node's links verify their peers with when the grid has tls (mesh.tls); None without."""
+        if self.grid.tls is not None and self._client_ssl is None:
+            self._client_ssl = client_context(self.grid.tls)  # GridError at the tls line if its files are wrong
+        return self._client_ssl
+
+    def _lost(self, peer: str) -> None:
+        """The link to ``peer`` lost it (not a clean stop): its ``$state`` = ``offline`` to our own handlers."""
+        key = f"{peer}/{STATE_TOPIC}"
+        if self.inbox.wants(key):
+            self.inbox.deliver(key, OFFLINE)
 
     def peers(self) -> dict[str, str]:
         """Every other node of the grid: ``no port``, or the state of this node's link to it (``idle``: none yet)."""
@@ -245,6 +276,8 @@ class Node:
                     "connections": link.connections,
                     "lost": link.lost,
                     "unknown_acks": link.unknown_acks,
+                    "presence": link.presence,
+                    "presence_for": round(loop.time() - link.presence_since, 3) if link.presence else None,
                 }
                 for peer, link in self.links.items()
             },
@@ -292,10 +325,16 @@ class Node:
         except (TypeError, ValueError) as exc:
             raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {exc}") from exc
         self.token = self._find_token()
+        self.client_ssl()
         if self.spec.port is not None:
             self.server = NodeServer(self, self.spec.max_size)
-            await self.server.listen(self.spec.host, self.spec.port)
+            tls = None if self.grid.tls is None else server_context(self.grid.tls)
+            await self.server.listen(self.spec.host, self.spec.port, ssl_context=tls)
+            refused = None if self.grid.tls is None else verify_own(self.grid.tls)
+            if self.grid.tls is not None and refused is not None:
+                self.log.warning("%s: %s: every client will refuse this node", self.grid.tls.shown("cert"), refused)
             self.log.info("serving on %s", self.address)
+            self._publish_now(STATE_TOPIC, ONLINE, retain=True)  # presence: every later subscriber hears it
         if self.spec.durable:
             self.store = DurableOutbox(self.state_dir, self.name)
             for peer in self.store.peers():
@@ -395,6 +434,9 @@ class Node:
                 self.log.warning("stopping with %d message(s) still in loop()", self.reactor.inflight)
                 for task in list(self.server.handlers):
                     task.cancel()
+            # Presence: a clean stop says so, and its subscribers get it before their connections close.
+            self._publish_now(STATE_TOPIC, OFFLINE, retain=True)
+            await self.hub.flush(FLUSH_TIMEOUT)
             await self.server.close()  # 1001 going away
         await asyncio.gather(*(link.close() for link in self.links.values()))
         await self.inbox.close()

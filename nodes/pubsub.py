@@ -11,6 +11,12 @@ is dropped, counted, logged, and reported to the subscriber with the next
 message it does get (``lost`` in the ``pub`` frame). A subscriber that takes
 nothing for :data:`SEND_TIMEOUT` seconds is dropped (its connection aborted).
 
+A publisher keeps the last *retained* value of each of its keys (``publish(...,
+retain=True)``; an empty value clears the key), at most :data:`MAX_RETAINED` keys
+of at most :data:`MAX_RETAINED_SIZE` bytes each. A new subscription gets, at once and
+before anything published after it, the retained value of every key its pattern
+matches, in ``pub`` frames marked ``retained``: MQTT's retained messages.
+
 Both sides find who wants a key through a :class:`mesh.index.PatternIndex`:
 a publication costs about the key's levels and the matching subscriptions, not
 the number of patterns held, and each subscription added or removed costs its
@@ -37,6 +43,7 @@ from mesh.constants import DEFAULT_MAX_SIZE
 from mesh.errors import MeshError
 from mesh.index import PatternIndex
 from mesh.throttle import Throttle, escape
+from mesh.topics import matches
 
 from .watch import Watch
 
@@ -44,6 +51,8 @@ __all__ = [
     "MAX_PATTERNS_PER_CONNECTION",
     "MAX_PATTERN_LENGTH",
     "MAX_PATTERN_LEVELS",
+    "MAX_RETAINED",
+    "MAX_RETAINED_SIZE",
     "MAX_SUBSCRIPTIONS",
     "PUB_FRAME_LIMIT",
     "QUEUE_BOUND",
@@ -52,6 +61,7 @@ __all__ = [
     "Hub",
     "Inbox",
     "RemoteSubscriber",
+    "RetainLimit",
     "SubscriptionLimit",
 ]
 
@@ -68,10 +78,25 @@ MAX_PATTERN_LEVELS = 16
 #: Bytes of the largest pub frame a publisher sends: what a websockets client takes by default
 #: (and a node, unless its max_size says more). A larger publication is dropped and counted lost.
 PUB_FRAME_LIMIT = DEFAULT_MAX_SIZE
+#: Keys one node keeps a retained value for at most: past it, publish(..., retain=True) on a new key raises.
+MAX_RETAINED = 1000
+#: Bytes (UTF-8) of one retained value at most: past it, publish(..., retain=True) raises.
+MAX_RETAINED_SIZE = 16 * 1024
 #: Seconds between two "dropping messages" warnings about the same subscriber.
 WARN_EVERY = 5.0
 
 Handler = Callable[[str, str], Any]  # (key, data) -> None or an awaitable
+
+
+class RetainLimit(MeshError, ValueError):
+    """A sketch asked to retain past a limit (too many keys, too large a value): nothing was published."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+    def __str__(self) -> str:
+        return self.why
 
 
 class SubscriptionLimit(MeshError):
@@ -113,21 +138,25 @@ class RemoteSubscriber:
         self.throttle = throttle if throttle is not None else Throttle(log, WARN_EVERY)
         self.bound = bound
         self.patterns: dict[str, None] = {}
-        self.queue: deque[tuple[str, str]] = deque()
+        self.queue: deque[tuple[str, str, bool]] = deque()  # (key, data, retained)
         self.sent = 0
         self.lost = 0
         #: Subscriptions this connection asked for past MAX_PATTERNS_PER_CONNECTION.
         self.refused = 0
         self._unreported = 0
         self._wake = asyncio.Event()
+        #: Set while nothing is queued or being written: what a stopping node waits for (Hub.flush).
+        self.idle = asyncio.Event()
+        self.idle.set()
         self._task = asyncio.create_task(self._pump(), name=f"pub to {name}")
 
-    def offer(self, key: str, data: str) -> None:
+    def offer(self, key: str, data: str, retained: bool = False) -> None:
         """Queue a message without waiting; drop the oldest if the queue is full."""
         if len(self.queue) >= self.bound:
             self.queue.popleft()
             self._drop("falls behind")
-        self.queue.append((key, data))
+        self.queue.append((key, data, retained))
+        self.idle.clear()
         self._wake.set()
 
     def _drop(self, why: str) -> None:
@@ -143,8 +172,8 @@ class RemoteSubscriber:
         frames: list[str] = []
         size = 0
         while self.queue and len(frames) < protocol.BATCH:
-            key, data = self.queue[0]
-            frame = protocol.encode(protocol.Publish(key=key, data=data, lost=self._unreported))
+            key, data, retained = self.queue[0]
+            frame = protocol.encode(protocol.Publish(key=key, data=data, lost=self._unreported, retained=retained))
             length = len(frame) if frame.isascii() else len(frame.encode())
             if length > PUB_FRAME_LIMIT:  # more than the subscriber can take: lost, not sent
                 self.queue.popleft()
@@ -175,8 +204,11 @@ class RemoteSubscriber:
                         )
                         return
                     self.sent += count
+                self.idle.set()
         except ConnectionClosed:
             pass
+        finally:
+            self.idle.set()  # nothing more will be written: nobody waits for it
 
     def close(self) -> None:
         self._task.cancel()
@@ -202,6 +234,10 @@ class Hub:
         #: "falls behind" warnings, one line per subscriber name every WARN_EVERY seconds at most, then a count.
         self.throttle = Throttle(log, WARN_EVERY)
         self.index: PatternIndex[RemoteSubscriber] = PatternIndex()
+        #: key -> its last retained value (publish(..., retain=True)), oldest first.
+        self.retained: dict[str, str] = {}
+        self.most_retained = MAX_RETAINED
+        self.retained_size = MAX_RETAINED_SIZE
 
     @property
     def count(self) -> int:
@@ -218,11 +254,50 @@ class Hub:
             handed += 1
         return handed
 
-    def add(self, websocket: ServerConnection, name: str, pattern: str) -> None:
-        """Hold ``pattern`` for this connection and announce it; :class:`SubscriptionLimit` past a limit."""
+    def retain(self, key: str, data: str) -> None:
+        """Keep ``data`` as ``key``'s retained value (empty: forget it); :class:`RetainLimit` past a limit."""
+        if not data:
+            self.retained.pop(key, None)
+            return
+        size = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
+        if size > self.retained_size:
+            raise RetainLimit(
+                f"cannot retain {size} bytes on {key}: a retained value holds at most {self.retained_size} bytes"
+            )
+        if key not in self.retained and len(self.retained) >= self.most_retained:
+            raise RetainLimit(
+                f"cannot retain a value on {key}: this node already retains {len(self.retained)} keys,"
+                f" the most it keeps ({self.most_retained}); clear one with an empty value"
+            )
+        self.retained[key] = data
+
+    def retained_for(self, pattern: str) -> list[tuple[str, str]]:
+        """The retained ``(key, value)`` pairs ``pattern`` matches: a lookup for a plain key, else one pass."""
+        if "+" not in pattern and "#" not in pattern:
+            data = self.retained.get(pattern)
+            return [] if data is None else [(pattern, data)]
+        return [(key, data) for key, data in self.retained.items() if matches(pattern, key)]
+
+    async def flush(self, within: float) -> None:
+        """Wait (at most ``within`` seconds) until every subscriber has been written all that was queued for it."""
+        waiting = [sub.idle.wait() for sub in self.subscribers.values() if not sub.idle.is_set()]
+        if waiting:
+            try:
+                async with asyncio.timeout(within):
+                    await asyncio.gather(*waiting)
+            except TimeoutError:
+                self.log.info("not every subscriber took the last publications within %g s", within)
+
+    def add(self, websocket: ServerConnection, name: str, pattern: str) -> int:
+        """Hold ``pattern`` for this connection and announce it; :class:`SubscriptionLimit` past a limit.
+
+        The retained values ``pattern`` matches are queued for the connection at once,
+        before anything published later; returns their size in bytes (what the server
+        counts against the frame's reply budget).
+        """
         subscriber = self.subscribers.get(websocket)
         if subscriber is not None and pattern in subscriber.patterns:
-            return
+            return 0
         check_limits(pattern)
         if subscriber is not None and len(subscriber.patterns) >= self.per_connection:
             subscriber.refused += 1
@@ -251,6 +326,12 @@ class Hub:
         self.index.add(pattern, subscriber)
         self.log.info("%s subscribed to %s", escape(name), escape(pattern))
         self._event("added", pattern, name)
+        size = 0
+        if self.retained:
+            for key, data in self.retained_for(pattern):
+                subscriber.offer(key, data, retained=True)
+                size += len(key) + len(data)
+        return size
 
     def remove(self, websocket: ServerConnection, pattern: str) -> None:
         subscriber = self.subscribers.get(websocket)
@@ -352,6 +433,18 @@ class Inbox:
         if handed:
             self.received += 1
         return bool(handed)
+
+    def deliver_to(self, pattern: str, key: str, data: str) -> bool:
+        """Hand a message to the handler of ``pattern`` only (a retained value for a new subscription)."""
+        handler = self.handlers.get(pattern)
+        if handler is None:
+            return False
+        lane = self._lanes.get(handler)
+        if lane is None:
+            lane = self._lanes[handler] = _Lane(self, handler)
+        lane.offer(pattern, key, data)
+        self.received += 1
+        return True
 
     def deliver_nowait(self, key: str, data: str) -> bool:
         """Hand over a message published by this very node (the same as :meth:`deliver`)."""

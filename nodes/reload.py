@@ -21,7 +21,7 @@ that vanishes for a moment (an editor saving by rename) keeps the running grid t
 - its own params: the sketch's ``reconfigure(**params)`` when it defines one; otherwise
   one line saying that they apply at the next start;
 - what cannot change while the node runs (its host, port, sketch, outbox, max_size,
-  durable, the grid's auth): one line, "cannot change while running: restart the node";
+  durable, the grid's auth and tls): one line, "cannot change while running: restart the node";
   the node keeps running as it was started for those.
 
 Then one line sums up what changed: ``grid.yaml reloaded: node led added, wire iopin -> led added``.
@@ -148,9 +148,11 @@ async def apply(node: Node, new: Grid) -> list[str] | None:
     if "port" in fixed and running.port == 0 and spec.port == node.port:
         fixed.remove("port")  # the grid now names the port the node bound for 0
     try:
-        if fixed or new.auth_token_env != old.auth_token_env:
+        if fixed or new.auth_token_env != old.auth_token_env or new.tls != old.tls:
             keep = {key: getattr(running, key) for key in fixed}
-            kept = dataclasses.replace(new.with_node(name, **keep) if keep else new, auth_token_env=old.auth_token_env)
+            kept = dataclasses.replace(
+                new.with_node(name, **keep) if keep else new, auth_token_env=old.auth_token_env, tls=old.tls
+            )
         else:
             kept = new
         if spec.params != running.params:
@@ -161,6 +163,8 @@ async def apply(node: Node, new: Grid) -> list[str] | None:
     diff = old.diff(kept)
     if new.auth_token_env != old.auth_token_env:
         node.log.warning("%s: auth cannot change while running: restart the node", new.path)
+    if new.tls != old.tls:
+        node.log.warning("%s: tls cannot change while running: restart the node", new.path)
     if fixed:
         where = f"{new.path}:{spec.line}" if spec.line else new.path
         node.log.warning("%s: node %r: %s cannot change while running: restart the node", where, name, ", ".join(fixed))

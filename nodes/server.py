@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import socket
+import ssl
 import time
 import weakref
 from collections.abc import Awaitable, Sequence
@@ -71,6 +72,8 @@ REPLY_FACTOR = 4
 REPLY_SLACK = 4096
 #: Seconds a mesh client that proves the token (instead of sending it) has to send its hello.
 HELLO_TIMEOUT = OPEN_TIMEOUT
+#: Seconds a client has to complete its TLS handshake (a grid with tls), before the HTTP one starts.
+TLS_HANDSHAKE_TIMEOUT = OPEN_TIMEOUT
 #: Headers the node reads in a handshake: each may come once (a duplicate gets a 400, not a guess).
 SINGLE_HEADERS = ("Host", "Upgrade", "Authorization", "Sec-WebSocket-Key", "Sec-WebSocket-Version", auth.NONCE_HEADER)
 #: What a 400 says after what was wrong: how to talk to a node.
@@ -230,6 +233,8 @@ class NodeServer:
         self.challenges: weakref.WeakKeyDictionary[ServerConnection, tuple[str, str]] = weakref.WeakKeyDictionary()
         #: Warnings a client can repeat at will (a wrong token): one line, then a count.
         self.throttle = Throttle(node.log)
+        #: ``ws`` or ``wss`` (the grid has tls): what the node's help text tells a visitor to use.
+        self.scheme = "ws"
 
     @property
     def address(self) -> str | None:
@@ -302,7 +307,7 @@ class NodeServer:
                 return Response(status, HTTPStatus(status).phrase, headers, body)
             text = (
                 f"{node.describe()}; it speaks websockets.\n"
-                f"Try: websocat ws://{node.address}/   or   ./arduino.py send {node.name} MESSAGE\n"
+                f"Try: websocat {self.scheme}://{node.address}/   or   ./arduino.py send {node.name} MESSAGE\n"
             )
             response = connection.respond(HTTPStatus.UPGRADE_REQUIRED, text)
             response.headers["Upgrade"] = "websocket"  # a 426 says what to upgrade to (RFC 9110)
@@ -322,8 +327,17 @@ class NodeServer:
         else:
             del self.challenges[connection]
 
-    async def listen(self, host: str, port: int) -> None:
-        """Bind ``host:port`` (port 0: any free port) and start serving."""
+    async def listen(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Bind ``host:port`` (port 0: any free port) and start serving; ``wss://`` with an ``ssl_context``.
+
+        The TLS handshake of each connection is bounded by TLS_HANDSHAKE_TIMEOUT (asyncio's
+        own default is 60 s), and runs beside the others: a client that opens TCP and says
+        nothing, or garbage, holds one socket for that long and stalls nobody.
+        """
+        tls: dict[str, Any] = {}
+        if ssl_context is not None:
+            tls = {"ssl": ssl_context, "ssl_handshake_timeout": TLS_HANDSHAKE_TIMEOUT}
+            self.scheme = "wss"
         try:
             self.server = await serve(
                 self.handler,
@@ -342,6 +356,7 @@ class NodeServer:
                 max_queue=MAX_QUEUE,
                 write_limit=WRITE_LIMIT,
                 backlog=BACKLOG,
+                **tls,
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
@@ -480,6 +495,8 @@ class Conversation:
         self.session: Session | None = None
         self.bad_frames = 0
         self.subscriptions = 0  # sub and unsub frames answered
+        #: Bytes of retained values a sub frame queued for the peer: they count against the reply budget.
+        self.retained_sent = 0
 
     def close(self) -> None:
         """The connection is over (or greets again): its session is no longer in use by it."""
@@ -504,7 +521,8 @@ class Conversation:
                 continue
             reply = await self.answer(frame)
             if not isinstance(frame, protocol.Message):
-                spent += len(reply)
+                spent += len(reply) + self.retained_sent
+                self.retained_sent = 0
             replies.append(reply)
             if time.perf_counter() - started > SLICE:  # one batch does not hold the loop from the others
                 await asyncio.sleep(0)
@@ -555,7 +573,7 @@ class Conversation:
                 return protocol.encode(protocol.Error(id=frame.id, error=str(exc)))
             if isinstance(frame, protocol.Subscribe):
                 try:
-                    node.hub.add(self.websocket, self.peer, frame.pattern)
+                    self.retained_sent = node.hub.add(self.websocket, self.peer, frame.pattern)
                 except SubscriptionLimit as exc:
                     return protocol.encode(protocol.Error(id=frame.id, error=str(exc)))
                 return protocol.encode(protocol.Ack(id=frame.id, data=f"subscribed to {frame.pattern}"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any
 
 from mesh.errors import MeshError, NotAnswering
@@ -10,7 +11,16 @@ from mesh.grid import Grid, NodeSpec
 from mesh.links import query_status
 from mesh.throttle import escape
 
-__all__ = ["DOWN", "NOT_ANSWERING", "REPORT_LINE", "gather_status", "report_line", "status_table", "uptime"]
+__all__ = [
+    "DOWN",
+    "NOT_ANSWERING",
+    "REPORT_LINE",
+    "gather_status",
+    "presence",
+    "report_line",
+    "status_table",
+    "uptime",
+]
 
 #: The states of a node that did not report: nothing there (refused, unreachable), or there but silent.
 DOWN = "down"
@@ -19,12 +29,15 @@ NOT_ANSWERING = "not answering"
 REPORT_LINE = 160
 
 
-async def gather_status(grid: Grid, per_node: float, token: str | None = None) -> list[dict[str, Any]]:
+async def gather_status(
+    grid: Grid, per_node: float, token: str | None = None, ssl_context: ssl.SSLContext | None = None
+) -> list[dict[str, Any]]:
     """Every node's report, asked all at once: a node that is down costs at most ``per_node`` seconds.
 
     ``per_node`` bounds each node's answer, not the whole call: a node that does not
     answer in time is reported ``not answering`` (it took the connection: busy?), one
-    that cannot be reached ``down``, while the others' reports are kept.
+    that cannot be reached ``down``, while the others' reports are kept. ``ssl_context``:
+    the grid's TLS client context (:mod:`mesh.tls`), when it has tls.
     """
 
     async def one(spec: NodeSpec) -> dict[str, Any]:
@@ -32,7 +45,9 @@ async def gather_status(grid: Grid, per_node: float, token: str | None = None) -
         if spec.uri is None:
             return {**base, "state": "no port"}
         try:
-            report = await query_status(spec.name, spec.uri, open_timeout=per_node, within=per_node, token=token)
+            report = await query_status(
+                spec.name, spec.uri, open_timeout=per_node, within=per_node, token=token, ssl_context=ssl_context
+            )
         except NotAnswering as exc:  # there (the connection opened), but silent: busy, blocked or stopped
             return {**base, "state": NOT_ANSWERING, "error": f"busy? {exc.reason}"}
         except MeshError as exc:
@@ -44,7 +59,20 @@ async def gather_status(grid: Grid, per_node: float, token: str | None = None) -
 
 def status_table(reports: list[dict[str, Any]]) -> str:
     """The reports as an aligned table, one node a row."""
-    header = ["NODE", "STATE", "ADDRESS", "SKETCH", "UPTIME", "IN", "OUT", "PUB", "PENDING", "SUBSCRIBERS", "LINKS"]
+    header = [
+        "NODE",
+        "STATE",
+        "ADDRESS",
+        "SKETCH",
+        "UPTIME",
+        "IN",
+        "OUT",
+        "PUB",
+        "PENDING",
+        "SUBSCRIBERS",
+        "PRESENCE",
+        "LINKS",
+    ]
     rows = [header]
     for report in reports:
         up = report["state"] == "up"
@@ -58,6 +86,7 @@ def status_table(reports: list[dict[str, Any]]) -> str:
                 uptime(report["uptime"]) if up else "-",
                 *(str(report[key]) if up else "-" for key in ("messages_in", "messages_out", "published", "pending")),
                 str(report.get("subscribers_total", len(report.get("subscribers", [])))) if up else "-",
+                (presence(report) or "-") if up else "-",
                 (links or "-") if up else report.get("error", ""),
             ]
         )
@@ -78,6 +107,16 @@ def report_line(report: dict[str, Any]) -> str:
     """A sketch's own report (``@reports``) as one short line: ``broker=mqtt://... state=connected sent=12``."""
     text = " ".join(f"{key}={value}" for key, value in report.items())
     return escape(text, REPORT_LINE)
+
+
+def presence(report: dict[str, Any]) -> str:
+    """Each peer as the node last saw it, and for how long: ``iopin:online 41s, buzzer:offline 3s``."""
+    seen = []
+    for peer, link in report.get("links", {}).items():
+        state, since = link.get("presence"), link.get("presence_for")
+        if isinstance(state, str) and isinstance(since, (int, float)):
+            seen.append(f"{peer}:{state} {uptime(since)}")
+    return ", ".join(seen)
 
 
 def uptime(seconds: float) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 
 from mesh.connection import send_once
 from mesh.grid import Grid, read_grid
+from mesh.tls import client_context
 
 from .circuit import start_together, stop_together
 from .factory import FactoryLoop
@@ -61,7 +62,8 @@ class Circuit:
         uri = self.grid.node(name).uri
         if uri is None:
             raise ValueError(f"node {name!r} has no port: nothing can be sent to it")
-        return await send_once(name, uri, channel, message, sender="test", token=self.token)
+        context = None if self.grid.tls is None else client_context(self.grid.tls)  # wss://: verified as by send
+        return await send_once(name, uri, channel, message, sender="test", token=self.token, ssl_context=context)
 
 
 @asynccontextmanager

@@ -57,10 +57,12 @@ def test_status_tells_up_and_down_and_no_port(running):
         "PUB",
         "PENDING",
         "SUBSCRIBERS",
+        "PRESENCE",
         "LINKS",
     ]
     assert rows["clock"].split()[1] == "up" and rows["clock"].endswith("iopin:up")
     assert rows["iopin"].endswith("buzzer:up")
+    assert re.search(r" buzzer:online \d+s ", rows["iopin"])  # as the iopin last saw it, and since when
     assert rows["meter"].split()[1:3] == ["no", "port"]
     reports = {r["node"]: r for r in json.loads(run_arduino("--grid", grid, "status", "--json").stdout)}
     assert reports["iopin"]["messages_in"] >= 3 and reports["iopin"]["links"]["buzzer"]["state"] == "up"

@@ -19,6 +19,10 @@ keep its unacked outbox in a local SQLite file, so that it survives the node
 being killed). At the top level, ``auth: {token_env: MESH_TOKEN}`` names the
 environment variable that holds the token every connection must present: the
 grid never holds the token itself, and loading it never reads the environment.
+``tls: {cert: node.pem, key: node-key.pem, ca: ca.pem}`` makes every node serve
+``wss://`` and every client verify it against the CA; the paths are relative to
+the grid file's folder, and loading checks their form only: :mod:`mesh.tls` reads
+the files.
 
 Loading is a pure function from text to a frozen, validated :class:`Grid`, in two
 steps that each do one job: :mod:`~mesh.grid.loader` turns the YAML text into
@@ -30,8 +34,8 @@ into the :class:`Grid` (:mod:`~mesh.grid.model`), or one
 :func:`load_grid` takes the text, :func:`read_grid` reads the file first,
 :func:`build_grid` takes plain Python data, and :meth:`Grid.with_node` changes
 one node: all of them through the same rules. YAML problems are found first, in
-file order; then the rules: the top level, the nodes, the wires, auth, and the
-checks across nodes.
+file order; then the rules: the top level, the nodes, the wires, auth, tls, and
+the checks across nodes.
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ from mesh.errors import GridError
 
 from .loader import load_yaml
 from .marks import Marks
-from .model import Grid, NodeSpec, Wire
-from .rules import AUTH_KEYS, NODE_KEYS, TOP_KEYS, Sketches, build_grid, validate
+from .model import Grid, NodeSpec, TLSFiles, Wire
+from .rules import AUTH_KEYS, NODE_KEYS, TLS_KEYS, TOP_KEYS, Sketches, build_grid, validate
 
 __all__ = [
     "AUTH_KEYS",
@@ -52,10 +56,12 @@ __all__ = [
     "DEFAULT_MAX_SIZE",
     "DEFAULT_OUTBOX",
     "NODE_KEYS",
+    "TLS_KEYS",
     "TOP_KEYS",
     "Grid",
     "Marks",
     "NodeSpec",
+    "TLSFiles",
     "Wire",
     "build_grid",
     "load_grid",

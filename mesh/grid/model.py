@@ -10,7 +10,7 @@ its own publications reach its own subscriptions without a link.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any
@@ -19,7 +19,10 @@ from mesh.constants import DEFAULT_HOST, DEFAULT_MAX_SIZE, DEFAULT_OUTBOX
 from mesh.errors import UnknownNodeError
 from mesh.topics import publishers
 
-__all__ = ["NODE_FIELDS", "Grid", "GridDiff", "NodeSpec", "Wire", "freeze"]
+__all__ = ["NODE_FIELDS", "TLS_KEYS", "Grid", "GridDiff", "NodeSpec", "TLSFiles", "Wire", "freeze"]
+
+#: The keys of the grid's ``tls`` mapping, all three required: each names a PEM file.
+TLS_KEYS: tuple[str, ...] = ("ca", "cert", "key")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +46,7 @@ class NodeSpec:
     durable: bool = False  # keep the unacked outbox in a local SQLite file
     timeout: float | None = None  # seconds one loop() call may take before it is cancelled; None: no bound
     line: int = 0  # line of the node's definition in the file; 0 when built in memory
+    tls: bool = False  # the grid has tls: the node serves wss:// (set by the Grid, not a key of a node)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", freeze(self.params))
@@ -62,14 +66,46 @@ class NodeSpec:
 
     @property
     def uri(self) -> str | None:
-        """``ws://host:port`` to reach the node, or None when it has no port."""
+        """``ws://host:port`` (``wss://`` when the grid has tls) to reach the node, or None when it has no port."""
         address = self.address
-        return None if address is None else f"ws://{address}"
+        return None if address is None else f"{'wss' if self.tls else 'ws'}://{address}"
 
 
 #: The fields of a node that :meth:`Grid.diff` compares: all but its name and its line (read from
 #: NodeSpec itself, so that a field added to a node is compared too).
-NODE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(NodeSpec) if f.name not in ("name", "line"))
+NODE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(NodeSpec) if f.name not in ("name", "line", "tls"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TLSFiles:
+    """The grid's ``tls``: the PEM files every node serves and verifies with.
+
+    ``cert`` (the node's certificate chain), ``key`` (its private key) and ``ca`` (the
+    certificate of the CA that signed every node's) are paths resolved against the
+    grid file's folder; ``written`` keeps each as the file says it, ``lines`` the line
+    of each key, for messages. Two TLSFiles are equal when they name the same files;
+    what the files hold is read by :mod:`mesh.tls`, not here.
+    """
+
+    cert: str
+    key: str
+    ca: str
+    written: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False, hash=False)
+    lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}), compare=False, hash=False)
+    line: int = field(default=0, compare=False)  # line of the ``tls`` key; 0 when built in memory
+    path: str = field(default="<grid>", compare=False)  # the grid file, for the errors that name it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "written", MappingProxyType(dict(self.written)))
+        object.__setattr__(self, "lines", MappingProxyType(dict(self.lines)))
+
+    def shown(self, key: str) -> str:
+        """``tls.ca: ca.pem``: a key and its file as the grid writes it, for a message."""
+        return f"tls.{key}: {self.written.get(key, getattr(self, key))}"
+
+    def line_of(self, key: str) -> int | None:
+        """The line of ``key`` in the grid (of ``tls`` when unknown), or None when built in memory."""
+        return self.lines.get(key) or self.line or None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +135,7 @@ class GridDiff:
     wires_added: tuple[Wire, ...] = ()
     wires_removed: tuple[Wire, ...] = ()
     auth_changed: bool = False
+    tls_changed: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes_changed", MappingProxyType(dict(self.nodes_changed)))
@@ -111,6 +148,7 @@ class GridDiff:
             or self.wires_added
             or self.wires_removed
             or self.auth_changed
+            or self.tls_changed
         )
 
     def changed(self, name: str) -> tuple[str, ...]:
@@ -126,6 +164,7 @@ class GridDiff:
             *(f"wire {wire} added" for wire in self.wires_added),
             *(f"wire {wire} removed" for wire in self.wires_removed),
             *(["auth changed"] if self.auth_changed else []),
+            *(["tls changed"] if self.tls_changed else []),
         ]
 
 
@@ -135,15 +174,21 @@ class Grid:
 
     ``auth_token_env`` is the *name* of the environment variable that holds the
     token every connection must present (None: no token); never the token itself.
+    ``tls``, when set, makes every node serve ``wss://`` and every client verify it
+    against the grid's CA (:mod:`mesh.tls`): each node's ``tls`` (and so its ``uri``)
+    follows it.
     """
 
     nodes: Mapping[str, NodeSpec] = field(hash=False)
     wires: tuple[Wire, ...] = ()
     path: str = "<grid>"
     auth_token_env: str | None = None
+    tls: TLSFiles | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))
+        secure = self.tls is not None
+        nodes = {name: spec if spec.tls == secure else replace(spec, tls=secure) for name, spec in self.nodes.items()}
+        object.__setattr__(self, "nodes", MappingProxyType(nodes))
         object.__setattr__(self, "wires", tuple(self.wires))
 
     @cached_property
@@ -221,7 +266,7 @@ class Grid:
     # ---- changes
 
     def diff(self, new: Grid) -> GridDiff:
-        """What changed from this grid to ``new``: nodes added, removed or changed (which fields), wires, auth."""
+        """What changed from this grid to ``new``: nodes added, removed or changed (which fields), wires, auth, tls."""
         changed = {}
         for name, spec in new.nodes.items():
             old = self.nodes.get(name)
@@ -238,6 +283,7 @@ class Grid:
             wires_added=tuple(w for w in new.wires if (w.source, w.target) not in old_wires),
             wires_removed=tuple(w for w in self.wires if (w.source, w.target) not in new_wires),
             auth_changed=self.auth_token_env != new.auth_token_env,
+            tls_changed=self.tls != new.tls,
         )
 
     def with_node(self, name: str, **changes: Any) -> Grid:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os.path
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from types import MappingProxyType
@@ -22,10 +23,10 @@ from mesh.errors import GridError
 
 from . import values as check
 from .marks import Marks, Path
-from .model import Grid, NodeSpec, Wire
+from .model import TLS_KEYS, Grid, NodeSpec, TLSFiles, Wire
 from .shown import kind, show, suggest
 
-__all__ = ["AUTH_KEYS", "NODE_KEYS", "TOP_KEYS", "build_grid", "change_node", "validate"]
+__all__ = ["AUTH_KEYS", "NODE_KEYS", "TLS_KEYS", "TOP_KEYS", "build_grid", "change_node", "validate"]
 
 #: The keys a node may have, sorted (as listed in error messages).
 NODE_KEYS: tuple[str, ...] = (
@@ -40,7 +41,7 @@ NODE_KEYS: tuple[str, ...] = (
     "timeout",
 )
 #: The keys the grid may have at the top level, sorted.
-TOP_KEYS: tuple[str, ...] = ("auth", "nodes", "wires")
+TOP_KEYS: tuple[str, ...] = ("auth", "nodes", "tls", "wires")
 #: The keys of the top-level ``auth`` mapping.
 AUTH_KEYS: tuple[str, ...] = ("token_env",)
 
@@ -52,6 +53,7 @@ _WIRE = re.compile(rf"\s*({_NAME.pattern})\s*->\s*({_NAME.pattern})\s*")
 _NAME_RULE = "use letters, digits, '_' and '-', starting with a letter or '_'"
 _WIRE_FORM = "'SOURCE -> TARGET'"
 _AUTH_FORM = "{token_env: MESH_TOKEN}"
+_TLS_FORM = "{cert: node.pem, key: node-key.pem, ca: ca.pem}"
 
 
 def validate(
@@ -77,20 +79,24 @@ def build_grid(
     path: str = "<memory>",
     sketches: Sketches | None = None,
     auth_token_env: str | None = None,
+    tls: Mapping[str, str] | None = None,
 ) -> Grid:
     """Build a grid from plain Python data, with the same checks as :func:`~mesh.grid.load_grid`.
 
     ``nodes`` maps node names to ``{"sketch": ..., "host": ..., "port": ...,
     "params": {...}, "subscribe": [...], "outbox": ..., "max_size": ...,
     "durable": ...}``; ``wires`` are ``"SOURCE -> TARGET"`` strings (or Wires);
-    ``auth_token_env`` is what ``auth: {token_env: ...}`` says in a file. Errors
-    name ``path`` and carry no line.
+    ``auth_token_env`` is what ``auth: {token_env: ...}`` says in a file, ``tls`` what
+    ``tls: {cert: ..., key: ..., ca: ...}`` says (paths relative to ``path``'s folder).
+    Errors name ``path`` and carry no line.
     """
     if wires is not None and not isinstance(wires, (str, bytes, Mapping)):
         wires = [str(wire) if isinstance(wire, Wire) else wire for wire in wires]
     data: dict[str, Any] = {"nodes": nodes, "wires": wires}
     if auth_token_env is not None:
         data["auth"] = {"token_env": auth_token_env}
+    if tls is not None:
+        data["tls"] = tls
     try:
         return validate(data, path=path, sketches=sketches)
     except RecursionError:
@@ -187,7 +193,8 @@ class _Rules:
         specs = self.nodes(data["nodes"])
         wires = self.wires(specs, data.get("wires"))
         token_env = self.auth(data["auth"]) if "auth" in data else None
-        grid = Grid(nodes=specs, wires=wires, path=self.path, auth_token_env=token_env)
+        tls = self.tls(data["tls"]) if "tls" in data else None
+        grid = Grid(nodes=specs, wires=wires, path=self.path, auth_token_env=token_env, tls=tls)
         _check_across(grid)
         return grid
 
@@ -210,6 +217,48 @@ class _Rules:
             with self.at(self.marks.line(where)):
                 token_env = check.check_token_env(item)
         return token_env
+
+    # ---- tls
+
+    def tls(self, value: Any) -> TLSFiles:
+        """The top-level ``tls``: three PEM files, their paths relative to the grid file's folder.
+
+        Only their names are checked here (no I/O in the rules); what the files hold is
+        read by :func:`mesh.tls.check` where the grid is used, as the token's variable is.
+        """
+        if not isinstance(value, Mapping) or not value:
+            self.fail(self.marks.line(("tls",)), f"'tls' must be a mapping like {_TLS_FORM}")
+        written: dict[str, str] = {}
+        lines: dict[str, int] = {}
+        for key, item in value.items():
+            where = ("tls", key)
+            self.text_key(("tls",), key)
+            if key not in TLS_KEYS:
+                self.fail(
+                    self.marks.key(where),
+                    f"unknown key {key!r} in 'tls' (expected: {', '.join(TLS_KEYS)}){suggest(key, TLS_KEYS)}",
+                )
+            item = self.value(where, item)
+            with self.at(self.marks.line(where)):
+                written[key] = check.check_tls_file(key, item)
+            lines[key] = self.marks.line(where) or 0
+        missing = [key for key in TLS_KEYS if key not in written]
+        if missing:
+            self.fail(
+                self.marks.key(("tls",)),
+                f"'tls' has no {' and no '.join(map(repr, missing))}: it needs cert, key and ca, like {_TLS_FORM}",
+            )
+        folder = os.path.dirname(self.path)  # string work only: the files are read where the grid is used
+        resolved = {key: os.path.join(folder, path) for key, path in written.items()}
+        return TLSFiles(
+            cert=resolved["cert"],
+            key=resolved["key"],
+            ca=resolved["ca"],
+            written=written,
+            lines=lines,
+            line=self.marks.key(("tls",)) or 0,
+            path=self.path,
+        )
 
     # ---- nodes
 

@@ -26,6 +26,7 @@ __all__ = [
     "check_sketch",
     "check_subscription",
     "check_timeout",
+    "check_tls_file",
     "check_token_env",
     "not_a_subscription_list",
     "params_not_a_mapping",
@@ -138,6 +139,15 @@ def check_token_env(value: Any) -> str:
     # The message never shows the value: it may be the token itself, written by mistake.
     if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
         raise Invalid("'auth': 'token_env' must name an environment variable, like MESH_TOKEN")
+    return value
+
+
+def check_tls_file(key: str, value: Any) -> str:
+    """A path of the grid's ``tls`` (``cert``, ``key`` or ``ca``): non-empty text, one line."""
+    if not isinstance(value, str) or not value.strip() or any(char in value for char in "\n\r\0"):
+        raise Invalid(
+            f"'tls': {key!r} must be the path of a PEM file (relative to the grid's folder), not {show(value)}"
+        )
     return value
 
 

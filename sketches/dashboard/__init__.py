@@ -9,8 +9,11 @@ dashboard pushes it one snapshot of what it has heard on the topics the
 grid subscribes it to (``subscribe: ["#"]`` for everything): exact counts per key, the last value of
 each key, the key each node published last (what its card shows), the
 messages since the last snapshot (at most 50, so a burst of 1,000 messages a
-second costs the browser the same as a trickle), the rate, and whether each
-node is up — which it knows from its own links to them, not from any topic.
+second costs the browser the same as a trickle), the rate, whether each
+node is up as its own links to them see it, and each node's presence: the
+dashboard subscribes to ``+/$state`` by itself as it begins, so a node is
+``online`` from its retained ``<node>/$state`` and ``offline`` when it stops, or
+when the dashboard's link loses it (see docs/protocol.md, "Presence").
 
 A page that opens gets a *full* snapshot first: the same, with the last 50
 messages the dashboard heard, so its log starts with the recent history.
@@ -117,6 +120,8 @@ class Dashboard(FactoryLoop):
         self.pushed = 0
         self.feeds: set[ServerConnection] = set()
         self.rate = Rate()
+        #: Each node of the grid: "online" or "offline", as its <node>/$state last said (or the link lost it).
+        self.presence: dict[str, str] = {}
         static = resources.files(__package__) / "static"
         self.files = {
             path: (TYPES[name[name.rindex(".") :]], (static / name).read_bytes()) for path, name in PAGES.items()
@@ -151,6 +156,17 @@ class Dashboard(FactoryLoop):
                 KEYS,
             )
         self.dropped += 1
+
+    @every(1.0, times=1)
+    async def listen_for_presence(self) -> None:
+        """Once, as the node begins: every node's presence (``#`` does not match the ``$state`` keys)."""
+        await self.subscribe("+/$state", self.present)
+
+    def present(self, key: str, data: str) -> None:
+        """``<node>/$state``: online or offline, for the nodes of the grid (anything else is ignored)."""
+        node = key.split("/", 1)[0]
+        if node in self.grid.nodes and data in ("online", "offline"):
+            self.presence[node] = data
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:
@@ -198,6 +214,7 @@ class Dashboard(FactoryLoop):
                 "full": full,
                 "t": round(time.time(), 3),
                 "nodes": self.states(),
+                "presence": {name: state for name, state in self.presence.items() if name in self.grid.nodes},
                 "counts": self.counts,
                 "last": self.last,
                 "latest": self.latest,

@@ -204,7 +204,7 @@ INVALID = [
         wire:
           - clock -> clock
         """,
-        "grid.yaml:3: unknown key 'wire' at the top level (expected one of: auth, nodes, wires); did you mean 'wires'?",
+        "grid.yaml:3: unknown key 'wire' at the top level (expected one of: auth, nodes, tls, wires); did you mean 'wires'?",
     ),
     (
         "unknown-top-key-far",
@@ -213,7 +213,7 @@ INVALID = [
         nodes:
           clock: {sketch: clock}
         """,
-        "grid.yaml:1: unknown key 'colour' at the top level (expected one of: auth, nodes, wires)",
+        "grid.yaml:1: unknown key 'colour' at the top level (expected one of: auth, nodes, tls, wires)",
     ),
     (
         "top-key-not-text",

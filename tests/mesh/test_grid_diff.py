@@ -66,6 +66,7 @@ CASES: list[tuple[str, list[tuple[str, str]], list[str]]] = [
         ["node clock: outbox, max_size changed"],
     ),
     ("auth", [("nodes:\n", "auth: {token_env: MESH_TOKEN}\nnodes:\n")], ["auth changed"]),
+    ("tls", [("nodes:\n", "tls: {cert: n.pem, key: k.pem, ca: ca.pem}\nnodes:\n")], ["tls changed"]),
 ]
 
 

@@ -242,3 +242,15 @@ async def test_a_link_says_a_peers_repeated_errors_and_losses_once(caplog):
     assert said(caplog, "reports an error") == ["peer reports an error: no\\x0a[ tx ] forged"]
     assert said(caplog, "fell behind") == ["fell behind peer: it dropped 1 message(s) for us (1 in all)"]
     assert link.lost == 200 and link.throttle.suppressed == 398
+
+
+def test_asyncio_saying_ssl_connection_is_closed_is_not_passed_on() -> None:
+    """Writes on a TLS connection its peer has closed: asyncio's line says nothing a user can act on."""
+    from nodes.logs import UNHEEDED
+
+    unheeded = logging.LogRecord("asyncio", logging.WARNING, __file__, 1, "SSL connection is closed", None, None)
+    heeded = logging.LogRecord(
+        "asyncio", logging.WARNING, __file__, 1, "Task was destroyed but it is pending!", None, None
+    )
+    assert not UNHEEDED.filter(unheeded)
+    assert UNHEEDED.filter(heeded)

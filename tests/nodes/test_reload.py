@@ -297,19 +297,22 @@ async def test_a_new_timeout_bounds_the_next_loop(bench: Bench, caplog):
 
 
 async def test_what_cannot_change_while_running_is_said_in_one_line(bench: Bench, caplog):
-    """A node's own port or sketch, or the grid's auth, edited: one line each, restart; the rest is applied."""
+    """A node's own port or sketch, or the grid's auth or tls, edited: one line each, restart; the rest is applied."""
     await bench.start({"pin": {"sketch": "pin", "port": 0}, "bell": {"sketch": "lamp", "port": 0}})
     pin = bench.nodes["pin"]
     port = pin.port
     bench.layout["pin"] = {"sketch": "lamp", "port": 1 if port != 1 else 2}
     bench.wires.append("pin -> bell")
-    bench.write("auth: {token_env: MESH_TEST_TOKEN}\n" + grid_text(bench.layout, bench.wires))
+    tls = "tls: {cert: node.pem, key: node-key.pem, ca: ca.pem}\n"
+    bench.write("auth: {token_env: MESH_TEST_TOKEN}\n" + tls + grid_text(bench.layout, bench.wires))
     await until(lambda: pin.targets == ("bell",), "the wire at the pin")
     assert lines(caplog, "pin") == [
         f"{bench.path}: auth cannot change while running: restart the node",
-        f"{bench.path}:3: node 'pin': port, sketch cannot change while running: restart the node",
+        f"{bench.path}: tls cannot change while running: restart the node",
+        f"{bench.path}:4: node 'pin': port, sketch cannot change while running: restart the node",
     ]
     assert (pin.spec.port, pin.spec.sketch, pin.port, pin.grid.auth_token_env) == (port, "pin", port, None)
+    assert (pin.grid.tls, pin.grid.node("bell").uri) == (None, f"ws://127.0.0.1:{bench.nodes['bell'].port}")
     assert await pin.handle("", "1") == (True, "sent")
 
 

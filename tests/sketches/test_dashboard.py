@@ -115,13 +115,17 @@ def test_the_page_and_its_data_are_served_over_plain_http(circuit):
 
 
 def test_the_circuit_comes_alive_in_a_browser(circuit, browser, tmp_path: Path):
-    """Three nodes and two wires drawn; the buzzer sounds after ticks; a killed node turns down; a screenshot is saved."""
+    """Three nodes and two wires drawn, each online from its $state; the buzzer sounds after ticks; a killed node
+    turns offline (the dashboard's link lost it: its last will); a screenshot is saved."""
     grid, processes = circuit
     page = browser.new_page(viewport={"width": 1200, "height": 720})
     page.add_init_script(RECORDER)
     page.goto(dashboard_url(grid))
     for name in ("clock", "iopin", "buzzer"):
         page.wait_for_selector(f'g.node[data-node="{name}"][data-state="up"]', timeout=DEADLINE * 1000)
+    for name in ("clock", "iopin", "buzzer", "dashboard"):
+        page.wait_for_selector(f'g.node[data-node="{name}"][data-presence="online"]', timeout=DEADLINE * 1000)
+        assert page.locator(f'g.node[data-node="{name}"] text.state-label').text_content() == "online"
     assert page.locator("svg#circuit .wire").count() == 2
     assert page.locator('svg#circuit .wire[data-wire="clock->iopin"]').count() == 1
     assert page.locator('svg#circuit .wire[data-wire="iopin->buzzer"]').count() == 1
@@ -134,8 +138,9 @@ def test_the_circuit_comes_alive_in_a_browser(circuit, browser, tmp_path: Path):
     assert shot.stat().st_size > 10_000
     print(f"\nscreenshot: {shot}")
     processes["buzzer"].signal(signal.SIGKILL)
-    page.wait_for_selector('g.node[data-node="buzzer"][data-state="down"]', timeout=DEADLINE * 1000)
-    assert page.locator('g.node[data-node="iopin"][data-state="up"]').count() == 1
+    page.wait_for_selector('g.node[data-node="buzzer"][data-presence="offline"]', timeout=DEADLINE * 1000)
+    assert page.locator('g.node[data-node="buzzer"][data-state="down"] text.state-label').text_content() == "offline"
+    assert page.locator('g.node[data-node="iopin"][data-presence="online"]').count() == 1
     stats = page.evaluate("window.dashboardStats")
     assert stats["snapshots"] > 0 and stats["frames"] > 0
 

@@ -154,7 +154,7 @@ async def test_the_dashboard_keeps_a_bounded_number_of_keys_and_says_so_once(cap
     await start_together(list(nodes.values()))
     try:
         pub, dashboard = nodes["pub"], nodes["dashboard"].sketch
-        await until(lambda: pub.hub.count == 1, "the dashboard to subscribe to pub")
+        await until(lambda: pub.hub.count == 2, "the dashboard to subscribe to pub (# and, by itself, +/$state)")
         sent = 0
         for chunk in range(12):  # in chunks, so that no message is dropped for falling behind
             for n in range(chunk * 100, chunk * 100 + 100):

@@ -10,6 +10,7 @@
   const LOG_MAX = 100;       // entries kept in #log
   const BACKOFF_MIN = 500, BACKOFF_MAX = 5000;
   const STATES = { up: "up", down: "down", connecting: "connecting", "no port": "no-port" };
+  const PRESENCE = { online: "up", offline: "down" };   // a node's $state, drawn as up or down
 
   const token = new URLSearchParams(location.search).get("token");
   const query = token !== null ? "?token=" + encodeURIComponent(token) : "";
@@ -336,6 +337,8 @@
     const counts = snap.counts && typeof snap.counts === "object" ? snap.counts : {};
     const last = snap.last && typeof snap.last === "object" ? snap.last : {};
     const states = snap.nodes && typeof snap.nodes === "object" ? snap.nodes : {};
+    // Each node's presence from its <node>/$state: online or offline (absent: not heard yet).
+    const presence = snap.presence && typeof snap.presence === "object" ? snap.presence : {};
     // Each node's latest key, as the dashboard saw it (never a system key: those are only logged).
     const latest = snap.latest && typeof snap.latest === "object" ? snap.latest : {};
 
@@ -368,11 +371,14 @@
 
     if (view) {
       for (const v of view.nodes.values()) {
-        const raw = states[v.name];
-        const state = STATES[raw] || "unknown";
-        if (state !== v.state) {
+        const seen = PRESENCE[presence[v.name]];
+        const raw = seen ? presence[v.name] : states[v.name];
+        const state = seen || STATES[raw] || "unknown";
+        if (state !== v.state || raw !== v.raw) {
           v.state = state;
+          v.raw = raw;
           v.g.setAttribute("data-state", state);
+          v.g.setAttribute("data-presence", seen ? raw : "unknown");
           v.g.setAttribute("aria-label", `${v.name} (${v.sketch}): ${raw || "unknown"}`);
           v.stateText.textContent = raw || "unknown";
         }
