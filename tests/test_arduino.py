@@ -143,7 +143,7 @@ def test_port_in_use_is_one_line(grid: Path):
         (
             "nodes:\n  clock: {sketch: clok}\n",
             "grid.yaml:2: node 'clock': unknown sketch 'clok'; tried sketches/clok.py beside the grid, the built-in sketches; "
-            "known sketches: buzzer, clock, dashboard, iopin; did you mean 'clock'?",
+            "known sketches: buzzer, clock, dashboard, iopin, mqtt; did you mean 'clock'?",
         ),
         (
             "nodes:\n  a: {sketch: clock}\n  a: {sketch: clock}\n",

@@ -82,7 +82,7 @@ def test_without_a_grid_file_only_builtins_and_modules():
 
 
 def test_available_lists_the_project_and_the_builtins(project: Path):
-    assert available(project) == ["blinker", "buzzer", "clock", "dashboard", "iopin", "pack"]
+    assert available(project) == ["blinker", "buzzer", "clock", "dashboard", "iopin", "mqtt", "pack"]
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_available_lists_the_project_and_the_builtins(project: Path):
         (
             "blinkr",
             r"unknown sketch 'blinkr'; tried sketches/blinkr\.py beside the grid, the built-in sketches; "
-            r"known sketches: blinker, buzzer, clock, dashboard, iopin, pack; did you mean 'blinker'\?",
+            r"known sketches: blinker, buzzer, clock, dashboard, iopin, mqtt, pack; did you mean 'blinker'\?",
         ),
         ("./lab/none.py", r"no sketch file './lab/none\.py': tried .*/lab/none\.py"),
         ("nopkg.mod:Thing", r"no module 'nopkg\.mod' for sketch 'nopkg\.mod:Thing': not importable"),
