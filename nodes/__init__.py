@@ -1,7 +1,8 @@
 """The node runtime and the sketch surface.
 
 A sketch sees :class:`FactoryLoop` (subclass it), ``@reactive`` (its ``loop``), ``@every``
-(periodic methods) and ``@hears`` (where the grid's topics arrive). The runtime that runs a
+(periodic methods), ``@hears`` (where the grid's topics arrive) and ``@reports``
+(the sketch's own section of its status report). The runtime that runs a
 sketch is :class:`Node`; :func:`open_together` opens several nodes of one grid in one process.
 """
 
@@ -12,7 +13,17 @@ from .factory import FactoryLoop
 from .node import Node
 from .params import check_params
 from .periodic import every
-from .reactive import hears, reactive
+from .reactive import hears, reactive, reports
 from .server import ListenError
 
-__all__ = ["FactoryLoop", "ListenError", "Node", "check_params", "every", "hears", "open_together", "reactive"]
+__all__ = [
+    "FactoryLoop",
+    "ListenError",
+    "Node",
+    "check_params",
+    "every",
+    "hears",
+    "open_together",
+    "reactive",
+    "reports",
+]

@@ -37,7 +37,7 @@ from .delivery import Sessions
 from .params import check_params
 from .periodic import periodic_methods, run_every
 from .pubsub import Handler, Hub, Inbox
-from .reactive import Reactor, heard_by
+from .reactive import Reactor, heard_by, reported_by, sketch_report
 from .reload import GridSource, watch
 from .server import NodeServer
 from .watch import Watch
@@ -263,7 +263,15 @@ class Node:
             "subscriptions": list(self.inbox.handlers),
             "received": self.inbox.received,
             "lost": self.inbox.lost,
+            **self._report(),
         }
+
+    def _report(self) -> dict[str, Any]:
+        """``{"report": ...}``: the sketch's ``@reports`` section, if it has one (nodes.reactive.sketch_report)."""
+        name = reported_by(type(self.sketch))
+        if name is None:
+            return {}
+        return {"report": sketch_report(self._hook(name), self.watch.time)}
 
     # -- life ------------------------------------------------------------------
 

@@ -8,6 +8,11 @@ anything else not text becomes JSON).
 A sketch that wants the grid's ``subscribe:`` topics apart from its messages marks one
 method ``@hears``: it gets ``(key, data)``; without one, topics arrive at ``loop(key, data)``.
 
+A sketch that has something of its own to say in ``./arduino.py status`` (the MQTT bridge:
+its broker's state) marks one method ``@reports``: ``(self) -> dict``, whose result the
+node's status report carries under ``"report"`` (:func:`sketch_report`: bounded, and an
+exception or a wrong type is an error entry, never a failed status).
+
 The runtime side is :class:`Reactor`: it calls a sketch's ``loop`` for serving (never
 raising: a failing ``loop()`` is logged once and answered with an error; one that runs
 past the grid's ``timeout:`` is cancelled and answered with an error too; every step of
@@ -22,8 +27,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import json
 import logging
+import traceback
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -31,14 +39,29 @@ from websockets.exceptions import ConnectionClosed
 
 from mesh.errors import MeshError
 from mesh.protocol import to_text
+from mesh.throttle import escape
 
 from .watch import Watch
 
-__all__ = ["LoopTimeout", "Reactor", "channel_of", "heard_by", "hears", "reactive"]
+__all__ = [
+    "REPORT_MAX",
+    "LoopTimeout",
+    "Reactor",
+    "channel_of",
+    "heard_by",
+    "hears",
+    "reactive",
+    "reported_by",
+    "reports",
+    "sketch_report",
+]
 
 LoopFunction = Callable[[Any, str, str], Awaitable[object]]
 NO_ACK = "n/a"
 _HEARS = "__hears__"
+_REPORTS = "__reports__"
+#: Bytes of JSON a sketch's ``@reports`` section may take in the status report; past it, an error entry.
+REPORT_MAX = 4096
 
 
 class reactive:  # lower case: used as a decorator, reads like a function
@@ -74,6 +97,42 @@ def heard_by(cls: type) -> str | None:
         if getattr(inspect.getattr_static(cls, name, None), _HEARS, False):
             return name
     return None
+
+
+def reports(method: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
+    """Mark ``def method(self) -> dict`` as the sketch's own section of its status report (``"report"``)."""
+    setattr(method, _REPORTS, True)
+    return method
+
+
+def reported_by(cls: type) -> str | None:
+    """The name of the ``@reports`` method of ``cls``, if it has one."""
+    for name in dir(cls):
+        if getattr(inspect.getattr_static(cls, name, None), _REPORTS, False):
+            return name
+    return None
+
+
+def sketch_report(method: Callable[[], object], timed: Callable[..., object] | None = None) -> dict[str, Any]:
+    """What the ``@reports`` ``method`` returns, if it is a dict whose JSON fits :data:`REPORT_MAX`; else ``{"error": ...}``.
+
+    Sketch code is untrusted: whatever it raises or returns, the status report is still
+    made. ``timed(what, function)`` runs it (the node's watch, which reports a block).
+    """
+    try:
+        result = timed("@reports", method) if timed is not None else method()
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return {"error": escape(f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})")}
+    if not isinstance(result, dict):
+        return {"error": f"@reports returned {type(result).__name__}, not a dict"}
+    try:
+        text = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        return {"error": escape(f"@reports returned what JSON cannot carry: {exc}")}
+    if len(text.encode()) > REPORT_MAX:
+        return {"error": f"@reports returned {len(text.encode())} bytes of JSON; at most {REPORT_MAX} are shown"}
+    return result
 
 
 class Reactor:

@@ -8,12 +8,15 @@ from typing import Any
 from mesh.errors import MeshError, NotAnswering
 from mesh.grid import Grid, NodeSpec
 from mesh.links import query_status
+from mesh.throttle import escape
 
-__all__ = ["DOWN", "NOT_ANSWERING", "gather_status", "status_table", "uptime"]
+__all__ = ["DOWN", "NOT_ANSWERING", "REPORT_LINE", "gather_status", "report_line", "status_table", "uptime"]
 
 #: The states of a node that did not report: nothing there (refused, unreachable), or there but silent.
 DOWN = "down"
 NOT_ANSWERING = "not answering"
+#: Characters of a sketch's own report (``@reports``) that the status table shows under its row.
+REPORT_LINE = 160
 
 
 async def gather_status(grid: Grid, per_node: float, token: str | None = None) -> list[dict[str, Any]]:
@@ -59,10 +62,22 @@ def status_table(reports: list[dict[str, Any]]) -> str:
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    return "\n".join(
+    table = "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
         for row in rows
     ).rstrip()
+    notes = [
+        f"{report['node']}: {report_line(report['report'])}"
+        for report in reports
+        if report["state"] == "up" and isinstance(report.get("report"), dict)
+    ]
+    return "\n".join([table, *notes])
+
+
+def report_line(report: dict[str, Any]) -> str:
+    """A sketch's own report (``@reports``) as one short line: ``broker=mqtt://... state=connected sent=12``."""
+    text = " ".join(f"{key}={value}" for key, value in report.items())
+    return escape(text, REPORT_LINE)
 
 
 def uptime(seconds: float) -> str:

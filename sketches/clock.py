@@ -1,4 +1,8 @@
-"""Clock: ticks ``tacks`` times, every ``delay`` seconds, into every node it is wired to."""
+"""Clock: ticks ``tacks`` times, every ``delay`` seconds, into every node it is wired to; and once per message it gets.
+
+A message to the clock (a wire from the MQTT bridge, ``./arduino.py send clock press``) is
+one more tick, at once: a real button ticks the circuit. Its ack is ``tick N``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ HISTORY = 1000
 
 
 class Clock(FactoryLoop):
-    """Sends ``tick N`` to each wired node and logs what each one acknowledges."""
+    """Sends ``tick N`` to each wired node, every ``delay`` and on each message, and logs what each one acknowledges."""
 
     def setup(self, tacks: int = 5, delay: float = 1.0) -> None:
         """``tacks``: how many ticks (0: forever); ``delay``: seconds between ticks."""
@@ -23,7 +27,8 @@ class Clock(FactoryLoop):
             raise ValueError(f"delay must be above 0 seconds, not {delay}")
         self.tacks = tacks
         self.delay = delay
-        self.ticks = 0
+        self.ticks = 0  # every tick: the periodic ones and those a message caused
+        self.periodic = 0  # the periodic ones, which stop at tacks
         self.acks: deque[str] = deque(maxlen=HISTORY)
         self._waiting: set[asyncio.Future[None]] = set()
         if not self.targets:
@@ -31,7 +36,16 @@ class Clock(FactoryLoop):
 
     @every("delay", times="tacks")
     async def tick(self) -> None:
-        """One tick, to every target. Ticks keep their pace: acks are awaited on the side."""
+        """One periodic tick, to every target. Ticks keep their pace: acks are awaited on the side."""
+        self.periodic += 1
+        await self._tick()
+        if self.periodic == self.tacks:
+            await asyncio.gather(*self._waiting)
+            if self.address is not None:
+                self.out(f"{self.tacks} ticks done; still serving until stopped")
+
+    async def _tick(self) -> str:
+        """Send ``tick N`` to every target (acks on the side), log it, publish it; return it."""
         self.ticks += 1
         payload = f"tick {self.ticks}"
         for target in self.targets:
@@ -41,10 +55,7 @@ class Clock(FactoryLoop):
             waiting.add_done_callback(self._waiting.discard)
         self.out(payload)
         await self.publish("tick", self.ticks)
-        if self.ticks == self.tacks:
-            await asyncio.gather(*self._waiting)
-            if self.address is not None:
-                self.out(f"{self.tacks} ticks done; still serving until stopped")
+        return payload
 
     async def _acked(self, target: str, payload: str, future: asyncio.Future[str]) -> None:
         try:
@@ -57,5 +68,5 @@ class Clock(FactoryLoop):
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:
-        """A clock takes no input; it says so."""
-        return f"clock at tick {self.ticks}"
+        """Any message is a button press: one tick at once, acked ``tick N`` (the periodic ticks go on)."""
+        return await self._tick()

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from tests.broker import broker  # noqa: F401  (the fixture, for every test)
 from tests.helpers import MS, Process, descendants, kill_tree
 
 PR_SET_CHILD_SUBREAPER = 36

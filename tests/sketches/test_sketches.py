@@ -24,11 +24,11 @@ def node(cls, **params):
 
 def test_the_shipped_sketches_are_found_by_module_name():
     """sketches.available() lists the modules; load() returns their FactoryLoop subclass."""
-    assert {"buzzer", "clock", "dashboard", "iopin"} <= set(sketches.available())
+    assert {"buzzer", "clock", "dashboard", "iopin", "mqtt"} <= set(sketches.available())
     assert sketches.load("iopin") is IOPin
     with pytest.raises(
         sketches.SketchError,
-        match=r"unknown sketch 'iopinn'; tried the built-in sketches; known sketches: buzzer, clock, dashboard, iopin",
+        match=r"unknown sketch 'iopinn'; tried the built-in sketches; known sketches: buzzer, clock, dashboard, iopin, mqtt",
     ):
         sketches.load("iopinn")
 
@@ -78,6 +78,31 @@ async def test_a_buzzer_with_subscribe_sounds_what_it_hears(caplog):
         await until(lambda: len(buzzer.sounds) == 2, "two sounds")
         assert list(buzzer.sounds) == ["beep", "..."]
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    finally:
+        await stop_circuit(nodes)
+
+
+async def test_a_message_to_the_clock_is_one_more_tick_at_once():
+    """A button press (any message) ticks the clock once, acked `tick N`, beside its periodic ticks."""
+    from websockets.asyncio.client import connect
+
+    grid = build_grid(
+        {
+            "clock": {"sketch": "clock", "port": 0, "params": {"tacks": 1, "delay": 1}},
+            "buzzer": {"sketch": "buzzer", "port": 0},
+        },
+        wires=["clock -> buzzer"],
+    )
+    nodes = await start_circuit(grid)
+    try:
+        clock, buzzer = nodes["clock"].sketch, nodes["buzzer"].sketch
+        await until(lambda: len(buzzer.sounds) == 1, "the periodic tick at the buzzer")
+        async with connect(f"ws://{nodes['clock'].address}/button") as ws:
+            await ws.send("1")
+            assert await ws.recv() == "tick 2"
+        await until(lambda: len(buzzer.sounds) == 2, "the button's tick at the buzzer")
+        await until(lambda: list(clock.acks) == ["...", "..."], "both ticks acked")
+        assert (clock.ticks, clock.periodic) == (2, 1)
     finally:
         await stop_circuit(nodes)
 

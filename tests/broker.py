@@ -1,0 +1,144 @@
+"""A real Mosquitto for the tests: a broker on a free port, its config and persistence in the test's folder.
+
+The ``broker`` fixture (registered for every test in ``conftest.py``) starts Debian's
+Mosquitto (``apt-get install mosquitto mosquitto-clients``; ``.ci/run`` installs it) in a
+session of its own through :class:`tests.helpers.Process`, so the test's teardown kills it
+whatever happens. A test that asks for it is skipped, with one line, where Mosquitto is
+missing. Mosquitto's own ``mosquitto_pub`` and ``mosquitto_sub`` are the foreign clients.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import DEADLINE, Process, free_ports, run
+
+SKIP_REASON = "Mosquitto is not installed: apt-get install mosquitto mosquitto-clients"
+
+
+def mosquitto() -> str | None:
+    """The Mosquitto binary: Debian's /usr/sbin/mosquitto, else the one on PATH, else None."""
+    if os.access("/usr/sbin/mosquitto", os.X_OK):
+        return "/usr/sbin/mosquitto"
+    return shutil.which("mosquitto")
+
+
+def client(name: str) -> str:
+    """``mosquitto_pub`` or ``mosquitto_sub``; the test is skipped, with one line, without them."""
+    found = shutil.which(name) or (f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK) else None)
+    if found is None:
+        pytest.skip(SKIP_REASON)
+    return found
+
+
+class Broker:
+    """One Mosquitto on ``127.0.0.1:port``: started, stopped, killed and started again on the same port and data.
+
+    ``extra`` is appended to the config (e.g. ``password_file ...`` with
+    ``allow_anonymous false``); ``start()`` waits for Mosquitto's "Opening ipv4 listen
+    socket on port" line, so the broker accepts connections once it returns.
+    """
+
+    def __init__(self, folder: Path, *, extra: str = "") -> None:
+        binary = mosquitto()
+        if binary is None:
+            pytest.skip(SKIP_REASON)
+        self.binary = binary
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.port,) = free_ports(1)
+        self.config = folder / "mosquitto.conf"
+        self.extra = extra
+        self.process: Process | None = None
+        self._subscribers = 0
+        self.write_config()
+
+    def write_config(self) -> None:
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true" if "allow_anonymous" not in self.extra else "",
+            "persistence true",
+            f"persistence_location {self.folder}/",
+            "log_dest stderr",
+            "log_type all",
+            # Run as root (a container, CI), Mosquitto would drop to user "mosquitto", which
+            # cannot write the test's folder; as anyone else this line changes nothing.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
+            self.extra,
+        ]
+        self.config.write_text("\n".join(line for line in lines if line) + "\n")
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.popen.poll() is None
+
+    def start(self) -> Broker:
+        """Start Mosquitto (again) on the same port and persistence folder; return once it listens."""
+        assert not self.running, "the broker already runs"
+        self.process = Process([self.binary, "-c", self.config], cwd=self.folder)
+        self.process.expect(rf"Opening ipv4 listen socket on port {self.port}\b")
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM, as a service manager stops it (it saves its persistence file), and wait for the end."""
+        if self.process is None:
+            return
+        if self.process.popen.poll() is None:
+            self.process.signal(signal.SIGTERM)
+            self.process.wait(DEADLINE)
+        self.process.kill()  # reaps it, forgets it
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: the broker dies as in a crash (what it had not saved is lost)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process = None
+
+    def log(self) -> str:
+        """Everything Mosquitto has logged so far (this run only)."""
+        return self.process.output() if self.process is not None else ""
+
+    def args(self) -> list[str]:
+        return ["-h", "127.0.0.1", "-p", str(self.port)]
+
+    def pub(self, topic: str, message: str, *options: str) -> None:
+        """``mosquitto_pub -t TOPIC -m MESSAGE OPTIONS``, run to completion; fails the test if it fails."""
+        done = run([client("mosquitto_pub"), *self.args(), "-t", topic, "-m", message, *options])
+        assert done.returncode == 0, f"mosquitto_pub failed: {done.stderr.strip()}"
+
+    def sub(self, topic: str, *options: str) -> Process:
+        """``mosquitto_sub -t TOPIC -v OPTIONS`` running; its lines are ``TOPIC PAYLOAD``.
+
+        Returns once the subscription is in place (Mosquitto logs its SUBSCRIBE), so nothing
+        published after this call is missed.
+        """
+        if "-i" not in options:
+            self._subscribers += 1
+            options = ("-i", f"test-sub-{os.getpid()}-{self._subscribers}", *options)
+        name = options[options.index("-i") + 1]
+        process = Process([client("mosquitto_sub"), *self.args(), "-v", "-t", topic, *options])
+        if self.process is not None:
+            self.process.expect(rf"Received SUBSCRIBE from {re.escape(name)}$")
+        return process
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A running Mosquitto on a free port, config and data under the test's ``tmp_path``; killed at teardown."""
+    instance = Broker(tmp_path / "mosquitto")
+    instance.start()
+    yield instance
+    instance.kill()
