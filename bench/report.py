@@ -189,7 +189,13 @@ FAN_OUT_HEADER = [
     "peak memory: publisher / broker / bridge",
     "per subscriber",
 ]
-THROUGH_HEADER = ["the bridge, one way", "messages/s median (min-max)", "CPU µs per message", "of which", "lost"]
+THROUGH_HEADER = [
+    "1 publisher -> 1 subscriber",
+    "messages/s median (min-max)",
+    "CPU µs per message",
+    "of which publisher / broker / bridge / subscriber",
+    "lost",
+]
 
 
 def scale_table(report: dict[str, Any]) -> str:

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DONE_TIMEOUT = 120.0  # seconds for every delivery of one measurement, then what arrived counts
 PREFIX = "arduino-mesh"  # the bridge's prefix on the MQTT side
 
-FULL = {"subscribers": 1000, "messages": 100, "processes": 4, "rounds": 3, "through": 5000}
+FULL = {"subscribers": 1000, "messages": 100, "processes": 4, "rounds": 2, "through": 3000}
 QUICK = {"subscribers": 20, "messages": 20, "processes": 2, "rounds": 1, "through": 100}
 
 
@@ -247,6 +247,8 @@ FAN_OUT = [
     System("bridge QoS 1", "mesh", "mqtt", 1, bridge=True),
 ]
 THROUGH = [
+    System("Mosquitto alone, MQTT -> MQTT, QoS 0", "mqtt", "mqtt", 0),
+    System("Mosquitto alone, MQTT -> MQTT, QoS 1", "mqtt", "mqtt", 1),
     System("bridge mesh -> MQTT, QoS 0", "mesh", "mqtt", 0, bridge=True),
     System("bridge mesh -> MQTT, QoS 1", "mesh", "mqtt", 1, bridge=True),
     System("bridge MQTT -> mesh, QoS 0", "mqtt", "mesh", 0, bridge=True),
@@ -364,7 +366,7 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> dict[str, An
     for line in skip_lines(why):
         say(line)
     wanted = [s for s in FAN_OUT if not s.broker or ("mqtt" not in why and (not s.bridge or "bridge" not in why))]
-    through = [s for s in THROUGH if "bridge" not in why]
+    through = [s for s in THROUGH if not s.broker or ("mqtt" not in why and (not s.bridge or "bridge" not in why))]
     n, m, p, rounds = sizes["subscribers"], sizes["messages"], sizes["processes"], sizes["rounds"]
     figures: dict[str, list[dict[str, Any]]] = {s.name: [] for s in wanted + through}
     for r in range(rounds):
@@ -387,12 +389,18 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> dict[str, An
     mesh = fan_out[0]["deliveries_per_s"]["median"]
     for row in fan_out[1:]:
         ratios.append({"what": f"mesh / {row['system']}", "ratio": mesh / row["deliveries_per_s"]["median"]})
-    return {
-        "skipped": why,
-        "fan_out": fan_out,
-        "ratios": ratios,
-        "through": [summary(s.name) for s in through],
-    }
+    one_way = [summary(s.name) for s in through]
+    alone = {row["system"][-5:]: row for row in one_way if not row["system"].startswith("bridge")}
+    for row in one_way:
+        reference = alone.get(row["system"][-5:])
+        if row["system"].startswith("bridge") and reference is not None:
+            ratios.append(
+                {
+                    "what": f"{row['system']} / {reference['system']}",
+                    "ratio": row["deliveries_per_s"]["median"] / reference["deliveries_per_s"]["median"],
+                }
+            )
+    return {"skipped": why, "fan_out": fan_out, "ratios": ratios, "through": one_way}
 
 
 def machine() -> dict[str, Any]:

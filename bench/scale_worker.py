@@ -34,6 +34,7 @@ from typing import Any
 
 WARM = "warm"
 WARM_EVERY = 0.02  # seconds between two warm-up messages
+WINDOW = 64  # publications an MQTT publisher has unanswered at once: the bridge's own window
 
 
 def rss_kib() -> int:
@@ -83,8 +84,8 @@ class Counter:
             say(done=self.last, received=self.received)
 
 
-async def publisher(send: Callable[[str], Any]) -> None:
-    """The publisher's command loop: warm up on request, then publish the messages."""
+async def publisher(send: Callable[[str], Any], window: int = 1) -> None:
+    """The publisher's command loop: warm up on request, then publish the messages, ``window`` at a time."""
     reader = await commands()
     warming: asyncio.Task[None] | None = None
     cooled = asyncio.Event()  # not a cancel: a publish cut half way could leave the client stuck
@@ -103,10 +104,15 @@ async def publisher(send: Callable[[str], Any]) -> None:
             cooled.set()
             if warming is not None:
                 await warming
-            for i in range(command["publish"]):
-                await send(str(i))
-                if i % 100 == 0:
-                    await asyncio.sleep(0)
+            count = command["publish"]
+            if window == 1:
+                for i in range(count):
+                    await send(str(i))
+                    if i % 100 == 0:
+                        await asyncio.sleep(0)
+            else:  # up to ``window`` unanswered at once, as the bridge publishes
+                for first in range(0, count, window):
+                    await asyncio.gather(*(send(str(i)) for i in range(first, min(count, first + window))))
             say(published=command["publish"])
     cooled.set()
     if warming is not None:
@@ -169,9 +175,11 @@ async def mesh_subs(args: dict[str, Any]) -> None:
 async def mqtt_pub(args: dict[str, Any]) -> None:
     import aiomqtt
 
-    async with aiomqtt.Client("127.0.0.1", args["port"], identifier=f"bench-pub-{args.get('id', 0)}") as client:
+    async with aiomqtt.Client(
+        "127.0.0.1", args["port"], identifier="bench-pub", max_inflight_messages=WINDOW
+    ) as client:
         say(ready=True)
-        await publisher(lambda data: client.publish(args["topic"], data, qos=args["qos"]))
+        await publisher(lambda data: client.publish(args["topic"], data, qos=args["qos"]), WINDOW)
 
 
 async def mqtt_subs(args: dict[str, Any]) -> None:
@@ -209,7 +217,36 @@ async def mqtt_subs(args: dict[str, Any]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-ROLES = {"mesh-pub": mesh_pub, "mesh-subs": mesh_subs, "mqtt-pub": mqtt_pub, "mqtt-subs": mqtt_subs}
+async def bridge(args: dict[str, Any]) -> None:
+    """The ``mqtt`` bridge node, as a grid would run it: between the publisher node (if any) and the broker."""
+    from mesh.grid import build_grid
+    from nodes import Node
+    from sketches.mqtt import Bridge
+
+    params = {
+        "url": f"mqtt://127.0.0.1:{args['broker']}",
+        "out": args["out"],
+        "in": args["in"],
+        "prefix": args["prefix"],
+        "qos": args["qos"],
+    }
+    nodes: dict[str, Any] = {"bridge": {"sketch": "mqtt", "port": 0, "params": params}}
+    if args["port"] is not None:
+        nodes["pub"] = {"sketch": "sink", "port": args["port"]}
+    node = Node(Bridge, "bridge", build_grid(nodes))
+    node.hub.bound = node.inbox.bound = args["bound"]  # compare deliveries, not drops
+    await node.open()
+    node.begin()
+    say(ready=node.port)
+    try:
+        reader = await commands()
+        while await reader.readline():
+            pass
+    finally:
+        await node.stop()
+
+
+ROLES = {"bridge": bridge, "mesh-pub": mesh_pub, "mesh-subs": mesh_subs, "mqtt-pub": mqtt_pub, "mqtt-subs": mqtt_subs}
 
 
 def main() -> None:
