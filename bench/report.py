@@ -159,7 +159,7 @@ def scale_rows(report: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]
                 f"{_figure(rate['median'])} ({_figure(rate['min'])}-{_figure(rate['max'])})",
                 f"{row['cpu_us_per_delivery']['median']:.1f}",
                 " / ".join(_cpu(row, part) for part in PARTS),
-                f"{row['lost']['median']:,.0f}",
+                f"{row['lost_in_all']:,}",
                 " / ".join(_mib(row, part) for part in PARTS[:3]),
                 f"{row['kib_per_subscriber']['median']:,.0f} KiB",
             ]
@@ -174,7 +174,7 @@ def scale_rows(report: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]
                 f"{_figure(rate['median'])} ({_figure(rate['min'])}-{_figure(rate['max'])})",
                 f"{row['cpu_us_per_delivery']['median']:.1f}",
                 " / ".join(_cpu(row, part) for part in PARTS),
-                f"{row['lost']['median']:,.0f}",
+                f"{row['lost_in_all']:,}",
             ]
         )
     return fan_out, ratios, through
@@ -185,7 +185,7 @@ FAN_OUT_HEADER = [
     "deliveries/s median (min-max)",
     "CPU µs per delivery",
     "of which publisher / broker / bridge / subscribers",
-    "lost",
+    "lost, all rounds",
     "peak memory: publisher / broker / bridge",
     "per subscriber",
 ]
@@ -194,7 +194,7 @@ THROUGH_HEADER = [
     "messages/s median (min-max)",
     "CPU µs per message",
     "of which publisher / broker / bridge / subscriber",
-    "lost",
+    "lost, all rounds",
 ]
 
 
