@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import ssl
 from collections import deque
 from dataclasses import dataclass, field
@@ -392,4 +393,4 @@ def _reason(exc: BaseException) -> str:
     text = str(exc)
     if cause is not None and text in ("Disconnected during message iteration", "Operation timed out"):
         text = f"{text}: {cause}"
-    return escape(text.removeprefix("[Errno 111] ").strip() or type(exc).__name__)
+    return escape(re.sub(r"^\[(?:code:\d+|Errno \d+)\] ", "", text).strip() or type(exc).__name__)

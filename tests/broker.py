@@ -9,6 +9,7 @@ missing. Mosquitto's own ``mosquitto_pub`` and ``mosquitto_sub`` are the foreign
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import re
@@ -44,7 +45,9 @@ class Broker:
 
     ``extra`` is appended to the config (e.g. ``password_file ...`` with
     ``allow_anonymous false``); ``start()`` waits for Mosquitto's "Opening ipv4 listen
-    socket on port" line, so the broker accepts connections once it returns.
+    socket on port" line and then its "running" line (the first comes before the socket
+    listens: a client that connects on it alone is sometimes refused), so the broker
+    accepts connections once it returns.
     """
 
     def __init__(self, folder: Path, *, extra: str = "") -> None:
@@ -89,6 +92,8 @@ class Broker:
         assert not self.running, "the broker already runs"
         self.process = Process([self.binary, "-c", self.config], cwd=self.folder)
         self.process.expect(rf"Opening ipv4 listen socket on port {self.port}\b")
+        # Mosquitto says "Opening" before it binds and listens; "running" comes once every listener listens.
+        self.process.expect(r"mosquitto version \S+ running")
         return self
 
     def stop(self) -> None:
@@ -114,9 +119,23 @@ class Broker:
     def args(self) -> list[str]:
         return ["-h", "127.0.0.1", "-p", str(self.port)]
 
+    async def apub(self, topic: str, message: str, *options: str) -> None:
+        """:meth:`pub` from a thread, for an async test whose nodes must run meanwhile."""
+        await asyncio.to_thread(self.pub, topic, message, *options)
+
+    async def asub(self, topic: str, *options: str) -> Process:
+        """:meth:`sub` from a thread, for an async test whose nodes must run meanwhile."""
+        return await asyncio.to_thread(self.sub, topic, *options)
+
+    async def astart(self) -> Broker:
+        """:meth:`start` from a thread, for an async test whose nodes must run meanwhile."""
+        return await asyncio.to_thread(self.start)
+
     def pub(self, topic: str, message: str, *options: str) -> None:
         """``mosquitto_pub -t TOPIC -m MESSAGE OPTIONS``, run to completion; fails the test if it fails."""
-        done = run([client("mosquitto_pub"), *self.args(), "-t", topic, "-m", message, *options])
+        done = run(
+            [client("mosquitto_pub"), *self.args(), "-t", topic, *(("-m", message) if message else ()), *options]
+        )
         assert done.returncode == 0, f"mosquitto_pub failed: {done.stderr.strip()}"
 
     def sub(self, topic: str, *options: str) -> Process:
@@ -131,8 +150,16 @@ class Broker:
         name = options[options.index("-i") + 1]
         process = Process([client("mosquitto_sub"), *self.args(), "-v", "-t", topic, *options])
         if self.process is not None:
-            self.process.expect(rf"Received SUBSCRIBE from {re.escape(name)}$")
+            try:
+                self.process.expect(rf"Received SUBSCRIBE from {re.escape(name)}$")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\nmosquitto_sub's output:\n{process.output()}") from None
         return process
+
+
+async def expect(process: Process, pattern: str, *, anywhere: bool = False) -> re.Match[str]:
+    """``process.expect(pattern)`` from a thread: an async test's event loop (its nodes) runs meanwhile."""
+    return await asyncio.to_thread(lambda: process.expect(pattern, anywhere=anywhere))
 
 
 @pytest.fixture
