@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DONE_TIMEOUT = 30.0  # seconds for every delivery of one measurement, then what arrived counts
 PREFIX = "arduino-mesh"  # the bridge's prefix on the MQTT side
 
-FULL = {"subscribers": 1000, "messages": 100, "processes": 4, "rounds": 2, "through": 2000}
-QUICK = {"subscribers": 20, "messages": 20, "processes": 2, "rounds": 1, "through": 100}
+FULL = {"subscribers": 1000, "messages": 100, "processes": 4, "rounds": 2, "through": 2000, "pace": 10, "paced": 30}
+QUICK = {"subscribers": 20, "messages": 20, "processes": 2, "rounds": 1, "through": 100, "pace": 100, "paced": 10}
 
 
 def mosquitto() -> str | None:
@@ -139,7 +139,8 @@ class Broker:
                 preexec_fn=raise_fd_limit,
             )
         deadline = time.monotonic() + 10
-        while f"listen socket on port {self.port}" not in self.log.read_text():
+        # Mosquitto logs "Opening ... listen socket" before it listens, "running" once it does.
+        while not re.search(rf"listen socket on port {self.port}\.[\s\S]*running", self.log.read_text()):
             if self.process.returncode is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"Mosquitto did not start: {self.log.read_text()[-500:]}")
             await asyncio.sleep(0.01)
@@ -233,6 +234,7 @@ class System:
     subscribers: str  # "mesh" or "mqtt"
     qos: int = 0
     bridge: bool = False
+    pace: float = 0.0  # publications per second; 0: as fast as the publisher may
 
     @property
     def broker(self) -> bool:
@@ -246,6 +248,16 @@ FAN_OUT = [
     System("bridge QoS 0", "mesh", "mqtt", 0, bridge=True),
     System("bridge QoS 1", "mesh", "mqtt", 1, bridge=True),
 ]
+
+
+def paced(rate: float) -> list[System]:
+    """The mesh and Mosquitto at a steady rate both keep up with: what a delivery costs without batching."""
+    return [
+        System(f"mesh, {rate:g} msg/s", "mesh", "mesh", pace=rate),
+        System(f"Mosquitto QoS 0, {rate:g} msg/s", "mqtt", "mqtt", 0, pace=rate),
+    ]
+
+
 THROUGH = [
     System("Mosquitto alone, MQTT -> MQTT, QoS 0", "mqtt", "mqtt", 0),
     System("Mosquitto alone, MQTT -> MQTT, QoS 1", "mqtt", "mqtt", 1),
@@ -328,7 +340,7 @@ async def measure(
                 parts["bridge"] = [bridge.pid]
             cpu_before = {part: sum(proc(pid)[0] for pid in pids) for part, pids in parts.items()}
             began = time.monotonic()
-            publisher.send(publish=messages)
+            publisher.send(publish=messages, pace=system.pace)
             ends = []
             deadline = began + DONE_TIMEOUT
             for sub in subs:
@@ -375,12 +387,17 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> dict[str, An
     why = missing()
     for line in skip_lines(why):
         say(line)
-    wanted = [s for s in FAN_OUT if not s.broker or ("mqtt" not in why and (not s.bridge or "bridge" not in why))]
-    through = [s for s in THROUGH if not s.broker or ("mqtt" not in why and (not s.bridge or "bridge" not in why))]
-    n, m, p, rounds = sizes["subscribers"], sizes["messages"], sizes["processes"], sizes["rounds"]
+
+    def runs(system: System) -> bool:
+        return not system.broker or ("mqtt" not in why and (not system.bridge or "bridge" not in why))
+
+    wanted = [s for s in FAN_OUT + paced(sizes["pace"]) if runs(s)]
+    through = [s for s in THROUGH if runs(s)]
+    n, p, rounds = sizes["subscribers"], sizes["processes"], sizes["rounds"]
     figures: dict[str, list[dict[str, Any]]] = {s.name: [] for s in wanted + through}
     for r in range(rounds):
         for system in wanted:
+            m = sizes["paced"] if system.pace else sizes["messages"]
             say(f"scale, round {r + 1}/{rounds}: {system.name}, 1 -> {n:,} subscribers, {m:,} messages")
             began = time.monotonic()
             figures[system.name].append(await measure(system, n, m, p, say))
@@ -402,9 +419,27 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> dict[str, An
 
     fan_out = [summary(s.name) for s in wanted]
     ratios = []
-    mesh = fan_out[0]["deliveries_per_s"]["median"]
-    for row in fan_out[1:]:
-        ratios.append({"what": f"mesh / {row['system']}", "ratio": mesh / row["deliveries_per_s"]["median"]})
+    burst = [row for row, s in zip(fan_out, wanted, strict=True) if not s.pace]
+    mesh = burst[0]["deliveries_per_s"]["median"]
+    for row in burst[1:]:
+        ratios.append(
+            {"what": f"deliveries/s: mesh / {row['system']}", "ratio": mesh / row["deliveries_per_s"]["median"]}
+        )
+    steady = [row for row, s in zip(fan_out, wanted, strict=True) if s.pace]
+    if len(steady) == 2:
+        mesh_row, broker_row = steady
+        rate = f"{sizes['pace']:g} msg/s"
+        for what, mine, theirs in (
+            ("every process: mesh / Mosquitto QoS 0", "cpu_us_per_delivery", "cpu_us_per_delivery"),
+            ("the fan-out point: mesh publisher / Mosquitto", "publisher_cpu_us", "broker_cpu_us"),
+        ):
+            if broker_row[theirs]["median"]:  # a tiny run may not see a clock tick of it
+                ratios.append(
+                    {
+                        "what": f"CPU per delivery at {rate}, {what}",
+                        "ratio": mesh_row[mine]["median"] / broker_row[theirs]["median"],
+                    }
+                )
     one_way = [summary(s.name) for s in through]
     alone = {row["system"][-5:]: row for row in one_way if not row["system"].startswith("bridge")}
     for row in one_way:
@@ -412,7 +447,7 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> dict[str, An
         if row["system"].startswith("bridge") and reference is not None:
             ratios.append(
                 {
-                    "what": f"{row['system']} / {reference['system']}",
+                    "what": f"messages/s: {row['system']} / {reference['system']}",
                     "ratio": row["deliveries_per_s"]["median"] / reference["deliveries_per_s"]["median"],
                 }
             )

@@ -3,8 +3,9 @@
 Each role reads commands from stdin and writes JSON lines to stdout, one per event:
 
 - ``mesh-pub``: a publisher node on a free port. ``{"ready": PORT}``; then on
-  ``{"warm": KEY}`` it publishes ``warm`` every 20 ms until ``{"publish": N}``,
-  which publishes N messages as fast as it may (``{"published": N}``).
+  ``{"warm": true}`` it publishes ``warm`` every 20 ms until ``{"publish": N}``,
+  which publishes N messages as fast as it may, or ``pace`` a second if given
+  (``{"published": N}``).
 - ``mqtt-pub``: an MQTT client of the broker at ``port``, the same commands, at ``qos``.
 - ``mesh-subs``: ``clients`` subscriber nodes of the publisher at ``port``, each with its
   own link, subscribed to ``pattern``.
@@ -104,8 +105,14 @@ async def publisher(send: Callable[[str], Any], window: int = 1) -> None:
             cooled.set()
             if warming is not None:
                 await warming
-            count = command["publish"]
-            if window == 1:
+            count, pace = command["publish"], command.get("pace", 0)
+            if pace:  # one every 1/pace seconds: a steady rate, nothing piles up to be batched
+                loop = asyncio.get_running_loop()
+                start = loop.time()
+                for i in range(count):
+                    await send(str(i))
+                    await asyncio.sleep(max(0.0, start + (i + 1) / pace - loop.time()))
+            elif window == 1:
                 for i in range(count):
                     await send(str(i))
                     if i % 100 == 0:
