@@ -281,6 +281,7 @@ async def measure(
                 await broker.start()
             if system.publisher == "mesh":
                 publisher = await Worker.start("mesh-pub", {"bound": messages + 100}, folder)
+                workers.append(publisher)
                 mesh_port = (await publisher.expect("ready", 30))["ready"]
                 topic = "pub/n"
             else:
@@ -289,8 +290,8 @@ async def measure(
                 publisher = await Worker.start(
                     "mqtt-pub", {"port": broker.port, "topic": topic, "qos": system.qos}, folder
                 )
+                workers.append(publisher)
                 await publisher.expect("ready", 30)
-            workers.append(publisher)
             bridge = None
             if system.bridge:
                 assert broker is not None
@@ -321,14 +322,12 @@ async def measure(
                 pattern = f"{PREFIX}/{topic}" if bridge else topic
                 common = {"port": broker.port, "pattern": pattern, "qos": system.qos}
             shares = [subscribers // processes + (i < subscribers % processes) for i in range(processes)]
-            subs = [
-                await Worker.start(
-                    role, {**common, "first": sum(shares[:i]), "clients": share, "expect": messages}, folder
-                )
-                for i, share in enumerate(shares)
-                if share
-            ]
-            workers += subs
+            subs: list[Worker] = []
+            for i, share in enumerate(shares):
+                if share:
+                    args = {**common, "first": sum(shares[:i]), "clients": share, "expect": messages}
+                    subs.append(await Worker.start(role, args, folder))
+                    workers.append(subs[-1])
             base = [(await sub.expect("ready", 120)).get("base", 0) for sub in subs]
             publisher.send(warm=True)
             for sub in subs:
