@@ -185,6 +185,7 @@ async def mqtt_pub(args: dict[str, Any]) -> None:
     async with aiomqtt.Client(
         "127.0.0.1", args["port"], identifier="bench-pub", max_inflight_messages=WINDOW
     ) as client:
+        client.pending_calls_threshold = WINDOW  # else aiomqtt warns for each publish past 10 unanswered
         say(ready=True)
         await publisher(lambda data: client.publish(args["topic"], data, qos=args["qos"]), WINDOW)
 
