@@ -4,4 +4,8 @@
 in alternation over several rounds, and prints medians (min-max) and the
 ratio mesh/raw; ``--quick`` does the same with tiny counts in well under a
 minute. See ``docs/benchmarks.md`` for the last full run.
+
+``python -m bench --scale`` (``bench/scale.py``) goes past one mesh: one
+publisher to 1,000 subscribers through the mesh, Mosquitto and the ``mqtt``
+bridge, and the bridge's throughput both ways; ``docs/scale.md`` reads it.
 """

@@ -1,4 +1,4 @@
-"""python -m bench [--quick] [--rounds N] [--json PATH] [--docs PATH]"""
+"""python -m bench [--scale] [--quick] [--rounds N] [--subscribers N] [--json PATH] [--docs PATH]"""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import mesh_side, raw
-from bench.report import environment, markdown, table
+from bench import mesh_side, raw, scale
+from bench.report import MQTT_PACKAGES, PACKAGES, environment, markdown, scale_table, table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -188,38 +188,74 @@ def fresh_ring(size: int, hops: int) -> dict[str, float]:
     return json.loads(done.stdout)
 
 
+def last(path: Path) -> dict[str, Any] | None:
+    """The figures a previous full run left in ``path``, if any."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny counts, one round: a smoke run in seconds")
-    parser.add_argument("--rounds", type=int, help="rounds per scenario (default 5; 1 with --quick)")
     parser.add_argument(
-        "--json", type=Path, help="where to write every figure (default bench/results.json; none with --quick)"
+        "--scale",
+        action="store_true",
+        help="only the scale-out comparison: 1 publisher to 1,000 subscribers, the mesh against Mosquitto and"
+        " the mqtt bridge, and the bridge's throughput both ways (about 3 minutes; see docs/scale.md)",
+    )
+    parser.add_argument("--rounds", type=int, help="rounds per scenario (default 5, 3 with --scale; 1 with --quick)")
+    parser.add_argument("--subscribers", type=int, help="with --scale: subscribers (default 1,000; 20 with --quick)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="where to write every figure (default bench/results.json, bench/scale.json with --scale; none with --quick)",
     )
     parser.add_argument(
         "--docs", type=Path, help="regenerate this Markdown file (default docs/benchmarks.md; none with --quick)"
     )
     args = parser.parse_args(argv)
-    sizes = dict(QUICK if args.quick else FULL)
+    if args.scale:
+        sizes = dict(scale.QUICK if args.quick else scale.FULL)
+        if args.subscribers:
+            sizes["subscribers"] = args.subscribers
+    else:
+        sizes = dict(QUICK if args.quick else FULL)
     if args.rounds:
         sizes["rounds"] = args.rounds
     logging.disable(logging.CRITICAL)  # the nodes' log lines are not what is measured
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     began = time.perf_counter()
-    results = asyncio.run(run(sizes, lambda line: print(line, file=sys.stderr, flush=True)))
+    if args.scale:
+        env = {**environment((*PACKAGES, *MQTT_PACKAGES)), **scale.machine()}
+        results: Any = asyncio.run(scale.run(sizes, say))
+    else:
+        env = environment()
+        results = asyncio.run(run(sizes, say))
     report = {
-        "environment": environment(),
+        "environment": env,
         "quick": args.quick,
         "sizes": {k: str(v) for k, v in sizes.items()},
         "seconds": round(time.perf_counter() - began, 1),
-        "results": results,
+        **({"scale": results} if args.scale else {"results": results}),
     }
-    print(table(report))
-    json_path = args.json or (None if args.quick else ROOT / "bench" / "results.json")
+    print(scale_table(report) if args.scale else table(report))
+    default = ROOT / "bench" / ("scale.json" if args.scale else "results.json")
+    json_path = args.json or (None if args.quick else default)
     if json_path:
         json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         print(f"figures: {json_path}", file=sys.stderr)
     docs_path = args.docs or (None if args.quick else ROOT / "docs" / "benchmarks.md")
     if docs_path:
-        docs_path.write_text(markdown(report))
+        if args.scale:  # the main figures stay those of the last full run
+            main_report = last(ROOT / "bench" / "results.json")
+            if main_report is None:
+                print(f"report: {docs_path} not written: no bench/results.json (run python -m bench)", file=sys.stderr)
+                return 0
+            docs_path.write_text(markdown(main_report, report))
+        else:
+            docs_path.write_text(markdown(report, last(ROOT / "bench" / "scale.json")))
         print(f"report: {docs_path}", file=sys.stderr)
     return 0
 
