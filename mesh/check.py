@@ -10,7 +10,10 @@ module looks for what is legal but suspicious, like an ERC does for a schematic:
    key the pattern matches: neither another node with a port, nor the
    subscriber itself (a node's own publications reach its own subscriptions,
    as they do at run time; see :meth:`Grid.hears <mesh.grid.Grid.hears>`);
-4. with a Procfile: lines that are not ``NAME: COMMAND``, ``arduino.py`` lines
+4. a node others must reach (wired to, or heard by another node's subscription) whose
+   ``host`` is a wildcard (``0.0.0.0``, ``::``): it listens everywhere, but its peers
+   would connect to the wildcard, which is their own machine (docs/hosts.md);
+5. with a Procfile: lines that are not ``NAME: COMMAND``, ``arduino.py`` lines
    that start an unknown node or start a node a second time, and nodes of the
    grid that no line starts. A line runs the grid its ``--grid`` (or
    ``ARDUINO_GRID=``) names, or else the default grid; lines that run another
@@ -24,6 +27,7 @@ Every problem is a :class:`Finding` that names the file and the line.
 
 from __future__ import annotations
 
+import ipaddress
 import os.path
 import re
 import shlex
@@ -87,7 +91,7 @@ def check_grid(
     ``grid`` itself). ``found``: the Procfile was only found beside the grid, not
     asked for; if no line of it runs ``grid``, it says nothing about it.
     """
-    findings = _unconnected(grid) + _loops(grid) + _deaf_subscriptions(grid)
+    findings = _unconnected(grid) + _loops(grid) + _deaf_subscriptions(grid) + _wildcard_hosts(grid)
     if procfile is not None:
         findings += _check_procfile(grid, procfile, procfile_path, default_grid, found=found)
     return findings
@@ -261,6 +265,34 @@ def _deaf_subscriptions(grid: Grid) -> list[Finding]:
             else:
                 why = "no node of the grid with a port can publish"
             findings.append(_warn(grid, spec.line, f"{said} {why}"))
+    return findings
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a name
+        return False
+
+
+def _wildcard_hosts(grid: Grid) -> list[Finding]:
+    """Nodes that others reach, at a wildcard host: the others would connect to their own machine."""
+    findings: list[Finding] = []
+    for spec in grid.nodes.values():
+        if spec.port is None or not _is_wildcard(spec.host):
+            continue
+        reached_by = [*grid.sources(spec.name), *(name for name in grid.heard_by(spec.name) if name != spec.name)]
+        if not reached_by:
+            continue
+        findings.append(
+            _warn(
+                grid,
+                spec.line,
+                f"node {spec.name!r} has host {spec.host!r}: {reached_by[0]!r} would connect to {spec.host}, "
+                "which is its own machine; give the address the others reach it at, and start the node "
+                "with --socket 0.0.0.0 to listen on every address (docs/hosts.md)",
+            )
+        )
     return findings
 
 

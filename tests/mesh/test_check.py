@@ -45,6 +45,28 @@ CASES: list[tuple[str, str, str | None, list[str]]] = [
     # ---- clean
     ("shipped", SHIPPED, None, []),
     ("shipped-with-procfile", SHIPPED, SHIPPED_PROCFILE, []),
+    # ---- a wildcard host others must reach
+    (
+        "wildcard-host-wired-to",
+        """\
+        nodes:
+          clock: {sketch: clock, host: 0.0.0.0, port: 8764}
+          iopin: {sketch: iopin, host: "::", port: 8765}
+          buzzer: {sketch: buzzer, host: 0.0.0.0, port: 8766}
+          meter: {sketch: meter, subscribe: ["buzzer/#"]}
+        wires:
+          - clock -> iopin
+        """,
+        None,
+        [
+            "grid.yaml:3: warning: node 'iopin' has host '::': 'clock' would connect to ::, which is its own"
+            " machine; give the address the others reach it at, and start the node with --socket 0.0.0.0 to"
+            " listen on every address (docs/hosts.md)",
+            "grid.yaml:4: warning: node 'buzzer' has host '0.0.0.0': 'meter' would connect to 0.0.0.0, which"
+            " is its own machine; give the address the others reach it at, and start the node with --socket"
+            " 0.0.0.0 to listen on every address (docs/hosts.md)",
+        ],
+    ),
     # ---- 1. connected to nothing
     (
         "lonely-node",
