@@ -41,3 +41,24 @@ def test_a_killed_node_is_offline_for_its_subscribers_within_the_keepalive_bound
     states = [line for line in echo.output().splitlines() if "/$state " in line]
     assert states.count("iopin/$state offline") == 1  # the node's own word; the link adds none of its own
     assert states.count("buzzer/$state offline") == 1
+
+
+def test_a_frozen_node_is_offline_for_its_subscribers_and_online_again_when_it_thaws(tmp_path: Path) -> None:
+    """SIGSTOP the buzzer: its port still takes connections but nothing answers, so only the keepalive can
+    tell; echo hears 'buzzer/$state offline' (about PING_INTERVAL + PING_TIMEOUT + LOST_AFTER, 5 s).
+    SIGCONT: the link is back and the buzzer's retained 'online' arrives again."""
+    grid = shipped_grid_on_free_ports(tmp_path)
+    buzzer = arduino("--grid", grid, "buzzer")
+    buzzer.expect("serving on")
+    echo = arduino("--grid", grid, "echo", "buzzer/$state")
+    echo.expect(r"^buzzer/\$state online$")
+    buzzer.signal(signal.SIGSTOP)
+    try:
+        echo.expect(r"^buzzer/\$state offline$")
+    finally:
+        buzzer.signal(signal.SIGCONT)
+    echo.expect(r"^buzzer/\$state online$")
+    echo.signal(signal.SIGINT)
+    assert echo.wait() == 0
+    states = [line for line in echo.output().splitlines() if "/$state " in line]
+    assert states == ["buzzer/$state online", "buzzer/$state offline", "buzzer/$state online"]
