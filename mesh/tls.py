@@ -131,22 +131,34 @@ def is_tls_error(exc: BaseException) -> bool:
     return isinstance(exc, ssl.SSLError) or isinstance(exc, ssl.CertificateError)
 
 
-def describe_tls_error(exc: BaseException, context: ssl.SSLContext | None = None) -> str | None:
-    """One line for a TLS failure (None if ``exc`` is not one); ``context`` names the grid's CA file."""
+def describe_tls_error(
+    exc: BaseException,
+    context: ssl.SSLContext | None = None,
+    *,
+    ca: str | None = None,
+    host: str = "the node's host in the grid",
+) -> str | None:
+    """One line for a TLS failure (None if ``exc`` is not one); ``context`` names the grid's CA file.
+
+    For a peer that is not a node of the grid (the MQTT bridge's broker), ``ca`` says which
+    CA its certificate was checked against and ``host`` where its host was given.
+    """
     tls = context.tls if isinstance(context, MeshContext) else None
     if isinstance(exc, ssl.SSLCertVerificationError):
         code = exc.verify_code
         if code in _UNTRUSTED:
-            ca = f" ({tls.shown('ca')})" if tls is not None else ""
-            return f"certificate verify failed: not signed by the grid's CA{ca}"
+            if ca is not None:
+                return f"certificate verify failed: not signed by {ca}"
+            shown = f" ({tls.shown('ca')})" if tls is not None else ""
+            return f"certificate verify failed: not signed by the grid's CA{shown}"
         if code == _EXPIRED:
             return "certificate verify failed: certificate has expired"
         if code == _NOT_YET_VALID:
             return "certificate verify failed: certificate is not valid yet (are the clocks right?)"
         if code in _NAME_MISMATCH:
-            host = re.search(r"not valid for '([^']*)'", exc.verify_message or "")
-            named = f"'{host[1]}'" if host else "the node's host"
-            return f"the certificate is not for {named}, the node's host in the grid"
+            found = re.search(r"not valid for '([^']*)'", exc.verify_message or "")
+            named = f"'{found[1]}'" if found else "the node's host"
+            return f"the certificate is not for {named}, {host}"
         return f"certificate verify failed: {exc.verify_message or _reason(exc)}"
     if isinstance(exc, ssl.SSLError):
         reason = str(exc.reason or "")

@@ -52,6 +52,7 @@ from urllib.parse import urlsplit
 
 from mesh.errors import MeshError
 from mesh.throttle import Throttle, escape
+from mesh.tls import describe_tls_error
 from mesh.topics import TopicError, check_key, check_pattern, check_topic
 from nodes import FactoryLoop, every, reactive, reports
 
@@ -160,6 +161,8 @@ class Bridge(FactoryLoop):
         self.username = os.environ.get(username_env) or parts.username or None
         self.password = os.environ.get(password_env) or None
         self.tls: ssl.SSLContext | None = None
+        #: Whom a refused broker certificate is "not signed by", in the bridge's one line and its status.
+        self.signer = f"the CA given in ca ({escape(str(ca))})" if ca is not None else "a CA this system trusts"
         if parts.scheme == "mqtts":
             cafile = None
             if ca is not None:
@@ -348,7 +351,7 @@ class Bridge(FactoryLoop):
             try:
                 await self._session()
             except self.aiomqtt.MqttError as exc:
-                reason = _reason(exc)
+                reason = _reason(exc, self.signer)
                 if self.state == "connected":
                     self.log.warning("lost the broker at %s: %s; reconnecting", self.url, reason)
                     delay = BACKOFF_FIRST
@@ -396,9 +399,13 @@ def _strings(value: object, name: str) -> list[str]:
     return list(value)
 
 
-def _reason(exc: BaseException) -> str:
-    """One line saying why the broker cannot be used: ``connection refused``, ``not authorised``..."""
+def _reason(exc: BaseException, signer: str) -> str:
+    """One line saying why the broker cannot be used: ``connection refused``, ``not authorised``, a certificate refused..."""
     cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError):  # aiomqtt keeps it as the context of its MqttError
+        line = describe_tls_error(cause, ca=signer, host="the broker's host in url")
+        if line is not None:
+            return escape(line)
     text = str(exc)
     if cause is not None and text in ("Disconnected during message iteration", "Operation timed out"):
         text = f"{text}: {cause}"

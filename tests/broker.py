@@ -5,6 +5,13 @@ Mosquitto (``apt-get install mosquitto mosquitto-clients``; ``.ci/run`` installs
 session of its own through :class:`tests.helpers.Process`, so the test's teardown kills it
 whatever happens. A test that asks for it is skipped, with one line, where Mosquitto is
 missing. Mosquitto's own ``mosquitto_pub`` and ``mosquitto_sub`` are the foreign clients.
+
+By default the broker is plain and anonymous (``mqtt://``). A test marked
+``@pytest.mark.mosquitto(tls=True, users={"name": "password"})`` gets it over TLS
+(``mqtts://``, a certificate for 127.0.0.1 from a trustme CA whose PEM is
+``broker.ca``) and/or refusing anyone but those users (``allow_anonymous false`` and a
+``password_file`` written with ``mosquitto_passwd``); ``pub()``/``sub()`` then pass
+``--cafile`` and log in as the first user.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ import pwd
 import re
 import shutil
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+import trustme
 
+from tests.certs import write_certs
 from tests.helpers import DEADLINE, Process, free_ports, run
 
 SKIP_REASON = "Mosquitto is not installed: apt-get install mosquitto mosquitto-clients"
@@ -43,14 +52,25 @@ def client(name: str) -> str:
 class Broker:
     """One Mosquitto on ``127.0.0.1:port``: started, stopped, killed and started again on the same port and data.
 
-    ``extra`` is appended to the config (e.g. ``password_file ...`` with
-    ``allow_anonymous false``); ``start()`` waits for Mosquitto's "Opening ipv4 listen
-    socket on port" line and then its "running" line (the first comes before the socket
-    listens: a client that connects on it alone is sometimes refused), so the broker
-    accepts connections once it returns.
+    ``tls`` (True, or a ``trustme.CA`` to sign with) makes the listener TLS only: the CA's
+    PEM is written to ``ca.pem`` in ``folder`` (:attr:`ca`), the broker's certificate (for
+    127.0.0.1 and localhost) and key beside it, and :attr:`url` is ``mqtts://``.
+    ``users`` (name to password) makes a ``password_file`` with ``mosquitto_passwd`` and
+    sets ``allow_anonymous false``; :attr:`login` is the first, which ``pub()`` and
+    ``sub()`` use. ``extra`` is appended to the config. ``start()`` waits for Mosquitto's
+    "Opening ipv4 listen socket on port" line and then its "running" line (the first comes
+    before the socket listens: a client that connects on it alone is sometimes refused),
+    so the broker accepts connections once it returns.
     """
 
-    def __init__(self, folder: Path, *, extra: str = "") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        extra: str = "",
+        tls: bool | trustme.CA = False,
+        users: Mapping[str, str] | None = None,
+    ) -> None:
         binary = mosquitto()
         if binary is None:
             pytest.skip(SKIP_REASON)
@@ -62,12 +82,36 @@ class Broker:
         self.extra = extra
         self.process: Process | None = None
         self._subscribers = 0
+        #: The CA that signed the broker's certificate (PEM), for ``--cafile`` and a bridge's ``ca``; None without TLS.
+        self.ca: Path | None = None
+        self._tls_lines: list[str] = []
+        if tls is not False:
+            files = write_certs(folder, ca=tls if isinstance(tls, trustme.CA) else None)
+            self.ca = folder / files["ca"]
+            self._tls_lines = [
+                f"certfile {folder / files['cert']}",
+                f"keyfile {folder / files['key']}",
+                f"cafile {self.ca}",  # for client certificates, which it does not require
+            ]
+        #: The user ``pub()`` and ``sub()`` log in as (name, password); None for an anonymous broker.
+        self.login: tuple[str, str] | None = None
+        self._password_lines: list[str] = []
+        if users:
+            passwords = folder / "passwords"
+            for index, (name, password) in enumerate(users.items()):
+                create = ("-c",) if index == 0 else ()
+                done = run([client("mosquitto_passwd"), "-b", *create, passwords, name, password])
+                assert done.returncode == 0, f"mosquitto_passwd failed: {done.stderr.strip()}"
+            self.login = next(iter(users.items()))
+            self._password_lines = ["allow_anonymous false", f"password_file {passwords}"]
         self.write_config()
 
     def write_config(self) -> None:
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true" if "allow_anonymous" not in self.extra else "",
+            *self._tls_lines,
+            *self._password_lines,
+            "allow_anonymous true" if "allow_anonymous" not in self.extra and not self._password_lines else "",
             "persistence true",
             f"persistence_location {self.folder}/",
             "log_dest stderr",
@@ -81,7 +125,8 @@ class Broker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        """``mqtt://127.0.0.1:PORT``, or ``mqtts://`` over TLS."""
+        return f"{'mqtts' if self.ca is not None else 'mqtt'}://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -117,7 +162,13 @@ class Broker:
         return self.process.output() if self.process is not None else ""
 
     def args(self) -> list[str]:
-        return ["-h", "127.0.0.1", "-p", str(self.port)]
+        """What mosquitto_pub and mosquitto_sub need to reach the broker: host, port, CA, user."""
+        args = ["-h", "127.0.0.1", "-p", str(self.port)]
+        if self.ca is not None:
+            args += ["--cafile", str(self.ca)]
+        if self.login is not None:
+            args += ["-u", self.login[0], "-P", self.login[1]]
+        return args
 
     async def apub(self, topic: str, message: str, *options: str) -> None:
         """:meth:`pub` from a thread, for an async test whose nodes must run meanwhile."""
@@ -163,9 +214,14 @@ async def expect(process: Process, pattern: str, *, anywhere: bool = False) -> r
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    """A running Mosquitto on a free port, config and data under the test's ``tmp_path``; killed at teardown."""
-    instance = Broker(tmp_path / "mosquitto")
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+    """A running Mosquitto on a free port, config and data under the test's ``tmp_path``; killed at teardown.
+
+    Plain and anonymous, unless the test is marked ``@pytest.mark.mosquitto(tls=..., users=...)``
+    (the keywords of :class:`Broker`).
+    """
+    mark = request.node.get_closest_marker("mosquitto")
+    instance = Broker(tmp_path / "mosquitto", **(mark.kwargs if mark is not None else {}))
     instance.start()
     yield instance
     instance.kill()

@@ -11,23 +11,25 @@ import json
 import logging
 import re
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from mesh.errors import GridError
-from mesh.grid import Grid, build_grid
+from mesh.grid import Grid, build_grid, read_grid
 from nodes import Node
 from sketches.mqtt import MISSING, Bridge
-from tests.broker import Broker, client, expect
+from tests.broker import Broker, expect
 from tests.helpers import DEADLINE, MS, arduino, free_ports, run_arduino, start_circuit, stop_circuit, until, write_grid
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "s3cret-Pa55word-xyz"
+#: What mosquitto_pub and mosquitto_sub log in with on a broker that refuses anonymous clients.
+DEVICE = {"device": "device-Pa55word-abc"}
 
 
 def circuit(url: str, **bridge: Any) -> Grid:
@@ -186,23 +188,12 @@ async def test_a_broker_down_at_the_start_is_one_line_then_the_bridge_connects(
     assert not any(record.exc_info for record in caplog.records)
 
 
-def password_broker(tmp_path: Path) -> Broker:
-    folder = tmp_path / "mosquitto"
-    folder.mkdir()
-    passwords = folder / "passwords"
-    done = subprocess.run(
-        [client("mosquitto_passwd"), "-b", "-c", passwords, "bridge-user", PASSWORD], capture_output=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return Broker(folder, extra=f"allow_anonymous false\npassword_file {passwords}")
-
-
 async def test_wrong_credentials_are_one_line_and_the_password_is_never_shown(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ):
     """A refused password: one warning, no traceback, status says why; the right one connects. Neither is ever logged."""
     caplog.set_level(logging.DEBUG)
-    broker = password_broker(tmp_path)
+    broker = Broker(tmp_path / "mosquitto", users={"bridge-user": PASSWORD})
     broker.start()
     monkeypatch.setenv("MQTT_USERNAME", "bridge-user")
     monkeypatch.setenv("MQTT_PASSWORD", "wrong-" + PASSWORD)
@@ -231,6 +222,102 @@ async def test_wrong_credentials_are_one_line_and_the_password_is_never_shown(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert PASSWORD not in logged and PASSWORD not in status
     assert "bridge-user" not in status
+
+
+def tls_circuit(folder: Path, url: str, ca: str) -> Grid:
+    """The circuit of :func:`circuit` from a grid file in ``folder``, the bridge on ``url`` verifying it with ``ca``."""
+    path = write_grid(
+        folder,
+        f"""nodes:
+  bridge: {{sketch: mqtt, port: 0, params: {{url: '{url}', ca: '{ca}', out: ['#'], in: ['devices/#']}}}}
+  clock: {{sketch: clock, port: 0, params: {{tacks: 1, delay: 1}}}}
+  iopin: {{sketch: iopin, port: 0, params: {{chance: 1, sequence: 1}}}}
+  buzzer: {{sketch: buzzer, port: 0}}
+wires:
+  - bridge -> clock
+  - clock -> iopin
+  - iopin -> buzzer
+""",
+    )
+    return read_grid(path)
+
+
+@pytest.mark.mosquitto(tls=True, users={**DEVICE, "bridge-user": PASSWORD})
+async def test_over_mqtts_with_a_ca_and_credentials_from_the_environment_the_circuit_crosses(
+    broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+):
+    """mqtts:// verified with `ca:` (relative to the grid file), user and password from the environment.
+
+    A TLS mosquitto_sub sees the circuit, a TLS mosquitto_pub sounds the buzzer, and the
+    password is in no log line (ours, aiomqtt's, Mosquitto's) and not in the status.
+    """
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("MQTT_USERNAME", "bridge-user")
+    monkeypatch.setenv("MQTT_PASSWORD", PASSWORD)
+    assert broker.url.startswith("mqtts://") and broker.ca == tmp_path / "mosquitto" / "ca.pem"
+    sub = await broker.asub("arduino-mesh/#")
+    nodes = await start_circuit(tls_circuit(tmp_path, broker.url, "mosquitto/ca.pem"))
+    try:
+        bridge, buzzer = nodes["bridge"].sketch, nodes["buzzer"].sketch
+        assert isinstance(bridge, Bridge)
+        await expect(sub, r"^arduino-mesh/\$state/bridge online$")
+        assert broker.process is not None
+        await expect(broker.process, r"as arduino-mesh-bridge \(.*u'bridge-user'\)", anywhere=True)
+        await until(lambda: bridge.state == "connected", "connected over TLS")
+        await until(lambda: len(buzzer.sounds) == 1, "the clock's own tick sounding")
+        await broker.apub("devices/button", "1")
+        await until(lambda: len(buzzer.sounds) == 2, "the button's tick sounding")
+        for line in ("iopin/pin 1", "buzzer/sound buzz buzz buzz", "clock/tick 2"):
+            await expect(sub, rf"^arduino-mesh/{line}$", anywhere=True)
+        status = nodes["bridge"].status()
+        assert status["report"]["broker"] == broker.url
+        assert status["report"]["state"] == "connected"
+        assert status["report"]["received"] == 1
+    finally:
+        await stop_circuit(nodes)
+    await expect(sub, r"^arduino-mesh/\$state/bridge offline$")
+    logged = [record.getMessage() for record in caplog.records]
+    assert f"connected to {broker.url} as arduino-mesh-bridge" in lines(caplog)
+    assert not [line for line in logged if PASSWORD in line]
+    assert PASSWORD not in json.dumps(status)
+    assert PASSWORD not in broker.log()
+    assert not any(record.exc_info for record in caplog.records)
+
+
+@pytest.mark.mosquitto(tls=True)
+async def test_a_broker_certificate_from_another_ca_is_one_line_and_the_node_keeps_serving(
+    broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """`ca:` naming a CA that did not sign the broker's certificate: one line, no traceback, status says why."""
+    from websockets.asyncio.client import connect
+
+    caplog.set_level(logging.DEBUG)
+    reason = "certificate verify failed: not signed by the CA given in ca (other-ca.pem)"
+    (tmp_path / "other-ca.pem").write_bytes(trustme.CA().cert_pem.bytes())
+    nodes = await start_circuit(tls_circuit(tmp_path, broker.url, "other-ca.pem"))
+    try:
+        bridge = nodes["bridge"].sketch
+        assert isinstance(bridge, Bridge)
+        await until(lambda: bridge.state.startswith("down"), "the bridge refusing the broker's certificate")
+        # It keeps trying (backoff), and says so only once. Mosquitto logs a refused handshake as
+        # "New connection from", "Client connection from ... failed" or both: three lines, two tries at least.
+        tried = r"(?m)^\d+: (New connection|Client connection) from 127\.0\.0\.1"
+        await until(lambda: len(re.findall(tried, broker.log())) >= 3, "the bridge trying again")
+        async with connect(f"ws://{nodes['bridge'].address}/lamp", open_timeout=DEADLINE) as ws:
+            await ws.send("on")  # the node still serves: the message waits for the broker
+            assert await ws.recv() == "queued"
+        assert [item.topic for item in bridge.queue if "lamp" in item.topic] == ["arduino-mesh/bridge/lamp"]
+        # Between two tries it is down, with the reason (during one, "connecting").
+        await until(lambda: nodes["bridge"].status()["report"]["state"] == f"down: {reason}", "status saying why")
+        buzzer = nodes["buzzer"].sketch
+        await until(lambda: len(buzzer.sounds) == 1, "the circuit ticking and sounding meanwhile")
+    finally:
+        await stop_circuit(nodes)
+    assert [line for line in lines(caplog) if "is down" in line] == [
+        f"broker {broker.url} is down: {reason}; retrying (backoff up to 2 s)"
+    ]
+    assert not any(record.exc_info for record in caplog.records)
+    assert not any("Traceback" in record.getMessage() for record in caplog.records)
 
 
 async def test_a_message_to_the_bridge_goes_to_mqtt_under_its_channel(broker: Broker):
