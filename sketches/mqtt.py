@@ -347,7 +347,8 @@ class Bridge(FactoryLoop):
     async def _stay_connected(self) -> None:
         delay = BACKOFF_FIRST
         while True:
-            self.state = "connecting"
+            if not self.state.startswith("down"):  # a retry keeps saying why the last try failed
+                self.state = "connecting"
             try:
                 await self._session()
             except self.aiomqtt.MqttError as exc:

@@ -307,7 +307,7 @@ async def test_a_broker_certificate_from_another_ca_is_one_line_and_the_node_kee
             await ws.send("on")  # the node still serves: the message waits for the broker
             assert await ws.recv() == "queued"
         assert [item.topic for item in bridge.queue if "lamp" in item.topic] == ["arduino-mesh/bridge/lamp"]
-        # Between two tries it is down, with the reason (during one, "connecting").
+        # Down, with the reason, through the retries too.
         await until(lambda: nodes["bridge"].status()["report"]["state"] == f"down: {reason}", "status saying why")
         buzzer = nodes["buzzer"].sketch
         await until(lambda: len(buzzer.sounds) == 1, "the circuit ticking and sounding meanwhile")
