@@ -88,4 +88,4 @@ def graph_command(ctx: click.Context, fmt: str) -> None:
 
     `./arduino.py graph --format dot | dot -Tsvg > circuit.svg` with Graphviz.
     """
-    click.echo(render(load_grid(ctx), fmt), nl=False)
+    click.echo(render(load_grid(ctx, serves=False), fmt), nl=False)

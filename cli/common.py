@@ -43,24 +43,29 @@ class UsageFailure(Failure):
     exit_code = 2
 
 
-def load_grid(ctx: click.Context) -> Grid:
-    """The grid named by ``--grid``, or a one-line error."""
+def load_grid(ctx: click.Context, *, serves: bool = True) -> Grid:
+    """The grid named by ``--grid``, or a one-line error; ``serves=False``: a command that only talks to nodes."""
     try:
-        return read_checked(ctx.obj["grid"])
+        return read_checked(ctx.obj["grid"], serves=serves)
     except GridError as exc:
         raise Failure(str(exc)) from None
 
 
-def read_checked(path: str) -> Grid:
+def read_checked(path: str, *, serves: bool = True) -> Grid:
     """The grid file at ``path``, its sketches looked for beside it (see :mod:`nodes.sketchbook`); GridError if not.
 
     The files its ``tls`` names are read too (:func:`mesh.tls.check`): the grid's rules do
     no I/O, so a missing or wrong certificate is found here, at its line, as the token's
-    variable is read here and not by the rules.
+    variable is read here and not by the rules. A command that only talks to nodes
+    (``serves=False``: send, status, echo, graph) needs only the CA: a machine that runs
+    no node needs no certificate of its own.
     """
     grid = read_grid(path, sketches=sketches.problem(path))
     if grid.tls is not None:
-        check_tls(grid.tls)
+        if serves:
+            check_tls(grid.tls)
+        else:
+            client_context(grid.tls)  # GridError at the ca line if it is wrong
     return grid
 
 

@@ -83,7 +83,7 @@ def echo_command(ctx: click.Context, patterns: tuple[str, ...], count: int | Non
     `./arduino.py echo '#'` shows the whole circuit, `./arduino.py echo '+/pin'`
     every pin. Runs until Ctrl-C, or until --count messages have been printed.
     """
-    grid = load_grid(ctx)
+    grid = load_grid(ctx, serves=False)
     for pattern in patterns:
         try:
             check_pattern(pattern)

@@ -33,7 +33,7 @@ BUSY_HINT = (
 @click.pass_context
 def send_command(ctx: click.Context, node: str, message: str, channel: str, timeout: float) -> None:
     """Send MESSAGE to NODE and print its acknowledgement."""
-    grid = load_grid(ctx)
+    grid = load_grid(ctx, serves=False)
     spec = find_node(grid, node)
     if spec.uri is None:
         raise Failure(f"node {node!r} has no port: nothing can be sent to it")

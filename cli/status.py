@@ -30,7 +30,7 @@ def status_command(ctx: click.Context, as_json: bool, timeout: float) -> None:
     Exit status 0 when every node with a port answered, 1 when one is down (nothing
     listening) or not answering (it took the connection but said nothing: busy?).
     """
-    grid = load_grid(ctx)
+    grid = load_grid(ctx, serves=False)
     reports = asyncio.run(gather_status(grid, timeout, mesh_token(grid), client_ssl(grid)))
     if as_json:
         click.echo(json.dumps(reports, indent=2))
