@@ -27,7 +27,6 @@ Every problem is a :class:`Finding` that names the file and the line.
 
 from __future__ import annotations
 
-import ipaddress
 import os.path
 import re
 import shlex
@@ -35,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mesh.grid import Grid, Wire
+from mesh.grid.values import host_ip
 
 __all__ = ["ERROR", "MAX_LOOPS", "NOT_NODES", "WARNING", "Finding", "check_grid", "summary"]
 
@@ -269,10 +269,8 @@ def _deaf_subscriptions(grid: Grid) -> list[Finding]:
 
 
 def _is_wildcard(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_unspecified
-    except ValueError:  # a name
-        return False
+    address = host_ip(host)
+    return address is not None and address.is_unspecified
 
 
 def _wildcard_hosts(grid: Grid) -> list[Finding]:

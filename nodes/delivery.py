@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import itertools
 import logging
 import socket
@@ -46,6 +45,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from mesh.grid import Grid
+from mesh.grid.values import host_ip
 
 __all__ = [
     "GUEST_BYTES",
@@ -288,19 +288,6 @@ class Sessions:
         return local
 
 
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """``text`` as an IP address (an IPv4-mapped IPv6 one as IPv4), or None if it is not one."""
-    if text.lower() == "localhost":
-        return ipaddress.IPv4Address("127.0.0.1")
-    try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
 def could_be(host: str, remote: str, local: str | None = None, is_local: Callable[[str], bool] | None = None) -> bool:
     """Whether a connection from ``remote`` (to ``local``) can come from a node the grid puts at ``host``.
 
@@ -309,11 +296,11 @@ def could_be(host: str, remote: str, local: str | None = None, is_local: Callabl
     can be a node whose host is a loopback address or one of this machine's own
     (``is_local``); from another machine, only a node at that address.
     """
-    want = _ip(host)
-    came = _ip(remote)
+    want = host_ip(host)
+    came = host_ip(remote)
     if want is None or came is None or want.is_unspecified:
         return True
-    here = _ip(local) if local is not None else None
+    here = host_ip(local) if local is not None else None
     if came.is_loopback or came == here:
         return want.is_loopback or want == came or (is_local is not None and is_local(host))
     return came == want

@@ -6,6 +6,7 @@ They know nothing of files and lines: :mod:`mesh.grid.rules` reports an
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Collection
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "check_timeout",
     "check_tls_file",
     "check_token_env",
+    "host_ip",
     "not_a_subscription_list",
     "params_not_a_mapping",
 ]
@@ -72,6 +74,19 @@ def check_host(node: str, value: Any) -> str:
     if not isinstance(value, str) or not value or any(char.isspace() or char in "[]/" for char in value):
         raise Invalid(f"node {node!r}: 'host' must be a host name or address")
     return value
+
+
+def host_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``text`` as an IP address (an IPv4-mapped IPv6 one as IPv4; ``localhost`` as 127.0.0.1), or None if it is a name."""
+    if text.lower() == "localhost":
+        return ipaddress.IPv4Address("127.0.0.1")
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def _check_written(node: str, key: str, value: Any, raw: str | None) -> None:
