@@ -150,34 +150,29 @@ def _mib(row: dict[str, Any], part: str) -> str:
 def scale_rows(report: dict[str, Any]) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
     """The fan-out, its ratios and the bridge's throughput, as rows of text."""
     scale = report["scale"]
-    fan_out = []
-    for row in scale["fan_out"]:
-        rate = row["deliveries_per_s"]
-        fan_out.append(
-            [
-                row["system"],
-                f"{_figure(rate['median'])} ({_figure(rate['min'])}-{_figure(rate['max'])})",
-                f"{row['cpu_us_per_delivery']['median']:.1f}",
-                " / ".join(_cpu(row, part) for part in PARTS),
-                f"{row['lost_in_all']:,}",
-                " / ".join(_mib(row, part) for part in PARTS[:3]),
-                f"{row['kib_per_subscriber']['median']:,.0f} KiB",
-            ]
-        )
+    fan_out = [
+        [
+            *_rate_columns(row),
+            " / ".join(_mib(row, part) for part in PARTS[:3]),
+            f"{row['kib_per_subscriber']['median']:,.0f} KiB",
+        ]
+        for row in scale["fan_out"]
+    ]
     ratios = [[item["what"], f"{item['ratio']:.2f}"] for item in scale["ratios"]]
-    through = []
-    for row in scale["through"]:
-        rate = row["deliveries_per_s"]
-        through.append(
-            [
-                row["system"],
-                f"{_figure(rate['median'])} ({_figure(rate['min'])}-{_figure(rate['max'])})",
-                f"{row['cpu_us_per_delivery']['median']:.1f}",
-                " / ".join(_cpu(row, part) for part in PARTS),
-                f"{row['lost_in_all']:,}",
-            ]
-        )
+    through = [_rate_columns(row) for row in scale["through"]]
     return fan_out, ratios, through
+
+
+def _rate_columns(row: dict[str, Any]) -> list[str]:
+    """What every scale row shows: the system, deliveries/s (median, range), CPU per delivery, by part, lost."""
+    rate = row["deliveries_per_s"]
+    return [
+        row["system"],
+        f"{_figure(rate['median'])} ({_figure(rate['min'])}-{_figure(rate['max'])})",
+        f"{row['cpu_us_per_delivery']['median']:.1f}",
+        " / ".join(_cpu(row, part) for part in PARTS),
+        f"{row['lost_in_all']:,}",
+    ]
 
 
 FAN_OUT_HEADER = [
