@@ -30,6 +30,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import weakref
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from functools import partial
 from typing import Any, cast
@@ -135,6 +136,33 @@ async def send_or_abort(ws: Any, text: str) -> bool:
         ws.transport.abort()
         return False
     return True
+
+
+#: The flow control's own resume of each frozen connection, put back by thaw_transport.
+_FROZEN: weakref.WeakKeyDictionary[Any, Callable[[], None]] = weakref.WeakKeyDictionary()
+
+
+def freeze_transport(ws: Any) -> None:
+    """Stop reading ``ws``'s socket until :func:`thaw_transport`, whatever websockets' own flow control says.
+
+    Nothing is read, pings included: the peer sees a connection that stopped answering, as
+    with a stopped process. What ``ws`` queued before is still there to be taken.
+    """
+    if ws in _FROZEN:
+        return
+    ws.transport.pause_reading()
+    _FROZEN[ws] = ws.recv_messages.resume
+    ws.recv_messages.resume = _nothing  # the queue draining below its low mark must not resume it
+
+
+def thaw_transport(ws: Any) -> None:
+    """Read ``ws``'s socket again, unless websockets' flow control holds it paused (its queue is full)."""
+    resume = _FROZEN.pop(ws, None)
+    if resume is None:
+        return
+    ws.recv_messages.resume = resume
+    if not ws.recv_messages.paused:
+        ws.transport.resume_reading()
 
 
 def auth_headers(token: str | None) -> dict[str, str]:

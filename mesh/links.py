@@ -360,6 +360,26 @@ class Link:
         self.connection.state = "idle"
         self._ensure_running()
 
+    @property
+    def websocket(self) -> ClientConnection | None:
+        """The connection open now, if any."""
+        return self._ws
+
+    def abort(self) -> None:
+        """Drop the link at once, as a killed process would: no close frame, nothing failed, no reconnect.
+
+        What is pending stays in the outbox (and in its file, for a durable node): a restart resumes it.
+        """
+        self._closed = True
+        self.connection.stop_reconnecting()
+        if self._losing is not None:
+            self._losing.cancel()
+        if self._ws is not None:
+            self._ws.transport.abort()
+        if self._task is not None:
+            self._task.cancel()
+        self.connection.state = "closed"
+
     async def close(self) -> None:
         """Close the connection (1001, going away) and fail what is still pending."""
         self._closed = True

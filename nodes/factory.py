@@ -49,6 +49,9 @@ class FactoryLoop:
     def __init__(self, node: Node) -> None:
         # Name-mangled (_FactoryLoop__node): no sketch attribute can take its place.
         self.__node = node
+        #: The sketch's randomness (a :class:`random.Random`): seeded from the run's ``--seed`` in a
+        #: simulation, so that two runs draw the same; the node never reads it, a sketch may replace it.
+        self.random = node.random
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import logging
 import os
+import random
 import ssl
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 
+from mesh.connection import freeze_transport, thaw_transport
 from mesh.errors import GridError, MeshError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec
 from mesh.links import DEFAULT_WAIT, OFFLINE, ONLINE, STATE_TOPIC, Link, backoff
@@ -78,6 +80,7 @@ class Node:
         state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR,
         token: str | None = None,
         grid_source: GridSource | None = None,
+        seed: int | str | None = None,
     ) -> None:
         self.name = name
         self.grid = grid
@@ -105,6 +108,13 @@ class Node:
         self._background: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
         self._client_ssl: ssl.SSLContext | None = None  # the grid's tls, made a client context on first use
+        #: The sketch's ``self.random``: seeded from ``seed`` and the node's name when a run has a seed (a
+        #: simulation), so that two runs draw the same; from the system's entropy otherwise.
+        self.random = random.Random(None if seed is None else f"{seed}:{name}")
+        #: Who else sees each publication as it is made, ``tap(key, text)``: a simulation's record of the circuit.
+        self.taps: list[Callable[[str, str], None]] = []
+        self._thawed = asyncio.Event()  # cleared while a simulation holds the node frozen
+        self._thawed.set()
         self.sketch = sketch(self)
         self.reactor = Reactor(self.sketch, self.log, self.watch, self.spec.timeout)
 
@@ -137,13 +147,15 @@ class Node:
                 self._topics.add(topic)
         if retain:
             return self._publish_now(topic, to_text(data), retain=True)
-        if not self.hub.subscribers and not self.inbox.handlers:  # nobody can hear it: nothing to build
+        if not self.hub.subscribers and not self.inbox.handlers and not self.taps:  # nobody hears it: nothing to build
             self.published += 1
             return 0
         return self._publish_now(topic, to_text(data))
 
     def _publish_now(self, topic: str, text: str, retain: bool = False) -> int:
         key = f"{self.name}/{topic}"
+        for tap in self.taps:
+            tap(key, text)
         if retain:
             self.hub.retain(key, text)  # RetainLimit past a limit: nothing published
         handed = self.hub.publish(key, text)
@@ -383,7 +395,10 @@ class Node:
 
             task = asyncio.create_task(
                 run_every(
-                    partial(self.watch.call, f"{name}() (@every)", self._hook(name)), seconds, times, on_error=on_error
+                    partial(self._periodic_call, f"{name}() (@every)", self._hook(name)),
+                    seconds,
+                    times,
+                    on_error=on_error,
                 ),
                 name=f"{self.name}.{name}",
             )
@@ -392,6 +407,12 @@ class Node:
             self._background.append(
                 asyncio.create_task(watch(self, self.grid_source), name=f"{self.name} watches the grid")
             )
+
+    async def _periodic_call(self, what: str, method: Callable[[], Any]) -> Any:
+        """One call of an ``@every`` method, once the node is not frozen (see :meth:`freeze`)."""
+        if not self._thawed.is_set():
+            await self._thawed.wait()
+        return await self.watch.call(what, method)
 
     async def start(self) -> None:
         """:meth:`open` then :meth:`begin`."""
@@ -442,6 +463,58 @@ class Node:
         await self.inbox.close()
         self.store.close()  # a durable outbox keeps what is still unacked, for the next run
         self.watch.stop()
+
+    # -- faults, for simulations (nodes.simulation) -------------------------------
+
+    def kill(self) -> None:
+        """Stop at once, as SIGKILL would: no ``offline``, no flush, no close frame; a durable outbox keeps its file.
+
+        Connections are aborted (their peers see a reset), the port is closed, every task of the
+        node is cancelled. What the sketch awaits is never answered; the node is not to be used again.
+        """
+        self._stopping.set()
+        for task in self._tasks + self._background:
+            task.cancel()
+        if self.server is not None and self.server.server is not None:
+            self.server.server.server.close()  # the listening socket: connecting is refused from now on
+            for connection in list(self.server.server.connections):
+                connection.transport.abort()
+            for handler in list(self.server.handlers):
+                handler.cancel()
+        for link in self.links.values():
+            link.abort()
+        self.store.close()
+        self.watch.stop()
+
+    def freeze(self) -> None:
+        """Stop reading every connection and calling the sketch's ``@every`` methods, as SIGSTOP would, until :meth:`thaw`.
+
+        Peers see a node that stopped answering: their pings go unanswered, what they send waits
+        in their outboxes. Unlike a stopped process, the node's own timers still run (the
+        keepalive of its links), so it may give up on its links while frozen; they reconnect
+        when it thaws.
+        """
+        self._thawed.clear()
+        for ws in self._connections():
+            freeze_transport(ws)
+
+    def thaw(self) -> None:
+        """Undo :meth:`freeze`: read again, and the ``@every`` methods go on."""
+        self._thawed.set()
+        for ws in self._connections():
+            thaw_transport(ws)
+
+    @property
+    def frozen(self) -> bool:
+        return not self._thawed.is_set()
+
+    def _connections(self) -> list[Any]:
+        """Every open websocket connection of the node: those it serves, and its links'."""
+        found: list[Any] = []
+        if self.server is not None and self.server.server is not None:
+            found += self.server.server.connections
+        found += [link.websocket for link in self.links.values() if link.websocket is not None]
+        return found
 
     async def run(self) -> None:
         """The whole life: start, wait, stop."""

@@ -39,6 +39,7 @@ from mesh.connection import (
     SERVER_PING_INTERVAL,
     SERVER_PING_TIMEOUT,
     WRONG_TOKEN,
+    freeze_transport,
     send_or_abort,
 )
 from mesh.errors import MeshError, ProtocolError
@@ -239,14 +240,17 @@ class NodeServer:
     @property
     def address(self) -> str | None:
         """``host:port`` actually bound (the real port when 0 was asked)."""
-        if self.server is None:
+        if self.server is None or not self.server.sockets:  # not yet listening, or closed
             return None
         host, port = self.server.sockets[0].getsockname()[:2]
         return f"{host}:{port}"
 
     @property
     def port(self) -> int | None:
-        return None if self.server is None else self.server.sockets[0].getsockname()[1]
+        if self.server is None or not self.server.sockets:
+            return None
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
 
     async def handler(self, websocket: ServerConnection) -> None:
         self.connections += 1
@@ -254,6 +258,8 @@ class NodeServer:
         assert task is not None
         self.handlers.add(task)
         challenge = self.challenges.pop(websocket, None)
+        if getattr(self.node, "frozen", False):  # accepted while a simulation holds the node frozen
+            freeze_transport(websocket)
         try:
             if websocket.subprotocol == protocol.SUBPROTOCOL:
                 await mesh_session(self.node, websocket, challenge, self.throttle)

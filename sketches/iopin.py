@@ -11,14 +11,15 @@ class IOPin(FactoryLoop):
     """Draws ``sequence`` bits (each 1 with probability ``chance``) and streams them to its targets."""
 
     def setup(self, chance: float = 0.5, sequence: int = 3, seed: int | None = None) -> None:
-        """``chance``: probability of a 1; ``sequence``: bits per tick; ``seed``: for a reproducible stream."""
+        """``chance``: probability of a 1; ``sequence``: bits per tick; ``seed``: the same stream, whatever the run's seed."""
         if not 0 <= chance <= 1:
             raise ValueError(f"chance must be between 0 and 1, not {chance}")
         if sequence < 1:
             raise ValueError(f"sequence must be 1 or more, not {sequence}")
         self.chance = chance
         self.sequence = sequence
-        self.random = random.Random(seed)
+        if seed is not None:  # else the node's own self.random: seeded by a simulation's --seed
+            self.random = random.Random(seed)
 
     def draw(self) -> list[int]:
         """The next ``sequence`` bits."""

@@ -1,0 +1,565 @@
+"""The circuit in virtual time: the grid's nodes in one process, on an event loop whose clock jumps ahead.
+
+::
+
+    from nodes.simulation import Simulation, run_virtual
+
+    async def main():
+        async with Simulation("grid.yaml", seed=1) as sim:
+            await sim.advance(3600)                    # an hour of the circuit, in seconds of wall time
+            print(sim.count("iopin/pin"))
+
+    run_virtual(main())
+
+The loop is looptime's: whenever every task waits (for a timer, for a socket that
+has nothing to read), its clock moves at once to the next timer. The nodes are the
+real ones, unchanged: real sockets on free ports of 127.0.0.1, real links, acks,
+keepalive and reconnects; a socket's bytes take no virtual time. What runs
+(``loop()``, ``setup()``) takes none either: a sketch that blocks the event loop
+stalls the whole simulation, and the node's watch reports it as in a live run.
+
+What a simulation adds to the nodes:
+
+- a record of every publication, ``(t, key, data)``, with exact counts per key, and
+  :meth:`Simulation.wait_for` to wait for one (the scenarios' ``expect-topic``);
+- faults: :meth:`~Simulation.unplug` / :meth:`~Simulation.plug` a wire (its connection
+  goes through a forwarder on a port of its own, which cuts it and refuses
+  new ones while unplugged), :meth:`~Simulation.kill` / :meth:`~Simulation.restart`
+  a node (as SIGKILL would: a durable node keeps its outbox's file), and
+  :meth:`~Simulation.freeze` a node for a while (as SIGSTOP would, see :meth:`Node.freeze`);
+- each node's ``self.random`` seeded from the run's seed and its name, so that two runs
+  with the same seed draw the same;
+- a trace (:class:`nodes.trace.Trace`) of every publication and of each wire's
+  messages in flight, when one is given.
+
+Durable nodes keep their outboxes in a state folder of the simulation's own (a
+temporary one unless given), never in a live circuit's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import looptime
+
+from mesh.connection import send_once
+from mesh.durations import duration, shown
+from mesh.errors import MeshError, UnknownNodeError
+from mesh.grid import Grid, read_grid
+from mesh.tls import client_context
+from mesh.topics import matches
+
+from .circuit import stop_order
+from .node import Node
+from .sketchbook import load
+
+if TYPE_CHECKING:
+    from .trace import Trace  # type: ignore[import-not-found,unused-ignore]  # (nodes.trace: the VCD writer)
+
+__all__ = ["Publication", "Simulation", "SimulationError", "Wire", "run_virtual"]
+
+T = TypeVar("T")
+
+#: Publications a simulation keeps to look at (the counts per key stay exact past it).
+KEEP = 1_000_000
+#: Where every node listens in a simulation: all of them run here, whatever hosts the grid names.
+HOST = "127.0.0.1"
+#: Turns of the loop with nothing to do that looptime waits before it moves the clock (its default: 42).
+#: Bytes written to a loopback socket are readable before send() returns, so a turn's I/O shows in the
+#: next poll; a few turns are margin enough, and each jump of the clock costs that many polls.
+NOOP_CYCLES = 3
+#: Bytes a wire forwards per read.
+CHUNK = 256 * 1024
+
+log = logging.getLogger("mesh.simulate")
+
+
+class SimulationError(MeshError):
+    """A simulation was asked something it cannot do (an unknown wire, a node already killed...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One publication the circuit made: when (simulated seconds since the start), its key, its payload."""
+
+    t: float
+    key: str
+    data: str
+
+
+def run_virtual(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on a new event loop in virtual time (looptime's), from t = 0; close the loop after."""
+    loop = looptime.new_event_loop(start=0.0, noop_cycles=NOOP_CYCLES)
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            _cancel_all(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+class Wire:
+    """The wire ``source -> target`` as a forwarder on a port of its own: ``unplug()`` cuts it and refuses new connections.
+
+    The source's links reach the target through it; what they hold while it is
+    unplugged waits in their outboxes and goes when it is plugged back.
+    """
+
+    def __init__(self, source: str, target: str, port_of: Callable[[str], int | None]) -> None:
+        self.source = source
+        self.target = target
+        self.port_of = port_of  # the target's port now (a restarted node may come back on the same one)
+        self.port = 0
+        self.plugged = True
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.Transport] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __str__(self) -> str:
+        return f"{self.source} -> {self.target}"
+
+    async def listen(self) -> None:
+        """Listen (again) on the wire's port: a free one the first time, the same one after."""
+        self._server = await asyncio.start_server(self._pipe, HOST, self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.plugged = True
+
+    def unplug(self) -> None:
+        """Cut every connection through the wire (a reset each way) and refuse new ones until :meth:`plug`."""
+        self.plugged = False
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for transport in list(self._open):
+            transport.abort()
+        self._open.clear()
+
+    async def plug(self) -> None:
+        if not self.plugged:
+            await self.listen()
+
+    async def close(self) -> None:
+        self.unplug()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        port = self.port_of(self.target)
+        if not self.plugged or port is None:
+            writer.transport.abort()
+            return
+        try:
+            far_reader, far_writer = await asyncio.open_connection(HOST, port)
+        except OSError:
+            writer.transport.abort()  # the target is down: the source sees its connection cut
+            return
+        if self._unplugged():  # unplugged while it connected
+            far_writer.transport.abort()
+            writer.transport.abort()
+            return
+        ends: tuple[Any, Any] = (writer.transport, far_writer.transport)
+        self._open.update(ends)
+        pumps = [
+            asyncio.create_task(self._pump(reader, far_writer)),
+            asyncio.create_task(self._pump(far_reader, writer)),
+        ]
+        self._tasks.update(pumps)
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pump in pumps:
+                pump.cancel()
+                self._tasks.discard(pump)
+            for transport in ends:
+                self._open.discard(transport)
+                transport.abort()
+
+    def _unplugged(self) -> bool:
+        return not self.plugged
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(CHUNK):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+
+
+class Simulation:
+    """The nodes of ``grid`` (all, or ``only``) in this event loop, which should run in virtual time (:func:`run_virtual`).
+
+    ``params`` changes some params of some nodes (``{"clock": {"tacks": 0}}``);
+    ``seed`` seeds every sketch's ``self.random``; ``wires`` names the wires that
+    may be unplugged (``[("iopin", "buzzer")]``, or ``"all"``): each goes through a
+    :class:`Wire`. ``options`` go to every :class:`Node`.
+    """
+
+    def __init__(
+        self,
+        grid: Grid | str | os.PathLike[str] = "grid.yaml",
+        *,
+        only: Iterable[str] | None = None,
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+        seed: int | str = 0,
+        token: str | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        wires: Iterable[tuple[str, str]] | str = (),
+        trace: Trace | None = None,
+        **options: Any,
+    ) -> None:
+        if not isinstance(grid, Grid):
+            grid = read_grid(grid)
+        self.configured = grid  # as the file says: what the log shows for each address
+        self.names = list(grid.nodes) if only is None else list(dict.fromkeys(only))
+        for name in self.names:
+            spec = grid.node(name)  # UnknownNodeError names the known ones
+            changes: dict[str, Any] = {"host": HOST, "port": 0} if spec.port is not None else {}
+            if params and name in params:
+                changes["params"] = {**spec.params, **params[name]}
+            if changes:
+                grid = grid.with_node(name, **changes)
+        for name in params or {}:
+            if name not in self.names:
+                raise UnknownNodeError(name, {name: None for name in self.names})
+        self.grid = grid  # with the ports actually bound, once started
+        self.seed = seed
+        self.token = token
+        self.options = options
+        self.trace = trace
+        self._own_state: tempfile.TemporaryDirectory[str] | None = None
+        if state_dir is None:
+            self._own_state = tempfile.TemporaryDirectory(prefix="arduino-simulate-")
+            state_dir = self._own_state.name
+        self.state_dir = Path(state_dir)
+        chosen = [(w.source, w.target) for w in grid.wires if w.source in self.names and w.target in self.names]
+        if wires == "all":
+            wanted = chosen
+        else:
+            wanted = list(dict.fromkeys(wires))  # type: ignore[arg-type]  # (not "all": pairs)
+            for source, target in wanted:
+                if (source, target) not in chosen:
+                    raise SimulationError(f"no wire {source} -> {target} among the nodes simulated")
+        self.wires = {pair: Wire(*pair, self._port_of) for pair in wanted}
+        self.nodes: dict[str, Node] = {}
+        self.killed: set[str] = set()
+        self.publications: list[Publication] = []
+        self.counts: Counter[str] = Counter()
+        self.dropped = 0
+        self.origin = 0.0
+        self.started_wall = 0.0
+        self._ports: dict[str, int | None] = {}
+        self._waiters: list[tuple[str, str | None, asyncio.Future[Publication]]] = []
+        self._thaws: dict[str, asyncio.TimerHandle] = {}
+        self._inflight: dict[tuple[str, str], int] = {}
+
+    # -- life ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Simulation:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Open the wires, then every node (those with a port first), then begin each."""
+        loop = asyncio.get_running_loop()
+        self.origin = loop.time()
+        self.started_wall = time.perf_counter()
+        for wire in self.wires.values():
+            await wire.listen()
+        try:
+            for name in self.names:
+                self.nodes[name] = self._make(name, self.grid)
+            for name, node in self.nodes.items():
+                if node.spec.port is not None:
+                    await node.open()
+                    self._ports[name] = node.port
+                    self.grid = self.grid.with_node(name, port=node.port)
+            for name, node in self.nodes.items():
+                node.grid = self.view(name)
+                node.spec = node.grid.node(name)
+                if node.spec.port is None:
+                    await node.open()
+                await self._retarget(node)
+            for node in self.nodes.values():
+                node.begin()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop the nodes still running (each after those that stream to it), then the wires."""
+        for handle in self._thaws.values():
+            handle.cancel()
+        running = [node for name, node in self.nodes.items() if name not in self.killed]
+        for node in running:
+            if node.frozen:
+                node.thaw()
+            node.request_stop()
+        for node in stop_order(running):
+            await node.stop()
+        for wire in self.wires.values():
+            await wire.close()
+        for _, _, future in self._waiters:
+            future.cancel()
+        self._waiters.clear()
+        if self._own_state is not None:
+            self._own_state.cleanup()
+            self._own_state = None
+
+    def _make(self, name: str, grid: Grid) -> Node:
+        node = Node(
+            load(grid.node(name).sketch, grid.path),
+            name,
+            grid,
+            token=self.token,
+            state_dir=self.state_dir,
+            seed=self.seed,
+            **self.options,
+        )
+        node.taps.append(self._heard)
+        post = node.post
+
+        async def counted(target: str, data: object, channel: str = "") -> list[asyncio.Future[str]]:
+            futures = await post(target, data, channel)
+            self._flight(name, target)
+            for future in futures:
+                future.add_done_callback(partial(self._settled, name, target))
+            return futures
+
+        node.post = counted  # type: ignore[method-assign]
+        return node
+
+    def view(self, name: str) -> Grid:
+        """The grid as node ``name`` sees it: the ports bound, and each wire it feeds at the wire's own port."""
+        grid = self.grid
+        for (source, target), wire in self.wires.items():
+            if source == name:
+                grid = grid.with_node(target, port=wire.port)
+        return grid
+
+    async def _retarget(self, node: Node) -> None:
+        """Links a node made as it opened (a durable node resuming its outbox) go where its view of the grid says."""
+        for peer, link in node.links.items():
+            uri = node.grid.node(peer).uri
+            if uri is not None and uri != link.uri:
+                await link.retarget(uri)
+
+    def _port_of(self, name: str) -> int | None:
+        return None if name in self.killed else self._ports.get(name)
+
+    # -- what happened ------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Simulated seconds since the start."""
+        return asyncio.get_running_loop().time() - self.origin
+
+    def _heard(self, key: str, text: str) -> None:
+        t = asyncio.get_running_loop().time() - self.origin
+        self.counts[key] += 1
+        publication = Publication(t, key, text)
+        if len(self.publications) < KEEP:
+            self.publications.append(publication)
+        else:
+            self.dropped += 1
+        if self.trace is not None:
+            self.trace.publication(t, key, text)
+        if self._waiters:
+            left = []
+            for pattern, value, future in self._waiters:
+                if future.done():
+                    continue
+                if matches(pattern, key) and (value is None or value == text):
+                    future.set_result(publication)
+                else:
+                    left.append((pattern, value, future))
+            self._waiters = left
+
+    def _settled(self, source: str, target: str, _: object) -> None:
+        self._flight(source, target)
+
+    def _flight(self, source: str, target: str) -> None:
+        node = self.nodes.get(source)
+        link = None if node is None else node.links.get(target)
+        if link is None:
+            return
+        count = link.pending
+        if self._inflight.get((source, target)) != count:
+            self._inflight[source, target] = count
+            if self.trace is not None:
+                self.trace.wire(self.now(), source, target, count)
+
+    def published(self, pattern: str = "#", *, since: float = 0.0) -> list[Publication]:
+        """The publications kept whose key ``pattern`` matches (MQTT wildcards), made at ``since`` or later."""
+        return [p for p in self.publications if p.t >= since and matches(pattern, p.key)]
+
+    def count(self, pattern: str = "#") -> int:
+        """How many publications ``pattern`` matched, exactly (whatever was kept)."""
+        return sum(n for key, n in self.counts.items() if matches(pattern, key))
+
+    def sketch(self, name: str) -> Any:
+        """The running sketch of node ``name`` (its attributes are what its setup()/loop() set)."""
+        return self._node(name).sketch
+
+    # -- time ----------------------------------------------------------------------------
+
+    async def advance(self, seconds: float | str) -> None:
+        """Let ``seconds`` (or ``"10s"``, ``"1h"``) of simulated time pass."""
+        await asyncio.sleep(duration(seconds))
+
+    async def wait_for(self, pattern: str, value: str | None = None, *, within: float | str) -> Publication | None:
+        """The next publication ``pattern`` matches (and carrying ``value``, if given), or None once ``within`` has passed."""
+        future: asyncio.Future[Publication] = asyncio.get_running_loop().create_future()
+        self._waiters.append((pattern, value, future))
+        try:
+            return await asyncio.wait_for(future, duration(within))
+        except TimeoutError:
+            return None
+
+    async def until(self, condition: Callable[[], bool], *, within: float | str, step: float = 0.01) -> bool:
+        """Wait until ``condition()`` holds, looking every ``step`` simulated seconds; False once ``within`` passed."""
+        deadline = self.now() + duration(within)
+        while not condition():
+            if self.now() >= deadline:
+                return False
+            await asyncio.sleep(step)
+        return True
+
+    # -- talking to the circuit ------------------------------------------------------------
+
+    async def send(self, name: str, message: str, channel: str = "") -> str:
+        """Send one message to node ``name``, as ``arduino send`` does; its acknowledgement."""
+        node = self._node(name)
+        uri = self.grid.node(name).uri
+        if uri is None or name in self.killed:
+            raise SimulationError(f"node {name!r} has no port: nothing can be sent to it")
+        del node
+        context = None if self.grid.tls is None else client_context(self.grid.tls)
+        return await send_once(name, uri, channel, message, sender="simulate", token=self.token, ssl_context=context)
+
+    # -- faults ----------------------------------------------------------------------------------
+
+    def _wire(self, source: str, target: str) -> Wire:
+        wire = self.wires.get((source, target))
+        if wire is None:
+            if any((w.source, w.target) == (source, target) for w in self.grid.wires):
+                raise SimulationError(f"the wire {source} -> {target} was not made unpluggable (wires=...)")
+            raise SimulationError(f"no wire {source} -> {target} in the grid")
+        return wire
+
+    async def unplug(self, source: str, target: str) -> None:
+        """Pull the wire ``source -> target`` out: its connection is cut, and refused until :meth:`plug`."""
+        self._wire(source, target).unplug()
+        log.info("wire %s -> %s unplugged", source, target)
+
+    async def plug(self, source: str, target: str) -> None:
+        """Put the wire back: the source's link reconnects (at its next try) and sends what it holds."""
+        await self._wire(source, target).plug()
+        log.info("wire %s -> %s plugged back", source, target)
+
+    def _node(self, name: str) -> Node:
+        node = self.nodes.get(name)
+        if node is None:
+            raise UnknownNodeError(name, {name: None for name in self.names})
+        return node
+
+    async def kill(self, name: str) -> None:
+        """Kill node ``name`` as SIGKILL would: nothing said, nothing flushed; its port refuses until :meth:`restart`."""
+        node = self._node(name)
+        if name in self.killed:
+            raise SimulationError(f"node {name!r} is already killed")
+        handle = self._thaws.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+        node.kill()
+        self.killed.add(name)
+        for wire in self.wires.values():
+            if wire.target == name or wire.source == name:
+                for transport in list(wire._open):
+                    transport.abort()
+        log.info("%s killed", name)
+        await asyncio.sleep(0)
+
+    async def restart(self, name: str) -> None:
+        """Start node ``name`` again, on the same port, from its sketch's ``setup()`` (a durable node resumes its outbox)."""
+        if name not in self.killed:
+            raise SimulationError(f"node {name!r} is running: kill it first")
+        old = self._node(name)
+        spec = self.grid.node(name)
+        node = self._make(name, self.view(name))
+        node.spec = spec if spec.port is None else node.grid.node(name)
+        self.nodes[name] = node
+        await node.open()
+        self.killed.discard(name)
+        await self._retarget(node)
+        node.begin()
+        del old
+        log.info("%s restarted", name)
+
+    def freeze(self, name: str, seconds: float | str | None = None) -> None:
+        """Freeze node ``name`` (as SIGSTOP would, see :meth:`Node.freeze`), for ``seconds`` if given, else until :meth:`thaw`."""
+        node = self._node(name)
+        if name in self.killed:
+            raise SimulationError(f"node {name!r} is killed: nothing to freeze")
+        node.freeze()
+        log.info("%s frozen%s", name, "" if seconds is None else f" for {shown(duration(seconds))}")
+        if seconds is not None:
+            old = self._thaws.pop(name, None)
+            if old is not None:
+                old.cancel()
+            self._thaws[name] = asyncio.get_running_loop().call_later(duration(seconds), self.thaw, name)
+
+    def thaw(self, name: str) -> None:
+        node = self._node(name)
+        self._thaws.pop(name, None)
+        if node.frozen and name not in self.killed:
+            node.thaw()
+            log.info("%s thawed", name)
+
+    # -- helpers for tests and the command ------------------------------------------------------
+
+    def speed(self) -> float:
+        """Simulated seconds per wall-clock second so far."""
+        wall = time.perf_counter() - self.started_wall
+        return self.now() / wall if wall > 0 else float("inf")
+
+    def addresses(self) -> dict[str, str]:
+        """``host:port`` actually bound -> as the grid names it, for logs that read the same run after run."""
+        found: dict[str, str] = {}
+        for name, node in self.nodes.items():
+            port = node.port or self._ports.get(name)
+            if port is not None:
+                found[f"{HOST}:{port}"] = self._configured(name)
+        for wire in self.wires.values():
+            found[f"{HOST}:{wire.port}"] = self._configured(wire.target)
+        return found
+
+    def _configured(self, name: str) -> str:
+        spec = self.configured.node(name)
+        return f"{spec.host}:{spec.port}" if spec.port else f"{spec.host}:<{name}>"
