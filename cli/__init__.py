@@ -25,6 +25,7 @@ from .echo import echo_command
 from .new import new_command
 from .run import node_command, run_command
 from .send import send_command
+from .simulate import simulate_command
 from .status import status_command
 from .up import up_command
 
@@ -95,6 +96,7 @@ def cli(ctx: click.Context, grid: str, log_level: str, state_dir: str) -> None:
 for command in (
     run_command,
     up_command,
+    simulate_command,
     send_command,
     echo_command,
     status_command,

@@ -14,16 +14,19 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from mesh.durations import shown
 from mesh.throttle import Throttle, escape
 
 __all__ = [
     "REDACT",
+    "ClockFormatter",
     "NodeFormatter",
     "PrefixFormatter",
     "Redact",
     "Throttle",
+    "clock_lines",
     "configure_logging",
     "escape",
     "prefix_lines",
@@ -75,6 +78,24 @@ class PrefixFormatter(logging.Formatter):
         return "\n".join(f"{prefix} {line}" for line in said(self, record).split("\n"))
 
 
+class ClockFormatter(PrefixFormatter):
+    """``t=00:12:03.250 iopin  | message``: each line at the time ``clock()`` says (a simulation's), in ``rewrite``'s words.
+
+    A simulated run logs the same bytes run after run: its time is virtual, and ``rewrite``
+    puts back the addresses the grid names in place of the free ports the run bound.
+    """
+
+    def __init__(self, names: Sequence[str], clock: Callable[[], float], rewrite: Callable[[str], str]) -> None:
+        super().__init__(names)
+        self.clock = clock
+        self.rewrite = rewrite
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"t={shown(self.clock())} {speaker(record):<{self.width}} |"
+        text = self.rewrite(said(self, record))
+        return "\n".join(f"{prefix} {line}" for line in text.split("\n"))
+
+
 class Redact(logging.Filter):
     """Keep secrets out of every log line (the mesh's token, in a header or a query)."""
 
@@ -118,6 +139,13 @@ def configure_logging(level: str) -> None:
     logging.getLogger("asyncio").setLevel(logging.INFO)
     if UNHEEDED not in logging.getLogger("asyncio").filters:
         logging.getLogger("asyncio").addFilter(UNHEEDED)
+
+
+def clock_lines(names: Sequence[str], clock: Callable[[], float], rewrite: Callable[[str], str]) -> None:
+    """From now on, log as :class:`ClockFormatter` does (a simulation's lines)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, NodeFormatter):
+            handler.setFormatter(ClockFormatter(names, clock, rewrite))
 
 
 def prefix_lines(names: Sequence[str]) -> None:

@@ -271,6 +271,7 @@ class Simulation:
         self.counts: Counter[str] = Counter()
         self.dropped = 0
         self.origin = 0.0
+        self.ended = 0.0
         self.started_wall = 0.0
         self._ports: dict[str, int | None] = {}
         self._waiters: list[tuple[str, str | None, asyncio.Future[Publication]]] = []
@@ -315,6 +316,7 @@ class Simulation:
 
     async def stop(self) -> None:
         """Stop the nodes still running (each after those that stream to it), then the wires."""
+        self.ended = self.now()
         for handle in self._thaws.values():
             handle.cancel()
         running = [node for name, node in self.nodes.items() if name not in self.killed]
@@ -377,8 +379,12 @@ class Simulation:
     # -- what happened ------------------------------------------------------------------
 
     def now(self) -> float:
-        """Simulated seconds since the start."""
-        return asyncio.get_running_loop().time() - self.origin
+        """Simulated seconds since the start (after the run: when it stopped)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self.ended
+        return loop.time() - self.origin
 
     def _heard(self, key: str, text: str) -> None:
         t = asyncio.get_running_loop().time() - self.origin
@@ -559,6 +565,14 @@ class Simulation:
         for wire in self.wires.values():
             found[f"{HOST}:{wire.port}"] = self._configured(wire.target)
         return found
+
+    def rewrite(self, text: str) -> str:
+        """``text`` with each address the run bound put back as the grid names it (the log reads the same run after run)."""
+        if f"{HOST}:" not in text:
+            return text
+        for bound, configured in self.addresses().items():
+            text = text.replace(bound, configured)
+        return text
 
     def _configured(self, name: str) -> str:
         spec = self.configured.node(name)
