@@ -81,8 +81,10 @@ class Node:
         token: str | None = None,
         grid_source: GridSource | None = None,
         seed: int | str | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.name = name
+        self.reuse_port = reuse_port  # SO_REUSEPORT: for a simulation, which holds the port of a killed node
         self.grid = grid
         self.spec: NodeSpec = grid.node(name)
         self.log = logging.getLogger(f"mesh.{name}")
@@ -341,7 +343,7 @@ class Node:
         if self.spec.port is not None:
             self.server = NodeServer(self, self.spec.max_size)
             tls = None if self.grid.tls is None else server_context(self.grid.tls)
-            await self.server.listen(self.spec.host, self.spec.port, ssl_context=tls)
+            await self.server.listen(self.spec.host, self.spec.port, ssl_context=tls, reuse_port=self.reuse_port)
             refused = None if self.grid.tls is None else verify_own(self.grid.tls)
             if self.grid.tls is not None and refused is not None:
                 self.log.warning("%s: %s: every client will refuse this node", self.grid.tls.shown("cert"), refused)

@@ -333,8 +333,13 @@ class NodeServer:
         else:
             del self.challenges[connection]
 
-    async def listen(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    async def listen(
+        self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False
+    ) -> None:
         """Bind ``host:port`` (port 0: any free port) and start serving; ``wss://`` with an ``ssl_context``.
+
+        ``reuse_port`` (SO_REUSEPORT): a simulation holds a killed node's port with a socket
+        of its own, so that nothing else takes it before the node restarts there.
 
         The TLS handshake of each connection is bounded by TLS_HANDSHAKE_TIMEOUT (asyncio's
         own default is 60 s), and runs beside the others: a client that opens TCP and says
@@ -362,6 +367,7 @@ class NodeServer:
                 max_queue=MAX_QUEUE,
                 write_limit=WRITE_LIMIT,
                 backlog=BACKLOG,
+                reuse_port=reuse_port or None,
                 **tls,
             )
         except OSError as exc:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import tempfile
 import time
 from collections import Counter
@@ -120,6 +121,20 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
+def hold(port: int) -> socket.socket:
+    """A socket bound to ``port`` of 127.0.0.1 that does not listen: connecting is refused, and no one else can bind it.
+
+    Both it and the listener it stands for set SO_REUSEPORT, so the port is never free
+    between the listener closing and a new one opening: a port of the ephemeral range, free
+    for a moment, could be handed to any outgoing connection.
+    """
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind((HOST, port))
+    return holder
+
+
 class Wire:
     """The wire ``source -> target`` as a forwarder on a port of its own: ``unplug()`` cuts it and refuses new connections.
 
@@ -134,6 +149,7 @@ class Wire:
         self.port = 0
         self.plugged = True
         self._server: asyncio.Server | None = None
+        self._holder: socket.socket | None = None
         self._open: set[asyncio.Transport] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -142,14 +158,18 @@ class Wire:
 
     async def listen(self) -> None:
         """Listen (again) on the wire's port: a free one the first time, the same one after."""
-        self._server = await asyncio.start_server(self._pipe, HOST, self.port, reuse_address=True)
+        self._server = await asyncio.start_server(self._pipe, HOST, self.port, reuse_address=True, reuse_port=True)
         self.port = self._server.sockets[0].getsockname()[1]
         self.plugged = True
+        if self._holder is not None:
+            self._holder.close()
+            self._holder = None
 
     def unplug(self) -> None:
         """Cut every connection through the wire (a reset each way) and refuse new ones until :meth:`plug`."""
         self.plugged = False
         if self._server is not None:
+            self._holder = hold(self.port)  # refused, and the port stays ours
             self._server.close()
             self._server = None
         for transport in list(self._open):
@@ -162,6 +182,9 @@ class Wire:
 
     async def close(self) -> None:
         self.unplug()
+        if self._holder is not None:
+            self._holder.close()
+            self._holder = None
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -276,6 +299,7 @@ class Simulation:
         self._ports: dict[str, int | None] = {}
         self._waiters: list[tuple[str, str | None, asyncio.Future[Publication]]] = []
         self._thaws: dict[str, asyncio.TimerHandle] = {}
+        self._holders: dict[str, socket.socket] = {}
         self._inflight: dict[tuple[str, str], int] = {}
 
     # -- life ------------------------------------------------------------------------
@@ -328,6 +352,9 @@ class Simulation:
             await node.stop()
         for wire in self.wires.values():
             await wire.close()
+        for holder in self._holders.values():
+            holder.close()
+        self._holders.clear()
         for _, _, future in self._waiters:
             future.cancel()
         self._waiters.clear()
@@ -343,6 +370,7 @@ class Simulation:
             token=self.token,
             state_dir=self.state_dir,
             seed=self.seed,
+            reuse_port=True,
             **self.options,
         )
         node.taps.append(self._heard)
@@ -503,6 +531,9 @@ class Simulation:
         handle = self._thaws.pop(name, None)
         if handle is not None:
             handle.cancel()
+        port = self._ports.get(name)
+        if port is not None:
+            self._holders[name] = hold(port)  # until the restart: refused, and the port stays the node's
         node.kill()
         self.killed.add(name)
         for wire in self.wires.values():
@@ -521,7 +552,12 @@ class Simulation:
         node = self._make(name, self.view(name))
         node.spec = spec if spec.port is None else node.grid.node(name)
         self.nodes[name] = node
-        await node.open()
+        try:
+            await node.open()
+        finally:
+            holder = self._holders.pop(name, None)
+            if holder is not None:
+                holder.close()
         self.killed.discard(name)
         await self._retarget(node)
         node.begin()
