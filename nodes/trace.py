@@ -128,9 +128,10 @@ def _comment(text: str) -> str:
 class _Signal:
     """One variable to declare: its scope, its name, and the widest kind of what it carried."""
 
-    __slots__ = ("kind", "name", "scope")
+    __slots__ = ("kind", "name", "number", "scope")
 
-    def __init__(self, scope: tuple[str, ...], name: str, kind: Kind) -> None:
+    def __init__(self, number: int, scope: tuple[str, ...], name: str, kind: Kind) -> None:
+        self.number = number
         self.scope = scope
         self.name = name
         self.kind: Kind = kind
@@ -149,14 +150,14 @@ class Trace:
         self.path = os.fspath(path)
         self.date = date
         self.comment = comment
-        #: Changes recorded, in the order they happened: (tick, signal id, value).
-        self.recorded: list[tuple[int, tuple[str, ...], str | int]] = []
+        #: Changes recorded, in the order they happened: (tick, signal's number, value).
+        self.recorded: list[tuple[int, int, str | int]] = []
         #: Changes past :data:`LIMIT`, counted and not kept.
         self.dropped = 0
         #: Changes written to the file (a value equal to the one before is no change), once closed.
         self.changes = 0
         self.closed = False
-        self._signals: dict[tuple[str, ...], _Signal] = {}
+        self._signals: dict[tuple[str, ...], _Signal] = {}  # in the order first seen: its number is its place
         self._tick = -1
         self._file: IO[str] | None = open(self.path, "w", encoding="ascii", newline="\n")
 
@@ -173,37 +174,43 @@ class Trace:
         """How many variables the trace holds so far."""
         return len(self._signals)
 
-    def _record(self, t: float, signal: tuple[str, ...], value: str | int) -> bool:
+    def _record(self, t: float, signal: _Signal, value: str | int) -> None:
+        tick = round(t * TICKS) if math.isfinite(t) else self._tick + 1
+        self._tick = max(tick, self._tick + 1)  # same instant (or earlier): 1 us after the change before
+        self.recorded.append((self._tick, signal.number, value))
+
+    def _full(self) -> bool:
         if self.closed:
             raise ValueError(f"trace {self.path} is closed")
         if len(self.recorded) >= LIMIT:
             self.dropped += 1
-            return False
-        tick = round(t * TICKS) if math.isfinite(t) else self._tick + 1
-        self._tick = max(tick, self._tick + 1)  # same instant (or earlier): 1 us after the change before
-        self.recorded.append((self._tick, signal, value))
-        return True
+            return True
+        return False
 
     def publication(self, t: float, key: str, data: str) -> None:
         """``key`` published ``data`` at ``t`` seconds since the start."""
-        data = str(data)
-        kind = _kind_of_one(data)
-        signal = ("key", str(key))
-        if not self._record(t, signal, data[: LONGEST + 1]):  # kept: one more than written, to know it was cut
+        if self._full():
             return
-        known = self._signals.get(signal)
-        if known is None:
-            *scope, name = str(key).split("/")
+        key, data = str(key), str(data)
+        kind = _kind_of_one(data)
+        signal = self._signals.get(("key", key))
+        if signal is None:
+            *scope, name = key.split("/")
             levels = tuple(safe_name(level) for level in scope) or ("_",)  # a key of one level: in the scope _
-            self._signals[signal] = _Signal(levels, safe_name(name), kind)
+            signal = self._signals[("key", key)] = _Signal(len(self._signals), levels, safe_name(name), kind)
         else:
-            known.kind = _wider(known.kind, kind)
+            signal.kind = _wider(signal.kind, kind)
+        self._record(t, signal, data[: LONGEST + 1])  # kept: one more than written, to know it was cut
 
     def wire(self, t: float, source: str, target: str, inflight: int) -> None:
         """``inflight`` messages are on the wire ``source -> target`` at ``t`` seconds since the start."""
-        signal = ("wire", str(source), str(target))
-        if self._record(t, signal, int(inflight)) and signal not in self._signals:
-            self._signals[signal] = _Signal(("wires",), safe_name(f"{source}_to_{target}"), "integer")
+        if self._full():
+            return
+        signal = self._signals.get(("wire", source, target))
+        if signal is None:
+            name = safe_name(f"{source}_to_{target}")
+            signal = self._signals[("wire", source, target)] = _Signal(len(self._signals), ("wires",), name, "integer")
+        self._record(t, signal, int(inflight))
 
     def close(self) -> None:
         """Write the file and close it; a second call does nothing."""
@@ -227,23 +234,24 @@ class Trace:
             version=_VERSION,
         )
         ordered = sorted(self._signals, key=lambda signal: (signal[0] == "wire", signal[1:]))
-        variables: dict[tuple[str, ...], Any] = {}
+        signals = list(self._signals.values())  # by number
+        variables: list[Any] = [None] * len(signals)
         taken: set[tuple[str, ...]] = set()
-        for signal in ordered:
-            spec = self._signals[signal]
-            name, number = spec.name, 1
+        for key in ordered:
+            spec = self._signals[key]
+            name, suffix = spec.name, 1
             while (*spec.scope, name) in taken:
-                number += 1
-                name = f"{spec.name}_{number}"
+                suffix += 1
+                name = f"{spec.name}_{suffix}"
             taken.add((*spec.scope, name))
-            variables[signal] = _register(writer, spec.scope, name, spec.kind)
-        last: dict[tuple[str, ...], object] = {}
-        for tick, signal, value in self.recorded:
-            converted = _convert(self._signals[signal].kind, value)
-            if last.get(signal, _NOTHING) != converted:
-                last[signal] = converted
+            variables[spec.number] = _register(writer, spec.scope, name, spec.kind)
+        last: list[object] = [_NOTHING] * len(signals)
+        for tick, number, value in self.recorded:
+            converted = _convert(signals[number].kind, value)
+            if last[number] != converted:
+                last[number] = converted
                 self.changes += 1
-            writer.change(variables[signal], tick, converted)
+            writer.change(variables[number], tick, converted)
         writer.close(self._tick + 1 if self.recorded else None)
 
 
