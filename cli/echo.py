@@ -4,6 +4,9 @@ What it prints on stdout is the messages, ``key payload``. On stderr it says, on
 per node, that a publisher it listens to is down, and once that it is back up:
 the links' own chatter (connecting, ``waiting for X`` every 10 s while X stays
 away, link up) is left out unless ``--log-level debug`` asks for everything.
+
+With ``--vcd FILE`` every message printed is recorded too, at the event loop's time since
+echo started, and written as a Value Change Dump when echo stops (:mod:`nodes.trace`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 import click
 
@@ -22,8 +26,9 @@ from mesh import connection
 from mesh.grid import Grid, NodeSpec
 from mesh.topics import TopicError, check_pattern
 from nodes import FactoryLoop, Node, every, hears, reactive
+from nodes.trace import LIMIT, Trace
 
-from .common import Failure, load_grid, mesh_token
+from .common import Failure, UsageFailure, load_grid, mesh_token
 
 __all__ = ["echo_command"]
 
@@ -75,13 +80,25 @@ class Presence:
 @click.argument("patterns", nargs=-1, required=True, metavar="PATTERN...")
 @click.option("--count", "-n", type=click.IntRange(1), default=None, help="Exit after N messages.")
 @click.option("--json", "as_json", is_flag=True, help='One JSON object per line: {"key": ..., "data": ...}.')
+@click.option(
+    "--vcd",
+    "vcd",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Also record what is printed, as a Value Change Dump (GTKWave, Surfer), written when echo stops.",
+)
 @click.pass_context
-def echo_command(ctx: click.Context, patterns: tuple[str, ...], count: int | None, as_json: bool) -> None:
+def echo_command(
+    ctx: click.Context, patterns: tuple[str, ...], count: int | None, as_json: bool, vcd: str | None
+) -> None:
     """Print every message published on a key that matches a PATTERN, as `key payload`.
 
     Patterns use MQTT's wildcards: `+` is one level, `#` the rest. For example
     `./arduino.py echo '#'` shows the whole circuit, `./arduino.py echo '+/pin'`
     every pin. Runs until Ctrl-C, or until --count messages have been printed.
+    With --vcd FILE, what it printed is also written to FILE as a trace, in
+    wall-clock time since echo started.
     """
     grid = load_grid(ctx, serves=False)
     for pattern in patterns:
@@ -99,16 +116,51 @@ def echo_command(ctx: click.Context, patterns: tuple[str, ...], count: int | Non
             logging.getLogger("mesh.echo").warning(
                 "no node of %s with a port publishes keys that %r can match", grid.path, pattern
             )
+    trace = open_trace(vcd, grid, patterns) if vcd is not None else None  # before connecting: a bad FILE fails first
     try:
-        asyncio.run(listen(grid, plan, count, as_json))
+        asyncio.run(listen(grid, plan, count, as_json, trace))
     except BrokenPipeError:  # `echo '#' | head`: the reader went away, which is fine
         sys.stdout = open(os.devnull, "w")  # nothing may be flushed to the closed pipe at exit
+    finally:
+        if trace is not None:
+            close_trace(trace)
 
 
-async def listen(grid: Grid, plan: dict[str, tuple[str, ...]], count: int | None, as_json: bool) -> None:
-    """Run a port-less node subscribed to the patterns, as a node's grid ``subscribe:`` would, and print what it hears."""
+def open_trace(path: str, grid: Grid, patterns: tuple[str, ...]) -> Trace:
+    """The trace echo records into, its file opened now; a FILE that cannot be written is a usage error (exit 2)."""
+    try:
+        return Trace(
+            path,
+            date=time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            comment=f"arduino echo {' '.join(patterns)} (grid {grid.path}), wall-clock time since echo started",
+        )
+    except OSError as exc:
+        raise UsageFailure(f"cannot write the trace to {path}: {exc.strerror or exc}") from None
+
+
+def close_trace(trace: Trace) -> None:
+    """Write the trace and say on stderr, in one line, where it went and what it holds."""
+    try:
+        trace.close()
+    except OSError as exc:
+        raise Failure(f"cannot write the trace to {trace.path}: {exc.strerror or exc}") from None
+    dropped = f"; {trace.dropped} more dropped" if trace.dropped else ""
+    logging.getLogger(f"mesh.echo-{os.getpid()}").info(
+        "trace written to %s: %d changes of %d signals%s", trace.path, trace.changes, trace.signals, dropped
+    )
+
+
+async def listen(
+    grid: Grid, plan: dict[str, tuple[str, ...]], count: int | None, as_json: bool, trace: Trace | None = None
+) -> None:
+    """Run a port-less node subscribed to the patterns, as a node's grid ``subscribe:`` would, and print what it hears.
+
+    With a ``trace``, each message printed is recorded in it at the loop's time since the start.
+    """
     done = asyncio.Event()
     printed = 0
+    loop = asyncio.get_running_loop()
+    start = loop.time()
 
     def show(key: str, data: str) -> None:
         nonlocal printed
@@ -117,6 +169,10 @@ async def listen(grid: Grid, plan: dict[str, tuple[str, ...]], count: int | None
         line = json.dumps({"key": key, "data": data}, ensure_ascii=False) if as_json else f"{key} {data}"
         click.echo(line)
         printed += 1
+        if trace is not None:
+            trace.publication(loop.time() - start, key, data)
+            if trace.dropped == 1:
+                log.warning("the trace holds %d changes: what comes next is not recorded in %s", LIMIT, trace.path)
         if count is not None and printed >= count:
             done.set()
 
@@ -153,7 +209,6 @@ async def listen(grid: Grid, plan: dict[str, tuple[str, ...]], count: int | None
         log.addFilter(LinkChatter())
     spec = NodeSpec(name=name, sketch="echo", subscribe=tuple(plan))
     node = Node(Echo, name, dataclasses.replace(grid, nodes={**grid.nodes, name: spec}), wait=0, token=mesh_token(grid))
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, done.set)
     await node.start()
