@@ -132,14 +132,16 @@ async def _send(step: Send, sim: Simulation) -> str | None:
 async def _count(step: ExpectCount, sim: Simulation) -> str | None:
     """Holds now, or (with ``within``) once the publications that come make it hold; counts only grow."""
     count = sim.count(step.key)
+    waited = False  # to the end of 'within'
     if step.within is not None:
         deadline = sim.now() + step.within
         while not step.holds(count) and not step.hopeless(count):
             left = deadline - sim.now()
             if left <= 0 or await sim.wait_for(step.key, within=left) is None:
+                waited = True
                 break
             count = sim.count(step.key)
     if step.holds(count):
         return None
-    after = "" if step.within is None else f" after {step.within_written}"
+    after = f" after {step.within_written}" if waited else ""
     return f"{step.name} {step.key}: {count}{after}, expected {step.expected()}"
