@@ -255,6 +255,7 @@ class Scenario:
     nodes: tuple[str, ...] | None = None
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # top-level key -> its line
+    params_lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # node -> its line in params
 
     @property
     def wires(self) -> tuple[tuple[str, str], ...]:
@@ -311,6 +312,9 @@ class _Reader:
             nodes=self.nodes(data["nodes"]) if data.get("nodes") is not None else None,
             params=self.params(data["params"]) if data.get("params") is not None else MappingProxyType({}),
             lines=MappingProxyType(lines),
+            params_lines=MappingProxyType(
+                {name: self.marks.key(("params", name)) or 0 for name in (data.get("params") or {})}
+            ),
         )
 
     # ---- the top level
@@ -558,7 +562,7 @@ def check(scenario: Scenario, grid: Grid, nodes: Collection[str] | None = None) 
             )
 
     for name in scenario.params:
-        node(scenario.lines.get("params", 0), name)
+        node(scenario.params_lines.get(name) or scenario.lines.get("params", 0), name)
     killed: set[str] = set()
     for step in scenario.steps:
         if isinstance(step, (Unplug, Plug)):

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from mesh.durations import shown
-from mesh.errors import MeshError
+from mesh.errors import GridError, MeshError
+from mesh.grid import Grid
 from mesh.scenario import (
     Delay,
     ExpectCount,
@@ -43,11 +45,13 @@ from mesh.scenario import (
     Send,
     Step,
     Unplug,
-    check,
     load_scenario,
 )
+from mesh.scenario import check as check_steps
 
+from .params import check_params
 from .simulation import Simulation
+from .sketchbook import load
 
 __all__ = ["Scenario", "ScenarioError", "ScenarioFailure", "check", "play", "read_scenario"]
 
@@ -78,6 +82,25 @@ def read_scenario(path: str | os.PathLike[str]) -> Scenario:
     except UnicodeDecodeError as exc:
         raise ScenarioError(name, None, f"cannot read the scenario: it is not UTF-8 text (byte {exc.start})") from exc
     return load_scenario(text, name)
+
+
+def check(scenario: Scenario, grid: Grid, nodes: Collection[str] | None = None) -> tuple[str, ...]:
+    """Check ``scenario`` against ``grid`` before any time passes; the names of the nodes to run.
+
+    What :func:`mesh.scenario.check` checks (nodes and wires the steps name, kills and
+    restarts in order), and the ``params`` it changes against each sketch's ``setup()``,
+    at the scenario's line: ``s.yaml:3: node 'clock' (sketch clock) takes no parameter 'tacs'``.
+    """
+    names = check_steps(scenario, grid, nodes)
+    for name, params in scenario.params.items():
+        spec = grid.node(name)
+        try:
+            changed = grid.with_node(name, params={**spec.params, **params}).node(name)
+            check_params(load(spec.sketch, grid.path), changed, scenario.path, complete=False)
+        except GridError as exc:
+            line = scenario.params_lines.get(name) or scenario.lines.get("params") or None
+            raise ScenarioError(scenario.path, line, exc.message) from None
+    return names
 
 
 async def play(scenario: Scenario, sim: Simulation) -> ScenarioFailure | None:
@@ -114,7 +137,7 @@ async def _step(step: Step, sim: Simulation) -> str | None:
             sim.freeze(step.node, step.seconds)
         else:  # pragma: no cover - every step the parser makes is above
             raise TypeError(f"unknown step {step!r}")
-    except MeshError as exc:
+    except (MeshError, OSError) as exc:  # a fault the simulation refused; a port taken again on a restart
         return f"{step.describe()}: {exc}"
     return None
 

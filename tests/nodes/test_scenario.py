@@ -153,7 +153,7 @@ def test_send_to_a_killed_node_fails(tmp_path: Path) -> None:
     )
     failure = run(path)
     assert str(failure) == (
-        f"{path}:8: send '1' to buzzer failed: node 'buzzer' has no port: nothing can be sent to it (t=00:00:01.500)"
+        f"{path}:8: send '1' to buzzer failed: node 'buzzer' is killed: nothing answers until it is restarted (t=00:00:01.500)"
     )
 
 
@@ -205,3 +205,21 @@ def test_read_scenario_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as caught:
         read_scenario(latin)
     assert str(caught.value) == f"{latin}: cannot read the scenario: it is not UTF-8 text (byte 25)"
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ("clock: {tacs: 0}", "node 'clock' (sketch clock) takes no parameter 'tacs'; its parameters: tacks, delay"),
+        ("iopin: {chance: high}", "node 'iopin' (sketch iopin): parameter 'chance' must be a number, not 'high'"),
+    ],
+    ids=["unknown-param", "param-of-the-wrong-type"],
+)
+def test_params_checked_against_the_sketch_at_the_scenario_line(tmp_path: Path, params: str, error: str) -> None:
+    """A param the sketch's setup() cannot take is an error at the scenario's line, not the grid's."""
+    path = tmp_path / "scenario.yaml"
+    path.write_text(f"grid: {ROOT / 'grid.yaml'}\nparams:\n  {params}\nsteps: [{{delay: 1}}]\n")
+    scenario = read_scenario(path)
+    with pytest.raises(ScenarioError) as caught:
+        check(scenario, read_grid(ROOT / "grid.yaml"))
+    assert str(caught.value) == f"{path}:3: {error}"
