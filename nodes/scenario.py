@@ -2,6 +2,7 @@
 
 ::
 
+    from mesh.grid import read_grid
     from nodes.scenario import check, play, read_scenario
     from nodes.simulation import Simulation, run_virtual
 
@@ -15,8 +16,9 @@
 
     failure = run_virtual(main())
 
-Parsing and the checks against the grid are the core's (:mod:`mesh.scenario`); this
-module reads the file and plays the steps. Each step is logged at INFO on
+Parsing and the checks of the steps against the grid are the core's
+(:mod:`mesh.scenario`); this module reads the file, checks the params against the
+sketches (:func:`check`) and plays the steps. Each step is logged at INFO on
 ``mesh.scenario`` as ``FILE:LINE: what`` when it starts; the first step that fails
 ends the scenario with a :class:`ScenarioFailure`, one line naming the file, the
 step's line, what was expected, what was seen and the simulated time.
