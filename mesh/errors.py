@@ -4,6 +4,7 @@
 
     MeshError                   root: catch this to catch everything below
     ├── GridError               the grid is wrong: fatal at start, names file and line
+    │   └── ScenarioError       a scenario file is wrong, or does not fit its grid (mesh.scenario)
     ├── UnknownNodeError        a name that the grid does not have
     ├── ProtocolError           a peer sent a frame we cannot use: answer it, keep serving
     ├── PeerUnavailable         a peer cannot be reached (yet): retry later

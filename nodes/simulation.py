@@ -491,7 +491,9 @@ class Simulation:
         """Send one message to node ``name``, as ``arduino send`` does; its acknowledgement."""
         node = self._node(name)
         uri = self.grid.node(name).uri
-        if uri is None or name in self.killed:
+        if name in self.killed:
+            raise SimulationError(f"node {name!r} is killed: nothing answers until it is restarted")
+        if uri is None:
             raise SimulationError(f"node {name!r} has no port: nothing can be sent to it")
         del node
         context = None if self.grid.tls is None else client_context(self.grid.tls)
