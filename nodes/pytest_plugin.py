@@ -117,7 +117,7 @@ async def _circuit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     try:
         simulation = Simulation(state_dir=tmp_path / "state", **settings)
     except (MeshError, OSError) as error:
-        pytest.fail(f"circuit fixture: {error}", pytrace=False)
+        raise pytest.fail.Exception(f"circuit fixture: {error}", pytrace=False) from None
     loop = asyncio.get_running_loop()
     if not isinstance(loop, looptime.LoopTimeEventLoop):  # looptime's plugin is off (-p no:looptime)
         loop = looptime.patch_event_loop(loop, _enabled=False)  # type: ignore[arg-type]
@@ -126,7 +126,7 @@ async def _circuit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         try:
             await simulation.start()
         except MeshError as error:
-            pytest.fail(f"circuit fixture: {error}", pytrace=False)
+            raise pytest.fail.Exception(f"circuit fixture: {error}", pytrace=False) from None
         try:
             yield simulation
         finally:
