@@ -23,6 +23,7 @@ FILES = {
     "Procfile.tmpl": "Procfile",
     "README.md.tmpl": "README.md",
     "gitignore.tmpl": ".gitignore",
+    "pytest.ini.tmpl": "pytest.ini",
     "sketches/sketch.py.tmpl": "sketches/{sketch}.py",
     "tests/test_sketch.py.tmpl": "tests/test_{sketch}.py",
 }

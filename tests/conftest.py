@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,11 @@ from tests.broker import broker  # noqa: F401  (the fixture, for every test)
 from tests.helpers import MS, Process, descendants, kill_tree
 
 PR_SET_CHILD_SUBREAPER = 36
+
+# The `circuit` fixture: pytest loads our plugin through its pytest11 entry point once the
+# package is installed (pip install -e .); a checkout whose install predates it loads it here.
+if not entry_points(group="pytest11", name="arduino_mesh"):
+    pytest_plugins = ["nodes.pytest_plugin"]
 
 
 def _interrupted(signum: int, frame: object) -> None:

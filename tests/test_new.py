@@ -26,6 +26,7 @@ def test_new_makes_a_project_that_checks_clean(tmp_path: Path):
         "Procfile",
         "README.md",
         "grid.yaml",
+        "pytest.ini",
         "sketches/my_blinky.py",
         "tests/test_my_blinky.py",
     ]

@@ -1,0 +1,149 @@
+"""The pytest plugin: a ``circuit`` fixture, the grid's nodes in virtual time for one test.
+
+::
+
+    async def test_an_hour_of_ticks(circuit):
+        await circuit.advance("1h")                 # an hour of the circuit, in seconds of wall time
+        assert circuit.count("clock/tick") >= 3600
+        await circuit.unplug("iopin", "buzzer")     # faults as in scenarios (the wire made unpluggable below)
+
+    @pytest.mark.circuit(only=["clock", "iopin"], params={"clock": {"delay": 0.5}}, seed=7, wires="all")
+    async def test_configured(circuit): ...
+
+The fixture is a started :class:`nodes.simulation.Simulation` (``advance``, ``published``,
+``count``, ``send``, ``wait_for``, ``unplug``/``plug``, ``kill``/``restart``, ``freeze``/``thaw``,
+``sketch``, ``now``), its state folder in the test's ``tmp_path``; whatever the test
+does, pass or fail, every node is stopped after it.
+
+The grid is ``grid.yaml`` in pytest's rootdir, or the ini option ``arduino_grid``
+(relative to the rootdir), or the marker's ``grid=`` (the same). The marker's other
+keywords are :class:`~nodes.simulation.Simulation`'s: ``only``, ``params``, ``seed``,
+``wires``, ``token``. Markers add up, the closest (the test's own over its module's) winning.
+
+How the test's loop comes to run in virtual time: the test runs on pytest-asyncio's
+loop, which looptime's own plugin patched when it was made (disabled, in wall time).
+The fixture switches that loop to virtual time before it starts the nodes and back
+after it has stopped them, so that setup, test and teardown all see one clock: looptime's
+marker alone would switch it only around the test's body, and the nodes' timers set
+during setup (in wall-clock seconds) would then lie hours ahead of the virtual clock.
+The plugin marks the tests that use the fixture ``asyncio`` (so that they run in
+pytest-asyncio's strict mode too) and ``looptime(False)`` (so that ``--looptime`` does not
+switch it a second time).
+
+This module imports only pytest (and pytest-asyncio, looptime, if installed) when pytest
+loads it: the simulation is imported by the fixture, so that a session that never uses it
+pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .simulation import Simulation
+
+__all__ = ["circuit"]
+
+#: The keywords of ``@pytest.mark.circuit(...)``.
+KEYWORDS = ("grid", "only", "params", "seed", "wires", "token")
+MARKER = (
+    "circuit(grid=None, only=None, params=None, seed=0, wires=(), token=None): how the `circuit` fixture "
+    "(arduino-mesh) starts the grid in virtual time; see nodes/pytest_plugin.py"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "arduino_grid",
+        "the grid file the `circuit` fixture (arduino-mesh) runs, relative to the rootdir",
+        default="grid.yaml",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Generator[None, Any, Any]:
+    """Mark ``asyncio`` a test that uses the fixture, before pytest-asyncio decides whether it is one of its own."""
+    result = yield
+    items = result if isinstance(result, list) else [result]
+    for item in items:
+        if isinstance(item, pytest.Function) and "circuit" in item.fixturenames:
+            if item.get_closest_marker("asyncio") is None and asyncio.iscoroutinefunction(item.obj):
+                item.add_marker(pytest.mark.asyncio)
+    return result
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "circuit" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.looptime(False), append=False)  # the closest: the fixture switches the clock
+
+
+def _settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The marker's keywords, the closest winning, checked; the grid as a path."""
+    settings: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers("circuit"))):
+        if marker.args:
+            pytest.fail(f"@pytest.mark.circuit takes keywords only ({', '.join(KEYWORDS)})", pytrace=False)
+        unknown = sorted(set(marker.kwargs) - set(KEYWORDS))
+        if unknown:
+            pytest.fail(
+                f"@pytest.mark.circuit: unknown keyword {', '.join(unknown)} (known: {', '.join(KEYWORDS)})",
+                pytrace=False,
+            )
+        settings.update(marker.kwargs)
+    grid = settings.pop("grid", None) or request.config.getini("arduino_grid")
+    settings["grid"] = request.config.rootpath / Path(grid)
+    return settings
+
+
+async def _circuit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Simulation]:
+    """The grid's nodes in virtual time, started: ``await circuit.advance("10s")``, ``circuit.published(...)``."""
+    import looptime
+
+    from mesh.errors import MeshError
+
+    from .simulation import NOOP_CYCLES, Simulation
+
+    settings = _settings(request)
+    try:
+        simulation = Simulation(state_dir=tmp_path / "state", **settings)
+    except (MeshError, OSError) as error:
+        raise pytest.fail.Exception(f"circuit fixture: {error}", pytrace=False) from None
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, looptime.LoopTimeEventLoop):  # looptime's plugin is off (-p no:looptime)
+        loop = looptime.patch_event_loop(loop, _enabled=False)  # type: ignore[arg-type]
+    loop.setup_looptime(noop_cycles=NOOP_CYCLES)
+    with loop.looptime_enabled():
+        try:
+            await simulation.start()
+        except MeshError as error:
+            raise pytest.fail.Exception(f"circuit fixture: {error}", pytrace=False) from None
+        try:
+            yield simulation
+        finally:
+            await simulation.stop()
+
+
+def _missing() -> None:
+    """The grid's nodes in virtual time: needs pytest-asyncio."""
+    pytest.fail(
+        "the circuit fixture needs pytest-asyncio: pip install 'arduino-mesh[project]' (or pytest-asyncio)",
+        pytrace=False,
+    )
+
+
+try:
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - exercised only where pytest-asyncio is missing
+    circuit: Any = pytest.fixture(_missing, name="circuit")
+else:
+    circuit = pytest_asyncio.fixture(_circuit, name="circuit", loop_scope="function")
