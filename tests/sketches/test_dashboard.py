@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import DEADLINE, MS, Process, arduino, shipped_grid_on_free_ports
+from sketches.dashboard.strip import cut
+from tests.helpers import DEADLINE, MS, Process, arduino, free_ports, shipped_grid_on_free_ports, write_grid
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip(
@@ -346,3 +347,55 @@ def test_the_strip_draws_the_pins_waveform_and_the_ticks_as_marks(circuit, brows
         " return m && m[1] < x - 10; }",
         ["clock/tick", title, x],
     )
+
+
+HOSTILE_KEY = '<img src=x onerror="window.pwned=1">'
+HOSTILE_VALUE = '</title><script>window.pwned=2</script>"'
+
+
+def test_the_strip_shows_hostile_keys_and_values_as_text(tmp_path: Path, browser):
+    """A sketch publishing markup as a key and a value: the strip's label and the marks' titles hold it as text;
+    nothing in it runs, no element is made of it; its 0/1 key beside it is a waveform."""
+    (tmp_path / "sketches").mkdir()
+    (tmp_path / "sketches" / "evil.py").write_text(
+        "from nodes import FactoryLoop, every, reactive\n\n\n"
+        "class Evil(FactoryLoop):\n"
+        "    def setup(self) -> None:\n"
+        "        self.n = 0\n\n"
+        f"    @every({100 * MS})\n"
+        "    async def spam(self) -> None:\n"
+        "        self.n += 1\n"
+        f"        await self.publish({HOSTILE_KEY!r}, {HOSTILE_VALUE!r})\n"
+        "        await self.publish('bit', self.n % 2)\n\n"
+        "    @reactive\n"
+        "    async def loop(self, channel: str, message: str) -> None:\n"
+        "        return None\n"
+    )
+    evil_port, port = free_ports(2)
+    grid = write_grid(
+        tmp_path,
+        f"nodes:\n  evil: {{sketch: evil, port: {evil_port}}}\n"
+        f"  dashboard: {{sketch: dashboard, port: {port}, subscribe: ['#']}}\n",
+    )
+    for name in ("evil", "dashboard"):
+        arduino("--grid", grid, name).expect("serving on")
+    page = browser.new_page(viewport={"width": 1200, "height": 720})
+    page.goto(f"http://127.0.0.1:{port}/")
+    key = f"evil/{HOSTILE_KEY}"
+    row = wait(page, f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.marks.length >= 3 && row; }}", key)
+    assert row["kind"] == "string" and {title for title, _ in row["marks"]} == {cut(HOSTILE_VALUE)}  # 32 characters
+    label = page.evaluate(
+        "(key) => [...document.querySelectorAll('#strip g.strip-label')].find((g) => g.dataset.key === key)"
+        ".querySelector('title').textContent",
+        key,
+    )
+    assert label == key
+    bit = wait(
+        page, f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.held.length >= 3 && row; }}", "evil/bit"
+    )
+    assert bit["kind"] == "bit" and len(bit["wave"]) >= 4
+    assert page.evaluate("() => [window.pwned, document.querySelectorAll('img').length, document.scripts.length]") == [
+        None,
+        0,
+        1,
+    ]

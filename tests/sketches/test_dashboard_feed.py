@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from mesh.errors import GridError
 from mesh.grid import build_grid
 from nodes import FactoryLoop, Node, reactive
 from nodes.circuit import start_together, stop_together
@@ -323,3 +324,10 @@ async def test_the_feed_carries_each_keys_history_of_a_running_circuit():
         assert len(set(later)) == len(later) and {n for n in later if n <= numbers[-1]} <= set(numbers)
     finally:
         await stop_circuit(nodes)
+
+
+async def test_a_window_of_no_time_is_refused_with_one_line():
+    """params: {window: 0} stops the dashboard at start with one line naming the node and the param."""
+    grid = build_grid({"dashboard": {"sketch": "dashboard", "port": 0, "subscribe": ["#"], "params": {"window": 0}}})
+    with pytest.raises(GridError, match=r"node 'dashboard': window must be above 0 seconds, not 0$"):
+        await Node(Dashboard, "dashboard", grid).open()
