@@ -30,6 +30,12 @@ each key and value cut to :data:`TEXT` characters, so a snapshot is at most abou
 :data:`SNAPSHOT_BYTES` bytes (200,000 distinct keys used to make 11.6 MB snapshots, ten
 a second). The total of messages heard stays exact.
 
+Under the circuit, the page draws a logic-analyzer strip: the last ``window`` seconds of
+each key, a 1-bit key (every payload ``0`` or ``1``) as a square waveform and any other as
+marks, from :class:`~sketches.dashboard.strip.History` (its own bounds: points per key and
+over all keys). A full snapshot carries the whole window, a regular one only the points
+since the last; times go as seconds before the snapshot, on the event loop's clock.
+
 The rate is a moving average over the last :data:`RATE_WINDOW` seconds (the
 time since the first snapshot while that is shorter, but never less than one
 second), so at one tick a second it reads a steady figure instead of falling to
@@ -51,6 +57,8 @@ from websockets.exceptions import ConnectionClosed
 from mesh.topics import is_system
 from nodes import FactoryLoop, every, hears, reactive
 
+from .strip import STRIP_POINTS, STRIP_TEXT, WINDOW, History
+
 #: Messages a snapshot carries at most, and the history a page opens with; the counts are exact whatever the rate.
 RECENT = 50
 #: Seconds the rate is averaged over.
@@ -60,8 +68,14 @@ KEYS = 500
 #: Characters of a key or a value the dashboard keeps (and sends a page) at most.
 TEXT = 200
 #: What a snapshot weighs at most, in bytes: KEYS keys, counted and with their value, the
-#: RECENT messages, each character at most 6 bytes in JSON (\uXXXX), and room for the rest.
-SNAPSHOT_BYTES = (KEYS * (3 * TEXT + 40) + RECENT * (2 * TEXT + 60)) * 6 + 64 * 1024
+#: RECENT messages, the strip (a row per key, STRIP_POINTS points in all, each
+#: ``[number,ago,"value"]``), each character at most 6 bytes in JSON (\uXXXX), and room for the rest.
+SNAPSHOT_BYTES = (
+    (KEYS * (3 * TEXT + 40) + RECENT * (2 * TEXT + 60)) * 6
+    + KEYS * (TEXT * 6 + 40)
+    + STRIP_POINTS * (STRIP_TEXT * 6 + 40)
+    + 64 * 1024
+)
 TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -100,11 +114,13 @@ class Dashboard(FactoryLoop):
     # The page and its assets hold nothing secret; /circuit.json and /feed need the token.
     public_paths = frozenset(PAGES) | {"/favicon.ico"}
 
-    def setup(self, period: float = 0.1) -> None:
-        """``period``: seconds between snapshots."""
+    def setup(self, period: float = 0.1, window: float = WINDOW) -> None:
+        """``period``: seconds between snapshots; ``window``: seconds of history the strip shows."""
         if period <= 0:
             raise ValueError(f"period must be above 0 seconds, not {period}")
         self.period = period
+        #: Each key's recent publications, for the strip (bounded per key and over all keys).
+        self.history = History(window)
         if not self.grid.node(self.name).subscribe:
             self.log.warning("subscribes to nothing, so it will show nothing: add subscribe: ['#'] to it in the grid")
         self.counts: Counter[str] = Counter()
@@ -140,12 +156,14 @@ class Dashboard(FactoryLoop):
         if not is_system(key):
             self.latest[key.split("/", 1)[0]] = key
         self.heard += 1
+        self.history.add(self.heard, asyncio.get_running_loop().time(), key, data)
         self.recent.append({"n": self.heard, "key": key, "data": data, "t": round(time.time(), 3)})
 
     def let_go(self) -> None:
         """Forget the least recently updated key (and its count), saying so the first time."""
         old, _ = self.last.popitem(last=False)
         del self.counts[old]
+        self.history.forget(old)
         owner = old.split("/", 1)[0]
         if self.latest.get(owner) == old:
             del self.latest[owner]
@@ -208,6 +226,7 @@ class Dashboard(FactoryLoop):
     def snapshot(self, full: bool = False) -> str:
         """What the page draws; ``full`` (a page's first) carries the whole recent history, else what is new."""
         recent = list(self.recent) if full else [m for m in self.recent if m["n"] > self.pushed]
+        now = asyncio.get_running_loop().time()
         return json.dumps(
             {
                 "type": "snapshot",
@@ -223,6 +242,11 @@ class Dashboard(FactoryLoop):
                 "keys": KEYS,
                 "recent": recent,
                 "rate": round(self.rate.value(), 1),
+                "strip": {
+                    "window": self.history.window,
+                    "points": self.history.limit,
+                    "rows": self.history.rows(now, since=0 if full else self.pushed),
+                },
             },
             separators=(",", ":"),
         )

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import DEADLINE, MS, Process, arduino, shipped_grid_on_free_ports
+from sketches.dashboard.strip import cut
+from tests.helpers import DEADLINE, MS, Process, arduino, free_ports, shipped_grid_on_free_ports, write_grid
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip(
@@ -263,3 +264,138 @@ def test_with_a_token_the_page_loads_but_its_data_needs_the_token(tmp_path: Path
             assert json.load(response)["nodes"][0]["name"] == "dashboard"
     finally:
         dashboard.kill()
+
+
+#: The strip's row of a key as the page draws it, with what the page holds for it (window.dashboardStrip()).
+STRIP_ROW = """(key) => {
+  const row = [...document.querySelectorAll('#strip g.strip-row')].find((g) => g.dataset.key === key);
+  const held = window.dashboardStrip()[key];
+  if (!row || !held) return null;
+  const wave = row.querySelector('polyline.wave');
+  const clip = document.getElementById('strip-clip-rect'), left = document.getElementById('strip').getBoundingClientRect().left;
+  const from = left + Number(clip.getAttribute('x')), to = from + Number(clip.getAttribute('width'));
+  return {
+    kind: row.dataset.kind,
+    held: held.points,
+    wave: wave && wave.getAttribute('points').trim().split(/\\s+/).map((p) => p.split(',').map(Number)),
+    high: wave && Number(wave.dataset.high),
+    low: wave && Number(wave.dataset.low),
+    marks: [...row.querySelectorAll('line.mark')].map((m) => [m.textContent, m.getBoundingClientRect().x]),
+    plot: [from, to],
+  };
+}"""
+
+
+def steps(values: list[str]) -> list[str]:
+    """The levels a waveform goes through: ``values`` without repeats in a row."""
+    return [value for i, value in enumerate(values) if i == 0 or values[i - 1] != value]
+
+
+def test_the_strip_draws_the_pins_waveform_and_the_ticks_as_marks(circuit, browser):
+    """Under the circuit: iopin/pin a square waveform stepping through exactly the values the page was sent (the
+    bits the iopin drew, in its own log), clock/tick a row of marks titled with the ticks, scrolling to the left."""
+    grid, processes = circuit
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    sent: dict[int, str] = {}  # iopin/pin, as the feed carried it to the page: message number -> value
+
+    def received(payload: str | bytes) -> None:
+        rows = json.loads(payload).get("strip", {}).get("rows", {})
+        sent.update({n: value for n, _, value in rows.get("iopin/pin", {}).get("points", [])})
+
+    page.on("websocket", lambda ws: ws.on("framereceived", received))
+    page.goto(dashboard_url(grid))
+    pin = wait(
+        page, f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.held.length >= 6 && row; }}", "iopin/pin"
+    )
+    assert pin["kind"] == "bit" and pin["marks"] == []
+    numbers, values = [n for n, _ in pin["held"]], [value for _, value in pin["held"]]
+    assert numbers == sorted(set(numbers)) and set(values) <= {"0", "1"}
+    assert {n: sent[n] for n in numbers} == dict(pin["held"])  # what was drawn is what was sent...
+    assert [n for n in sorted(sent) if n <= numbers[-1]] == numbers  # ...all of it, none twice
+    # The polyline: one point at the first value, two at each change (the step), one at its end.
+    levels = {pin["high"]: "1", pin["low"]: "0"}
+    xs = [x for x, _ in pin["wave"]]
+    assert xs == sorted(xs) and steps([levels[y] for _, y in pin["wave"]]) == steps(values), (pin["wave"], values)
+    assert len(pin["wave"]) == 2 * len(steps(values)), (pin["wave"], values)
+    # The bits are the iopin's own, in order: a run of those it logged ("toggling pin state: [1, 0, 1]").
+    drawn = "".join(values)
+    while True:
+        logged = "".join(
+            "".join(re.findall(r"[01]", line.split("toggling pin state:")[1]))
+            for line in processes["iopin"].lines
+            if "toggling pin state:" in line
+        )
+        if drawn in logged:
+            break
+        processes["iopin"].expect("toggling pin state")  # not read yet: the next tick's line (or fail at DEADLINE)
+    tick = wait(
+        page,
+        f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.marks.length >= 2 && row; }}",
+        "clock/tick",
+    )
+    assert tick["kind"] == "integer" and tick["wave"] is None
+    assert [title for title, _ in tick["marks"]] == [value for _, value in tick["held"]]
+    assert all(title.isdigit() for title, _ in tick["marks"]), tick["marks"]
+    left, right = tick["plot"]
+    title, x = tick["marks"][-1]
+    assert left < x < right, (tick["marks"], tick["plot"])  # the newest tick is on the strip, near now
+    assert right - x < (right - left) / 4, (tick["marks"], tick["plot"])
+    # The strip scrolls with time: the same mark moves left.
+    wait(
+        page,
+        f"([key, title, x]) => {{ const row = ({STRIP_ROW})(key); const m = row && row.marks.find(([t]) => t === title);"
+        " return m && m[1] < x - 10; }",
+        ["clock/tick", title, x],
+    )
+
+
+HOSTILE_KEY = '<img src=x onerror="window.pwned=1">'
+HOSTILE_VALUE = '</title><script>window.pwned=2</script>"'
+
+
+def test_the_strip_shows_hostile_keys_and_values_as_text(tmp_path: Path, browser):
+    """A sketch publishing markup as a key and a value: the strip's label and the marks' titles hold it as text;
+    nothing in it runs, no element is made of it; its 0/1 key beside it is a waveform."""
+    (tmp_path / "sketches").mkdir()
+    (tmp_path / "sketches" / "evil.py").write_text(
+        "from nodes import FactoryLoop, every, reactive\n\n\n"
+        "class Evil(FactoryLoop):\n"
+        "    def setup(self) -> None:\n"
+        "        self.n = 0\n\n"
+        f"    @every({100 * MS})\n"
+        "    async def spam(self) -> None:\n"
+        "        self.n += 1\n"
+        f"        await self.publish({HOSTILE_KEY!r}, {HOSTILE_VALUE!r})\n"
+        "        await self.publish('bit', self.n % 2)\n\n"
+        "    @reactive\n"
+        "    async def loop(self, channel: str, message: str) -> None:\n"
+        "        return None\n"
+    )
+    evil_port, port = free_ports(2)
+    grid = write_grid(
+        tmp_path,
+        f"nodes:\n  evil: {{sketch: evil, port: {evil_port}}}\n"
+        f"  dashboard: {{sketch: dashboard, port: {port}, subscribe: ['#']}}\n",
+    )
+    for name in ("evil", "dashboard"):
+        arduino("--grid", grid, name).expect("serving on")
+    page = browser.new_page(viewport={"width": 1200, "height": 720})
+    page.goto(f"http://127.0.0.1:{port}/")
+    key = f"evil/{HOSTILE_KEY}"
+    row = wait(page, f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.marks.length >= 3 && row; }}", key)
+    assert row["kind"] == "string" and {title for title, _ in row["marks"]} == {cut(HOSTILE_VALUE)}  # 32 characters
+    label = page.evaluate(
+        "(key) => [...document.querySelectorAll('#strip g.strip-label')].find((g) => g.dataset.key === key)"
+        ".querySelector('title').textContent",
+        key,
+    )
+    assert label == key
+    bit = wait(
+        page, f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.held.length >= 3 && row; }}", "evil/bit"
+    )
+    assert bit["kind"] == "bit" and len(bit["wave"]) >= 4
+    assert page.evaluate("() => [window.pwned, document.querySelectorAll('img').length, document.scripts.length]") == [
+        None,
+        0,
+        1,
+    ]

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from mesh.errors import GridError
 from mesh.grid import build_grid
 from nodes import FactoryLoop, Node, reactive
 from nodes.circuit import start_together, stop_together
 from sketches.dashboard import KEYS, RECENT, SNAPSHOT_BYTES, TEXT, Dashboard, Rate
+from sketches.dashboard.strip import POINTS, STRIP_POINTS, STRIP_TEXT, History, kind_of
 from tests.helpers import DEADLINE, MS, fast_backoff, start_circuit, stop_circuit, until
 
 
@@ -186,7 +188,8 @@ async def test_the_dashboard_keeps_a_bounded_number_of_keys_and_says_so_once(cap
 
 
 async def test_the_snapshot_is_bounded_in_bytes_whatever_the_keys_carry():
-    """More than KEYS keys, each key and value longer than TEXT and escaped by JSON (6 bytes a character): under SNAPSHOT_BYTES."""
+    """More than KEYS keys, each key and value longer than TEXT and escaped by JSON (6 bytes a character), the strip
+    full: under SNAPSHOT_BYTES."""
     grid = build_grid({"dashboard": {"sketch": "dashboard", "port": 0, "subscribe": ["#"]}})
     node = Node(Dashboard, "dashboard", grid)
     await node.open()
@@ -194,8 +197,137 @@ async def test_the_snapshot_is_bounded_in_bytes_whatever_the_keys_carry():
         dashboard = node.sketch
         for n in range(KEYS + 100):
             await dashboard.count(f"pub/{n:05d}" + "\x01" * (TEXT * 2), "\x02" * (TEXT * 10))
+        for _ in range(STRIP_POINTS // KEYS):  # the KEYS kept, again and again: the strip's every point used
+            for n in range(100, KEYS + 100):
+                await dashboard.count(f"pub/{n:05d}" + "\x01" * (TEXT * 2), "\x02" * (TEXT * 10))
         text = dashboard.snapshot(full=True)
         assert len(dashboard.counts) == KEYS and len(json.loads(text)["recent"]) == RECENT
+        assert len(dashboard.history) == STRIP_POINTS
         assert SNAPSHOT_BYTES * 0.8 < len(text) < SNAPSHOT_BYTES
     finally:
         await node.stop()
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        (["0", "1", "1"], "bit"),
+        (["1"], "bit"),
+        (["0", "2"], "integer"),
+        (["-3", "+4", "17"], "integer"),
+        (["1", "1.5"], "real"),
+        (["1e3", ".5", "5.", "-2.5E-3"], "real"),
+        (["1", "x"], "string"),
+        (["nan"], "string"),  # a number for float(), not for a trace
+        (["inf"], "string"),
+        (["1_000"], "string"),
+        ([" 1"], "string"),
+        ([""], "string"),
+        (["\uff11"], "string"),  # a full-width digit: not ASCII
+        (["buzz buzz buzz", "..."], "string"),
+    ],
+    ids=repr,
+)
+def test_kind_of_table(values: list[str], kind: str) -> None:
+    """A signal's kind from all its payloads: 0/1 a bit, integers, numbers a real, anything else a string."""
+    assert kind_of(values) == kind
+
+
+def test_the_history_keeps_the_window_and_the_level_before_it():
+    """Points older than the window go, but the newest before it stays (the level the waveform starts at)."""
+    history = History(window=10.0)
+    for n, (t, value) in enumerate([(0.0, "1"), (4.0, "0"), (8.0, "1"), (15.0, "0")], start=1):
+        history.add(n, t, "iopin/pin", value)
+    assert history.rows(now=16.0) == {
+        "iopin/pin": {"kind": "bit", "points": [[2, 12.0, "0"], [3, 8.0, "1"], [4, 1.0, "0"]]}
+    }
+    assert history.rows(now=30.0) == {"iopin/pin": {"kind": "bit", "points": [[4, 15.0, "0"]]}}
+    assert history.rows(now=30.0, since=4) == {}
+
+
+def test_the_history_sends_only_what_is_new_and_widens_kinds_from_every_payload():
+    """rows(since=n) carries the points numbered above n, with each key's kind from all it carried, aged out too."""
+    history = History(window=1.0)
+    history.add(1, 0.0, "clock/tick", "x1")
+    for n in range(2, 6):
+        history.add(n, float(n), "clock/tick", str(n))
+    history.add(6, 5.5, "iopin/pin", "1")
+    assert history.rows(now=6.0, since=4) == {
+        "clock/tick": {"kind": "string", "points": [[5, 1.0, "5"]]},  # 'x1' left the window, not the kind
+        "iopin/pin": {"kind": "bit", "points": [[6, 0.5, "1"]]},
+    }
+    history.forget("clock/tick")
+    assert list(history.rows(now=6.0)) == ["iopin/pin"] and "clock/tick" not in history.kinds
+
+
+def test_a_burst_of_ten_thousand_changes_a_second_stays_within_the_bounds():
+    """10,000 changes in a second on one key keep POINTS (the newest); on many keys, STRIP_POINTS over all."""
+    history = History()
+    for n in range(10_000):
+        history.add(n + 1, n / 10_000, "fast/pin", str(n % 2))
+    (row,) = history.rows(now=1.0).values()
+    assert len(row["points"]) == POINTS and row["points"][-1][0] == 10_000
+    for n in range(10_000):
+        history.add(10_001 + n, 1 + n / 10_000, f"many/{n % KEYS}", "x" * 1000)
+    assert len(history) <= STRIP_POINTS and history.limit == STRIP_POINTS // (KEYS + 1)
+    rows = history.rows(now=2.0)
+    assert all(len(value) == STRIP_TEXT for key in rows if key != "fast/pin" for _, _, value in rows[key]["points"])
+
+
+async def test_a_burst_at_the_dashboard_keeps_the_strip_and_the_snapshots_bounded():
+    """10,000 changes in a second on one key: the strip keeps POINTS of them; the full snapshot carries them, the next
+    regular one only what came after; every snapshot under SNAPSHOT_BYTES."""
+    grid = build_grid({"dashboard": {"sketch": "dashboard", "port": 0, "subscribe": ["#"], "params": {"window": 5}}})
+    node = Node(Dashboard, "dashboard", grid)
+    await node.open()
+    try:
+        dashboard = node.sketch
+        for n in range(10_000):
+            await dashboard.count("fast/pin", str(n % 2))
+        full = json.loads(text := dashboard.snapshot(full=True))
+        assert len(text) < SNAPSHOT_BYTES and full["strip"]["window"] == 5
+        (row,) = full["strip"]["rows"].values()
+        assert row["kind"] == "bit" and [p[0] for p in row["points"]] == list(range(10_001 - POINTS, 10_001))
+        assert all(0 <= ago < 5 for _, ago, _ in row["points"])
+        dashboard.push()
+        await dashboard.count("fast/pin", "2")
+        regular = json.loads(dashboard.snapshot())
+        assert regular["strip"]["rows"] == {"fast/pin": {"kind": "integer", "points": [[10_001, 0.0, "2"]]}}
+    finally:
+        await node.stop()
+
+
+async def test_the_feed_carries_each_keys_history_of_a_running_circuit():
+    """The shipped circuit: a page's first snapshot has iopin/pin as a bit, clock/tick an integer, buzzer/sound a
+    string; the next ones only newer points, numbered as the messages, seconds before the snapshot."""
+    nodes = await start_circuit(build_grid(circuit(), WIRES))
+    try:
+        dashboard = nodes["dashboard"].sketch
+        await until(lambda: len(dashboard.latest) == 3, "a publication from each of the three nodes")
+        async with connect(f"ws://{nodes['dashboard'].address}/feed", open_timeout=DEADLINE) as ws:
+            first = json.loads(await ws.recv())
+            rows = first["strip"]["rows"]
+            numbers = sorted(n for row in rows.values() for n, _, _ in row["points"])
+            later: list[int] = []
+            while not later or max(later) <= numbers[-1]:
+                later += [
+                    n for row in json.loads(await ws.recv())["strip"]["rows"].values() for n, _, _ in row["points"]
+                ]
+        assert {key: row["kind"] for key, row in rows.items()} == {
+            "clock/tick": "integer",
+            "iopin/pin": "bit",
+            "buzzer/sound": "string",
+        }
+        assert all(0 <= ago for row in rows.values() for _, ago, _ in row["points"])
+        assert numbers[-1] <= first["heard"] and len(set(numbers)) == len(numbers)
+        # A point heard between the full snapshot and the next push may come twice; the page drops it by number.
+        assert len(set(later)) == len(later) and {n for n in later if n <= numbers[-1]} <= set(numbers)
+    finally:
+        await stop_circuit(nodes)
+
+
+async def test_a_window_of_no_time_is_refused_with_one_line():
+    """params: {window: 0} stops the dashboard at start with one line naming the node and the param."""
+    grid = build_grid({"dashboard": {"sketch": "dashboard", "port": 0, "subscribe": ["#"], "params": {"window": 0}}})
+    with pytest.raises(GridError, match=r"node 'dashboard': window must be above 0 seconds, not 0$"):
+        await Node(Dashboard, "dashboard", grid).open()

@@ -21,9 +21,12 @@
     feed: $("feed-state"), name: $("circuit-name"), total: $("total"), rate: $("rate"),
     svg: $("circuit"), title: $("circuit-title"), wires: $("wires"), pulses: $("pulses"),
     nodes: $("nodes"), log: $("log"), empty: $("circuit-empty"), capped: $("capped"),
+    strip: $("strip"), stripAxis: $("strip-axis"), stripLabels: $("strip-labels"), stripScroll: $("strip-scroll"),
+    stripClip: $("strip-clip-rect"), stripEmpty: $("strip-empty"), stripWindow: $("strip-window"),
   };
 
   let circuitText = null;      // normalised JSON of the circuit currently drawn
+  let lastCircuitNames = [];   // the circuit's nodes, in its order: the strip's rows follow it
   let view = null;             // { nodes: Map<name, NodeView>, out: Map<name, WireView[]> }
   let pending = null;          // newest snapshot not rendered yet
   let pendingRecent = [];      // recent messages of every snapshot not rendered yet
@@ -286,6 +289,8 @@
       out.get(w.source).push({ id: w.id, path, points: null, dot: null, start: 0 });
     }
     view = { nodes, out };
+    lastCircuitNames = L.names;
+    strip.relayout = true;
 
     ui.svg.setAttribute("viewBox", `0 0 ${L.width} ${L.height}`);
     const cname = typeof circuit.name === "string" && circuit.name ? circuit.name : "circuit";
@@ -446,9 +451,226 @@
       stepPulses(now);
       rendered = true;
     }
+    if (strip.rows.size || strip.height) {
+      renderStrip(now);
+      rendered = true;
+    }
     if (rendered) stats.frames++;
-    if (flying.size) requestFrame();
+    if (flying.size || strip.rows.size) requestFrame();
   }
+
+  // ---------------------------------------------------------------- strip
+
+  // The logic-analyzer strip: the last `window` seconds of each key the dashboard hears, now at the
+  // right edge. A key whose every payload is 0 or 1 is a 1-bit wire, drawn as a square waveform;
+  // any other key is a row of marks, each value in its title. Times come as seconds before the
+  // snapshot ("ago"), placed on this page's own clock when the snapshot arrives: no clock agreement.
+  // Shapes sit in seconds inside one group, scaled and moved once a frame (non-scaling strokes),
+  // so scrolling redraws nothing.
+  const STRIP_ROW_H = 28, STRIP_LABEL_W = 170, STRIP_AXIS_H = 18, STRIP_RIGHT = 14;
+  const STRIP_POINTS = 2000, STRIP_ROWS = 500;   // the page's own bounds (the dashboard's are the same)
+  const HIGH = 5, LOW = STRIP_ROW_H - 7;          // a bit's levels, within its row
+  const KINDS = ["bit", "integer", "real", "string"];
+  const INTEGER = /^[+-]?[0-9]+$/, REAL = /^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
+
+  // The same rule as the dashboard's kind_of (sketches/dashboard/strip.py) and the VCD trace's.
+  function kindOfValue(v) {
+    if (v === "0" || v === "1") return "bit";
+    if (INTEGER.test(v)) return "integer";
+    if (REAL.test(v)) return "real";
+    return "string";
+  }
+  function wider(a, b) { return KINDS.indexOf(a) >= KINDS.indexOf(b) ? a : b; }
+
+  const strip = {
+    window: 20, limit: STRIP_POINTS,
+    rows: new Map(),        // key -> { key, kind, points: [{ n, t, v }], drawn, g, label, wave, marks }
+    width: 0, height: -1, relayout: true, prunedAt: 0, tx: "",
+  };
+
+  function clearStrip() {
+    for (const row of strip.rows.values()) dropRow(row);
+    strip.rows.clear();
+    strip.relayout = true;
+  }
+
+  function dropRow(row) {
+    if (row.g) row.g.remove();
+    if (row.label) row.label.remove();
+  }
+
+  // One snapshot's strip, received at `at` (page seconds): a full one starts over.
+  function takeStrip(msg, at) {
+    if (msg.full === true) clearStrip();
+    const s = msg.strip && typeof msg.strip === "object" ? msg.strip : null;
+    if (!s) return;
+    const w = Number(s.window);
+    if (Number.isFinite(w) && w > 0 && w !== strip.window) { strip.window = w; strip.relayout = true; }
+    const limit = Number(s.points);
+    strip.limit = Number.isFinite(limit) && limit >= 1 ? Math.min(Math.floor(limit), STRIP_POINTS) : STRIP_POINTS;
+    const rows = s.rows && typeof s.rows === "object" ? s.rows : {};
+    for (const key of Object.keys(rows)) {
+      const r = rows[key];
+      if (!r || typeof r !== "object" || !Array.isArray(r.points)) continue;
+      let row = strip.rows.get(key);
+      if (!row) {
+        if (strip.rows.size >= STRIP_ROWS) continue;
+        row = { key, kind: "bit", points: [], drawn: null, g: null, label: null, wave: null, marks: [], dirty: true };
+        strip.rows.set(key, row);
+        strip.relayout = true;
+      }
+      if (KINDS.includes(r.kind)) row.kind = wider(row.kind, r.kind);
+      for (const p of r.points) {
+        if (!Array.isArray(p)) continue;
+        const n = Number(p[0]), ago = Number(p[1]), v = String(p[2]);
+        if (!Number.isFinite(n) || !Number.isFinite(ago)) continue;
+        const prev = row.points[row.points.length - 1];
+        if (prev && n <= prev.n) continue;   // had it already (with the full snapshot)
+        row.points.push({ n, t: prev ? Math.max(at - ago, prev.t) : at - ago, v });
+        row.kind = wider(row.kind, kindOfValue(v));
+        row.dirty = true;
+      }
+      if (row.points.length > strip.limit) shiftPoints(row, row.points.length - strip.limit);
+    }
+    // A key the dashboard let go (it keeps a bounded number) loses its row.
+    const last = msg.last && typeof msg.last === "object" ? msg.last : null;
+    if (last) {
+      for (const [key, row] of strip.rows) {
+        if (!Object.prototype.hasOwnProperty.call(last, key)) {
+          dropRow(row);
+          strip.rows.delete(key);
+          strip.relayout = true;
+        }
+      }
+    }
+  }
+
+  // Drop a row's `k` oldest points, and their marks.
+  function shiftPoints(row, k) {
+    if (k <= 0) return;
+    row.points.splice(0, k);
+    for (const m of row.marks.splice(0, Math.min(k, row.marks.length))) m.remove();
+    row.dirty = true;
+  }
+
+  // Points that left the window go, except the newest before it (the level a waveform starts at).
+  function prune(now) {
+    const start = now - strip.window;
+    for (const row of strip.rows.values()) {
+      let k = 0;
+      while (k + 1 < row.points.length && row.points[k + 1].t <= start) k++;
+      shiftPoints(row, Math.max(k, row.points.length - strip.limit));
+      if (row.kind === "bit") row.dirty = true;   // its last level runs on to now
+    }
+  }
+
+  function ownerRank(key) {
+    const owner = ownerOf(key);
+    const i = lastCircuitNames.indexOf(owner);
+    return i < 0 ? lastCircuitNames.length : i;
+  }
+
+  function drawRow(row, now) {
+    if (row.drawn !== row.kind) {
+      if (row.g) row.g.replaceChildren();
+      else {
+        row.g = svg("g", { class: "strip-row" }, ui.stripScroll);
+        row.label = svg("g", { class: "strip-label" }, ui.stripLabels);
+        svg("title", {}, row.label).textContent = row.key;
+        svg("line", { class: "sep", x1: 0, x2: 1e4, y1: STRIP_ROW_H - 0.5, y2: STRIP_ROW_H - 0.5 }, row.label);
+        row.labelText = svg("text", { x: 12, y: STRIP_ROW_H / 2 + 4 }, row.label);
+        fitText(row.labelText, row.key, STRIP_LABEL_W - 24);
+      }
+      row.g.setAttribute("data-key", row.key);
+      row.g.setAttribute("data-kind", row.kind);
+      row.label.setAttribute("data-key", row.key);
+      row.label.setAttribute("data-kind", row.kind);
+      row.wave = null;
+      row.marks = [];
+      if (row.kind === "bit") row.wave = svg("polyline", { class: "wave", points: "", "data-high": HIGH, "data-low": LOW }, row.g);
+      row.drawn = row.kind;
+    }
+    if (row.kind === "bit") {
+      const pts = [];
+      let level = null;
+      for (const p of row.points) {
+        const y = p.v === "1" ? HIGH : LOW;
+        if (level === null) pts.push(`${p.t.toFixed(4)},${y}`);
+        else if (y !== level) pts.push(`${p.t.toFixed(4)},${level}`, `${p.t.toFixed(4)},${y}`);
+        level = y;
+      }
+      if (level !== null) {
+        const end = Math.max(row.points[row.points.length - 1].t, now) + strip.window;
+        pts.push(`${end.toFixed(4)},${level}`);
+      }
+      setAttr(row.wave, "points", pts.join(" "));
+    } else {
+      for (let i = row.marks.length; i < row.points.length; i++) {
+        const p = row.points[i];
+        const t = p.t.toFixed(4);
+        const mark = svg("line", { class: "mark", x1: t, x2: t, y1: 5, y2: STRIP_ROW_H - 6 }, row.g);
+        svg("title", {}, mark).textContent = p.v;   // text, never markup
+        row.marks.push(mark);
+      }
+    }
+    row.dirty = false;
+  }
+
+  // Rows in the circuit's order of their nodes, then by key; the axis and the clip for the width.
+  function layoutStrip(width) {
+    if (!strip.relayout && width === strip.width) return;
+    strip.relayout = false;
+    const rows = [...strip.rows.values()];
+    rows.sort((a, b) => ownerRank(a.key) - ownerRank(b.key) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const height = rows.length ? STRIP_AXIS_H + rows.length * STRIP_ROW_H : 0;
+    rows.forEach((row, i) => {
+      const y = STRIP_AXIS_H + i * STRIP_ROW_H;
+      if (row.g) setAttr(row.g, "transform", `translate(0 ${y})`);
+      if (row.label) setAttr(row.label, "transform", `translate(0 ${y})`);
+    });
+    setAttr(ui.strip, "height", height);
+    ui.stripEmpty.hidden = rows.length > 0;
+    setText(ui.stripWindow, String(strip.window));
+    {
+      const right = width - STRIP_RIGHT, plot = right - STRIP_LABEL_W;
+      setAttr(ui.stripClip, "x", STRIP_LABEL_W);
+      setAttr(ui.stripClip, "width", Math.max(plot, 0));
+      setAttr(ui.stripClip, "height", height);
+      ui.stripAxis.replaceChildren();
+      if (height) {
+        const step = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].find((s) => strip.window / s <= 6)
+          || strip.window;
+        for (let ago = 0; ago <= strip.window + 1e-9; ago += step) {
+          const x = right - (ago / strip.window) * plot;
+          svg("line", { x1: x, x2: x, y1: STRIP_AXIS_H - 4, y2: height }, ui.stripAxis);
+          const label = svg("text", { x, y: STRIP_AXIS_H - 7, "text-anchor": ago ? "middle" : "end" }, ui.stripAxis);
+          label.textContent = ago ? `-${+ago.toFixed(1)} s` : "now";
+        }
+      }
+    }
+    strip.width = width;
+    strip.height = height;
+  }
+
+  // Draw what changed and scroll: `nowMs` is the frame's time (performance.now()).
+  function renderStrip(nowMs) {
+    const now = nowMs / 1000;
+    if (now - strip.prunedAt >= 1) { prune(now); strip.prunedAt = now; }
+    for (const row of strip.rows.values()) if (row.dirty) drawRow(row, now);
+    const width = ui.strip.clientWidth || ui.strip.parentElement.clientWidth || 600;
+    layoutStrip(width);
+    const right = width - STRIP_RIGHT, scale = (right - STRIP_LABEL_W) / strip.window;
+    // Moved by whole pixels: repainted only when that shows (about 30 times a second, 600 px for 20 s).
+    const tx = `translate(${Math.round(right - now * scale)} 0) scale(${scale.toFixed(5)} 1)`;
+    if (tx !== strip.tx) { ui.stripScroll.setAttribute("transform", tx); strip.tx = tx; }
+  }
+
+  // For tests and the curious: each row's kind and points as the page holds them.
+  window.dashboardStrip = () => {
+    const out = {};
+    for (const [key, row] of strip.rows) out[key] = { kind: row.kind, points: row.points.map((p) => [p.n, p.v]) };
+    return out;
+  };
 
   // ---------------------------------------------------------------- network
 
@@ -505,6 +727,7 @@
       if (!msg || msg.type !== "snapshot") return;
       backoff = BACKOFF_MIN;
       stats.snapshots++;
+      takeStrip(msg, performance.now() / 1000);
       pending = msg;
       if (msg.full === true) {           // a feed's first: the dashboard's recent history, the log starts over
         pendingFull = true;
