@@ -100,11 +100,11 @@ def simulate_command(
             raise Failure(str(exc)) from None
     else:
         grid = load_grid(ctx)
-    chosen = list(dict.fromkeys(names)) or (
-        list(played.nodes) if played is not None and played.nodes else list(grid.nodes)
-    )
+    chosen = list(dict.fromkeys(names)) or list(grid.nodes)
     for name in chosen:
         find_node(grid, name)
+    if played is not None:
+        chosen = list(check_scenario_or_fail(played, grid, list(dict.fromkeys(names)) or None))
     params: dict[str, dict[str, Any]] = {}
     if played is not None:
         for name, changes in played.params.items():
@@ -113,8 +113,6 @@ def simulate_command(
         name, key, value = parse_node_param(text)
         find_node(grid, name)
         params.setdefault(name, {})[key] = value
-    if played is not None:
-        check_scenario_or_fail(played, grid, chosen)
     if (
         played is not None
         and played.seed is not None
@@ -221,11 +219,12 @@ def read_scenario_or_fail(path: str) -> Any:
         raise Failure(str(exc)) from None
 
 
-def check_scenario_or_fail(played: Any, grid: Any, chosen: list[str]) -> None:
+def check_scenario_or_fail(played: Any, grid: Any, chosen: list[str] | None) -> tuple[str, ...]:
+    """The nodes to run for the scenario (its own ``nodes:`` first), once its steps fit the grid; else one line."""
     from nodes.scenario import check
 
     try:
-        check(played, grid, chosen)
+        return check(played, grid, chosen)
     except (GridError, MeshError) as exc:
         raise Failure(str(exc)) from None
 
