@@ -211,7 +211,7 @@ def test_help_on_every_command(grid: Path):
     assert re.search(r"--tacks INTEGER\s+How many ticks \(0: forever\) \[grid: 5\]", clock), clock
     assert re.search(r"--delay FLOAT\s+Seconds between ticks \[grid: 0.05\]", clock), clock
     iopin = run_arduino("--grid", grid, "iopin", "--help").stdout
-    assert re.search(r"--seed INTEGER\s+For a reproducible stream \[grid: 7\]", iopin), iopin
+    assert re.search(r"--seed INTEGER\s+The same stream, whatever the run.s seed \[grid: 7\]", iopin), iopin
 
 
 def test_honcho_runs_the_shipped_procfile(tmp_path: Path):
