@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 
@@ -15,6 +16,7 @@ from mesh.tls import check as check_tls
 from mesh.tls import client_context
 from nodes import FactoryLoop
 from nodes.logs import REDACT
+from nodes.trace import Trace
 
 __all__ = [
     "GRID_ENV",
@@ -22,10 +24,12 @@ __all__ = [
     "Failure",
     "UsageFailure",
     "client_ssl",
+    "close_trace",
     "find_node",
     "load_grid",
     "load_sketch",
     "mesh_token",
+    "open_trace",
     "read_checked",
 ]
 
@@ -106,3 +110,21 @@ def find_node(grid: Grid, name: str) -> NodeSpec:
         return grid.node(name)
     except UnknownNodeError as exc:
         raise UsageFailure(f"{exc} (in {grid.path}){suggest(name, exc.known)}") from None
+
+
+def open_trace(path: str, *, comment: str, date: str | None = None) -> Trace:
+    """The trace ``--vcd FILE`` asks for, its file opened now; one that cannot be written is a usage error (exit 2)."""
+    try:
+        return Trace(path, date=date, comment=comment)
+    except OSError as exc:
+        raise UsageFailure(f"cannot write the trace to {path}: {exc.strerror or exc}") from None
+
+
+def close_trace(trace: Trace, log: logging.Logger) -> None:
+    """Write the trace and say, in one line, where it went and what it holds."""
+    try:
+        trace.close()
+    except OSError as exc:
+        raise Failure(f"cannot write the trace to {trace.path}: {exc.strerror or exc}") from None
+    dropped = f"; {trace.dropped} more dropped" if trace.dropped else ""
+    log.info("trace written to %s: %d changes of %d signals%s", trace.path, trace.changes, trace.signals, dropped)

@@ -28,7 +28,7 @@ from mesh.topics import TopicError, check_pattern
 from nodes import FactoryLoop, Node, every, hears, reactive
 from nodes.trace import LIMIT, Trace
 
-from .common import Failure, UsageFailure, load_grid, mesh_token
+from .common import Failure, close_trace, load_grid, mesh_token, open_trace
 
 __all__ = ["echo_command"]
 
@@ -116,38 +116,20 @@ def echo_command(
             logging.getLogger("mesh.echo").warning(
                 "no node of %s with a port publishes keys that %r can match", grid.path, pattern
             )
-    trace = open_trace(vcd, grid, patterns) if vcd is not None else None  # before connecting: a bad FILE fails first
+    trace = None
+    if vcd is not None:  # before connecting: a bad FILE fails first
+        trace = open_trace(
+            vcd,
+            date=time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            comment=f"arduino echo {' '.join(patterns)} (grid {grid.path}), wall-clock time since echo started",
+        )
     try:
         asyncio.run(listen(grid, plan, count, as_json, trace))
     except BrokenPipeError:  # `echo '#' | head`: the reader went away, which is fine
         sys.stdout = open(os.devnull, "w")  # nothing may be flushed to the closed pipe at exit
     finally:
         if trace is not None:
-            close_trace(trace)
-
-
-def open_trace(path: str, grid: Grid, patterns: tuple[str, ...]) -> Trace:
-    """The trace echo records into, its file opened now; a FILE that cannot be written is a usage error (exit 2)."""
-    try:
-        return Trace(
-            path,
-            date=time.strftime("%Y-%m-%d %H:%M:%S %z"),
-            comment=f"arduino echo {' '.join(patterns)} (grid {grid.path}), wall-clock time since echo started",
-        )
-    except OSError as exc:
-        raise UsageFailure(f"cannot write the trace to {path}: {exc.strerror or exc}") from None
-
-
-def close_trace(trace: Trace) -> None:
-    """Write the trace and say on stderr, in one line, where it went and what it holds."""
-    try:
-        trace.close()
-    except OSError as exc:
-        raise Failure(f"cannot write the trace to {trace.path}: {exc.strerror or exc}") from None
-    dropped = f"; {trace.dropped} more dropped" if trace.dropped else ""
-    logging.getLogger(f"mesh.echo-{os.getpid()}").info(
-        "trace written to %s: %d changes of %d signals%s", trace.path, trace.changes, trace.signals, dropped
-    )
+            close_trace(trace, logging.getLogger(f"mesh.echo-{os.getpid()}"))
 
 
 async def listen(

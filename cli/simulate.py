@@ -6,7 +6,6 @@ import asyncio
 import logging
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -14,9 +13,10 @@ import click
 from mesh.durations import DurationError, duration, shown
 from mesh.errors import GridError, MeshError
 from nodes.logs import clock_lines
+from nodes.scenario import Scenario, ScenarioFailure, check, play, read_scenario
 from nodes.simulation import Simulation, run_virtual
 
-from .common import Failure, find_node, load_grid, mesh_token, read_checked
+from .common import Failure, close_trace, find_node, mesh_token, open_trace, read_checked
 from .run import parse_param
 
 __all__ = ["simulate_command"]
@@ -75,7 +75,7 @@ def simulate_command(
     ctx: click.Context,
     names: tuple[str, ...],
     length: float | None,
-    seed: int,
+    seed: int | str,
     scenario: str | None,
     vcd: str | None,
     extra: tuple[str, ...],
@@ -89,22 +89,24 @@ def simulate_command(
     run; the last line says how fast it went. Exits 1 when a scenario step fails, with
     one line naming the step's file and line.
     """
-    played = None
+    played: Scenario | None = None
     if scenario is not None:
-        played = read_scenario_or_fail(scenario)
-    grid_path = ctx.obj["grid"] if played is None or played.grid is None else str(played.grid)
-    if played is not None and played.grid is not None:
         try:
-            grid = read_checked(grid_path)
-        except GridError as exc:
+            played = read_scenario(scenario)
+        except GridError as exc:  # ScenarioError: FILE:LINE: what
             raise Failure(str(exc)) from None
-    else:
-        grid = load_grid(ctx)
+    try:  # the scenario's own grid, else --grid's
+        grid = read_checked(ctx.obj["grid"] if played is None or played.grid is None else str(played.grid))
+    except GridError as exc:
+        raise Failure(str(exc)) from None
     chosen = list(dict.fromkeys(names)) or list(grid.nodes)
     for name in chosen:
         find_node(grid, name)
     if played is not None:
-        chosen = list(check_scenario_or_fail(played, grid, list(dict.fromkeys(names)) or None))
+        try:  # the nodes to run: the scenario's own nodes: first
+            chosen = list(check(played, grid, list(dict.fromkeys(names)) or None))
+        except (GridError, MeshError) as exc:
+            raise Failure(str(exc)) from None
     params: dict[str, dict[str, Any]] = {}
     if played is not None:
         for name, changes in played.params.items():
@@ -119,7 +121,7 @@ def simulate_command(
         and ctx.get_parameter_source("seed") is click.core.ParameterSource.DEFAULT
     ):
         seed = played.seed
-    trace = open_trace(vcd) if vcd is not None else None
+    trace = None if vcd is None else open_trace(vcd, comment=f"arduino simulate --seed {seed}, simulated time")
     wall = time.perf_counter()
     try:
         sim = Simulation(
@@ -140,13 +142,11 @@ def simulate_command(
         raise Failure(str(exc)) from None
     finally:
         if trace is not None:
-            trace.close()
+            close_trace(trace, log)
     elapsed = time.perf_counter() - wall
     simulated = sim.now()
     counts = ", ".join(f"{key} {n}" for key, n in sorted(sim.counts.items()) if "/$" not in key) or "nothing"
     log.info("published: %s", counts)
-    if trace is not None:
-        log.info("trace: %s", vcd)
     log.info(
         "%s: %s simulated in %.2f s of wall time (%s real time)",
         "stopped" if stopped else "done",
@@ -158,7 +158,9 @@ def simulate_command(
         raise Failure(str(failure))
 
 
-async def _simulate(sim: Simulation, played: Any, length: float | None) -> tuple[Any, bool]:
+async def _simulate(
+    sim: Simulation, played: Scenario | None, length: float | None
+) -> tuple[ScenarioFailure | None, bool]:
     """Start, play the scenario if any, let the rest of ``length`` pass, stop; (the failure or None, stopped early)."""
     loop = asyncio.get_running_loop()
     me = asyncio.current_task()
@@ -177,7 +179,7 @@ async def _simulate(sim: Simulation, played: Any, length: float | None) -> tuple
         async with sim:
             try:
                 if played is not None:
-                    failure = await play_scenario(played, sim)
+                    failure = await play(played, sim)
                 until = DEFAULT_LENGTH if length is None and played is None else length
                 if failure is None and until is not None and until > sim.now():
                     await sim.advance(until - sim.now())
@@ -189,47 +191,3 @@ async def _simulate(sim: Simulation, played: Any, length: float | None) -> tuple
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     return failure, stopped
-
-
-def open_trace(path: str) -> Any:
-    """The trace to write at ``path`` (checked writable before anything runs), or a one-line failure."""
-    from nodes.trace import Trace  # the VCD writer (pyvcd), only when asked for
-
-    target = Path(path)
-    if target.is_dir() or not target.parent.is_dir():
-        raise Failure(
-            f"--vcd {path}: no such folder to write the trace in"
-            if not target.parent.is_dir()
-            else f"--vcd {path}: is a folder"
-        )
-    try:
-        with open(target, "a"):
-            pass
-    except OSError as exc:
-        raise Failure(f"--vcd {path}: cannot write: {exc.strerror or exc}") from None
-    return Trace(target)
-
-
-def read_scenario_or_fail(path: str) -> Any:
-    from nodes.scenario import read_scenario
-
-    try:
-        return read_scenario(path)
-    except (GridError, MeshError, OSError) as exc:
-        raise Failure(str(exc)) from None
-
-
-def check_scenario_or_fail(played: Any, grid: Any, chosen: list[str] | None) -> tuple[str, ...]:
-    """The nodes to run for the scenario (its own ``nodes:`` first), once its steps fit the grid; else one line."""
-    from nodes.scenario import check
-
-    try:
-        return check(played, grid, chosen)
-    except (GridError, MeshError) as exc:
-        raise Failure(str(exc)) from None
-
-
-async def play_scenario(played: Any, sim: Simulation) -> Any:
-    from nodes.scenario import play
-
-    return await play(played, sim)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from mesh.durations import shown
 from mesh.errors import GridError, MeshError
-from mesh.grid import Grid
+from mesh.grid import Grid, read_text
 from mesh.scenario import (
     Delay,
     ExpectCount,
@@ -75,14 +75,7 @@ class ScenarioFailure:
 
 def read_scenario(path: str | os.PathLike[str]) -> Scenario:
     """Read the scenario file at ``path`` (UTF-8) and parse it; ScenarioError, ``FILE:LINE: what``, if it cannot be used."""
-    name = os.fsdecode(os.fspath(path))
-    try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-    except OSError as exc:
-        raise ScenarioError(name, None, f"cannot read the scenario: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(name, None, f"cannot read the scenario: it is not UTF-8 text (byte {exc.start})") from exc
+    name, text = read_text(path, "the scenario", ScenarioError)
     return load_scenario(text, name)
 
 

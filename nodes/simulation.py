@@ -172,6 +172,10 @@ class Wire:
             self._holder = hold(self.port)  # refused, and the port stays ours
             self._server.close()
             self._server = None
+        self.cut()
+
+    def cut(self) -> None:
+        """Reset every connection through the wire, each way (it stays plugged if it was)."""
         for transport in list(self._open):
             transport.abort()
         self._open.clear()
@@ -191,7 +195,7 @@ class Wire:
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         port = self.port_of(self.target)
-        if not self.plugged or port is None:
+        if port is None:
             writer.transport.abort()
             return
         try:
@@ -199,7 +203,7 @@ class Wire:
         except OSError:
             writer.transport.abort()  # the target is down: the source sees its connection cut
             return
-        if self._unplugged():  # unplugged while it connected
+        if not self.plugged:  # unplugged before or while it connected
             far_writer.transport.abort()
             writer.transport.abort()
             return
@@ -219,9 +223,6 @@ class Wire:
             for transport in ends:
                 self._open.discard(transport)
                 transport.abort()
-
-    def _unplugged(self) -> bool:
-        return not self.plugged
 
     @staticmethod
     async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -489,13 +490,12 @@ class Simulation:
 
     async def send(self, name: str, message: str, channel: str = "") -> str:
         """Send one message to node ``name``, as ``arduino send`` does; its acknowledgement."""
-        node = self._node(name)
+        self._node(name)  # UnknownNodeError for a node not simulated
         uri = self.grid.node(name).uri
         if name in self.killed:
             raise SimulationError(f"node {name!r} is killed: nothing answers until it is restarted")
         if uri is None:
             raise SimulationError(f"node {name!r} has no port: nothing can be sent to it")
-        del node
         context = None if self.grid.tls is None else client_context(self.grid.tls)
         return await send_once(name, uri, channel, message, sender="simulate", token=self.token, ssl_context=context)
 
@@ -539,9 +539,8 @@ class Simulation:
         node.kill()
         self.killed.add(name)
         for wire in self.wires.values():
-            if wire.target == name or wire.source == name:
-                for transport in list(wire._open):
-                    transport.abort()
+            if name in (wire.source, wire.target):
+                wire.cut()
         log.info("%s killed", name)
         await asyncio.sleep(0)
 
@@ -549,10 +548,7 @@ class Simulation:
         """Start node ``name`` again, on the same port, from its sketch's ``setup()`` (a durable node resumes its outbox)."""
         if name not in self.killed:
             raise SimulationError(f"node {name!r} is running: kill it first")
-        old = self._node(name)
-        spec = self.grid.node(name)
-        node = self._make(name, self.view(name))
-        node.spec = spec if spec.port is None else node.grid.node(name)
+        node = self._make(name, self.view(name))  # its spec from its view: the port it had
         self.nodes[name] = node
         try:
             await node.open()
@@ -563,7 +559,6 @@ class Simulation:
         self.killed.discard(name)
         await self._retarget(node)
         node.begin()
-        del old
         log.info("%s restarted", name)
 
     def freeze(self, name: str, seconds: float | str | None = None) -> None:

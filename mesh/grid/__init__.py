@@ -67,6 +67,7 @@ __all__ = [
     "load_grid",
     "load_yaml",
     "read_grid",
+    "read_text",
     "validate",
 ]
 
@@ -85,15 +86,19 @@ def load_grid(text: str, path: str = "grid.yaml", *, sketches: Sketches | None =
         raise GridError(path, None, "the grid is nested too deeply") from None
 
 
-def read_grid(path: str | os.PathLike[str], *, sketches: Sketches | None = None) -> Grid:
-    """Read the grid file at ``path`` (UTF-8) and load it; GridError if it cannot be read."""
+def read_text(path: str | os.PathLike[str], what: str, error: type[GridError] = GridError) -> tuple[str, str]:
+    """``(name, text)`` of the UTF-8 file at ``path``; ``error`` (a GridError) saying it cannot read ``what`` if not."""
     name = os.fsdecode(os.fspath(path))
     try:
         with open(path, encoding="utf-8") as file:
-            text = file.read()
+            return name, file.read()
     except OSError as exc:
-        raise GridError(name, None, f"cannot read the grid: {exc.strerror or exc}") from exc
+        raise error(name, None, f"cannot read {what}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
-        message = f"cannot read the grid: it is not UTF-8 text (byte {exc.start})"
-        raise GridError(name, None, message) from exc
+        raise error(name, None, f"cannot read {what}: it is not UTF-8 text (byte {exc.start})") from exc
+
+
+def read_grid(path: str | os.PathLike[str], *, sketches: Sketches | None = None) -> Grid:
+    """Read the grid file at ``path`` (UTF-8) and load it; GridError if it cannot be read."""
+    name, text = read_text(path, "the grid")
     return load_grid(text, name, sketches=sketches)
