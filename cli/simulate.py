@@ -24,6 +24,9 @@ __all__ = ["simulate_command"]
 #: How long a simulation runs when neither --for nor a scenario says.
 DEFAULT_LENGTH = 60.0
 
+#: looptime's resolution (its default): the step past the end that takes the last instant in whole.
+END = 1e-6
+
 log = logging.getLogger("mesh.simulate")
 
 
@@ -182,7 +185,9 @@ async def _simulate(
                     failure = await play(played, sim)
                 until = DEFAULT_LENGTH if length is None and played is None else length
                 if failure is None and until is not None and until > sim.now():
-                    await sim.advance(until - sim.now())
+                    # One tick of looptime's clock past the end: what happens at the last instant
+                    # (a tick at exactly --for) is always in, whatever order its timers fire in.
+                    await sim.advance(until - sim.now() + END)
             except asyncio.CancelledError:
                 if not stopped:
                     raise
