@@ -277,6 +277,7 @@ STRIP_ROW = """(key) => {
   return {
     kind: row.dataset.kind,
     held: held.points,
+    drawn: held.drawn,
     wave: wave && wave.getAttribute('points').trim().split(/\\s+/).map((p) => p.split(',').map(Number)),
     high: wave && Number(wave.dataset.high),
     low: wave && Number(wave.dataset.low),
@@ -305,7 +306,9 @@ def test_the_strip_draws_the_pins_waveform_and_the_ticks_as_marks(circuit, brows
     page.on("websocket", lambda ws: ws.on("framereceived", received))
     page.goto(dashboard_url(grid))
     pin = wait(
-        page, f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.held.length >= 6 && row; }}", "iopin/pin"
+        page,
+        f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.drawn && row.held.length >= 6 && row; }}",
+        "iopin/pin",
     )
     assert pin["kind"] == "bit" and pin["marks"] == []
     numbers, values = [n for n, _ in pin["held"]], [value for _, value in pin["held"]]
@@ -330,7 +333,7 @@ def test_the_strip_draws_the_pins_waveform_and_the_ticks_as_marks(circuit, brows
         processes["iopin"].expect("toggling pin state")  # not read yet: the next tick's line (or fail at DEADLINE)
     tick = wait(
         page,
-        f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.marks.length >= 2 && row; }}",
+        f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.drawn && row.marks.length >= 2 && row; }}",
         "clock/tick",
     )
     assert tick["kind"] == "integer" and tick["wave"] is None
@@ -391,7 +394,9 @@ def test_the_strip_shows_hostile_keys_and_values_as_text(tmp_path: Path, browser
     )
     assert label == key
     bit = wait(
-        page, f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.held.length >= 3 && row; }}", "evil/bit"
+        page,
+        f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.drawn && row.held.length >= 3 && row; }}",
+        "evil/bit",
     )
     assert bit["kind"] == "bit" and len(bit["wave"]) >= 4
     assert page.evaluate("() => [window.pwned, document.querySelectorAll('img').length, document.scripts.length]") == [

@@ -665,10 +665,13 @@
     if (tx !== strip.tx) { ui.stripScroll.setAttribute("transform", tx); strip.tx = tx; }
   }
 
-  // For tests and the curious: each row's kind and points as the page holds them.
+  // For tests and the curious: each row's kind and points as the page holds them, and whether the row on
+  // screen shows them yet (points arrive with the feed; they are drawn in the next animation frame).
   window.dashboardStrip = () => {
     const out = {};
-    for (const [key, row] of strip.rows) out[key] = { kind: row.kind, points: row.points.map((p) => [p.n, p.v]) };
+    for (const [key, row] of strip.rows) {
+      out[key] = { kind: row.kind, points: row.points.map((p) => [p.n, p.v]), drawn: !row.dirty && row.drawn === row.kind };
+    }
     return out;
   };
 
