@@ -14,7 +14,9 @@ Who may take the receiver's memory, and how much:
   in that peer's own pool of :data:`KEEP_PER_PEER` sessions; only another hello
   naming the same node can push one out (a restarted node that is not durable
   comes back with a new session; a durable one resumes its old one). No other
-  client can evict it.
+  client can evict it. Neither a session a connection uses now, nor the
+  peer's newest session that handled messages (its link may be between two
+  connections) is pushed out: hellos that only claim the name cannot do it.
 - Every other session (``./arduino.py echo``, a user's script, a test) goes to
   one small pool, :data:`GUEST_SESSIONS` sessions, least recently used out,
   with a smaller window: de-duplication still works for them across a
@@ -216,7 +218,13 @@ class Sessions:
             # (nothing to forget) before one that did.
             # A session a connection uses now stays, even one that has handled nothing yet (the
             # link's first messages may be in flight): forgotten, its re-sends would run again.
+            # So does the newest session that handled messages, between two connections of its
+            # link (a cut wire): hellos that only claim the peer's name cannot push it out.
             idle = [s for s in pool if s != session and not pool[s].connections]
+            handled = [s for s in pool if pool[s].highest > 0]
+            if handled:
+                newest = max(handled, key=lambda s: pool[s].used)
+                idle = [s for s in idle if s != newest]
             if idle:
                 victim = min(idle, key=lambda s: (pool[s].highest > 0, pool[s].used))
                 self._forget(pool.pop(victim))

@@ -357,6 +357,35 @@ async def test_a_grid_peers_session_in_use_is_never_forgotten_even_before_its_fi
     assert sessions.get("tx", "link") is not live
 
 
+async def test_hellos_claiming_a_peers_name_do_not_push_out_its_newest_session_while_its_wire_is_cut():
+    """The peer's link handled messages, then lost its connection (a cut wire); meanwhile more connections than
+    KEEP_PER_PEER greet with fresh sessions in its name. Its session stays: the re-sent message is a duplicate."""
+    grid = three()
+    sessions = Sessions(grid=lambda: grid, own="rx")
+    ran: list[int] = []
+
+    async def run(n: int) -> tuple[bool, str]:
+        ran.append(n)
+        return True, "ok"
+
+    link = sessions.get("tx", "link")
+    link.connections += 1
+    for n in (1, 2):
+        await link.handle(n, lambda n=n: run(n))
+    link.connections -= 1  # the wire is cut before tick 2's ack left
+    for n in range(10 * KEEP_PER_PEER):
+        sessions.get("tx", f"liar-{n}").connections += 1  # each still connected
+    again = sessions.get("tx", "link")  # the link is back, with its session
+    assert again is link
+    assert await again.handle(2, lambda: run(2)) == (True, "ok") and ran == [1, 2]
+    # A newer session that handled messages (the peer restarted, not durable) takes the pin over.
+    restarted = sessions.get("tx", "restarted")
+    await restarted.handle(1, lambda: run(1))
+    for n in range(10 * KEEP_PER_PEER):
+        sessions.get("tx", f"other-{n}")
+    assert sessions.get("tx", "restarted") is restarted and sessions.get("tx", "link") is not link
+
+
 async def test_a_reload_moves_a_guest_into_the_grid_and_forgets_nodes_that_left():
     """The grid is read as it is now: a name it gains is a peer, one it loses is a guest again."""
     grids = [pair()]
