@@ -230,6 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         "--uvloop", action="store_true", help="with --peers: the circuit's mesh and raw websockets again on uvloop"
     )
     parser.add_argument(
+        "--against",
+        type=Path,
+        action="append",
+        metavar="CHECKOUT",
+        help="with --peers: the circuit also on the mesh of another checkout (e.g. a worktree at the base commit),"
+        " interleaved with this one's: before against after in one run (repeatable)",
+    )
+    parser.add_argument(
         "--rounds", type=int, help="rounds per scenario (default 5, 3 with --scale or --peers; 1 with --quick)"
     )
     parser.add_argument("--subscribers", type=int, help="with --scale: subscribers (default 1,000; 20 with --quick)")
@@ -244,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         "--docs", type=Path, help="regenerate this Markdown file (default docs/benchmarks.md; none with --quick)"
     )
     args = parser.parse_args(argv)
-    if args.uvloop and not args.peers:
-        parser.error("--uvloop goes with --peers")
+    if (args.uvloop or args.against) and not args.peers:
+        parser.error("--uvloop and --against go with --peers")
     kind = "scale" if args.scale else "peers" if args.peers else "results"
     if args.scale:
         sizes = dict(scale.QUICK if args.quick else scale.FULL)
@@ -267,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         results: Any = asyncio.run(scale.run(sizes, say))
     elif args.peers:
         env = {**environment((*PACKAGES, *MQTT_PACKAGES, *PEER_PACKAGES)), **peers.machine()}
-        results = asyncio.run(peers.run(sizes, say, uvloop=args.uvloop))
+        results = asyncio.run(peers.run(sizes, say, uvloop=args.uvloop, against=args.against))
     else:
         env = environment()
         results = asyncio.run(run(sizes, say))

@@ -52,6 +52,7 @@ class Circuit:
     kind: str  # "mesh", "raw", "mqtt" or "redis": the worker's first argument
     qos: int = 0
     loop: str = "asyncio"  # or "uvloop"
+    code: str | None = None  # another checkout whose mesh, nodes and sketches the processes import
 
 
 MESH = Circuit("mesh", "mesh")
@@ -116,7 +117,7 @@ async def circuit(system: Circuit, ticks: int, warm: int | None = None) -> dict[
         try:
             if server is not None:
                 await server.start()
-            args: dict[str, Any] = {"warm": warm, "loop": system.loop, "qos": system.qos}
+            args: dict[str, Any] = {"warm": warm, "loop": system.loop, "qos": system.qos, "code": system.code}
             if server is not None:
                 args["port"] = server.port
             else:
@@ -160,11 +161,13 @@ async def start(kind: str, role: str, args: dict[str, Any], folder: Path) -> Wor
     return Worker(f"{kind} {role}", process, errors)
 
 
-def circuits(peers: bool, uvloop: bool = False, why: dict[str, str] | None = None) -> list[Circuit]:
+def circuits(
+    peers: bool, uvloop: bool = False, why: dict[str, str] | None = None, against: list[Path] | None = None
+) -> list[Circuit]:
     """The circuit's systems: the mesh and raw websockets, with ``peers`` the brokers present, with
-    ``uvloop`` both again on uvloop."""
+    ``uvloop`` both again on uvloop, and the mesh of each checkout ``against``."""
     why = missing() if why is None else why
-    wanted = [MESH, RAW]
+    wanted = [MESH, RAW, *(Circuit(f"mesh of {path}", "mesh", code=str(path.resolve())) for path in against or [])]
     if peers:
         wanted += [c for c in CIRCUITS[2:] if c.kind not in why]
     if uvloop and "uvloop" not in why:
@@ -189,13 +192,15 @@ async def run_circuit(
     ]
 
 
-async def run(sizes: dict[str, Any], say: Callable[[str], None], uvloop: bool = False) -> dict[str, Any]:
+async def run(
+    sizes: dict[str, Any], say: Callable[[str], None], uvloop: bool = False, against: list[Path] | None = None
+) -> dict[str, Any]:
     """``--peers``: the circuit and the cross-process fan-out on every system present, with ratios."""
     why = missing()
     for line in skip_lines(why, uvloop):
         say(line)
     rounds = sizes["rounds"]
-    rows = await run_circuit(circuits(True, uvloop, why), sizes["ticks"], rounds, say)
+    rows = await run_circuit(circuits(True, uvloop, why, against), sizes["ticks"], rounds, say)
     wanted = [s for s in FAN_OUT if not (s.broker and "mqtt" in why) and not (s.redis and "redis" in why)]
     n, m, p = sizes["subscribers"], sizes["messages"], sizes["processes"]
     fan: dict[str, list[dict[str, Any]]] = {s.name: [] for s in wanted}

@@ -13,7 +13,8 @@ Every role writes JSON lines to stdout: ``{"ready": PORT}`` (or ``true``) once i
 is subscribed. The clock then sends ``warm`` ticks, says ``{"warm": true}``, waits for a
 ``{"ticks": N}`` line on stdin, sends N ticks strictly one after the other (a tick is done
 when its answer is back) and says ``{"done": SECONDS}``. End of stdin: the process exits.
-``loop``: ``"uvloop"`` runs the asyncio roles on uvloop.
+``loop``: ``"uvloop"`` runs the asyncio roles on uvloop; ``code``: the mesh, nodes and sketches
+imported from that checkout instead (to compare two versions in one interleaved run).
 """
 
 from __future__ import annotations
@@ -256,6 +257,8 @@ def mqtt(role: str, args: dict[str, Any]) -> None:
 
 def main() -> None:
     system, role, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    if args.get("code"):  # the mesh of another checkout (bench's own modules stay this one's)
+        sys.path.insert(0, args["code"])
     logging.disable(logging.CRITICAL)  # the nodes' log lines are not what is measured
     if system == "mqtt":
         mqtt(role, args)
