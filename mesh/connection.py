@@ -40,7 +40,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol, process_exception
 from websockets.datastructures import Headers, HeadersLike
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus
+from websockets.frames import DATA_OPCODES, Opcode
 from websockets.http11 import USER_AGENT
+from websockets.protocol import Event
 
 from . import auth, protocol
 from .constants import MAX_SIZE_RANGE
@@ -200,7 +202,18 @@ class MeshClientConnection(ClientConnection):
     must carry its own proof, or :class:`GreetingFailed` is raised before the caller
     sends anything (see :mod:`mesh.auth`). A connection that does not get the mesh
     subprotocol skips the hellos: the caller says the peer does not speak it.
+
+    Once the owner sets :attr:`on_text`, each whole text message from the peer is handed
+    to it in the very turn that reads it from the socket: no reader task and no queue in
+    between, so an ack settles its future one event-loop turn after it arrives, and the
+    sender runs the next. ``on_text`` must not block or raise. What it cannot take in that
+    turn (a fragmented or binary message, text that is not UTF-8) turns it off for the
+    rest of the connection: from then on everything queues for ``recv()`` as usual, still
+    in order, and websockets closes with 1007 on bad UTF-8 as it always does.
     """
+
+    #: Where whole text messages go as they arrive (see above); None: they queue for recv().
+    on_text: Callable[[str], None] | None = None
 
     def __init__(
         self, sans_io: ClientProtocol, *, greeting: Callable[[], protocol.Hello], token: str | None, **kwargs: Any
@@ -247,6 +260,20 @@ class MeshClientConnection(ClientConnection):
         if self.token and not auth.proves(auth.server_proof(self.token, client_nonce, server_nonce), answer.proof):
             raise GreetingFailed(NOT_PROVEN)
         self.peer_hello = answer
+
+    def process_event(self, event: Event) -> None:
+        on_text = self.on_text
+        if on_text is not None and getattr(event, "opcode", None) in DATA_OPCODES:
+            if event.opcode is Opcode.TEXT and event.fin:  # type: ignore[union-attr]
+                try:
+                    text = str(event.data, "utf-8")  # type: ignore[union-attr]
+                except UnicodeDecodeError:
+                    pass  # recv() says it, as websockets does: close 1007
+                else:
+                    on_text(text)
+                    return
+            self.on_text = None  # in order from here on: everything through recv()
+        super().process_event(event)
 
 
 #: Why a mesh client refuses a peer, and why a node refused us.

@@ -47,6 +47,7 @@ from .connection import (
     PING_INTERVAL,
     PING_TIMEOUT,
     Connection,
+    MeshClientConnection,
     auth_headers,
     backoff,
     query_status,
@@ -95,14 +96,29 @@ STATE_TOPIC = "$state"
 
 
 async def acks(futures: list[asyncio.Future[str]]) -> list[str]:
-    """The acks of messages posted together, in order; the first error raised once all have settled."""
-    if len(futures) == 1:  # the common case, one event-loop turn sooner than gather()
-        return [await futures[0]]
-    results = await asyncio.gather(*futures, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return list(results)  # type: ignore[arg-type]
+    """The acks of messages posted together, in order; the first error raised once all have settled.
+
+    One waiter, not ``gather()``: acks that come back together (a batch) wake the caller
+    once, one event-loop turn after they are read. If the caller is cancelled, the
+    futures not settled yet are cancelled too (as ``gather()`` does).
+    """
+    results: list[str] = []
+    error: BaseException | None = None
+    for index, future in enumerate(futures):
+        try:
+            results.append(await future)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not future.cancelled() or (task is not None and task.cancelling()):
+                for rest in futures[index:]:
+                    rest.cancel()
+                raise
+            error = error or asyncio.CancelledError()  # this one was cancelled by someone else: an outcome
+        except Exception as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+    return results
 
 
 class Link:
@@ -415,6 +431,8 @@ class Link:
             raise PeerUnavailable(self.peer, self.uri, f"it does not speak {protocol.SUBPROTOCOL}")
         if not await self._greet(ws):
             return
+        if isinstance(ws, MeshClientConnection):  # replies handled in the turn that reads them: no reader hop
+            ws.on_text = self._receive_text
         # Subscriptions first, so that nothing published from now on is missed.
         self.subscriptions.connected()
         sent: set[str] = set()
@@ -438,6 +456,8 @@ class Link:
             pass
         finally:
             self._ws = None
+            if isinstance(ws, MeshClientConnection):
+                ws.on_text = None
             reader.cancel()
             if self._moving:
                 await ws.close(1001)  # the peer moved: no "link down" line, no reconnect to the old address
@@ -459,13 +479,18 @@ class Link:
     # -- reading -------------------------------------------------------------------
 
     async def _read(self, ws: ClientConnection) -> None:
-        receive = self._receive
+        """What the connection does not hand over as it arrives (``on_text``), and its end."""
         try:
             async for text in ws:
-                for frame in protocol.decode_all(text if isinstance(text, str) else text.decode("utf-8", "replace")):
-                    receive(frame)
+                self._receive_text(text if isinstance(text, str) else text.decode("utf-8", "replace"))
         except ConnectionClosed:
             pass
+
+    def _receive_text(self, text: str) -> None:
+        """The frames of one websocket message from the peer. Never waits."""
+        receive = self._receive
+        for frame in protocol.decode_all(text):
+            receive(frame)
 
     def _receive(self, frame: protocol.Frame | ProtocolError) -> None:
         """One frame from the peer: an ack, an error, something published, or a bad frame. Never waits."""
