@@ -172,8 +172,7 @@ class Outbox:
         return bool(self._entries)
 
 
-def _frame(msg_id: int, channel: str, data: str) -> str:
-    return protocol.encode(protocol.Message(id=msg_id, channel=channel, data=data))
+_frame = protocol.message_text
 
 
 def _quiet(future: asyncio.Future[str]) -> None:

@@ -34,10 +34,12 @@ __all__ = [
     "Status",
     "Subscribe",
     "Unsubscribe",
+    "ack_text",
     "batch",
     "decode",
     "decode_all",
     "encode",
+    "message_text",
     "to_text",
 ]
 
@@ -188,13 +190,23 @@ _OPTIONAL: dict[str, object] = {"lost": 0, "session": "", "proof": "", "retained
 _TYPE_OF = {cls: name for name, (cls, _) in _FIELDS.items()}
 
 
+def message_text(msg_id: int, channel: str, data: str) -> str:
+    """``encode(Message(id=msg_id, channel=channel, data=data))``, without building the frame: every message's way."""
+    return f'{{"type":"msg","id":{msg_id},"channel":{_string(channel)},"data":{_string(data)}}}'
+
+
+def ack_text(msg_id: int, data: str) -> str:
+    """``encode(Ack(id=msg_id, data=data))``, without building the frame: every ack's way."""
+    return f'{{"type":"ack","id":{msg_id},"data":{_string(data)}}}'
+
+
 def encode(frame: Frame) -> str:
     """The text of one websocket frame carrying ``frame``."""
     # The frames of every message take the short way (the same text json.dumps writes).
     if type(frame) is Message:
-        return f'{{"type":"msg","id":{frame.id},"channel":{_string(frame.channel)},"data":{_string(frame.data)}}}'
+        return message_text(frame.id, frame.channel, frame.data)
     if type(frame) is Ack:
-        return f'{{"type":"ack","id":{frame.id},"data":{_string(frame.data)}}}'
+        return ack_text(frame.id, frame.data)
     body: dict[str, Any] = {"type": _TYPE_OF[type(frame)]}
     body.update((k, v) for k, v in vars(frame).items() if k not in _OPTIONAL or v != _OPTIONAL[k])
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
