@@ -76,6 +76,7 @@ __all__ = [
     "STATE_TOPIC",
     "Link",
     "acks",
+    "acks_by_target",
     "auth_headers",
     "backoff",
     "query_status",
@@ -102,23 +103,38 @@ async def acks(futures: list[asyncio.Future[str]]) -> list[str]:
     once, one event-loop turn after they are read. If the caller is cancelled, the
     futures not settled yet are cancelled too (as ``gather()`` does).
     """
-    results: list[str] = []
+    return (await acks_by_target([futures]))[0]
+
+
+async def acks_by_target(posted: list[list[asyncio.Future[str]]]) -> list[list[str]]:
+    """:func:`acks` for the messages posted to several targets at once: each target's acks, in order.
+
+    Waits until every message of every target has settled, then raises the first error
+    met (the first target's first), if any.
+    """
+    answers: list[list[str]] = []
     error: BaseException | None = None
-    for index, future in enumerate(futures):
-        try:
-            results.append(await future)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not future.cancelled() or (task is not None and task.cancelling()):
-                for rest in futures[index:]:
-                    rest.cancel()
-                raise
-            error = error or asyncio.CancelledError()  # this one was cancelled by someone else: an outcome
-        except Exception as exc:
-            error = error or exc
+    for futures in posted:
+        results: list[str] = []
+        for index, future in enumerate(futures):
+            try:
+                results.append(await future)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not future.cancelled() or (task is not None and task.cancelling()):
+                    for rest in futures[index:]:
+                        rest.cancel()
+                    for later in posted[len(answers) + 1 :]:
+                        for rest in later:
+                            rest.cancel()
+                    raise
+                error = error or asyncio.CancelledError()  # cancelled by someone else: an outcome
+            except Exception as exc:
+                error = error or exc
+        answers.append(results)
     if error is not None:
         raise error
-    return results
+    return answers
 
 
 class Link:
@@ -255,6 +271,10 @@ class Link:
             raise PeerUnavailable(self.peer, self.uri, "the node is stopping")
         self._ensure_running()
         return await self.outbox.take(channel, texts, self._push)
+
+    def has_room(self, count: int) -> bool:
+        """Whether the outbox takes ``count`` more messages now, without waiting."""
+        return self.outbox.has_room(count)
 
     async def send(self, channel: str, texts: Iterable[str]) -> list[str]:
         """Send messages back to back (all in flight at once) and return their acks in order."""
