@@ -42,7 +42,7 @@ from websockets.datastructures import Headers, HeadersLike
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus
 from websockets.frames import DATA_OPCODES, Opcode
 from websockets.http11 import USER_AGENT
-from websockets.protocol import Event
+from websockets.protocol import OPEN, Event
 
 from . import auth, protocol
 from .constants import MAX_SIZE_RANGE
@@ -74,6 +74,7 @@ __all__ = [
     "request",
     "send_once",
     "send_or_abort",
+    "write_now",
 ]
 
 #: Seconds a link keeps trying to reach a peer before giving up (0: forever).
@@ -127,6 +128,27 @@ PROBE_TIMEOUT = 1.0
 
 #: What a node says (error frame, close reason) to a client that does not prove it knows the token.
 WRONG_TOKEN = "wrong or missing token"
+
+
+def write_now(ws: Any, text: str) -> bool:
+    """Write one text message on ``ws`` at once, as ``websockets.broadcast()`` does; False: await ``ws.send()``.
+
+    ``ws.send()`` costs a coroutine and an async context manager per message; this is the
+    same frame through the same protocol object and ``send_data()``, for a connection
+    that is open, sends no fragmented message and whose write buffer is under its limit
+    (so ``send()`` would not wait either). Otherwise nothing is written: the caller's
+    ``await ws.send(text)`` waits, or raises ConnectionClosed, as it always did. A write
+    that fails aborts the connection, as ``send()`` would; the caller learns it from its reader.
+    """
+    if ws.protocol.state is not OPEN or ws.send_in_progress is not None or ws.paused:
+        return False
+    ws.protocol.send_text(text.encode())
+    try:
+        ws.send_data()
+    except Exception as exc:
+        ws.set_connection_exc(exc)
+        ws.transport.abort()
+    return True
 
 
 async def send_or_abort(ws: Any, text: str) -> bool:

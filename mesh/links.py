@@ -14,9 +14,11 @@ A link is the composition of three parts, each with its own module and tests:
 - its :class:`~mesh.subscriptions.Subscriptions`: patterns held at the peer, and their waiters.
 
 What the link does itself: greet the peer, write batches, and read what comes
-back. Its reader never awaits user code: a publication is handed to
-``on_publish`` (which must not block), so acks keep flowing whatever the
-topic handlers do. Frames themselves are built in :mod:`mesh.protocol`.
+back, in the turn that reads it from the socket (``MeshClientConnection.on_text``:
+an ack settles its future there, and the sender runs the next turn). That reading
+never awaits user code: a publication is handed to ``on_publish`` (which must not
+block), so acks keep flowing whatever the topic handlers do. Frames themselves are
+built in :mod:`mesh.protocol`.
 
 A link also says whether its peer is present (``presence``: ``online`` or
 ``offline``, and since when): online while its connection is up or when the peer
@@ -53,6 +55,7 @@ from .connection import (
     query_status,
     request,
     send_once,
+    write_now,
 )
 from .errors import PeerUnavailable, ProtocolError, RemoteError
 from .outbox import DEFAULT_OUTBOX, MemoryOutbox, Outbox
@@ -301,14 +304,18 @@ class Link:
         size = 0
         for msg_id, frame in frames:
             if batch and (len(batch) >= BATCH or size + len(frame) * 4 > limit):
-                await ws.send(protocol.batch(batch))
+                text = protocol.batch(batch)
+                if not write_now(ws, text):
+                    await ws.send(text)
                 self.sent += len(batch)
                 batch, size = [], 0
             batch.append(frame)
             size += len(frame) * 4  # at most 4 bytes a character: within the peer's max_size
             self._written = msg_id
         if batch:
-            await ws.send(protocol.batch(batch))
+            text = protocol.batch(batch)
+            if not write_now(ws, text):  # no coroutine per write while the buffer has room
+                await ws.send(text)
             self.sent += len(batch)
 
     # -- subscriptions -------------------------------------------------------------

@@ -40,6 +40,7 @@ from mesh.connection import (
     WRONG_TOKEN,
     freeze_transport,
     send_or_abort,
+    write_now,
 )
 from mesh.errors import MeshError, ProtocolError
 from mesh.throttle import Throttle, escape
@@ -468,7 +469,8 @@ async def _send(node: Served, websocket: ServerConnection, peer: str, replies: l
             end += 1
         text = protocol.batch(replies[start:end])
         if not websocket.paused and websocket.transport.get_write_buffer_size() + 4 * len(text) <= WRITE_LIMIT:
-            await websocket.send(text)  # cannot wait: it stays under the write buffer's limit
+            if not write_now(websocket, text):  # straight to the transport: it stays under the buffer's limit
+                await websocket.send(text)  # cannot wait either
             start = end
             continue
         if not await send_or_abort(websocket, text):
