@@ -292,7 +292,11 @@ class MeshClientConnection(ClientConnection):
                 except UnicodeDecodeError:
                     pass  # recv() says it, as websockets does: close 1007
                 else:
-                    on_text(text)
+                    try:
+                        on_text(text)
+                    except Exception:  # a bug of ours: said once, the connection dropped; never asyncio's "fatal error"
+                        logging.getLogger("mesh").exception("a message from the peer could not be handled")
+                        self.transport.abort()
                     return
             self.on_text = None  # in order from here on: everything through recv()
         super().process_event(event)
