@@ -368,6 +368,10 @@ class NodeServer:
                 write_limit=WRITE_LIMIT,
                 backlog=BACKLOG,
                 reuse_port=reuse_port or None,
+                # SO_REUSEADDR lets a fixed port be bound again past TIME_WAIT; a port 0 needs
+                # none, and with it Linux's search for a free port grows with every port bound
+                # (10,000 nodes on port 0: 8.8 s in bind() alone, 0.1 s without).
+                reuse_address=None if port else False,
                 **tls,
             )
         except OSError as exc:
