@@ -27,7 +27,8 @@ FULL = {
     "fanout": {1: 20_000, 10: 5_000, 100: 1_000},
     "naive": 1_000,
     "reuse": 20_000,
-    "rings": {10: 20_000, 100: 20_000, 1000: 20_000},
+    "rings": {1: 20_000, 10: 20_000, 100: 20_000, 1000: 20_000, 10_000: 20_000},
+    "idle": {1000: 10.0},  # links: seconds
     "processes": 50,
     "rounds": 5,
 }
@@ -39,7 +40,8 @@ QUICK = {
     "fanout": {1: 300, 10: 50, 100: 5},
     "naive": 30,
     "reuse": 300,
-    "rings": {10: 200, 100: 200},
+    "rings": {1: 200, 10: 200, 100: 200},
+    "idle": {20: 0.5},
     "processes": 3,
     "rounds": 1,
 }
@@ -208,7 +210,10 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
     for size, hops in sizes["rings"].items():
         say(f"scale: {size} nodes in one process, a ring, {hops:,} hops")
         figures = fresh_ring(size, hops)
-        scale.append({"what": f"{size} nodes in one process", **figures})
+        scale.append({"what": f"{size:,} nodes in one process", **figures})
+    for links, seconds in sizes["idle"].items():
+        say(f"scale: {links:,} idle links in one process, {seconds:g} s")
+        scale.append({"what": f"{links:,} idle links in one process", **fresh("bench.idle", links, seconds)})
     count = sizes["processes"]
     say(f"scale: {count} nodes as processes")
     scale.append({"what": f"{count} nodes as processes", **mesh_side.processes(count)})
@@ -217,9 +222,16 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
 
 def fresh_ring(size: int, hops: int) -> dict[str, float]:
     """The ring in a new interpreter: memory per node is then what the nodes cost, nothing else."""
+    return fresh("bench.ring", size, hops)
+
+
+def fresh(module: str, *args: float) -> dict[str, float]:
+    """``python -m module args...`` in a new interpreter: its one line of JSON (a note it prints goes on to stderr)."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.ring", str(size), str(hops)], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", module, *map(str, args)], cwd=ROOT, capture_output=True, text=True, check=True
     )
+    if done.stderr:
+        print(done.stderr, end="", file=sys.stderr)
     return json.loads(done.stdout)
 
 

@@ -65,13 +65,17 @@ def rows(report: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
     for row in report["results"]:
         if "scale" in row:
             for item in row["scale"]:
+                if "cpu_percent" in item:  # idle links: what their keepalive costs
+                    scale.append([item["what"], "-", f"{item['cpu_percent']:.1f} % of a core while idle", "-"])
+                    continue
                 scale.append(
                     [
                         item["what"],
-                        f"{item['startup_s']:.2f} s",
+                        f"{item['startup_s']:.2f} s"
+                        + (f" ({item['startup_cpu_s']:.2f} s CPU)" if "startup_cpu_s" in item else ""),
                         f"{item.get('kib_per_node', item.get('kib_per_process', 0)):,.0f} KiB"
                         + (" per node" if "kib_per_node" in item else " per process"),
-                        f"{item['hops_per_s']:,.0f} hops/s" if "hops_per_s" in item else "-",
+                        f"{item['hops_per_s']:,.0f} hops/s" if "hops_per_s" in item else item.get("note", "-"),
                     ]
                 )
             continue

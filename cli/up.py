@@ -44,10 +44,13 @@ def up_command(ctx: click.Context, names: tuple[str, ...]) -> None:
     def reread() -> Grid:
         """An edit of the grid, read as at start, with the ports that nodes here asked as 0 actually bound."""
         fresh = read_checked(ctx.obj["grid"])
-        for node in nodes:
-            if node.name in fresh.nodes and fresh.node(node.name).port == 0 and node.port is not None:
-                fresh = fresh.with_node(node.name, port=node.port)
-        return fresh
+        return fresh.with_nodes(
+            {
+                node.name: {"port": node.port}
+                for node in nodes
+                if node.name in fresh.nodes and fresh.node(node.name).port == 0 and node.port is not None
+            }
+        )
 
     source = GridSource(Path(ctx.obj["grid"]), reread)  # each node follows the edits, as one run alone does
     try:

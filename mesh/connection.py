@@ -4,8 +4,8 @@
 ``websockets`` client already does: ``async for ws in connect(...)`` reconnects
 with our backoff (``reconnect_delays``), its ``process_exception`` tells a
 transient failure (refused, reset, timed out, HTTP 5xx) from a fatal one, and
-keepalive pings (``ping_interval``, ``ping_timeout``) close a connection to a
-frozen peer. On top of that it keeps the link's patience (``wait``), its state
+keepalive (:mod:`mesh.keepalive`: a ping only after ``PING_INTERVAL`` of silence, one
+timer per event loop) closes a connection to a frozen peer. On top of that it keeps the link's patience (``wait``), its state
 and its log lines. What happens on each connection is the caller's ``session``.
 
 :func:`request`, :func:`send_once` and :func:`query_status` open a connection,
@@ -47,6 +47,7 @@ from websockets.protocol import OPEN, Event
 from . import auth, protocol
 from .constants import MAX_SIZE_RANGE
 from .errors import MeshError, NotAnswering, PeerUnavailable, ProtocolError, RemoteError
+from .keepalive import KEEPALIVE_TIMEOUT, KeptAlive
 from .throttle import Throttle, escape
 from .tls import MeshContext, client_context, describe_tls_error, names_mismatch
 
@@ -82,14 +83,16 @@ DEFAULT_WAIT = 60.0
 #: Seconds to open a connection or close it.
 OPEN_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 0.25
-#: Keepalive: a ping every PING_INTERVAL seconds, unanswered for PING_TIMEOUT, closes
-#: the connection, so a frozen peer (SIGSTOP) is noticed within about 3 s.
-PING_INTERVAL = 1.0
-PING_TIMEOUT = 2.0
-#: The server side of every connection is more patient: a ping every 5 s, closed after 20 s
-#: without a pong. A busy but healthy client on a loaded machine is not cut (at 1 s / 2 s,
-#: 2,162 of 5,000 were); a client that stops reading is dropped by the send timeouts, a
-#: dead one costs little meanwhile; the link on the other end still notices within ~3 s.
+#: Keepalive (mesh.keepalive): a link silent for PING_INTERVAL seconds sends a ping; silent
+#: PING_TIMEOUT seconds more, its connection closes, so a frozen peer (SIGSTOP) is noticed
+#: within about 3 s (plus one sweep, a quarter of a second). A busy link is never pinged.
+PING_INTERVAL = 1.5
+PING_TIMEOUT = 1.5
+#: The server side of every connection is more patient: a ping after 5 s of silence, closed
+#: after 20 s more. A link pings its server every PING_INTERVAL when idle, so the server never
+#: pings a link: only a client that pings nobody (a browser). A busy but healthy client on a
+#: loaded machine is not cut (at 1 s / 2 s, 2,162 of 5,000 were); a client that stops reading
+#: is dropped by the send timeouts, a dead one costs little meanwhile.
 SERVER_PING_INTERVAL = 5.0
 SERVER_PING_TIMEOUT = 20.0
 #: Seconds one send may wait for a peer that does not read (a full send buffer) before its
@@ -105,8 +108,6 @@ CLIENT: dict[str, Any] = {
     "max_size": MAX_SIZE_RANGE[1],
     "proxy": None,
 }
-#: The reason websockets gives when it closes a connection whose peer stopped answering pings.
-KEEPALIVE_TIMEOUT = "keepalive ping timeout"
 #: Seconds between two "waiting for PEER" log lines while a peer stays away.
 WAITING_LOG_INTERVAL = 10.0
 #: Seconds a link waits at least between two tries while the peer's certificate is refused
@@ -215,7 +216,7 @@ class GreetingFailed(InvalidHandshake):
         return self.reason
 
 
-class MeshClientConnection(ClientConnection):
+class MeshClientConnection(KeptAlive, ClientConnection):
     """A mesh client's connection: its opening handshake ends once hello frames are exchanged.
 
     ``greeting()`` is the hello this client sends; the peer's answer is kept in

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import contextlib
+import gc
+from collections.abc import Iterator, Mapping, Sequence
 
 from mesh.grid import Grid
 
 from .node import Node
 
-__all__ = ["open_together", "run_together", "start_together", "stop_order", "stop_together"]
+__all__ = ["building", "open_together", "run_together", "start_together", "stop_order", "stop_together"]
+
+
+@contextlib.contextmanager
+def building() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many long-lived objects are made (a grid's nodes, opened).
+
+    Every full collection walks every object alive, and start-up makes objects that all
+    live on: 10,000 nodes took 2.5 times the CPU with the collector running (ten full
+    collections over a heap that only grows). Garbage made meanwhile waits for the next
+    collection after; the collector is left as it was found (off if someone else turned it off).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 async def open_together(nodes: Mapping[str, Node]) -> Grid:
@@ -20,15 +40,18 @@ async def open_together(nodes: Mapping[str, Node]) -> Grid:
     other. Returns that grid. Nothing is started yet: call ``begin()``.
     """
     grid = next(iter(nodes.values())).grid
-    for name, node in nodes.items():
-        if node.spec.port is not None:
-            await node.open()
-            grid = grid.with_node(name, port=node.port)
-    for node in nodes.values():
-        node.grid = grid
-        node.spec = grid.node(node.name)  # the grid and the spec agree: the port actually bound
-        if node.spec.port is None:
-            await node.open()
+    with building():
+        bound: dict[str, dict[str, int | None]] = {}
+        for name, node in nodes.items():
+            if node.spec.port is not None:
+                await node.open()
+                bound[name] = {"port": node.port}
+        grid = grid.with_nodes(bound)  # once for all: a grid rebuilt per node made start-up quadratic
+        for node in nodes.values():
+            node.grid = grid
+            node.spec = grid.node(node.name)  # the grid and the spec agree: the port actually bound
+            if node.spec.port is None:
+                await node.open()
     return grid
 
 

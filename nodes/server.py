@@ -43,6 +43,7 @@ from mesh.connection import (
     write_now,
 )
 from mesh.errors import MeshError, ProtocolError
+from mesh.keepalive import KeptAlive
 from mesh.throttle import Throttle, escape
 from mesh.topics import TopicError, check_pattern
 
@@ -119,12 +120,13 @@ class AnsweringServerProtocol(ServerProtocol):
         super().send_eof()
 
 
-class NodeConnection(ServerConnection):
+class NodeConnection(KeptAlive, ServerConnection):
     """A connection to a node: the library's, with :class:`AnsweringServerProtocol` for its HTTP.
 
     ``serve()`` builds the ServerProtocol itself and hands it to ``create_connection``:
-    the one hook that sees it. The subclass adds a method and no state, so changing the
-    instance's class is all it takes.
+    the one hook that sees it. The protocol's subclass adds a method and no state, so
+    changing the instance's class is all it takes. Its keepalive is the loop's sweeper
+    (:mod:`mesh.keepalive`): a link pings this end, so only clients that ping nobody are pinged.
     """
 
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
@@ -368,6 +370,10 @@ class NodeServer:
                 write_limit=WRITE_LIMIT,
                 backlog=BACKLOG,
                 reuse_port=reuse_port or None,
+                # SO_REUSEADDR lets a fixed port be bound again past TIME_WAIT; a port 0 needs
+                # none, and with it Linux's search for a free port grows with every port bound
+                # (10,000 nodes on port 0: 8.8 s in bind() alone, 0.1 s without).
+                reuse_address=None if port else False,
                 **tls,
             )
         except OSError as exc:

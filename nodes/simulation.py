@@ -260,13 +260,15 @@ class Simulation:
             grid = read_grid(grid)
         self.configured = grid  # as the file says: what the log shows for each address
         self.names = list(grid.nodes) if only is None else list(dict.fromkeys(only))
+        changed: dict[str, dict[str, Any]] = {}
         for name in self.names:
             spec = grid.node(name)  # UnknownNodeError names the known ones
             changes: dict[str, Any] = {"host": HOST, "port": 0} if spec.port is not None else {}
             if params and name in params:
                 changes["params"] = {**spec.params, **params[name]}
             if changes:
-                grid = grid.with_node(name, **changes)
+                changed[name] = changes
+        grid = grid.with_nodes(changed)
         for name in params or {}:
             if name not in self.names:
                 raise UnknownNodeError(name, {name: None for name in self.names})
@@ -326,7 +328,7 @@ class Simulation:
                 if node.spec.port is not None:
                     await node.open()
                     self._ports[name] = node.port
-                    self.grid = self.grid.with_node(name, port=node.port)
+            self.grid = self.grid.with_nodes({name: {"port": port} for name, port in self._ports.items()})
             for name, node in self.nodes.items():
                 node.grid = self.view(name)
                 node.spec = node.grid.node(name)

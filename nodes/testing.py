@@ -85,13 +85,15 @@ async def circuit(
     if not isinstance(grid, Grid):
         grid = read_grid(grid)
     names = list(grid.nodes) if only is None else list(only)
+    changed: dict[str, dict[str, Any]] = {}
     for name in names:
         spec = grid.node(name)  # UnknownNodeError names the known ones
         changes: dict[str, Any] = {"port": 0} if spec.port is not None else {}
         if params and name in params:
             changes["params"] = {**spec.params, **params[name]}
         if changes:
-            grid = grid.with_node(name, **changes)
+            changed[name] = changes
+    grid = grid.with_nodes(changed)
     nodes = {name: Node(load(grid.node(name).sketch, grid.path), name, grid, token=token, **options) for name in names}
     try:
         grid = await start_together(list(nodes.values()))

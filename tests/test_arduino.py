@@ -507,7 +507,9 @@ def test_a_node_whose_loop_blocks_says_so_and_so_do_send_status_and_its_peers(tm
     done = run_arduino("--grid", grid, "send", "ghost", "hello")
     assert done.stderr == f"Error: cannot reach ghost at ws://127.0.0.1:{ghost_port}: connection refused\n"
 
-    clock.expect(r"\[ clock \] warning: link to sleepy down \(it stopped answering pings for 2 s: busy or frozen\?\)")
+    clock.expect(
+        r"\[ clock \] warning: link to sleepy down \(it stopped answering pings for 1\.5 s: busy or frozen\?\)"
+    )
     release.touch()
     sleepy.expect(r"^\[ sleepy \] warning: loop\(\) blocked the event loop for \d+\.\d\d s in all$")
     clock.expect(r"\[ clock \] sleepy acked tick 1: awake")

@@ -2,8 +2,8 @@
 
 This is the one validator. :func:`~mesh.grid.load_grid` gives it the data and
 marks of a YAML file (see :mod:`mesh.grid.loader`), :func:`build_grid` Python
-data without marks, and :meth:`Grid.with_node` the data of the one node it
-changes, marked with that node's line (the other nodes are valid already). Every problem is one
+data without marks, and :meth:`Grid.with_node` (:meth:`Grid.with_nodes`) the data of the
+node(s) it changes, marked with each node's line (the other nodes are valid already). Every problem is one
 :class:`~mesh.errors.GridError` naming the path and, when the marks know it, the
 line. The first one found wins: the top-level keys, then nodes, wires, auth, and
 the checks across nodes.
@@ -26,7 +26,7 @@ from .marks import Marks, Path
 from .model import TLS_KEYS, Grid, NodeSpec, TLSFiles, Wire
 from .shown import kind, show, suggest
 
-__all__ = ["AUTH_KEYS", "NODE_KEYS", "TLS_KEYS", "TOP_KEYS", "build_grid", "change_node", "validate"]
+__all__ = ["AUTH_KEYS", "NODE_KEYS", "TLS_KEYS", "TOP_KEYS", "build_grid", "change_node", "change_nodes", "validate"]
 
 #: The keys a node may have, sorted (as listed in error messages).
 NODE_KEYS: tuple[str, ...] = (
@@ -109,6 +109,26 @@ def change_node(grid: Grid, name: str, changes: Mapping[str, Any]) -> Grid:
     The changed node goes through the same rules as a node of a file, its
     errors at its line; then the checks across nodes, of it against the others.
     """
+    return change_nodes(grid, {name: changes})
+
+
+def change_nodes(grid: Grid, changes: Mapping[str, Mapping[str, Any]]) -> Grid:
+    """``grid`` with the fields of several nodes changed at once (see :meth:`Grid.with_nodes`).
+
+    Each changed node goes through the same rules as a node of a file, in the order
+    given, its errors at its line; then the checks across nodes, once, of each changed
+    node against the others: the cost grows with the grid once, not once per node.
+    """
+    specs = dict(grid.nodes)
+    for name, fields in changes.items():
+        specs[name] = _changed_spec(grid, name, fields)
+    changed = dataclasses.replace(grid, nodes=specs)
+    _check_across(changed, only=tuple(changes))
+    return changed
+
+
+def _changed_spec(grid: Grid, name: str, changes: Mapping[str, Any]) -> NodeSpec:
+    """Node ``name`` of ``grid`` with ``changes``, checked by the rules at its line."""
     old = grid.node(name)
     if "name" in changes:
         raise TypeError("with_node() cannot rename a node")
@@ -119,24 +139,15 @@ def change_node(grid: Grid, name: str, changes: Mapping[str, Any]) -> Grid:
     if "params" in changes and changes["params"] is None:
         # A NodeSpec's params is a mapping; only a file (or build_grid) may leave it empty with null.
         raise GridError(grid.path, line or None, check.params_not_a_mapping(name))
-    data = {
-        # The fields in the order the rules check them in.
-        "sketch": old.sketch,
-        "host": old.host,
-        "port": old.port,
-        "outbox": old.outbox,
-        "max_size": old.max_size,
-        "durable": old.durable,
-        "timeout": old.timeout,
-        "params": old.params,
-        "subscribe": old.subscribe,
-    }
-    data.update((key, value) for key, value in changes.items() if key != "line")
+    # Only the fields changed are checked (the others are valid already), in the order the rules check them in.
+    data = {key: changes[key] for key in _CHECK_ORDER if key in changes}
     lines = {("nodes", name): line} if line else {}
-    spec = _Rules(grid.path, Marks(values=lines, keys=lines), None).node(name, data)
-    changed = dataclasses.replace(grid, nodes={**grid.nodes, name: spec})
-    _check_across(changed, only=name)
-    return changed
+    fields = _Rules(grid.path, Marks(values=lines, keys=lines), None).fields(name, data)
+    return dataclasses.replace(old, line=line, **fields)
+
+
+#: The order in which the rules check a node's fields.
+_CHECK_ORDER = ("sketch", "host", "port", "outbox", "max_size", "durable", "timeout", "params", "subscribe")
 
 
 def _known(names: list[str]) -> Callable[[str], str | None]:
@@ -276,6 +287,14 @@ class _Rules:
         where = ("nodes", name)
         if not isinstance(value, Mapping):
             self.fail(self.marks.line(where), f"node {name!r} must be a mapping with at least a 'sketch'")
+        fields = self.fields(name, value)
+        if "sketch" not in fields:
+            self.fail(self.marks.key(where), f"node {name!r} has no 'sketch'")
+        return NodeSpec(name=name, line=self.marks.key(where) or 0, **fields)
+
+    def fields(self, name: str, value: Mapping[Any, Any]) -> dict[str, Any]:
+        """The fields of node ``name`` that ``value`` gives, each checked."""
+        where = ("nodes", name)
         fields: dict[str, Any] = {}
         for key, item in value.items():
             self.text_key(where, key)
@@ -292,9 +311,7 @@ class _Rules:
                 fields[key] = self.subscriptions(name, at, item)
             else:
                 fields[key] = self.setting(name, at, key, self.value(at, item))
-        if "sketch" not in fields:
-            self.fail(self.marks.key(where), f"node {name!r} has no 'sketch'")
-        return NodeSpec(name=name, line=self.marks.key(where) or 0, **fields)
+        return fields
 
     def setting(self, name: str, at: Path, key: str, value: Any) -> Any:
         """The value of a node's ``sketch``, ``host``, ``port``, ``outbox``, ``max_size`` or ``durable``."""
@@ -412,27 +429,36 @@ class _Rules:
 # --------------------------------------------------------------------------- across nodes
 
 
-def _check_across(grid: Grid, only: str | None = None) -> None:
+def _check_across(grid: Grid, only: tuple[str, ...] | None = None) -> None:
     """The checks across nodes: wired nodes have a port, no two share an address.
 
-    With ``only``, check that node against the others, and report it.
+    With ``only``, check those nodes (in that order) against the others, and report them.
+    Either way one pass over the grid: the addresses are gathered once.
     """
     taken: dict[tuple[str, int], NodeSpec] = {}
+    checked = None if only is None else set(only)
     for spec in grid.nodes.values():
         wires_in = grid.wires_in(spec.name)
-        if spec.port is None and wires_in and only in (None, spec.name):
+        if spec.port is None and wires_in and (checked is None or spec.name in checked):
             wire_in = wires_in[0]
             via = f"(line {wire_in.line})" if wire_in.line else f"({str(wire_in)!r})"
             message = f"node {spec.name!r} receives a wire {via} but has no port to receive on"
             raise GridError(grid.path, spec.line or None, message)
-        if only is None:
+        if checked is None:
             other = taken.setdefault(_address_key(spec), spec) if spec.port else spec
             if other is not spec:
                 raise GridError(grid.path, spec.line or None, _taken(spec, other))
-    if only is not None:
-        spec = grid.nodes[only]
-        for other in grid.nodes.values():
-            if other is not spec and spec.port and _address_key(other) == _address_key(spec):
+    if only is None:
+        return
+    holders: dict[tuple[str, int], list[NodeSpec]] = {}
+    for other in grid.nodes.values():
+        holders.setdefault(_address_key(other), []).append(other)
+    for name in only:
+        spec = grid.nodes[name]
+        if not spec.port:
+            continue
+        for other in holders[_address_key(spec)]:
+            if other is not spec:
                 raise GridError(grid.path, spec.line or None, _taken(spec, other))
 
 

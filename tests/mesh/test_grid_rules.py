@@ -108,3 +108,47 @@ def test_with_node_unknown_field() -> None:
     grid = build_grid({"clock": {"sketch": "clock"}})
     with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
         grid.with_node("clock", colour="red")
+
+
+def test_with_nodes_changes_several_at_once_as_with_node_would() -> None:
+    """with_nodes() gives the grid that with_node() once per node would, the other nodes untouched."""
+    grid = build_grid(
+        {"a": {"sketch": "clock", "port": 0}, "b": {"sketch": "clock", "port": 0}, "c": {"sketch": "clock"}},
+        ["c -> a"],
+    )
+    at_once = grid.with_nodes({"a": {"port": 8801}, "b": {"port": 8802, "params": {"x": 1}}})
+    one_by_one = grid.with_node("a", port=8801).with_node("b", port=8802, params={"x": 1})
+    assert at_once == one_by_one
+    assert at_once.node("c") is grid.node("c")
+    assert grid.with_nodes({}) == grid
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        pytest.param(
+            {"a": {"port": 8801}, "b": {"port": 8801}},
+            "<memory>: node 'a' listens on 127.0.0.1:8801, already taken by node 'b'",
+            id="two-changed-share-an-address",
+        ),
+        pytest.param(
+            {"b": {"port": "x"}, "a": {"port": "y"}},
+            "<memory>: node 'b': 'port' must be a whole number, not the text 'x'",
+            id="first-given-first-reported",
+        ),
+        pytest.param(
+            {"a": {"port": None}},
+            "<memory>: node 'a' receives a wire ('c -> a') but has no port to receive on",
+            id="wired-node-loses-its-port",
+        ),
+    ],
+)
+def test_with_nodes_reports_as_with_node(changes: dict[str, dict[str, Any]], message: str) -> None:
+    """with_nodes() checks each changed node with the same rules, in the order given, then across nodes once."""
+    grid = build_grid(
+        {"a": {"sketch": "clock", "port": 0}, "b": {"sketch": "clock", "port": 0}, "c": {"sketch": "clock"}},
+        ["c -> a"],
+    )
+    with pytest.raises(GridError) as caught:
+        grid.with_nodes(changes)
+    assert str(caught.value) == message
