@@ -370,12 +370,17 @@ class NodeServer:
                 write_limit=WRITE_LIMIT,
                 backlog=BACKLOG,
                 reuse_port=reuse_port or None,
-                # SO_REUSEADDR lets a fixed port be bound again past TIME_WAIT; a port 0 needs
-                # none, and with it Linux's search for a free port grows with every port bound
-                # (10,000 nodes on port 0: 8.8 s in bind() alone, 0.1 s without).
+                # SO_REUSEADDR lets a port be bound again past TIME_WAIT. Set before bind() on
+                # port 0, Linux's search for a free port grows with every port bound (10,000
+                # nodes: 8.8 s in bind() alone, 0.1 s without): there it is set just after.
                 reuse_address=None if port else False,
                 **tls,
             )
+            if not port:
+                # The connections it accepts inherit it: their TIME_WAIT then does not keep
+                # a node restarted on the port it was given (a restart, a simulation) from it.
+                for sock in self.server.sockets:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 why = "address already in use"
