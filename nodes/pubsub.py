@@ -36,6 +36,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from mesh import protocol
 from mesh.connection import SEND_TIMEOUT, send_or_abort
@@ -60,6 +61,7 @@ __all__ = [
     "Handler",
     "Hub",
     "Inbox",
+    "Publication",
     "RemoteSubscriber",
     "RetainLimit",
     "SubscriptionLimit",
@@ -121,8 +123,51 @@ def check_limits(pattern: str) -> None:
         raise SubscriptionLimit(f"pattern too deep: {levels} levels, a node takes at most {MAX_PATTERN_LEVELS}")
 
 
+class Publication:
+    """One message on its way to subscribers, encoded once for all of them.
+
+    ``frame`` is its ``pub`` frame with no ``lost`` count, the frame nearly every
+    subscriber gets; a subscriber that has losses to report gets a frame of its
+    own (:meth:`frame_for`). ``size`` is the frame's length in UTF-8 bytes.
+    """
+
+    __slots__ = ("data", "frame", "key", "retained", "size")
+
+    def __init__(self, key: str, data: str, retained: bool = False) -> None:
+        self.key = key
+        self.data = data
+        self.retained = retained
+        self.frame = protocol.encode(protocol.Publish(key=key, data=data, retained=retained))
+        self.size = len(self.frame) if self.frame.isascii() else len(self.frame.encode("utf-8", "surrogatepass"))
+
+    def frame_for(self, lost: int) -> str:
+        """The frame for a subscriber that lost ``lost`` messages since its previous one."""
+        if not lost:
+            return self.frame
+        return protocol.encode(protocol.Publish(key=self.key, data=self.data, lost=lost, retained=self.retained))
+
+
+def writable(websocket: Any) -> bool:
+    """Whether a frame written to ``websocket`` now goes out without waiting: open, below its write limit."""
+    return websocket.protocol.state is State.OPEN and websocket.send_in_progress is None and not websocket.paused
+
+
+def write_now(websocket: Any, data: bytes) -> None:
+    """Write a text frame holding ``data`` (UTF-8) to the transport, as websockets' broadcast() does."""
+    websocket.protocol.send_text(data)
+    websocket.send_data()
+
+
 class RemoteSubscriber:
-    """One connection subscribed to this node: its patterns and its own bounded queue."""
+    """One connection subscribed to this node: its patterns and its own bounded queue.
+
+    A publication is queued, and written at the end of the event loop's turn
+    straight to the connection's transport, with whatever else the turn
+    published, while the connection takes it without waiting (see
+    :meth:`Hub.write_due`). A connection past its write limit gets its queue
+    from a task of its own, which waits for it to drain, at most
+    :data:`SEND_TIMEOUT` seconds, and drops it past that.
+    """
 
     def __init__(
         self,
@@ -131,20 +176,25 @@ class RemoteSubscriber:
         log: logging.Logger,
         bound: int = QUEUE_BOUND,
         throttle: Throttle | None = None,
+        hub: Hub | None = None,
     ) -> None:
         self.name = name
         self.websocket = websocket
         self.log = log
         self.throttle = throttle if throttle is not None else Throttle(log, WARN_EVERY)
         self.bound = bound
+        self.hub = hub
         self.patterns: dict[str, None] = {}
-        self.queue: deque[tuple[str, str, bool]] = deque()  # (key, data, retained)
+        self.queue: deque[Publication] = deque()
         self.sent = 0
         self.lost = 0
         #: Subscriptions this connection asked for past MAX_PATTERNS_PER_CONNECTION.
         self.refused = 0
         self._unreported = 0
         self._wake = asyncio.Event()
+        #: True while the task writes the queue (the connection was past its write limit).
+        self._pumping = False
+        self.closed = False
         #: Set while nothing is queued or being written: what a stopping node waits for (Hub.flush).
         self.idle = asyncio.Event()
         self.idle.set()
@@ -152,12 +202,22 @@ class RemoteSubscriber:
 
     def offer(self, key: str, data: str, retained: bool = False) -> None:
         """Queue a message without waiting; drop the oldest if the queue is full."""
-        if len(self.queue) >= self.bound:
-            self.queue.popleft()
+        self.offer_publication(Publication(key, data, retained))
+
+    def offer_publication(self, publication: Publication) -> None:
+        """Queue a publication (shared with other subscribers) without waiting; drop the oldest if full."""
+        queue = self.queue
+        if len(queue) >= self.bound:
+            queue.popleft()
             self._drop("falls behind")
-        self.queue.append((key, data, retained))
-        self.idle.clear()
-        self._wake.set()
+        queue.append(publication)
+        if self.idle.is_set():  # the first since the queue emptied: written at the end of this turn
+            self.idle.clear()
+            if self.hub is not None:
+                self.hub.due(self)
+            else:
+                self._pumping = True
+                self._wake.set()
 
     def _drop(self, why: str) -> None:
         """One message for this subscriber is lost: count it, report it with the next pub, warn now and then."""
@@ -171,21 +231,68 @@ class RemoteSubscriber:
         """Pub frames from the head of the queue, at most BATCH frames and BATCH_BYTES: (text, frames)."""
         frames: list[str] = []
         size = 0
-        while self.queue and len(frames) < protocol.BATCH:
-            key, data, retained = self.queue[0]
-            frame = protocol.encode(protocol.Publish(key=key, data=data, lost=self._unreported, retained=retained))
-            length = len(frame) if frame.isascii() else len(frame.encode())
+        queue = self.queue
+        while queue and len(frames) < protocol.BATCH:
+            publication = queue[0]
+            if self._unreported:
+                frame = publication.frame_for(self._unreported)
+                length = len(frame) if frame.isascii() else len(frame.encode())
+            else:
+                frame, length = publication.frame, publication.size
             if length > PUB_FRAME_LIMIT:  # more than the subscriber can take: lost, not sent
-                self.queue.popleft()
-                self._drop(f"cannot take a publication of {length} bytes on {key} (at most {PUB_FRAME_LIMIT})")
+                queue.popleft()
+                self._drop(
+                    f"cannot take a publication of {length} bytes on {publication.key} (at most {PUB_FRAME_LIMIT})"
+                )
                 continue
             if frames and size + length > protocol.BATCH_BYTES:
                 break
-            self.queue.popleft()
+            queue.popleft()
             self._unreported = 0
             frames.append(frame)
             size += length + 1
         return protocol.batch(frames) if frames else "", len(frames)
+
+    def write_due(self, shared: dict[tuple[Publication, ...], bytes]) -> None:
+        """End of the turn: write the queue straight to the transport, or hand it to the task if it must wait.
+
+        ``shared``: the bytes of the batches already built this turn for other
+        subscribers, by the publications they hold: a batch is built once for all
+        the subscribers that get the same publications (no losses to report).
+        """
+        if self.closed:
+            return
+        websocket, queue = self.websocket, self.queue
+        try:
+            while queue:
+                if not writable(websocket):
+                    if websocket.protocol.state is not State.OPEN:
+                        queue.clear()  # closing: the server forgets this subscriber when its handler ends
+                        break
+                    self._pumping = True  # past its write limit: the task waits for it, bounded
+                    self._wake.set()
+                    return
+                whole = None
+                if not self._unreported and len(queue) <= protocol.BATCH:
+                    whole = tuple(queue)
+                    data = shared.get(whole)
+                    if data is not None:
+                        queue.clear()
+                        write_now(websocket, data)
+                        self.sent += len(whole)
+                        continue
+                text, count = self._batch()
+                if not count:
+                    continue
+                data = text.encode()
+                if whole is not None and not queue and count == len(whole):
+                    shared[whole] = data  # all of it, as is: the next subscriber with the same queue reuses it
+                write_now(websocket, data)
+                self.sent += count
+        except Exception as exc:  # what broadcast() shrugs off: the connection is going, its handler cleans up
+            queue.clear()
+            self.log.debug("could not write to subscriber %s: %s", escape(self.name), escape(str(exc)))
+        self.idle.set()
 
     async def _pump(self) -> None:
         try:
@@ -204,6 +311,7 @@ class RemoteSubscriber:
                         )
                         return
                     self.sent += count
+                self._pumping = False
                 self.idle.set()
         except ConnectionClosed:
             pass
@@ -211,6 +319,7 @@ class RemoteSubscriber:
             self.idle.set()  # nothing more will be written: nobody waits for it
 
     def close(self) -> None:
+        self.closed = True
         self._task.cancel()
 
 
@@ -238,6 +347,8 @@ class Hub:
         self.retained: dict[str, str] = {}
         self.most_retained = MAX_RETAINED
         self.retained_size = MAX_RETAINED_SIZE
+        #: Subscribers with publications to write at the end of this turn (see write_due), in order.
+        self._due: list[RemoteSubscriber] = []
 
     @property
     def count(self) -> int:
@@ -245,14 +356,34 @@ class Hub:
         return len(self.index)
 
     def publish(self, key: str, data: str) -> int:
-        """Hand ``data`` to every subscriber whose patterns match ``key``; how many."""
+        """Hand ``data`` to every subscriber whose patterns match ``key``; how many. Encoded once for all."""
         if not self.index:
             return 0
+        publication = None
         handed = 0
         for subscriber in self.index.owners(key):
-            subscriber.offer(key, data)
+            if publication is None:
+                publication = Publication(key, data)
+            subscriber.offer_publication(publication)
             handed += 1
         return handed
+
+    def due(self, subscriber: RemoteSubscriber) -> None:
+        """``subscriber``'s queue was empty and has a publication: write it at the end of this turn."""
+        if not self._due:
+            asyncio.get_running_loop().call_soon(self.write_due)
+        self._due.append(subscriber)
+
+    def write_due(self) -> None:
+        """Write what this turn published straight to each subscriber's transport, as broadcast() does.
+
+        One websocket frame per subscriber per turn, holding everything the turn
+        gave it, built once for every subscriber that gets the same publications.
+        """
+        due, self._due = self._due, []
+        shared: dict[tuple[Publication, ...], bytes] = {}
+        for subscriber in due:
+            subscriber.write_due(shared)
 
     def retain(self, key: str, data: str) -> None:
         """Keep ``data`` as ``key``'s retained value (empty: forget it); :class:`RetainLimit` past a limit."""
@@ -280,6 +411,7 @@ class Hub:
 
     async def flush(self, within: float) -> None:
         """Wait (at most ``within`` seconds) until every subscriber has been written all that was queued for it."""
+        self.write_due()
         waiting = [sub.idle.wait() for sub in self.subscribers.values() if not sub.idle.is_set()]
         if waiting:
             try:
@@ -320,7 +452,7 @@ class Hub:
             )
         if subscriber is None:
             subscriber = self.subscribers[websocket] = RemoteSubscriber(
-                name, websocket, self.log, self.bound, self.throttle
+                name, websocket, self.log, self.bound, self.throttle, self
             )
         subscriber.patterns[pattern] = None
         self.index.add(pattern, subscriber)
