@@ -285,6 +285,10 @@ def _build(body: Any) -> Frame:
             and data.isascii()
         ):
             return Message(id=frame_id, channel=channel, data=data)
+    elif type(body) is dict and len(body) == 3 and body.get("type") == "pub":  # a fan-out's every delivery
+        key, data = body.get("key"), body.get("data")
+        if type(key) is str and type(data) is str and key.isascii() and key.isprintable() and data.isascii():
+            return Publish(key=key, data=data)
     elif type(body) is dict and len(body) == 2 and body.get("type") == "status":  # cheap to ask: cheap to read
         frame_id = body.get("id")
         if type(frame_id) is int and _ID_MIN <= frame_id <= _ID_MAX:

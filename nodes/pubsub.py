@@ -86,6 +86,8 @@ MAX_RETAINED = 1000
 MAX_RETAINED_SIZE = 16 * 1024
 #: Seconds between two "dropping messages" warnings about the same subscriber.
 WARN_EVERY = 5.0
+#: Keys a subscriber remembers the handlers of (Inbox): the index is asked again for others.
+ROUTES = 1024
 
 Handler = Callable[[str, str], Any]  # (key, data) -> None or an awaitable
 
@@ -349,6 +351,9 @@ class Hub:
         self.retained_size = MAX_RETAINED_SIZE
         #: Subscribers with publications to write at the end of this turn (see write_due), in order.
         self._due: list[RemoteSubscriber] = []
+        #: key -> the subscribers it goes to, as the index said: at most ROUTES keys, emptied whenever
+        #: a subscription comes or goes.
+        self._routes: dict[str, list[RemoteSubscriber]] = {}
 
     @property
     def count(self) -> int:
@@ -359,14 +364,17 @@ class Hub:
         """Hand ``data`` to every subscriber whose patterns match ``key``; how many. Encoded once for all."""
         if not self.index:
             return 0
-        publication = None
-        handed = 0
-        for subscriber in self.index.owners(key):
-            if publication is None:
-                publication = Publication(key, data)
-            subscriber.offer_publication(publication)
-            handed += 1
-        return handed
+        route = self._routes.get(key)
+        if route is None:
+            route = list(self.index.owners(key))
+            if len(self._routes) >= ROUTES:
+                self._routes.clear()
+            self._routes[key] = route
+        if route:
+            publication = Publication(key, data)
+            for subscriber in route:
+                subscriber.offer_publication(publication)
+        return len(route)
 
     def due(self, subscriber: RemoteSubscriber) -> None:
         """``subscriber``'s queue was empty and has a publication: write it at the end of this turn."""
@@ -456,6 +464,7 @@ class Hub:
             )
         subscriber.patterns[pattern] = None
         self.index.add(pattern, subscriber)
+        self._routes.clear()
         self.log.info("%s subscribed to %s", escape(name), escape(pattern))
         self._event("added", pattern, name)
         size = 0
@@ -470,6 +479,7 @@ class Hub:
         if subscriber is None or subscriber.patterns.pop(pattern, False) is not None:
             return
         self.index.remove(pattern, subscriber)
+        self._routes.clear()
         self.log.info("%s unsubscribed from %s", escape(subscriber.name), escape(pattern))
         self._event("removed", pattern, subscriber.name)
 
@@ -490,6 +500,7 @@ class Hub:
             )
         for pattern in patterns:
             self.index.remove(pattern, subscriber)
+            self._routes.clear()  # before the event: publishing it routes by the index as it is now
             self._event("removed", pattern, subscriber.name)
 
     def _event(self, what: str, pattern: str, name: str) -> None:
@@ -524,12 +535,17 @@ class Inbox:
         self.lost = 0
         self._lanes: dict[Handler, _Lane] = {}
         self._throttle = Throttle(log, WARN_EVERY)
+        #: key -> the (pattern, handler) pairs it goes to, each handler once: what the index said,
+        #: kept for the next message on the key (most keys repeat); at most ROUTES keys, emptied
+        #: whenever a pattern comes or goes.
+        self._routes: dict[str, list[tuple[str, Handler]]] = {}
 
     def add(self, pattern: str, handler: Handler) -> None:
         """Call ``handler`` for what ``pattern`` matches (in place of the pattern's previous handler, if any)."""
         self.remove(pattern)
         self.handlers[pattern] = handler
         self._index.add(pattern, pattern)
+        self._routes.clear()
         self._held[handler] = self._held.get(handler, 0) + 1
 
     def remove(self, pattern: str) -> None:
@@ -538,12 +554,29 @@ class Inbox:
         if handler is None:
             return
         self._index.remove(pattern, pattern)
+        self._routes.clear()
         self._held[handler] -= 1
         if not self._held[handler]:
             del self._held[handler]
 
     def wants(self, key: str) -> bool:
-        return next(self._index.match(key), None) is not None
+        return bool(self._route(key))
+
+    def _route(self, key: str) -> list[tuple[str, Handler]]:
+        """The (pattern, handler) pairs ``key`` goes to, each handler once, with its first matching pattern."""
+        route = self._routes.get(key)
+        if route is None:
+            route = []
+            handed: set[Handler] = set()
+            for pattern, _ in self._index.match(key):
+                handler = self.handlers[pattern]
+                if handler not in handed:  # each handler once per message, however many of its patterns match
+                    handed.add(handler)
+                    route.append((pattern, handler))
+            if len(self._routes) >= ROUTES:
+                self._routes.clear()
+            self._routes[key] = route
+        return route
 
     def deliver(self, key: str, data: str, lost: int = 0) -> bool:
         """Hand a message to the lane of every handler whose pattern matches ``key``, without waiting.
@@ -552,19 +585,18 @@ class Inbox:
         if no handler wants it (left over from a pattern unsubscribed a moment ago).
         """
         self.lost += lost
-        handed: set[Handler] = set()
-        for pattern, _ in self._index.match(key):
-            handler = self.handlers[pattern]
-            if handler in handed:
-                continue  # each handler once per message, however many of its patterns match
-            handed.add(handler)
-            lane = self._lanes.get(handler)
+        route = self._routes.get(key)
+        if route is None:
+            route = self._route(key)
+        lanes = self._lanes
+        for pattern, handler in route:
+            lane = lanes.get(handler)
             if lane is None:
-                lane = self._lanes[handler] = _Lane(self, handler)
+                lane = lanes[handler] = _Lane(self, handler)
             lane.offer(pattern, key, data)
-        if handed:
+        if route:
             self.received += 1
-        return bool(handed)
+        return bool(route)
 
     def deliver_to(self, pattern: str, key: str, data: str) -> bool:
         """Hand a message to the handler of ``pattern`` only (a retained value for a new subscription)."""
