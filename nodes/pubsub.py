@@ -86,7 +86,8 @@ MAX_RETAINED = 1000
 MAX_RETAINED_SIZE = 16 * 1024
 #: Seconds between two "dropping messages" warnings about the same subscriber.
 WARN_EVERY = 5.0
-#: Keys a subscriber remembers the handlers of (Inbox): the index is asked again for others.
+#: Keys a publisher remembers the subscribers of, and a subscriber the handlers of; keys longer than
+#: MAX_PATTERN_LENGTH are never kept (a peer's key may be long): the index is asked again for those.
 ROUTES = 1024
 
 Handler = Callable[[str, str], Any]  # (key, data) -> None or an awaitable
@@ -367,9 +368,10 @@ class Hub:
         route = self._routes.get(key)
         if route is None:
             route = list(self.index.owners(key))
-            if len(self._routes) >= ROUTES:
-                self._routes.clear()
-            self._routes[key] = route
+            if len(key) <= MAX_PATTERN_LENGTH:
+                if len(self._routes) >= ROUTES:
+                    self._routes.clear()
+                self._routes[key] = route
         if route:
             publication = Publication(key, data)
             for subscriber in route:
@@ -573,9 +575,10 @@ class Inbox:
                 if handler not in handed:  # each handler once per message, however many of its patterns match
                     handed.add(handler)
                     route.append((pattern, handler))
-            if len(self._routes) >= ROUTES:
-                self._routes.clear()
-            self._routes[key] = route
+            if len(key) <= MAX_PATTERN_LENGTH:
+                if len(self._routes) >= ROUTES:
+                    self._routes.clear()
+                self._routes[key] = route
         return route
 
     def deliver(self, key: str, data: str, lost: int = 0) -> bool:
