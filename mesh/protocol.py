@@ -38,6 +38,7 @@ __all__ = [
     "decode",
     "decode_all",
     "encode",
+    "encode_pub",
     "to_text",
 ]
 
@@ -198,6 +199,14 @@ def encode(frame: Frame) -> str:
     body: dict[str, Any] = {"type": _TYPE_OF[type(frame)]}
     body.update((k, v) for k, v in vars(frame).items() if k not in _OPTIONAL or v != _OPTIONAL[k])
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_pub(key: str, data: str, lost: int = 0, retained: bool = False) -> str:
+    """The text of a ``pub`` frame, as :func:`encode` writes it, without building a :class:`Publish` first."""
+    text = f'{{"type":"pub","key":{_string(key)},"data":{_string(data)}'
+    if lost:
+        text += f',"lost":{lost}'
+    return text + (',"retained":true}' if retained else "}")
 
 
 def decode(text: str) -> Frame:

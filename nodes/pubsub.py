@@ -140,14 +140,14 @@ class Publication:
         self.key = key
         self.data = data
         self.retained = retained
-        self.frame = protocol.encode(protocol.Publish(key=key, data=data, retained=retained))
+        self.frame = protocol.encode_pub(key, data, retained=retained)
         self.size = len(self.frame) if self.frame.isascii() else len(self.frame.encode("utf-8", "surrogatepass"))
 
     def frame_for(self, lost: int) -> str:
         """The frame for a subscriber that lost ``lost`` messages since its previous one."""
         if not lost:
             return self.frame
-        return protocol.encode(protocol.Publish(key=self.key, data=self.data, lost=lost, retained=self.retained))
+        return protocol.encode_pub(self.key, self.data, lost, self.retained)
 
 
 def writable(websocket: Any) -> bool:
