@@ -131,14 +131,15 @@ class Publication:
 
     ``frame`` is its ``pub`` frame with no ``lost`` count, the frame nearly every
     subscriber gets; a subscriber that has losses to report gets a frame of its
-    own (:meth:`frame_for`). ``size`` is the frame's length in UTF-8 bytes.
+    own (:meth:`frame_for`), spliced from it. ``size`` is the frame's length in
+    UTF-8 bytes. Only the frame is kept, not the data beside it: a queue of
+    large publications costs their frames' size once, whatever the subscribers.
     """
 
-    __slots__ = ("data", "frame", "key", "retained", "size")
+    __slots__ = ("frame", "key", "retained", "size")
 
     def __init__(self, key: str, data: str, retained: bool = False) -> None:
         self.key = key
-        self.data = data
         self.retained = retained
         self.frame = protocol.encode_pub(key, data, retained=retained)
         self.size = len(self.frame) if self.frame.isascii() else len(self.frame.encode("utf-8", "surrogatepass"))
@@ -147,7 +148,12 @@ class Publication:
         """The frame for a subscriber that lost ``lost`` messages since its previous one."""
         if not lost:
             return self.frame
-        return protocol.encode_pub(self.key, self.data, lost, self.retained)
+        # encode_pub writes lost after data and before retained, the frame's last field if there.
+        tail = _RETAINED_TAIL if self.retained else "}"
+        return f'{self.frame[: -len(tail)]},"lost":{lost}{tail}'
+
+
+_RETAINED_TAIL = ',"retained":true}'
 
 
 def writable(websocket: Any) -> bool:

@@ -514,6 +514,18 @@ async def test_pub_batches_are_bounded_in_bytes_and_a_publication_too_big_is_los
         await stop(nodes)
 
 
+@pytest.mark.parametrize("retained", [False, True])
+@pytest.mark.parametrize("lost", [0, 1, 1000])
+@pytest.mark.parametrize("data", ["", "1", 'é ♪\n"}'])
+def test_a_publication_is_encoded_once_and_its_lost_variant_is_the_frame_encode_writes(data, lost, retained):
+    """The shared frame, and the frame of a subscriber with losses to report, are what protocol.encode writes."""
+    publication = pubsub.Publication("pub/n", data, retained)
+    frame = protocol.Publish(key="pub/n", data=data, lost=lost, retained=retained)
+    assert publication.frame_for(lost) == protocol.encode(frame)
+    assert protocol.decode(publication.frame_for(lost)) == frame
+    assert publication.size == len(publication.frame.encode())
+
+
 async def test_what_a_turn_publishes_reaches_each_subscriber_as_one_batch_and_only_losses_differ():
     """Publications made in one turn go to each subscriber as one batch, in order; subscribers that get the
     same ones get the same text, and only a subscriber whose queue overflowed sees a lost count."""
