@@ -201,8 +201,6 @@ class RemoteSubscriber:
         self.refused = 0
         self._unreported = 0
         self._wake = asyncio.Event()
-        #: True while the task writes the queue (the connection was past its write limit).
-        self._pumping = False
         self.closed = False
         #: Set while nothing is queued or being written: what a stopping node waits for (Hub.flush).
         self.idle = asyncio.Event()
@@ -225,7 +223,6 @@ class RemoteSubscriber:
             if self.hub is not None:
                 self.hub.due(self)
             else:
-                self._pumping = True
                 self._wake.set()
 
     def _drop(self, why: str) -> None:
@@ -269,17 +266,18 @@ class RemoteSubscriber:
         subscribers, by the publications they hold: a batch is built once for all
         the subscribers that get the same publications (no losses to report).
         """
-        if self.closed:
-            return
         websocket, queue = self.websocket, self.queue
+        if self.closed:
+            queue.clear()
+            self.idle.set()
+            return
         try:
             while queue:
                 if not writable(websocket):
                     if websocket.protocol.state is not State.OPEN:
                         queue.clear()  # closing: the server forgets this subscriber when its handler ends
                         break
-                    self._pumping = True  # past its write limit: the task waits for it, bounded
-                    self._wake.set()
+                    self._wake.set()  # past its write limit: the task waits for it, bounded
                     return
                 whole = None
                 if not self._unreported and len(queue) <= protocol.BATCH:
@@ -320,7 +318,6 @@ class RemoteSubscriber:
                         )
                         return
                     self.sent += count
-                self._pumping = False
                 self.idle.set()
         except ConnectionClosed:
             pass
