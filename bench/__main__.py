@@ -1,4 +1,4 @@
-"""python -m bench [--scale] [--quick] [--rounds N] [--subscribers N] [--json PATH] [--docs PATH]"""
+"""python -m bench [--peers [--uvloop] | --scale] [--quick] [--rounds N] [--subscribers N] [--json PATH] [--docs PATH]"""
 
 from __future__ import annotations
 
@@ -14,14 +14,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import mesh_side, raw, scale
-from bench.report import MQTT_PACKAGES, PACKAGES, environment, markdown, scale_table, table
+from bench import mesh_side, peers, raw, scale
+from bench.report import MQTT_PACKAGES, PACKAGES, PEER_PACKAGES, environment, markdown, peers_table, scale_table, table
 
 ROOT = Path(__file__).resolve().parent.parent
 
 FULL = {
     "stream": 20_000,
     "latency": 2_000,
+    "circuit": 5_000,
+    "targets": 500,
     "fanout": {1: 20_000, 10: 5_000, 100: 1_000},
     "naive": 1_000,
     "reuse": 20_000,
@@ -32,6 +34,8 @@ FULL = {
 QUICK = {
     "stream": 300,
     "latency": 50,
+    "circuit": 50,
+    "targets": 20,
     "fanout": {1: 300, 10: 50, 100: 5},
     "naive": 30,
     "reuse": 300,
@@ -110,10 +114,41 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
             "raw": lambda: raw.relay_latencies(n, 3),
         },
     )
-    for q, label, target in ((0.5, "p50", "<= 1.3"), (0.99, "p99", "")):
+    for q, label, target in ((0.5, "p50", "<= 1.1"), (0.99, "p99", "")):
         mesh_q = [percentile(run_, q) * 1e6 for run_ in got["mesh"]]
         raw_q = [percentile(run_, q) * 1e6 for run_ in got["raw"]]
         row(f"tick to buzz latency {label}", "µs", mesh_q, raw_q, "raw two-hop relay", target, higher_is_better=False)
+
+    n = sizes["circuit"]
+    say(f"three-process circuit: {n:,} sequential ticks, clock -> iopin -> buzzer, {rounds} rounds")
+    got = await alternate(
+        rounds, {"mesh": lambda: peers.circuit(peers.MESH, n), "raw": lambda: peers.circuit(peers.RAW, n)}
+    )
+    for key, scenario, unit, target, higher in (
+        ("ticks_per_s", "three-process circuit", "ticks/s", "", True),
+        ("cpu_us_per_tick", "three-process circuit, CPU per tick (all processes)", "µs", "<= 1.0", False),
+    ):
+        mesh_, raw_ = [one[key] for one in got["mesh"]], [one[key] for one in got["raw"]]
+        row(scenario, unit, mesh_, raw_, "raw websockets, 3 processes", target, higher_is_better=higher)
+
+    n, buzzers = sizes["targets"], 16
+    say(f"tick to 1 and to {buzzers} buzzers: {n:,} ticks each, all at once and in turn, {rounds} rounds")
+    got = await alternate(
+        rounds,
+        {
+            "together": lambda: mesh_side.per_extra_target(n, buzzers),
+            "in turn": lambda: mesh_side.per_extra_target(n, buzzers, in_turn=True),
+        },
+    )
+    row(
+        f"tick to {buzzers} buzzers vs 1: each extra target",
+        "ms",
+        got["together"],
+        got["in turn"],
+        "each awaited in turn",
+        "<= 0.3 ms",
+        higher_is_better=False,
+    )
 
     for subscribers, count in sizes["fanout"].items():
         say(f"fan-out to {subscribers}: {count:,} messages, {rounds} rounds")
@@ -199,27 +234,56 @@ def last(path: Path) -> dict[str, Any] | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny counts, one round: a smoke run in seconds")
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
         "--scale",
         action="store_true",
         help="only the scale-out comparison: 1 publisher to 1,000 subscribers, the mesh against Mosquitto and"
         " the mqtt bridge, and the bridge's throughput both ways (about 3 minutes; see docs/scale.md)",
     )
-    parser.add_argument("--rounds", type=int, help="rounds per scenario (default 5, 3 with --scale; 1 with --quick)")
+    which.add_argument(
+        "--peers",
+        action="store_true",
+        help="only across processes: the three-process circuit and 1 publisher to 100 subscribers in 4 processes,"
+        " the mesh against raw websockets, Mosquitto (paho, QoS 0 and 1) and Redis pub/sub (about 5 minutes)",
+    )
+    parser.add_argument(
+        "--uvloop", action="store_true", help="with --peers: the circuit's mesh and raw websockets again on uvloop"
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        action="append",
+        metavar="CHECKOUT",
+        help="with --peers: the circuit also on the mesh of another checkout (e.g. a worktree at the base commit),"
+        " interleaved with this one's: before against after in one run (repeatable)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, help="rounds per scenario (default 5, 3 with --scale or --peers; 1 with --quick)"
+    )
     parser.add_argument("--subscribers", type=int, help="with --scale: subscribers (default 1,000; 20 with --quick)")
+    parser.add_argument("--ticks", type=int, help="with --peers: ticks of the circuit (default 5,000; 50 with --quick)")
     parser.add_argument(
         "--json",
         type=Path,
-        help="where to write every figure (default bench/results.json, bench/scale.json with --scale; none with --quick)",
+        help="where to write every figure (default bench/results.json, bench/scale.json with --scale,"
+        " bench/peers.json with --peers; none with --quick)",
     )
     parser.add_argument(
         "--docs", type=Path, help="regenerate this Markdown file (default docs/benchmarks.md; none with --quick)"
     )
     args = parser.parse_args(argv)
+    if (args.uvloop or args.against) and not args.peers:
+        parser.error("--uvloop and --against go with --peers")
+    kind = "scale" if args.scale else "peers" if args.peers else "results"
     if args.scale:
         sizes = dict(scale.QUICK if args.quick else scale.FULL)
         if args.subscribers:
             sizes["subscribers"] = args.subscribers
+    elif args.peers:
+        sizes = dict(peers.QUICK if args.quick else peers.FULL)
+        if args.ticks:
+            sizes["ticks"] = args.ticks
     else:
         sizes = dict(QUICK if args.quick else FULL)
     if args.rounds:
@@ -230,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.scale:
         env = {**environment((*PACKAGES, *MQTT_PACKAGES)), **scale.machine()}
         results: Any = asyncio.run(scale.run(sizes, say))
+    elif args.peers:
+        env = {**environment((*PACKAGES, *MQTT_PACKAGES, *PEER_PACKAGES)), **peers.machine()}
+        results = asyncio.run(peers.run(sizes, say, uvloop=args.uvloop, against=args.against))
     else:
         env = environment()
         results = asyncio.run(run(sizes, say))
@@ -238,24 +305,26 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "sizes": {k: str(v) for k, v in sizes.items()},
         "seconds": round(time.perf_counter() - began, 1),
-        **({"scale": results} if args.scale else {"results": results}),
+        kind: results,
     }
-    print(scale_table(report) if args.scale else table(report))
-    default = ROOT / "bench" / ("scale.json" if args.scale else "results.json")
+    print({"scale": scale_table, "peers": peers_table, "results": table}[kind](report))
+    default = ROOT / "bench" / ("results.json" if kind == "results" else f"{kind}.json")
     json_path = args.json or (None if args.quick else default)
     if json_path:
         json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         print(f"figures: {json_path}", file=sys.stderr)
     docs_path = args.docs or (None if args.quick else ROOT / "docs" / "benchmarks.md")
     if docs_path:
-        if args.scale:  # the main figures stay those of the last full run
-            main_report = last(ROOT / "bench" / "results.json")
-            if main_report is None:
-                print(f"report: {docs_path} not written: no bench/results.json (run python -m bench)", file=sys.stderr)
-                return 0
-            docs_path.write_text(markdown(main_report, report))
-        else:
-            docs_path.write_text(markdown(report, last(ROOT / "bench" / "scale.json")))
+        # Each kind of run regenerates its own section; the others stay those of their last full run.
+        reports = {
+            name: last(ROOT / "bench" / ("results.json" if name == "results" else f"{name}.json"))
+            for name in ("results", "scale", "peers")
+        }
+        reports[kind] = report
+        if reports["results"] is None:
+            print(f"report: {docs_path} not written: no bench/results.json (run python -m bench)", file=sys.stderr)
+            return 0
+        docs_path.write_text(markdown(reports["results"], reports["scale"], reports["peers"]))
         print(f"report: {docs_path}", file=sys.stderr)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,19 +84,32 @@ async def one_at_a_time(count: int) -> float:
         await stopped(nodes)
 
 
-async def tick_to_buzz(count: int, sequence: int) -> list[float]:
-    """A tick to the real iopin, which streams its bits to the real buzzer; seconds until the tick's ack."""
+class OneByOne(IOPin):
+    """The iopin as it was: each target awaited in turn (the twin of the concurrent one)."""
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> str:
+        bits = self.draw()
+        for target in self.targets:
+            await self.stream(target, bits)
+        return "acknowledged"
+
+
+async def tick_to_buzz(count: int, sequence: int, buzzers: int = 1, in_turn: bool = False) -> list[float]:
+    """A tick to the real iopin, which streams its bits to ``buzzers`` real buzzers (all at once; one after
+    the other with ``in_turn``); seconds until the tick's ack."""
+    names = ["buzzer"] if buzzers == 1 else [f"buzzer{i}" for i in range(buzzers)]
     grid = build_grid(
         {
             "clock": {"sketch": "sink"},
             "iopin": {"sketch": "iopin", "port": 0, "params": {"sequence": sequence, "seed": 1}},
-            "buzzer": {"sketch": "buzzer", "port": 0},
+            **{name: {"sketch": "buzzer", "port": 0} for name in names},
         },
-        ["clock -> iopin", "iopin -> buzzer"],
+        ["clock -> iopin", *(f"iopin -> {name}" for name in names)],
     )
     nodes = {
-        "buzzer": Node(Buzzer, "buzzer", grid),
-        "iopin": Node(IOPin, "iopin", grid),
+        **{name: Node(Buzzer, name, grid) for name in names},
+        "iopin": Node(OneByOne if in_turn else IOPin, "iopin", grid),
         "clock": Node(Sink, "clock", grid),
     }
     await open_together(nodes)
@@ -110,6 +124,13 @@ async def tick_to_buzz(count: int, sequence: int) -> list[float]:
         return latencies
     finally:
         await stopped(nodes)
+
+
+async def per_extra_target(count: int, buzzers: int, in_turn: bool = False) -> float:
+    """Milliseconds each buzzer past the first adds to a tick (p50 with ``buzzers`` against p50 with one)."""
+    one = statistics.median(await tick_to_buzz(count, 3, 1, in_turn))
+    many = statistics.median(await tick_to_buzz(count, 3, buzzers, in_turn))
+    return (many - one) / (buzzers - 1) * 1e3
 
 
 async def fan_out(subscribers: int, count: int) -> float:

@@ -28,6 +28,7 @@ import itertools
 import json
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -54,6 +55,11 @@ def mosquitto() -> str | None:
     if os.access("/usr/sbin/mosquitto", os.X_OK):
         return "/usr/sbin/mosquitto"
     return shutil.which("mosquitto")
+
+
+def redis_server() -> str | None:
+    """Debian's /usr/bin/redis-server, else one on PATH."""
+    return shutil.which("redis-server") or shutil.which("redis-server", path="/usr/bin:/usr/sbin")
 
 
 def missing() -> dict[str, str]:
@@ -89,9 +95,20 @@ def proc(pid: int) -> tuple[float, int, int]:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free port below the kernel's ephemeral range: no outgoing connection is handed it meanwhile
+    (a port that binding port 0 picks is, now and then, before the broker binds it)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    while True:
+        port = random.randrange(max(1024, low - 12_000), low)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def raise_fd_limit() -> None:
@@ -102,9 +119,11 @@ def raise_fd_limit() -> None:
 
 
 class Broker:
-    """A Mosquitto on a free port of 127.0.0.1, its config and log in ``folder``; no persistence."""
+    """A Mosquitto on a free port of 127.0.0.1, its config and log in ``folder``; no persistence.
+    ``nodelay``: TCP_NODELAY on its sockets (without it a chain of small request/answer publishes
+    waits on Nagle's algorithm and delayed ACKs: about 45 ms per round trip)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, nodelay: bool = False) -> None:
         binary = mosquitto()
         assert binary is not None
         self.port = free_port()
@@ -117,6 +136,7 @@ class Broker:
                     "allow_anonymous true",
                     "persistence false",
                     "connection_messages false",
+                    *(["set_tcp_nodelay true"] if nodelay else []),
                     "log_dest stderr",
                     *(f"log_type {kind}" for kind in ("error", "warning", "notice", "information")),
                     f"user {pwd.getpwuid(os.getuid()).pw_name}",  # as root it would switch to user mosquitto
@@ -157,6 +177,53 @@ class Broker:
                 await asyncio.wait_for(self.process.wait(), 5)
             except TimeoutError:
                 self.process.kill()
+                await self.process.wait()
+
+
+class RedisServer:
+    """A redis-server on a free port of 127.0.0.1, run from ``folder``: no snapshots, no append-only file."""
+
+    def __init__(self, folder: Path) -> None:
+        binary = redis_server()
+        assert binary is not None
+        self.binary, self.folder = binary, folder
+        self.port = free_port()
+        self.log = folder / "redis.log"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        arguments = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        with self.log.open("w") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                self.binary,
+                *arguments,
+                "--dir",
+                str(self.folder),
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=raise_fd_limit,
+            )
+        deadline = time.monotonic() + 10
+        while "Ready to accept connections" not in self.log.read_text():
+            if self.process.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start: {self.log.read_text()[-500:]}")
+            await asyncio.sleep(0.01)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), 5)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 await self.process.wait()
 
 
@@ -230,15 +297,20 @@ class System:
     """What one measurement starts: who publishes, through what, to which subscribers."""
 
     name: str
-    publisher: str  # "mesh" or "mqtt"
-    subscribers: str  # "mesh" or "mqtt"
+    publisher: str  # "mesh", "mqtt" or "redis"
+    subscribers: str  # "mesh", "mqtt" or "redis"
     qos: int = 0
     bridge: bool = False
     pace: float = 0.0  # publications per second; 0: as fast as the publisher may
+    pipelined: bool = False  # redis: PUBLISH in pipelines of the publisher's window, not each awaited
 
     @property
     def broker(self) -> bool:
         return self.bridge or "mqtt" in (self.publisher, self.subscribers)
+
+    @property
+    def redis(self) -> bool:
+        return "redis" in (self.publisher, self.subscribers)
 
 
 FAN_OUT = [
@@ -274,7 +346,9 @@ async def measure(
     """One fresh run of ``system``: deliveries per second, CPU per delivery, peak memory of each part."""
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as name:
         folder = Path(name)
-        broker = Broker(folder) if system.broker else None
+        broker: Broker | RedisServer | None = (
+            Broker(folder) if system.broker else RedisServer(folder) if system.redis else None
+        )
         workers: list[Worker] = []
         try:
             if broker is not None:
@@ -284,6 +358,13 @@ async def measure(
                 workers.append(publisher)
                 mesh_port = (await publisher.expect("ready", 30))["ready"]
                 topic = "pub/n"
+            elif system.publisher == "redis":
+                assert broker is not None
+                topic = "bench/n"
+                args = {"port": broker.port, "topic": topic, "pipelined": system.pipelined}
+                publisher = await Worker.start("redis-pub", args, folder)
+                workers.append(publisher)
+                await publisher.expect("ready", 30)
             else:
                 assert broker is not None
                 topic = "devices/n" if system.bridge else "bench/n"
@@ -316,6 +397,9 @@ async def measure(
                     (bridge_port, f"bridge/{topic}", "bridge") if bridge else (mesh_port, topic, "pub")
                 )
                 common: dict[str, Any] = {"port": port, "pattern": pattern, "publisher": owner}
+            elif system.subscribers == "redis":
+                assert broker is not None
+                role, common = "redis-subs", {"port": broker.port, "pattern": topic}
             else:
                 assert broker is not None
                 role = "mqtt-subs"

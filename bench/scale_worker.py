@@ -11,6 +11,10 @@ Each role reads commands from stdin and writes JSON lines to stdout, one per eve
   own link, subscribed to ``pattern``.
 - ``mqtt-subs``: ``clients`` MQTT clients of the broker at ``port``, subscribed to
   ``pattern`` at ``qos``.
+- ``redis-pub``: a redis-py asyncio client of the redis-server at ``port``, the same
+  commands; each PUBLISH awaited, or ``pipelined`` 64 to a pipeline.
+- ``redis-subs``: ``clients`` redis-py asyncio clients, each on its own connection,
+  subscribed to the channel ``pattern``.
 - ``bridge``: the ``mqtt`` bridge node between the mesh publisher at ``port`` and the broker
   at ``broker`` (``params`` as in a grid).
 
@@ -30,7 +34,7 @@ import logging
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 WARM = "warm"
@@ -85,8 +89,11 @@ class Counter:
             say(done=self.last, received=self.received)
 
 
-async def publisher(send: Callable[[str], Any], window: int = 1) -> None:
-    """The publisher's command loop: warm up on request, then publish the messages, ``window`` at a time."""
+async def publisher(
+    send: Callable[[str], Any], window: int = 1, many: Callable[[list[str]], Awaitable[Any]] | None = None
+) -> None:
+    """The publisher's command loop: warm up on request, then publish the messages, ``window`` at a time
+    (``many``: the whole window in one call, as a Redis pipeline)."""
     reader = await commands()
     warming: asyncio.Task[None] | None = None
     cooled = asyncio.Event()  # not a cancel: a publish cut half way could leave the client stuck
@@ -112,6 +119,9 @@ async def publisher(send: Callable[[str], Any], window: int = 1) -> None:
                 for i in range(count):
                     await send(str(i))
                     await asyncio.sleep(max(0.0, start + (i + 1) / pace - loop.time()))
+            elif many is not None:
+                for first in range(0, count, window):
+                    await many([str(i) for i in range(first, min(count, first + window))])
             elif window == 1:
                 for i in range(count):
                     await send(str(i))
@@ -225,6 +235,59 @@ async def mqtt_subs(args: dict[str, Any]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def redis_pub(args: dict[str, Any]) -> None:
+    """A redis-py asyncio client: each PUBLISH awaited, or ``pipelined`` in pipelines of ``WINDOW``."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis(host="127.0.0.1", port=args["port"])
+    topic = args["topic"]
+
+    async def many(batch: list[str]) -> None:
+        pipe = client.pipeline(transaction=False)
+        for data in batch:
+            pipe.publish(topic, data)
+        await pipe.execute()
+
+    try:
+        await client.ping()
+        say(ready=True)
+        if args["pipelined"]:
+            await publisher(lambda data: client.publish(topic, data), WINDOW, many)
+        else:  # one at a time: each PUBLISH answered before the next
+            await publisher(lambda data: client.publish(topic, data))
+    finally:
+        await client.aclose()
+
+
+async def redis_subs(args: dict[str, Any]) -> None:
+    """``clients`` redis-py asyncio clients, each with its own connection, subscribed to ``pattern``."""
+    import redis.asyncio as aioredis
+
+    clients = args["clients"]
+    counter = Counter(clients, args["expect"])
+    base = rss_kib()
+    connections = [aioredis.Redis(host="127.0.0.1", port=args["port"]) for _ in range(clients)]
+    subscriptions = [c.pubsub(ignore_subscribe_messages=True) for c in connections]
+    for subscription in subscriptions:
+        await subscription.subscribe(args["pattern"])
+
+    async def one(i: int) -> None:
+        async for message in subscriptions[i].listen():
+            counter.heard(i, message["data"].decode())
+
+    tasks = [asyncio.create_task(one(i)) for i in range(clients)]
+    say(ready=True, base=base)
+    try:
+        await subscribers(counter)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for subscription, connection in zip(subscriptions, connections, strict=True):
+            await subscription.aclose()
+            await connection.aclose()
+
+
 async def bridge(args: dict[str, Any]) -> None:
     """The ``mqtt`` bridge node, as a grid would run it: between the publisher node (if any) and the broker."""
     from mesh.grid import build_grid
@@ -254,7 +317,15 @@ async def bridge(args: dict[str, Any]) -> None:
         await node.stop()
 
 
-ROLES = {"bridge": bridge, "mesh-pub": mesh_pub, "mesh-subs": mesh_subs, "mqtt-pub": mqtt_pub, "mqtt-subs": mqtt_subs}
+ROLES = {
+    "bridge": bridge,
+    "mesh-pub": mesh_pub,
+    "mesh-subs": mesh_subs,
+    "mqtt-pub": mqtt_pub,
+    "mqtt-subs": mqtt_subs,
+    "redis-pub": redis_pub,
+    "redis-subs": redis_subs,
+}
 
 
 def main() -> None:

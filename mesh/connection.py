@@ -40,7 +40,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol, process_exception
 from websockets.datastructures import Headers, HeadersLike
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus
+from websockets.frames import DATA_OPCODES, Opcode
 from websockets.http11 import USER_AGENT
+from websockets.protocol import OPEN, Event
 
 from . import auth, protocol
 from .constants import MAX_SIZE_RANGE
@@ -72,6 +74,7 @@ __all__ = [
     "request",
     "send_once",
     "send_or_abort",
+    "write_now",
 ]
 
 #: Seconds a link keeps trying to reach a peer before giving up (0: forever).
@@ -125,6 +128,28 @@ PROBE_TIMEOUT = 1.0
 
 #: What a node says (error frame, close reason) to a client that does not prove it knows the token.
 WRONG_TOKEN = "wrong or missing token"
+
+
+def write_now(ws: Any, text: str | bytes) -> bool:
+    """Write one text message on ``ws`` at once, as ``websockets.broadcast()`` does; False: await ``ws.send()``.
+
+    ``ws.send()`` costs a coroutine and an async context manager per message; this is the
+    same frame through the same protocol object and ``send_data()``, for a connection
+    that is open, sends no fragmented message and whose write buffer is under its limit
+    (so ``send()`` would not wait either). Otherwise nothing is written: the caller's
+    ``await ws.send(text)`` waits, or raises ConnectionClosed, as it always did. A write
+    that fails aborts the connection, as ``send()`` would; the caller learns it from its reader.
+    ``text`` may be UTF-8 already (bytes): a publisher encodes a batch once for many subscribers.
+    """
+    if ws.protocol.state is not OPEN or ws.send_in_progress is not None or ws.paused:
+        return False
+    ws.protocol.send_text(text.encode() if type(text) is str else text)
+    try:
+        ws.send_data()
+    except Exception as exc:
+        ws.set_connection_exc(exc)
+        ws.transport.abort()
+    return True
 
 
 async def send_or_abort(ws: Any, text: str) -> bool:
@@ -200,7 +225,18 @@ class MeshClientConnection(ClientConnection):
     must carry its own proof, or :class:`GreetingFailed` is raised before the caller
     sends anything (see :mod:`mesh.auth`). A connection that does not get the mesh
     subprotocol skips the hellos: the caller says the peer does not speak it.
+
+    Once the owner sets :attr:`on_text`, each whole text message from the peer is handed
+    to it in the very turn that reads it from the socket: no reader task and no queue in
+    between, so an ack settles its future one event-loop turn after it arrives, and the
+    sender runs the next. ``on_text`` must not block or raise. What it cannot take in that
+    turn (a fragmented or binary message, text that is not UTF-8) turns it off for the
+    rest of the connection: from then on everything queues for ``recv()`` as usual, still
+    in order, and websockets closes with 1007 on bad UTF-8 as it always does.
     """
+
+    #: Where whole text messages go as they arrive (see above); None: they queue for recv().
+    on_text: Callable[[str], None] | None = None
 
     def __init__(
         self, sans_io: ClientProtocol, *, greeting: Callable[[], protocol.Hello], token: str | None, **kwargs: Any
@@ -247,6 +283,24 @@ class MeshClientConnection(ClientConnection):
         if self.token and not auth.proves(auth.server_proof(self.token, client_nonce, server_nonce), answer.proof):
             raise GreetingFailed(NOT_PROVEN)
         self.peer_hello = answer
+
+    def process_event(self, event: Event) -> None:
+        on_text = self.on_text
+        if on_text is not None and getattr(event, "opcode", None) in DATA_OPCODES:
+            if event.opcode is Opcode.TEXT and event.fin:  # type: ignore[union-attr]
+                try:
+                    text = str(event.data, "utf-8")  # type: ignore[union-attr]
+                except UnicodeDecodeError:
+                    pass  # recv() says it, as websockets does: close 1007
+                else:
+                    try:
+                        on_text(text)
+                    except Exception:  # a bug of ours: said once, the connection dropped; never asyncio's "fatal error"
+                        logging.getLogger("mesh").exception("a message from the peer could not be handled")
+                        self.transport.abort()
+                    return
+            self.on_text = None  # in order from here on: everything through recv()
+        super().process_event(event)
 
 
 #: Why a mesh client refuses a peer, and why a node refused us.

@@ -14,9 +14,11 @@ A link is the composition of three parts, each with its own module and tests:
 - its :class:`~mesh.subscriptions.Subscriptions`: patterns held at the peer, and their waiters.
 
 What the link does itself: greet the peer, write batches, and read what comes
-back. Its reader never awaits user code: a publication is handed to
-``on_publish`` (which must not block), so acks keep flowing whatever the
-topic handlers do. Frames themselves are built in :mod:`mesh.protocol`.
+back, in the turn that reads it from the socket (``MeshClientConnection.on_text``:
+an ack settles its future there, and the sender runs the next turn). That reading
+never awaits user code: a publication is handed to ``on_publish`` (which must not
+block), so acks keep flowing whatever the topic handlers do. Frames themselves are
+built in :mod:`mesh.protocol`.
 
 A link also says whether its peer is present (``presence``: ``online`` or
 ``offline``, and since when): online while its connection is up or when the peer
@@ -47,11 +49,13 @@ from .connection import (
     PING_INTERVAL,
     PING_TIMEOUT,
     Connection,
+    MeshClientConnection,
     auth_headers,
     backoff,
     query_status,
     request,
     send_once,
+    write_now,
 )
 from .errors import PeerUnavailable, ProtocolError, RemoteError
 from .outbox import DEFAULT_OUTBOX, MemoryOutbox, Outbox
@@ -75,6 +79,7 @@ __all__ = [
     "STATE_TOPIC",
     "Link",
     "acks",
+    "acks_by_target",
     "auth_headers",
     "backoff",
     "query_status",
@@ -95,14 +100,44 @@ STATE_TOPIC = "$state"
 
 
 async def acks(futures: list[asyncio.Future[str]]) -> list[str]:
-    """The acks of messages posted together, in order; the first error raised once all have settled."""
-    if len(futures) == 1:  # the common case, one event-loop turn sooner than gather()
-        return [await futures[0]]
-    results = await asyncio.gather(*futures, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return list(results)  # type: ignore[arg-type]
+    """The acks of messages posted together, in order; the first error raised once all have settled.
+
+    One waiter, not ``gather()``: acks that come back together (a batch) wake the caller
+    once, one event-loop turn after they are read. If the caller is cancelled, the
+    futures not settled yet are cancelled too (as ``gather()`` does).
+    """
+    return (await acks_by_target([futures]))[0]
+
+
+async def acks_by_target(posted: list[list[asyncio.Future[str]]]) -> list[list[str]]:
+    """:func:`acks` for the messages posted to several targets at once: each target's acks, in order.
+
+    Waits until every message of every target has settled, then raises the first error
+    met (the first target's first), if any.
+    """
+    answers: list[list[str]] = []
+    error: BaseException | None = None
+    for futures in posted:
+        results: list[str] = []
+        for index, future in enumerate(futures):
+            try:
+                results.append(await future)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not future.cancelled() or (task is not None and task.cancelling()):
+                    for rest in futures[index:]:
+                        rest.cancel()
+                    for later in posted[len(answers) + 1 :]:
+                        for rest in later:
+                            rest.cancel()
+                    raise
+                error = error or asyncio.CancelledError()  # cancelled by someone else: an outcome
+            except Exception as exc:
+                error = error or exc
+        answers.append(results)
+    if error is not None:
+        raise error
+    return answers
 
 
 class Link:
@@ -240,6 +275,10 @@ class Link:
         self._ensure_running()
         return await self.outbox.take(channel, texts, self._push)
 
+    def has_room(self, count: int) -> bool:
+        """Whether the outbox takes ``count`` more messages now, without waiting."""
+        return self.outbox.has_room(count)
+
     async def send(self, channel: str, texts: Iterable[str]) -> list[str]:
         """Send messages back to back (all in flight at once) and return their acks in order."""
         return await acks(await self.post_many(channel, texts))
@@ -265,14 +304,18 @@ class Link:
         size = 0
         for msg_id, frame in frames:
             if batch and (len(batch) >= BATCH or size + len(frame) * 4 > limit):
-                await ws.send(protocol.batch(batch))
+                text = protocol.batch(batch)
+                if not write_now(ws, text):
+                    await ws.send(text)
                 self.sent += len(batch)
                 batch, size = [], 0
             batch.append(frame)
             size += len(frame) * 4  # at most 4 bytes a character: within the peer's max_size
             self._written = msg_id
         if batch:
-            await ws.send(protocol.batch(batch))
+            text = protocol.batch(batch)
+            if not write_now(ws, text):  # no coroutine per write while the buffer has room
+                await ws.send(text)
             self.sent += len(batch)
 
     # -- subscriptions -------------------------------------------------------------
@@ -415,6 +458,8 @@ class Link:
             raise PeerUnavailable(self.peer, self.uri, f"it does not speak {protocol.SUBPROTOCOL}")
         if not await self._greet(ws):
             return
+        if isinstance(ws, MeshClientConnection):  # replies handled in the turn that reads them: no reader hop
+            ws.on_text = self._receive_text
         # Subscriptions first, so that nothing published from now on is missed.
         self.subscriptions.connected()
         sent: set[str] = set()
@@ -438,6 +483,8 @@ class Link:
             pass
         finally:
             self._ws = None
+            if isinstance(ws, MeshClientConnection):
+                ws.on_text = None
             reader.cancel()
             if self._moving:
                 await ws.close(1001)  # the peer moved: no "link down" line, no reconnect to the old address
@@ -459,13 +506,18 @@ class Link:
     # -- reading -------------------------------------------------------------------
 
     async def _read(self, ws: ClientConnection) -> None:
-        receive = self._receive
+        """What the connection does not hand over as it arrives (``on_text``), and its end."""
         try:
             async for text in ws:
-                for frame in protocol.decode_all(text if isinstance(text, str) else text.decode("utf-8", "replace")):
-                    receive(frame)
+                self._receive_text(text if isinstance(text, str) else text.decode("utf-8", "replace"))
         except ConnectionClosed:
             pass
+
+    def _receive_text(self, text: str) -> None:
+        """The frames of one websocket message from the peer. Never waits."""
+        receive = self._receive
+        for frame in protocol.decode_all(text):
+            receive(frame)
 
     def _receive(self, frame: protocol.Frame | ProtocolError) -> None:
         """One frame from the peer: an ack, an error, something published, or a bad frame. Never waits."""

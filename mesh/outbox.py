@@ -69,6 +69,7 @@ class Outbox:
         self._ids = itertools.count(first_id)
         stored = self.store.pending(peer)  # kept from a run that was killed
         self._room = asyncio.Semaphore(max(0, room - len(stored)))
+        self._free = max(0, room - len(stored))  # the semaphore's count, readable: has_room()
         #: Messages resumed from an earlier run.
         self.resumed = len(stored)
         loop = asyncio.get_running_loop()
@@ -82,6 +83,10 @@ class Outbox:
 
     def __contains__(self, msg_id: int) -> bool:
         return msg_id in self._entries
+
+    def has_room(self, count: int) -> bool:
+        """Whether :meth:`take` takes ``count`` messages now, without waiting for room."""
+        return self._free >= count and not self._room.locked()
 
     def next_id(self) -> int:
         """An id for a frame that is not a message (a subscription): ids are unique on the link."""
@@ -104,10 +109,12 @@ class Outbox:
                 await flush(taken)
                 taken = []
             await room.acquire()
+            self._free -= 1
             msg_id = next(self._ids)
             frame = _frame(msg_id, channel, text)
             if self.max_size is not None and len(frame) * 4 > self.max_size and len(frame.encode()) > self.max_size:
                 room.release()
+                self._free += 1
                 await flush(taken)
                 raise ProtocolError(
                     f"a message of {len(frame.encode())} bytes is over {self.peer}'s limit of {self.max_size} bytes (max_size)"
@@ -152,6 +159,7 @@ class Outbox:
         if entry is None:
             return None
         self._room.release()
+        self._free += 1
         if self._durable:
             self.store.remove(self.peer, msg_id)
         return entry[1]
@@ -161,6 +169,7 @@ class Outbox:
         entries, self._entries = self._entries, {}
         for _, future in entries.values():
             self._room.release()
+            self._free += 1
             if not future.done():
                 future.set_exception(error)
                 future.exception()  # a caller that went away must not leave a warning
@@ -172,8 +181,7 @@ class Outbox:
         return bool(self._entries)
 
 
-def _frame(msg_id: int, channel: str, data: str) -> str:
-    return protocol.encode(protocol.Message(id=msg_id, channel=channel, data=data))
+_frame = protocol.message_text
 
 
 def _quiet(future: asyncio.Future[str]) -> None:

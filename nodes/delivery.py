@@ -4,9 +4,11 @@ A link names its session in its hello frame and numbers its messages. After a
 reconnect it re-sends everything it has no ack for, so the receiver may see a
 message again. For each session the receiver remembers the outcome of the
 last messages it handled: a message seen before is not handed to ``loop()``
-again, its remembered ack is sent instead. A lock per session keeps messages
-in order even when a re-sent message arrives on a new connection while the
-old one is still in ``loop()``.
+again, its remembered ack is sent instead. One message of a session at a time
+is in ``loop()``, the others wait their turn in arrival order: a re-sent message
+that arrives on a new connection while the old one is still in ``loop()`` waits
+for it, then finds it handled. (A turn costs nothing when nobody waits for it:
+no lock is taken, only a flag set, which is the common case.)
 
 Who may take the receiver's memory, and how much:
 
@@ -43,8 +45,9 @@ import itertools
 import logging
 import socket
 import sys
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from mesh.grid import Grid
 from mesh.grid.values import host_ip
@@ -111,7 +114,8 @@ class Session:
     ) -> None:
         self.name = name
         self.log = log or logging.getLogger("mesh")
-        self.lock = asyncio.Lock()
+        self.busy = False  # a message of this session is being handled; others wait in _waiters, in order
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self.window = window
         self.budget = budget
         self.outcomes: OrderedDict[int, Outcome] = OrderedDict()
@@ -122,18 +126,50 @@ class Session:
         #: Connections that use this session now: a session in use is never forgotten.
         self.connections = 0
 
-    async def handle(self, msg_id: int, call: Callable[[], Awaitable[Outcome]]) -> Outcome:
-        """``call()`` for a message not handled before; the remembered outcome for one that was."""
+    async def handle(self, msg_id: int, call: Callable[..., Awaitable[Outcome]], *args: Any) -> Outcome:
+        """``call(*args)`` for a message not handled before; the remembered outcome for one that was.
+
+        One message at a time, in the order they arrive (see the module's docstring).
+        """
         self.used = next(_uses)
-        async with self.lock:
+        if self.busy:
+            await self._wait_turn()
+        else:
+            self.busy = True
+        try:
             if msg_id <= self.highest:
                 self.duplicates += 1
                 self.log.debug("dropped a duplicate of message %d (session %r)", msg_id, self.name)
                 return self.outcomes.get(msg_id, (True, "duplicate"))
-            outcome = await call()
+            outcome = await call(*args)
             self.highest = msg_id
             self._remember(msg_id, outcome)
             return outcome
+        finally:
+            self._pass_turn()
+
+    async def _wait_turn(self) -> None:
+        """Wait until the messages that came before are handled; return holding the turn."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._pass_turn()  # handed the turn, cancelled before taking it: the next one gets it
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
+
+    def _pass_turn(self) -> None:
+        """The message is handled: the next one waiting gets the turn, else nobody holds it."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.busy = False
 
     def _remember(self, msg_id: int, outcome: Outcome) -> None:
         """Keep ``outcome``; forget the oldest past the window or the budget (never the newest)."""

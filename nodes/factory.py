@@ -12,7 +12,8 @@ A sketch is a subclass with two methods, as on an Arduino::
 
 and a few things to call (the table in README.md, "What a sketch can use"):
 ``self.out(text)`` to log a line as the node, ``await self.stream(target, data)`` to
-send to another node over one persistent link, ``self.post`` to hand messages over
+send to another node over one persistent link (or ``await self.stream(self.targets,
+data)`` to several at once), ``self.post`` to hand messages over
 without waiting for their acks, ``self.publish`` and ``self.subscribe`` for topics,
 ``self.targets`` for the nodes this one is wired to.
 
@@ -26,8 +27,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Iterable
+from typing import TYPE_CHECKING, Any, overload
 
 from websockets.asyncio.server import ServerConnection
 
@@ -124,14 +125,31 @@ class FactoryLoop:
         """Log one line as this node: ``[ iopin ] text``."""
         self.__node.log.info("%s", text)
 
-    async def stream(self, target: str, data: object, channel: str = "") -> list[str]:
+    @overload
+    async def stream(self, target: str, data: object, channel: str = "") -> list[str]: ...  # type: ignore[overload-overlap]
+
+    @overload
+    async def stream(self, target: Iterable[str], data: object, channel: str = "") -> dict[str, list[str]]: ...
+
+    async def stream(
+        self, target: str | Iterable[str], data: object, channel: str = ""
+    ) -> list[str] | dict[str, list[str]]:
         """Send each item of ``data`` to node ``target``; return their acks, in order.
 
         Text (or any single value) is one message; a list, tuple or generator
         is one message per item. Items that are not text travel as JSON.
         Everything goes over the one persistent link to ``target``.
+
+        ``target`` may also be several nodes (a list or tuple of names, such as
+        ``self.targets``): every one gets all of ``data`` at once, each over its own
+        link, and the answer is ``{target: [acks, in order]}`` once all have
+        answered. If one of them fails (down past the link's patience, or its
+        ``loop()`` raised), the first failure in the order given is raised, as for
+        one target, once the others have answered: they got everything all the same.
         """
-        return await acks(await self.__node.post(target, data, channel))
+        if isinstance(target, str):
+            return await acks(await self.__node.post(target, data, channel))
+        return await self.__node.stream_all(target, data, channel)
 
     async def post(self, target: str, data: object, channel: str = "") -> list[asyncio.Future[str]]:
         """Like :meth:`stream`, but return as soon as the link has taken the messages.

@@ -21,7 +21,7 @@ import logging
 import os
 import random
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from websockets.asyncio.server import ServerConnection
 from mesh.connection import freeze_transport, thaw_transport
 from mesh.errors import GridError, MeshError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec
-from mesh.links import DEFAULT_WAIT, OFFLINE, ONLINE, STATE_TOPIC, Link, backoff
+from mesh.links import DEFAULT_WAIT, OFFLINE, ONLINE, STATE_TOPIC, Link, acks_by_target, backoff
 from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
 from mesh.tls import client_context, server_context, verify_own
@@ -63,6 +63,19 @@ STATUS_SUBSCRIBERS = 20
 STATUS_PATTERNS = 10
 #: Seconds a stopping node gives its subscribers to take its last publications (its ``$state`` = ``offline``).
 FLUSH_TIMEOUT = 0.5
+
+
+def _texts(data: object) -> list[str]:
+    """``data`` as the texts of its messages: one for text or a single value, one per item of anything else."""
+    items = [data] if isinstance(data, (str, bytes, int, float, dict)) or data is None else list(data)  # type: ignore[call-overload]
+    return [to_text(item) for item in items]
+
+
+def _failed(error: Exception) -> asyncio.Future[str]:
+    """A future that already failed with ``error``: a target whose messages could not be taken."""
+    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    future.set_exception(error)
+    return future
 
 
 class Node:
@@ -129,10 +142,44 @@ class Node:
 
     async def post(self, target: str, data: object, channel: str = "") -> list[asyncio.Future[str]]:
         """Hand ``data`` (one message, or one per item) to the link to ``target``; one future per message."""
-        items = [data] if isinstance(data, (str, bytes, int, float, dict)) or data is None else list(data)  # type: ignore[call-overload]
-        futures = await self.link(target).post_many(channel, [to_text(item) for item in items])
+        futures = await self.link(target).post_many(channel, _texts(data))
         self.messages_out += len(futures)
         return futures
+
+    async def stream_all(self, targets: Iterable[str], data: object, channel: str = "") -> dict[str, list[str]]:
+        """``data`` to every one of ``targets`` at once; their acks, each target's in order, once all have answered.
+
+        Every link takes the messages and writes them before any ack is awaited, so the
+        targets work on them together. A link whose outbox is full is handed its share
+        once the others have theirs, so a target that is down or slow holds up no other.
+        Once every target has answered or failed, the first failure (in the order of
+        ``targets``) is raised, as :meth:`FactoryLoop.stream` raises it for one target.
+        """
+        texts = _texts(data)
+        links = {target: self.link(target) for target in targets}  # UnknownNodeError before anything is sent
+        posted: dict[str, list[asyncio.Future[str]]] = {}
+        full = []
+        for target, link in links.items():
+            if link.has_room(len(texts)):  # taken at once: no task to make
+                try:
+                    posted[target] = await self.post(target, texts, channel)  # through post(): a simulation counts it
+                except MeshError as exc:  # this target's failure, raised once the others are delivered
+                    posted[target] = [_failed(exc)]
+            else:
+                full.append(target)
+        if full:
+            taken = await asyncio.gather(
+                *(self.post(target, texts, channel) for target in full), return_exceptions=True
+            )
+            for target, outcome in zip(full, taken, strict=True):
+                if isinstance(outcome, asyncio.CancelledError) or not isinstance(outcome, Exception):
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                    posted[target] = outcome
+                else:
+                    posted[target] = [_failed(outcome)]
+        answers = await acks_by_target([posted[target] for target in links])
+        return dict(zip(links, answers, strict=True))
 
     async def publish(self, topic: str, data: object, *, retain: bool = False) -> int:
         """Publish ``data`` on ``<node>/<topic>`` (kept for later subscribers if ``retain``); how many it was handed to."""

@@ -39,7 +39,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from mesh import protocol
-from mesh.connection import SEND_TIMEOUT, send_or_abort
+from mesh.connection import SEND_TIMEOUT, send_or_abort, write_now
 from mesh.constants import DEFAULT_MAX_SIZE
 from mesh.errors import MeshError
 from mesh.index import PatternIndex
@@ -157,14 +157,8 @@ _RETAINED_TAIL = ',"retained":true}'
 
 
 def writable(websocket: Any) -> bool:
-    """Whether a frame written to ``websocket`` now goes out without waiting: open, below its write limit."""
+    """Whether :func:`~mesh.connection.write_now` would write to ``websocket`` now: open, below its write limit."""
     return websocket.protocol.state is State.OPEN and websocket.send_in_progress is None and not websocket.paused
-
-
-def write_now(websocket: Any, data: bytes) -> None:
-    """Write a text frame holding ``data`` (UTF-8) to the transport, as websockets' broadcast() does."""
-    websocket.protocol.send_text(data)
-    websocket.send_data()
 
 
 class RemoteSubscriber:

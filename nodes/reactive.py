@@ -30,7 +30,7 @@ import inspect
 import json
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ __all__ = [
     "sketch_report",
 ]
 
-LoopFunction = Callable[[Any, str, str], Awaitable[object]]
+LoopFunction = Callable[[Any, str, str], Coroutine[Any, Any, object]]
 NO_ACK = "n/a"
 _HEARS = "__hears__"
 _REPORTS = "__reports__"
@@ -166,8 +166,10 @@ class Reactor:
         self.idle.clear()
         try:
             if self.timeout is None:
-                return True, await self.watch.run(call_loop(self.function, self.sketch, channel, message), "loop()")
-            return True, await self._bounded(channel, message, self.timeout)
+                ack = await self.watch.run(self.function(self.sketch, channel, message), "loop()")
+            else:
+                ack = await self._bounded(channel, message, self.timeout)
+            return True, NO_ACK if ack is None else to_text(ack)
         except LoopTimeout as exc:  # one line; the sender gets the same words
             self.log.warning("loop() on %r: %s", message, exc)
             return False, str(exc)
@@ -182,7 +184,7 @@ class Reactor:
             if not self.inflight:
                 self.idle.set()
 
-    async def _bounded(self, channel: str, message: str, seconds: float) -> str:
+    async def _bounded(self, channel: str, message: str, seconds: float) -> object:
         """``loop()`` cancelled after ``seconds`` (the grid's ``timeout:``); LoopTimeout then.
 
         A deadline can cancel a ``loop()`` that awaits, not one that blocks: ``time.sleep()``
@@ -191,7 +193,7 @@ class Reactor:
         bound = asyncio.timeout(seconds)
         try:
             async with bound:
-                return await self.watch.run(call_loop(self.function, self.sketch, channel, message), "loop()")
+                return await self.watch.run(self.function(self.sketch, channel, message), "loop()")
         except TimeoutError:
             if not bound.expired():
                 raise  # loop()'s own TimeoutError, not ours

@@ -17,7 +17,6 @@ import ssl
 import time
 import weakref
 from collections.abc import Awaitable, Sequence
-from functools import partial
 from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -41,6 +40,7 @@ from mesh.connection import (
     WRONG_TOKEN,
     freeze_transport,
     send_or_abort,
+    write_now,
 )
 from mesh.errors import MeshError, ProtocolError
 from mesh.throttle import Throttle, escape
@@ -469,7 +469,8 @@ async def _send(node: Served, websocket: ServerConnection, peer: str, replies: l
             end += 1
         text = protocol.batch(replies[start:end])
         if not websocket.paused and websocket.transport.get_write_buffer_size() + 4 * len(text) <= WRITE_LIMIT:
-            await websocket.send(text)  # cannot wait: it stays under the write buffer's limit
+            if not write_now(websocket, text):  # straight to the transport: it stays under the buffer's limit
+                await websocket.send(text)  # cannot wait either
             start = end
             continue
         if not await send_or_abort(websocket, text):
@@ -526,16 +527,18 @@ class Conversation:
         capped_at = 0
         started = time.perf_counter()
         for frame in frames:
-            if spent > budget and not isinstance(frame, protocol.Message):  # messages are owed their ack
+            if type(frame) is protocol.Message:  # the common frame, answered here: no wrapper per message
+                replies.append(await self.message(frame))
+            elif spent > budget:  # messages are owed their ack; the rest is capped
                 if not unanswered:
                     capped_at = len(replies)
                 unanswered += 1
                 continue
-            reply = await self.answer(frame)
-            if not isinstance(frame, protocol.Message):
+            else:
+                reply = await self.answer(frame)
                 spent += len(reply) + self.retained_sent
                 self.retained_sent = 0
-            replies.append(reply)
+                replies.append(reply)
             if time.perf_counter() - started > SLICE:  # one batch does not hold the loop from the others
                 await asyncio.sleep(0)
                 started = time.perf_counter()
@@ -547,6 +550,18 @@ class Conversation:
             replies.insert(capped_at, protocol.encode(protocol.Error(id=None, error=error)))
         return replies
 
+    async def message(self, frame: protocol.Message) -> str:
+        """The encoded reply to a message: its ack, or the error ``loop()`` met; once per message of a session."""
+        node = self.node
+        session = self.session
+        if session is None:
+            ok, ack = await node.handle(frame.channel, frame.data)
+        elif node.log.isEnabledFor(logging.DEBUG):  # a line per message handed to loop() (tests/nodes/test_faults.py)
+            ok, ack = await session.handle(frame.id, _handled, node, self.peer, frame)
+        else:
+            ok, ack = await session.handle(frame.id, node.handle, frame.channel, frame.data)
+        return protocol.ack_text(frame.id, ack) if ok else protocol.encode(protocol.Error(id=frame.id, error=ack))
+
     async def answer(self, frame: protocol.Frame | ProtocolError) -> str:
         """The encoded reply to one frame."""
         node = self.node
@@ -556,13 +571,7 @@ class Conversation:
             self.throttle.warn(key, "bad frame from %s: %s", escape(self.peer), escape(frame))
             return protocol.encode(protocol.Error(id=frame.id, error=str(frame)))
         if isinstance(frame, protocol.Message):
-            if self.session is None:
-                ok, ack = await node.handle(frame.channel, frame.data)
-            else:
-                ok, ack = await self.session.handle(frame.id, partial(_handled, node, self.peer, frame))
-            return protocol.encode(
-                protocol.Ack(id=frame.id, data=ack) if ok else protocol.Error(id=frame.id, error=ack)
-            )
+            return await self.message(frame)
         if isinstance(frame, protocol.Hello):
             self.peer = frame.node
             remote, local = self.websocket.remote_address, self.websocket.local_address

@@ -32,7 +32,7 @@ class IOPin(FactoryLoop):
         self.out(f"toggling pin state: {bits}")
         for bit in bits:
             await self.publish("pin", bit)
-        for target in self.targets:
-            answers = await self.stream(target, bits)
-            self.log.debug("%s answered %s", target, answers)
+        answers = await self.stream(self.targets, bits)  # to every target at once
+        for target, acks in answers.items():
+            self.log.debug("%s answered %s", target, acks)
         return "acknowledged"

@@ -77,7 +77,9 @@ def test_status_tells_up_and_down_and_no_port(running):
     assert done.returncode == 1
     row = next(line for line in done.stdout.splitlines() if line.startswith("buzzer"))
     assert row.split()[1] == "down" and row.endswith("connection refused")
-    assert took < 3000 * MS  # well inside a second for the query itself; the rest is Python starting
+    # Refused is answered at once, never retried: well inside a second for the query, the rest is Python starting
+    # (seconds on a loaded machine); a retry or the 10 s open timeout would take longer than this bound.
+    assert took < 8000 * MS
 
 
 def test_status_reports_a_frozen_node_not_answering_within_the_timeout(running):
@@ -87,7 +89,7 @@ def test_status_reports_a_frozen_node_not_answering_within_the_timeout(running):
     try:
         began = time.monotonic()
         done = run_arduino("--grid", grid, "status", "--timeout", str(500 * MS))
-        assert time.monotonic() - began < 3000 * MS
+        assert time.monotonic() - began < 8000 * MS  # not websockets' 10 s open timeout; Python's start is the rest
         assert done.returncode == 1
         row = next(line for line in done.stdout.splitlines() if line.startswith("buzzer"))
         assert row.split()[1:3] == ["not", "answering"]  # there, but silent: not 'down'

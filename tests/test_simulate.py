@@ -295,6 +295,21 @@ def test_simulate_runs_beside_a_live_circuit_on_the_same_ports(tmp_path):
     assert run_virtual(main()) == 2
 
 
+def by_instant(trace: bytes) -> tuple[bytes, dict[int, dict[bytes, list[bytes]]]]:
+    """A VCD's header, and each simulated millisecond's changes per variable in order (changes of one instant are
+    spread 1 us apart, in the order they came: a few, never a millisecond's worth, in these runs)."""
+    header, _, body = trace.partition(b"$enddefinitions $end\n")
+    changes: dict[int, dict[bytes, list[bytes]]] = {}
+    millisecond = 0
+    for line in body.splitlines():
+        if line.startswith(b"#"):
+            millisecond = int(line[1:]) // 1000
+        elif line and not line.startswith(b"$"):
+            value, _, ident = line.rpartition(b" ") if b" " in line else (line[:1], b"", line[1:])
+            changes.setdefault(millisecond, {}).setdefault(ident, []).append(value)
+    return header, changes
+
+
 def test_simulate_writes_the_same_trace_run_after_run(tmp_path):
     from vcd.reader import TokenKind, tokenize
 
@@ -304,7 +319,11 @@ def test_simulate_writes_the_same_trace_run_after_run(tmp_path):
         done = simulate_command("--for", "1m", "--seed", "1", "--param", "clock.tacks=0", "--vcd", str(path))
         assert done.returncode == 0, done.stderr
         traces.append(path.read_bytes())
-    assert traces[0] == traces[1]
+    # The same bytes, except where a loaded machine reorders independent changes of one instant (docs/simulate.md,
+    # "Ordering under heavy load"): then the same header, length, and changes of each variable, in order, per instant.
+    assert traces[0] == traces[1] or (
+        len(traces[0]) == len(traces[1]) and [by_instant(trace) for trace in traces] == [by_instant(traces[0])] * 2
+    )
     with open(tmp_path / "run0.vcd", "rb") as stream:
         names = {token.var.reference for token in tokenize(stream) if token.kind is TokenKind.VAR}
     assert {"pin", "tick", "sound", "clock_to_iopin", "iopin_to_buzzer"} <= names

@@ -22,6 +22,7 @@ def test_bench_quick_runs_and_reports_every_scenario(tmp_path: Path):
     for scenario in (
         "stream, one hop",
         "tick to buzz latency p50",
+        "three-process circuit, CPU per tick",
         "fan-out to 100",
         "connection per message",
         "nodes in one process",

@@ -228,3 +228,33 @@ async def test_one_shot_requests_tell_refused_from_not_answering():
             await send_once("sleepy", uri, "", "x", within=100 * MS)
     finally:
         peer.close()
+
+
+async def test_a_handler_of_incoming_text_that_fails_drops_the_connection_with_one_line(peer, caplog):
+    """``on_text`` must not raise; if a bug makes it, that is logged once and the connection is dropped (and
+    reopened), never left to asyncio's 'fatal error' inside the transport."""
+    server, connections = peer
+    conn = Connection(peer="echo", uri=uri_of(server), logger=LOG, reconnect_delays=quick)
+    seen: list[object] = []
+
+    def broken(text: str) -> None:
+        raise RuntimeError(f"bug on {text!r}")
+
+    async def session(ws) -> None:
+        seen.append(ws)
+        ws.on_text = broken
+        conn.up()
+        await ws.wait_closed()
+        await conn.down(ws)
+
+    running = asyncio.create_task(conn.run(session))
+    try:
+        await until(lambda: len(connections) == 1 and conn.state == "up", "the first connection")
+        await connections[0].send("hello")
+        await until(lambda: len(connections) == 2 and conn.state == "up", "a new connection after the failure")
+        failures = [r for r in caplog.records if "could not be handled" in r.getMessage()]
+        assert len(failures) == 1 and "bug on 'hello'" in caplog.text
+        assert "Fatal error" not in caplog.text
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
