@@ -167,7 +167,7 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
             got["mesh"],
             got["raw"],
             "raw broadcast()",
-            ">= 0.7" if subscribers == 100 else "",
+            ">= 1.0" if subscribers == 100 else "",
         )
 
     say(f"connection reuse: {sizes['reuse']:,} on the link vs {sizes['naive']:,} naive, {rounds} rounds")

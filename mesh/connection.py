@@ -131,7 +131,7 @@ PROBE_TIMEOUT = 1.0
 WRONG_TOKEN = "wrong or missing token"
 
 
-def write_now(ws: Any, text: str) -> bool:
+def write_now(ws: Any, text: str | bytes) -> bool:
     """Write one text message on ``ws`` at once, as ``websockets.broadcast()`` does; False: await ``ws.send()``.
 
     ``ws.send()`` costs a coroutine and an async context manager per message; this is the
@@ -140,10 +140,11 @@ def write_now(ws: Any, text: str) -> bool:
     (so ``send()`` would not wait either). Otherwise nothing is written: the caller's
     ``await ws.send(text)`` waits, or raises ConnectionClosed, as it always did. A write
     that fails aborts the connection, as ``send()`` would; the caller learns it from its reader.
+    ``text`` may be UTF-8 already (bytes): a publisher encodes a batch once for many subscribers.
     """
     if ws.protocol.state is not OPEN or ws.send_in_progress is not None or ws.paused:
         return False
-    ws.protocol.send_text(text.encode())
+    ws.protocol.send_text(text.encode() if type(text) is str else text)
     try:
         ws.send_data()
     except Exception as exc:

@@ -39,6 +39,7 @@ __all__ = [
     "decode",
     "decode_all",
     "encode",
+    "encode_pub",
     "message_text",
     "to_text",
 ]
@@ -213,6 +214,14 @@ def encode(frame: Frame) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
+def encode_pub(key: str, data: str, lost: int = 0, retained: bool = False) -> str:
+    """The text of a ``pub`` frame, as :func:`encode` writes it, without building a :class:`Publish` first."""
+    text = f'{{"type":"pub","key":{_string(key)},"data":{_string(data)}'
+    if lost:
+        text += f',"lost":{lost}'
+    return text + (',"retained":true}' if retained else "}")
+
+
 def decode(text: str) -> Frame:
     """The one frame carried by ``text``; :class:`ProtocolError` says what is wrong."""
     frames = decode_all(text)
@@ -280,6 +289,14 @@ def decode_all(text: str) -> list[Frame | ProtocolError]:
                     fields = message.__dict__
                     fields["id"], fields["channel"], fields["data"] = frame_id, channel, data
                     frames.append(message)
+                    continue
+            elif kind == "pub" and len(item) == 3:  # a fan-out's every delivery
+                key, data = item.get("key"), item.get("data")
+                if type(key) is str and type(data) is str and key.isascii() and key.isprintable() and data.isascii():
+                    publication = _new(Publish)
+                    fields = publication.__dict__
+                    fields["key"], fields["data"], fields["lost"], fields["retained"] = key, data, 0, False
+                    frames.append(publication)
                     continue
         frames.append(_checked(item))
     return frames

@@ -36,9 +36,10 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from mesh import protocol
-from mesh.connection import SEND_TIMEOUT, send_or_abort
+from mesh.connection import SEND_TIMEOUT, send_or_abort, write_now
 from mesh.constants import DEFAULT_MAX_SIZE
 from mesh.errors import MeshError
 from mesh.index import PatternIndex
@@ -60,6 +61,7 @@ __all__ = [
     "Handler",
     "Hub",
     "Inbox",
+    "Publication",
     "RemoteSubscriber",
     "RetainLimit",
     "SubscriptionLimit",
@@ -84,6 +86,9 @@ MAX_RETAINED = 1000
 MAX_RETAINED_SIZE = 16 * 1024
 #: Seconds between two "dropping messages" warnings about the same subscriber.
 WARN_EVERY = 5.0
+#: Keys a publisher remembers the subscribers of, and a subscriber the handlers of; keys longer than
+#: MAX_PATTERN_LENGTH are never kept (a peer's key may be long): the index is asked again for those.
+ROUTES = 1024
 
 Handler = Callable[[str, str], Any]  # (key, data) -> None or an awaitable
 
@@ -121,8 +126,51 @@ def check_limits(pattern: str) -> None:
         raise SubscriptionLimit(f"pattern too deep: {levels} levels, a node takes at most {MAX_PATTERN_LEVELS}")
 
 
+class Publication:
+    """One message on its way to subscribers, encoded once for all of them.
+
+    ``frame`` is its ``pub`` frame with no ``lost`` count, the frame nearly every
+    subscriber gets; a subscriber that has losses to report gets a frame of its
+    own (:meth:`frame_for`), spliced from it. ``size`` is the frame's length in
+    UTF-8 bytes. Only the frame is kept, not the data beside it: a queue of
+    large publications costs their frames' size once, whatever the subscribers.
+    """
+
+    __slots__ = ("frame", "key", "retained", "size")
+
+    def __init__(self, key: str, data: str, retained: bool = False) -> None:
+        self.key = key
+        self.retained = retained
+        self.frame = protocol.encode_pub(key, data, retained=retained)
+        self.size = len(self.frame) if self.frame.isascii() else len(self.frame.encode("utf-8", "surrogatepass"))
+
+    def frame_for(self, lost: int) -> str:
+        """The frame for a subscriber that lost ``lost`` messages since its previous one."""
+        if not lost:
+            return self.frame
+        # encode_pub writes lost after data and before retained, the frame's last field if there.
+        tail = _RETAINED_TAIL if self.retained else "}"
+        return f'{self.frame[: -len(tail)]},"lost":{lost}{tail}'
+
+
+_RETAINED_TAIL = ',"retained":true}'
+
+
+def writable(websocket: Any) -> bool:
+    """Whether :func:`~mesh.connection.write_now` would write to ``websocket`` now: open, below its write limit."""
+    return websocket.protocol.state is State.OPEN and websocket.send_in_progress is None and not websocket.paused
+
+
 class RemoteSubscriber:
-    """One connection subscribed to this node: its patterns and its own bounded queue."""
+    """One connection subscribed to this node: its patterns and its own bounded queue.
+
+    A publication is queued, and written at the end of the event loop's turn
+    straight to the connection's transport, with whatever else the turn
+    published, while the connection takes it without waiting (see
+    :meth:`Hub.write_due`). A connection past its write limit gets its queue
+    from a task of its own, which waits for it to drain, at most
+    :data:`SEND_TIMEOUT` seconds, and drops it past that.
+    """
 
     def __init__(
         self,
@@ -131,20 +179,23 @@ class RemoteSubscriber:
         log: logging.Logger,
         bound: int = QUEUE_BOUND,
         throttle: Throttle | None = None,
+        hub: Hub | None = None,
     ) -> None:
         self.name = name
         self.websocket = websocket
         self.log = log
         self.throttle = throttle if throttle is not None else Throttle(log, WARN_EVERY)
         self.bound = bound
+        self.hub = hub
         self.patterns: dict[str, None] = {}
-        self.queue: deque[tuple[str, str, bool]] = deque()  # (key, data, retained)
+        self.queue: deque[Publication] = deque()
         self.sent = 0
         self.lost = 0
         #: Subscriptions this connection asked for past MAX_PATTERNS_PER_CONNECTION.
         self.refused = 0
         self._unreported = 0
         self._wake = asyncio.Event()
+        self.closed = False
         #: Set while nothing is queued or being written: what a stopping node waits for (Hub.flush).
         self.idle = asyncio.Event()
         self.idle.set()
@@ -152,12 +203,21 @@ class RemoteSubscriber:
 
     def offer(self, key: str, data: str, retained: bool = False) -> None:
         """Queue a message without waiting; drop the oldest if the queue is full."""
-        if len(self.queue) >= self.bound:
-            self.queue.popleft()
+        self.offer_publication(Publication(key, data, retained))
+
+    def offer_publication(self, publication: Publication) -> None:
+        """Queue a publication (shared with other subscribers) without waiting; drop the oldest if full."""
+        queue = self.queue
+        if len(queue) >= self.bound:
+            queue.popleft()
             self._drop("falls behind")
-        self.queue.append((key, data, retained))
-        self.idle.clear()
-        self._wake.set()
+        queue.append(publication)
+        if self.idle.is_set():  # the first since the queue emptied: written at the end of this turn
+            self.idle.clear()
+            if self.hub is not None:
+                self.hub.due(self)
+            else:
+                self._wake.set()
 
     def _drop(self, why: str) -> None:
         """One message for this subscriber is lost: count it, report it with the next pub, warn now and then."""
@@ -171,21 +231,69 @@ class RemoteSubscriber:
         """Pub frames from the head of the queue, at most BATCH frames and BATCH_BYTES: (text, frames)."""
         frames: list[str] = []
         size = 0
-        while self.queue and len(frames) < protocol.BATCH:
-            key, data, retained = self.queue[0]
-            frame = protocol.encode(protocol.Publish(key=key, data=data, lost=self._unreported, retained=retained))
-            length = len(frame) if frame.isascii() else len(frame.encode())
+        queue = self.queue
+        while queue and len(frames) < protocol.BATCH:
+            publication = queue[0]
+            if self._unreported:
+                frame = publication.frame_for(self._unreported)
+                length = len(frame) if frame.isascii() else len(frame.encode())
+            else:
+                frame, length = publication.frame, publication.size
             if length > PUB_FRAME_LIMIT:  # more than the subscriber can take: lost, not sent
-                self.queue.popleft()
-                self._drop(f"cannot take a publication of {length} bytes on {key} (at most {PUB_FRAME_LIMIT})")
+                queue.popleft()
+                self._drop(
+                    f"cannot take a publication of {length} bytes on {publication.key} (at most {PUB_FRAME_LIMIT})"
+                )
                 continue
             if frames and size + length > protocol.BATCH_BYTES:
                 break
-            self.queue.popleft()
+            queue.popleft()
             self._unreported = 0
             frames.append(frame)
             size += length + 1
         return protocol.batch(frames) if frames else "", len(frames)
+
+    def write_due(self, shared: dict[tuple[Publication, ...], bytes]) -> None:
+        """End of the turn: write the queue straight to the transport, or hand it to the task if it must wait.
+
+        ``shared``: the bytes of the batches already built this turn for other
+        subscribers, by the publications they hold: a batch is built once for all
+        the subscribers that get the same publications (no losses to report).
+        """
+        websocket, queue = self.websocket, self.queue
+        if self.closed:
+            queue.clear()
+            self.idle.set()
+            return
+        try:
+            while queue:
+                if not writable(websocket):
+                    if websocket.protocol.state is not State.OPEN:
+                        queue.clear()  # closing: the server forgets this subscriber when its handler ends
+                        break
+                    self._wake.set()  # past its write limit: the task waits for it, bounded
+                    return
+                whole = None
+                if not self._unreported and len(queue) <= protocol.BATCH:
+                    whole = tuple(queue)
+                    data = shared.get(whole)
+                    if data is not None:
+                        queue.clear()
+                        write_now(websocket, data)
+                        self.sent += len(whole)
+                        continue
+                text, count = self._batch()
+                if not count:
+                    continue
+                data = text.encode()
+                if whole is not None and not queue and count == len(whole):
+                    shared[whole] = data  # all of it, as is: the next subscriber with the same queue reuses it
+                write_now(websocket, data)
+                self.sent += count
+        except Exception as exc:  # what broadcast() shrugs off: the connection is going, its handler cleans up
+            queue.clear()
+            self.log.debug("could not write to subscriber %s: %s", escape(self.name), escape(str(exc)))
+        self.idle.set()
 
     async def _pump(self) -> None:
         try:
@@ -211,6 +319,7 @@ class RemoteSubscriber:
             self.idle.set()  # nothing more will be written: nobody waits for it
 
     def close(self) -> None:
+        self.closed = True
         self._task.cancel()
 
 
@@ -238,6 +347,11 @@ class Hub:
         self.retained: dict[str, str] = {}
         self.most_retained = MAX_RETAINED
         self.retained_size = MAX_RETAINED_SIZE
+        #: Subscribers with publications to write at the end of this turn (see write_due), in order.
+        self._due: list[RemoteSubscriber] = []
+        #: key -> the subscribers it goes to, as the index said: at most ROUTES keys, emptied whenever
+        #: a subscription comes or goes.
+        self._routes: dict[str, list[RemoteSubscriber]] = {}
 
     @property
     def count(self) -> int:
@@ -245,14 +359,38 @@ class Hub:
         return len(self.index)
 
     def publish(self, key: str, data: str) -> int:
-        """Hand ``data`` to every subscriber whose patterns match ``key``; how many."""
+        """Hand ``data`` to every subscriber whose patterns match ``key``; how many. Encoded once for all."""
         if not self.index:
             return 0
-        handed = 0
-        for subscriber in self.index.owners(key):
-            subscriber.offer(key, data)
-            handed += 1
-        return handed
+        route = self._routes.get(key)
+        if route is None:
+            route = list(self.index.owners(key))
+            if len(key) <= MAX_PATTERN_LENGTH:
+                if len(self._routes) >= ROUTES:
+                    self._routes.clear()
+                self._routes[key] = route
+        if route:
+            publication = Publication(key, data)
+            for subscriber in route:
+                subscriber.offer_publication(publication)
+        return len(route)
+
+    def due(self, subscriber: RemoteSubscriber) -> None:
+        """``subscriber``'s queue was empty and has a publication: write it at the end of this turn."""
+        if not self._due:
+            asyncio.get_running_loop().call_soon(self.write_due)
+        self._due.append(subscriber)
+
+    def write_due(self) -> None:
+        """Write what this turn published straight to each subscriber's transport, as broadcast() does.
+
+        One websocket frame per subscriber per turn, holding everything the turn
+        gave it, built once for every subscriber that gets the same publications.
+        """
+        due, self._due = self._due, []
+        shared: dict[tuple[Publication, ...], bytes] = {}
+        for subscriber in due:
+            subscriber.write_due(shared)
 
     def retain(self, key: str, data: str) -> None:
         """Keep ``data`` as ``key``'s retained value (empty: forget it); :class:`RetainLimit` past a limit."""
@@ -280,6 +418,7 @@ class Hub:
 
     async def flush(self, within: float) -> None:
         """Wait (at most ``within`` seconds) until every subscriber has been written all that was queued for it."""
+        self.write_due()
         waiting = [sub.idle.wait() for sub in self.subscribers.values() if not sub.idle.is_set()]
         if waiting:
             try:
@@ -320,10 +459,11 @@ class Hub:
             )
         if subscriber is None:
             subscriber = self.subscribers[websocket] = RemoteSubscriber(
-                name, websocket, self.log, self.bound, self.throttle
+                name, websocket, self.log, self.bound, self.throttle, self
             )
         subscriber.patterns[pattern] = None
         self.index.add(pattern, subscriber)
+        self._routes.clear()
         self.log.info("%s subscribed to %s", escape(name), escape(pattern))
         self._event("added", pattern, name)
         size = 0
@@ -338,6 +478,7 @@ class Hub:
         if subscriber is None or subscriber.patterns.pop(pattern, False) is not None:
             return
         self.index.remove(pattern, subscriber)
+        self._routes.clear()
         self.log.info("%s unsubscribed from %s", escape(subscriber.name), escape(pattern))
         self._event("removed", pattern, subscriber.name)
 
@@ -358,6 +499,7 @@ class Hub:
             )
         for pattern in patterns:
             self.index.remove(pattern, subscriber)
+            self._routes.clear()  # before the event: publishing it routes by the index as it is now
             self._event("removed", pattern, subscriber.name)
 
     def _event(self, what: str, pattern: str, name: str) -> None:
@@ -392,12 +534,17 @@ class Inbox:
         self.lost = 0
         self._lanes: dict[Handler, _Lane] = {}
         self._throttle = Throttle(log, WARN_EVERY)
+        #: key -> the (pattern, handler) pairs it goes to, each handler once: what the index said,
+        #: kept for the next message on the key (most keys repeat); at most ROUTES keys, emptied
+        #: whenever a pattern comes or goes.
+        self._routes: dict[str, list[tuple[str, Handler]]] = {}
 
     def add(self, pattern: str, handler: Handler) -> None:
         """Call ``handler`` for what ``pattern`` matches (in place of the pattern's previous handler, if any)."""
         self.remove(pattern)
         self.handlers[pattern] = handler
         self._index.add(pattern, pattern)
+        self._routes.clear()
         self._held[handler] = self._held.get(handler, 0) + 1
 
     def remove(self, pattern: str) -> None:
@@ -406,12 +553,30 @@ class Inbox:
         if handler is None:
             return
         self._index.remove(pattern, pattern)
+        self._routes.clear()
         self._held[handler] -= 1
         if not self._held[handler]:
             del self._held[handler]
 
     def wants(self, key: str) -> bool:
-        return next(self._index.match(key), None) is not None
+        return bool(self._route(key))
+
+    def _route(self, key: str) -> list[tuple[str, Handler]]:
+        """The (pattern, handler) pairs ``key`` goes to, each handler once, with its first matching pattern."""
+        route = self._routes.get(key)
+        if route is None:
+            route = []
+            handed: set[Handler] = set()
+            for pattern, _ in self._index.match(key):
+                handler = self.handlers[pattern]
+                if handler not in handed:  # each handler once per message, however many of its patterns match
+                    handed.add(handler)
+                    route.append((pattern, handler))
+            if len(key) <= MAX_PATTERN_LENGTH:
+                if len(self._routes) >= ROUTES:
+                    self._routes.clear()
+                self._routes[key] = route
+        return route
 
     def deliver(self, key: str, data: str, lost: int = 0) -> bool:
         """Hand a message to the lane of every handler whose pattern matches ``key``, without waiting.
@@ -420,19 +585,18 @@ class Inbox:
         if no handler wants it (left over from a pattern unsubscribed a moment ago).
         """
         self.lost += lost
-        handed: set[Handler] = set()
-        for pattern, _ in self._index.match(key):
-            handler = self.handlers[pattern]
-            if handler in handed:
-                continue  # each handler once per message, however many of its patterns match
-            handed.add(handler)
-            lane = self._lanes.get(handler)
+        route = self._routes.get(key)
+        if route is None:
+            route = self._route(key)
+        lanes = self._lanes
+        for pattern, handler in route:
+            lane = lanes.get(handler)
             if lane is None:
-                lane = self._lanes[handler] = _Lane(self, handler)
+                lane = lanes[handler] = _Lane(self, handler)
             lane.offer(pattern, key, data)
-        if handed:
+        if route:
             self.received += 1
-        return bool(handed)
+        return bool(route)
 
     def deliver_to(self, pattern: str, key: str, data: str) -> bool:
         """Hand a message to the handler of ``pattern`` only (a retained value for a new subscription)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mesh.errors import ProtocolError
-from mesh.protocol import Ack, Error, Hello, Message, decode, encode, to_text
+from mesh.protocol import Ack, Error, Hello, Message, Publish, decode, encode, encode_pub, to_text
 
 
 @pytest.mark.parametrize(
@@ -21,6 +21,23 @@ from mesh.protocol import Ack, Error, Hello, Message, decode, encode, to_text
 def test_frames_round_trip(frame, text):
     """Each frame encodes to compact JSON and decodes back to itself."""
     assert encode(frame) == text
+    assert decode(text) == frame
+
+
+@pytest.mark.parametrize(
+    ("key", "data", "lost", "retained", "text"),
+    [
+        ("pin/1", "1", 0, False, '{"type":"pub","key":"pin/1","data":"1"}'),
+        ("pin/1", 'é ♪\n"', 0, False, '{"type":"pub","key":"pin/1","data":"é ♪\\n\\""}'),
+        ("pin/1", "1", 3, False, '{"type":"pub","key":"pin/1","data":"1","lost":3}'),
+        ("pin/1", "1", 0, True, '{"type":"pub","key":"pin/1","data":"1","retained":true}'),
+        ("pin/1", "1", 2, True, '{"type":"pub","key":"pin/1","data":"1","lost":2,"retained":true}'),
+    ],
+)
+def test_a_pub_frame_is_written_the_short_way_as_encode_writes_it(key, data, lost, retained, text):
+    """encode_pub (the publisher's once-per-publication encoding) writes exactly what encode(Publish) does."""
+    frame = Publish(key=key, data=data, lost=lost, retained=retained)
+    assert encode_pub(key, data, lost, retained) == encode(frame) == text
     assert decode(text) == frame
 
 

@@ -514,6 +514,45 @@ async def test_pub_batches_are_bounded_in_bytes_and_a_publication_too_big_is_los
         await stop(nodes)
 
 
+@pytest.mark.parametrize("retained", [False, True])
+@pytest.mark.parametrize("lost", [0, 1, 1000])
+@pytest.mark.parametrize("data", ["", "1", 'é ♪\n"}'])
+def test_a_publication_is_encoded_once_and_its_lost_variant_is_the_frame_encode_writes(data, lost, retained):
+    """The shared frame, and the frame of a subscriber with losses to report, are what protocol.encode writes."""
+    publication = pubsub.Publication("pub/n", data, retained)
+    frame = protocol.Publish(key="pub/n", data=data, lost=lost, retained=retained)
+    assert publication.frame_for(lost) == protocol.encode(frame)
+    assert protocol.decode(publication.frame_for(lost)) == frame
+    assert publication.size == len(publication.frame.encode())
+
+
+async def test_what_a_turn_publishes_reaches_each_subscriber_as_one_batch_and_only_losses_differ():
+    """Publications made in one turn go to each subscriber as one batch, in order; subscribers that get the
+    same ones get the same text, and only a subscriber whose queue overflowed sees a lost count."""
+    grid = build_grid({"pub": {"sketch": "quiet", "port": 0}})
+    nodes = await start(grid)
+    pub = nodes["pub"]
+    pub.hub.bound = 3
+    try:
+        async with _mesh_client(pub) as one, _mesh_client(pub) as two, _mesh_client(pub) as every:
+            for ws, name, pattern in ((one, "one", "pub/a"), (two, "two", "pub/a"), (every, "every", "pub/#")):
+                (text,) = _sub_batches(name, [pattern])
+                await ws.send(text)
+                await ws.recv()
+            for i, key in enumerate("ababa"):  # publish() never yields: one turn
+                await pub.publish(key, str(i))
+            texts = [await asyncio.wait_for(ws.recv(), DEADLINE) for ws in (one, two, every)]
+            assert texts[0] == texts[1]  # the same publications: the same frame
+            assert _replies([texts[0]]) == [{"type": "pub", "key": "pub/a", "data": str(i)} for i in (0, 2, 4)]
+            assert _replies([texts[2]]) == [  # five for a queue of three: the oldest two dropped, and said so
+                {"type": "pub", "key": "pub/a", "data": "2", "lost": 2},
+                {"type": "pub", "key": "pub/b", "data": "3"},
+                {"type": "pub", "key": "pub/a", "data": "4"},
+            ]
+    finally:
+        await stop(nodes)
+
+
 async def test_a_subscriber_that_does_not_read_is_dropped_within_the_liveness_promise(caplog):
     """A subscriber whose socket takes nothing: the publisher aborts it after SEND_TIMEOUT, with one line,
     forgets its subscriptions, and goes on publishing to the others."""
