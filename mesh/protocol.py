@@ -77,7 +77,7 @@ _new = object.__new__
 #: json.loads without its wrappers (type checks, two whitespace matches): the scanner itself, for a
 #: frame that is exactly one JSON value. Anything else (whitespace around it, bad JSON) goes on to
 #: json.loads, which reads it or says what is wrong, word for word as before.
-_scan = json.decoder.JSONDecoder().scan_once
+_scan = json.decoder.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, untyped
 
 
 @dataclass(frozen=True, kw_only=True)
