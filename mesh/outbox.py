@@ -24,6 +24,7 @@ import itertools
 import os
 import sqlite3
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
@@ -68,8 +69,10 @@ class Outbox:
         self.store.begin(peer, self.session)
         self._ids = itertools.count(first_id)
         stored = self.store.pending(peer)  # kept from a run that was killed
-        self._room = asyncio.Semaphore(max(0, room - len(stored)))
-        self._free = max(0, room - len(stored))  # the semaphore's count, readable: has_room()
+        # The room: a count, and a FIFO of takers waiting while it is full (an asyncio.Semaphore's
+        # fairness without its coroutine per acquire). A waiter is handed the room it waits for.
+        self._free = max(0, room - len(stored))
+        self._waiters: deque[asyncio.Future[None]] = deque()
         #: Messages resumed from an earlier run.
         self.resumed = len(stored)
         loop = asyncio.get_running_loop()
@@ -86,7 +89,7 @@ class Outbox:
 
     def has_room(self, count: int) -> bool:
         """Whether :meth:`take` takes ``count`` messages now, without waiting for room."""
-        return self._free >= count and not self._room.locked()
+        return self._free >= count and not self._waiters
 
     def next_id(self) -> int:
         """An id for a frame that is not a message (a subscription): ids are unique on the link."""
@@ -101,20 +104,20 @@ class Outbox:
         that what is taken can go out and be acked), and at the end.
         """
         loop = asyncio.get_running_loop()
-        room = self._room
         futures: list[asyncio.Future[str]] = []
         taken: list[int] = []
         for text in texts:
-            if room.locked() and taken:
-                await flush(taken)
-                taken = []
-            await room.acquire()
-            self._free -= 1
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+            else:
+                if taken:
+                    await flush(taken)
+                    taken = []
+                await self._wait_for_room()
             msg_id = next(self._ids)
             frame = _frame(msg_id, channel, text)
             if self.max_size is not None and len(frame) * 4 > self.max_size and len(frame.encode()) > self.max_size:
-                room.release()
-                self._free += 1
+                self._release()
                 await flush(taken)
                 raise ProtocolError(
                     f"a message of {len(frame.encode())} bytes is over {self.peer}'s limit of {self.max_size} bytes (max_size)"
@@ -126,6 +129,36 @@ class Outbox:
             taken.append(msg_id)
         await flush(taken)
         return futures
+
+    async def _wait_for_room(self) -> None:
+        """Take one room, waiting behind earlier takers while the outbox is full."""
+        if self._free > 0 and not self._waiters:  # freed while the caller flushed
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed the room, then cancelled: pass it on
+                self._release()
+            raise
+        finally:
+            if not waiter.done() or waiter.cancelled():
+                try:
+                    self._waiters.remove(waiter)
+                except ValueError:
+                    pass
+
+    def _release(self) -> None:
+        """One room back: to the first taker still waiting, else to the count."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
     def frames(self, ids: Iterable[int] | None = None, after: int = 0) -> list[tuple[int, str]]:
         """``(id, frame)`` of the unacked messages among ``ids`` (None: all of them, in order) above ``after``."""
@@ -158,8 +191,7 @@ class Outbox:
         entry = self._entries.pop(msg_id, None)
         if entry is None:
             return None
-        self._room.release()
-        self._free += 1
+        self._release()
         if self._durable:
             self.store.remove(self.peer, msg_id)
         return entry[1]
@@ -168,8 +200,7 @@ class Outbox:
         """Give up on every pending message: its future fails with ``error``; a durable copy stays for the next run."""
         entries, self._entries = self._entries, {}
         for _, future in entries.values():
-            self._room.release()
-            self._free += 1
+            self._release()
             if not future.done():
                 future.set_exception(error)
                 future.exception()  # a caller that went away must not leave a warning

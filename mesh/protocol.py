@@ -75,6 +75,10 @@ _NAMES = {
 #: A JSON string literal, exactly as json.dumps(..., ensure_ascii=False) writes it (in C).
 _string = json.encoder.encode_basestring
 _new = object.__new__
+#: json.loads without its wrappers (type checks, two whitespace matches): the scanner itself, for a
+#: frame that is exactly one JSON value. Anything else (whitespace around it, bad JSON) goes on to
+#: json.loads, which reads it or says what is wrong, word for word as before.
+_scan = json.decoder.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, untyped
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,7 +249,12 @@ def decode_all(text: str) -> list[Frame | ProtocolError]:
         if len(text) > _BATCH_TEXT or (len(text) > _BATCH_TEXT // 4 and _utf8_length(text) > _BATCH_TEXT):
             return [ProtocolError(f"a batch holds at most {BATCH_BYTES} bytes; send fewer frames at once")]
     try:
-        body = json.loads(text)
+        body, end = _scan(text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        end = -1
+    try:
+        if end != len(text):
+            body = json.loads(text)
     except RecursionError:
         return [ProtocolError("frame is not JSON the mesh can read: nested too deeply")]
     except ValueError as exc:
@@ -402,6 +411,8 @@ def to_text(item: object) -> str:
     if isinstance(item, str):
         return item
     try:
+        if type(item) is int:  # a bit, a count: what json.dumps writes, without its encoder
+            return int.__repr__(item)
         return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError):
         return str(item)

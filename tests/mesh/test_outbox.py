@@ -91,6 +91,31 @@ async def test_take_waits_for_room_after_handing_over_what_it_took(store):
     assert len(futures) == 3 and [msg_id for msg_id, _ in outbox.frames()] == [2, 3]
 
 
+async def test_takers_waiting_for_room_get_it_in_turn_and_a_cancelled_one_passes_it_on(store):
+    """A full outbox: waiting takers get room in the order they came; one cancelled, even once handed
+    room, gives it to the next; has_room() says no while anyone waits."""
+    outbox = Outbox("iopin", room=1, store=store)
+    await outbox.take("", ["a"], Flushes())
+    first = asyncio.create_task(outbox.take("", ["b"], Flushes()))
+    second = asyncio.create_task(outbox.take("", ["c"], Flushes()))
+    third = asyncio.create_task(outbox.take("", ["d"], Flushes()))
+    await until(lambda: len(outbox._waiters) == 3, "three takers waiting")
+    assert not outbox.has_room(1)
+    outbox.ack(1, "ok")  # the room goes to the first...
+    first.cancel()  # ...which is cancelled before it runs: the second gets it
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await second
+    assert [json.loads(frame)["data"] for _, frame in outbox.frames()] == ["c"]
+    assert not third.done()
+    third.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await third
+    assert not outbox._waiters and not outbox.has_room(1)
+    assert outbox.ack(outbox.frames()[0][0], "ok")
+    assert outbox.has_room(1)
+
+
 async def test_failing_everything_gives_all_the_room_back(store):
     """fail_all() fails every pending future with the error and empties the outbox: take() goes on at once."""
     outbox = Outbox("iopin", room=2, store=store)
