@@ -92,7 +92,7 @@ OnPublish = Callable[[str, str, int], object]
 #: Seconds a lost connection has to come back before the link says its peer is offline
 #: (a reconnect that fails says it at once). With the keepalive (a frozen peer's connection
 #: is closed after PING_INTERVAL + PING_TIMEOUT), a peer that dies is offline within ~5 s.
-LOST_AFTER = PING_TIMEOUT
+LOST_AFTER = 2.0
 #: The payloads of ``<node>/$state``, the presence key every node with a port publishes (retained).
 ONLINE, OFFLINE = "online", "offline"
 #: The topic of that key.

@@ -508,7 +508,7 @@ def test_a_node_whose_loop_blocks_says_so_and_so_do_send_status_and_its_peers(tm
     assert done.stderr == f"Error: cannot reach ghost at ws://127.0.0.1:{ghost_port}: connection refused\n"
 
     clock.expect(
-        r"\[ clock \] warning: link to sleepy down \(it stopped answering pings for 1\.5 s: busy or frozen\?\)"
+        r"\[ clock \] warning: link to sleepy down \(it sent nothing for 3 s, not even a pong: busy or frozen\?\)"
     )
     release.touch()
     sleepy.expect(r"^\[ sleepy \] warning: loop\(\) blocked the event loop for \d+\.\d\d s in all$")
