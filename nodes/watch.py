@@ -296,14 +296,15 @@ class _Watchdog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._watches: set[Watch] = set()
-        self._looked: tuple[Watch, ...] = ()  # what the thread looks at: a copy made on add and discard only
+        self._looked: tuple[Watch, ...] = ()  # what the thread looks at: copied again only after a change
+        self._changed = False
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     def add(self, watch: Watch) -> None:
         with self._lock:
             self._watches.add(watch)
-            self._looked = tuple(self._watches)
+            self._changed = True
             if self._thread is None:
                 self._stop = threading.Event()
                 self._thread = threading.Thread(
@@ -314,7 +315,7 @@ class _Watchdog:
     def discard(self, watch: Watch) -> None:
         with self._lock:
             self._watches.discard(watch)
-            self._looked = tuple(self._watches)
+            self._changed = True
             if self._watches or self._thread is None:
                 return
             thread, self._thread = self._thread, None
@@ -325,6 +326,9 @@ class _Watchdog:
     def _run(self, stop: threading.Event) -> None:
         while not stop.wait(POLL):
             now = perf_counter()
+            if self._changed:  # a copy per look, not per change: 10,000 nodes start without 10,000 copies
+                with self._lock:
+                    self._looked, self._changed = tuple(self._watches), False
             for watch in self._looked:
                 if watch.step is None and not watch._unsaid:  # idle, nothing to tell: look() would return
                     continue
