@@ -71,6 +71,7 @@ __all__ = [
     "backoff",
     "describe_close",
     "describe_error",
+    "forget_headers",
     "query_status",
     "request",
     "send_once",
@@ -132,6 +133,14 @@ PROBE_TIMEOUT = 1.0
 
 #: What a node says (error frame, close reason) to a client that does not prove it knows the token.
 WRONG_TOKEN = "wrong or missing token"
+
+
+def forget_headers(ws: Any) -> None:
+    """Drop the handshake's headers of a mesh connection once greeted: nothing reads them after, and they
+    cost about 1.6 KiB a connection, a third of what a node with one link adds besides its sockets."""
+    for message in (ws.request, ws.response):
+        if message is not None:
+            message.headers = Headers()
 
 
 def write_now(ws: Any, text: str | bytes) -> bool:
@@ -287,6 +296,7 @@ class MeshClientConnection(KeptAlive, ClientConnection):
         if self.token and not auth.proves(auth.server_proof(self.token, client_nonce, server_nonce), answer.proof):
             raise GreetingFailed(NOT_PROVEN)
         self.peer_hello = answer
+        forget_headers(self)
 
     def process_event(self, event: Event) -> None:
         on_text = self.on_text

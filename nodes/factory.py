@@ -25,8 +25,10 @@ and methods anything — ``status``, ``links``, ``run``, ``hear`` — without to
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
+import random
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, overload
 
@@ -50,9 +52,12 @@ class FactoryLoop:
     def __init__(self, node: Node) -> None:
         # Name-mangled (_FactoryLoop__node): no sketch attribute can take its place.
         self.__node = node
-        #: The sketch's randomness (a :class:`random.Random`): seeded from the run's ``--seed`` in a
-        #: simulation, so that two runs draw the same; the node never reads it, a sketch may replace it.
-        self.random = node.random
+
+    @functools.cached_property
+    def random(self) -> random.Random:
+        """The sketch's randomness: seeded from the run's ``--seed`` in a simulation, so that two runs draw
+        the same. The node never reads it; a sketch may replace it (``self.random = random.Random(7)``)."""
+        return self.__node.random
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -16,6 +16,7 @@ Life of a node: :meth:`open` (``setup(**params)``, bind, log ``serving on``),
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -123,13 +124,10 @@ class Node:
         self._background: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
         self._client_ssl: ssl.SSLContext | None = None  # the grid's tls, made a client context on first use
-        #: The sketch's ``self.random``: seeded from ``seed`` and the node's name when a run has a seed (a
-        #: simulation), so that two runs draw the same; from the system's entropy otherwise.
-        self.random = random.Random(None if seed is None else f"{seed}:{name}")
+        self.seed = seed  # a run's seed (a simulation's), or None: see random
         #: Who else sees each publication as it is made, ``tap(key, text)``: a simulation's record of the circuit.
         self.taps: list[Callable[[str, str], None]] = []
-        self._thawed = asyncio.Event()  # cleared while a simulation holds the node frozen
-        self._thawed.set()
+        self._thawed: asyncio.Event | None = None  # set while a simulation holds the node frozen (see freeze)
         self.sketch = sketch(self)
         self.reactor = Reactor(self.sketch, self.log, self.watch, self.spec.timeout)
 
@@ -459,7 +457,7 @@ class Node:
 
     async def _periodic_call(self, what: str, method: Callable[[], Any]) -> Any:
         """One call of an ``@every`` method, once the node is not frozen (see :meth:`freeze`)."""
-        if not self._thawed.is_set():
+        while self._thawed is not None:
             await self._thawed.wait()
         return await self.watch.call(what, method)
 
@@ -543,19 +541,29 @@ class Node:
         keepalive of its links), so it may give up on its links while frozen; they reconnect
         when it thaws.
         """
-        self._thawed.clear()
+        if self._thawed is None:
+            self._thawed = asyncio.Event()
         for ws in self._connections():
             freeze_transport(ws)
 
     def thaw(self) -> None:
         """Undo :meth:`freeze`: read again, and the ``@every`` methods go on."""
-        self._thawed.set()
+        thawed, self._thawed = self._thawed, None
+        if thawed is not None:
+            thawed.set()
         for ws in self._connections():
             thaw_transport(ws)
 
     @property
     def frozen(self) -> bool:
-        return not self._thawed.is_set()
+        return self._thawed is not None
+
+    @functools.cached_property
+    def random(self) -> random.Random:
+        """The sketch's ``self.random``: seeded from the run's seed and the node's name when a run has one (a
+        simulation), so that two runs draw the same; from the system's entropy otherwise. Made on first use:
+        its state is 2.5 KiB, and most sketches draw nothing."""
+        return random.Random(None if self.seed is None else f"{self.seed}:{self.name}")
 
     def _connections(self) -> list[Any]:
         """Every open websocket connection of the node: those it serves, and its links'."""

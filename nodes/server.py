@@ -38,6 +38,7 @@ from mesh.connection import (
     SERVER_PING_INTERVAL,
     SERVER_PING_TIMEOUT,
     WRONG_TOKEN,
+    forget_headers,
     freeze_transport,
     send_or_abort,
     write_now,
@@ -264,6 +265,7 @@ class NodeServer:
             freeze_transport(websocket)
         try:
             if websocket.subprotocol == protocol.SUBPROTOCOL:
+                forget_headers(websocket)  # a mesh session reads nothing of the handshake past this point
                 await mesh_session(self.node, websocket, challenge, self.throttle)
             elif challenge is not None:  # admitted to prove the token in a hello: mesh only
                 await websocket.close(1008, WRONG_TOKEN)

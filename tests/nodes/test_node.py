@@ -37,7 +37,7 @@ def test_the_surface_is_what_the_package_exports_for_sketches():
     """The sketch surface is small, and the runtime's machinery is not part of it."""
     assert SURFACE == {
         "setup", "loop", "reconfigure", "http", "serve_plain", "public_paths",
-        "name", "grid", "log", "address", "targets",
+        "name", "grid", "log", "address", "targets", "random",
         "out", "stream", "post", "publish", "subscribe", "unsubscribe", "peers",
     }  # fmt: skip
     assert {"status", "links", "hub", "run", "stop", "server", "sessions", "handle"} <= set(RUNTIME)
