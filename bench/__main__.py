@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import mesh_side, peers, raw, scale
-from bench.report import MQTT_PACKAGES, PACKAGES, PEER_PACKAGES, environment, markdown, peers_table, scale_table, table
+from bench.report import (
+    MQTT_PACKAGES,
+    PACKAGES,
+    PEER_PACKAGES,
+    environment,
+    format_figure,
+    markdown,
+    peers_table,
+    scale_table,
+    table,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,7 +102,9 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
                 "higher_is_better": higher_is_better,
             }
         )
-        say(f"  {scenario}: mesh {m['median']:,.0f} {unit}, {twin_name} {t['median']:,.0f}, ratio {ratio:.2f}")
+        say(
+            f"  {scenario}: mesh {format_figure(m['median'])} {unit}, {twin_name} {format_figure(t['median'])}, ratio {ratio:.2f}"
+        )
 
     n = sizes["stream"]
     say(f"stream, one hop: {n:,} messages, {rounds} rounds")
@@ -210,7 +222,7 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
     for size, hops in sizes["rings"].items():
         say(f"scale: {size} nodes in one process, a ring, {hops:,} hops")
         figures = fresh_ring(size, hops)
-        scale.append({"what": f"{size:,} nodes in one process", **figures})
+        scale.append({"what": f"{size:,} node{'s' if size != 1 else ''} in one process", **figures})
     for links, seconds in sizes["idle"].items():
         say(f"scale: {links:,} idle links in one process, {seconds:g} s")
         scale.append({"what": f"{links:,} idle links in one process", **fresh("bench.idle", links, seconds)})

@@ -56,7 +56,8 @@ def _meets(row: dict[str, Any]) -> str:
     return f"{target} {'met' if ok else 'MISSED'}"
 
 
-def _figure(value: float) -> str:
+def format_figure(value: float) -> str:
+    """A figure as the tables show it: whole above 100, two decimals below."""
     return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
 
 
@@ -84,8 +85,8 @@ def rows(report: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
             [
                 row["scenario"],
                 row["unit"],
-                f"{_figure(m['median'])} ({_figure(m['min'])}-{_figure(m['max'])})",
-                f"{row['raw_twin']}: {_figure(r['median'])} ({_figure(r['min'])}-{_figure(r['max'])})",
+                f"{format_figure(m['median'])} ({format_figure(m['min'])}-{format_figure(m['max'])})",
+                f"{row['raw_twin']}: {format_figure(r['median'])} ({format_figure(r['min'])}-{format_figure(r['max'])})",
                 f"{row['ratio']:.2f}",
                 _meets(row),
             ]
@@ -180,7 +181,7 @@ def _rate_columns(row: dict[str, Any]) -> list[str]:
     rate = row["deliveries_per_s"]
     return [
         row["system"],
-        f"{_figure(rate['median'])} ({_figure(rate['min'])}-{_figure(rate['max'])})",
+        f"{format_figure(rate['median'])} ({format_figure(rate['min'])}-{format_figure(rate['max'])})",
         f"{row['cpu_us_per_delivery']['median']:.1f}",
         " / ".join(_cpu(row, part) for part in PARTS),
         f"{row['lost_in_all']:,}",
@@ -276,7 +277,7 @@ PEERS_FAN_OUT_HEADER = [
 
 
 def _spread(figure: dict[str, float]) -> str:
-    return f"{_figure(figure['median'])} ({_figure(figure['min'])}-{_figure(figure['max'])})"
+    return f"{format_figure(figure['median'])} ({format_figure(figure['min'])}-{format_figure(figure['max'])})"
 
 
 def _ratio(mesh: dict[str, Any], row: dict[str, Any], key: str) -> str:
