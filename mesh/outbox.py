@@ -32,9 +32,19 @@ from . import protocol
 from .constants import DEFAULT_OUTBOX
 from .errors import ProtocolError
 
-__all__ = ["DEFAULT_OUTBOX", "DurableOutbox", "MemoryOutbox", "Outbox", "Stored"]
+__all__ = ["DEFAULT_OUTBOX", "DurableOutbox", "MemoryOutbox", "Outbox", "Stored", "wake_first"]
 
 Stored = tuple[int, str, str]  # (id, channel, data)
+
+
+def wake_first(waiters: deque[asyncio.Future[None]]) -> bool:
+    """Wake the first of ``waiters`` still waiting (a FIFO of turns); False if none was."""
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result(None)
+            return True
+    return False
 
 
 class Outbox:
@@ -152,13 +162,8 @@ class Outbox:
 
     def _release(self) -> None:
         """One room back: to the first taker still waiting, else to the count."""
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._free += 1
+        if not wake_first(self._waiters):
+            self._free += 1
 
     def frames(self, ids: Iterable[int] | None = None, after: int = 0) -> list[tuple[int, str]]:
         """``(id, frame)`` of the unacked messages among ``ids`` (None: all of them, in order) above ``after``."""

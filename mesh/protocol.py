@@ -284,19 +284,8 @@ def decode_all(text: str) -> list[Frame | ProtocolError]:
                     continue
             elif kind == "msg" and len(item) == 4:
                 frame_id, channel, data = item.get("id"), item.get("channel"), item.get("data")
-                if (
-                    type(frame_id) is int
-                    and type(channel) is str
-                    and type(data) is str
-                    and _ID_MIN <= frame_id <= _ID_MAX
-                    and len(channel) <= NAME_MAX
-                    and channel.isascii()
-                    and channel.isprintable()
-                    and data.isascii()
-                ):
-                    message = _new(Message)
-                    fields = message.__dict__
-                    fields["id"], fields["channel"], fields["data"] = frame_id, channel, data
+                message = _quick_message(frame_id, channel, data)
+                if message is not None:
                     frames.append(message)
                     continue
             elif kind == "pub" and len(item) == 3:  # a fan-out's every delivery
@@ -341,6 +330,26 @@ def _id(body: dict) -> int | None:
     return value if type(value) is int and _ID_MIN <= value <= _ID_MAX else None
 
 
+def _quick_message(frame_id: Any, channel: Any, data: Any) -> Message | None:
+    """The ``msg`` frame of these fields when they are what ``_build`` accepts without a word (built without
+    the dataclass's ``__init__``); None: let ``_build`` read them the long way, and say what is wrong."""
+    if not (
+        type(frame_id) is int
+        and type(channel) is str
+        and type(data) is str
+        and _ID_MIN <= frame_id <= _ID_MAX
+        and len(channel) <= NAME_MAX
+        and channel.isascii()
+        and channel.isprintable()
+        and data.isascii()
+    ):
+        return None
+    message: Message = _new(Message)
+    fields = message.__dict__
+    fields["id"], fields["channel"], fields["data"] = frame_id, channel, data
+    return message
+
+
 def _build(body: Any) -> Frame:
     if type(body) is dict and len(body) == 3 and body.get("type") == "ack":  # the most common frame, quickly
         frame_id, data = body.get("id"), body.get("data")
@@ -348,17 +357,9 @@ def _build(body: Any) -> Frame:
             return Ack(id=frame_id, data=data)
     elif type(body) is dict and len(body) == 4 and body.get("type") == "msg":  # the other common one, as quickly
         frame_id, channel, data = body.get("id"), body.get("channel"), body.get("data")
-        if (
-            type(frame_id) is int
-            and type(channel) is str
-            and type(data) is str
-            and _ID_MIN <= frame_id <= _ID_MAX
-            and len(channel) <= NAME_MAX
-            and channel.isascii()
-            and channel.isprintable()
-            and data.isascii()
-        ):
-            return Message(id=frame_id, channel=channel, data=data)
+        message = _quick_message(frame_id, channel, data)
+        if message is not None:
+            return message
     elif type(body) is dict and len(body) == 2 and body.get("type") == "status":  # cheap to ask: cheap to read
         frame_id = body.get("id")
         if type(frame_id) is int and _ID_MIN <= frame_id <= _ID_MAX:

@@ -51,6 +51,7 @@ from typing import Any
 
 from mesh.grid import Grid
 from mesh.grid.values import host_ip
+from mesh.outbox import wake_first
 
 __all__ = [
     "GUEST_BYTES",
@@ -163,13 +164,8 @@ class Session:
 
     def _pass_turn(self) -> None:
         """The message is handled: the next one waiting gets the turn, else nobody holds it."""
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self.busy = False
+        if not wake_first(self._waiters):
+            self.busy = False
 
     def _remember(self, msg_id: int, outcome: Outcome) -> None:
         """Keep ``outcome``; forget the oldest past the window or the budget (never the newest)."""
