@@ -21,13 +21,10 @@ with one line. Brokers are started by the bench on free ports, each in its own p
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,22 +140,7 @@ async def circuit(system: Circuit, ticks: int, warm: int | None = None) -> dict[
 
 async def start(kind: str, role: str, args: dict[str, Any], folder: Path) -> Worker:
     """A process of ``python -m bench.peers_worker``, in its own session, with scale.Worker's protocol."""
-    errors = folder / f"{kind}-{role}.err"
-    with errors.open("w") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.peers_worker",
-            kind,
-            role,
-            json.dumps(args),
-            cwd=ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            start_new_session=True,
-        )
-    return Worker(f"{kind} {role}", process, errors)
+    return await Worker.start(role, args, folder, module="bench.peers_worker", kind=kind)
 
 
 def circuits(

@@ -117,17 +117,9 @@ async def raw(role: str, args: dict[str, Any]) -> None:
             say(ready=args["buzzer"])
             await serve_until_eof()
     elif role == "iopin":
+        from bench.raw import relay  # the same relay as the in-process twin's
 
-        async def relay(ws: ServerConnection) -> None:
-            async with connect(f"ws://127.0.0.1:{args['buzzer']}/", compression=None) as onward:
-                async for message in ws:
-                    for _ in range(FAN):
-                        await onward.send(message)  # type: ignore[arg-type]
-                    for _ in range(FAN):
-                        await onward.recv()
-                    await ws.send("acknowledged")
-
-        async with serve(relay, "127.0.0.1", args["iopin"], compression=None):
+        async with serve(relay(f"ws://127.0.0.1:{args['buzzer']}/", FAN), "127.0.0.1", args["iopin"], compression=None):
             say(ready=args["iopin"])
             await serve_until_eof()
     else:

@@ -63,23 +63,30 @@ async def pipelined(count: int, compression: str | None = None) -> float:
         await server.wait_closed()
 
 
+def relay(onward: str, fan: int) -> Callable[[ServerConnection], Awaitable[None]]:
+    """The raw twin of the iopin: a handler that sends each frame ``fan`` times on to ``onward`` (one
+    persistent connection) and answers once they have all been answered."""
+
+    async def handler(ws: ServerConnection) -> None:
+        async with connect(onward, **OPTIONS) as out:
+            async for message in ws:
+                for _ in range(fan):
+                    await out.send(message)  # type: ignore[arg-type]
+                for _ in range(fan):
+                    await out.recv()
+                await ws.send("acknowledged")
+
+    return handler
+
+
 async def relay_latencies(count: int, fan: int) -> list[float]:
     """client -> relay -> sink on persistent connections; the relay sends ``fan`` frames on and
     answers once the sink has answered them all. Seconds per round trip."""
     sink = await echo_server(lambda m: "ok")
 
-    async def relay_handler(ws: ServerConnection) -> None:
-        async with connect(f"ws://127.0.0.1:{port(sink)}/", **OPTIONS) as onward:
-            async for message in ws:
-                for _ in range(fan):
-                    await onward.send(message)  # type: ignore[arg-type]
-                for _ in range(fan):
-                    await onward.recv()
-                await ws.send("acknowledged")
-
-    relay = await serve(relay_handler, "127.0.0.1", 0, **OPTIONS)
+    relay_server = await serve(relay(f"ws://127.0.0.1:{port(sink)}/", fan), "127.0.0.1", 0, **OPTIONS)
     try:
-        async with connect(f"ws://127.0.0.1:{port(relay)}/", **OPTIONS) as ws:
+        async with connect(f"ws://127.0.0.1:{port(relay_server)}/", **OPTIONS) as ws:
             latencies = []
             for i in range(count):
                 began = time.perf_counter()
@@ -88,7 +95,7 @@ async def relay_latencies(count: int, fan: int) -> list[float]:
                 latencies.append(time.perf_counter() - began)
             return latencies
     finally:
-        for server in (relay, sink):
+        for server in (relay_server, sink):
             server.close()
             await server.wait_closed()
 

@@ -118,10 +118,48 @@ def raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-class Broker:
+class Daemon:
+    """A broker the bench starts in a session of its own, its output in ``log``; ready once ``ready(log)``."""
+
+    name = "the daemon"
+    log: Path
+    process: asyncio.subprocess.Process | None = None
+
+    async def launch(self, *argv: str, stdout: Any, stderr: Any, ready: Callable[[str], bool]) -> None:
+        """Start ``argv`` (its output to ``stdout``/``stderr``) and wait until ``ready`` of its log, 10 s at most."""
+        self.process = await asyncio.create_subprocess_exec(
+            *argv, stdout=stdout, stderr=stderr, start_new_session=True, preexec_fn=raise_fd_limit
+        )
+        deadline = time.monotonic() + 10
+        while not ready(self.log.read_text()):
+            if self.process.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start: {self.log.read_text()[-500:]}")
+            await asyncio.sleep(0.01)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def stop(self) -> None:
+        """SIGTERM to its session; SIGKILL past 5 s."""
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), 5)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                await self.process.wait()
+
+
+class Broker(Daemon):
     """A Mosquitto on a free port of 127.0.0.1, its config and log in ``folder``; no persistence.
     ``nodelay``: TCP_NODELAY on its sockets (without it a chain of small request/answer publishes
     waits on Nagle's algorithm and delayed ACKs: about 45 ms per round trip)."""
+
+    name = "Mosquitto"
 
     def __init__(self, folder: Path, nodelay: bool = False) -> None:
         binary = mosquitto()
@@ -145,43 +183,25 @@ class Broker:
             )
         )
         self.binary, self.config = binary, config
-        self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
+        # Mosquitto logs "Opening ... listen socket" before it listens, "running" once it does.
+        listening = re.compile(rf"listen socket on port {self.port}\.[\s\S]*running")
         with self.log.open("w") as log:
-            self.process = await asyncio.create_subprocess_exec(
+            await self.launch(
                 self.binary,
                 "-c",
                 str(self.config),
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log,
-                start_new_session=True,
-                preexec_fn=raise_fd_limit,
+                ready=lambda text: listening.search(text) is not None,
             )
-        deadline = time.monotonic() + 10
-        # Mosquitto logs "Opening ... listen socket" before it listens, "running" once it does.
-        while not re.search(rf"listen socket on port {self.port}\.[\s\S]*running", self.log.read_text()):
-            if self.process.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Mosquitto did not start: {self.log.read_text()[-500:]}")
-            await asyncio.sleep(0.01)
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 5)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
 
 
-class RedisServer:
+class RedisServer(Daemon):
     """A redis-server on a free port of 127.0.0.1, run from ``folder``: no snapshots, no append-only file."""
+
+    name = "redis-server"
 
     def __init__(self, folder: Path) -> None:
         binary = redis_server()
@@ -189,42 +209,19 @@ class RedisServer:
         self.binary, self.folder = binary, folder
         self.port = free_port()
         self.log = folder / "redis.log"
-        self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         arguments = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         with self.log.open("w") as log:
-            self.process = await asyncio.create_subprocess_exec(
+            await self.launch(
                 self.binary,
                 *arguments,
                 "--dir",
                 str(self.folder),
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=raise_fd_limit,
+                ready=lambda text: "Ready to accept connections" in text,
             )
-        deadline = time.monotonic() + 10
-        while "Ready to accept connections" not in self.log.read_text():
-            if self.process.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start: {self.log.read_text()[-500:]}")
-            await asyncio.sleep(0.01)
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 5)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                await self.process.wait()
 
 
 @dataclass(eq=False)
@@ -238,14 +235,18 @@ class Worker:
     started: ClassVar[Iterator[int]] = itertools.count()
 
     @classmethod
-    async def start(cls, role: str, args: dict[str, Any], folder: Path) -> Worker:
-        errors = folder / f"{role}-{next(cls.started)}.err"
+    async def start(
+        cls, role: str, args: dict[str, Any], folder: Path, *, module: str = "bench.scale_worker", kind: str = ""
+    ) -> Worker:
+        """``python -m MODULE [KIND] ROLE ARGS`` in its own session, its stderr in a file of ``folder``."""
+        words = [kind, role] if kind else [role]
+        errors = folder / f"{'-'.join(words)}-{next(cls.started)}.err"
         with errors.open("w") as stderr:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "bench.scale_worker",
-                role,
+                module,
+                *words,
                 json.dumps(args),
                 cwd=ROOT,
                 stdin=asyncio.subprocess.PIPE,
@@ -254,7 +255,7 @@ class Worker:
                 start_new_session=True,
                 limit=1 << 20,
             )
-        return cls(role, process, errors)
+        return cls(" ".join(words), process, errors)
 
     @property
     def pid(self) -> int:
