@@ -76,6 +76,7 @@ __all__ = [
     "request",
     "send_once",
     "send_or_abort",
+    "writable",
     "write_now",
 ]
 
@@ -143,6 +144,11 @@ def forget_headers(ws: Any) -> None:
             message.headers = Headers()
 
 
+def writable(ws: Any) -> bool:
+    """Whether :func:`write_now` writes to ``ws`` now: open, no fragmented message going out, below its write limit."""
+    return ws.protocol.state is OPEN and ws.send_in_progress is None and not ws.paused
+
+
 def write_now(ws: Any, text: str | bytes) -> bool:
     """Write one text message on ``ws`` at once, as ``websockets.broadcast()`` does; False: await ``ws.send()``.
 
@@ -154,7 +160,7 @@ def write_now(ws: Any, text: str | bytes) -> bool:
     that fails aborts the connection, as ``send()`` would; the caller learns it from its reader.
     ``text`` may be UTF-8 already (bytes): a publisher encodes a batch once for many subscribers.
     """
-    if ws.protocol.state is not OPEN or ws.send_in_progress is not None or ws.paused:
+    if not writable(ws):
         return False
     ws.protocol.send_text(text.encode() if type(text) is str else text)
     try:

@@ -39,7 +39,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from mesh import protocol
-from mesh.connection import SEND_TIMEOUT, send_or_abort, write_now
+from mesh.connection import SEND_TIMEOUT, send_or_abort, writable, write_now
 from mesh.constants import DEFAULT_MAX_SIZE
 from mesh.errors import MeshError
 from mesh.index import PatternIndex
@@ -154,11 +154,6 @@ class Publication:
 
 
 _RETAINED_TAIL = ',"retained":true}'
-
-
-def writable(websocket: Any) -> bool:
-    """Whether :func:`~mesh.connection.write_now` would write to ``websocket`` now: open, below its write limit."""
-    return websocket.protocol.state is State.OPEN and websocket.send_in_progress is None and not websocket.paused
 
 
 class RemoteSubscriber:
