@@ -44,7 +44,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from time import perf_counter
 from typing import Any, TypeVar
 
-__all__ = ["QUIET", "STALL", "THRESHOLD", "Watch"]
+__all__ = ["POLL", "POLL_BUSY", "QUIET", "STALL", "THRESHOLD", "Watch"]
 
 T = TypeVar("T")
 
@@ -54,8 +54,10 @@ THRESHOLD = 0.1
 STALL = 0.5
 #: Seconds after a warning during which further blocks are only counted.
 QUIET = 10.0
-#: Seconds between two looks of the watchdog thread.
+#: Seconds between two looks of the watchdog thread while no sketch code is running at a look.
 POLL = 0.1
+#: Seconds between two looks while some is: a block is sampled (its line named) soon past THRESHOLD.
+POLL_BUSY = 0.025
 
 _SLEEP_FIX = "use 'await asyncio.sleep()', not 'time.sleep()'"
 _GENERAL_FIX = (
@@ -291,7 +293,8 @@ def _steps(awaitable: Awaitable[T]) -> Generator[Any, Any, T]:
 
 
 class _Watchdog:
-    """The one thread of a process that looks at every started watch every :data:`POLL` seconds."""
+    """The one thread of a process that looks at every started watch every :data:`POLL` seconds (:data:`POLL_BUSY`
+    while a step of sketch code was running at the last look: idle nodes cost few looks, a block is sampled in time)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -324,14 +327,19 @@ class _Watchdog:
             thread.join()
 
     def _run(self, stop: threading.Event) -> None:
-        while not stop.wait(POLL):
+        busy = False
+        while not stop.wait(POLL_BUSY if busy else POLL):
             now = perf_counter()
+            busy = False
             if self._changed:  # a copy per look, not per change: 10,000 nodes start without 10,000 copies
                 with self._lock:
                     self._looked, self._changed = tuple(self._watches), False
             for watch in self._looked:
-                if watch.step is None and not watch._unsaid:  # idle, nothing to tell: look() would return
-                    continue
+                if watch.step is None:
+                    if not watch._unsaid:  # idle, nothing to tell: look() would return
+                        continue
+                else:
+                    busy = True
                 try:
                     watch.look(now)
                 except Exception:  # a watchdog that dies would hide every block after
