@@ -73,7 +73,22 @@ _LIBRARY_DIRS = tuple(
     }
 )
 
-Step = tuple[str, float]  # (what runs, when it started, perf_counter)
+Step = tuple[str, float, "Watch"]  # (what runs, when it started (perf_counter), whose watch)
+
+
+class _Slot:
+    """The step of sketch code running now on one thread (the innermost), or None.
+
+    Every started watch of a thread writes its steps here, so the watchdog looks at one
+    slot per thread, not at every node: at 2,000 idle nodes, looking at each watch ten
+    times a second cost 1 % of a core. One thread runs one step at a time, so steps of
+    several watches nest as a watch's own do. Written by the loop, read by the watchdog.
+    """
+
+    __slots__ = ("step",)
+
+    def __init__(self) -> None:
+        self.step: Step | None = None
 
 
 class Watch:
@@ -86,8 +101,8 @@ class Watch:
         self.threshold = threshold
         self.stall = stall
         self.quiet = quiet
-        #: The step running now (the innermost), or None. Written by the loop, read by the watchdog.
-        self.step: Step | None = None
+        #: Where this watch's steps are written: its own until it starts, then its thread's (see :class:`_Slot`).
+        self._slot = _Slot()
         #: Steps that blocked longer than ``threshold``, and the longest, over the watch's life.
         self.blocked = 0
         self.longest = 0.0
@@ -110,22 +125,23 @@ class Watch:
         error: BaseException | None = None
         threshold = self.threshold
         while True:
-            outer = self.step
+            slot = self._slot
+            outer = slot.step
             start = perf_counter()
-            self.step = (what, start)
+            slot.step = (what, start, self)
             done: StopIteration | None = None
             try:
                 future = send(value) if error is None else throw(error)
             except StopIteration as stop:
                 done = stop
             except BaseException:
-                self._end(outer, perf_counter())
+                self._end(slot, outer, perf_counter())
                 raise
             end = perf_counter()
             if outer is not None or end - start > threshold:
-                self._end(outer, end)
+                self._end(slot, outer, end)
             else:
-                self.step = None  # the common case, kept cheap: nothing to tell
+                slot.step = None  # the common case, kept cheap: nothing to tell
             if done is not None:
                 return done.value
             try:
@@ -138,12 +154,13 @@ class Watch:
 
     def time(self, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``function(*args, **kwargs)``, timed as one step."""
-        outer = self.step
-        self.step = (what, perf_counter())
+        slot = self._slot
+        outer = slot.step
+        slot.step = (what, perf_counter(), self)
         try:
             return function(*args, **kwargs)
         finally:
-            self._end(outer, perf_counter())
+            self._end(slot, outer, perf_counter())
 
     async def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call sketch code that may be sync or async; every step of it timed."""
@@ -152,12 +169,12 @@ class Watch:
             result = await self.run(_steps(result), what)
         return result
 
-    def _end(self, outer: Step | None, end: float) -> None:
-        step = self.step
+    def _end(self, slot: _Slot, outer: Step | None, end: float) -> None:
+        step = slot.step
         # The outer step goes on from now: the inner one's time is not counted twice.
-        self.step = None if outer is None else (outer[0], end)
+        slot.step = None if outer is None else (outer[0], end, outer[2])
         if step is not None and end - step[1] > self.threshold:
-            self._blocked(step[0], step[1], end - step[1])
+            step[2]._blocked(step[0], step[1], end - step[1])
 
     def _blocked(self, what: str, start: float, seconds: float) -> None:
         """A step took ``seconds``: warn, or count it for the next warning."""
@@ -187,8 +204,12 @@ class Watch:
     # -- the watchdog's side ----------------------------------------------------------
 
     def start(self) -> None:
-        """Have the watchdog thread look at this watch (call it from the event loop's thread)."""
+        """Have the watchdog thread look at this watch (call it from the event loop's thread).
+
+        From here on the watch writes its steps to its thread's slot, where the watchdog looks.
+        """
         self._thread_id = threading.get_ident()
+        self._slot = _thread_slot()
         _WATCHDOG.add(self)
 
     def stop(self) -> None:
@@ -200,15 +221,13 @@ class Watch:
             line = self._summary()
         self.log.warning(*line)
 
-    def look(self, now: float) -> None:
-        """From the watchdog thread: report a step blocking for long, or blocks counted for long."""
-        step = self.step
-        if step is None and not self._unsaid:  # idle, nothing to tell: the common case, without the lock
-            return  # (the thread skips those itself: 20 looks a second at 2,000 idle nodes are 40,000 calls)
+    def look(self, now: float, step: Step | None) -> None:
+        """From the watchdog thread: report ``step`` (this watch's, running now) if it blocks for long,
+        or blocks counted for long."""
         line: tuple[Any, ...] | None = None
         with self._lock:
             if step is not None and now - step[1] > self.threshold:
-                what, start = step
+                what, start, _ = step
                 if self._sampled is None or self._sampled[0] != start:
                     self._sampled = (start, self._where() or "")
                 if now - start >= self.stall and self._stalled != start:
@@ -243,6 +262,8 @@ class Watch:
     # -- counting ------------------------------------------------------------------
 
     def _count(self, what: str, seconds: float) -> None:
+        if not self._unsaid:
+            _WATCHDOG.tell_later(self)
         self._unsaid += 1
         if seconds >= self._unsaid_longest:
             self._unsaid_longest, self._unsaid_what = seconds, what
@@ -292,21 +313,39 @@ def _steps(awaitable: Awaitable[T]) -> Generator[Any, Any, T]:
     return awaitable.__await__()
 
 
+_THREAD = threading.local()
+
+
+def _thread_slot() -> _Slot:
+    """This thread's slot, shared by every watch started on it."""
+    slot: _Slot | None = getattr(_THREAD, "slot", None)
+    if slot is None:
+        slot = _THREAD.slot = _Slot()
+    return slot
+
+
 class _Watchdog:
-    """The one thread of a process that looks at every started watch every :data:`POLL` seconds (:data:`POLL_BUSY`
-    while a step of sketch code was running at the last look: idle nodes cost few looks, a block is sampled in time)."""
+    """The one thread of a process that looks, every :data:`POLL` seconds, at the slot of each thread
+    with a started watch, and at the watches with blocks not yet told (every :data:`POLL_BUSY` while a
+    step of sketch code was running at the last look: idle nodes cost few looks, a block is sampled in time).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._watches: set[Watch] = set()
-        self._looked: tuple[Watch, ...] = ()  # what the thread looks at: copied again only after a change
+        self._slots: dict[_Slot, int] = {}  # each looked-at slot: how many started watches write to it
+        self._unsaid: set[Watch] = set()  # started watches that counted blocks not yet told
+        self._looked: tuple[tuple[_Slot, ...], tuple[Watch, ...]] = ((), ())  # copied again only after a change
         self._changed = False
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     def add(self, watch: Watch) -> None:
         with self._lock:
+            if watch in self._watches:
+                return
             self._watches.add(watch)
+            self._slots[watch._slot] = self._slots.get(watch._slot, 0) + 1
             self._changed = True
             if self._thread is None:
                 self._stop = threading.Event()
@@ -317,7 +356,13 @@ class _Watchdog:
 
     def discard(self, watch: Watch) -> None:
         with self._lock:
+            if watch not in self._watches:
+                return
             self._watches.discard(watch)
+            self._unsaid.discard(watch)
+            left = self._slots.pop(watch._slot, 1) - 1
+            if left:
+                self._slots[watch._slot] = left
             self._changed = True
             if self._watches or self._thread is None:
                 return
@@ -326,6 +371,13 @@ class _Watchdog:
         if thread is not threading.current_thread():
             thread.join()
 
+    def tell_later(self, watch: Watch) -> None:
+        """``watch`` counted a block it did not tell: look at it until it has."""
+        with self._lock:
+            if watch in self._watches:
+                self._unsaid.add(watch)
+                self._changed = True
+
     def _run(self, stop: threading.Event) -> None:
         busy = False
         while not stop.wait(POLL_BUSY if busy else POLL):
@@ -333,17 +385,27 @@ class _Watchdog:
             busy = False
             if self._changed:  # a copy per look, not per change: 10,000 nodes start without 10,000 copies
                 with self._lock:
-                    self._looked, self._changed = tuple(self._watches), False
-            for watch in self._looked:
-                if watch.step is None:
-                    if not watch._unsaid:  # idle, nothing to tell: look() would return
-                        continue
-                else:
+                    self._looked, self._changed = (tuple(self._slots), tuple(self._unsaid)), False
+            slots, unsaid = self._looked
+            for slot in slots:
+                step = slot.step
+                if step is not None:
                     busy = True
-                try:
-                    watch.look(now)
-                except Exception:  # a watchdog that dies would hide every block after
-                    logging.getLogger("mesh").exception("the watchdog failed")
+                    self._look(step[2], now, step)
+            for watch in unsaid:
+                if watch._unsaid:
+                    self._look(watch, now, None)
+                else:
+                    with self._lock:
+                        self._unsaid.discard(watch)
+                        self._changed = True
+
+    @staticmethod
+    def _look(watch: Watch, now: float, step: Step | None) -> None:
+        try:
+            watch.look(now, step)
+        except Exception:  # a watchdog that dies would hide every block after
+            logging.getLogger("mesh").exception("the watchdog failed")
 
     @property
     def running(self) -> bool:

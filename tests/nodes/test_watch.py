@@ -183,6 +183,40 @@ def test_after_a_quiet_spell_the_next_block_is_told_with_the_count():
     assert re.search(r"\(2 more since the last warning, the longest 0\.\d\d s\)$", records[1])
 
 
+def test_blocks_only_counted_are_told_by_the_watchdog_once_the_quiet_spell_is_over():
+    """Three blocks, one warning: the watchdog tells the other two when the quiet spell ends, without a fourth."""
+    log = logging.getLogger("mesh.counted")
+    handler = Released("more time")
+    log.addHandler(handler)
+    watch = Watch(log, threshold=MS, quiet=50 * MS)
+    watch.start()
+    try:
+        for _ in range(3):
+            watch.time("loop()", time.sleep, 2 * MS)
+        assert handler.released.wait(DEADLINE), "the watchdog did not tell the counted blocks"
+    finally:
+        watch.stop()
+        log.removeHandler(handler)
+    assert watch.blocked == 3
+
+
+async def test_of_many_nodes_on_one_loop_the_one_that_blocks_is_named(caplog):
+    """Ten nodes share the event loop (and the watchdog's one look at it): the node whose loop() blocks is named, no other."""
+    others = [Node(Sleepy, f"other{i}", build_grid({f"other{i}": {"sketch": "sleepy"}})) for i in range(10)]
+    node = Node(Sleepy, "sleepy", grid_of())
+    for each in [*others, node]:
+        await each.open()
+    try:
+        with released_by("sleepy", "so far") as said:
+            Sleepy.release = said
+            assert await send(node, "until released") == "awake"
+        assert said.is_set()
+        assert [r.name for r in caplog.records if r.levelno == logging.WARNING] == ["mesh.sleepy"] * 2
+    finally:
+        for each in [node, *others]:
+            await each.stop()
+
+
 async def test_setup_every_and_topic_handlers_are_named():
     """setup(), an @every method and a topic handler that block are each named as such."""
 
