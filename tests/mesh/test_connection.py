@@ -16,7 +16,8 @@ from websockets.http11 import Response
 from mesh import connection
 from mesh.connection import Connection, describe_error, query_status, send_once
 from mesh.errors import NotAnswering, PeerUnavailable
-from tests.helpers import MS, SilentPeer, until
+from mesh.keepalive import READ_SIZE
+from tests.helpers import DEADLINE, MS, SilentPeer, until
 
 LOG = logging.getLogger("mesh.test")
 
@@ -182,6 +183,30 @@ async def test_a_frozen_peer_is_noticed_by_keepalive(peer, monkeypatch, caplog):
         connections[0].transport.abort()  # the server would wait for the frozen peer's close frame
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_link_reads_in_small_buffers_and_a_larger_message_still_comes_whole():
+    """asyncio asks the kernel for 256 KiB a read (a fresh mapping each time); a link asks READ_SIZE, and a
+    message of 300 KiB still arrives whole."""
+    big = "x" * (300 * 1024)
+
+    async def echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async with serve(echo, "127.0.0.1", 0, max_size=None) as server:
+        conn = Connection(peer="echo", uri=uri_of(server), logger=LOG, reconnect_delays=quick)
+        echoed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def session(ws) -> None:
+            assert ws.transport.max_size == READ_SIZE < 128 * 1024
+            await ws.send(big)
+            echoed.set_result(await ws.recv())
+            conn.stop_reconnecting()
+            await conn.down(ws)
+
+        await asyncio.wait_for(conn.run(session), DEADLINE)
+    assert echoed.result() == big
 
 
 def test_failures_are_described_in_a_few_words():
