@@ -29,13 +29,12 @@ import functools
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, overload
 
 from websockets.asyncio.server import ServerConnection
 
 from mesh.grid import Grid
-from mesh.links import acks
 
 from .pubsub import Handler
 from .reactive import reactive
@@ -130,15 +129,20 @@ class FactoryLoop:
         """Log one line as this node: ``[ iopin ] text``."""
         self.__node.log.info("%s", text)
 
-    @overload
-    async def stream(self, target: str, data: object, channel: str = "") -> list[str]: ...  # type: ignore[overload-overlap]
+    # stream(), post() and publish() hand back the node's own coroutine, to be awaited as
+    # theirs would be: no coroutine of their own per call (a tick makes seven of them).
 
     @overload
-    async def stream(self, target: Iterable[str], data: object, channel: str = "") -> dict[str, list[str]]: ...
+    def stream(self, target: str, data: object, channel: str = "") -> Coroutine[Any, Any, list[str]]: ...  # type: ignore[overload-overlap]
 
-    async def stream(
+    @overload
+    def stream(
+        self, target: Iterable[str], data: object, channel: str = ""
+    ) -> Coroutine[Any, Any, dict[str, list[str]]]: ...
+
+    def stream(
         self, target: str | Iterable[str], data: object, channel: str = ""
-    ) -> list[str] | dict[str, list[str]]:
+    ) -> Coroutine[Any, Any, list[str] | dict[str, list[str]]]:
         """Send each item of ``data`` to node ``target``; return their acks, in order.
 
         Text (or any single value) is one message; a list, tuple or generator
@@ -153,19 +157,19 @@ class FactoryLoop:
         one target, once the others have answered: they got everything all the same.
         """
         if isinstance(target, str):
-            return await acks(await self.__node.post(target, data, channel))
-        return await self.__node.stream_all(target, data, channel)
+            return self.__node.stream(target, data, channel)
+        return self.__node.stream_all(target, data, channel)
 
-    async def post(self, target: str, data: object, channel: str = "") -> list[asyncio.Future[str]]:
+    def post(self, target: str, data: object, channel: str = "") -> Coroutine[Any, Any, list[asyncio.Future[str]]]:
         """Like :meth:`stream`, but return as soon as the link has taken the messages.
 
         Returns one future per message, resolved with its ack (or an error).
         Waits only while the link's outbox is full: that is the backpressure
         of a peer that is down or slow.
         """
-        return await self.__node.post(target, data, channel)
+        return self.__node.post(target, data, channel)
 
-    async def publish(self, topic: str, data: object, *, retain: bool = False) -> int:
+    def publish(self, topic: str, data: object, *, retain: bool = False) -> Coroutine[Any, Any, int]:
         """Publish ``data`` on ``<node>/<topic>``; return how many subscribers it was handed to.
 
         No subscribers is 0, not an error. A node without a port cannot be
@@ -174,7 +178,7 @@ class FactoryLoop:
         that matches it gets it at once (an empty ``data`` clears it). Topics
         starting with ``$`` are the runtime's (``$state``): refused.
         """
-        return await self.__node.publish(topic, data, retain=retain)
+        return self.__node.publish(topic, data, retain=retain)
 
     async def subscribe(self, pattern: str, handler: Handler) -> int:
         """Call ``handler(key, data)`` (sync or async) for every message published on a key ``pattern`` matches.

@@ -32,7 +32,7 @@ from websockets.asyncio.server import ServerConnection
 from mesh.connection import freeze_transport, thaw_transport
 from mesh.errors import GridError, MeshError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec
-from mesh.links import DEFAULT_WAIT, OFFLINE, ONLINE, STATE_TOPIC, Link, acks_by_target, backoff
+from mesh.links import DEFAULT_WAIT, OFFLINE, ONLINE, STATE_TOPIC, Link, acks, acks_by_target, backoff
 from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
 from mesh.tls import client_context, server_context, verify_own
@@ -143,6 +143,10 @@ class Node:
         futures = await self.link(target).post_many(channel, _texts(data))
         self.messages_out += len(futures)
         return futures
+
+    async def stream(self, target: str, data: object, channel: str = "") -> list[str]:
+        """``data`` to ``target`` (one message, or one per item); its acks, in order."""
+        return await acks(await self.post(target, data, channel))
 
     async def stream_all(self, targets: Iterable[str], data: object, channel: str = "") -> dict[str, list[str]]:
         """``data`` to every one of ``targets`` at once; their acks, each target's in order, once all have answered.

@@ -510,6 +510,12 @@ def _report(node: Served) -> str:
     return cached[1]
 
 
+def _reply(frame: protocol.Message, outcome: tuple[bool, str]) -> str:
+    """The encoded reply to a message handled with ``outcome``: its ack, or the error ``loop()`` met."""
+    ok, ack = outcome
+    return protocol.ack_text(frame.id, ack) if ok else protocol.encode(protocol.Error(id=frame.id, error=ack))
+
+
 class Conversation:
     """One mesh connection, server side: who the peer is, and the answer to each frame."""
 
@@ -540,8 +546,8 @@ class Conversation:
         capped_at = 0
         started = time.perf_counter()
         for frame in frames:
-            if type(frame) is protocol.Message:  # the common frame, answered here: no wrapper per message
-                replies.append(await self.message(frame))
+            if type(frame) is protocol.Message:  # the common frame, answered here: no coroutine of ours per message
+                replies.append(_reply(frame, await self._handling(frame)))
             elif spent > budget:  # messages are owed their ack; the rest is capped
                 if not unanswered:
                     capped_at = len(replies)
@@ -565,15 +571,17 @@ class Conversation:
 
     async def message(self, frame: protocol.Message) -> str:
         """The encoded reply to a message: its ack, or the error ``loop()`` met; once per message of a session."""
+        return _reply(frame, await self._handling(frame))
+
+    def _handling(self, frame: protocol.Message) -> Awaitable[tuple[bool, str]]:
+        """What handles a message: ``loop()`` through the session (once per message of it), or straight."""
         node = self.node
         session = self.session
         if session is None:
-            ok, ack = await node.handle(frame.channel, frame.data)
-        elif node.log.isEnabledFor(logging.DEBUG):  # a line per message handed to loop() (tests/nodes/test_faults.py)
-            ok, ack = await session.handle(frame.id, _handled, node, self.peer, frame)
-        else:
-            ok, ack = await session.handle(frame.id, node.handle, frame.channel, frame.data)
-        return protocol.ack_text(frame.id, ack) if ok else protocol.encode(protocol.Error(id=frame.id, error=ack))
+            return node.handle(frame.channel, frame.data)
+        if node.log.isEnabledFor(logging.DEBUG):  # a line per message handed to loop() (tests/nodes/test_faults.py)
+            return session.handle(frame.id, _handled, node, self.peer, frame)
+        return session.handle(frame.id, node.handle, frame.channel, frame.data)
 
     async def answer(self, frame: protocol.Frame | ProtocolError) -> str:
         """The encoded reply to one frame."""
