@@ -59,9 +59,8 @@ class KeptAlive(Connection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if (
-            getattr(transport, "max_size", 0) > READ_SIZE
-        ):  # asyncio's socket transport; not TLS's, which reads into a buffer
+        # asyncio's socket transport reads max_size at a time; TLS's reads into a buffer of its own.
+        if getattr(transport, "max_size", 0) > READ_SIZE:
             transport.max_size = READ_SIZE  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:

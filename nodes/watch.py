@@ -396,9 +396,11 @@ class _Watchdog:
                 if watch._unsaid:
                     self._look(watch, now, None)
                 else:
-                    with self._lock:
-                        self._unsaid.discard(watch)
-                        self._changed = True
+                    with watch._lock:  # as _count holds it: a block counted meanwhile keeps the watch looked at
+                        if not watch._unsaid:
+                            with self._lock:
+                                self._unsaid.discard(watch)
+                                self._changed = True
 
     @staticmethod
     def _look(watch: Watch, now: float, step: Step | None) -> None:
