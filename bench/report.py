@@ -108,6 +108,16 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
+    """A Markdown table's lines, and the blank line after it."""
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in body),
+        "",
+    ]
+
+
 def markdown(
     report: dict[str, Any], scale_report: dict[str, Any] | None = None, peers_report: dict[str, Any] | None = None
 ) -> str:
@@ -129,14 +139,8 @@ def markdown(
         f"- Python {env['python']} ({env['implementation']}), event loop from `{env['event_loop']}`",
         "- " + ", ".join(f"{name} {v}" for name, v in env["packages"].items()),
         "",
-        "| scenario | unit | mesh | raw twin | mesh/raw | target |",
-        "|---|---|---|---|---|---|",
-        *("| " + " | ".join(row) + " |" for row in measured),
-        "",
-        "| scale | start-up | memory | around the ring |",
-        "|---|---|---|---|",
-        *("| " + " | ".join(row) + " |" for row in scale),
-        "",
+        *_markdown_table(["scenario", "unit", "mesh", "raw twin", "mesh/raw", "target"], measured),
+        *_markdown_table(["scale", "start-up", "memory", "around the ring"], scale),
     ]
     if NOTES.exists():
         lines += [NOTES.read_text().rstrip(), ""]
@@ -247,12 +251,7 @@ def scale_markdown(report: dict[str, Any]) -> list[str]:
         (THROUGH_HEADER, through),
     ):
         if body:
-            lines += [
-                "| " + " | ".join(header) + " |",
-                "|" + "---|" * len(header),
-                *("| " + " | ".join(row) + " |" for row in body),
-                "",
-            ]
+            lines += _markdown_table(header, body)
     if SCALE_NOTES.exists():
         lines += [SCALE_NOTES.read_text().rstrip(), ""]
     return lines
@@ -352,12 +351,7 @@ def peers_markdown(report: dict[str, Any]) -> list[str]:
         lines += [f"Skipped: {why}.", ""]
     for header, body in ((CIRCUIT_HEADER, circuit), (PEERS_FAN_OUT_HEADER, fan_out)):
         if body:
-            lines += [
-                "| " + " | ".join(header) + " |",
-                "|" + "---|" * len(header),
-                *("| " + " | ".join(row) + " |" for row in body),
-                "",
-            ]
+            lines += _markdown_table(header, body)
     if PEERS_NOTES.exists():
         lines += [PEERS_NOTES.read_text().rstrip(), ""]
     return lines

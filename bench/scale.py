@@ -118,6 +118,16 @@ def raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+async def reaped(process: asyncio.subprocess.Process, seconds: float = 5) -> None:
+    """Wait for ``process`` (a session leader) to exit; past ``seconds``, SIGKILL its session."""
+    try:
+        await asyncio.wait_for(process.wait(), seconds)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+
+
 class Daemon:
     """A broker the bench starts in a session of its own, its output in ``log``; ready once ``ready(log)``."""
 
@@ -146,12 +156,7 @@ class Daemon:
         if self.process is not None and self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 5)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                await self.process.wait()
+            await reaped(self.process)
 
 
 class Broker(Daemon):
@@ -285,12 +290,7 @@ class Worker:
         if self.process.returncode is None:
             assert self.process.stdin is not None
             self.process.stdin.close()  # the end of its commands: it closes everything and exits
-            try:
-                await asyncio.wait_for(self.process.wait(), 5)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                await self.process.wait()
+            await reaped(self.process)
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,17 @@ async def subscribers(counter: Counter) -> None:
             counter.report()
 
 
+async def listening(counter: Counter, readers: list[asyncio.Task[None]], base: int) -> None:
+    """Say ready, run the command loop, then cancel the clients' ``readers`` (a broker's subscribers)."""
+    say(ready=True, base=base)
+    try:
+        await subscribers(counter)
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+
+
 async def mesh_pub(args: dict[str, Any]) -> None:
     from bench.mesh_side import Sink
     from mesh.grid import build_grid
@@ -226,13 +237,7 @@ async def mqtt_subs(args: dict[str, Any]) -> None:
         for task in tasks:
             if task.done():
                 task.result()
-    say(ready=True, base=base)
-    try:
-        await subscribers(counter)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    await listening(counter, tasks, base)
 
 
 async def redis_pub(args: dict[str, Any]) -> None:
@@ -276,13 +281,9 @@ async def redis_subs(args: dict[str, Any]) -> None:
             counter.heard(i, message["data"].decode())
 
     tasks = [asyncio.create_task(one(i)) for i in range(clients)]
-    say(ready=True, base=base)
     try:
-        await subscribers(counter)
+        await listening(counter, tasks, base)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         for subscription, connection in zip(subscriptions, connections, strict=True):
             await subscription.aclose()
             await connection.aclose()
