@@ -32,7 +32,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -91,6 +91,18 @@ WARN_EVERY = 5.0
 ROUTES = 1024
 
 Handler = Callable[[str, str], Any]  # (key, data) -> None or an awaitable
+
+
+T = TypeVar("T")
+
+
+def _remembered(routes: dict[str, T], key: str, route: T) -> T:
+    """``route``, kept in ``routes`` as ``key``'s (at most ROUTES keys: all forgotten past that; no overlong key)."""
+    if len(key) <= MAX_PATTERN_LENGTH:
+        if len(routes) >= ROUTES:
+            routes.clear()
+        routes[key] = route
+    return route
 
 
 class RetainLimit(MeshError, ValueError):
@@ -359,11 +371,7 @@ class Hub:
             return 0
         route = self._routes.get(key)
         if route is None:
-            route = list(self.index.owners(key))
-            if len(key) <= MAX_PATTERN_LENGTH:
-                if len(self._routes) >= ROUTES:
-                    self._routes.clear()
-                self._routes[key] = route
+            route = _remembered(self._routes, key, list(self.index.owners(key)))
         if route:
             publication = Publication(key, data)
             for subscriber in route:
@@ -567,10 +575,7 @@ class Inbox:
                 if handler not in handed:  # each handler once per message, however many of its patterns match
                     handed.add(handler)
                     route.append((pattern, handler))
-            if len(key) <= MAX_PATTERN_LENGTH:
-                if len(self._routes) >= ROUTES:
-                    self._routes.clear()
-                self._routes[key] = route
+            _remembered(self._routes, key, route)
         return route
 
     def deliver(self, key: str, data: str, lost: int = 0) -> bool:

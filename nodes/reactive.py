@@ -81,7 +81,11 @@ class reactive:  # lower case: used as a decorator, reads like a function
 
 async def call_loop(function: LoopFunction, sketch: object, channel: str, message: str) -> str:
     """``loop(channel, message)``, its answer as text."""
-    ack = await function(sketch, channel, message)
+    return _answer(await function(sketch, channel, message))
+
+
+def _answer(ack: object) -> str:
+    """What ``loop()`` returned, as the text of its ack (``n/a`` for None)."""
     return NO_ACK if ack is None else to_text(ack)
 
 
@@ -169,7 +173,7 @@ class Reactor:
                 ack = await self.watch.run(self.function(self.sketch, channel, message), "loop()")
             else:
                 ack = await self._bounded(channel, message, self.timeout)
-            return True, NO_ACK if ack is None else to_text(ack)
+            return True, _answer(ack)
         except LoopTimeout as exc:  # one line; the sender gets the same words
             self.log.warning("loop() on %r: %s", message, exc)
             return False, str(exc)
