@@ -5,13 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from mesh.grid import Grid
 
 from .node import Node
 
-__all__ = ["building", "open_together", "run_together", "start_together", "stop_order", "stop_together"]
+__all__ = [
+    "building",
+    "on_free_ports",
+    "open_together",
+    "run_together",
+    "start_together",
+    "stop_order",
+    "stop_together",
+]
 
 
 @contextlib.contextmanager
@@ -30,6 +39,22 @@ def building() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def on_free_ports(
+    grid: Grid, names: Iterable[str], params: Mapping[str, Mapping[str, Any]] | None = None, **where: Any
+) -> Grid:
+    """``grid`` with each of ``names`` that has a port on port 0 (and ``where``, say ``host=``), and
+    ``params`` merged into theirs (``{"clock": {"delay": 0.01}}``): a circuit to run beside any other."""
+    changed: dict[str, dict[str, Any]] = {}
+    for name in names:
+        spec = grid.node(name)  # UnknownNodeError names the known ones
+        changes: dict[str, Any] = {**where, "port": 0} if spec.port is not None else {}
+        if params and name in params:
+            changes["params"] = {**spec.params, **params[name]}
+        if changes:
+            changed[name] = changes
+    return grid.with_nodes(changed)
 
 
 async def open_together(nodes: Mapping[str, Node]) -> Grid:

@@ -60,7 +60,7 @@ from mesh.grid import Grid, read_grid
 from mesh.tls import client_context
 from mesh.topics import matches
 
-from .circuit import stop_order
+from .circuit import on_free_ports, stop_order
 from .node import Node
 from .sketchbook import load
 
@@ -260,15 +260,7 @@ class Simulation:
             grid = read_grid(grid)
         self.configured = grid  # as the file says: what the log shows for each address
         self.names = list(grid.nodes) if only is None else list(dict.fromkeys(only))
-        changed: dict[str, dict[str, Any]] = {}
-        for name in self.names:
-            spec = grid.node(name)  # UnknownNodeError names the known ones
-            changes: dict[str, Any] = {"host": HOST, "port": 0} if spec.port is not None else {}
-            if params and name in params:
-                changes["params"] = {**spec.params, **params[name]}
-            if changes:
-                changed[name] = changes
-        grid = grid.with_nodes(changed)
+        grid = on_free_ports(grid, self.names, params, host=HOST)
         for name in params or {}:
             if name not in self.names:
                 raise UnknownNodeError(name, {name: None for name in self.names})

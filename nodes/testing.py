@@ -30,7 +30,7 @@ from mesh.connection import send_once
 from mesh.grid import Grid, read_grid
 from mesh.tls import client_context
 
-from .circuit import start_together, stop_together
+from .circuit import on_free_ports, start_together, stop_together
 from .factory import FactoryLoop
 from .node import Node
 from .sketchbook import load
@@ -85,15 +85,7 @@ async def circuit(
     if not isinstance(grid, Grid):
         grid = read_grid(grid)
     names = list(grid.nodes) if only is None else list(only)
-    changed: dict[str, dict[str, Any]] = {}
-    for name in names:
-        spec = grid.node(name)  # UnknownNodeError names the known ones
-        changes: dict[str, Any] = {"port": 0} if spec.port is not None else {}
-        if params and name in params:
-            changes["params"] = {**spec.params, **params[name]}
-        if changes:
-            changed[name] = changes
-    grid = grid.with_nodes(changed)
+    grid = on_free_ports(grid, names, params)
     nodes = {name: Node(load(grid.node(name).sketch, grid.path), name, grid, token=token, **options) for name in names}
     try:
         grid = await start_together(list(nodes.values()))
