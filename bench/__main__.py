@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import statistics
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from bench.report import (
     scale_table,
     table,
 )
+from bench.scale import spread
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,10 +55,6 @@ QUICK = {
     "processes": 3,
     "rounds": 1,
 }
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def percentile(values: list[float], q: float) -> float:

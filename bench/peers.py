@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import statistics
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -32,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import scale
-from bench.scale import Broker, RedisServer, System, Worker, free_port, proc
+from bench.scale import Broker, RedisServer, System, Worker, free_port, proc, spread
 
-ROOT = Path(__file__).resolve().parent.parent
 WARM = 200  # ticks before the timed span: connections open, caches warm
 
 FULL = {"ticks": 5000, "subscribers": 100, "messages": 1000, "processes": 4, "rounds": 3}
@@ -93,10 +91,6 @@ def skip_lines(why: dict[str, str], uvloop: bool = False) -> list[str]:
     """One line per peer left out, and why."""
     names = {"mqtt": "Mosquitto", "redis": "Redis", **({"uvloop": "uvloop"} if uvloop else {})}
     return [f"peers: skipping {names[kind]}: {line}" for kind, line in why.items() if kind in names]
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 async def circuit(system: Circuit, ticks: int, warm: int | None = None) -> dict[str, float]:
@@ -203,17 +197,6 @@ async def run(
         for name, got in fan.items()
     ]
     return {"skipped": {k: v for k, v in why.items() if uvloop or k != "uvloop"}, "circuit": rows, "fan_out": fan_rows}
-
-
-def ratios(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
-    """mesh / each other system, for each key, from the medians of one run."""
-    mesh = rows[0]
-    return [
-        {"what": f"{key}: mesh / {row['system']}", "ratio": mesh[key]["median"] / row[key]["median"]}
-        for row in rows[1:]
-        for key in keys
-        if row[key]["median"]
-    ]
 
 
 def machine() -> dict[str, Any]:

@@ -30,22 +30,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bench.scale_worker import commands, say
+
 FAN = 3  # frames the iopin sends on per tick: the iopin sketch's default sequence
 
 
-def say(**event: Any) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
-
-
-async def stdin_lines() -> asyncio.StreamReader:
-    reader = asyncio.StreamReader()
-    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    return reader
-
-
 async def serve_until_eof() -> None:
-    reader = await stdin_lines()
+    reader = await commands()
     while await reader.readline():
         pass
 
@@ -55,7 +46,7 @@ async def clock_loop(args: dict[str, Any], tick: Callable[[int], Awaitable[Any]]
     for i in range(args["warm"]):
         await tick(i)
     say(warm=True)
-    reader = await stdin_lines()
+    reader = await commands()
     while line := await reader.readline():
         count = json.loads(line)["ticks"]
         began = time.perf_counter()

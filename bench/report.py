@@ -85,8 +85,8 @@ def rows(report: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
             [
                 row["scenario"],
                 row["unit"],
-                f"{format_figure(m['median'])} ({format_figure(m['min'])}-{format_figure(m['max'])})",
-                f"{row['raw_twin']}: {format_figure(r['median'])} ({format_figure(r['min'])}-{format_figure(r['max'])})",
+                _spread(m),
+                f"{row['raw_twin']}: {_spread(r)}",
                 f"{row['ratio']:.2f}",
                 _meets(row),
             ]
@@ -102,9 +102,7 @@ def table(report: dict[str, Any]) -> str:
         (["scenario", "unit", "mesh median (min-max)", "raw twin median (min-max)", "mesh/raw", "target"], measured),
         (["scale", "start-up", "memory", "around the ring"], scale),
     ):
-        everything = [header, *body]
-        widths = [max(len(r[i]) for r in everything) for i in range(len(header))]
-        out += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in everything] + [""]
+        out += _aligned(header, body)
     return "\n".join(out)
 
 
@@ -185,7 +183,7 @@ def _rate_columns(row: dict[str, Any]) -> list[str]:
     rate = row["deliveries_per_s"]
     return [
         row["system"],
-        f"{format_figure(rate['median'])} ({format_figure(rate['min'])}-{format_figure(rate['max'])})",
+        _spread(rate),
         f"{row['cpu_us_per_delivery']['median']:.1f}",
         " / ".join(_cpu(row, part) for part in PARTS),
         f"{row['lost_in_all']:,}",
@@ -221,9 +219,7 @@ def scale_table(report: dict[str, Any]) -> str:
     ):
         if not body:
             continue
-        everything = [header, *body]
-        widths = [max(len(r[i]) for r in everything) for i in range(len(header))]
-        out += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in everything] + [""]
+        out += _aligned(header, body)
     return "\n".join(out)
 
 
