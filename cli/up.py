@@ -10,6 +10,7 @@ import click
 
 from mesh.errors import MeshError
 from mesh.grid import Grid
+from nodes.circuit import building
 from nodes.logs import prefix_lines
 from nodes.node import Node
 from nodes.reload import GridSource
@@ -54,17 +55,18 @@ def up_command(ctx: click.Context, names: tuple[str, ...]) -> None:
 
     source = GridSource(Path(ctx.obj["grid"]), reread)  # each node follows the edits, as one run alone does
     try:
-        nodes += [
-            Node(
-                load_sketch(grid, grid.node(name)),
-                name,
-                grid,
-                state_dir=ctx.obj["state_dir"],
-                token=token,
-                grid_source=source,
-            )
-            for name in chosen
-        ]
+        with building():  # thousands of long-lived objects: no full collection over them meanwhile
+            nodes += [
+                Node(
+                    load_sketch(grid, grid.node(name)),
+                    name,
+                    grid,
+                    state_dir=ctx.obj["state_dir"],
+                    token=token,
+                    grid_source=source,
+                )
+                for name in chosen
+            ]
         prefix_lines([*chosen, "up"])
         asyncio.run(run_until_signalled(*nodes, log=logging.getLogger("mesh.up")))
     except MeshError as exc:
