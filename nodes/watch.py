@@ -129,11 +129,13 @@ class Watch:
             outer = slot.step
             start = perf_counter()
             slot.step = (what, start, self)
-            done: StopIteration | None = None
+            finished = False
             try:
                 future = send(value) if error is None else throw(error)
             except StopIteration as stop:
-                done = stop
+                # Only its value is kept: a local holding the exception would be a cycle (its traceback
+                # holds this frame), freed by the garbage collector only, a dozen objects per step.
+                finished, future = True, stop.value
             except BaseException:
                 self._end(slot, outer, perf_counter())
                 raise
@@ -142,8 +144,8 @@ class Watch:
                 self._end(slot, outer, end)
             else:
                 slot.step = None  # the common case, kept cheap: nothing to tell
-            if done is not None:
-                return done.value
+            if finished:
+                return future
             try:
                 value, error = (yield future), None
             except GeneratorExit:
