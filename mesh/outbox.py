@@ -20,12 +20,11 @@ losing power.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import sqlite3
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 
 from . import protocol
@@ -77,7 +76,7 @@ class Outbox:
         #: Names the link to the receiver, which drops messages of a session it has handled.
         self.session, first_id = kept if kept is not None else (uuid.uuid4().hex[:12], 1)
         self.store.begin(peer, self.session)
-        self._ids = itertools.count(first_id)
+        self._next_id = first_id
         stored = self.store.pending(peer)  # kept from a run that was killed
         # The room: a count, and a FIFO of takers waiting while it is full (an asyncio.Semaphore's
         # fairness without its coroutine per acquire). A waiter is handed the room it waits for.
@@ -85,7 +84,7 @@ class Outbox:
         self._waiters: deque[asyncio.Future[None]] = deque()
         #: Messages resumed from an earlier run.
         self.resumed = len(stored)
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         # id -> (frame text, future of the ack); insertion order is id order.
         self._entries: dict[int, tuple[str, asyncio.Future[str]]] = {
             msg_id: (_frame(msg_id, channel, data), loop.create_future()) for msg_id, channel, data in stored
@@ -103,7 +102,9 @@ class Outbox:
 
     def next_id(self) -> int:
         """An id for a frame that is not a message (a subscription): ids are unique on the link."""
-        return next(self._ids)
+        msg_id = self._next_id
+        self._next_id += 1
+        return msg_id
 
     async def take(
         self, channel: str, texts: Iterable[str], flush: Callable[[list[int]], Awaitable[None]]
@@ -113,7 +114,7 @@ class Outbox:
         ``flush(ids)`` is handed what was taken: before waiting for room (so
         that what is taken can go out and be acked), and at the end.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         futures: list[asyncio.Future[str]] = []
         taken: list[int] = []
         for text in texts:
@@ -124,7 +125,7 @@ class Outbox:
                     await flush(taken)
                     taken = []
                 await self._wait_for_room()
-            msg_id = next(self._ids)
+            msg_id = self.next_id()
             frame = _frame(msg_id, channel, text)
             if self.max_size is not None and len(frame) * 4 > self.max_size and len(frame.encode()) > self.max_size:
                 self._release()
@@ -139,6 +140,32 @@ class Outbox:
             taken.append(msg_id)
         await flush(taken)
         return futures
+
+    def take_now(
+        self, channel: str, texts: Sequence[str], limit: int
+    ) -> tuple[list[asyncio.Future[str]], list[str], int] | None:
+        """:meth:`take`'s work when it need not wait: the outbox has room for every one of ``texts``, and their
+        frames come to at most ``limit`` bytes (one batch). Their futures, their frames and the last one's id;
+        None: nothing was taken (await :meth:`take`)."""
+        count = len(texts)
+        if not count or self._free < count or self._waiters or count > protocol.BATCH:
+            return None
+        first = self._next_id
+        frames = [_frame(msg_id, channel, text) for msg_id, text in enumerate(texts, first)]
+        if sum(map(len, frames)) * 4 > limit:  # at most 4 bytes a character
+            return None
+        self._next_id = first + count
+        self._free -= count
+        loop = self._loop
+        entries = self._entries
+        store = self.store
+        futures = []
+        for msg_id, (frame, text) in enumerate(zip(frames, texts, strict=True), first):
+            store.add(self.peer, msg_id, channel, text)
+            future = loop.create_future()
+            entries[msg_id] = (frame, future)
+            futures.append(future)
+        return futures, frames, first + count - 1
 
     async def _wait_for_room(self) -> None:
         """Take one room, waiting behind earlier takers while the outbox is full."""

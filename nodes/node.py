@@ -140,7 +140,11 @@ class Node:
 
     async def post(self, target: str, data: object, channel: str = "") -> list[asyncio.Future[str]]:
         """Hand ``data`` (one message, or one per item) to the link to ``target``; one future per message."""
-        futures = await self.link(target).post_many(channel, _texts(data))
+        texts = _texts(data)
+        link = self.link(target)
+        futures = link.post_now(channel, texts)  # written in this turn when nothing needs waiting for
+        if futures is None:
+            futures = await link.post_many(channel, texts)
         self.messages_out += len(futures)
         return futures
 
@@ -501,7 +505,7 @@ class Node:
         if self.server is not None:
             self.server.stop_accepting()
             try:
-                await asyncio.wait_for(self.reactor.idle.wait(), self.grace)
+                await asyncio.wait_for(self.reactor.idle(), self.grace)
             except TimeoutError:
                 self.log.warning("stopping with %d message(s) still in loop()", self.reactor.inflight)
                 for task in list(self.server.handlers):

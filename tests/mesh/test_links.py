@@ -10,6 +10,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from mesh import protocol
+from mesh.connection import writable
 from mesh.errors import PeerUnavailable, RemoteError
 from mesh.links import Link
 from tests.helpers import MS, fast_backoff, until
@@ -27,6 +28,8 @@ class Peer:
         self.connections: list[ServerConnection] = []
         self.acking = True
         self.refused: set[str] = set()  # patterns answered with an error
+        self.reading = asyncio.Event()  # cleared: the peer reads nothing more until it is set
+        self.reading.set()
         self.uri = ""
 
     async def handler(self, ws: ServerConnection) -> None:
@@ -36,6 +39,7 @@ class Peer:
         self.hellos.append(hello)
         await ws.send(protocol.encode(protocol.Hello(node="echo")))
         async for text in ws:
+            await self.reading.wait()
             self.websocket_frames += 1
             answers = []
             for frame in protocol.decode_all(str(text)):
@@ -78,6 +82,31 @@ async def test_messages_go_out_batched_and_acks_come_back_in_order(peer, link):
     assert [m.id for m in peer.messages] == [1, 2, 3] and peer.websocket_frames == 1
     assert (link.state, link.connections, link.pending, link.acked, link.sent) == ("up", 1, 0, 3, 3)
     assert peer.hellos == [protocol.Hello(node="clock", session=link.session)]
+
+
+async def test_a_post_while_another_write_waits_for_the_peer_goes_out_after_it(peer, link):
+    """post_now() writes in the caller's turn only when no other write is under way or waiting: a message posted
+    while a write waits for a peer that reads nothing is not written before it. Every message arrives in order."""
+    await link.post_many("", ["up"])
+    await until(lambda: link.acked == 1, "the link to be up")
+    peer.reading.clear()
+    ws = link._ws
+    chunk = "x" * 60_000
+    posted = []
+    while writable(ws):  # the kernel's buffers, then the transport's: until a write would wait
+        taken = link.post_now("", [chunk])
+        assert taken is not None, "a quiet, writable link takes a message in the caller's turn"
+        posted += taken
+        await until(lambda: not writable(ws) or ws.transport.get_write_buffer_size() == 0, "the write to be flushed")
+    waiting = asyncio.create_task(link.post_many("", ["waits"]))
+    await until(lambda: link.pending == len(posted) + 1, "the waiting write to be taken")
+    assert link.post_now("", ["later"]) is None  # a write waits: this one must not overtake it
+    later = asyncio.create_task(link.post_many("", ["later"]))
+    peer.reading.set()
+    posted += await waiting + await later
+    await asyncio.gather(*posted)
+    assert [m.data for m in peer.messages][-2:] == ["waits", "later"]
+    assert [m.id for m in peer.messages] == sorted(m.id for m in peer.messages)
 
 
 async def test_an_error_answer_fails_only_its_message(peer, link):

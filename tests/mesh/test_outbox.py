@@ -137,6 +137,25 @@ async def test_a_message_over_the_peers_limit_is_refused_before_it_is_taken(stor
     assert len(await outbox.take("", ["fits"], Flushes())) == 1  # the room of the refused one came back
 
 
+async def test_take_now_takes_what_fits_at_once_and_nothing_when_it_would_wait(store):
+    """take_now() takes messages as take() does (numbered, stored, one future each) when the outbox has room for
+    all of them and their frames fit ``limit`` bytes; otherwise it takes none, and uses up no id nor room."""
+    outbox = Outbox("iopin", room=3, store=store)
+    futures, frames, last = outbox.take_now("pin", ["a", "b"], 1000)
+    assert last == 2 and [json.loads(frame)["id"] for frame in frames] == [1, 2]
+    assert datas(outbox) == [(1, "a"), (2, "b")] and not any(future.done() for future in futures)
+    assert outbox.take_now("", ["c", "d"], 1000) is None  # room for one
+    assert outbox.take_now("", ["c"], 10) is None  # over the limit: written by take() in several batches
+    assert outbox.take_now("", [], 1000) is None
+    waiting = asyncio.create_task(outbox.take("", ["c", "d"], Flushes()))
+    await until(lambda: not outbox.has_room(1), "take() to wait for room")
+    outbox.ack(1, "ok")
+    assert outbox.take_now("", ["e"], 1000) is None  # room came back, but it is the waiting taker's
+    outbox.ack(2, "ok")
+    await waiting
+    assert [msg_id for msg_id, _ in outbox.frames()] == [3, 4]
+
+
 async def test_ids_of_other_frames_come_from_the_same_counter(store):
     """next_id() gives ids that no message of the link has, so answers can be told apart."""
     outbox = Outbox("iopin", store=store)
