@@ -143,7 +143,7 @@ class Reactor:
     """Calls a sketch's ``loop()`` for the server and the links; counts what it handled.
 
     ``messages_in`` counts the messages handed to ``loop()``; ``inflight`` those still
-    running; ``idle`` is set whenever none is.
+    running; ``await idle()`` returns once none is.
     """
 
     def __init__(
@@ -160,14 +160,12 @@ class Reactor:
         self.timeout = timeout
         self.messages_in = 0
         self.inflight = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
+        self._idle: asyncio.Future[None] | None = None  # made by idle() only: no event to set per message
 
     async def handle(self, channel: str, message: str) -> tuple[bool, str]:
         """Call ``loop`` for serving: ``(True, ack)``, or ``(False, why)`` if it raised."""
         self.messages_in += 1
         self.inflight += 1
-        self.idle.clear()
         try:
             if self.timeout is None:
                 ack = await self.watch.run(self.function(self.sketch, channel, message), "loop()")
@@ -185,8 +183,17 @@ class Reactor:
             return False, f"loop() failed: {type(exc).__name__}: {exc}"
         finally:
             self.inflight -= 1
-            if not self.inflight:
-                self.idle.set()
+            if not self.inflight and self._idle is not None:
+                if not self._idle.done():
+                    self._idle.set_result(None)
+                self._idle = None
+
+    async def idle(self) -> None:
+        """Return once no ``loop()`` call is running."""
+        if self.inflight:
+            if self._idle is None or self._idle.done():  # done: cancelled by a waiter that gave up
+                self._idle = asyncio.get_running_loop().create_future()
+            await self._idle
 
     async def _bounded(self, channel: str, message: str, seconds: float) -> object:
         """``loop()`` cancelled after ``seconds`` (the grid's ``timeout:``); LoopTimeout then.

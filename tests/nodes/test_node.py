@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from websockets.asyncio.client import connect
 from mesh.grid import build_grid
 from mesh.links import query_status
 from nodes import FactoryLoop, Node, hears, open_together, reactive
-from tests.helpers import DEADLINE, fast_backoff, until
+from tests.helpers import DEADLINE, MS, fast_backoff, until
 
 
 class Quiet(FactoryLoop):
@@ -116,3 +117,31 @@ async def test_hears_keeps_topics_apart_from_messages():
     finally:
         for node in (nodes["sub"], nodes["pub"]):
             await node.stop()
+
+
+class Held(FactoryLoop):
+    """Each loop() waits until the test lets it go."""
+
+    go: asyncio.Event
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> str:
+        await self.go.wait()
+        return "done"
+
+
+async def test_idle_returns_once_no_loop_runs_even_after_a_waiter_gave_up():
+    """reactor.idle() (what a stop waits for, within its grace) returns at once when no loop() runs, and once the
+    last one has finished otherwise; a waiter that gives up (the grace ran out) leaves it working for the next."""
+    node = Node(Held, "held", build_grid({"held": {"sketch": "held"}}))
+    node.sketch.go = asyncio.Event()
+    reactor = node.reactor
+    await asyncio.wait_for(reactor.idle(), DEADLINE)
+    calls = [asyncio.create_task(reactor.handle("", str(i))) for i in range(2)]
+    await until(lambda: reactor.inflight == 2, "both messages in loop()")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(reactor.idle(), MS)
+    waiting = asyncio.create_task(reactor.idle())
+    node.sketch.go.set()
+    await asyncio.wait_for(waiting, DEADLINE)
+    assert [await call for call in calls] == [(True, "done")] * 2 and reactor.inflight == 0
