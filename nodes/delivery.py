@@ -44,9 +44,9 @@ import hashlib
 import itertools
 import logging
 import socket
-import sys
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
+from sys import getsizeof
 from typing import Any
 
 from mesh.grid import Grid
@@ -93,7 +93,7 @@ _uses = itertools.count(1)  # orders the uses of sessions: the least recently us
 
 
 def _cost(text: str) -> int:
-    return OUTCOME_BYTES + sys.getsizeof(text)
+    return OUTCOME_BYTES + getsizeof(text)
 
 
 def _bounded(text: str) -> str:
@@ -144,10 +144,16 @@ class Session:
                 return self.outcomes.get(msg_id, (True, "duplicate"))
             outcome = await call(*args)
             self.highest = msg_id
-            self._remember(msg_id, outcome)
+            # Remembered, inline: the common case costs no call of ours (_cost's sum, written out)
+            outcomes = self.outcomes
+            outcomes[msg_id] = outcome
+            self.bytes += OUTCOME_BYTES + getsizeof(outcome[1])
+            if len(outcomes) > self.window or self.bytes > self.budget:
+                self._forget_oldest()
             return outcome
         finally:
-            self._pass_turn()
+            if not self._waiters or not wake_first(self._waiters):  # _pass_turn()
+                self.busy = False
 
     async def _wait_turn(self) -> None:
         """Wait until the messages that came before are handled; return holding the turn."""
@@ -167,11 +173,9 @@ class Session:
         if not wake_first(self._waiters):
             self.busy = False
 
-    def _remember(self, msg_id: int, outcome: Outcome) -> None:
-        """Keep ``outcome``; forget the oldest past the window or the budget (never the newest)."""
+    def _forget_oldest(self) -> None:
+        """Forget the oldest outcomes while past the window or the budget (never the newest)."""
         outcomes = self.outcomes
-        outcomes[msg_id] = outcome
-        self.bytes += _cost(outcome[1])
         while len(outcomes) > 1 and (len(outcomes) > self.window or self.bytes > self.budget):
             _, (_, text) = outcomes.popitem(last=False)
             self.bytes -= _cost(text)
