@@ -458,7 +458,7 @@ async def mesh_session(
             return
         async for text in websocket:
             replies = [_BINARY] if isinstance(text, bytes) else await conversation.answer_all(text)
-            if not await _send(node, websocket, conversation.peer, replies):
+            if not _sent_now(websocket, replies) and not await _send(node, websocket, conversation.peer, replies):
                 return
     except ConnectionClosed:
         pass
@@ -468,6 +468,18 @@ async def mesh_session(
 
 
 _BINARY = protocol.encode(protocol.Error(id=None, error="binary frames are not supported; send text"))
+
+
+def _sent_now(websocket: ServerConnection, replies: list[str]) -> bool:
+    """:func:`_send`'s common case, in this turn: the replies make one batch and the connection's buffer has
+    room for it (or there is none to send). False: nothing was written (await :func:`_send`)."""
+    if not replies or len(replies) > protocol.BATCH:
+        return not replies
+    text = protocol.batch(replies)
+    size = 4 * len(text)  # at most 4 bytes a character, as a link counts
+    if (size > protocol.BATCH_BYTES and len(replies) > 1) or websocket.paused:
+        return False
+    return websocket.transport.get_write_buffer_size() + size <= WRITE_LIMIT and write_now(websocket, text)
 
 
 async def _send(node: Served, websocket: ServerConnection, peer: str, replies: list[str]) -> bool:
