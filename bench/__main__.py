@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,10 @@ QUICK = {
 }
 
 
+#: Ticks each system takes in turn when latencies are measured side by side (:func:`interleaved`).
+BLOCK = 50
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -69,6 +75,25 @@ async def alternate(rounds: int, pairs: dict[str, Callable[[], Awaitable[Any]]])
         for name, measure in pairs.items():
             results[name].append(await measure())
     return results
+
+
+async def interleaved(
+    count: int, block: int, systems: dict[str, Callable[[], AbstractAsyncContextManager[Callable[[str], Awaitable]]]]
+) -> dict[str, list[float]]:
+    """``count`` calls to each system, all open at once, ``block`` calls at a time in turn. Seconds per call.
+
+    Drift on this machine lasts longer than a block (a few milliseconds), so it hits every system alike;
+    with whole runs in turn (:func:`alternate`), one system's run could fall on a slow second and the
+    other's on a quick one, and a latency's ratio swung from 0.8 to 1.6 between runs.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        calls = {name: await stack.enter_async_context(open_system()) for name, open_system in systems.items()}
+        got: dict[str, list[float]] = {name: [] for name in systems}
+        for first in range(0, count, block):
+            for name, call in calls.items():
+                for i in range(first, min(count, first + block)):
+                    got[name].append(await mesh_side.timed(call, f"tick {i}"))
+        return got
 
 
 async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -117,13 +142,11 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
 
     n = sizes["latency"]
     say(f"tick to buzz: {n:,} ticks, 3 bits each, {rounds} rounds")
-    got = await alternate(
-        rounds,
-        {
-            "mesh": lambda: mesh_side.tick_to_buzz(n, 3),
-            "raw": lambda: raw.relay_latencies(n, 3),
-        },
-    )
+    ticks = {"mesh": lambda: mesh_side.ticking(3), "raw": lambda: raw.relaying(3)}
+    got = {"mesh": [], "raw": []}
+    for _ in range(rounds):
+        for name, latencies in (await interleaved(n, BLOCK, ticks)).items():
+            got[name].append(latencies)
     for q, label, target in ((0.5, "p50", "<= 1.1"), (0.99, "p99", "")):
         mesh_q = [percentile(run_, q) * 1e6 for run_ in got["mesh"]]
         raw_q = [percentile(run_, q) * 1e6 for run_ in got["raw"]]

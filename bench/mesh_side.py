@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
 import re
 import statistics
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from mesh.grid import build_grid
@@ -100,9 +103,11 @@ class OneByOne(IOPin):
         return "acknowledged"
 
 
-async def tick_to_buzz(count: int, sequence: int, buzzers: int = 1, in_turn: bool = False) -> list[float]:
-    """A tick to the real iopin, which streams its bits to ``buzzers`` real buzzers (all at once; one after
-    the other with ``in_turn``); seconds until the tick's ack."""
+@contextlib.asynccontextmanager
+async def ticking(sequence: int, buzzers: int = 1, in_turn: bool = False) -> AsyncIterator[Callable[[str], Awaitable]]:
+    """A clock, the real iopin and ``buzzers`` real buzzers, open: yields ``tick(text)``, which awaits one
+    tick's ack; the iopin streams ``sequence`` bits to every buzzer (all at once; one after the other with
+    ``in_turn``)."""
     names = ["buzzer"] if buzzers == 1 else [f"buzzer{i}" for i in range(buzzers)]
     grid = build_grid(
         {
@@ -121,14 +126,22 @@ async def tick_to_buzz(count: int, sequence: int, buzzers: int = 1, in_turn: boo
     try:
         clock = nodes["clock"].sketch
         await clock.stream("iopin", "warm up")
-        latencies = []
-        for i in range(count):
-            began = time.perf_counter()
-            await clock.stream("iopin", f"tick {i}")
-            latencies.append(time.perf_counter() - began)
-        return latencies
+        yield functools.partial(clock.stream, "iopin")
     finally:
         await stopped(nodes)
+
+
+async def tick_to_buzz(count: int, sequence: int, buzzers: int = 1, in_turn: bool = False) -> list[float]:
+    """``count`` ticks through :func:`ticking`: seconds until each tick's ack."""
+    async with ticking(sequence, buzzers, in_turn) as tick:
+        return [await timed(tick, f"tick {i}") for i in range(count)]
+
+
+async def timed(call: Callable[[str], Awaitable], text: str) -> float:
+    """Seconds ``await call(text)`` takes."""
+    began = time.perf_counter()
+    await call(text)
+    return time.perf_counter() - began
 
 
 async def per_extra_target(count: int, buzzers: int, in_turn: bool = False) -> float:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
@@ -79,21 +80,22 @@ def relay(onward: str, fan: int) -> Callable[[ServerConnection], Awaitable[None]
     return handler
 
 
-async def relay_latencies(count: int, fan: int) -> list[float]:
-    """client -> relay -> sink on persistent connections; the relay sends ``fan`` frames on and
-    answers once the sink has answered them all. Seconds per round trip."""
+@contextlib.asynccontextmanager
+async def relaying(fan: int) -> AsyncIterator[Callable[[str], Awaitable]]:
+    """client -> relay -> sink on persistent connections, open: yields ``tick(text)``, which sends a frame
+    to the relay and awaits its answer; the relay sends ``fan`` frames on and answers once the sink has
+    answered them all."""
     sink = await echo_server(lambda m: "ok")
-
     relay_server = await serve(relay(f"ws://127.0.0.1:{port(sink)}/", fan), "127.0.0.1", 0, **OPTIONS)
     try:
         async with connect(f"ws://127.0.0.1:{port(relay_server)}/", **OPTIONS) as ws:
-            latencies = []
-            for i in range(count):
-                began = time.perf_counter()
-                await ws.send(f"tick {i}")
+
+            async def tick(text: str) -> None:
+                await ws.send(text)
                 await ws.recv()
-                latencies.append(time.perf_counter() - began)
-            return latencies
+
+            await tick("warm up")
+            yield tick
     finally:
         for server in (relay_server, sink):
             server.close()
