@@ -10,7 +10,6 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from mesh import protocol
-from mesh.connection import writable
 from mesh.errors import PeerUnavailable, RemoteError
 from mesh.links import Link
 from tests.helpers import MS, fast_backoff, until
@@ -28,8 +27,6 @@ class Peer:
         self.connections: list[ServerConnection] = []
         self.acking = True
         self.refused: set[str] = set()  # patterns answered with an error
-        self.reading = asyncio.Event()  # cleared: the peer reads nothing more until it is set
-        self.reading.set()
         self.uri = ""
 
     async def handler(self, ws: ServerConnection) -> None:
@@ -39,7 +36,6 @@ class Peer:
         self.hellos.append(hello)
         await ws.send(protocol.encode(protocol.Hello(node="echo")))
         async for text in ws:
-            await self.reading.wait()
             self.websocket_frames += 1
             answers = []
             for frame in protocol.decode_all(str(text)):
@@ -84,29 +80,27 @@ async def test_messages_go_out_batched_and_acks_come_back_in_order(peer, link):
     assert peer.hellos == [protocol.Hello(node="clock", session=link.session)]
 
 
-async def test_a_post_while_another_write_waits_for_the_peer_goes_out_after_it(peer, link):
-    """post_now() writes in the caller's turn only when no other write is under way or waiting: a message posted
-    while a write waits for a peer that reads nothing is not written before it. Every message arrives in order."""
-    await link.post_many("", ["up"])
+async def test_a_post_while_another_write_waits_for_its_turn_goes_out_after_it(peer, link):
+    """post_now() writes in the caller's turn only when no other write is under way or waiting for the write
+    lock, even in the moment the lock is handed to the next writer (``Lock.locked()`` is False then): a later
+    post never overtakes an earlier one, and the peer gets every message in the order of the posts."""
+    taken = link.post_now("", ["first"])
+    assert taken is None  # not up yet: post_many() connects and writes when it is
+    posted = await link.post_many("", ["first"])
     await until(lambda: link.acked == 1, "the link to be up")
-    peer.reading.clear()
-    ws = link._ws
-    chunk = "x" * 60_000
-    posted = []
-    while writable(ws):  # the kernel's buffers, then the transport's: until a write would wait
-        taken = link.post_now("", [chunk])
-        assert taken is not None, "a quiet, writable link takes a message in the caller's turn"
-        posted += taken
-        await until(lambda: not writable(ws) or ws.transport.get_write_buffer_size() == 0, "the write to be flushed")
+    posted += link.post_now("", ["quiet"]) or []  # up, writable, nobody writing: taken and written at once
+    assert await asyncio.gather(*posted) == ["got first", "got quiet"]
+    lock = link._write_lock  # what a write on the slow way (a full buffer, a reconnect's re-send) holds
+    await lock.acquire()
     waiting = asyncio.create_task(link.post_many("", ["waits"]))
-    await until(lambda: link.pending == len(posted) + 1, "the waiting write to be taken")
-    assert link.post_now("", ["later"]) is None  # a write waits: this one must not overtake it
-    later = asyncio.create_task(link.post_many("", ["later"]))
-    peer.reading.set()
-    posted += await waiting + await later
-    await asyncio.gather(*posted)
-    assert [m.data for m in peer.messages][-2:] == ["waits", "later"]
-    assert [m.id for m in peer.messages] == sorted(m.id for m in peer.messages)
+    await until(lambda: link.pending == 1, "the message to be taken, its write waiting")
+    assert link.post_now("", ["later"]) is None  # a write waits for its turn
+    lock.release()  # handed to the waiting write, which has not run yet
+    assert not lock.locked() and link.post_now("", ["later"]) is None
+    posted += await waiting + await link.post_many("", ["later"])
+    assert await asyncio.gather(*posted[2:]) == ["got waits", "got later"]
+    assert [m.data for m in peer.messages] == ["first", "quiet", "waits", "later"]
+    assert [m.id for m in peer.messages] == [1, 2, 3, 4]
 
 
 async def test_an_error_answer_fails_only_its_message(peer, link):
