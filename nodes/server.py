@@ -476,10 +476,14 @@ def _sent_now(websocket: ServerConnection, replies: list[str]) -> bool:
     if not replies or len(replies) > protocol.BATCH:
         return not replies
     text = protocol.batch(replies)
-    size = 4 * len(text)  # at most 4 bytes a character, as a link counts
-    if (size > protocol.BATCH_BYTES and len(replies) > 1) or websocket.paused:
+    if 4 * len(text) > protocol.BATCH_BYTES and len(replies) > 1:  # at most 4 bytes a character, as a link counts
         return False
-    return websocket.transport.get_write_buffer_size() + size <= WRITE_LIMIT and write_now(websocket, text)
+    return _room_for(websocket, text) and write_now(websocket, text)
+
+
+def _room_for(websocket: ServerConnection, text: str) -> bool:
+    """Whether ``text`` goes straight to the transport and keeps it under the buffer's limit."""
+    return not websocket.paused and websocket.transport.get_write_buffer_size() + 4 * len(text) <= WRITE_LIMIT
 
 
 async def _send(node: Served, websocket: ServerConnection, peer: str, replies: list[str]) -> bool:
@@ -493,7 +497,7 @@ async def _send(node: Served, websocket: ServerConnection, peer: str, replies: l
                 break
             end += 1
         text = protocol.batch(replies[start:end])
-        if not websocket.paused and websocket.transport.get_write_buffer_size() + 4 * len(text) <= WRITE_LIMIT:
+        if _room_for(websocket, text):
             if not write_now(websocket, text):  # straight to the transport: it stays under the buffer's limit
                 await websocket.send(text)  # cannot wait either
             start = end
