@@ -9,7 +9,7 @@ import ssl
 import click
 
 import sketches
-from mesh.errors import GridError, UnknownNodeError
+from mesh.errors import GridError, SketchError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec, read_grid
 from mesh.grid.shown import suggest
 from mesh.tls import check as check_tls
@@ -77,7 +77,7 @@ def load_sketch(grid: Grid, spec: NodeSpec) -> type[FactoryLoop]:
     """The class of the node's sketch, found beside the grid file (see :mod:`sketches`); GridError at its line if not."""
     try:
         return sketches.load(spec.sketch, grid.path)
-    except sketches.SketchError as exc:
+    except SketchError as exc:
         raise GridError(grid.path, spec.line or None, f"node {spec.name!r}: {exc}") from None
 
 

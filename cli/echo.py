@@ -23,8 +23,9 @@ import time
 import click
 
 from mesh import connection
+from mesh.errors import TopicError
 from mesh.grid import Grid, NodeSpec
-from mesh.topics import TopicError, check_pattern
+from mesh.topics import check_pattern
 from nodes import FactoryLoop, Node, every, hears, reactive
 from nodes.trace import LIMIT, Trace
 

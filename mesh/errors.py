@@ -5,11 +5,22 @@
     MeshError                   root: catch this to catch everything below
     ├── GridError               the grid is wrong: fatal at start, names file and line
     │   └── ScenarioError       a scenario file is wrong, or does not fit its grid (mesh.scenario)
+    ├── SketchError             a sketch cannot be found or used (nodes.sketchbook): fatal at start
+    ├── ListenError             a node cannot listen on its address (its port taken): fatal at start
     ├── UnknownNodeError        a name that the grid does not have
+    ├── TopicError              a key, topic or pattern that breaks the rules (also a ValueError)
     ├── ProtocolError           a peer sent a frame we cannot use: answer it, keep serving
+    ├── SubscriptionLimit       a node refuses a subscription past one of its bounds: answer it, keep serving
+    ├── RetainLimit             a sketch asked to retain past a bound (also a ValueError): nothing published
+    ├── LoopTimeout             a loop() call ran past the node's timeout: cancelled, its sender told
     ├── PeerUnavailable         a peer cannot be reached (yet): retry later
     │   └── NotAnswering        it took the connection but did not answer in time: busy?
-    └── RemoteError             a peer answered with an error (its loop() failed)
+    ├── RemoteError             a peer answered with an error (its loop() failed)
+    └── SimulationError         a simulation was asked what it cannot do (an unknown wire, a node killed twice)
+
+Outside the tree, on purpose: :class:`mesh.durations.DurationError` is a ``ValueError`` that
+click turns into a usage error, and :class:`mesh.handshake.GreetingFailed` is one of websockets'
+``InvalidHandshake`` errors, so that its client retries or gives up on it as on any failed handshake.
 
 Each exception keeps its fields and builds its one-line message in ``__str__``,
 so the CLI can print ``str(exc)`` as it is.
@@ -21,11 +32,19 @@ from collections.abc import Iterable
 
 __all__ = [
     "GridError",
+    "ListenError",
+    "LoopTimeout",
     "MeshError",
     "NotAnswering",
     "PeerUnavailable",
     "ProtocolError",
     "RemoteError",
+    "RetainLimit",
+    "ScenarioError",
+    "SimulationError",
+    "SketchError",
+    "SubscriptionLimit",
+    "TopicError",
     "UnknownNodeError",
 ]
 
@@ -49,6 +68,27 @@ class GridError(MeshError):
         return f"{self.path}: {self.message}"
 
 
+class ScenarioError(GridError):
+    """A scenario that cannot be played: ``path:line: message`` (a GridError: bad configuration, fatal at start)."""
+
+
+class SketchError(MeshError):
+    """A sketch that cannot be found or used, with a one-line reason."""
+
+
+class ListenError(MeshError):
+    """A node cannot listen on its address."""
+
+    def __init__(self, node: str, address: str, reason: str) -> None:
+        super().__init__(node, address, reason)
+        self.node = node
+        self.address = address
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.node}: cannot listen on {self.address}: {self.reason}"
+
+
 class UnknownNodeError(MeshError, LookupError):
     """A node name that the grid does not define."""
 
@@ -62,6 +102,18 @@ class UnknownNodeError(MeshError, LookupError):
         return f"unknown node {self.name!r}; known nodes: {known}"
 
 
+class TopicError(MeshError, ValueError):
+    """A key, topic or pattern that breaks the rules."""
+
+    def __init__(self, text: str, problem: str) -> None:
+        super().__init__(text, problem)
+        self.text = text
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"invalid {self.problem}"
+
+
 class ProtocolError(MeshError):
     """A frame from a peer that does not follow the protocol (``id``: the frame's, if it could be read)."""
 
@@ -72,6 +124,36 @@ class ProtocolError(MeshError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class _Why(MeshError):
+    """An error that is its one line, ``why``."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+    def __str__(self) -> str:
+        return self.why
+
+
+class SubscriptionLimit(_Why):
+    """A node refuses a subscription past one of its limits: ``why`` says which, for the error frame."""
+
+
+class RetainLimit(_Why, ValueError):
+    """A sketch asked to retain past a limit (too many keys, too large a value): nothing was published."""
+
+
+class LoopTimeout(MeshError):
+    """A ``loop()`` call ran past the node's ``timeout:`` and was cancelled."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+    def __str__(self) -> str:
+        return f"loop() did not finish within {self.seconds:g} s (the node's timeout in the grid) and was cancelled"
 
 
 class PeerUnavailable(MeshError):
@@ -104,3 +186,7 @@ class RemoteError(MeshError):
 
     def __str__(self) -> str:
         return f"{self.peer} answered with an error: {self.message}"
+
+
+class SimulationError(MeshError):
+    """A simulation was asked something it cannot do (an unknown wire, a node already killed...)."""

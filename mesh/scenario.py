@@ -35,10 +35,10 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from mesh.durations import DurationError, duration
-from mesh.errors import GridError
+from mesh.errors import GridError, ScenarioError, TopicError
 from mesh.grid import Grid, Marks, load_yaml
 from mesh.grid.shown import kind, show, suggest
-from mesh.topics import TopicError, check_pattern
+from mesh.topics import check_pattern
 
 __all__ = [
     "STEPS",
@@ -51,7 +51,6 @@ __all__ = [
     "Plug",
     "Restart",
     "Scenario",
-    "ScenarioError",
     "Send",
     "Step",
     "Unplug",
@@ -64,10 +63,6 @@ TOP_KEYS: tuple[str, ...] = ("grid", "nodes", "params", "seed", "steps")
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _WIRE = re.compile(rf"\s*({_NAME.pattern})\s*->\s*({_NAME.pattern})\s*")
-
-
-class ScenarioError(GridError):
-    """A scenario that cannot be played: ``path:line: message`` (a GridError: bad configuration, fatal at start)."""
 
 
 # --------------------------------------------------------------------------- the steps

@@ -26,21 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .errors import MeshError
+from .errors import TopicError
 
-__all__ = ["TopicError", "check_key", "check_pattern", "check_topic", "is_system", "matches", "publishers"]
-
-
-class TopicError(MeshError, ValueError):
-    """A key, topic or pattern that breaks the rules."""
-
-    def __init__(self, text: str, problem: str) -> None:
-        super().__init__(text, problem)
-        self.text = text
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return f"invalid {self.problem}"
+__all__ = ["check_key", "check_pattern", "check_topic", "is_system", "matches", "publishers"]
 
 
 #: The longest key or pattern the mesh carries, in characters (what a frame may name: protocol.NAME_MAX).

@@ -8,13 +8,14 @@ sketch is :class:`Node`; :func:`open_together` opens several nodes of one grid i
 
 from __future__ import annotations
 
+from mesh.errors import ListenError
+
 from .circuit import open_together
 from .factory import FactoryLoop
 from .node import Node
 from .params import check_params
 from .periodic import every
 from .reactive import hears, reactive, reports
-from .server import ListenError
 
 __all__ = [
     "FactoryLoop",

@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection
 
 from mesh.connection import freeze_transport, thaw_transport
-from mesh.errors import GridError, MeshError, UnknownNodeError
+from mesh.errors import GridError, MeshError, TopicError, UnknownNodeError
 from mesh.grid import Grid, NodeSpec
 from mesh.links import DEFAULT_WAIT, OFFLINE, ONLINE, STATE_TOPIC, Link, acks, acks_by_target, backoff
 from mesh.outbox import DurableOutbox, MemoryOutbox
 from mesh.protocol import to_text
 from mesh.tls import client_context, server_context, verify_own
-from mesh.topics import TopicError, check_key, check_pattern, check_topic
+from mesh.topics import check_key, check_pattern, check_topic
 
 from .delivery import Sessions
 from .params import check_params

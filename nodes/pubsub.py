@@ -41,7 +41,7 @@ from websockets.protocol import State
 from mesh import protocol
 from mesh.connection import SEND_TIMEOUT, send_or_abort, writable, write_now
 from mesh.constants import DEFAULT_MAX_SIZE
-from mesh.errors import MeshError
+from mesh.errors import RetainLimit, SubscriptionLimit
 from mesh.index import PatternIndex
 from mesh.throttle import Throttle, escape
 from mesh.topics import matches
@@ -63,8 +63,6 @@ __all__ = [
     "Inbox",
     "Publication",
     "RemoteSubscriber",
-    "RetainLimit",
-    "SubscriptionLimit",
 ]
 
 #: Messages queued for one subscriber at its publisher before the oldest is dropped.
@@ -103,28 +101,6 @@ def _remembered(routes: dict[str, T], key: str, route: T) -> T:
             routes.clear()
         routes[key] = route
     return route
-
-
-class RetainLimit(MeshError, ValueError):
-    """A sketch asked to retain past a limit (too many keys, too large a value): nothing was published."""
-
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.why = why
-
-    def __str__(self) -> str:
-        return self.why
-
-
-class SubscriptionLimit(MeshError):
-    """A node refuses a subscription past one of its limits: ``why`` says which, for the error frame."""
-
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.why = why
-
-    def __str__(self) -> str:
-        return self.why
 
 
 def check_limits(pattern: str) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from mesh.errors import MeshError
+from mesh.errors import LoopTimeout, MeshError
 from mesh.protocol import to_text
 from mesh.throttle import escape
 
@@ -45,7 +45,6 @@ from .watch import Watch
 
 __all__ = [
     "REPORT_MAX",
-    "LoopTimeout",
     "Reactor",
     "channel_of",
     "heard_by",
@@ -222,17 +221,6 @@ class Reactor:
                 await websocket.send(ack if ok else f"error: {ack}")
         except ConnectionClosed:
             pass
-
-
-class LoopTimeout(MeshError):
-    """A ``loop()`` call ran past the node's ``timeout:`` and was cancelled."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(seconds)
-        self.seconds = seconds
-
-    def __str__(self) -> str:
-        return f"loop() did not finish within {self.seconds:g} s (the node's timeout in the grid) and was cancelled"
 
 
 def channel_of(path: str) -> str:

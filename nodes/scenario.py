@@ -32,7 +32,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from mesh.durations import shown
-from mesh.errors import GridError, MeshError
+from mesh.errors import GridError, MeshError, ScenarioError
 from mesh.grid import Grid, read_text
 from mesh.scenario import (
     Delay,
@@ -43,7 +43,6 @@ from mesh.scenario import (
     Plug,
     Restart,
     Scenario,
-    ScenarioError,
     Send,
     Step,
     Unplug,
@@ -55,7 +54,7 @@ from .params import check_params
 from .simulation import Simulation
 from .sketchbook import load
 
-__all__ = ["Scenario", "ScenarioError", "ScenarioFailure", "check", "play", "read_scenario"]
+__all__ = ["Scenario", "ScenarioFailure", "check", "play", "read_scenario"]
 
 log = logging.getLogger("mesh.scenario")
 

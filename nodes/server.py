@@ -43,15 +43,15 @@ from mesh.connection import (
     send_or_abort,
     write_now,
 )
-from mesh.errors import MeshError, ProtocolError
+from mesh.errors import ListenError, ProtocolError, SubscriptionLimit, TopicError
 from mesh.keepalive import KeptAlive
 from mesh.throttle import Throttle, escape
-from mesh.topics import TopicError, check_pattern
+from mesh.topics import check_pattern
 
 from .delivery import Session, Sessions
-from .pubsub import Hub, SubscriptionLimit
+from .pubsub import Hub
 
-__all__ = ["ListenError", "NodeServer", "Served"]
+__all__ = ["NodeServer", "Served"]
 
 #: Connections the kernel queues before the node accepts them (asyncio's default of 100
 #: makes the 101st of a burst wait a second for TCP to retry).
@@ -83,19 +83,6 @@ SINGLE_HEADERS = ("Host", "Upgrade", "Authorization", "Sec-WebSocket-Key", "Sec-
 HTTP_HELP = "This port speaks HTTP/1.1: GET a page, or open a websocket (try: websocat ws://HOST:PORT/).\n"
 #: Characters of a peer's bad request quoted back in a 400 at most.
 QUOTED = 200
-
-
-class ListenError(MeshError):
-    """A node cannot listen on its address."""
-
-    def __init__(self, node: str, address: str, reason: str) -> None:
-        super().__init__(node, address, reason)
-        self.node = node
-        self.address = address
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"{self.node}: cannot listen on {self.address}: {self.reason}"
 
 
 class AnsweringServerProtocol(ServerProtocol):

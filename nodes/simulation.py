@@ -55,7 +55,7 @@ import looptime
 
 from mesh.connection import send_once
 from mesh.durations import duration, shown
-from mesh.errors import MeshError, UnknownNodeError
+from mesh.errors import SimulationError, UnknownNodeError
 from mesh.grid import Grid, read_grid
 from mesh.tls import client_context
 from mesh.topics import matches
@@ -67,7 +67,7 @@ from .sketchbook import load
 if TYPE_CHECKING:
     from .trace import Trace  # type: ignore[import-not-found,unused-ignore]  # (nodes.trace: the VCD writer)
 
-__all__ = ["Publication", "Simulation", "SimulationError", "Wire", "run_virtual"]
+__all__ = ["Publication", "Simulation", "Wire", "run_virtual"]
 
 T = TypeVar("T")
 
@@ -83,10 +83,6 @@ NOOP_CYCLES = 3
 CHUNK = 256 * 1024
 
 log = logging.getLogger("mesh.simulate")
-
-
-class SimulationError(MeshError):
-    """A simulation was asked something it cannot do (an unknown wire, a node already killed...)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,22 +30,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from mesh.errors import MeshError
+from mesh.errors import SketchError
 from mesh.grid.shown import suggest
 
 from .factory import FactoryLoop
 
-__all__ = ["BUILTIN", "FOLDER", "SketchError", "available", "builtins", "load", "locate", "problem"]
+__all__ = ["BUILTIN", "FOLDER", "available", "builtins", "load", "locate", "problem"]
 
 #: The package of the built-in sketches.
 BUILTIN = "sketches"
 
 #: The folder beside the grid file searched for sketches by name, before the built-ins.
 FOLDER = "sketches"
-
-
-class SketchError(MeshError):
-    """A sketch that cannot be found or used, with a one-line reason."""
 
 
 def builtins() -> list[str]:

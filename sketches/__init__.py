@@ -8,6 +8,6 @@ the module's name. Your own sketches live with your grid, not here: in a
 
 from __future__ import annotations
 
-from nodes.sketchbook import SketchError, available, builtins, load, locate, problem
+from nodes.sketchbook import available, builtins, load, locate, problem
 
-__all__ = ["SketchError", "available", "builtins", "load", "locate", "problem"]
+__all__ = ["available", "builtins", "load", "locate", "problem"]

@@ -50,10 +50,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mesh.errors import MeshError
+from mesh.errors import MeshError, TopicError
 from mesh.throttle import Throttle, escape
 from mesh.tls import describe_tls_error
-from mesh.topics import TopicError, check_key, check_pattern, check_topic
+from mesh.topics import check_key, check_pattern, check_topic
 from nodes import FactoryLoop, every, reactive, reports
 
 if TYPE_CHECKING:

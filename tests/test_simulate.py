@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from mesh.durations import DurationError, duration, shown
-from nodes.simulation import Simulation, SimulationError, run_virtual
+from mesh.errors import SimulationError
+from nodes.simulation import Simulation, run_virtual
 from tests.helpers import DEADLINE, ROOT, run_arduino, write_grid
 
 GRID = ROOT / "grid.yaml"

@@ -12,7 +12,8 @@ from collections.abc import Collection
 from typing import Any
 
 from mesh.constants import MAX_SIZE_RANGE, OUTBOX_RANGE
-from mesh.topics import TopicError, check_pattern
+from mesh.errors import TopicError
+from mesh.topics import check_pattern
 
 from .shown import show, shown
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mesh.errors import MeshError
-from mesh.topics import TopicError, check_pattern, check_topic, is_system, matches, publishers
+from mesh.errors import MeshError, TopicError
+from mesh.topics import check_pattern, check_topic, is_system, matches, publishers
 
 MATCHES = [
     # ---- exact

@@ -13,8 +13,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from mesh import protocol
+from mesh.errors import TopicError
 from mesh.grid import Grid, build_grid
-from mesh.topics import TopicError
 from nodes import FactoryLoop, Node, open_together, pubsub, reactive
 from nodes.pubsub import MAX_PATTERNS_PER_CONNECTION, SEND_TIMEOUT
 from tests.helpers import DEADLINE, MS, fast_backoff, until

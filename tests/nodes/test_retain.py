@@ -9,11 +9,11 @@ import pytest
 from websockets.asyncio.client import connect
 
 from mesh import protocol
+from mesh.errors import RetainLimit, TopicError
 from mesh.grid import Grid, build_grid
 from mesh.links import LOST_AFTER
-from mesh.topics import TopicError
 from nodes import FactoryLoop, Node, open_together, reactive
-from nodes.pubsub import MAX_RETAINED, MAX_RETAINED_SIZE, RetainLimit
+from nodes.pubsub import MAX_RETAINED, MAX_RETAINED_SIZE
 from nodes.status import status_table
 from tests.helpers import DEADLINE, MS, fast_backoff, free_ports, until
 

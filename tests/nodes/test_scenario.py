@@ -13,8 +13,9 @@ from textwrap import dedent
 
 import pytest
 
+from mesh.errors import ScenarioError
 from mesh.grid import read_grid
-from nodes.scenario import ScenarioError, ScenarioFailure, check, play, read_scenario
+from nodes.scenario import ScenarioFailure, check, play, read_scenario
 from nodes.simulation import Simulation, run_virtual
 from tests.helpers import ROOT
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mesh.errors import GridError
+from mesh.errors import GridError, SketchError
 from mesh.grid import read_grid
 from nodes import FactoryLoop
-from nodes.sketchbook import SketchError, available, load, locate, problem
+from nodes.sketchbook import available, load, locate, problem
 from sketches.clock import Clock
 
 SKETCH = """

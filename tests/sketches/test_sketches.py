@@ -7,7 +7,7 @@ import logging
 import pytest
 
 import sketches
-from mesh.errors import GridError
+from mesh.errors import GridError, SketchError
 from mesh.grid import build_grid
 from nodes import Node
 from sketches.buzzer import Buzzer
@@ -27,7 +27,7 @@ def test_the_shipped_sketches_are_found_by_module_name():
     assert {"buzzer", "clock", "dashboard", "iopin", "mqtt"} <= set(sketches.available())
     assert sketches.load("iopin") is IOPin
     with pytest.raises(
-        sketches.SketchError,
+        SketchError,
         match=r"unknown sketch 'iopinn'; tried the built-in sketches; known sketches: buzzer, clock, dashboard, iopin, mqtt",
     ):
         sketches.load("iopinn")
