@@ -17,8 +17,8 @@ import time
 from bench.mesh_side import Sink, stopped
 from bench.ring import raise_file_limit
 from mesh.grid import build_grid
-from nodes import Node, open_together
 from nodes.circuit import building
+from nodes.runtime import Node, open_together
 
 
 async def idle(links: int, seconds: float) -> dict[str, float]:

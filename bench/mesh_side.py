@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from mesh.grid import build_grid
-from nodes import FactoryLoop, Node, open_together, reactive
+from nodes import FactoryLoop, reactive
+from nodes.runtime import Node, open_together
 
 try:
     from nodes.circuit import building

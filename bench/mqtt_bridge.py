@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 
 from mesh.grid import build_grid
-from nodes import FactoryLoop, Node, reactive
+from nodes import FactoryLoop, reactive
 from nodes.circuit import start_together, stop_together
+from nodes.runtime import Node
 from sketches.mqtt import Bridge
 
 

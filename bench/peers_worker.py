@@ -73,7 +73,7 @@ def mesh_grid(args: dict[str, Any]) -> Any:
 
 async def mesh(role: str, args: dict[str, Any]) -> None:
     from bench.mesh_side import Sink
-    from nodes import Node
+    from nodes.runtime import Node
     from sketches.buzzer import Buzzer
     from sketches.iopin import IOPin
 

@@ -158,7 +158,7 @@ async def listening(counter: Counter, readers: list[asyncio.Task[None]], base: i
 async def mesh_pub(args: dict[str, Any]) -> None:
     from bench.mesh_side import Sink
     from mesh.grid import build_grid
-    from nodes import Node
+    from nodes.runtime import Node
 
     node = Node(Sink, "pub", build_grid({"pub": {"sketch": "sink", "port": 0}}))
     node.hub.bound = args.get("bound", 1000)  # compare deliveries, not drops (as bench's own fan-out)
@@ -174,7 +174,7 @@ async def mesh_pub(args: dict[str, Any]) -> None:
 async def mesh_subs(args: dict[str, Any]) -> None:
     from bench.mesh_side import Sink
     from mesh.grid import build_grid
-    from nodes import Node
+    from nodes.runtime import Node
 
     first, clients = args["first"], args["clients"]
     names = [f"s{first + i}" for i in range(clients)]
@@ -292,7 +292,7 @@ async def redis_subs(args: dict[str, Any]) -> None:
 async def bridge(args: dict[str, Any]) -> None:
     """The ``mqtt`` bridge node, as a grid would run it: between the publisher node (if any) and the broker."""
     from mesh.grid import build_grid
-    from nodes import Node
+    from nodes.runtime import Node
     from sketches.mqtt import Bridge
 
     params = {

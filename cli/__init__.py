@@ -15,13 +15,13 @@ import click
 
 from mesh.errors import GridError
 from mesh.grid import read_grid
-from nodes.logs import configure_logging
 from nodes.node import DEFAULT_STATE_DIR
 from nodes.runner import finish
 
 from .check import check_command, graph_command
 from .common import GRID_ENV, LEVELS
 from .echo import echo_command
+from .logs import configure_logging
 from .new import new_command
 from .run import node_command, run_command
 from .send import send_command

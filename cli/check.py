@@ -11,7 +11,7 @@ from mesh.check import Finding, check_grid, summary
 from mesh.errors import GridError
 from mesh.graph import render
 from mesh.tls import verify_own
-from nodes import check_params
+from nodes.runtime import check_params
 
 from .common import GRID_ENV, Failure, load_grid, load_sketch, read_checked
 

@@ -15,8 +15,9 @@ from mesh.grid.shown import suggest
 from mesh.tls import check as check_tls
 from mesh.tls import client_context
 from nodes import FactoryLoop
-from nodes.logs import REDACT
 from nodes.trace import Trace
+
+from .logs import REDACT
 
 __all__ = [
     "GRID_ENV",

@@ -22,11 +22,12 @@ import time
 
 import click
 
-from mesh import connection
+from mesh import reconnect
 from mesh.errors import TopicError
 from mesh.grid import Grid, NodeSpec
 from mesh.topics import check_pattern
-from nodes import FactoryLoop, Node, every, hears, reactive
+from nodes import FactoryLoop, every, hears, reactive
+from nodes.runtime import Node
 from nodes.trace import LIMIT, Trace
 
 from .common import Failure, close_trace, load_grid, mesh_token, open_trace
@@ -38,10 +39,10 @@ WATCH_PERIOD = 0.1
 
 
 class LinkChatter(logging.Filter):
-    """Drops the links' progress lines (mesh.connection's, below ERROR): echo says itself who is down or back."""
+    """Drops the links' progress lines (mesh.reconnect's, below ERROR): echo says itself who is down or back."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.pathname != connection.__file__ or record.levelno >= logging.ERROR
+        return record.pathname != reconnect.__file__ or record.levelno >= logging.ERROR
 
 
 class Presence:
@@ -172,7 +173,7 @@ async def listen(
         def watch(self) -> None:
             for peer, change in presence.changes(self.peers()):
                 uri = grid.nodes[peer].uri
-                link = node.links.get(peer)
+                link = node.sender.links.get(peer)
                 if change == "down" and link is not None and link.connection.tls_failing:  # not "nothing answers"
                     self.out(f"{peer} is down ({link.connection.last_error} at {uri}); listening for it to come back")
                 elif change == "down":

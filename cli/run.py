@@ -12,14 +12,14 @@ from typing import Any
 import click
 import yaml
 
+from mesh.constants import DEFAULT_WAIT
 from mesh.errors import MeshError
 from mesh.grid import Grid, NodeSpec, read_grid
-from mesh.links import DEFAULT_WAIT
-from nodes import check_params
-from nodes.node import GRACE, Node
+from nodes.node import GRACE
 from nodes.params import sketch_parameters
 from nodes.reload import GridSource
 from nodes.runner import run_until_signalled
+from nodes.runtime import Node, check_params
 
 from .common import Failure, find_node, load_grid, load_sketch, mesh_token, read_checked
 
@@ -167,16 +167,7 @@ def run_node(
             return with_overrides(read_checked(ctx.obj["grid"]))
 
         grid = with_overrides(grid)
-        node = Node(
-            cls,
-            name,
-            grid,
-            wait=wait,
-            grace=grace,
-            state_dir=ctx.obj["state_dir"],
-            token=mesh_token(grid),
-            grid_source=GridSource(Path(ctx.obj["grid"]), reread),
-        )
-        asyncio.run(run_until_signalled(node))
+        node = Node(cls, name, grid, wait=wait, grace=grace, state_dir=ctx.obj["state_dir"], token=mesh_token(grid))
+        asyncio.run(run_until_signalled(node, source=GridSource(Path(ctx.obj["grid"]), reread)))
     except MeshError as exc:
         raise Failure(str(exc)) from None

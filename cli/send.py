@@ -7,7 +7,7 @@ import asyncio
 import click
 
 from mesh.errors import MeshError, NotAnswering
-from mesh.links import send_once
+from mesh.requests import send_once
 
 from .common import Failure, client_ssl, find_node, load_grid, mesh_token
 

@@ -12,11 +12,11 @@ import click
 
 from mesh.durations import DurationError, duration, shown
 from mesh.errors import GridError, MeshError
-from nodes.logs import clock_lines
 from nodes.scenario import Scenario, ScenarioFailure, check, play, read_scenario
 from nodes.simulation import Simulation, run_virtual
 
 from .common import Failure, close_trace, find_node, mesh_token, open_trace, read_checked
+from .logs import clock_lines
 from .run import parse_param
 
 __all__ = ["simulate_command"]

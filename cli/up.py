@@ -11,12 +11,12 @@ import click
 from mesh.errors import MeshError
 from mesh.grid import Grid
 from nodes.circuit import building
-from nodes.logs import prefix_lines
-from nodes.node import Node
 from nodes.reload import GridSource
 from nodes.runner import run_until_signalled
+from nodes.runtime import Node
 
 from .common import Failure, find_node, load_grid, load_sketch, mesh_token, read_checked
+from .logs import prefix_lines
 
 __all__ = ["up_command"]
 
@@ -29,8 +29,8 @@ def up_command(ctx: click.Context, names: tuple[str, ...]) -> None:
 
     Each line says which node it comes from, as under honcho
     (`12:00:01 clock  | tick 1`); each node takes its parameters from the grid,
-    and follows its edits as `arduino NODE` does (a node added to the grid is
-    not started).
+    and follows its edits as `arduino NODE` does, one read of the file for all
+    (a node added to the grid is not started).
     One Ctrl-C (or SIGTERM) stops them all and exits 0; a node that cannot start
     (its port taken, say) stops the others and exits 1. `honcho start` runs the
     same nodes as separate processes.
@@ -53,21 +53,14 @@ def up_command(ctx: click.Context, names: tuple[str, ...]) -> None:
             }
         )
 
-    source = GridSource(Path(ctx.obj["grid"]), reread)  # each node follows the edits, as one run alone does
+    source = GridSource(Path(ctx.obj["grid"]), reread)  # one watcher: every node takes each edit from one read
     try:
         with building():  # thousands of long-lived objects: no full collection over them meanwhile
             nodes += [
-                Node(
-                    load_sketch(grid, grid.node(name)),
-                    name,
-                    grid,
-                    state_dir=ctx.obj["state_dir"],
-                    token=token,
-                    grid_source=source,
-                )
+                Node(load_sketch(grid, grid.node(name)), name, grid, state_dir=ctx.obj["state_dir"], token=token)
                 for name in chosen
             ]
         prefix_lines([*chosen, "up"])
-        asyncio.run(run_until_signalled(*nodes, log=logging.getLogger("mesh.up")))
+        asyncio.run(run_until_signalled(*nodes, log=logging.getLogger("mesh.up"), source=source))
     except MeshError as exc:
         raise Failure(str(exc)) from None

@@ -146,3 +146,20 @@ class PatternIndex(Generic[Owner]):
         for pattern, owner in self.match(key):
             found.setdefault(owner, pattern)
         return found
+
+
+#: Keys whose route (what the index said) a publisher or a subscriber remembers; keys longer than
+#: ROUTE_KEY are never kept (a peer's key may be long): the index is asked again for those.
+ROUTES = 1024
+ROUTE_KEY = 256
+
+T = TypeVar("T")
+
+
+def remembered(routes: dict[str, T], key: str, route: T) -> T:
+    """``route``, kept in ``routes`` as ``key``'s (at most ROUTES keys: all forgotten past that; no overlong key)."""
+    if len(key) <= ROUTE_KEY:
+        if len(routes) >= ROUTES:
+            routes.clear()
+        routes[key] = route
+    return route

@@ -7,27 +7,17 @@ and acks come back matched by message id. When the peer is not listening yet,
 or goes away, the link waits for it and re-sends what was not acked once it is
 back.
 
-A link is the composition of three parts, each with its own module and tests:
+A link is the composition of parts, each with its own module and tests:
 
 - its :class:`~mesh.outbox.Outbox`: message ids, room and storage of what is unacked;
-- its :class:`~mesh.connection.Connection`: reconnect policy, patience, keepalive;
-- its :class:`~mesh.subscriptions.Subscriptions`: patterns held at the peer, and their waiters.
+- its :class:`~mesh.reconnect.Connection`: reconnect policy, patience, keepalive;
+- its :class:`~mesh.subscriptions.Subscriptions`: patterns held at the peer, and their waiters;
+- its :class:`~mesh.replies.Replies`: what the peer sends back, taken in the turn that reads
+  it, and its :class:`~mesh.replies.Presence`: whether the peer is online, as the link sees it.
 
-What the link does itself: greet the peer, write batches, and read what comes
-back, in the turn that reads it from the socket (``MeshClientConnection.on_text``:
-an ack settles its future there, and the sender runs the next turn). That reading
-never awaits user code: a publication is handed to ``on_publish`` (which must not
-block), so acks keep flowing whatever the topic handlers do. Frames themselves are
-built in :mod:`mesh.protocol`.
-
-A link also says whether its peer is present (``presence``: ``online`` or
-``offline``, and since when): online while its connection is up or when the peer
-publishes ``<peer>/$state`` = ``online``; offline when the peer publishes
-``offline`` (a clean stop), or when the connection is lost and not back within
-:data:`LOST_AFTER` seconds, or a reconnect fails first. That last case, the
-peer lost rather than stopped, is told to ``on_lost()`` once per transition:
-MQTT's last will, brokerless (the node hands its subscribers a ``$state`` =
-``offline`` of its own).
+What the link does itself: greet the peer (subscriptions first, then everything unacked, in
+order, before anything new) and write batches (:func:`mesh.protocol.batches`), in the
+caller's turn when nothing needs waiting for (:meth:`Link.post_now`).
 """
 
 from __future__ import annotations
@@ -41,104 +31,16 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from . import protocol
-from .connection import (
-    CLIENT,
-    CLOSE_TIMEOUT,
-    DEFAULT_WAIT,
-    OPEN_TIMEOUT,
-    PING_INTERVAL,
-    PING_TIMEOUT,
-    Connection,
-    MeshClientConnection,
-    auth_headers,
-    backoff,
-    query_status,
-    request,
-    send_once,
-    writable,
-    write_now,
-)
-from .errors import PeerUnavailable, ProtocolError, RemoteError
-from .outbox import DEFAULT_OUTBOX, MemoryOutbox, Outbox
-from .protocol import BATCH, BATCH_BYTES
+from .constants import DEFAULT_OUTBOX, DEFAULT_WAIT, ONLINE
+from .errors import PeerUnavailable
+from .outbox import MemoryOutbox, Outbox, acks
+from .protocol import BATCH_BYTES
+from .reconnect import CLIENT, Connection, backoff
+from .replies import OnPublish, Presence, Replies
 from .subscriptions import Subscriptions
-from .throttle import Throttle, escape
+from .wall import MeshClientConnection, abort, writable, write_now
 
-__all__ = [
-    "BATCH",
-    "BATCH_BYTES",
-    "CLIENT",
-    "CLOSE_TIMEOUT",
-    "DEFAULT_OUTBOX",
-    "DEFAULT_WAIT",
-    "LOST_AFTER",
-    "OFFLINE",
-    "ONLINE",
-    "OPEN_TIMEOUT",
-    "PING_INTERVAL",
-    "PING_TIMEOUT",
-    "STATE_TOPIC",
-    "Link",
-    "acks",
-    "acks_by_target",
-    "auth_headers",
-    "backoff",
-    "query_status",
-    "request",
-    "send_once",
-]
-
-#: What a link does with a publication that arrives: (key, data, lost). It must not block.
-OnPublish = Callable[[str, str, int], object]
-#: Seconds a lost connection has to come back before the link says its peer is offline
-#: (a reconnect that fails says it at once). With the keepalive (a frozen peer's connection
-#: is closed after PING_INTERVAL + PING_TIMEOUT), a peer that dies is offline within ~5 s.
-LOST_AFTER = 2.0
-#: The payloads of ``<node>/$state``, the presence key every node with a port publishes (retained).
-ONLINE, OFFLINE = "online", "offline"
-#: The topic of that key.
-STATE_TOPIC = "$state"
-
-
-async def acks(futures: list[asyncio.Future[str]]) -> list[str]:
-    """The acks of messages posted together, in order; the first error raised once all have settled.
-
-    One waiter, not ``gather()``: acks that come back together (a batch) wake the caller
-    once, one event-loop turn after they are read. If the caller is cancelled, the
-    futures not settled yet are cancelled too (as ``gather()`` does).
-    """
-    return (await acks_by_target([futures]))[0]
-
-
-async def acks_by_target(posted: list[list[asyncio.Future[str]]]) -> list[list[str]]:
-    """:func:`acks` for the messages posted to several targets at once: each target's acks, in order.
-
-    Waits until every message of every target has settled, then raises the first error
-    met (the first target's first), if any.
-    """
-    answers: list[list[str]] = []
-    error: BaseException | None = None
-    for futures in posted:
-        results: list[str] = []
-        for index, future in enumerate(futures):
-            try:
-                results.append(await future)
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if not future.cancelled() or (task is not None and task.cancelling()):
-                    for rest in futures[index:]:
-                        rest.cancel()
-                    for later in posted[len(answers) + 1 :]:
-                        for rest in later:
-                            rest.cancel()
-                    raise
-                error = error or asyncio.CancelledError()  # cancelled by someone else: an outcome
-            except Exception as exc:
-                error = error or exc
-        answers.append(results)
-    if error is not None:
-        raise error
-    return answers
+__all__ = ["Link"]
 
 
 class Link:
@@ -192,27 +94,25 @@ class Link:
             max_size=recv_max_size,  # the largest frame taken from the peer (our own node's max_size)
             ssl_context=ssl_context,  # wss://, the peer verified against the grid's CA (mesh.tls)
         )
+        #: The peer as this link last saw it (online, offline) and since when.
+        self.seen = Presence(peer, logger, on_lost)
+        #: The link's reading half: acks, errors and publications from the peer.
+        self.replies = Replies(
+            peer,
+            outbox=self.outbox,
+            subscriptions=self.subscriptions,
+            presence=self.seen,
+            on_publish=on_publish,
+            log=logger,
+        )
         #: Messages written (a message re-sent after a reconnect counts again).
         self.sent = 0
-        #: Messages the peer dropped for us because we fell behind.
-        self.lost = 0
-        #: Acks and errors from the peer for ids this link never sent (refused, not believed).
-        self.unknown_acks = 0
-        #: What the peer can make us warn about again and again: one line, then a count.
-        self.throttle = Throttle(logger)
         self._write_lock = asyncio.Lock()  # one writer at a time keeps the ids in order on the wire
         self._writers = 0  # tasks holding the write lock or waiting for it (post_now writes only when none)
-        self._written = 0  # the highest id written on the current connection
         self._ws: ClientConnection | None = None  # while up
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._moving = False  # retarget() is ending the connection to the old address
-        #: The peer as this link last saw it: None (not yet), "online" or "offline"; since (the loop's clock).
-        self.presence: str | None = None
-        self.presence_since = 0.0
-        self.on_lost = on_lost
-        self._state_key = f"{peer}/{STATE_TOPIC}"
-        self._losing: asyncio.TimerHandle | None = None
 
     # -- what the node reads -----------------------------------------------------
 
@@ -255,6 +155,25 @@ class Link:
         return self.outbox.store
 
     @property
+    def presence(self) -> str | None:
+        """The peer as this link last saw it: None (not yet), ``online`` or ``offline``."""
+        return self.seen.state
+
+    @property
+    def presence_since(self) -> float:
+        return self.seen.since
+
+    @property
+    def lost(self) -> int:
+        """Messages the peer dropped for us because we fell behind."""
+        return self.replies.lost
+
+    @property
+    def unknown_acks(self) -> int:
+        """Acks and errors from the peer for ids this link never sent (refused, not believed)."""
+        return self.replies.unknown_acks
+
+    @property
     def patterns(self) -> dict[str, None]:
         """Patterns this link subscribes to at the peer; kept across reconnects."""
         return self.subscriptions.patterns
@@ -291,7 +210,7 @@ class Link:
         taken = self.outbox.take_now(channel, texts, min(BATCH_BYTES, self.max_size or BATCH_BYTES))
         if taken is None:
             return None
-        futures, frames, self._written = taken
+        futures, frames, self.replies.written = taken
         write_now(ws, protocol.batch(frames))  # writable: it writes
         self.sent += len(frames)
         return futures
@@ -316,32 +235,23 @@ class Link:
                 if ws is None:
                     return
                 try:
-                    await self._write(ws, self.outbox.frames(ids, after=self._written))
+                    await self._write(ws, self.outbox.frames(ids, after=self.replies.written))
                 except ConnectionClosed:
                     pass  # still pending: written again on the next connection
         finally:
             self._writers -= 1
 
     async def _write(self, ws: ClientConnection, frames: list[tuple[int, str]]) -> None:
-        """Write messages in order, in batches of at most BATCH frames and the batch bytes (write lock held)."""
-        limit = min(BATCH_BYTES, self.max_size or BATCH_BYTES)
-        batch: list[str] = []
-        size = 0
-        for msg_id, frame in frames:
-            if batch and (len(batch) >= BATCH or size + len(frame) * 4 > limit):
-                text = protocol.batch(batch)
-                if not write_now(ws, text):
-                    await ws.send(text)
-                self.sent += len(batch)
-                batch, size = [], 0
-            batch.append(frame)
-            size += len(frame) * 4  # at most 4 bytes a character: within the peer's max_size
-            self._written = msg_id
-        if batch:
-            text = protocol.batch(batch)
+        """Write messages in order, in batches (:func:`mesh.protocol.batches`) the peer accepts (write lock held)."""
+        end = 0
+        for count, text in protocol.batches(
+            [frame for _, frame in frames], min(BATCH_BYTES, self.max_size or BATCH_BYTES)
+        ):
+            end += count
+            self.replies.written = frames[end - 1][0]
             if not write_now(ws, text):  # no coroutine per write while the buffer has room
                 await ws.send(text)
-            self.sent += len(batch)
+            self.sent += count
 
     # -- subscriptions -------------------------------------------------------------
 
@@ -368,27 +278,7 @@ class Link:
     def _unreachable(self) -> None:
         """The peer is not reachable now: subscribe() callers hear False; subscribed when it is back."""
         self.subscriptions.settle(None, False)
-        self._lost()
-
-    # -- presence ------------------------------------------------------------------
-
-    def _present(self, state: str) -> None:
-        """The peer is ``state`` from now on (a change is timed; the same state again is not)."""
-        if self._losing is not None:
-            self._losing.cancel()
-            self._losing = None
-        if state != self.presence:
-            self.presence = state
-            self.presence_since = asyncio.get_running_loop().time()
-
-    def _lost(self) -> None:
-        """The peer was online and is not reachable: offline, and ``on_lost()`` told, once per transition."""
-        if self.presence != ONLINE:
-            return
-        self._present(OFFLINE)
-        self.log.debug("%s is offline: its connection is lost", self.peer)
-        if self.on_lost is not None:
-            self.on_lost()
+        self.seen.lost()
 
     # -- life ----------------------------------------------------------------------
 
@@ -440,10 +330,9 @@ class Link:
         """
         self._closed = True
         self.connection.stop_reconnecting()
-        if self._losing is not None:
-            self._losing.cancel()
+        self.seen.cancel()
         if self._ws is not None:
-            self._ws.transport.abort()
+            abort(self._ws)
         if self._task is not None:
             self._task.cancel()
         self.connection.state = "closed"
@@ -452,8 +341,7 @@ class Link:
         """Close the connection (1001, going away) and fail what is still pending."""
         self._closed = True
         self.connection.stop_reconnecting()
-        if self._losing is not None:
-            self._losing.cancel()
+        self.seen.cancel()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -473,7 +361,7 @@ class Link:
         try:
             await self.connection.run(self._session)
         except PeerUnavailable as error:
-            self._lost()
+            self.seen.lost()
             self.subscriptions.settle(None, False)
             self.outbox.fail_all(error)  # the callers of post() report it: one line each, where it matters
 
@@ -484,7 +372,7 @@ class Link:
         if not await self._greet(ws):
             return
         if isinstance(ws, MeshClientConnection):  # replies handled in the turn that reads them: no reader hop
-            ws.on_text = self._receive_text
+            ws.on_text = self.replies.receive_text
         # Subscriptions first, so that nothing published from now on is missed.
         self.subscriptions.connected()
         sent: set[str] = set()
@@ -496,14 +384,14 @@ class Link:
         except ConnectionClosed:
             return
         self.connection.up()
-        self._present(ONLINE)
+        self.seen.present(ONLINE)
         reader = asyncio.create_task(self._read(ws))  # acks flow while we re-send: no deadlock on full buffers
         try:
             self._writers += 1
             try:
                 async with self._write_lock:
                     self._ws = ws
-                    self._written = 0
+                    self.replies.written = 0
                     await self._write(ws, self.outbox.frames())  # everything unacked, in order, before anything new
             finally:
                 self._writers -= 1
@@ -518,13 +406,14 @@ class Link:
             if self._moving:
                 await ws.close(1001)  # the peer moved: no "link down" line, no reconnect to the old address
             else:
-                if not self.connection.stopping and self.presence == ONLINE and self._losing is None:
-                    self._losing = asyncio.get_running_loop().call_later(LOST_AFTER, self._lost)
+                if not self.connection.stopping:
+                    self.seen.lose_later()
                 await self.connection.down(ws)
 
     async def _greet(self, ws: ClientConnection) -> bool:
         """The hello frames, exchanged by the handshake (MeshClientConnection): a warning if the peer has another name."""
-        hello = getattr(ws, "peer_hello", None)
+        greeter = getattr(ws, "greeter", None)
+        hello = getattr(greeter, "peer_hello", None)
         if not isinstance(hello, protocol.Hello):
             self.log.warning("link to %s failed its greeting: no hello from it", self.peer)
             return False
@@ -538,60 +427,6 @@ class Link:
         """What the connection does not hand over as it arrives (``on_text``), and its end."""
         try:
             async for text in ws:
-                self._receive_text(text if isinstance(text, str) else text.decode("utf-8", "replace"))
+                self.replies.receive_text(text if isinstance(text, str) else text.decode("utf-8", "replace"))
         except ConnectionClosed:
             pass
-
-    def _receive_text(self, text: str) -> None:
-        """The frames of one websocket message from the peer. Never waits."""
-        receive = self._receive
-        for frame in protocol.decode_all(text):
-            receive(frame)
-
-    def _receive(self, frame: protocol.Frame | ProtocolError) -> None:
-        """One frame from the peer: an ack, an error, something published, or a bad frame. Never waits."""
-        if isinstance(frame, protocol.Ack):
-            if frame.id > self._written or not self.outbox.ack(frame.id, frame.data):
-                if self.subscriptions.answered(frame.id, True) is None:
-                    self._unknown(frame.id)
-        elif isinstance(frame, protocol.Publish):
-            if frame.lost:
-                self.lost += frame.lost
-                self.throttle.warn(
-                    "lost",
-                    "fell behind %s: it dropped %d message(s) for us (%d in all)",
-                    self.peer,
-                    frame.lost,
-                    self.lost,
-                )
-            if frame.key == self._state_key and frame.data in (ONLINE, OFFLINE):
-                self._present(frame.data)  # the peer's own word: a clean stop is offline, not lost
-            if self.on_publish is not None:
-                self.on_publish(frame.key, frame.data, frame.lost)
-        elif isinstance(frame, protocol.Error):
-            if (
-                frame.id is not None
-                and frame.id <= self._written
-                and self.outbox.refuse(frame.id, RemoteError(self.peer, frame.error))
-            ):
-                return
-            pattern = None if frame.id is None else self.subscriptions.answered(frame.id, False)
-            if pattern is not None:
-                self.log.error("%s refused the subscription %r: %s", self.peer, pattern, escape(frame.error))
-            elif frame.id is not None:
-                self._unknown(frame.id)
-            else:
-                self.throttle.warn("error", "%s reports an error: %s", self.peer, escape(frame.error))
-        elif isinstance(frame, ProtocolError):
-            self.throttle.warn("bad frame", "bad frame from %s: %s", self.peer, escape(frame))
-
-    def _unknown(self, msg_id: int) -> None:
-        """An answer for an id this link never sent (or already settled): counted, not believed."""
-        self.unknown_acks += 1
-        self.throttle.warn(
-            "unknown id",
-            "%s answered id %d, which this link never sent or already settled: ignored (%d so far)",
-            self.peer,
-            msg_id,
-            self.unknown_acks,
-        )

@@ -1,4 +1,4 @@
-"""Outboxes: where a link keeps the messages its peer has not acknowledged yet.
+"""Outboxes: where a link keeps the messages its peer has not acknowledged yet, and how a sender awaits their acks.
 
 :class:`Outbox` is one link's outbox, the one object that owns its message ids,
 its room (``take()`` waits while it is full) and its storage together: taking a
@@ -11,6 +11,9 @@ process (the delivery guarantee then holds while the sending node lives);
 ``sqlite3``, WAL mode), one per node, so that a node killed with SIGKILL and
 started again re-sends what was not acknowledged, under the same session and
 with the same ids, and the receiver drops what it had already handled.
+
+:func:`acks` (and :func:`acks_by_target`, for several links at once) awaits the futures that
+taking messages gave, in order.
 
 A durable write is one small SQLite transaction in WAL mode with
 ``synchronous=NORMAL``: it survives the process being killed, not the machine
@@ -31,7 +34,7 @@ from . import protocol
 from .constants import DEFAULT_OUTBOX
 from .errors import ProtocolError
 
-__all__ = ["DEFAULT_OUTBOX", "DurableOutbox", "MemoryOutbox", "Outbox", "Stored", "wake_first"]
+__all__ = ["DurableOutbox", "MemoryOutbox", "Outbox", "Stored", "acks", "acks_by_target", "wake_first"]
 
 Stored = tuple[int, str, str]  # (id, channel, data)
 
@@ -127,7 +130,11 @@ class Outbox:
                 await self._wait_for_room()
             msg_id = self.next_id()
             frame = _frame(msg_id, channel, text)
-            if self.max_size is not None and len(frame) * 4 > self.max_size and len(frame.encode()) > self.max_size:
+            if (
+                self.max_size is not None
+                and protocol.utf8_bound(frame) > self.max_size
+                and len(frame.encode()) > self.max_size
+            ):
                 self._release()
                 await flush(taken)
                 raise ProtocolError(
@@ -152,7 +159,7 @@ class Outbox:
             return None
         first = self._next_id
         frames = [_frame(msg_id, channel, text) for msg_id, text in enumerate(texts, first)]
-        if sum(map(len, frames)) * 4 > limit:  # at most 4 bytes a character
+        if protocol.UTF8_MAX * sum(map(len, frames)) > limit:
             return None
         self._next_id = first + count
         self._free -= count
@@ -324,3 +331,44 @@ class DurableOutbox(MemoryOutbox):
 
     def close(self) -> None:
         self.db.close()
+
+
+async def acks(futures: list[asyncio.Future[str]]) -> list[str]:
+    """The acks of messages posted together, in order; the first error raised once all have settled.
+
+    One waiter, not ``gather()``: acks that come back together (a batch) wake the caller
+    once, one event-loop turn after they are read. If the caller is cancelled, the
+    futures not settled yet are cancelled too (as ``gather()`` does).
+    """
+    return (await acks_by_target([futures]))[0]
+
+
+async def acks_by_target(posted: list[list[asyncio.Future[str]]]) -> list[list[str]]:
+    """:func:`acks` for the messages posted to several targets at once: each target's acks, in order.
+
+    Waits until every message of every target has settled, then raises the first error
+    met (the first target's first), if any.
+    """
+    answers: list[list[str]] = []
+    error: BaseException | None = None
+    for futures in posted:
+        results: list[str] = []
+        for index, future in enumerate(futures):
+            try:
+                results.append(await future)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not future.cancelled() or (task is not None and task.cancelling()):
+                    for rest in futures[index:]:
+                        rest.cancel()
+                    for later in posted[len(answers) + 1 :]:
+                        for rest in later:
+                            rest.cancel()
+                    raise
+                error = error or asyncio.CancelledError()  # cancelled by someone else: an outcome
+            except Exception as exc:
+                error = error or exc
+        answers.append(results)
+    if error is not None:
+        raise error
+    return answers

@@ -13,7 +13,7 @@ shows an example of every frame.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,9 @@ __all__ = [
     "BATCH",
     "BATCH_BYTES",
     "NAME_MAX",
+    "NO_ACK",
     "SUBPROTOCOL",
+    "UTF8_MAX",
     "Ack",
     "Error",
     "Frame",
@@ -35,13 +37,17 @@ __all__ = [
     "Subscribe",
     "Unsubscribe",
     "ack_text",
+    "ack_text_of",
     "batch",
+    "batch_sizes",
+    "batches",
     "decode",
     "decode_all",
     "encode",
     "encode_pub",
     "message_text",
     "to_text",
+    "utf8_bound",
 ]
 
 SUBPROTOCOL = "arduino-mesh.1"
@@ -49,11 +55,15 @@ SUBPROTOCOL = "arduino-mesh.1"
 #: (or the receiver's max_size, if smaller); a longer batch is refused whole, with one error.
 BATCH = 256
 BATCH_BYTES = 256 * 1024
+#: The most bytes one character takes in UTF-8: a text's length times this bounds its size unencoded.
+UTF8_MAX = 4
 #: The longest name a frame may carry, in characters: hello's node, session and proof, a message's
 #: channel. (A pattern's length is the publisher's to bound, nodes.pubsub.MAX_PATTERN_LENGTH;
 #: a key is the publisher's own, bounded by the frame.) All of them, keys and patterns too,
 #: must be printable: no control character, no newline.
 NAME_MAX = 256
+#: The ack of a message whose ``loop()`` returned nothing.
+NO_ACK = "n/a"
 #: Ids are whole numbers in this range (a signed 64-bit integer, as SQLite stores them).
 ID_RANGE = (-(2**63), 2**63 - 1)
 _ID_MIN, _ID_MAX = ID_RANGE
@@ -246,7 +256,7 @@ def decode_all(text: str) -> list[Frame | ProtocolError]:
     """
     if text[:1] == "[" or (text[:1].isspace() and text.lstrip()[:1] == "["):
         # A batch's length is checked before parsing it: no more than the cap's worth of work.
-        if len(text) > _BATCH_TEXT or (len(text) > _BATCH_TEXT // 4 and _utf8_length(text) > _BATCH_TEXT):
+        if len(text) > _BATCH_TEXT or (len(text) > _BATCH_TEXT // UTF8_MAX and _utf8_length(text) > _BATCH_TEXT):
             return [ProtocolError(f"a batch holds at most {BATCH_BYTES} bytes; send fewer frames at once")]
     try:
         body, end = _scan(text, 0)
@@ -303,6 +313,37 @@ def decode_all(text: str) -> list[Frame | ProtocolError]:
 def batch(frames: Sequence[str]) -> str:
     """Several encoded frames as the text of one websocket frame (one frame stays as it is)."""
     return frames[0] if len(frames) == 1 else "[" + ",".join(frames) + "]"
+
+
+def utf8_bound(text: str) -> int:
+    """At most how many bytes ``text`` takes in UTF-8 (:data:`UTF8_MAX` a character), without encoding it."""
+    return UTF8_MAX * len(text)
+
+
+def batch_sizes(sizes: Iterable[int], limit: int = BATCH_BYTES) -> Iterator[int]:
+    """How many frames go in each batch, in order, given each frame's size in bytes.
+
+    A batch holds at most :data:`BATCH` frames and ``limit`` bytes, and at least one frame
+    (a frame larger than ``limit`` goes alone: the receiver refuses it, and says so).
+    The one rule every sender batches by: links, the server's replies, a publisher's queues.
+    """
+    count = total = 0
+    for size in sizes:
+        if count and (count >= BATCH or total + size > limit):
+            yield count
+            count = total = 0
+        count += 1
+        total += size
+    if count:
+        yield count
+
+
+def batches(frames: Sequence[str], limit: int = BATCH_BYTES) -> Iterator[tuple[int, str]]:
+    """``frames`` cut by :func:`batch_sizes` (each counted by :func:`utf8_bound`): each batch's frame count and text."""
+    start = 0
+    for count in batch_sizes(map(utf8_bound, frames), limit):
+        yield count, batch(frames[start : start + count])
+        start += count
 
 
 def _checked(body: Any) -> Frame | ProtocolError:
@@ -397,6 +438,11 @@ def _build(body: Any) -> Frame:
                 f"{kind!r} frame: {name!r} holds a control character (a newline?): {_shown(value)!a}", frame_id
             )
     return cls(**values)
+
+
+def ack_text_of(value: object) -> str:
+    """What ``loop()`` returned, as the text of its ack: :data:`NO_ACK` for None, else :func:`to_text`."""
+    return NO_ACK if value is None else to_text(value)
 
 
 def to_text(item: object) -> str:

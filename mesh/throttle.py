@@ -11,7 +11,7 @@ helpers keep its say in our logs to one honest line:
   that: ``... (and 412 more like this in the last 10 s)``.
 
 Pure (no I/O, no imports of ``nodes``): both :mod:`mesh.links` and the node's
-server use it; :mod:`nodes.logs` re-exports it.
+server use it; :mod:`cli.logs` re-exports it.
 """
 
 from __future__ import annotations

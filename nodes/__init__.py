@@ -1,30 +1,17 @@
-"""The node runtime and the sketch surface.
+"""The sketch surface: what a sketch author uses, and nothing else.
 
-A sketch sees :class:`FactoryLoop` (subclass it), ``@reactive`` (its ``loop``), ``@every``
-(periodic methods), ``@hears`` (where the grid's topics arrive) and ``@reports``
-(the sketch's own section of its status report). The runtime that runs a
-sketch is :class:`Node`; :func:`open_together` opens several nodes of one grid in one process.
+A sketch subclasses :class:`FactoryLoop` and marks its methods: ``@reactive`` (its ``loop``),
+``@every`` (periodic methods), ``@hears`` (where the grid's topics arrive) and ``@reports``
+(its own section of the status report). A sketch that serves plain websocket clients its own
+way (``serve_plain``) gets a :class:`PlainClient` and may :func:`broadcast` to several.
+
+The runtime that runs sketches (``Node``, ``open_together``, ...) is :mod:`nodes.runtime`.
 """
 
 from __future__ import annotations
 
-from mesh.errors import ListenError
-
-from .circuit import open_together
 from .factory import FactoryLoop
-from .node import Node
-from .params import check_params
-from .periodic import every
-from .reactive import hears, reactive, reports
+from .plain import PlainClient, broadcast
+from .reactive import every, hears, reactive, reports
 
-__all__ = [
-    "FactoryLoop",
-    "ListenError",
-    "Node",
-    "check_params",
-    "every",
-    "hears",
-    "open_together",
-    "reactive",
-    "reports",
-]
+__all__ = ["FactoryLoop", "PlainClient", "broadcast", "every", "hears", "reactive", "reports"]

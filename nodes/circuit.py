@@ -73,8 +73,7 @@ async def open_together(nodes: Mapping[str, Node]) -> Grid:
                 bound[name] = {"port": node.port}
         grid = grid.with_nodes(bound)  # once for all: a grid rebuilt per node made start-up quadratic
         for node in nodes.values():
-            node.grid = grid
-            node.spec = grid.node(node.name)  # the grid and the spec agree: the port actually bound
+            node.set_grid(grid)  # the grid and the spec agree: the port actually bound
             if node.spec.port is None:
                 await node.open()
     return grid

@@ -1,106 +1,89 @@
-"""The receiver's half of delivery: each message of a session reaches ``loop()`` once, in order.
+"""How the runtime calls a sketch: each message into ``loop()`` once, in order, in time; ``@every`` on its schedule.
 
-A link names its session in its hello frame and numbers its messages. After a
-reconnect it re-sends everything it has no ack for, so the receiver may see a
-message again. For each session the receiver remembers the outcome of the
-last messages it handled: a message seen before is not handed to ``loop()``
-again, its remembered ack is sent instead. One message of a session at a time
-is in ``loop()``, the others wait their turn in arrival order: a re-sent message
-that arrives on a new connection while the old one is still in ``loop()`` waits
-for it, then finds it handled. (A turn costs nothing when nobody waits for it:
-no lock is taken, only a flag set, which is the common case.)
+The receiver's half of delivery is two pieces, in the order a message meets them:
 
-Who may take the receiver's memory, and how much:
+- :class:`Session`: each message of a sender's session reaches ``loop()`` once, in
+  order. A link names its session in its hello frame and numbers its messages; after a
+  reconnect it re-sends everything it has no ack for, so the receiver may see a message
+  again. The session remembers the outcome of the last messages it handled: a message
+  seen before is not handed to ``loop()`` again, its remembered ack is sent instead. One
+  message of a session at a time is in ``loop()``, the others wait their turn in arrival
+  order: a re-sent message that arrives on a new connection while the old one is still
+  in ``loop()`` waits for it, then finds it handled. (A turn costs nothing when nobody
+  waits for it: no lock is taken, only a flag set, which is the common case.) Each
+  session's outcomes are bounded in count and in bytes (``window``, ``budget``): past
+  either, the oldest are forgotten; a forgotten message is still known to be a duplicate
+  (its id is at or below the highest handled) and is answered ``duplicate``, never
+  handed to ``loop()`` again. Who may hold how many sessions is :mod:`nodes.sessions`'.
+- :class:`Reactor`: calls the sketch's ``loop()`` (never raising: a failing ``loop()`` is
+  logged once and answered with an error; one that runs past the grid's ``timeout:`` is
+  cancelled and answered with an error too; every step of it is timed by the node's
+  :class:`~nodes.watch.Watch`), and counts what it handled and what still runs.
 
-- A session claimed by a node of the receiver's grid (the hello names it) lives
-  in that peer's own pool of :data:`KEEP_PER_PEER` sessions; only another hello
-  naming the same node can push one out (a restarted node that is not durable
-  comes back with a new session; a durable one resumes its old one). No other
-  client can evict it. Neither a session a connection uses now, nor the
-  peer's newest session that handled messages (its link may be between two
-  connections) is pushed out: hellos that only claim the name cannot do it.
-- Every other session (``./arduino.py echo``, a user's script, a test) goes to
-  one small pool, :data:`GUEST_SESSIONS` sessions, least recently used out,
-  with a smaller window: de-duplication still works for them across a
-  reconnect, and no number of them touches a grid peer's sessions.
-- A connection whose hello has no session (``send``, ``status``) takes no slot.
-- Each session's outcomes are bounded in count and in bytes (:data:`WINDOW`,
-  :data:`WINDOW_BYTES`; :data:`GUEST_WINDOW`, :data:`GUEST_BYTES`): past
-  either, the oldest are forgotten. A forgotten message is still known to be a
-  duplicate (its id is at or below the highest handled): it is answered
-  ``duplicate``, never handed to ``loop()`` again.
+The memory lives as long as the receiver does: across a crash of the receiver,
+delivery is at least once.
 
-The memory lives as long as the receiver does: across a crash of the
-receiver, delivery is at least once.
-
-Without a token, a hello's name is only a claim. :meth:`Sessions.check_address`
-logs a hello naming a grid node from an address that cannot be that node's.
+And the sketch's ``@every`` methods (:func:`run_every`): calls are scheduled against the event
+loop's clock at ``start + k * period``, so the period does not drift however long each call
+takes. A call that ends a little late (the loop was busy) is followed at once by the next,
+which catches up; after a long stall (more than one period, and more than :data:`CATCH_UP`
+seconds; a clock waiting for its peer, say) the missed slots are skipped rather than fired in
+a burst. One call never overlaps the next. A frozen node's calls wait until it thaws.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import inspect
 import itertools
 import logging
-import socket
+import math
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
+from functools import partial
 from sys import getsizeof
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mesh.grid import Grid
-from mesh.grid.values import host_ip
+from mesh.errors import LoopTimeout, MeshError
 from mesh.outbox import wake_first
+from mesh.protocol import ack_text_of
+
+from .reactive import periodic_methods, reactive
+from .watch import Watch
+
+if TYPE_CHECKING:
+    from .node import Node
 
 __all__ = [
-    "GUEST_BYTES",
-    "GUEST_SESSIONS",
-    "GUEST_WINDOW",
-    "KEEP_PER_PEER",
-    "KEY_CHARS",
-    "MISMATCH_EVERY",
+    "CATCH_UP",
     "OUTCOME_BYTES",
     "WINDOW",
     "WINDOW_BYTES",
+    "Outcome",
+    "Reactor",
     "Session",
-    "Sessions",
-    "could_be",
+    "next_use",
+    "run_every",
+    "start_every",
 ]
 
 #: Outcomes remembered per session of a grid peer: more than a link's largest outbox by default.
 WINDOW = 10_000
 #: Bytes of outcomes remembered per session of a grid peer (the newest outcome is kept even if larger).
 WINDOW_BYTES = 4 * 2**20
-#: Sessions remembered per node of the grid that talks to this one (that node's oldest out first).
-KEEP_PER_PEER = 4
-#: Sessions remembered of clients that are not nodes of the grid (echo, scripts), least recently used out.
-GUEST_SESSIONS = 64
-#: Outcomes remembered per session of such a client.
-GUEST_WINDOW = 1_000
-#: Bytes of outcomes remembered per session of such a client.
-GUEST_BYTES = 128 * 2**10
+#: Seconds of lateness of an ``@every`` call that are made up by calling at once; a longer stall skips slots.
+CATCH_UP = 0.1
 #: What one remembered outcome costs besides its ack text: tuple, id, dict slots (a churned table: up to 3 per entry).
 OUTCOME_BYTES = 256
-#: Characters of a peer's name or session id kept as they are; a longer one is kept as its SHA-256 (hex).
-KEY_CHARS = 64
-#: Seconds between two lines about hellos naming a grid node from an address that cannot be it.
-MISMATCH_EVERY = 10.0
 
 Outcome = tuple[bool, str]  # (ok, ack or error)
 
-_uses = itertools.count(1)  # orders the uses of sessions: the least recently used has the smallest
+#: Orders the uses of sessions: the least recently used has the smallest (nodes.sessions evicts by it).
+next_use = itertools.count(1).__next__
 
 
 def _cost(text: str) -> int:
     return OUTCOME_BYTES + getsizeof(text)
-
-
-def _bounded(text: str) -> str:
-    """``text``, or its SHA-256 when it is long: what a hello claims costs a slot no more than KEY_CHARS."""
-    if len(text) <= KEY_CHARS:
-        return text
-    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Session:
@@ -123,7 +106,7 @@ class Session:
         self.bytes = 0  # what the outcomes remembered cost, by OUTCOME_BYTES and their ack texts
         self.highest = 0
         self.duplicates = 0
-        self.used = next(_uses)
+        self.used = next_use()
         #: Connections that use this session now: a session in use is never forgotten.
         self.connections = 0
 
@@ -132,7 +115,7 @@ class Session:
 
         One message at a time, in the order they arrive (see the module's docstring).
         """
-        self.used = next(_uses)
+        self.used = next_use()
         if self.busy:
             await self._wait_turn()
         else:
@@ -181,170 +164,137 @@ class Session:
             self.bytes -= _cost(text)
 
 
-class Sessions:
-    """The sessions a node remembers: its grid peers' in pools of their own, everyone else's in a small LRU.
+class Reactor:
+    """Calls a sketch's ``loop()`` for the server and the links; counts what it handled.
 
-    ``grid`` gives the node's grid as it is now (it changes on reload); ``own`` is the
-    node's name (a hello naming the node itself is a guest's). Without ``grid``, every
-    session is a guest's.
+    ``messages_in`` counts the messages handed to ``loop()``; ``inflight`` those still
+    running; ``await idle()`` returns once none is.
     """
 
     def __init__(
-        self,
-        log: logging.Logger | None = None,
-        *,
-        grid: Callable[[], Grid] | None = None,
-        own: str = "",
-        keep_per_peer: int = KEEP_PER_PEER,
-        guests: int = GUEST_SESSIONS,
+        self, sketch: object, log: logging.Logger, watch: Watch | None = None, timeout: float | None = None
     ) -> None:
-        self.log = log or logging.getLogger("mesh")
-        self.grid = grid
-        self.own = own
-        self.keep_per_peer = keep_per_peer
-        self.guests = guests
-        self._peers: dict[str, dict[str, Session]] = {}  # grid peer -> its sessions
-        self._guests: OrderedDict[tuple[str, str], Session] = OrderedDict()
-        self._forgotten = 0  # duplicates counted by sessions since forgotten
-        self._mismatches = 0  # hellos from a wrong address not logged yet
-        self._mismatch_logged: float | None = None
-        self._local: dict[str, bool] = {}  # host -> whether this machine has that address
+        marked = inspect.getattr_static(type(sketch), "loop", None)
+        if not isinstance(marked, reactive):
+            raise TypeError(f"{type(sketch).__name__}.loop must be an async method decorated with @reactive")
+        self.function = marked.function
+        self.sketch = sketch
+        self.log = log
+        self.watch = watch if watch is not None else Watch(log)
+        #: Seconds one ``loop()`` call may take before it is cancelled and its sender told (None: no bound).
+        self.timeout = timeout
+        self.messages_in = 0
+        self.inflight = 0
+        self._idle: asyncio.Future[None] | None = None  # made by idle() only: no event to set per message
 
-    def is_peer(self, name: str) -> bool:
-        """Whether ``name`` is a node of the grid (as it is now) other than this one."""
-        return self.grid is not None and name != self.own and name in self.grid().nodes
+    async def handle(self, channel: str, message: str) -> tuple[bool, str]:
+        """Call ``loop`` for serving: ``(True, ack)``, or ``(False, why)`` if it raised."""
+        self.messages_in += 1
+        self.inflight += 1
+        try:
+            if self.timeout is None:
+                ack = await self.watch.run(self.function(self.sketch, channel, message), "loop()")
+            else:
+                ack = await self._bounded(channel, message, self.timeout)
+            return True, ack_text_of(ack)
+        except LoopTimeout as exc:  # one line; the sender gets the same words
+            self.log.warning("loop() on %r: %s", message, exc)
+            return False, str(exc)
+        except MeshError as exc:  # expected (a peer away, say): one line, no traceback
+            self.log.error("loop() on %r: %s", message, exc)
+            return False, f"loop() failed: {exc}"
+        except Exception as exc:
+            self.log.exception("loop() failed on %r (channel %r)", message, channel)
+            return False, f"loop() failed: {type(exc).__name__}: {exc}"
+        finally:
+            self.inflight -= 1
+            if not self.inflight and self._idle is not None:
+                if not self._idle.done():
+                    self._idle.set_result(None)
+                self._idle = None
 
-    def get(self, peer: str, session: str) -> Session:
-        """The session ``session`` of ``peer`` (what its hello claims), made if new."""
-        session = _bounded(session)
-        if self.is_peer(peer):
-            return self._peer_session(peer, session)
-        peer = _bounded(peer)
-        key = (peer, session)
-        found = self._guests.get(key)
-        if found is None:
-            found = self._guests[key] = Session(
-                f"{peer}/{session}", window=GUEST_WINDOW, budget=GUEST_BYTES, log=self.log
-            )
-            if len(self._guests) > self.guests:
-                self._forget(self._guests.popitem(last=False)[1])
-        else:
-            self._guests.move_to_end(key)
-            found.used = next(_uses)
-        return found
+    async def idle(self) -> None:
+        """Return once no ``loop()`` call is running."""
+        if self.inflight:
+            if self._idle is None or self._idle.done():  # done: cancelled by a waiter that gave up
+                self._idle = asyncio.get_running_loop().create_future()
+            await self._idle
 
-    def _peer_session(self, peer: str, session: str) -> Session:
-        pool = self._peers.get(peer)
-        if pool is None:
-            self._drop_former_peers()
-            pool = self._peers[peer] = {}
-        found = pool.get(session)
-        if found is not None:
-            found.used = next(_uses)
-            return found
-        found = self._guests.pop((peer, session), None)  # a guest before the grid named it (a reload)
-        if found is None:
-            found = Session(f"{peer}/{session}", log=self.log)
-        else:
-            found.window, found.budget = WINDOW, WINDOW_BYTES
-            found.used = next(_uses)
-        pool[session] = found
-        if len(pool) > self.keep_per_peer:
-            # That peer's least recently used session goes; one that never handled a message
-            # (nothing to forget) before one that did.
-            # A session a connection uses now stays, even one that has handled nothing yet (the
-            # link's first messages may be in flight): forgotten, its re-sends would run again.
-            # So does the newest session that handled messages, between two connections of its
-            # link (a cut wire): hellos that only claim the peer's name cannot push it out.
-            idle = [s for s in pool if s != session and not pool[s].connections]
-            handled = [s for s in pool if pool[s].highest > 0]
-            if handled:
-                newest = max(handled, key=lambda s: pool[s].used)
-                idle = [s for s in idle if s != newest]
-            if idle:
-                victim = min(idle, key=lambda s: (pool[s].highest > 0, pool[s].used))
-                self._forget(pool.pop(victim))
-        return found
+    async def _bounded(self, channel: str, message: str, seconds: float) -> object:
+        """``loop()`` cancelled after ``seconds`` (the grid's ``timeout:``); LoopTimeout then.
 
-    def _drop_former_peers(self) -> None:
-        """Forget the sessions of nodes the grid no longer has (it was reloaded)."""
-        for name in [name for name in self._peers if not self.is_peer(name)]:
-            for session in self._peers.pop(name).values():
-                self._forget(session)
-
-    def _forget(self, session: Session) -> None:
-        self._forgotten += session.duplicates
-
-    def __len__(self) -> int:
-        return len(self._guests) + sum(len(pool) for pool in self._peers.values())
-
-    @property
-    def duplicates(self) -> int:
-        """Messages dropped as duplicates over the node's life (forgotten sessions' included)."""
-        sessions = itertools.chain(self._guests.values(), *(pool.values() for pool in self._peers.values()))
-        return self._forgotten + sum(session.duplicates for session in sessions)
-
-    # -- who claims a grid name -------------------------------------------------
-
-    def check_address(self, peer: str, remote: str | None, local: str | None = None) -> bool:
-        """Whether a hello naming ``peer`` from ``remote`` can come from it; logs one line if not (rate-limited).
-
-        ``local`` is the address the connection reached this node on. Only a grid node with
-        a port and an IP address (or ``localhost``) for a host is checked: a host name would
-        need a DNS lookup, a node without a port has no address in the grid. The hello is
-        accepted anyway: a token, where the grid has one, is what authenticates.
+        A deadline can cancel a ``loop()`` that awaits, not one that blocks: ``time.sleep()``
+        runs to its end whatever the deadline, and the watch reports it.
         """
-        if remote is None or not self.is_peer(peer):
-            return True
-        assert self.grid is not None
-        spec = self.grid().nodes[peer]
-        if spec.port is None or could_be(spec.host, remote, local, self._is_local):
-            return True
-        self._mismatches += 1
-        now = asyncio.get_running_loop().time()
-        if self._mismatch_logged is None or now - self._mismatch_logged >= MISMATCH_EVERY:
-            more = self._mismatches - 1
-            self._mismatch_logged = now
-            self._mismatches = 0
-            self.log.warning(
-                "a hello from %s says it is %r, which the grid puts at %s%s",
-                remote,
-                peer,
-                spec.host,
-                f" ({more} more such hello(s) since the last line)" if more else "",
-            )
-        return False
-
-    def _is_local(self, host: str) -> bool:
-        """Whether this machine has the address ``host`` (it can bind it); remembered per host."""
-        local = self._local.get(host)
-        if local is None:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            try:
-                with socket.socket(family, socket.SOCK_STREAM) as probe:
-                    probe.bind((host, 0))
-                local = True
-            except OSError:
-                local = False
-            if len(self._local) >= 64:  # a grid's hosts are few; never let it grow
-                self._local.clear()
-            self._local[host] = local
-        return local
+        bound = asyncio.timeout(seconds)
+        try:
+            async with bound:
+                return await self.watch.run(self.function(self.sketch, channel, message), "loop()")
+        except TimeoutError:
+            if not bound.expired():
+                raise  # loop()'s own TimeoutError, not ours
+            raise LoopTimeout(seconds) from None
 
 
-def could_be(host: str, remote: str, local: str | None = None, is_local: Callable[[str], bool] | None = None) -> bool:
-    """Whether a connection from ``remote`` (to ``local``) can come from a node the grid puts at ``host``.
+class Pausable(Protocol):
+    """What holds an ``@every`` schedule still: ``thawed`` is an event to wait for while it is set (a frozen node)."""
 
-    A host that is a name or a wildcard (``0.0.0.0``, ``::``) could be anywhere. A
-    connection from this machine (a loopback address, or the very address it reached)
-    can be a node whose host is a loopback address or one of this machine's own
-    (``is_local``); from another machine, only a node at that address.
+    thawed: asyncio.Event | None
+
+
+def start_every(node: Node) -> list[asyncio.Task[int]]:
+    """Start the ``@every`` methods of ``node``'s sketch, each as a task; ValueError if a mark is wrong."""
+    tasks = []
+    for name, seconds, times in periodic_methods(node.sketch):
+        call = partial(node.watch.call, f"{name}() (@every)", node.hook(name))
+        task = asyncio.create_task(
+            run_every(call, seconds, times, on_error=partial(_failed, node, name), paused=node),
+            name=f"{node.name}.{name}",
+        )
+        tasks.append(task)
+    return tasks
+
+
+def _failed(node: Node, name: str, exc: BaseException) -> None:
+    if isinstance(exc, MeshError):
+        node.log.error("%s: %s", name, exc)
+    else:
+        node.log.error("%s() failed", name, exc_info=exc)
+
+
+async def run_every(
+    call: Callable[[], Any],
+    seconds: float,
+    times: int = 0,
+    *,
+    on_error: Callable[[BaseException], None],
+    paused: Pausable | None = None,
+) -> int:
+    """Call ``call()`` at ``start + k * seconds``; return how many calls were made.
+
+    A call waits while ``paused.thawed`` is set (a frozen node), then is made.
     """
-    want = host_ip(host)
-    came = host_ip(remote)
-    if want is None or came is None or want.is_unspecified:
-        return True
-    here = host_ip(local) if local is not None else None
-    if came.is_loopback or came == here:
-        return want.is_loopback or want == came or (is_local is not None and is_local(host))
-    return came == want
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    slot = 0
+    made = 0
+    while not times or made < times:
+        try:
+            while paused is not None and (thawed := paused.thawed) is not None:
+                await thawed.wait()
+            result = call()
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a failing call must not end the schedule
+            on_error(exc)
+        made += 1
+        if times and made >= times:
+            break
+        slot += 1
+        now = loop.time()
+        if now - (start + slot * seconds) > max(seconds, CATCH_UP):
+            slot = math.ceil((now - start) / seconds)  # a long stall: skip the missed slots
+        await asyncio.sleep(max(0.0, start + slot * seconds - now))
+    return made

@@ -111,7 +111,8 @@ async def _circuit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 
     from mesh.errors import MeshError
 
-    from .simulation import NOOP_CYCLES, Simulation
+    from .simulation import Simulation
+    from .virtual import NOOP_CYCLES
 
     settings = _settings(request)
     try:

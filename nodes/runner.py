@@ -45,6 +45,7 @@ from typing import NoReturn
 
 from .circuit import run_together
 from .node import Node
+from .reload import GridSource, GridWatch
 
 __all__ = ["PASSED_ON", "SIGNALS", "finish", "run_until_signalled"]
 
@@ -148,24 +149,30 @@ def _write_soon(fd: int, line: str) -> bool:
     return False
 
 
-async def run_until_signalled(*nodes: Node, log: logging.Logger | None = None) -> None:
+async def run_until_signalled(
+    *nodes: Node, log: logging.Logger | None = None, source: GridSource | None = None
+) -> None:
     """Run ``nodes`` (of one grid) until they are done or SIGINT/SIGTERM arrives; a second signal exits at once.
 
     One node runs as :meth:`Node.run` does; several open together and stop together
-    (:func:`nodes.circuit.run_together`). The second-signal rule holds until the process
-    ends, not only while the event loop runs: a program that runs nodes ends with
-    :func:`finish`. ``log`` says the "exiting now" line (the node's own logger for one node).
+    (:func:`nodes.circuit.run_together`). Given a ``source``, one watcher follows the grid
+    file's edits for all of them (:class:`nodes.reload.GridWatch`). The second-signal rule
+    holds until the process ends, not only while the event loop runs: a program that runs
+    nodes ends with :func:`finish`. ``log`` says the "exiting now" line and the watcher's
+    (the node's own logger for one node).
     """
     if not nodes:
         raise ValueError("no node to run")
     loop = asyncio.get_running_loop()
+    log = log or nodes[0].log
 
     def on_first(sig: signal.Signals) -> None:
         for node in nodes:
             node.log.info("stopping (%s)", sig.name)
             node.request_stop()
 
-    _signals.attach(loop, on_first, log or nodes[0].log)
+    _signals.attach(loop, on_first, log)
+    watching = None if source is None else asyncio.create_task(GridWatch(source, nodes, log).run(), name="grid watch")
     try:
         if len(nodes) == 1:
             await nodes[0].run()
@@ -173,6 +180,8 @@ async def run_until_signalled(*nodes: Node, log: logging.Logger | None = None) -
             await run_together(nodes)
     finally:
         _signals.detach()
+        if watching is not None:
+            watching.cancel()
 
 
 def finish(code: int | str | None) -> NoReturn:

@@ -45,42 +45,33 @@ import socket
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import looptime
-
-from mesh.connection import send_once
 from mesh.durations import duration, shown
 from mesh.errors import SimulationError, UnknownNodeError
 from mesh.grid import Grid, read_grid
+from mesh.requests import send_once
 from mesh.tls import client_context
 from mesh.topics import matches
 
+from . import faults
 from .circuit import on_free_ports, stop_order
 from .node import Node
 from .sketchbook import load
+from .virtual import run_virtual
+from .wires import HOST, Wire, hold
 
 if TYPE_CHECKING:
     from .trace import Trace  # type: ignore[import-not-found,unused-ignore]  # (nodes.trace: the VCD writer)
 
-__all__ = ["Publication", "Simulation", "Wire", "run_virtual"]
-
-T = TypeVar("T")
+__all__ = ["Publication", "Simulation", "run_virtual"]
 
 #: Publications a simulation keeps to look at (the counts per key stay exact past it).
 KEEP = 1_000_000
-#: Where every node listens in a simulation: all of them run here, whatever hosts the grid names.
-HOST = "127.0.0.1"
-#: Turns of the loop with nothing to do that looptime waits before it moves the clock (its default: 42).
-#: Bytes written to a loopback socket are readable before send() returns, so a turn's I/O shows in the
-#: next poll; a few turns are margin enough, and each jump of the clock costs that many polls.
-NOOP_CYCLES = 3
-#: Bytes a wire forwards per read.
-CHUNK = 256 * 1024
 
 log = logging.getLogger("mesh.simulate")
 
@@ -92,142 +83,6 @@ class Publication:
     t: float
     key: str
     data: str
-
-
-def run_virtual(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` on a new event loop in virtual time (looptime's), from t = 0; close the loop after."""
-    loop = looptime.new_event_loop(start=0.0, noop_cycles=NOOP_CYCLES)
-    try:
-        asyncio.set_event_loop(loop)
-        return loop.run_until_complete(main)
-    finally:
-        try:
-            _cancel_all(loop)
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-
-
-def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
-    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-
-
-def hold(port: int) -> socket.socket:
-    """A socket bound to ``port`` of 127.0.0.1 that does not listen: connecting is refused, and no one else can bind it.
-
-    Both it and the listener it stands for set SO_REUSEPORT, so the port is never free
-    between the listener closing and a new one opening: a port of the ephemeral range, free
-    for a moment, could be handed to any outgoing connection.
-    """
-    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    holder.bind((HOST, port))
-    return holder
-
-
-class Wire:
-    """The wire ``source -> target`` as a forwarder on a port of its own: ``unplug()`` cuts it and refuses new connections.
-
-    The source's links reach the target through it; what they hold while it is
-    unplugged waits in their outboxes and goes when it is plugged back.
-    """
-
-    def __init__(self, source: str, target: str, port_of: Callable[[str], int | None]) -> None:
-        self.source = source
-        self.target = target
-        self.port_of = port_of  # the target's port now (a restarted node may come back on the same one)
-        self.port = 0
-        self.plugged = True
-        self._server: asyncio.Server | None = None
-        self._holder: socket.socket | None = None
-        self._open: set[asyncio.Transport] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def __str__(self) -> str:
-        return f"{self.source} -> {self.target}"
-
-    async def listen(self) -> None:
-        """Listen (again) on the wire's port: a free one the first time, the same one after."""
-        self._server = await asyncio.start_server(self._pipe, HOST, self.port, reuse_address=True, reuse_port=True)
-        self.port = self._server.sockets[0].getsockname()[1]
-        self.plugged = True
-        if self._holder is not None:
-            self._holder.close()
-            self._holder = None
-
-    def unplug(self) -> None:
-        """Cut every connection through the wire (a reset each way) and refuse new ones until :meth:`plug`."""
-        self.plugged = False
-        if self._server is not None:
-            self._holder = hold(self.port)  # refused, and the port stays ours
-            self._server.close()
-            self._server = None
-        self.cut()
-
-    def cut(self) -> None:
-        """Reset every connection through the wire, each way (it stays plugged if it was)."""
-        for transport in list(self._open):
-            transport.abort()
-        self._open.clear()
-
-    async def plug(self) -> None:
-        if not self.plugged:
-            await self.listen()
-
-    async def close(self) -> None:
-        self.unplug()
-        if self._holder is not None:
-            self._holder.close()
-            self._holder = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        port = self.port_of(self.target)
-        if port is None:
-            writer.transport.abort()
-            return
-        try:
-            far_reader, far_writer = await asyncio.open_connection(HOST, port)
-        except OSError:
-            writer.transport.abort()  # the target is down: the source sees its connection cut
-            return
-        if not self.plugged:  # unplugged before or while it connected
-            far_writer.transport.abort()
-            writer.transport.abort()
-            return
-        ends: tuple[Any, Any] = (writer.transport, far_writer.transport)
-        self._open.update(ends)
-        pumps = [
-            asyncio.create_task(self._pump(reader, far_writer)),
-            asyncio.create_task(self._pump(far_reader, writer)),
-        ]
-        self._tasks.update(pumps)
-        try:
-            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for pump in pumps:
-                pump.cancel()
-                self._tasks.discard(pump)
-            for transport in ends:
-                self._open.discard(transport)
-                transport.abort()
-
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(CHUNK):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
 
 
 class Simulation:
@@ -318,8 +173,7 @@ class Simulation:
                     self._ports[name] = node.port
             self.grid = self.grid.with_nodes({name: {"port": port} for name, port in self._ports.items()})
             for name, node in self.nodes.items():
-                node.grid = self.view(name)
-                node.spec = node.grid.node(name)
+                node.set_grid(self.view(name))
                 if node.spec.port is None:
                     await node.open()
                 await self._retarget(node)
@@ -337,7 +191,7 @@ class Simulation:
         running = [node for name, node in self.nodes.items() if name not in self.killed]
         for node in running:
             if node.frozen:
-                node.thaw()
+                faults.thaw(node)
             node.request_stop()
         for node in stop_order(running):
             await node.stop()
@@ -364,17 +218,8 @@ class Simulation:
             reuse_port=True,
             **self.options,
         )
-        node.taps.append(self._heard)
-        post = node.post
-
-        async def counted(target: str, data: object, channel: str = "") -> list[asyncio.Future[str]]:
-            futures = await post(target, data, channel)
-            self._flight(name, target)
-            for future in futures:
-                future.add_done_callback(partial(self._settled, name, target))
-            return futures
-
-        node.post = counted  # type: ignore[method-assign]
+        node.sender.taps.append(self._heard)
+        node.sender.posted = partial(self._posted, name)
         return node
 
     def view(self, name: str) -> Grid:
@@ -387,7 +232,7 @@ class Simulation:
 
     async def _retarget(self, node: Node) -> None:
         """Links a node made as it opened (a durable node resuming its outbox) go where its view of the grid says."""
-        for peer, link in node.links.items():
+        for peer, link in node.sender.links.items():
             uri = node.grid.node(peer).uri
             if uri is not None and uri != link.uri:
                 await link.retarget(uri)
@@ -426,12 +271,18 @@ class Simulation:
                     left.append((pattern, value, future))
             self._waiters = left
 
+    def _posted(self, source: str, target: str, futures: list[asyncio.Future[str]]) -> None:
+        """Messages handed to the link ``source -> target``: in flight until each settles (the trace's wires)."""
+        self._flight(source, target)
+        for future in futures:
+            future.add_done_callback(partial(self._settled, source, target))
+
     def _settled(self, source: str, target: str, _: object) -> None:
         self._flight(source, target)
 
     def _flight(self, source: str, target: str) -> None:
         node = self.nodes.get(source)
-        link = None if node is None else node.links.get(target)
+        link = None if node is None else node.sender.links.get(target)
         if link is None:
             return
         count = link.pending
@@ -556,7 +407,7 @@ class Simulation:
         node = self._node(name)
         if name in self.killed:
             raise SimulationError(f"node {name!r} is killed: nothing to freeze")
-        node.freeze()
+        faults.freeze(node)
         log.info("%s frozen%s", name, "" if seconds is None else f" for {shown(duration(seconds))}")
         if seconds is not None:
             old = self._thaws.pop(name, None)
@@ -568,7 +419,7 @@ class Simulation:
         node = self._node(name)
         self._thaws.pop(name, None)
         if node.frozen and name not in self.killed:
-            node.thaw()
+            faults.thaw(node)
             log.info("%s thawed", name)
 
     # -- helpers for tests and the command ------------------------------------------------------

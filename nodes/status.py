@@ -8,7 +8,7 @@ from typing import Any
 
 from mesh.errors import MeshError, NotAnswering
 from mesh.grid import Grid, NodeSpec
-from mesh.links import query_status
+from mesh.requests import query_status
 from mesh.throttle import escape
 
 __all__ = [

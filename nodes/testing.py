@@ -26,8 +26,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from mesh.connection import send_once
 from mesh.grid import Grid, read_grid
+from mesh.requests import send_once
 from mesh.tls import client_context
 
 from .circuit import on_free_ports, start_together, stop_together

@@ -32,7 +32,7 @@ class IOPin(FactoryLoop):
         self.out(f"toggling pin state: {bits}")
         for bit in bits:
             await self.publish("pin", bit)
-        answers = await self.stream(self.targets, bits)  # to every target at once
+        answers = await self.stream_all(self.targets, bits)  # to every target at once
         for target, acks in answers.items():
             self.log.debug("%s answered %s", target, acks)
         return "acknowledged"

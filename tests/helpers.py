@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 
 import sketches
 from mesh.grid import Grid
-from nodes import Node
 from nodes.circuit import start_together, stop_together
+from nodes.runtime import Node
 
 ROOT = Path(__file__).resolve().parent.parent
 ARDUINO = ROOT / "arduino.py"

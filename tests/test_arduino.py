@@ -444,8 +444,9 @@ import time
 from pathlib import Path
 
 from mesh.grid import read_grid
-from nodes import FactoryLoop, Node, reactive
-from nodes.logs import configure_logging
+from nodes import FactoryLoop, reactive
+from nodes.runtime import Node
+from cli.logs import configure_logging
 from nodes.runner import run_until_signalled
 
 RELEASE = Path(sys.argv[2])

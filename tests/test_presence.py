@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh.connection import PING_INTERVAL, PING_TIMEOUT
-from mesh.links import LOST_AFTER
+from mesh.constants import LOST_AFTER, PING_INTERVAL, PING_TIMEOUT
 from tests.helpers import MS, arduino, shipped_grid_on_free_ports
 
 pytestmark = pytest.mark.e2e

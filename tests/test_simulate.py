@@ -182,7 +182,7 @@ def test_a_durable_clock_killed_with_ticks_in_its_outbox_loses_none(tmp_path):
             await sim.advance("2500ms")
             await sim.unplug("clock", "iopin")
             await sim.advance("3s")  # ticks 4, 5, 6 wait in the clock's outbox (and its file)
-            held = sim.nodes["clock"].links["iopin"].pending
+            held = sim.nodes["clock"].sender.links["iopin"].pending
             await sim.kill("clock")
             await sim.restart("clock")
             await sim.plug("clock", "iopin")

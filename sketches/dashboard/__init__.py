@@ -51,11 +51,8 @@ from collections import Counter, OrderedDict, deque
 from importlib import resources
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection, broadcast
-from websockets.exceptions import ConnectionClosed
-
 from mesh.topics import is_system
-from nodes import FactoryLoop, every, hears, reactive
+from nodes import FactoryLoop, PlainClient, broadcast, every, hears, reactive
 
 from .strip import STRIP_POINTS, STRIP_TEXT, WINDOW, History
 
@@ -134,7 +131,7 @@ class Dashboard(FactoryLoop):
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self.heard = 0
         self.pushed = 0
-        self.feeds: set[ServerConnection] = set()
+        self.feeds: set[PlainClient] = set()
         self.rate = Rate()
         #: Each node of the grid: "online" or "offline", as its <node>/$state last said (or the link lost it).
         self.presence: dict[str, str] = {}
@@ -201,19 +198,16 @@ class Dashboard(FactoryLoop):
             return 204, "image/x-icon", b""
         return 404, "text/plain; charset=utf-8", f"{path}: not found on this dashboard\n".encode()
 
-    async def serve_plain(self, websocket: ServerConnection) -> None:
-        path = websocket.request.path.split("?", 1)[0] if websocket.request else "/"
-        if path != "/feed":
-            await super().serve_plain(websocket)
+    async def serve_plain(self, client: PlainClient) -> None:
+        if client.channel != "feed":
+            await super().serve_plain(client)
             return
-        self.feeds.add(websocket)
+        self.feeds.add(client)
         try:
-            await websocket.send(self.snapshot(full=True))
-            await websocket.wait_closed()
-        except ConnectionClosed:
-            pass
+            await client.send(self.snapshot(full=True))
+            await client.wait_closed()
         finally:
-            self.feeds.discard(websocket)
+            self.feeds.discard(client)
 
     @every("period")
     def push(self) -> None:

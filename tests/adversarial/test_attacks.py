@@ -35,7 +35,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from mesh import protocol
-from mesh.connection import CLIENT, mesh_client
+from mesh.handshake import greeting
+from mesh.reconnect import CLIENT
+from mesh.wall import mesh_client
 from tests.helpers import DEADLINE, MS, Process, Proxy, arduino, environment, free_ports, write_grid
 
 pytestmark = [pytest.mark.adversarial, pytest.mark.e2e]
@@ -145,7 +147,7 @@ class Probe(threading.Thread):
                     self.uri,
                     **CLIENT,
                     open_timeout=5,
-                    create_connection=mesh_client(partial(protocol.Hello, node="probe"), self.token),
+                    create_connection=mesh_client(greeting(partial(protocol.Hello, node="probe"), self.token)),
                 ) as ws:
                     while not self.stopping.is_set():
                         frame_id = next(ids)

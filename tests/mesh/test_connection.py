@@ -13,10 +13,11 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Response
 
-from mesh import connection
-from mesh.connection import Connection, describe_error, query_status, send_once
 from mesh.errors import NotAnswering, PeerUnavailable
-from mesh.keepalive import READ_SIZE
+from mesh.failures import describe_error
+from mesh.reconnect import Connection
+from mesh.requests import query_status, send_once
+from mesh.wall import READ_SIZE
 from tests.helpers import DEADLINE, MS, SilentPeer, until
 
 LOG = logging.getLogger("mesh.test")
@@ -157,12 +158,17 @@ async def test_stopping_ends_the_retries(caplog):
         await asyncio.wait_for(running, 1000 * MS)
 
 
-async def test_a_frozen_peer_is_noticed_by_keepalive(peer, monkeypatch, caplog):
+async def test_a_frozen_peer_is_noticed_by_keepalive(peer, caplog):
     """A peer that stops answering pings is dropped after ping_interval + ping_timeout, then reconnected."""
-    monkeypatch.setattr(connection, "PING_INTERVAL", 20 * MS)
-    monkeypatch.setattr(connection, "PING_TIMEOUT", 40 * MS)
     server, connections = peer
-    conn = Connection(peer="buzzer", uri=uri_of(server), logger=LOG, reconnect_delays=quick)
+    conn = Connection(
+        peer="buzzer",
+        uri=uri_of(server),
+        logger=LOG,
+        reconnect_delays=quick,
+        ping_interval=20 * MS,
+        ping_timeout=40 * MS,
+    )
 
     async def session(ws) -> None:
         conn.up()

@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from mesh import auth, protocol
 from mesh.errors import PeerUnavailable
 from mesh.grid import build_grid
-from mesh.links import query_status, send_once
+from mesh.requests import query_status, send_once
 from tests.helpers import DEADLINE, environment, free_ports, run_arduino, until, write_grid
 from tests.nodes.test_delivery import started
 

@@ -9,10 +9,11 @@ import pytest
 from websockets.asyncio.client import connect
 
 import sketches
-from mesh.errors import UnknownNodeError
+from mesh.errors import ListenError, UnknownNodeError
 from mesh.grid import build_grid
-from nodes import FactoryLoop, ListenError, Node, reactive
+from nodes import FactoryLoop, reactive
 from nodes.circuit import run_together, stop_order
+from nodes.runtime import Node
 from tests.helpers import DEADLINE, MS, free_ports, start_circuit, stop_circuit, until
 
 SEED = 7
@@ -44,8 +45,8 @@ async def test_ticks_reach_the_buzzer_over_one_connection_per_wire():
         assert list(nodes["buzzer"].sketch.sounds) == expected_sounds(ticks, 3, "beep")
         assert nodes["iopin"].server.connections == 1
         assert nodes["buzzer"].server.connections == 1
-        assert nodes["clock"].links["iopin"].connections == 1
-        assert nodes["iopin"].links["buzzer"].connections == 1
+        assert nodes["clock"].sender.links["iopin"].connections == 1
+        assert nodes["iopin"].sender.links["buzzer"].connections == 1
         assert nodes["iopin"].reactor.messages_in == ticks
         assert nodes["buzzer"].reactor.messages_in == ticks * 3
     finally:
@@ -124,7 +125,7 @@ async def test_stream_reuses_one_link_and_keeps_order():
             assert await caller.sketch.stream("echo", i) == [f"|{i}"]
         both = await asyncio.gather(caller.sketch.stream("echo", ["a", "b"]), caller.sketch.stream("echo", "c"))
         assert both == [["|a", "|b"], ["|c"]]
-        assert caller.links["echo"].connections == 1
+        assert caller.sender.links["echo"].connections == 1
         assert echo.server.connections == 1
     finally:
         await caller.stop()
@@ -176,7 +177,9 @@ async def test_a_link_waits_for_a_peer_that_starts_late():
     caller = Node(Echo, "caller", grid, reconnect_delays=fast_backoff)
     await caller.open()
     sending = asyncio.create_task(caller.sketch.stream("echo", ["1", "2", "3"]))
-    await until(lambda: "echo" in caller.links and caller.links["echo"].state == "retrying", "the link to retry")
+    await until(
+        lambda: "echo" in caller.sender.links and caller.sender.links["echo"].state == "retrying", "the link to retry"
+    )
     assert not sending.done()
     late = Node(Echo, "echo", grid)
     await late.open()

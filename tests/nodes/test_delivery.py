@@ -17,8 +17,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from mesh.errors import GridError, PeerUnavailable
 from mesh.grid import build_grid
 from mesh.outbox import DurableOutbox
-from nodes import FactoryLoop, Node, delivery, reactive
-from nodes.delivery import GUEST_SESSIONS, KEEP_PER_PEER, WINDOW_BYTES, Session, Sessions, could_be
+from nodes import FactoryLoop, delivery, reactive
+from nodes import sessions as sessions_module
+from nodes.delivery import WINDOW_BYTES, Session
+from nodes.runtime import Node
+from nodes.sessions import GUEST_SESSIONS, KEEP_PER_PEER, Sessions, could_be
 from tests.helpers import DEADLINE, Proxy, fast_backoff, until
 
 
@@ -108,10 +111,10 @@ async def test_the_outbox_is_bounded_and_stream_waits_for_room():
     grid = grid.with_node("rx", port=port).with_node("tx", outbox=3)
     tx = await started("tx", grid)
     try:
-        futures = await tx.post("rx", ["1", "2", "3"])
-        fourth = asyncio.ensure_future(tx.post("rx", "4"))
-        await until(lambda: tx.links["rx"].state == "retrying", "the link to retry")
-        assert not fourth.done() and tx.links["rx"].pending == 3
+        futures = await tx.sender.post("rx", ["1", "2", "3"])
+        fourth = asyncio.ensure_future(tx.sender.post("rx", "4"))
+        await until(lambda: tx.sender.links["rx"].state == "retrying", "the link to retry")
+        assert not fourth.done() and tx.sender.links["rx"].pending == 3
         rx = await started("rx", grid)
         (last,) = await asyncio.wait_for(fourth, DEADLINE)
         assert await asyncio.wait_for(asyncio.gather(*futures, last), DEADLINE) == ["got 1", "got 2", "got 3", "got 4"]
@@ -129,14 +132,14 @@ async def test_a_durable_outbox_survives_its_node(tmp_path: Path):
     await rx.stop()
     grid = grid.with_node("rx", port=port).with_node("tx", durable=True)
     tx = await started("tx", grid, state_dir=tmp_path)
-    await tx.post("rx", ["a", "b", "c"])
-    session = tx.links["rx"].session
+    await tx.sender.post("rx", ["a", "b", "c"])
+    session = tx.sender.links["rx"].session
     await tx.stop()  # as good as killed: nothing was acked
     with sqlite3.connect(tmp_path / "tx.outbox.sqlite") as db:
         assert db.execute("SELECT id, data FROM messages ORDER BY id").fetchall() == [(1, "a"), (2, "b"), (3, "c")]
     again = await started("tx", grid, state_dir=tmp_path)
     try:
-        assert again.links["rx"].session == session and again.links["rx"].resumed == 3
+        assert again.sender.links["rx"].session == session and again.sender.links["rx"].resumed == 3
         rx = await started("rx", grid)
         assert await again.sketch.stream("rx", "d") == ["got d"]
         assert rx.sketch.seen == ["a", "b", "c", "d"]
@@ -262,17 +265,17 @@ async def test_300_echo_clients_between_a_message_and_its_resend_do_not_make_it_
     tx = await started("tx", grid.with_node("rx", port=proxy.port))
     try:
         rx.sketch.gate.clear()
-        (future,) = await tx.post("rx", "a")
+        (future,) = await tx.sender.post("rx", "a")
         await until(lambda: rx.reactor.inflight == 1, "the message in loop()")
         proxy.cut()  # the ack will have no wire to go back on
         proxy.close()  # and the link no way back in: it retries until it is moved below
-        await until(lambda: tx.links["rx"].state == "retrying", "the link to notice the cut")
+        await until(lambda: tx.sender.links["rx"].state == "retrying", "the link to notice the cut")
         rx.sketch.gate.set()
         await until(lambda: rx.reactor.inflight == 0, "loop() to finish")
         assert rx.sketch.seen == ["a"] and not future.done()
         for n in range(300):  # 300 `echo` runs, each a node not in the grid whose link has a fresh session
             assert await hello(rx.address, f"echo-{n}", f"fresh-{n}") == ['{"type":"hello","node":"rx"}']
-        await tx.links["rx"].retarget(f"ws://{rx.address}")  # the wire is back: the link re-sends message 1
+        await tx.sender.links["rx"].retarget(f"ws://{rx.address}")  # the wire is back: the link re-sends message 1
         assert await asyncio.wait_for(future, DEADLINE) == "got a"
         assert rx.sketch.seen == ["a"]
         assert rx.sessions.duplicates == 1
@@ -500,7 +503,7 @@ async def test_a_hello_naming_a_grid_node_from_an_address_that_cannot_be_it_is_l
         lines = [r.getMessage() for r in caplog.records if r.name == "mesh.rx"]
         assert lines == ["a hello from 127.0.0.1 says it is 'tx', which the grid puts at 192.0.2.7"]
         assert rx.sketch.seen == ["one"]
-        rx.sessions._mismatch_logged = -delivery.MISMATCH_EVERY  # as if the quiet time had passed
+        rx.sessions._mismatch_logged = -sessions_module.MISMATCH_EVERY  # as if the quiet time had passed
         await hello(rx.address, "tx", "s")
         assert [r.getMessage() for r in caplog.records if r.name == "mesh.rx"][1:] == [
             "a hello from 127.0.0.1 says it is 'tx', which the grid puts at 192.0.2.7 "

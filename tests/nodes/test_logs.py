@@ -17,10 +17,12 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
+from cli.logs import NodeFormatter, PrefixFormatter
 from mesh.grid import build_grid
 from mesh.links import Link
-from nodes import FactoryLoop, Node, reactive
-from nodes.logs import NodeFormatter, PrefixFormatter, Throttle, escape
+from mesh.throttle import Throttle, escape
+from nodes import FactoryLoop, reactive
+from nodes.runtime import Node
 from tests.helpers import DEADLINE, until
 
 MESH = ["arduino-mesh.1"]
@@ -189,7 +191,7 @@ async def test_a_flood_of_wrong_tokens_is_one_warning_line(caplog):
         assert len(lines) == 1 and re.fullmatch(
             r"refused a connection from 127\.0\.0\.1:\d+: wrong or missing token", lines[0]
         )
-        assert node.server is not None and node.server.throttle.suppressed == 29
+        assert node.server is not None and node.server.entrance.throttle.suppressed == 29
     finally:
         await node.stop()
 
@@ -231,9 +233,14 @@ async def test_a_link_says_a_peers_repeated_errors_and_losses_once(caplog):
 
     async with serve(flooding, "127.0.0.1", 0, subprotocols=[Subprotocol(m) for m in MESH]) as server:
         port = server.sockets[0].getsockname()[1]
-        link = Link(node="tx", peer="peer", uri=f"ws://127.0.0.1:{port}/", logger=logging.getLogger("mesh.tx"))
         heard: list[int] = []
-        link.on_publish = lambda key, data, lost: heard.append(lost)
+        link = Link(
+            node="tx",
+            peer="peer",
+            uri=f"ws://127.0.0.1:{port}/",
+            logger=logging.getLogger("mesh.tx"),
+            on_publish=lambda key, data, lost: heard.append(lost),
+        )
         try:
             await link.post("", "hi")
             await until(lambda: len(heard) == 200, "the 200 publications")
@@ -241,12 +248,12 @@ async def test_a_link_says_a_peers_repeated_errors_and_losses_once(caplog):
             await link.close()
     assert said(caplog, "reports an error") == ["peer reports an error: no\\x0a[ tx ] forged"]
     assert said(caplog, "fell behind") == ["fell behind peer: it dropped 1 message(s) for us (1 in all)"]
-    assert link.lost == 200 and link.throttle.suppressed == 398
+    assert link.lost == 200 and link.replies.throttle.suppressed == 398
 
 
 def test_asyncio_saying_ssl_connection_is_closed_is_not_passed_on() -> None:
     """Writes on a TLS connection its peer has closed: asyncio's line says nothing a user can act on."""
-    from nodes.logs import UNHEEDED
+    from cli.logs import UNHEEDED
 
     unheeded = logging.LogRecord("asyncio", logging.WARNING, __file__, 1, "SSL connection is closed", None, None)
     heeded = logging.LogRecord(

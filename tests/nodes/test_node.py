@@ -9,8 +9,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from mesh.grid import build_grid
-from mesh.links import query_status
-from nodes import FactoryLoop, Node, hears, open_together, reactive
+from mesh.requests import query_status
+from nodes import FactoryLoop, hears, reactive
+from nodes.runtime import Node, open_together
 from tests.helpers import DEADLINE, MS, fast_backoff, until
 
 
@@ -39,9 +40,9 @@ def test_the_surface_is_what_the_package_exports_for_sketches():
     assert SURFACE == {
         "setup", "loop", "reconfigure", "http", "serve_plain", "public_paths",
         "name", "grid", "log", "address", "targets", "random",
-        "out", "stream", "post", "publish", "subscribe", "unsubscribe", "peers",
+        "out", "stream", "stream_all", "post", "publish", "subscribe", "unsubscribe", "peers",
     }  # fmt: skip
-    assert {"status", "links", "hub", "run", "stop", "server", "sessions", "handle"} <= set(RUNTIME)
+    assert {"status", "sender", "hub", "run", "stop", "server", "sessions", "reload"} <= set(RUNTIME)
 
 
 def own_sketch(name: str, kind: str, got: list[tuple[str, str]]) -> type[FactoryLoop]:

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from mesh.grid import build_grid
-from nodes import FactoryLoop, Node, every, reactive
-from nodes.periodic import run_every
+from nodes import FactoryLoop, every, reactive
+from nodes.delivery import run_every
+from nodes.runtime import Node
 from tests.helpers import DEADLINE, MS, until
 
 
@@ -115,7 +116,7 @@ def test_bad_periods_are_refused():
     """A period that is not a positive number is one clear error."""
     node = Node(Ticker, "t", build_grid({"t": {"sketch": "ticker", "params": {"period": 0}}}))
     node.sketch.setup(period=0)
-    from nodes.periodic import periodic_methods
+    from nodes.reactive import periodic_methods
 
     with pytest.raises(ValueError, match=r"@every on tick\(\): the period must be a number of seconds above 0, not 0"):
         periodic_methods(node.sketch)

@@ -13,10 +13,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from mesh import protocol
+from mesh.constants import SEND_TIMEOUT
 from mesh.errors import TopicError
 from mesh.grid import Grid, build_grid
-from nodes import FactoryLoop, Node, open_together, pubsub, reactive
-from nodes.pubsub import MAX_PATTERNS_PER_CONNECTION, SEND_TIMEOUT
+from nodes import FactoryLoop, reactive, subscriber
+from nodes.hub import MAX_PATTERNS_PER_CONNECTION
+from nodes.runtime import Node, open_together
+from nodes.subscriber import Publication
 from tests.helpers import DEADLINE, MS, fast_backoff, until
 
 T = TypeVar("T")
@@ -59,14 +62,14 @@ async def test_publish_returns_the_number_of_subscribers():
     nodes = await start(grid)
     try:
         pub, a, b = nodes["pub"], nodes["a"], nodes["b"]
-        assert await pub.publish("pin", 1) == 0
+        assert await pub.sender.publish("pin", 1) == 0
         got_a, on_a = collector()
         got_b, on_b = collector()
         assert await a.subscribe("pub/pin", on_a) == 1
         assert await b.subscribe("+/pin", on_b) == 1
         assert await b.subscribe("pub/+", on_b) == 1  # two patterns, one subscriber
-        assert await pub.publish("pin", 1) == 2
-        assert await pub.publish("other", "x") == 1
+        assert await pub.sender.publish("pin", 1) == 2
+        assert await pub.sender.publish("other", "x") == 1
         await until(lambda: len(got_b) == 2 and len(got_a) == 1, "deliveries")
         assert got_a == [("pub/pin", "1")]
         assert got_b == [("pub/pin", "1"), ("pub/other", "x")]  # once each, though two patterns match pub/pin
@@ -79,7 +82,7 @@ async def test_a_node_without_a_port_publishes_to_nobody():
     grid = build_grid({"lonely": {"sketch": "quiet"}, "ear": {"sketch": "quiet", "port": 0, "subscribe": ["#"]}})
     nodes = await start(grid)
     try:
-        assert await nodes["lonely"].publish("pin", 1) == 0
+        assert await nodes["lonely"].sender.publish("pin", 1) == 0
     finally:
         await stop(nodes)
 
@@ -97,10 +100,10 @@ async def test_grid_subscriptions_arrive_at_loop_with_the_key_as_channel():
     try:
         iopin, buzzer, meter = nodes["iopin"], nodes["buzzer"], nodes["meter"]
         await until(lambda: iopin.hub.count == 1 and buzzer.hub.count == 2, "subscriptions in place")
-        assert await iopin.publish("pin", 1) == 1
-        assert await buzzer.publish("sound", "beep") == 1
-        assert await buzzer.publish("pin", 0) == 1
-        assert await buzzer.publish("other", 0) == 0
+        assert await iopin.sender.publish("pin", 1) == 1
+        assert await buzzer.sender.publish("sound", "beep") == 1
+        assert await buzzer.sender.publish("pin", 0) == 1
+        assert await buzzer.sender.publish("other", 0) == 0
         await until(lambda: len(meter.sketch.heard) == 3, "three messages")
         assert sorted(meter.sketch.heard) == [("buzzer/pin", "0"), ("buzzer/sound", "beep"), ("iopin/pin", "1")]
     finally:
@@ -122,14 +125,14 @@ async def test_runtime_subscribe_with_sync_and_async_handlers_and_unsubscribe():
 
         await sub.subscribe("pub/a", on_sync)
         await sub.subscribe("pub/b", on_async)
-        assert await pub.publish("a", "1") == 1
-        assert await pub.publish("b", "2") == 1
+        assert await pub.sender.publish("a", "1") == 1
+        assert await pub.sender.publish("b", "2") == 1
         await until(lambda: got_sync and got_async, "both handlers")
         assert (got_sync, got_async) == ([("pub/a", "1")], [("pub/b", "2")])
         await sub.unsubscribe("pub/a")
         await until(lambda: pub.hub.count == 1, "unsubscribed at the publisher")
-        assert await pub.publish("a", "3") == 0
-        assert await pub.publish("b", "4") == 1
+        assert await pub.sender.publish("a", "3") == 0
+        assert await pub.sender.publish("b", "4") == 1
         await until(lambda: len(got_async) == 2, "b again")
         assert got_sync == [("pub/a", "1")]
     finally:
@@ -145,7 +148,7 @@ async def test_invalid_patterns_are_refused(pattern):
         with pytest.raises(TopicError, match=r"^invalid pattern"):
             await nodes["sub"].subscribe(pattern, print)
         with pytest.raises(TopicError, match=r"^invalid topic"):
-            await nodes["pub"].publish("pin/+", 1)
+            await nodes["pub"].sender.publish("pin/+", 1)
     finally:
         await stop(nodes)
 
@@ -182,7 +185,7 @@ async def test_fan_out_to_100_subscribers_in_order():
         await asyncio.gather(
             *(nodes[name].subscribe("pub/n", lambda key, data, box=got[name]: box.append(data)) for name in names)
         )
-        counts = [await nodes["pub"].publish("n", i) for i in range(200)]
+        counts = [await nodes["pub"].sender.publish("n", i) for i in range(200)]
         assert counts == [100] * 200
         await until(lambda: all(len(box) == 200 for box in got.values()), "all delivered")
         assert all(box == [str(i) for i in range(200)] for box in got.values())
@@ -213,7 +216,7 @@ async def test_a_slow_subscriber_loses_the_oldest_and_stalls_nobody():
         total = 10_000
         deepest = 0
         for i in range(total):
-            await pub.publish("n", f"{i} {payload}")
+            await pub.sender.publish("n", f"{i} {payload}")
             deepest = max(deepest, *(len(s.queue) for s in pub.hub.subscribers.values()))
             await asyncio.sleep(0)  # let the pumps run, as a real publisher's loop would
         await until(lambda: len(fast_got) == total, "the fast subscriber gets everything")
@@ -226,7 +229,7 @@ async def test_a_slow_subscriber_loses_the_oldest_and_stalls_nobody():
         await until(lambda: int(slow_got[-1].split()[0]) == total - 1, "the slow one catches up with the newest")
         numbers = [int(m.split()[0]) for m in slow_got]
         assert numbers == sorted(numbers) and len(numbers) < total  # in order, with the oldest dropped
-        await until(lambda: slow.links["pub"].lost == stuck_sub.lost, "the subscriber learns what it lost")
+        await until(lambda: slow.sender.links["pub"].lost == stuck_sub.lost, "the subscriber learns what it lost")
         assert len(slow_got) + slow.inbox.lost == total  # every message either handled or counted lost
     finally:
         release.set()
@@ -240,14 +243,14 @@ async def test_subscribers_resume_when_the_publisher_restarts():
     pub, sub = nodes["pub"], nodes["sub"]
     got, on_message = collector()
     await sub.subscribe("pub/+", on_message)
-    assert await pub.publish("n", 1) == 1
+    assert await pub.sender.publish("n", 1) == 1
     await pub.stop()
     again = Node(Quiet, "pub", sub.grid, reconnect_delays=fast_backoff)
     await again.open()
     again.begin()
     try:
         await until(lambda: again.hub.count == 1, "re-subscribed")
-        assert await again.publish("n", 2) == 1
+        assert await again.sender.publish("n", 2) == 1
         await until(lambda: len(got) == 2, "both messages")
         assert got == [("pub/n", "1"), ("pub/n", "2")]
     finally:
@@ -274,7 +277,7 @@ async def test_a_blocked_topic_handler_never_delays_the_acks_on_its_link():
         await sub.subscribe("pub/+", on_other)
         total = 100  # ten times what the stuck handler's queue holds
         for i in range(total):
-            assert await pub.publish("n", i) == 1
+            assert await pub.sender.publish("n", i) == 1
             if i % 5 == 4:  # the other handler keeps up with what arrives
                 await until(lambda n=i + 1: len(others) == n, "the other handler to get every message so far")
         assert stuck == ["0"]
@@ -282,7 +285,7 @@ async def test_a_blocked_topic_handler_never_delays_the_acks_on_its_link():
             acks = await asyncio.wait_for(sub.sketch.stream("pub", [f"{round_}.a", f"{round_}.b"]), 200 * MS)
             assert acks == ["n/a", "n/a"]  # what loop() returning None acks
         assert [message for _, message in pub.sketch.heard] == ["0.a", "0.b", "1.a", "1.b", "2.a", "2.b"]
-        assert sub.links["pub"].connections == 1
+        assert sub.sender.links["pub"].connections == 1
         assert sub.inbox.lost == total - 1 - sub.inbox.bound  # one in the handler, ten queued, the oldest dropped
         release.set()
         await until(lambda: len(stuck) == 1 + sub.inbox.bound, "the stuck handler to catch up")
@@ -401,7 +404,7 @@ async def test_100_clients_of_50_patterns_are_held_and_each_publication_finds_it
         assert all([r["type"] for r in replies] == ["hello"] + ["ack"] * 50 for replies in answers)
         assert pub.hub.count == 5000
         assert max(times) < 100 * MS, f"status took {max(times) / MS:.0f} MS at worst"
-        assert await pub.publish("c42/p7", "x") == 1
+        assert await pub.sender.publish("c42/p7", "x") == 1
         assert _replies([await clients[42].recv()]) == [{"type": "pub", "key": "pub/c42/p7", "data": "x"}]
     finally:
         for ws in clients:
@@ -488,7 +491,7 @@ async def test_the_node_wide_cap_refuses_past_it():
 async def test_pub_batches_are_bounded_in_bytes_and_a_publication_too_big_is_lost(monkeypatch):
     """What piles up goes in batches of at most BATCH_BYTES; one pub frame over PUB_FRAME_LIMIT is dropped and
     reported as lost with the next one."""
-    monkeypatch.setattr(pubsub, "PUB_FRAME_LIMIT", 200_000)
+    monkeypatch.setattr(subscriber, "PUB_FRAME_LIMIT", 200_000)
     grid = build_grid({"pub": {"sketch": "quiet", "port": 0}})
     nodes = await start(grid)
     pub = nodes["pub"]
@@ -499,9 +502,9 @@ async def test_pub_batches_are_bounded_in_bytes_and_a_publication_too_big_is_los
             await ws.recv()
             chunk = "x" * 100_000
             for _ in range(10):
-                await pub.publish("big", chunk)
-            await pub.publish("big", "y" * 300_000)  # over the limit
-            await pub.publish("big", "last")
+                await pub.sender.publish("big", chunk)
+            await pub.sender.publish("big", "y" * 300_000)  # over the limit
+            await pub.sender.publish("big", "last")
             frames: list[dict] = []
             while not frames or frames[-1]["data"] != "last":
                 message = await asyncio.wait_for(ws.recv(), DEADLINE)
@@ -519,7 +522,7 @@ async def test_pub_batches_are_bounded_in_bytes_and_a_publication_too_big_is_los
 @pytest.mark.parametrize("data", ["", "1", 'é ♪\n"}'])
 def test_a_publication_is_encoded_once_and_its_lost_variant_is_the_frame_encode_writes(data, lost, retained):
     """The shared frame, and the frame of a subscriber with losses to report, are what protocol.encode writes."""
-    publication = pubsub.Publication("pub/n", data, retained)
+    publication = Publication("pub/n", data, retained)
     frame = protocol.Publish(key="pub/n", data=data, lost=lost, retained=retained)
     assert publication.frame_for(lost) == protocol.encode(frame)
     assert protocol.decode(publication.frame_for(lost)) == frame
@@ -540,7 +543,7 @@ async def test_what_a_turn_publishes_reaches_each_subscriber_as_one_batch_and_on
                 await ws.send(text)
                 await ws.recv()
             for i, key in enumerate("ababa"):  # publish() never yields: one turn
-                await pub.publish(key, str(i))
+                await pub.sender.publish(key, str(i))
             texts = [await asyncio.wait_for(ws.recv(), DEADLINE) for ws in (one, two, every)]
             assert texts[0] == texts[1]  # the same publications: the same frame
             assert _replies([texts[0]]) == [{"type": "pub", "key": "pub/a", "data": str(i)} for i in (0, 2, 4)]
@@ -570,7 +573,7 @@ async def test_a_subscriber_that_does_not_read_is_dropped_within_the_liveness_pr
             began = loop.time()
             chunk = "x" * 100_000
             while len(pub.hub.subscribers) == 2 and loop.time() - began < SEND_TIMEOUT + DEADLINE:
-                await pub.publish("big", chunk)
+                await pub.sender.publish("big", chunk)
                 await asyncio.sleep(MS)
             assert len(pub.hub.subscribers) == 1, "the sloth is still subscribed"
             lines = [r.getMessage() for r in caplog.records if "took nothing" in r.getMessage()]
@@ -579,7 +582,7 @@ async def test_a_subscriber_that_does_not_read_is_dropped_within_the_liveness_pr
                 async with asyncio.timeout(DEADLINE):
                     async for _ in ws:
                         pass
-        await pub.publish("big", "after")
+        await pub.sender.publish("big", "after")
         await until(lambda: got and got[-1][1] == "after", "the other subscriber still served")
     finally:
         await stop(nodes)

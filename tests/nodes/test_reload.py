@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from mesh.grid import build_grid
-from nodes import FactoryLoop, Node, hears, open_together, reactive
-from nodes.reload import GridSource
+from nodes import FactoryLoop, hears, reactive
+from nodes.reload import GridSource, GridWatch
+from nodes.runtime import Node, open_together
 from tests.helpers import DEADLINE, MS, arduino, fast_backoff, free_ports, shipped_grid_on_free_ports, until, write_grid
 
 #: How often the nodes of these tests look at their grid file.
@@ -70,6 +71,10 @@ class Fixed(FactoryLoop):
 SKETCHES: dict[str, type[FactoryLoop]] = {"pin": Pin, "lamp": Lamp, "fixed": Fixed}
 
 
+#: The grid watcher's own lines (a file that cannot be read): one for all the nodes.
+WATCH_LOG = logging.getLogger("mesh.grid")
+
+
 def grid_text(nodes: Mapping[str, Mapping[str, Any]], wires: Iterable[str]) -> str:
     """A grid.yaml, one node a line (as JSON, which YAML reads as a flow mapping)."""
     lines = ["nodes:", *(f"  {name}: {json.dumps(dict(spec))}" for name, spec in nodes.items())]
@@ -86,6 +91,7 @@ class Bench:
         self.nodes: dict[str, Node] = {}
         self.layout: dict[str, dict[str, Any]] = {}  # what the file says, ports as bound
         self.wires: list[str] = []
+        self.watching: asyncio.Task[None] | None = None
 
     async def start(self, layout: Mapping[str, Mapping[str, Any]], wires: Iterable[str] = ()) -> None:
         """Open every node of ``layout`` (port 0 if it has a port), write the file with the ports bound, begin."""
@@ -97,7 +103,6 @@ class Bench:
                 name,
                 grid,
                 reconnect_delays=fast_backoff,
-                grid_source=GridSource(self.path, every=POLL),
             )
             for name, spec in grid.nodes.items()
         }
@@ -109,6 +114,8 @@ class Bench:
         self.write()
         for node in self.nodes.values():
             node.begin()
+        source = GridSource(self.path, every=POLL)  # made once the file is written: edits from now on are followed
+        self.watching = asyncio.create_task(GridWatch(source, list(self.nodes.values()), WATCH_LOG).run())
 
     async def add(self, name: str, sketch: str, **fields: Any) -> Node:
         """Start one more node on its own (port 0), not in the file yet: the test's edit adds it."""
@@ -125,6 +132,9 @@ class Bench:
         os.replace(temporary, self.path)
 
     async def stop(self) -> None:
+        if self.watching is not None:
+            self.watching.cancel()
+            await asyncio.gather(self.watching, return_exceptions=True)
         for node in sorted(self.nodes.values(), key=lambda n: n.server is not None):
             await node.stop()
 
@@ -149,7 +159,7 @@ async def test_a_new_wire_to_a_new_node_carries_the_next_message_without_a_resta
     bench.wires.append("pin -> led")
     bench.write()
     await until(lambda: pin.targets == ("bell", "led"), "the new wire at the pin")
-    assert await pin.handle("", "1") == (True, "sent")
+    assert await pin.reactor.handle("", "1") == (True, "sent")
     assert led.sketch.got == ["1"]
     assert bench.nodes["bell"].sketch.got == ["1"]
     assert f"{bench.path} reloaded: node led added, wire pin -> led added" in lines(caplog, "pin")
@@ -170,14 +180,14 @@ async def test_an_edit_that_does_not_validate_is_one_line_and_the_running_grid_s
     good = grid_text(bench.layout, bench.wires)
     bench.write(good + "  - pin -> ledd\n")
     error = f"{bench.path}:7: wire 'pin -> ledd' names unknown node 'ledd'"
-    await until(lambda: any(line.startswith(error) for line in lines(caplog, "pin")), "the error line")
-    assert await pin.handle("", "a") == (True, "sent")
+    await until(lambda: any(line.startswith(error) for line in lines(caplog, "grid")), "the error line")
+    assert await pin.reactor.handle("", "a") == (True, "sent")
     assert bench.nodes["bell"].sketch.got == ["a"]
     # Further looks at the same bad file say nothing more; a good edit is applied.
     bench.wires.append("pin -> led")
     bench.write()
     await until(lambda: pin.targets == ("bell", "led"), "the good edit at the pin")
-    refused = [line for line in lines(caplog, "pin") if line.startswith(error)]
+    refused = [line for line in lines(caplog, "grid") if line.startswith(error)]
     assert len(refused) == 1
     assert refused[0].endswith("did you mean 'led'?; keeping the running grid")
     assert not [r for r in caplog.records if r.exc_info]
@@ -189,11 +199,11 @@ async def test_a_file_gone_for_a_moment_keeps_the_running_grid(bench: Bench, cap
     pin = bench.nodes["pin"]
     bench.path.unlink()
     await asyncio.sleep(5 * POLL)  # the fault's own length: the file stays away for five looks
-    assert await pin.handle("", "1") == (True, "sent")
+    assert await pin.reactor.handle("", "1") == (True, "sent")
     bench.wires.clear()
     bench.write()
     await until(lambda: pin.targets == (), "the wire removed")
-    assert not [line for line in lines(caplog, "pin") if "keeping" in line]
+    assert not [line for line in lines(caplog, "grid") if "keeping" in line]
 
 
 async def test_a_link_no_longer_wired_is_closed_once_what_it_carries_is_delivered(bench: Bench, caplog):
@@ -201,13 +211,13 @@ async def test_a_link_no_longer_wired_is_closed_once_what_it_carries_is_delivere
     caplog.set_level(logging.INFO)
     await bench.start({"pin": {"sketch": "pin", "port": 0}, "bell": {"sketch": "lamp", "port": 0}}, ["pin -> bell"])
     pin, bell = bench.nodes["pin"], bench.nodes["bell"]
-    assert await pin.handle("", "1") == (True, "sent")
+    assert await pin.reactor.handle("", "1") == (True, "sent")
     bench.wires.clear()
     bench.write()
     await until(lambda: "link to bell closed: no longer needed" in lines(caplog, "pin"), "the link to the bell closed")
-    assert "bell" not in pin.links
+    assert "bell" not in pin.sender.links
     assert f"{bench.path} reloaded: wire pin -> bell removed" in lines(caplog, "pin")
-    assert await pin.handle("", "2") == (True, "sent")
+    assert await pin.reactor.handle("", "2") == (True, "sent")
     assert bell.sketch.got == ["1"]
 
 
@@ -216,16 +226,16 @@ async def test_a_peer_that_moves_is_followed_to_its_new_address(bench: Bench, ca
     caplog.set_level(logging.INFO)
     await bench.start({"pin": {"sketch": "pin", "port": 0}, "bell": {"sketch": "lamp", "port": 0}}, ["pin -> bell"])
     pin = bench.nodes["pin"]
-    assert await pin.handle("", "1") == (True, "sent")
+    assert await pin.reactor.handle("", "1") == (True, "sent")
     await bench.nodes.pop("bell").stop()
-    waiting = asyncio.create_task(pin.handle("", "2"))  # unacked while the bell is away
-    await until(lambda: pin.links["bell"].pending == 1, "the message waiting in the pin's outbox")
+    waiting = asyncio.create_task(pin.reactor.handle("", "2"))  # unacked while the bell is away
+    await until(lambda: pin.sender.links["bell"].pending == 1, "the message waiting in the pin's outbox")
     moved = await bench.add("bell", "lamp")
     bench.write()
     assert await asyncio.wait_for(waiting, DEADLINE) == (True, "sent")
-    assert await pin.handle("", "3") == (True, "sent")
+    assert await pin.reactor.handle("", "3") == (True, "sent")
     assert moved.sketch.got == ["2", "3"]
-    assert pin.links["bell"].uri == f"ws://127.0.0.1:{moved.port}"
+    assert pin.sender.links["bell"].uri == f"ws://127.0.0.1:{moved.port}"
     assert f"bell moved to ws://127.0.0.1:{moved.port}" in lines(caplog, "pin")
 
 
@@ -236,18 +246,18 @@ async def test_subscriptions_follow_the_grid_and_their_publishers(bench: Bench, 
     bench.layout["ear"]["subscribe"] = ["+/level"]
     bench.write()
     await until(lambda: len(pin.hub.subscribers) == 1, "the ear subscribed at the pin")
-    await pin.publish("level", 1)
+    await pin.sender.publish("level", 1)
     await until(lambda: ear.sketch.heard == [("pin/level", "1")], "the pin's level at the ear")
     other = await bench.add("other", "pin")
     bench.write()
     await until(lambda: len(other.hub.subscribers) == 1, "the ear subscribed at the new publisher")
-    await other.publish("level", 2)
+    await other.sender.publish("level", 2)
     await until(lambda: ("other/level", "2") in ear.sketch.heard, "the new publisher's level at the ear")
     del bench.layout["ear"]["subscribe"]
     bench.write()
     await until(lambda: not pin.hub.count and not other.hub.count, "the ear unsubscribed everywhere")
     assert ear.inbox.handlers == {}
-    await until(lambda: not ear.links, "the ear's links closed")
+    await until(lambda: not ear.sender.links, "the ear's links closed")
 
 
 async def test_params_go_to_reconfigure_or_are_said_to_need_a_restart(bench: Bench, caplog):
@@ -313,7 +323,7 @@ async def test_what_cannot_change_while_running_is_said_in_one_line(bench: Bench
     ]
     assert (pin.spec.port, pin.spec.sketch, pin.port, pin.grid.auth_token_env) == (port, "pin", port, None)
     assert (pin.grid.tls, pin.grid.node("bell").uri) == (None, f"ws://127.0.0.1:{bench.nodes['bell'].port}")
-    assert await pin.handle("", "1") == (True, "sent")
+    assert await pin.reactor.handle("", "1") == (True, "sent")
 
 
 @pytest.mark.e2e

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from mesh.grid import build_grid
-from mesh.links import query_status
-from nodes import FactoryLoop, Node, reactive, reports
-from nodes.reactive import REPORT_MAX, sketch_report
+from mesh.requests import query_status
+from nodes import FactoryLoop, reactive, report, reports
+from nodes.report import REPORT_MAX, sketch_report
+from nodes.runtime import Node
 from nodes.status import REPORT_LINE, status_table
 from tests.helpers import DEADLINE
 
@@ -52,7 +53,7 @@ def test_a_sketch_without_reports_has_no_report_key():
             return "ok"
 
     node = Node(Plain, "plain", build_grid({"plain": {"sketch": "plain"}}))
-    assert "report" not in node._report()
+    assert "report" not in report._sketch_section(node)
 
 
 def _raises() -> dict[str, Any]:

@@ -9,11 +9,12 @@ import pytest
 from websockets.asyncio.client import connect
 
 from mesh import protocol
+from mesh.constants import LOST_AFTER
 from mesh.errors import RetainLimit, TopicError
 from mesh.grid import Grid, build_grid
-from mesh.links import LOST_AFTER
-from nodes import FactoryLoop, Node, open_together, reactive
-from nodes.pubsub import MAX_RETAINED, MAX_RETAINED_SIZE
+from nodes import FactoryLoop, reactive
+from nodes.hub import MAX_RETAINED, MAX_RETAINED_SIZE
+from nodes.runtime import Node, open_together
 from nodes.status import status_table
 from tests.helpers import DEADLINE, MS, fast_backoff, free_ports, until
 
@@ -63,13 +64,13 @@ async def test_a_late_subscriber_gets_the_last_retained_value_at_once_then_what_
     nodes = await start(build_grid(TWO))
     try:
         pub, sub = nodes["pub"], nodes["sub"]
-        await pub.publish("pin", 1, retain=True)
-        await pub.publish("pin", 2, retain=True)
-        await pub.publish("noise", "not retained")
+        await pub.sender.publish("pin", 1, retain=True)
+        await pub.sender.publish("pin", 2, retain=True)
+        await pub.sender.publish("noise", "not retained")
         got, on = collector()
         assert await sub.subscribe("pub/+", on) == 1
         await until(lambda: got, "the retained value")
-        await pub.publish("pin", 3)
+        await pub.sender.publish("pin", 3)
         await until(lambda: len(got) == 2, "the next publication")
         assert got == [("pub/pin", "2"), ("pub/pin", "3")]
     finally:
@@ -81,7 +82,7 @@ async def test_the_retained_value_is_marked_retained_in_its_frame():
     nodes = await start(build_grid({"pub": {"sketch": "quiet", "port": 0}}))
     try:
         pub = nodes["pub"]
-        await pub.publish("pin", "1", retain=True)
+        await pub.sender.publish("pin", "1", retain=True)
         async with connect(f"ws://{pub.address}/", subprotocols=[protocol.SUBPROTOCOL]) as ws:
             await ws.send(protocol.encode(protocol.Hello(node="raw")))
             await ws.recv()  # hello
@@ -90,7 +91,7 @@ async def test_the_retained_value_is_marked_retained_in_its_frame():
             while len(frames) < 2:
                 frames.append(json.loads(await ws.recv()))
             assert {"type": "pub", "key": "pub/pin", "data": "1", "retained": True} in frames
-            await pub.publish("pin", "2", retain=True)
+            await pub.sender.publish("pin", "2", retain=True)
             assert json.loads(await ws.recv()) == {"type": "pub", "key": "pub/pin", "data": "2"}
     finally:
         await stop(nodes)
@@ -101,12 +102,12 @@ async def test_an_empty_retained_value_clears_the_key():
     nodes = await start(build_grid(TWO))
     try:
         pub, sub = nodes["pub"], nodes["sub"]
-        await pub.publish("pin", "1", retain=True)
-        await pub.publish("mode", "auto", retain=True)
-        await pub.publish("pin", "", retain=True)
+        await pub.sender.publish("pin", "1", retain=True)
+        await pub.sender.publish("mode", "auto", retain=True)
+        await pub.sender.publish("pin", "", retain=True)
         got, on = collector()
         await sub.subscribe("pub/#", on)
-        await pub.publish("marker", "after")
+        await pub.sender.publish("marker", "after")
         await until(lambda: ("pub/marker", "after") in got, "the marker")
         assert got == [("pub/mode", "auto"), ("pub/marker", "after")]
     finally:
@@ -118,14 +119,14 @@ async def test_a_nodes_own_subscription_gets_its_own_retained_values():
     nodes = await start(build_grid({"pub": {"sketch": "quiet", "port": 0}}))
     try:
         pub = nodes["pub"]
-        await pub.publish("pin", "1", retain=True)
+        await pub.sender.publish("pin", "1", retain=True)
         first, on_first = collector()
         await pub.subscribe("pub/+", on_first)
         await until(lambda: first, "the first handler's retained value")
         second, on_second = collector()
         await pub.subscribe("pub/pin", on_second)
         await until(lambda: second, "the second handler's retained value")
-        await pub.publish("pin", "2")
+        await pub.sender.publish("pin", "2")
         await until(lambda: len(second) == 2, "the live publication")
         assert first == [("pub/pin", "1"), ("pub/pin", "2")]  # not the retained value again
         assert second == [("pub/pin", "1"), ("pub/pin", "2")]
@@ -166,10 +167,10 @@ async def test_every_node_with_a_port_says_it_is_online():
         assert sorted(got) == [("pub/$state", "online"), ("sub/$state", "online"), ("third/$state", "online")]
         others, on_other = collector()
         await nodes["sub"].subscribe("#", on_other)  # '#' does not stand for the '$' level (mesh.topics)
-        await nodes["pub"].publish("pin", "1")
+        await nodes["pub"].sender.publish("pin", "1")
         await until(lambda: others, "the publication")
         assert others == [("pub/pin", "1")]
-        assert nodes["sub"].links["pub"].presence == "online"
+        assert nodes["sub"].sender.links["pub"].presence == "online"
     finally:
         await stop(nodes)
 
@@ -185,7 +186,7 @@ async def test_a_clean_stop_says_offline_once_before_the_connection_closes():
         await pub.stop()
         await until(lambda: len(got) == 2, "offline")
         assert got[1] == ("pub/$state", "offline")
-        link = sub.links["pub"]
+        link = sub.sender.links["pub"]
         await until(lambda: link.state == "retrying", "the link to retry")  # it tried, and was refused
         received = sub.inbox.received
         assert link.presence == "offline" and got == [("pub/$state", "online"), ("pub/$state", "offline")]
@@ -214,7 +215,7 @@ async def test_a_publisher_lost_without_a_word_is_offline_for_its_subscribers():
             connection.transport.abort()
         await until(lambda: len(got) == 2, "offline")
         assert got[1] == ("pub/$state", "offline")
-        assert sub.links["pub"].presence == "offline"
+        assert sub.sender.links["pub"].presence == "offline"
         await pub.stop()
         pub = Node(Quiet, "pub", grid, reconnect_delays=fast_backoff)
         await pub.start()
@@ -247,17 +248,17 @@ async def test_retained_values_are_bounded_with_a_clear_error():
     try:
         pub = nodes["pub"]
         with pytest.raises(RetainLimit, match=f"a retained value holds at most {MAX_RETAINED_SIZE} bytes"):
-            await pub.publish("big", "x" * (MAX_RETAINED_SIZE + 1), retain=True)
-        await pub.publish("big", "x" * MAX_RETAINED_SIZE, retain=True)
+            await pub.sender.publish("big", "x" * (MAX_RETAINED_SIZE + 1), retain=True)
+        await pub.sender.publish("big", "x" * MAX_RETAINED_SIZE, retain=True)
         for i in range(MAX_RETAINED - 2):  # pub/$state is one
-            await pub.publish(f"k{i}", "v", retain=True)
-        published = pub.published
+            await pub.sender.publish(f"k{i}", "v", retain=True)
+        published = pub.sender.published
         with pytest.raises(RetainLimit, match=f"already retains {MAX_RETAINED} keys, the most it keeps"):
-            await pub.publish("one/more", "v", retain=True)
-        assert pub.published == published and "pub/one/more" not in pub.hub.retained
-        await pub.publish("k0", "", retain=True)  # an empty value clears a key: room for one
-        await pub.publish("one/more", "v", retain=True)
-        await pub.publish("k1", "replaced", retain=True)  # a key already retained takes a new value
+            await pub.sender.publish("one/more", "v", retain=True)
+        assert pub.sender.published == published and "pub/one/more" not in pub.hub.retained
+        await pub.sender.publish("k0", "", retain=True)  # an empty value clears a key: room for one
+        await pub.sender.publish("one/more", "v", retain=True)
+        await pub.sender.publish("k1", "replaced", retain=True)  # a key already retained takes a new value
     finally:
         await stop(nodes)
 
@@ -280,7 +281,7 @@ async def test_subs_that_match_many_retained_values_count_against_the_reply_budg
     try:
         pub = nodes["pub"]
         for i in range(200):
-            await pub.publish(f"k{i}", "v" * 1000, retain=True)
+            await pub.sender.publish(f"k{i}", "v" * 1000, retain=True)
         patterns = ["pub/#", "pub/+", "+/+", "+/#", "#"]
         frames = [protocol.encode(protocol.Hello(node="greedy"))]
         frames += [protocol.encode(protocol.Subscribe(id=i + 1, pattern=p)) for i, p in enumerate(patterns)]

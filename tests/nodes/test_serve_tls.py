@@ -12,12 +12,13 @@ import pytest
 import trustme
 from websockets.asyncio.client import connect
 
-from mesh import connection
+from mesh import reconnect
 from mesh.errors import PeerUnavailable
 from mesh.grid import Grid, build_grid
-from mesh.links import query_status, send_once
+from mesh.requests import query_status, send_once
 from mesh.tls import client_context
-from nodes import Node, server
+from nodes import server
+from nodes.runtime import Node
 from nodes.testing import circuit
 from sketches.clock import Clock
 from tests.certs import TLS_YAML, write_certs
@@ -47,8 +48,8 @@ async def test_a_circuit_over_wss_ticks_and_buzzes(tmp_path):
         await asyncio.wait_for(nodes["clock"].wait(), DEADLINE)
         assert list(nodes["clock"].sketch.acks) == ["acknowledged"] * 5
         assert list(nodes["buzzer"].sketch.sounds) == ["beep"] * 10
-        assert nodes["clock"].links["iopin"].uri.startswith("wss://127.0.0.1:")
-        assert nodes["iopin"].links["buzzer"].connections == 1
+        assert nodes["clock"].sender.links["iopin"].uri.startswith("wss://127.0.0.1:")
+        assert nodes["iopin"].sender.links["buzzer"].connections == 1
     finally:
         await stop_circuit(nodes)
 
@@ -88,7 +89,7 @@ async def test_one_shot_requests_and_the_dashboard_page_over_tls(tmp_path):
 
 async def _link_log(tmp_path, caplog, monkeypatch, server_tls, client_tls) -> tuple[list[str], str]:
     """The clock's warnings while its link to a buzzer serving with ``server_tls`` fails; the link's last error."""
-    monkeypatch.setattr(connection, "TLS_RETRY", 20 * MS)  # retried often enough to see that it says it once
+    monkeypatch.setattr(reconnect, "TLS_RETRY", 20 * MS)  # retried often enough to see that it says it once
     caplog.set_level(logging.INFO)
     served = await start_circuit(
         build_grid({"buzzer": {"sketch": "buzzer", "port": 0}}, path=str(tmp_path / "grid.yaml"), tls=server_tls)
@@ -106,11 +107,13 @@ async def _link_log(tmp_path, caplog, monkeypatch, server_tls, client_tls) -> tu
         clock = Node(Clock, "clock", grid, reconnect_delays=fast_backoff)
         await clock.start()
         try:
-            await until(lambda: "buzzer" in clock.links and clock.links["buzzer"].state == "retrying", "a retry")
-            first = clock.links["buzzer"].connection.connections
+            await until(
+                lambda: "buzzer" in clock.sender.links and clock.sender.links["buzzer"].state == "retrying", "a retry"
+            )
+            first = clock.sender.links["buzzer"].connection.connections
             await asyncio.sleep(200 * MS)  # the fault's own length: ten retries' worth
-            assert clock.links["buzzer"].connection.connections == first == 0
-            error = clock.links["buzzer"].connection.last_error
+            assert clock.sender.links["buzzer"].connection.connections == first == 0
+            error = clock.sender.links["buzzer"].connection.last_error
         finally:
             await clock.stop()
     finally:

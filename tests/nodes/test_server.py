@@ -13,7 +13,8 @@ from websockets.exceptions import ConnectionClosedError
 
 from mesh.errors import UnknownNodeError
 from mesh.grid import build_grid
-from nodes import FactoryLoop, Node, reactive
+from nodes import FactoryLoop, reactive
+from nodes.runtime import Node
 from tests.helpers import DEADLINE, MS, fast_backoff, until
 
 MESH = ["arduino-mesh.1"]
@@ -232,7 +233,7 @@ async def test_stream_to_an_unknown_node_lists_the_known_ones(node):
         with pytest.raises(UnknownNodeError, match=r"^unknown node 'buzer'; known nodes: caller, echo$") as raised:
             await caller.sketch.stream("buzer", "1")
         assert (raised.value.name, raised.value.known) == ("buzer", ("caller", "echo"))
-        assert "buzer" not in caller.links
+        assert "buzer" not in caller.sender.links
         assert await asyncio.wait_for(caller.sketch.stream("echo", "1"), DEADLINE) == ["|1"]
     finally:
         await caller.stop()
@@ -327,7 +328,7 @@ async def test_a_message_over_the_peers_limit_is_refused_before_it_is_sent(node)
         ):
             await caller.sketch.stream("echo", "x" * 2**20)
         assert await caller.sketch.stream("echo", "small") == ["|small"]
-        assert caller.links["echo"].connections == 1
+        assert caller.sender.links["echo"].connections == 1
     finally:
         await caller.stop()
 
@@ -442,7 +443,7 @@ async def test_hostile_frames_inside_a_batch_get_errors_in_their_place(node):
 
 async def test_a_batch_of_status_frames_draws_a_bounded_reply(node):
     """Replies other than acks stay within REPLY_FACTOR x the request + REPLY_SLACK; one error says the rest."""
-    from nodes.server import REPLY_FACTOR, REPLY_SLACK
+    from nodes.conversation import REPLY_FACTOR, REPLY_SLACK
 
     request = "[" + ",".join(f'{{"type":"status","id":{i}}}' for i in range(256)) + "]"
     async with connect(f"ws://{node.address}/", subprotocols=MESH, open_timeout=DEADLINE) as ws:
@@ -480,7 +481,7 @@ async def test_a_batch_of_messages_is_all_acked_whatever_the_replies_weigh(node)
 
 async def test_the_status_report_lists_a_bounded_number_of_subscribers(node):
     """Past STATUS_SUBSCRIBERS subscribers, the report lists that many and says how many in all."""
-    from nodes.node import STATUS_PATTERNS, STATUS_SUBSCRIBERS
+    from nodes.report import STATUS_PATTERNS, STATUS_SUBSCRIBERS
 
     clients = []
     try:
@@ -526,7 +527,7 @@ async def test_a_peer_that_sends_and_never_reads_is_dropped_and_memory_stays_bou
     replies backing up; the node's RSS stays bounded and other clients are answered meanwhile."""
     import socket
 
-    from nodes.server import SEND_TIMEOUT
+    from mesh.constants import SEND_TIMEOUT
 
     host, port = node.address.rsplit(":", 1)
     sock = socket.socket()

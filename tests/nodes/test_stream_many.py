@@ -6,7 +6,8 @@ import pytest
 
 from mesh.errors import PeerUnavailable, RemoteError
 from mesh.grid import build_grid
-from nodes import FactoryLoop, Node, open_together, reactive
+from nodes import FactoryLoop, reactive
+from nodes.runtime import Node, open_together
 from tests.helpers import MS, fast_backoff, free_ports
 
 received: dict[str, list[str]] = {}
@@ -60,13 +61,13 @@ async def test_stream_to_several_targets_gives_each_all_of_it_in_order():
     nodes = await started({"a": {}, "b": {}, "c": {}})
     try:
         tx = nodes["tx"].sketch
-        first = await tx.stream(("c", "a", "b"), [str(i) for i in range(50)])
-        second = await tx.stream(tx.targets, "last")
+        first = await tx.stream_all(("c", "a", "b"), [str(i) for i in range(50)])
+        second = await tx.stream_all(tx.targets, "last")
         assert list(first) == ["c", "a", "b"]
         assert first == {name: [f"{name}:{i}" for i in range(50)] for name in ("c", "a", "b")}
         assert second == {name: [f"{name}:last"] for name in ("a", "b", "c")}
         assert received == {name: [*map(str, range(50)), "last"] for name in ("a", "b", "c")}
-        assert await tx.stream([], "nothing") == {}
+        assert await tx.stream_all([], "nothing") == {}
     finally:
         await stopped(nodes)
 
@@ -77,10 +78,14 @@ async def test_a_target_whose_loop_fails_fails_the_call_once_the_others_have_eve
     try:
         tx = nodes["tx"].sketch
         with pytest.raises(RemoteError, match=r"bad answered with an error: loop\(\) failed: RuntimeError: boom"):
-            await tx.stream(tx.targets, ["1", "2", "3"])
+            await tx.stream_all(tx.targets, ["1", "2", "3"])
         assert received == {"a": ["1", "2", "3"], "bad": ["1", "2", "3"], "c": ["1", "2", "3"]}
-        assert {name: nodes["tx"].links[name].pending for name in ("a", "bad", "c")} == {"a": 0, "bad": 0, "c": 0}
-        assert await tx.stream(["a", "c"], "next") == {"a": ["a:next"], "c": ["c:next"]}  # the links go on
+        assert {name: nodes["tx"].sender.links[name].pending for name in ("a", "bad", "c")} == {
+            "a": 0,
+            "bad": 0,
+            "c": 0,
+        }
+        assert await tx.stream_all(["a", "c"], "next") == {"a": ["a:next"], "c": ["c:next"]}  # the links go on
     finally:
         await stopped(nodes)
 
@@ -91,7 +96,7 @@ async def test_a_target_that_is_down_does_not_hold_the_others_back():
     try:
         tx = nodes["tx"].sketch
         with pytest.raises(PeerUnavailable, match="gone"):
-            await tx.stream(["a", "gone", "c"], ["1", "2"])
+            await tx.stream_all(["a", "gone", "c"], ["1", "2"])
         assert received == {"a": ["1", "2"], "c": ["1", "2"]}
     finally:
         await stopped(nodes)
@@ -103,8 +108,8 @@ async def test_the_first_failure_in_the_order_given_is_raised():
     try:
         tx = nodes["tx"].sketch
         with pytest.raises(RemoteError, match=r"^y answered"):
-            await tx.stream(["y", "x"], "1")
+            await tx.stream_all(["y", "x"], "1")
         with pytest.raises(RemoteError, match=r"^x answered"):
-            await tx.stream(["x", "y"], "2")
+            await tx.stream_all(["x", "y"], "2")
     finally:
         await stopped(nodes)

@@ -25,8 +25,9 @@ import pytest
 
 from mesh.errors import RemoteError
 from mesh.grid import build_grid
-from mesh.links import send_once
-from nodes import FactoryLoop, Node, every, reactive
+from mesh.requests import send_once
+from nodes import FactoryLoop, every, reactive
+from nodes.runtime import Node
 from nodes.watch import STALL, THRESHOLD, Watch, _code
 from tests.helpers import DEADLINE, MS, until
 

@@ -15,8 +15,9 @@ from websockets.asyncio.client import connect
 
 from mesh.errors import GridError
 from mesh.grid import build_grid
-from nodes import FactoryLoop, Node, reactive
+from nodes import FactoryLoop, reactive
 from nodes.circuit import start_together, stop_together
+from nodes.runtime import Node
 from sketches.dashboard import KEYS, RECENT, SNAPSHOT_BYTES, TEXT, Dashboard, Rate
 from sketches.dashboard.strip import POINTS, STRIP_POINTS, STRIP_TEXT, History, kind_of
 from tests.helpers import DEADLINE, MS, fast_backoff, start_circuit, stop_circuit, until
@@ -160,10 +161,10 @@ async def test_the_dashboard_keeps_a_bounded_number_of_keys_and_says_so_once(cap
         sent = 0
         for chunk in range(12):  # in chunks, so that no message is dropped for falling behind
             for n in range(chunk * 100, chunk * 100 + 100):
-                await pub.publish(f"k{n:04d}", n)
+                await pub.sender.publish(f"k{n:04d}", n)
             sent += 100
             await until(lambda sent=sent: dashboard.heard == sent, f"{sent} messages at the dashboard")
-        await pub.publish("long" + "x" * 246, "y" * 100_000)
+        await pub.sender.publish("long" + "x" * 246, "y" * 100_000)
         await until(lambda: dashboard.heard == 1201, "the long one")
         assert len(dashboard.last) == len(dashboard.counts) == KEYS
         assert dashboard.dropped == 1201 - KEYS

@@ -20,7 +20,7 @@ import trustme
 
 from mesh.errors import GridError
 from mesh.grid import Grid, build_grid, read_grid
-from nodes import Node
+from nodes.runtime import Node
 from sketches.mqtt import MISSING, Bridge
 from tests.broker import Broker, expect
 from tests.helpers import DEADLINE, MS, arduino, free_ports, run_arduino, start_circuit, stop_circuit, until, write_grid

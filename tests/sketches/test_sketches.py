@@ -9,7 +9,7 @@ import pytest
 import sketches
 from mesh.errors import GridError, SketchError
 from mesh.grid import build_grid
-from nodes import Node
+from nodes.runtime import Node
 from sketches.buzzer import Buzzer
 from sketches.iopin import IOPin
 from tests.helpers import start_circuit, stop_circuit, until

@@ -1,11 +1,12 @@
-"""How nodes log: one line per event, ``[ iopin ] message``, with secrets kept out.
+"""How the command line shows what nodes log: one line per event, ``[ iopin ] message``, with secrets kept out.
 
-Libraries log, applications configure: :func:`configure_logging` is for a program that
-runs nodes (``arduino.py``); the nodes themselves only log to ``mesh.<name>``.
+Libraries log, applications configure: the nodes only log to ``mesh.<name>``; this module,
+the command line's, chooses the format (one node's ``[ name ]``, ``up``'s honcho-like
+prefix, ``simulate``'s simulated clock), the level, and what never reaches the terminal
+(the mesh's token: :data:`REDACT`).
 
-What a peer can make a node say goes through :func:`escape` (one printable line) and,
-for warnings a peer can repeat at will, a :class:`Throttle` (one line, then a count);
-both live in :mod:`mesh.throttle` so that links can use them too.
+What a peer can make a node say goes through :func:`mesh.throttle.escape` (one printable
+line) and, for warnings a peer can repeat at will, a :class:`~mesh.throttle.Throttle`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import time
 from collections.abc import Callable, Sequence
 
 from mesh.durations import shown
-from mesh.throttle import Throttle, escape
 
 __all__ = [
     "REDACT",
@@ -25,10 +25,8 @@ __all__ = [
     "NodeFormatter",
     "PrefixFormatter",
     "Redact",
-    "Throttle",
     "clock_lines",
     "configure_logging",
-    "escape",
     "prefix_lines",
 ]
 

@@ -1,0 +1,443 @@
+"""The wall: every use of websockets beyond its documented API lives here, and nothing else does.
+
+The rest of the project sees websockets' documented API (``serve``, ``connect``, ``recv``,
+``send``, ``close``, ``ping``, ``state``, ``request``, ``process_request``, ``broadcast``...)
+or the names below. Each name here is a *hook*: it says what it relies on inside websockets
+(the version range in ``pyproject.toml`` is the one CI tests) and why we reach past the
+documented API. ``tests/mesh/test_wall.py`` holds a contract test per hook, named after it,
+so that a release that changes one fails that test, not a user's circuit.
+
+The hooks:
+
+- ``write_now``, ``writable``: a text frame written in the caller's turn, as ``broadcast()``
+  does (``protocol.send_text`` + ``send_data``): ``send()`` costs a coroutine and a context
+  manager per message on the hottest path.
+- ``room_for``: whether a write goes straight to the transport under its limit (``paused``,
+  ``transport.get_write_buffer_size()``): a node answers in the reading task's turn when it can.
+- ``abort``, ``send_or_abort``: cut a connection at once (``transport.abort()``): a peer that
+  does not read, a killed node, a keepalive that gave up.
+- ``KeptAlive``, ``Sweeper``: keepalive from one timer per event loop instead of a task per
+  connection (``data_received``, ``start_keepalive`` and ``connection_made`` overridden;
+  ``protocol.send_ping``/``fail``, ``send_data``; the transport's read size).
+- ``closed_by_keepalive``: whether our keepalive closed a connection (``protocol.close_sent``).
+- ``MeshClientConnection``: a client connection whose opening handshake ends with a greeting
+  (``handshake`` overridden) and which hands whole text messages over in the turn that reads
+  them (``process_event`` overridden).
+- ``forget_headers``: a greeted connection's handshake headers dropped (1.6 KiB each).
+- ``freeze``, ``thaw``: stop reading a connection whatever the flow control says
+  (``transport.pause_reading``, ``recv_messages.resume`` replaced): a simulated SIGSTOP.
+- ``NodeConnection``: a server connection whose protocol answers a request it cannot parse with
+  a 400 and a line of help (``send_eof`` overridden, the protocol's class swapped in
+  ``create_connection``, the one hook that sees it).
+- ``stop_listening``: close a server's listening socket and keep its connections
+  (``Server.server``, the asyncio server underneath).
+- ``set_socket_buffers``: the kernel's buffers of a served connection (``transport``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import weakref
+from collections.abc import Callable
+from functools import partial
+from http import HTTPStatus
+from typing import Any, Protocol, cast
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.connection import Connection
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.client import ClientProtocol
+from websockets.datastructures import Headers, HeadersLike
+from websockets.exceptions import InvalidMessage
+from websockets.frames import DATA_OPCODES, CloseCode, Opcode
+from websockets.http11 import USER_AGENT
+from websockets.protocol import CONNECTING, OPEN, Event, State
+from websockets.server import ServerProtocol
+
+from .throttle import escape
+
+__all__ = [
+    "KEEPALIVE_TIMEOUT",
+    "READ_SIZE",
+    "SWEEP",
+    "Greeter",
+    "KeptAlive",
+    "MeshClientConnection",
+    "NodeConnection",
+    "Sweeper",
+    "abort",
+    "closed_by_keepalive",
+    "forget_headers",
+    "freeze",
+    "mesh_client",
+    "room_for",
+    "send_or_abort",
+    "set_socket_buffers",
+    "stop_listening",
+    "sweeper",
+    "thaw",
+    "writable",
+    "write_now",
+]
+
+#: The reason a connection is closed with when its peer stopped answering (websockets' own words).
+KEEPALIVE_TIMEOUT = "keepalive ping timeout"
+#: Seconds between two looks at every kept-alive connection, at most (a quarter of the shortest
+#: interval or timeout, if less).
+SWEEP = 0.25
+#: Bytes asked of the kernel per read. asyncio asks 256 KiB, above glibc's threshold for mapping
+#: memory: each read then mapped a fresh buffer and unmapped it once shrunk to the few bytes a
+#: frame holds (bench/NOTES.md has the figures).
+READ_SIZE = 64 * 1024
+#: What a keepalive ping carries: websockets ignores a pong it did not ask for, which this one is to it.
+_PAYLOAD = b""
+
+
+# -- hook: write_now, writable, room_for ----------------------------------------------------
+
+
+def writable(ws: Connection) -> bool:
+    """Whether :func:`write_now` writes to ``ws`` now: open, no fragmented message going out, below its write limit."""
+    return ws.protocol.state is OPEN and ws.send_in_progress is None and not ws.paused
+
+
+def write_now(ws: Connection, text: str | bytes) -> bool:
+    """Write one text message on ``ws`` at once, as ``websockets.broadcast()`` does; False: await ``ws.send()``.
+
+    The same frame through the same protocol object as ``send()``, for a connection that
+    is open, sends no fragmented message and whose write buffer is under its limit (so
+    ``send()`` would not wait either). Otherwise nothing is written. A write that fails
+    aborts the connection, as ``send()`` would; the caller learns it from its reader.
+    ``text`` may be UTF-8 already (bytes): a publisher encodes a batch once for many subscribers.
+    """
+    if not writable(ws):
+        return False
+    ws.protocol.send_text(text.encode() if isinstance(text, str) else text)
+    try:
+        ws.send_data()
+    except Exception as exc:
+        ws.set_connection_exc(exc)
+        ws.transport.abort()
+    return True
+
+
+def room_for(ws: Connection, size: int, limit: int) -> bool:
+    """Whether ``size`` more bytes go straight to ``ws``'s transport and keep its buffer within ``limit``."""
+    return not ws.paused and ws.transport.get_write_buffer_size() + size <= limit
+
+
+# -- hook: abort -------------------------------------------------------------------------------
+
+
+def abort(ws: Connection) -> None:
+    """Cut ``ws`` at once, as a killed process would: no close frame, the peer sees a reset."""
+    ws.transport.abort()
+
+
+async def send_or_abort(ws: Connection, text: str, within: float) -> bool:
+    """Send ``text`` on ``ws``, waiting at most ``within`` seconds for the peer to read; past it, abort: False."""
+    try:
+        async with asyncio.timeout(within):
+            await ws.send(text)
+    except TimeoutError:
+        abort(ws)
+        return False
+    return True
+
+
+# -- hook: KeptAlive, Sweeper, closed_by_keepalive -----------------------------------------------
+
+
+class KeptAlive(Connection):
+    """A websockets connection whose keepalive is its loop's :class:`Sweeper`, not a task of its own.
+
+    websockets' own keepalive pings every interval whatever the traffic, from a task per
+    connection, at both ends of a link. Here each connection stamps when it last heard
+    anything, and one sweeper per loop pings only a connection gone silent.
+    """
+
+    #: The loop's time when something last came in (any frame, a pong included).
+    last_heard = 0.0
+    #: The loop's time of the last keepalive ping (0: none yet).
+    pinged = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Set here, in the same order for every connection, so that instances share their dict's
+        # keys: first set in data_received, they cost a dict of their own per connection.
+        self.last_heard = 0.0
+        self.pinged = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # asyncio's socket transport reads max_size at a time; TLS's reads into a buffer of its own.
+        if getattr(transport, "max_size", 0) > READ_SIZE:
+            transport.max_size = READ_SIZE  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.last_heard = self.loop.time()
+        super().data_received(data)
+
+    def start_keepalive(self) -> None:
+        if self.ping_interval is not None:
+            self.last_heard = self.loop.time()
+            sweeper(self.loop).add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        sweeper(self.loop).discard(self)
+        super().connection_lost(exc)
+
+
+class Sweeper:
+    """Every kept-alive connection of one event loop, looked at every :data:`SWEEP` seconds while there are any.
+
+    - silent for ``ping_interval``: one ping (its pong, like anything else heard, ends the silence);
+    - silent for ``ping_interval + ping_timeout``: the connection fails as websockets' keepalive
+      fails it (close code 1011, reason :data:`KEEPALIVE_TIMEOUT`).
+
+    Its timer is the loop's clock: in a simulation the keepalive runs in virtual time.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        #: In the order they came (a dict, not a set: a simulation pings in the same order every run).
+        self.connections: dict[KeptAlive, None] = {}
+        self.period = SWEEP
+        self.timer: asyncio.TimerHandle | None = None
+        #: Pings sent and connections failed, over the loop's life (for tests and benchmarks).
+        self.pings = 0
+        self.failed = 0
+
+    def add(self, ws: KeptAlive) -> None:
+        self.connections[ws] = None
+        shortest = min(ws.ping_interval or SWEEP, ws.ping_timeout or SWEEP)
+        self.period = min(self.period, shortest / 4)
+        if self.timer is None:
+            self.timer = self.loop.call_later(self.period, self.sweep)
+
+    def discard(self, ws: KeptAlive) -> None:
+        self.connections.pop(ws, None)
+
+    def sweep(self) -> None:
+        """Ping each connection silent for its interval (once per silence); fail each silent for interval + timeout."""
+        self.timer = None
+        now = self.loop.time()
+        for ws in list(self.connections):
+            silent = now - ws.last_heard
+            interval = ws.ping_interval
+            if interval is None or silent < interval:  # the common case first: heard lately
+                continue
+            if ws.protocol.state is not State.OPEN or ws.transport.is_closing():
+                continue
+            if ws.ping_timeout is not None and silent >= interval + ws.ping_timeout:
+                self._fail(ws)
+            elif ws.pinged <= ws.last_heard:  # no ping yet in this silence
+                ws.pinged = now
+                self.pings += 1
+                ws.protocol.send_ping(_PAYLOAD)
+                ws.send_data()
+        if self.connections:
+            self.timer = self.loop.call_later(self.period, self.sweep)
+
+    def _fail(self, ws: KeptAlive) -> None:
+        """Close ``ws`` as websockets' keepalive does, then cut it if the peer does not answer the close in time."""
+        self.failed += 1
+        self.discard(ws)
+        ws.protocol.fail(CloseCode.INTERNAL_ERROR, KEEPALIVE_TIMEOUT)
+        ws.send_data()
+        self.loop.call_later(ws.close_timeout or 0, _abort_unclosed, ws)
+
+
+def _abort_unclosed(ws: Connection) -> None:
+    if ws.protocol.state is not State.CLOSED:
+        abort(ws)
+
+
+_SWEEPERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Sweeper] = weakref.WeakKeyDictionary()
+
+
+def sweeper(loop: asyncio.AbstractEventLoop) -> Sweeper:
+    """The one sweeper of ``loop``."""
+    found = _SWEEPERS.get(loop)
+    if found is None:
+        found = _SWEEPERS[loop] = Sweeper(loop)
+    return found
+
+
+def closed_by_keepalive(ws: Connection) -> bool:
+    """Whether ``ws`` was closed by our keepalive, giving up on a peer that went silent (not by the peer)."""
+    sent = ws.protocol.close_sent
+    return ws.protocol.close_rcvd is None and sent is not None and sent.reason == KEEPALIVE_TIMEOUT
+
+
+# -- hook: MeshClientConnection, forget_headers --------------------------------------------------
+
+
+class Greeter(Protocol):
+    """What ends a mesh client's opening handshake (:mod:`mesh.handshake` makes one per connection)."""
+
+    def request_headers(self) -> dict[str, str]:
+        """Headers to add to the handshake request."""
+        ...
+
+    async def greet(self, ws: ClientConnection) -> bool:
+        """After the HTTP handshake: exchange hellos (True), or not for this peer (False); an ``InvalidHandshake``
+        if it went wrong (``connect()`` retries it or gives up, as on any failed handshake)."""
+        ...
+
+
+class MeshClientConnection(KeptAlive, ClientConnection):
+    """A mesh client's connection: its opening handshake ends with a greeting; text arrives in the turn it is read.
+
+    ``greeter()`` makes this connection's :class:`Greeter`. Overriding ``handshake`` puts
+    the greeting inside ``connect()``'s opening, so that a failed greeting is retried or
+    given up on as any failed handshake is (``process_exception``).
+
+    Once the owner sets :attr:`on_text`, each whole text message from the peer is handed
+    to it in the very turn that reads it from the socket: no reader task and no queue in
+    between. ``on_text`` must not block or raise. What it cannot take in that turn (a
+    fragmented or binary message, text that is not UTF-8) turns it off for the rest of the
+    connection: from then on everything queues for ``recv()`` as usual, still in order, and
+    websockets closes with 1007 on bad UTF-8 as it always does.
+    """
+
+    #: Where whole text messages go as they arrive (see above); None: they queue for recv().
+    on_text: Callable[[str], None] | None = None
+
+    def __init__(self, sans_io: ClientProtocol, *, greeter: Callable[[], Greeter], **kwargs: Any) -> None:
+        super().__init__(sans_io, **kwargs)
+        self.greeter = greeter()
+
+    async def handshake(
+        self, additional_headers: HeadersLike | None = None, user_agent_header: str | None = USER_AGENT
+    ) -> None:
+        headers = Headers(additional_headers or {})
+        headers.update(self.greeter.request_headers())
+        await super().handshake(headers, user_agent_header)
+        if await self.greeter.greet(self):
+            forget_headers(self)  # a greeted connection reads nothing of its handshake again
+
+    def process_event(self, event: Event) -> None:
+        on_text = self.on_text
+        if on_text is not None and getattr(event, "opcode", None) in DATA_OPCODES:
+            if event.opcode is Opcode.TEXT and event.fin:  # type: ignore[union-attr]
+                try:
+                    text = str(event.data, "utf-8")  # type: ignore[union-attr]
+                except UnicodeDecodeError:
+                    pass  # recv() says it, as websockets does: close 1007
+                else:
+                    try:
+                        on_text(text)
+                    except Exception:  # a bug of ours: said once, the connection dropped; never asyncio's "fatal error"
+                        logging.getLogger("mesh").exception("a message from the peer could not be handled")
+                        abort(self)
+                    return
+            self.on_text = None  # in order from here on: everything through recv()
+        super().process_event(event)
+
+
+def mesh_client(greeter: Callable[[], Greeter]) -> type[ClientConnection]:
+    """What ``connect(create_connection=...)`` takes to open a :class:`MeshClientConnection`."""
+    return cast("type[ClientConnection]", partial(MeshClientConnection, greeter=greeter))
+
+
+def forget_headers(ws: Connection) -> None:
+    """Drop the handshake's headers of a mesh connection once greeted: nothing reads them after."""
+    for message in (getattr(ws, "request", None), getattr(ws, "response", None)):
+        if message is not None:
+            message.headers = Headers()
+
+
+# -- hook: freeze, thaw -----------------------------------------------------------------------------
+
+#: The flow control's own resume of each frozen connection, put back by thaw().
+_FROZEN: weakref.WeakKeyDictionary[Connection, Callable[[], None]] = weakref.WeakKeyDictionary()
+
+
+def _nothing() -> None:
+    pass
+
+
+def freeze(ws: Connection) -> None:
+    """Stop reading ``ws``'s socket until :func:`thaw`, whatever websockets' own flow control says.
+
+    Nothing is read, pings included: the peer sees a connection that stopped answering, as
+    with a stopped process. What ``ws`` queued before is still there to be taken.
+    """
+    if ws in _FROZEN:
+        return
+    ws.transport.pause_reading()
+    _FROZEN[ws] = ws.recv_messages.resume
+    ws.recv_messages.resume = _nothing  # the queue draining below its low mark must not resume it
+
+
+def thaw(ws: Connection) -> None:
+    """Read ``ws``'s socket again, unless websockets' flow control holds it paused (its queue is full)."""
+    resume = _FROZEN.pop(ws, None)
+    if resume is None:
+        return
+    ws.recv_messages.resume = resume
+    if not ws.recv_messages.paused:
+        ws.transport.resume_reading()
+
+
+# -- hook: NodeConnection (the 400 of a request websockets cannot parse) -------------------------------
+
+#: What a 400 says after what was wrong: how to talk to a node.
+HTTP_HELP = "This port speaks HTTP/1.1: GET a page, or open a websocket (try: websocat ws://HOST:PORT/).\n"
+#: Characters of a peer's bad request quoted back in a 400 at most.
+QUOTED = 200
+
+
+class AnsweringServerProtocol(ServerProtocol):
+    """websockets' server protocol, except that a request it cannot parse gets a 400 with a line of help.
+
+    websockets closes the connection without a word when ``Request.parse`` fails (a garbage
+    request line, no HTTP version): its ``parse()`` sets ``handshake_exc`` to an
+    InvalidMessage caused by the parser's error, then calls :meth:`send_eof`. That call is
+    the one place to add the reply before the EOF; everything else (parsing, limits, the
+    close) stays the library's own.
+    """
+
+    answered = False
+
+    def send_eof(self) -> None:
+        exc = self.handshake_exc
+        cause = exc.__cause__ if isinstance(exc, InvalidMessage) else None
+        # EOFError: the client went away mid-request: there is nobody to answer.
+        if self.state is CONNECTING and not self.answered and cause is not None and not isinstance(cause, EOFError):
+            self.answered = True
+            why = escape(cause, QUOTED, ascii_only=True) or "not an HTTP request"
+            self.writes.append(self.reject(HTTPStatus.BAD_REQUEST, f"400 Bad Request: {why}\n{HTTP_HELP}").serialize())
+        super().send_eof()
+
+
+class NodeConnection(KeptAlive, ServerConnection):
+    """A connection to a node: the library's, with :class:`AnsweringServerProtocol` for its HTTP.
+
+    ``serve()`` builds the ServerProtocol itself and hands it to ``create_connection``: the
+    one hook that sees it. The protocol's subclass adds a method and no state, so changing the
+    instance's class is all it takes. Its keepalive is the loop's :class:`Sweeper`.
+    """
+
+    def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
+        protocol.__class__ = AnsweringServerProtocol
+        super().__init__(protocol, *args, **kwargs)
+
+
+# -- hook: stop_listening, set_socket_buffers ------------------------------------------------------------
+
+
+def stop_listening(server: Server) -> None:
+    """Close ``server``'s listening socket: connecting is refused from now on; open connections go on."""
+    server.server.close()
+
+
+def set_socket_buffers(ws: ServerConnection, size: int) -> None:
+    """Bound the kernel's buffers of ``ws``'s socket, each way (autotuning would let a peer hold megabytes)."""
+    sock = ws.transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)

@@ -1,0 +1,183 @@
+"""The subscriber's side of publish/subscribe: its patterns, their handlers, and a lane per handler.
+
+A publication that arrives on a link is handed over at once, never awaited: the link's
+reader calls :meth:`Inbox.deliver` and goes on reading acks. Each handler has its own bounded
+queue and task (a lane), which calls it with its messages in arrival order, so a slow handler
+delays only its own deliveries. When a handler's queue is full, the oldest message in it is
+dropped and counted in ``lost`` (with a warning every ``WARN_EVERY`` seconds at most), as a
+publisher does for a subscriber that falls behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from mesh.constants import QUEUE_BOUND, WARN_EVERY
+from mesh.index import PatternIndex, remembered
+from mesh.throttle import Throttle, escape
+
+from .watch import Watch
+
+__all__ = ["Handler", "Inbox"]
+
+Handler = Callable[[str, str], Any]  # (key, data) -> None or an awaitable
+
+
+class Inbox:
+    """The subscriber's side: its patterns, their handlers, and a lane per handler.
+
+    A message that arrives is handed over at once, never awaited: a link's
+    reader calls :meth:`deliver` and goes on reading acks. Each handler has its
+    own bounded queue and task, which calls it with its messages in arrival
+    order, so a slow handler delays only its own deliveries. When a handler's
+    queue is full, the oldest message in it is dropped and counted in ``lost``
+    (with a warning every :data:`WARN_EVERY` seconds at most), as a publisher
+    does for a subscriber that falls behind.
+    """
+
+    def __init__(self, log: logging.Logger, bound: int = QUEUE_BOUND, watch: Watch | None = None) -> None:
+        self.log = log
+        self.bound = bound
+        #: Times the handlers' code (sketch code): see :mod:`nodes.watch`.
+        self.watch = watch if watch is not None else Watch(log)
+        #: pattern -> its handler; change it with :meth:`add` and :meth:`remove`, which keep the index.
+        self.handlers: dict[str, Handler] = {}
+        self._index: PatternIndex[str] = PatternIndex()  # each pattern is its own owner
+        self._held: dict[Handler, int] = {}  # handler -> how many patterns it handles
+        #: Messages handed to at least one handler.
+        self.received = 0
+        #: Messages lost: dropped for us by publishers, and dropped here when a handler fell behind.
+        self.lost = 0
+        self._lanes: dict[Handler, _Lane] = {}
+        self._throttle = Throttle(log, WARN_EVERY)
+        #: key -> the (pattern, handler) pairs it goes to, each handler once: what the index said,
+        #: kept for the next message on the key (most keys repeat); at most ROUTES keys, emptied
+        #: whenever a pattern comes or goes.
+        self._routes: dict[str, list[tuple[str, Handler]]] = {}
+
+    def add(self, pattern: str, handler: Handler) -> None:
+        """Call ``handler`` for what ``pattern`` matches (in place of the pattern's previous handler, if any)."""
+        self.remove(pattern)
+        self.handlers[pattern] = handler
+        self._index.add(pattern, pattern)
+        self._routes.clear()
+        self._held[handler] = self._held.get(handler, 0) + 1
+
+    def remove(self, pattern: str) -> None:
+        """Stop handling ``pattern``."""
+        handler = self.handlers.pop(pattern, None)
+        if handler is None:
+            return
+        self._index.remove(pattern, pattern)
+        self._routes.clear()
+        self._held[handler] -= 1
+        if not self._held[handler]:
+            del self._held[handler]
+
+    def wants(self, key: str) -> bool:
+        return bool(self._route(key))
+
+    def _route(self, key: str) -> list[tuple[str, Handler]]:
+        """The (pattern, handler) pairs ``key`` goes to, each handler once, with its first matching pattern."""
+        route = self._routes.get(key)
+        if route is None:
+            route = []
+            handed: set[Handler] = set()
+            for pattern, _ in self._index.match(key):
+                handler = self.handlers[pattern]
+                if handler not in handed:  # each handler once per message, however many of its patterns match
+                    handed.add(handler)
+                    route.append((pattern, handler))
+            remembered(self._routes, key, route)
+        return route
+
+    def deliver(self, key: str, data: str, lost: int = 0) -> bool:
+        """Hand a message to the lane of every handler whose pattern matches ``key``, without waiting.
+
+        ``lost``: messages the publisher dropped for us before this one. False
+        if no handler wants it (left over from a pattern unsubscribed a moment ago).
+        """
+        self.lost += lost
+        route = self._routes.get(key)
+        if route is None:
+            route = self._route(key)
+        lanes = self._lanes
+        for pattern, handler in route:
+            lane = lanes.get(handler)
+            if lane is None:
+                lane = lanes[handler] = _Lane(self, handler)
+            lane.offer(pattern, key, data)
+        if route:
+            self.received += 1
+        return bool(route)
+
+    def deliver_to(self, pattern: str, key: str, data: str) -> bool:
+        """Hand a message to the handler of ``pattern`` only (a retained value for a new subscription)."""
+        handler = self.handlers.get(pattern)
+        if handler is None:
+            return False
+        lane = self._lanes.get(handler)
+        if lane is None:
+            lane = self._lanes[handler] = _Lane(self, handler)
+        lane.offer(pattern, key, data)
+        self.received += 1
+        return True
+
+    def deliver_nowait(self, key: str, data: str) -> bool:
+        """Hand over a message published by this very node (the same as :meth:`deliver`)."""
+        return self.deliver(key, data)
+
+    def dropped(self, handler: Handler, pattern: str) -> None:
+        """A lane dropped its oldest message: count it, and warn now and then."""
+        self.lost += 1
+        self._throttle.warn(
+            pattern, "handler for %s falls behind: %d message(s) lost so far", escape(pattern), self.lost
+        )
+
+    def subscribed(self, handler: Handler) -> bool:
+        """Whether ``handler`` still handles a pattern."""
+        return handler in self._held
+
+    async def close(self) -> None:
+        lanes, self._lanes = list(self._lanes.values()), {}
+        for lane in lanes:
+            lane.task.cancel()
+        await asyncio.gather(*(lane.task for lane in lanes), return_exceptions=True)
+
+
+class _Lane:
+    """One handler's bounded queue of messages, and the task that calls the handler with them."""
+
+    def __init__(self, inbox: Inbox, handler: Handler) -> None:
+        self.inbox = inbox
+        self.handler = handler
+        self.queue: deque[tuple[str, str, str]] = deque()  # (pattern, key, data)
+        self._wake = asyncio.Event()
+        self.what = f"{getattr(handler, '__name__', 'handler')}() (topic handler)"
+        self.task = asyncio.create_task(self._run(), name=f"handler {getattr(handler, '__qualname__', handler)}")
+
+    def offer(self, pattern: str, key: str, data: str) -> None:
+        if len(self.queue) >= self.inbox.bound:
+            dropped = self.queue.popleft()
+            self.inbox.dropped(self.handler, dropped[0])
+        self.queue.append((pattern, key, data))
+        self._wake.set()
+
+    async def _run(self) -> None:
+        inbox, handler, queue, what = self.inbox, self.handler, self.queue, self.what
+        call = inbox.watch.call
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while queue:
+                pattern, key, data = queue.popleft()
+                if not inbox.subscribed(handler):
+                    continue  # unsubscribed since it arrived
+                try:
+                    await call(what, handler, key, data)
+                except Exception:
+                    inbox.log.exception("handler for %s failed on %s", escape(pattern), escape(key))
