@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-from bench import mesh_side, peers, raw, scale
+from bench import mesh_side, peers, raw, scale, up
 from bench.report import (
     MQTT_PACKAGES,
     PACKAGES,
@@ -41,6 +41,8 @@ FULL = {
     "reuse": 20_000,
     "rings": {1: 20_000, 10: 20_000, 100: 20_000, 1000: 20_000, 10_000: 20_000},
     "idle": {1000: 10.0},  # links: seconds
+    "up": [1000, 2500, 5000, 10_000],  # nodes started by `arduino up` itself
+    "up_idle": {1000: 10.0},  # nodes, each subscribed to the next, idle under `arduino up`: seconds
     "processes": 50,
     "rounds": 5,
 }
@@ -54,6 +56,8 @@ QUICK = {
     "reuse": 300,
     "rings": {1: 200, 10: 200, 100: 200},
     "idle": {20: 0.5},
+    "up": [50, 100],
+    "up_idle": {50: 0.5},
     "processes": 3,
     "rounds": 1,
 }
@@ -245,6 +249,12 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
     for links, seconds in sizes["idle"].items():
         say(f"scale: {links:,} idle links in one process, {seconds:g} s")
         scale.append({"what": f"{links:,} idle links in one process", **fresh("bench.idle", links, seconds)})
+    for nodes in sizes["up"]:
+        say(f"scale: {nodes:,} buzzers started by arduino up")
+        scale.append(up.start(nodes))
+    for nodes, seconds in sizes["up_idle"].items():
+        say(f"scale: {nodes:,} subscribed nodes idle under arduino up, {seconds:g} s")
+        scale.append(up.idle(nodes, seconds))
     count = sizes["processes"]
     say(f"scale: {count} nodes as processes")
     scale.append({"what": f"{count} nodes as processes", **mesh_side.processes(count)})

@@ -67,7 +67,20 @@ def rows(report: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
         if "scale" in row:
             for item in row["scale"]:
                 if "cpu_percent" in item:  # idle links: what their keepalive costs
-                    scale.append([item["what"], "-", f"{item['cpu_percent']:.1f} % of a core while idle", "-"])
+                    started = f"{item['startup_s']:.2f} s" if "startup_s" in item else "-"
+                    scale.append([item["what"], started, f"{item['cpu_percent']:.1f} % of a core while idle", "-"])
+                    continue
+                if "nodes" in item:  # through `arduino up` itself: the stop is the last column
+                    stop = item.get("stop_s")
+                    scale.append(
+                        [
+                            item["what"],
+                            f"{item['startup_s']:.2f} s ({item['startup_cpu_s']:.2f} s CPU,"
+                            f" {1000 * item['startup_s'] / item['nodes']:.2f} s per 1,000)",
+                            f"{item['kib_per_node']:,.0f} KiB per node",
+                            f"stopped in {stop:.2f} s" if stop is not None else "did not stop within 60 s",
+                        ]
+                    )
                     continue
                 scale.append(
                     [

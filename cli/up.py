@@ -10,6 +10,7 @@ import click
 
 from mesh.errors import MeshError
 from mesh.grid import Grid
+from nodes import FactoryLoop
 from nodes.circuit import building
 from nodes.reload import GridSource
 from nodes.runner import run_until_signalled
@@ -55,11 +56,13 @@ def up_command(ctx: click.Context, names: tuple[str, ...]) -> None:
 
     source = GridSource(Path(ctx.obj["grid"]), reread)  # one watcher: every node takes each edit from one read
     try:
+        sketches: dict[str, type[FactoryLoop]] = {}  # a grid of thousands of nodes names a few sketches
         with building():  # thousands of long-lived objects: no full collection over them meanwhile
-            nodes += [
-                Node(load_sketch(grid, grid.node(name)), name, grid, state_dir=ctx.obj["state_dir"], token=token)
-                for name in chosen
-            ]
+            for name in chosen:
+                spec = grid.node(name)
+                if spec.sketch not in sketches:
+                    sketches[spec.sketch] = load_sketch(grid, spec)
+                nodes.append(Node(sketches[spec.sketch], name, grid, state_dir=ctx.obj["state_dir"], token=token))
         prefix_lines([*chosen, "up"])
         asyncio.run(run_until_signalled(*nodes, log=logging.getLogger("mesh.up"), source=source))
     except MeshError as exc:

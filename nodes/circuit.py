@@ -18,6 +18,7 @@ __all__ = [
     "open_together",
     "run_together",
     "start_together",
+    "stop_layers",
     "stop_order",
     "stop_together",
 ]
@@ -106,23 +107,47 @@ async def stop_together(nodes: Sequence[Node]) -> None:
 
     The order lets a message in flight finish: the clock stops its ticks, then the iopin
     finishes the tick it holds, streaming to a buzzer that still listens, then the buzzer stops.
+    The nodes of one layer (none wired to another) stop at once, together: ten thousand
+    nodes without wires stop in the time of one.
     """
     for node in nodes:
         node.request_stop()
-    for node in stop_order(nodes):
-        await node.stop()
+    for layer in stop_layers(nodes):
+        await asyncio.gather(*(node.stop() for node in layer))
+
+
+def stop_layers(nodes: Sequence[Node]) -> list[list[Node]]:
+    """``nodes`` in layers, each node in a layer after every node among them wired to it (Kahn's order).
+
+    A loop of wires is broken where the given order says: its first node left stops first.
+    """
+    given = {node.name: index for index, node in enumerate(nodes)}
+    by_name = {node.name: node for node in nodes}
+    waits: dict[str, int] = {}
+    feeds: dict[str, list[str]] = {name: [] for name in by_name}
+    for name, node in by_name.items():
+        sources = [source for source in set(node.grid.sources(name)) if source in by_name and source != name]
+        waits[name] = len(sources)
+        for source in sources:
+            feeds[source].append(name)
+    layers: list[list[Node]] = []
+    done: set[str] = set()
+    ready = [name for name in by_name if not waits[name]]
+    while len(done) < len(by_name):
+        if not ready:  # a loop of wires: break it where the given order says
+            ready = [next(name for name in by_name if name not in done)]
+        layers.append([by_name[name] for name in ready])
+        done.update(ready)
+        freed = set()
+        for name in ready:
+            for target in feeds[name]:
+                waits[target] -= 1
+                if waits[target] <= 0 and target not in done:
+                    freed.add(target)
+        ready = sorted(freed, key=given.__getitem__)
+    return layers
 
 
 def stop_order(nodes: Sequence[Node]) -> list[Node]:
     """``nodes`` in an order where each comes after every node among them wired to it (a loop: the given order)."""
-    left = list(nodes)
-    names = {node.name for node in nodes}
-    order: list[Node] = []
-    while left:
-        pending = {node.name for node in left}
-        ready = [node for node in left if not (set(node.grid.sources(node.name)) & names & pending)]
-        if not ready:  # a loop of wires: break it where the given order says
-            ready = left[:1]
-        order += ready
-        left = [node for node in left if node not in ready]
-    return order
+    return [node for layer in stop_layers(nodes) for node in layer]

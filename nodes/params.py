@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import types
@@ -22,15 +23,9 @@ def check_params(cls: type[Any], spec: NodeSpec, path: str, *, complete: bool = 
     that it gives every required parameter: for the command line's overrides, which the
     grid's params complete.
     """
-    signature = inspect.signature(cls.setup)
-    parameters = [p for p in signature.parameters.values() if p.name != "self"]
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+    takes_any, names, hints = _setup_of(cls)  # type: ignore[arg-type]  # classes hash by identity
+    if takes_any:
         return
-    names = {p.name: p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    try:
-        hints = typing.get_type_hints(cls.setup)
-    except Exception:
-        hints = {}
     where = f"node {spec.name!r} (sketch {spec.sketch})"
     for key, value in spec.params.items():
         if key not in names:
@@ -56,6 +51,18 @@ def check_params(cls: type[Any], spec: NodeSpec, path: str, *, complete: bool = 
             f"node {spec.name!r} needs param {name!r} (setup() has no default); "
             f"add it to params: or pass --{name.replace('_', '-')}",
         )
+
+
+@functools.cache
+def _setup_of(cls: type[Any]) -> tuple[bool, dict[str, inspect.Parameter], dict[str, Any]]:
+    """What ``cls.setup`` takes, once per class: any keyword (``**params``), its named parameters, their hints."""
+    parameters = [p for p in inspect.signature(cls.setup).parameters.values() if p.name != "self"]
+    names = {p.name: p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    try:
+        hints = typing.get_type_hints(cls.setup)
+    except Exception:
+        hints = {}
+    return any(p.kind is p.VAR_KEYWORD for p in parameters), names, hints
 
 
 def _fits(value: object, expected: type) -> bool:

@@ -73,12 +73,27 @@ def hears(method: Callable[[Any, str, str], Any]) -> Callable[[Any, str, str], A
     return method
 
 
+@functools.cache
+def _marked(cls: type) -> dict[str, list[tuple[str, Any]]]:
+    """Every mark on the methods of sketch class ``cls``: mark -> ``[(method name, what the mark holds)]``.
+
+    Looked up once per class, from the class (never an instance): a grid of thousands of
+    nodes of one sketch asks this thousands of times.
+    """
+    found: dict[str, list[tuple[str, Any]]] = {_HEARS: [], _REPORTS: [], _EVERY: []}
+    for name in dir(cls):
+        attribute = inspect.getattr_static(cls, name, None)
+        for mark, marked in found.items():
+            value = getattr(attribute, mark, None)
+            if value is not None and value is not False:
+                marked.append((name, value))
+    return found
+
+
 def heard_by(cls: type) -> str | None:
     """The name of the ``@hears`` method of ``cls``, if it has one."""
-    for name in dir(cls):
-        if getattr(inspect.getattr_static(cls, name, None), _HEARS, False):
-            return name
-    return None
+    marked = _marked(cls)[_HEARS]
+    return marked[0][0] if marked else None
 
 
 def reports(method: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
@@ -89,10 +104,8 @@ def reports(method: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str
 
 def reported_by(cls: type) -> str | None:
     """The name of the ``@reports`` method of ``cls``, if it has one."""
-    for name in dir(cls):
-        if getattr(inspect.getattr_static(cls, name, None), _REPORTS, False):
-            return name
-    return None
+    marked = _marked(cls)[_REPORTS]
+    return marked[0][0] if marked else None
 
 
 def has_reconfigure(cls: type) -> bool:
@@ -113,10 +126,7 @@ def every(seconds: float | str, *, times: int | str = 0) -> Callable[[Callable[.
 def periodic_methods(node: object) -> list[tuple[str, float, int]]:
     """``(name, seconds, times)`` for each ``@every`` method of ``node``, resolved after setup."""
     found = []
-    for name in dir(type(node)):
-        spec = getattr(getattr(type(node), name, None), _EVERY, None)
-        if spec is None:
-            continue
+    for name, spec in _marked(type(node))[_EVERY]:  # type: ignore[arg-type]  # classes hash by identity
         seconds, times = (getattr(node, value) if isinstance(value, str) else value for value in spec)
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds <= 0:
             raise ValueError(f"@every on {name}(): the period must be a number of seconds above 0, not {seconds!r}")

@@ -18,6 +18,7 @@ does not depend on the behaviours it runs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -44,10 +45,11 @@ BUILTIN = "sketches"
 FOLDER = "sketches"
 
 
-def builtins() -> list[str]:
-    """The names of the built-in sketch modules (the ``sketches`` package's), sorted."""
+@functools.cache
+def builtins() -> tuple[str, ...]:
+    """The names of the built-in sketch modules (the ``sketches`` package's), sorted (looked up once per process)."""
     package = importlib.import_module(BUILTIN)
-    return sorted(info.name for info in pkgutil.iter_modules(package.__path__) if not info.name.startswith("_"))
+    return tuple(sorted(info.name for info in pkgutil.iter_modules(package.__path__) if not info.name.startswith("_")))
 
 
 def _project(grid_path: str | os.PathLike[str] | None) -> Path | None:
@@ -130,14 +132,21 @@ def locate(value: str, grid_path: str | os.PathLike[str] | None = None) -> Locat
 
 
 def problem(grid_path: str | os.PathLike[str] | None = None) -> Callable[[str], str | None]:
-    """For the grid's rules: a function telling what is wrong with a ``sketch:`` value (None if found)."""
+    """For the grid's rules: a function telling what is wrong with a ``sketch:`` value (None if found).
+
+    Each value is looked for once per function (a grid of thousands of nodes names a few sketches).
+    """
+    found: dict[str, str | None] = {}
 
     def check(value: str) -> str | None:
-        try:
-            locate(value, grid_path)
-        except SketchError as exc:
-            return str(exc)
-        return None
+        if value not in found:
+            try:
+                locate(value, grid_path)
+            except SketchError as exc:
+                found[value] = str(exc)
+            else:
+                found[value] = None
+        return found[value]
 
     return check
 
