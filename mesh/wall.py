@@ -23,7 +23,7 @@ The hooks:
 - ``MeshClientConnection``: a client connection whose opening handshake ends with a greeting
   (``handshake`` overridden) and which hands whole text messages over in the turn that reads
   them (``process_event`` overridden).
-- ``forget_headers``: a greeted connection's handshake headers dropped (1.6 KiB each).
+- ``forget_headers``: a greeted connection's handshake headers dropped (nothing reads them again).
 - ``freeze``, ``thaw``: stop reading a connection whatever the flow control says
   (``transport.pause_reading``, ``recv_messages.resume`` replaced): a simulated SIGSTOP.
 - ``NodeConnection``: a server connection whose protocol answers a request it cannot parse with

@@ -29,9 +29,9 @@ def building() -> Iterator[None]:
     """Pause the cyclic garbage collector while many long-lived objects are made (a grid's nodes, opened).
 
     Every full collection walks every object alive, and start-up makes objects that all
-    live on: 10,000 nodes took 2.5 times the CPU with the collector running (ten full
-    collections over a heap that only grows). Garbage made meanwhile waits for the next
-    collection after; the collector is left as it was found (off if someone else turned it off).
+    live on: each collection meanwhile walks a heap that only grows, for nothing to free
+    (bench/NOTES.md has what it cost). Garbage made meanwhile waits for the next collection
+    after; the collector is left as it was found (off if someone else turned it off).
     """
     was_enabled = gc.isenabled()
     gc.disable()

@@ -80,9 +80,9 @@ class _Slot:
     """The step of sketch code running now on one thread (the innermost), or None.
 
     Every started watch of a thread writes its steps here, so the watchdog looks at one
-    slot per thread, not at every node: at 2,000 idle nodes, looking at each watch ten
-    times a second cost 1 % of a core. One thread runs one step at a time, so steps of
-    several watches nest as a watch's own do. Written by the loop, read by the watchdog.
+    slot per thread, not at every node: its cost does not grow with the nodes of a process
+    (bench/NOTES.md). One thread runs one step at a time, so steps of several watches nest
+    as a watch's own do. Written by the loop, read by the watchdog.
     """
 
     __slots__ = ("step",)
