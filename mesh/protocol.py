@@ -8,6 +8,10 @@ Nodes speak this protocol only on connections that negotiated the
 ``arduino-mesh.1`` subprotocol; a client that offers no subprotocol gets the
 plain protocol (one text frame in, one text frame back). ``docs/protocol.md``
 shows an example of every frame.
+
+One job that reads best whole, though it runs past 400 lines: every frame, the checks each
+field gets, and the quick paths that read and write the common frames without building them
+must agree field by field, and they are easiest to keep agreeing side by side.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@
       - restart: buzzer
       - freeze: {node: iopin, for: 5s}
 
-This module is the core: text to a frozen :class:`Scenario` (:func:`load_scenario`), and
+This module is the core: text to a frozen :class:`~mesh.steps.Scenario` (:func:`load_scenario`), and
 the checks against a grid (:func:`check`), with no I/O and no event loop. The YAML is read
 by the grid's own reader (:func:`mesh.grid.load_yaml`: every value keeps its line, YAML's
 traps refused), and every problem is one :class:`ScenarioError`, ``FILE:LINE: what``, at
@@ -30,7 +30,6 @@ from __future__ import annotations
 import os.path
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn
 
@@ -40,223 +39,28 @@ from mesh.grid import Grid, Marks, load_yaml
 from mesh.grid.shown import kind, show, suggest
 from mesh.topics import check_pattern
 
-__all__ = [
-    "STEPS",
-    "TOP_KEYS",
-    "Delay",
-    "ExpectCount",
-    "ExpectTopic",
-    "Freeze",
-    "Kill",
-    "Plug",
-    "Restart",
-    "Scenario",
-    "Send",
-    "Step",
-    "Unplug",
-    "check",
-    "load_scenario",
-]
+from .steps import (
+    STEPS,
+    Delay,
+    ExpectCount,
+    ExpectTopic,
+    Freeze,
+    Kill,
+    Plug,
+    Restart,
+    Scenario,
+    Send,
+    Step,
+    Unplug,
+)
+
+__all__ = ["TOP_KEYS", "check", "load_scenario"]
 
 #: The keys a scenario may have at the top level, sorted.
 TOP_KEYS: tuple[str, ...] = ("grid", "nodes", "params", "seed", "steps")
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _WIRE = re.compile(rf"\s*({_NAME.pattern})\s*->\s*({_NAME.pattern})\s*")
-
-
-# --------------------------------------------------------------------------- the steps
-
-
-@dataclass(frozen=True, kw_only=True)
-class Step:
-    """One step and the line it starts on."""
-
-    line: int = 0
-
-    @property
-    def name(self) -> str:
-        """The step's name as written in a file (``expect-topic``)."""
-        return _NAMES[type(self)]
-
-    def describe(self) -> str:
-        """The step in words for the log: ``unplug iopin -> buzzer``."""
-        raise NotImplementedError
-
-
-@dataclass(frozen=True, kw_only=True)
-class Delay(Step):
-    """Let ``seconds`` of simulated time pass."""
-
-    seconds: float
-    written: str = ""
-
-    def describe(self) -> str:
-        return f"delay {self.written or self.seconds}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Send(Step):
-    """Send ``message`` to ``node`` (on ``channel``) as ``arduino send`` does; its ack must be ``expect`` if given."""
-
-    node: str
-    message: str
-    channel: str = ""
-    expect: str | None = None
-    node_line: int = 0
-
-    def describe(self) -> str:
-        on = f" on channel {self.channel!r}" if self.channel else ""
-        expect = "" if self.expect is None else f", expecting {self.expect!r}"
-        return f"send {self.message!r} to {self.node}{on}{expect}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ExpectTopic(Step):
-    """Wait for a publication whose key ``key`` matches (carrying ``value``, as text, if given), for ``within`` at most."""
-
-    key: str
-    value: str | None = None
-    within: float
-    within_written: str = ""
-
-    def expected(self) -> str:
-        return self.key if self.value is None else f"{self.key} = {self.value}"
-
-    def describe(self) -> str:
-        return f"expect-topic {self.expected()} within {self.within_written}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ExpectCount(Step):
-    """How many publications ``key`` has matched since the start: at least, exactly, at most; waiting up to ``within``."""
-
-    key: str
-    at_least: int | None = None
-    exactly: int | None = None
-    at_most: int | None = None
-    within: float | None = None
-    within_written: str = ""
-
-    def holds(self, count: int) -> bool:
-        if self.exactly is not None and count != self.exactly:
-            return False
-        if self.at_least is not None and count < self.at_least:
-            return False
-        return self.at_most is None or count <= self.at_most
-
-    def hopeless(self, count: int) -> bool:
-        """True when no later publication can make it hold (counts only grow)."""
-        limit = self.exactly if self.exactly is not None else self.at_most
-        return limit is not None and count > limit
-
-    def expected(self) -> str:
-        if self.exactly is not None:
-            return f"exactly {self.exactly}"
-        parts = []
-        if self.at_least is not None:
-            parts.append(f"at least {self.at_least}")
-        if self.at_most is not None:
-            parts.append(f"at most {self.at_most}")
-        return " and ".join(parts)
-
-    def describe(self) -> str:
-        within = "" if self.within is None else f" within {self.within_written}"
-        return f"expect-count {self.key} {self.expected()}{within}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Unplug(Step):
-    """Cut the wire ``source -> target`` and refuse its connections until plugged."""
-
-    source: str
-    target: str
-
-    def describe(self) -> str:
-        return f"unplug {self.source} -> {self.target}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Plug(Step):
-    """Put the wire ``source -> target`` back."""
-
-    source: str
-    target: str
-
-    def describe(self) -> str:
-        return f"plug {self.source} -> {self.target}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Kill(Step):
-    """Kill ``node`` as SIGKILL would."""
-
-    node: str
-
-    def describe(self) -> str:
-        return f"kill {self.node}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Restart(Step):
-    """Start the killed ``node`` again."""
-
-    node: str
-
-    def describe(self) -> str:
-        return f"restart {self.node}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Freeze(Step):
-    """Freeze ``node`` for ``seconds`` (as SIGSTOP would), and go on at once: it thaws by itself."""
-
-    node: str
-    seconds: float
-    written: str = ""
-    node_line: int = 0
-
-    def describe(self) -> str:
-        return f"freeze {self.node} for {self.written or self.seconds}"
-
-
-_NAMES: dict[type[Step], str] = {
-    Delay: "delay",
-    Send: "send",
-    ExpectTopic: "expect-topic",
-    ExpectCount: "expect-count",
-    Unplug: "unplug",
-    Plug: "plug",
-    Kill: "kill",
-    Restart: "restart",
-    Freeze: "freeze",
-}
-#: The steps a scenario may have, in the order the reference lists them.
-STEPS: tuple[str, ...] = tuple(_NAMES.values())
-
-
-@dataclass(frozen=True, kw_only=True)
-class Scenario:
-    """A scenario, checked in itself (:func:`check` checks it against a grid).
-
-    ``path`` is the file as the user named it (errors and failures name it so); ``grid``
-    the grid file it names, joined to the scenario's folder, or None (the command's).
-    """
-
-    path: str
-    steps: tuple[Step, ...]
-    grid: str | None = None
-    seed: int | str | None = None
-    nodes: tuple[str, ...] | None = None
-    params: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
-    lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # top-level key -> its line
-    params_lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # node -> its line in params
-
-    @property
-    def wires(self) -> tuple[tuple[str, str], ...]:
-        """The wires the steps unplug or plug, in order (a simulation must make them unpluggable)."""
-        found = [(step.source, step.target) for step in self.steps if isinstance(step, (Unplug, Plug))]
-        return tuple(dict.fromkeys(found))
 
 
 # --------------------------------------------------------------------------- reading

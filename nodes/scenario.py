@@ -34,21 +34,9 @@ from dataclasses import dataclass
 from mesh.durations import shown
 from mesh.errors import GridError, MeshError, ScenarioError
 from mesh.grid import Grid, read_text
-from mesh.scenario import (
-    Delay,
-    ExpectCount,
-    ExpectTopic,
-    Freeze,
-    Kill,
-    Plug,
-    Restart,
-    Scenario,
-    Send,
-    Step,
-    Unplug,
-    load_scenario,
-)
 from mesh.scenario import check as check_steps
+from mesh.scenario import load_scenario
+from mesh.steps import Delay, ExpectCount, ExpectTopic, Freeze, Kill, Plug, Restart, Scenario, Send, Step, Unplug
 
 from .params import check_params
 from .simulation import Simulation

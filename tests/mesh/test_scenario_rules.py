@@ -13,20 +13,8 @@ from textwrap import dedent
 import pytest
 
 from mesh.grid import load_grid
-from mesh.scenario import (
-    Delay,
-    ExpectCount,
-    ExpectTopic,
-    Freeze,
-    Kill,
-    Plug,
-    Restart,
-    ScenarioError,
-    Send,
-    Unplug,
-    check,
-    load_scenario,
-)
+from mesh.scenario import ScenarioError, check, load_scenario
+from mesh.steps import Delay, ExpectCount, ExpectTopic, Freeze, Kill, Plug, Restart, Send, Unplug
 
 GRID = """\
 nodes:
