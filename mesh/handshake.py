@@ -23,10 +23,22 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from . import auth, protocol
 from .errors import ProtocolError
 
-__all__ = ["NOT_PROVEN", "REFUSED", "WRONG_TOKEN", "Greeting", "GreetingFailed", "auth_headers", "greeting"]
+__all__ = [
+    "NOT_PROVEN",
+    "REFUSED",
+    "WRONG_NODE",
+    "WRONG_TOKEN",
+    "Greeting",
+    "GreetingFailed",
+    "auth_headers",
+    "greeting",
+    "wrong_node",
+]
 
 #: What a node says (error frame, close reason) to a client that does not prove it knows the token.
 WRONG_TOKEN = "wrong or missing token"
+#: The close reason of a node that a hello meant for another node reached (a stale address, a relay).
+WRONG_NODE = "wrong node"
 #: Why a mesh client refuses a peer, and why a node refused us.
 NOT_PROVEN = "it does not prove it knows the mesh's token: not sending to it"
 REFUSED = f"refused the handshake: {WRONG_TOKEN}"
@@ -49,15 +61,23 @@ class GreetingFailed(InvalidHandshake):
         return self.reason
 
 
-class Greeting:
-    """One connection's greeting: the hello it sends (``hello()``), and the proofs when there is a ``token``.
+def wrong_node(node: str, target: str) -> str:
+    """What node ``node`` answers a hello meant for ``target``."""
+    return f"this is {node}, not {target}: {WRONG_NODE}"
 
-    The peer's hello is kept in :attr:`peer_hello` once the greeting succeeded.
+
+class Greeting:
+    """One connection's greeting to ``target``: the hello it sends (``hello()``), and the proofs with a ``token``.
+
+    The hello names the node dialled (``to``); the proofs are bound to it, to the address
+    dialled and to the hello's claims (:class:`mesh.auth.Binding`). The peer's hello is kept
+    in :attr:`peer_hello` once the greeting succeeded.
     """
 
-    def __init__(self, hello: Callable[[], protocol.Hello], token: str | None) -> None:
+    def __init__(self, hello: Callable[[], protocol.Hello], token: str | None, target: str = "") -> None:
         self.hello = hello
         self.token = token
+        self.target = target
         self.client_nonce = auth.nonce()
         self.peer_hello: protocol.Hello | None = None
 
@@ -68,39 +88,52 @@ class Greeting:
         """Send our hello, read the peer's; False (nothing exchanged) if the peer does not speak the mesh protocol."""
         if ws.subprotocol != protocol.SUBPROTOCOL:
             return False  # the caller says the peer does not speak it
-        hello = self.hello()
+        mine = self.hello()
+        hello = protocol.Hello(node=mine.node, session=mine.session, to=self.target)
         server_nonce = ""
+        binding = auth.Binding(self.target, "", hello.node, hello.session)
         if self.token:
-            assert ws.response is not None
+            assert ws.response is not None and ws.request is not None
             nonces = ws.response.headers.get_all(auth.NONCE_HEADER)
             server_nonce = nonces[0] if len(nonces) == 1 and auth.is_nonce(nonces[0]) else ""
             if not server_nonce:  # not a node of this mesh: it gets no proof to work on
                 raise GreetingFailed(NOT_PROVEN)
-            proof = auth.client_proof(self.token, self.client_nonce, server_nonce)
-            hello = protocol.Hello(node=hello.node, session=hello.session, proof=proof)
+            binding = auth.Binding(self.target, ws.request.headers.get("Host", ""), hello.node, hello.session)
+            proof = auth.client_proof(self.token, self.client_nonce, server_nonce, binding)
+            hello = protocol.Hello(node=hello.node, session=hello.session, proof=proof, to=self.target)
         try:
             await ws.send(protocol.encode(hello))
             raw = await ws.recv()
             answer = protocol.decode(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
         except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == 1008 and exc.rcvd.reason == WRONG_NODE:
+                raise GreetingFailed(self._another_node()) from None
             if self.token and exc.rcvd is not None and exc.rcvd.code == 1008:
                 raise GreetingFailed(REFUSED, fatal=True) from None
             raise GreetingFailed("the connection closed before its hello (connection closed)") from None
         except ProtocolError as exc:
             raise GreetingFailed(f"it answered the hello with a bad frame: {exc}") from None
+        if isinstance(answer, protocol.Error) and answer.error.endswith(f": {WRONG_NODE}"):
+            raise GreetingFailed(self._another_node(answer.error))  # not fatal: the node dialled may come back
         if isinstance(answer, protocol.Error) and self.token:
             raise GreetingFailed(REFUSED, fatal=True)
         if not isinstance(answer, protocol.Hello):
             raise GreetingFailed(f"it answered the hello with a {type(answer).__name__.lower()} frame, not a hello")
-        if self.token and not auth.proves(auth.server_proof(self.token, self.client_nonce, server_nonce), answer.proof):
+        expected = self.token and auth.server_proof(self.token, self.client_nonce, server_nonce, binding)
+        if expected and not auth.proves(expected, answer.proof):
             raise GreetingFailed(NOT_PROVEN)
         self.peer_hello = answer
         return True
 
+    def _another_node(self, said: str = "") -> str:
+        """Why a node that is not ``target`` answered at its address: one line."""
+        who = said.split(",", 1)[0].removeprefix("this is ") if said.startswith("this is ") else "another node"
+        return f"{who} answers at {self.target}'s address, not {self.target} (a stale address, or a relay): not sending to it"
 
-def greeting(hello: Callable[[], protocol.Hello], token: str | None) -> Callable[[], Greeting]:
-    """What :func:`mesh.wall.mesh_client` takes: a fresh :class:`Greeting` per connection."""
-    return partial(Greeting, hello, token)
+
+def greeting(hello: Callable[[], protocol.Hello], token: str | None, target: str = "") -> Callable[[], Greeting]:
+    """What :func:`mesh.wall.mesh_client` takes: a fresh :class:`Greeting` per connection to ``target``."""
+    return partial(Greeting, hello, token, target)
 
 
 def auth_headers(token: str | None) -> dict[str, str]:

@@ -77,9 +77,9 @@ _BATCH_TEXT = BATCH_BYTES + BATCH + 1
 SHOWN = 40
 
 # The fields of each frame that are names (printable; the first ones at most NAME_MAX characters).
-_SHORT = {"node", "session", "proof", "channel"}
+_SHORT = {"node", "session", "proof", "channel", "to"}
 _NAMES = {
-    "hello": ("node", "session", "proof"),
+    "hello": ("node", "session", "proof", "to"),
     "msg": ("channel",),
     "pub": ("key",),
     "sub": ("pattern",),
@@ -101,13 +101,16 @@ class Hello:
 
     A link also names its ``session``: the receiver remembers, per session,
     which message ids it has handled, so that a message re-sent after a
-    reconnect reaches ``loop()`` only once. On a grid with a token, ``proof``
-    shows that the speaker knows it without sending it (see :mod:`mesh.auth`).
+    reconnect reaches ``loop()`` only once; and ``to``, the node it dialled: a
+    node refuses a hello meant for another (a stale address, a relay). On a grid
+    with a token, ``proof`` shows that the speaker knows it without sending it,
+    for this conversation only (see :mod:`mesh.auth`).
     """
 
     node: str
     session: str = ""
     proof: str = ""
+    to: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,7 +190,7 @@ Frame = Hello | Message | Ack | Error | Subscribe | Unsubscribe | Publish | Stat
 
 # type name -> (class, {field: (type, description)})
 _FIELDS: dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]] = {
-    "hello": (Hello, {"node": (str, "text"), "session": (str, "text"), "proof": (str, "text")}),
+    "hello": (Hello, {"node": (str, "text"), "session": (str, "text"), "proof": (str, "text"), "to": (str, "text")}),
     "msg": (Message, {"id": (int, "a whole number"), "channel": (str, "text"), "data": (str, "text")}),
     "ack": (Ack, {"id": (int, "a whole number"), "data": (str, "text")}),
     "error": (Error, {"id": ((int, type(None)), "a whole number or null"), "error": (str, "text")}),
@@ -206,7 +209,7 @@ _FIELDS: dict[str, tuple[type, dict[str, tuple[type | tuple[type, ...], str]]]] 
     "report": (Report, {"id": (int, "a whole number"), "data": (dict, "an object")}),
 }
 #: Fields that may be left out, with the value they then have.
-_OPTIONAL: dict[str, object] = {"lost": 0, "session": "", "proof": "", "retained": False}
+_OPTIONAL: dict[str, object] = {"lost": 0, "session": "", "proof": "", "retained": False, "to": ""}
 _TYPE_OF = {cls: name for name, (cls, _) in _FIELDS.items()}
 
 

@@ -164,7 +164,7 @@ class Connection:
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,
                 additional_headers=self.headers,
-                create_connection=mesh_client(greeting(self.greeting, self.token)),
+                create_connection=mesh_client(greeting(self.greeting, self.token, self.peer)),
                 process_exception=self._retry_or_give_up,
                 reconnect_delays=self._delays,
                 **tls_options(self.ssl_context),

@@ -71,7 +71,7 @@ async def request(
                 sock=sock,
                 open_timeout=open_timeout,
                 additional_headers=headers,
-                create_connection=mesh_client(greeting(hello, token)),
+                create_connection=mesh_client(greeting(hello, token, peer)),
                 **tls_options(ssl_context),
             ) as ws:
                 phase = "answer"

@@ -24,13 +24,13 @@ from websockets.exceptions import ConnectionClosed
 from mesh import auth, protocol
 from mesh.constants import OPEN_TIMEOUT, SEND_TIMEOUT
 from mesh.errors import ProtocolError, SubscriptionLimit, TopicError
-from mesh.handshake import WRONG_TOKEN
+from mesh.handshake import WRONG_NODE, WRONG_TOKEN, wrong_node
 from mesh.throttle import Throttle, escape
 from mesh.topics import check_pattern
 from mesh.wall import forget_headers, freeze, room_for, send_or_abort, write_now
 
 from .delivery import Session
-from .http import peer_host, peer_name
+from .http import Challenge, peer_host, peer_name
 from .plain import PlainClient
 from .report import report_json
 
@@ -91,17 +91,15 @@ async def serve_connection(server: NodeServer, websocket: ServerConnection) -> N
         server.handlers.discard(task)
 
 
-async def proven(
-    node: Served, websocket: ServerConnection, conversation: Conversation, challenge: tuple[str, str]
-) -> bool:
+async def proven(node: Served, websocket: ServerConnection, conversation: Conversation, challenge: Challenge) -> bool:
     """The auth gate of a client that proves the token: its first frame, a hello with the proof, or nothing.
 
     Answered with the node's hello and its own proof; anything else (no hello within
-    HELLO_TIMEOUT, a wrong proof, any other frame) gets an error frame and close 1008,
-    and nothing of it is handled.
+    HELLO_TIMEOUT, a hello meant for another node, a wrong proof, any other frame) gets an
+    error frame and close 1008, and nothing of it is handled. Both proofs are bound to this
+    node's name, the address the client dialled and the hello's claims (mesh.auth.Binding).
     """
     assert node.token is not None
-    client_nonce, server_nonce = challenge
     hello: protocol.Frame | None = None
     try:
         raw = await asyncio.wait_for(websocket.recv(), HELLO_TIMEOUT)
@@ -109,7 +107,16 @@ async def proven(
             hello = protocol.decode(raw)
     except (ProtocolError, TimeoutError):
         pass
-    expected = auth.client_proof(node.token, client_nonce, server_nonce)
+    if isinstance(hello, protocol.Hello) and hello.to and hello.to != node.name:
+        await conversation.refuse_wrong_node(hello.to)
+        return False
+    binding = auth.Binding(
+        node.name,
+        challenge.address,
+        hello.node if isinstance(hello, protocol.Hello) else "",
+        getattr(hello, "session", ""),
+    )
+    expected = auth.client_proof(node.token, challenge.client_nonce, challenge.server_nonce, binding)
     if not isinstance(hello, protocol.Hello) or not auth.proves(expected, hello.proof):
         conversation.throttle.warn(
             ("token", peer_host(websocket)), "refused a connection from %s: %s", peer_name(websocket), WRONG_TOKEN
@@ -118,7 +125,7 @@ async def proven(
         await websocket.close(1008, WRONG_TOKEN)
         return False
     await conversation.answer(protocol.Hello(node=hello.node, session=hello.session))  # who it is, its session
-    proof = auth.server_proof(node.token, client_nonce, server_nonce)
+    proof = auth.server_proof(node.token, challenge.client_nonce, challenge.server_nonce, binding)
     await websocket.send(protocol.encode(protocol.Hello(node=node.name, proof=proof)))
     return True
 
@@ -126,7 +133,7 @@ async def proven(
 async def mesh_session(
     node: Served,
     websocket: ServerConnection,
-    challenge: tuple[str, str] | None = None,
+    challenge: Challenge | None = None,
     throttle: Throttle | None = None,
 ) -> None:
     """A peer speaking the mesh protocol: hello, then messages answered with acks, in order.
@@ -146,6 +153,9 @@ async def mesh_session(
         async for text in websocket:
             replies = [_BINARY] if isinstance(text, bytes) else await conversation.answer_all(text)
             if not _sent_now(websocket, replies) and not await _send(node, websocket, conversation.peer, replies):
+                return
+            if conversation.wrong_node:
+                await websocket.close(1008, WRONG_NODE)
                 return
     except ConnectionClosed:
         pass
@@ -202,6 +212,23 @@ class Conversation:
         self.subscriptions = 0  # sub and unsub frames answered
         #: Bytes of retained values a sub frame queued for the peer: they count against the reply budget.
         self.retained_sent = 0
+        #: The peer's hello was meant for another node: answered, then the connection closes.
+        self.wrong_node = False
+
+    def _said_wrong_node(self, target: str) -> None:
+        self.throttle.warn(
+            ("wrong node", peer_host(self.websocket)),
+            "refused a hello from %s meant for %s (a stale address, or a relay)",
+            peer_name(self.websocket),
+            escape(target),
+        )
+
+    async def refuse_wrong_node(self, target: str) -> None:
+        """Answer a hello meant for ``target``, another node, and close with 1008 (:data:`WRONG_NODE`)."""
+        self.wrong_node = True
+        self._said_wrong_node(target)
+        await self.websocket.send(protocol.encode(protocol.Error(id=None, error=wrong_node(self.node.name, target))))
+        await self.websocket.close(1008, WRONG_NODE)
 
     def close(self) -> None:
         """The connection is over (or greets again): its session is no longer in use by it."""
@@ -267,6 +294,10 @@ class Conversation:
         if isinstance(frame, protocol.Message):
             return await self.message(frame)
         if isinstance(frame, protocol.Hello):
+            if frame.to and frame.to != node.name:  # meant for another node: a stale address, or a relay
+                self.wrong_node = True
+                self._said_wrong_node(frame.to)
+                return protocol.encode(protocol.Error(id=None, error=wrong_node(node.name, frame.to)))
             self.peer = frame.node
             remote, local = self.websocket.remote_address, self.websocket.local_address
             node.sessions.check_address(self.peer, remote[0] if remote else None, local[0] if local else None)

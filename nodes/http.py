@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import logging
 import weakref
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -27,7 +28,7 @@ from mesh import auth, protocol
 from mesh.throttle import Throttle, escape
 from mesh.wall import HTTP_HELP, QUOTED, set_socket_buffers
 
-__all__ = ["SINGLE_HEADERS", "SOCKET_BUFFER", "Entrance", "peer_host", "peer_name", "token_matches"]
+__all__ = ["SINGLE_HEADERS", "SOCKET_BUFFER", "Challenge", "Entrance", "peer_host", "peer_name", "token_matches"]
 
 #: Headers the node reads in a handshake: each may come once (a duplicate gets a 400, not a guess).
 SINGLE_HEADERS = ("Host", "Upgrade", "Authorization", "Sec-WebSocket-Key", "Sec-WebSocket-Version", auth.NONCE_HEADER)
@@ -73,6 +74,16 @@ def token_matches(request: Request, token: str) -> bool:
     return hmac.compare_digest(supplied.encode(), token.encode())
 
 
+@dataclass(frozen=True)
+class Challenge:
+    """What a mesh client that proves the token is to prove it over: both nonces, and the address it dialled."""
+
+    client_nonce: str
+    server_nonce: str
+    #: The request's ``Host``: the address as the client dialled it (one header at most: SINGLE_HEADERS).
+    address: str
+
+
 class Host(Protocol):
     """What the entrance needs of its node."""
 
@@ -102,7 +113,7 @@ class Entrance:
     def __init__(self, node: Host) -> None:
         self.node = node
         #: (client nonce, node nonce) of mesh clients that are to prove the token in their hello.
-        self.challenges: weakref.WeakKeyDictionary[ServerConnection, tuple[str, str]] = weakref.WeakKeyDictionary()
+        self.challenges: weakref.WeakKeyDictionary[ServerConnection, Challenge] = weakref.WeakKeyDictionary()
         #: Warnings a client can repeat at will (a wrong token): one line, then a count.
         self.throttle = Throttle(node.log)
         #: ``ws`` or ``wss`` (the grid has tls): what the node's help text tells a visitor to use.
@@ -132,7 +143,7 @@ class Entrance:
             client_nonce = request.headers.get(auth.NONCE_HEADER)
             if upgrade and _offers_mesh(request) and auth.is_nonce(client_nonce):
                 assert client_nonce is not None
-                self.challenges[connection] = (client_nonce, auth.nonce())
+                self.challenges[connection] = Challenge(client_nonce, auth.nonce(), request.headers.get("Host", ""))
                 return None
             self.throttle.warn(
                 ("token", peer_host(connection)),
@@ -163,6 +174,6 @@ class Entrance:
         if challenge is None:
             return
         if response.status_code == HTTPStatus.SWITCHING_PROTOCOLS and connection.subprotocol == protocol.SUBPROTOCOL:
-            response.headers[auth.NONCE_HEADER] = challenge[1]
+            response.headers[auth.NONCE_HEADER] = challenge.server_nonce
         else:
             del self.challenges[connection]

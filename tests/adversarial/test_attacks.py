@@ -147,7 +147,7 @@ class Probe(threading.Thread):
                     self.uri,
                     **CLIENT,
                     open_timeout=5,
-                    create_connection=mesh_client(greeting(partial(protocol.Hello, node="probe"), self.token)),
+                    create_connection=mesh_client(greeting(partial(protocol.Hello, node="probe"), self.token, "tally")),
                 ) as ws:
                     while not self.stopping.is_set():
                         frame_id = next(ids)

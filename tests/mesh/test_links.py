@@ -77,7 +77,7 @@ async def test_messages_go_out_batched_and_acks_come_back_in_order(peer, link):
     assert [await future for future in futures] == ["got a", "got b", "got c"]
     assert [m.id for m in peer.messages] == [1, 2, 3] and peer.websocket_frames == 1
     assert (link.state, link.connections, link.pending, link.acked, link.sent) == ("up", 1, 0, 3, 3)
-    assert peer.hellos == [protocol.Hello(node="clock", session=link.session)]
+    assert peer.hellos == [protocol.Hello(node="clock", session=link.session, to="echo")]
 
 
 async def test_a_post_while_another_write_waits_for_its_turn_goes_out_after_it(peer, link):

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import re
-import secrets
 
 import pytest
 from websockets.asyncio.client import connect
@@ -229,20 +228,6 @@ async def test_a_nonce_without_the_mesh_subprotocol_or_of_the_wrong_shape_gets_4
         await rx.stop()
 
 
-def test_proofs_depend_on_the_token_both_nonces_and_the_side():
-    """Each proof is bound to both nonces and to its side: none can be replayed or reflected."""
-    client, server = auth.nonce(), auth.nonce()
-    assert client != server and auth.is_nonce(client) and not auth.is_nonce(client.upper())
-    proof = auth.client_proof(TOKEN, client, server)
-    assert auth.proves(proof, auth.client_proof(TOKEN, client, server))
-    assert not auth.proves(proof, auth.server_proof(TOKEN, client, server))
-    assert not auth.proves(proof, auth.client_proof(TOKEN, client, auth.nonce()))
-    assert not auth.proves(proof, auth.client_proof(TOKEN + "x", client, server))
-    assert not auth.proves(proof, None) and not auth.proves(proof, "\ud800")
-    assert TOKEN not in proof and len(proof) == 64
-    assert secrets.compare_digest(proof, auth.client_proof(TOKEN, client, server))
-
-
 async def test_a_link_needs_no_token_where_the_grid_has_none():
     """No auth: no nonce, no proof, as before."""
     grid = build_grid({"rx": {"sketch": "recorder", "port": 0}, "tx": {"sketch": "recorder"}}, ["tx -> rx"])
@@ -250,6 +235,35 @@ async def test_a_link_needs_no_token_where_the_grid_has_none():
     tx = await started("tx", grid.with_node("rx", port=rx.port))
     try:
         assert await tx.sketch.stream("rx", "plain") == ["got plain"]
+    finally:
+        await tx.stop()
+        await rx.stop()
+
+
+@pytest.mark.parametrize("token", [None, TOKEN], ids=["no token", "token"])
+async def test_a_hello_meant_for_another_node_is_refused_and_the_link_says_who_answered(token, caplog):
+    """A link to `ghost` whose address another node answers (a stale grid, a relay): that node handles nothing and
+    refuses the hello (with a token, the proofs are bound to the node dialled too); the link keeps trying, naming it."""
+    caplog.set_level(logging.INFO)
+    auth_section = {"auth_token_env": "MESH_TOKEN"} if token else {}
+    grid = build_grid(
+        {
+            "rx": {"sketch": "recorder", "port": 0},
+            "ghost": {"sketch": "recorder", "port": 0},
+            "tx": {"sketch": "recorder"},
+        },
+        ["tx -> ghost"],
+        **auth_section,
+    )
+    rx = await started("rx", grid, token=token)
+    tx = await started("tx", grid.with_node("ghost", port=rx.port), token=token)
+    try:
+        (future,) = await tx.sender.post("ghost", "not for rx")
+        line = "rx answers at ghost's address, not ghost (a stale address, or a relay): not sending to it"
+        await until(lambda: line in caplog.text, "the link's line naming who answered")
+        assert not future.done() and rx.reactor.messages_in == 0
+        assert tx.sender.links["ghost"].state in ("connecting", "retrying")
+        assert "refused a hello from 127.0.0.1:" in caplog.text and "meant for ghost" in caplog.text
     finally:
         await tx.stop()
         await rx.stop()
