@@ -26,6 +26,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from functools import partial
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -167,6 +168,11 @@ class Link:
     def lost(self) -> int:
         """Messages the peer dropped for us because we fell behind."""
         return self.replies.lost
+
+    @property
+    def forged(self) -> int:
+        """Publications from the peer on keys that are not its own (refused, never handed on)."""
+        return self.replies.forged
 
     @property
     def unknown_acks(self) -> int:
@@ -373,6 +379,7 @@ class Link:
             return
         if isinstance(ws, MeshClientConnection):  # replies handled in the turn that reads them: no reader hop
             ws.on_text = self.replies.receive_text
+        self.replies.answer = partial(write_now, ws)
         # Subscriptions first, so that nothing published from now on is missed.
         self.subscriptions.connected()
         sent: set[str] = set()

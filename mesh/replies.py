@@ -5,8 +5,15 @@
 an ack settles its message's future in the outbox (the sender runs the next turn), an error
 fails it, a publication goes to ``on_publish`` (which must not block: the node's inbox
 queues it), and whatever the peer cannot make us believe (an ack for an id never sent, a
-bad frame) is counted and said once in a while, never acted on. Nothing here waits or runs
-user code, so acks keep flowing whatever the topic handlers do.
+bad frame, a publication on a key that is not the peer's own) is counted and said once in
+a while, never acted on. Nothing here waits or runs user code, so acks keep flowing
+whatever the topic handlers do.
+
+Keys only from their publishers: the first level of a key names the node that publishes it,
+so a peer's publication is believed only on ``<peer>/...`` (its ``$state`` included). A
+publication on any other key is refused with an error frame and counted (``forged`` in the
+link's status), never handed to a handler, the dashboard, or the peer's presence: a peer
+cannot say another node is offline, or tick for it.
 
 :class:`Presence` is whether the peer is present as this link sees it: online while its
 connection is up or when the peer publishes ``<peer>/$state`` = ``online``; offline when
@@ -100,9 +107,14 @@ class Replies:
         self.lost = 0
         #: Acks and errors from the peer for ids this link never sent (refused, not believed).
         self.unknown_acks = 0
+        #: Publications from the peer on keys that are not its own (refused, never handed on).
+        self.forged = 0
+        #: Where an error frame for the peer goes (the link sets it while a connection is up).
+        self.answer: Callable[[str], object] | None = None
         #: What the peer can make us warn about again and again: one line, then a count.
         self.throttle = Throttle(log)
         self._state_key = f"{peer}/{STATE_TOPIC}"
+        self._own = f"{peer}/"
 
     def receive_text(self, text: str) -> None:
         """The frames of one websocket message from the peer. Never waits."""
@@ -117,6 +129,9 @@ class Replies:
                 if self.subscriptions.answered(frame.id, True) is None:
                     self._unknown(frame.id)
         elif isinstance(frame, protocol.Publish):
+            if not frame.key.startswith(self._own):  # a node publishes its own keys only: never believed
+                self._forged(frame.key)
+                return
             if frame.lost:
                 self.lost += frame.lost
                 self.throttle.warn(
@@ -146,6 +161,23 @@ class Replies:
                 self.throttle.warn("error", "%s reports an error: %s", self.peer, escape(frame.error))
         elif isinstance(frame, ProtocolError):
             self.throttle.warn("bad frame", "bad frame from %s: %s", self.peer, escape(frame))
+
+    def _forged(self, key: str) -> None:
+        """A publication on a key of another node (or of none): counted, said once in a while, answered with an error."""
+        self.forged += 1
+        self.throttle.warn(
+            "forged",
+            "refused a publication on %s from %s: a node publishes only its own keys (%s...); %d refused so far",
+            escape(key, 80),
+            self.peer,
+            self._own,
+            self.forged,
+        )
+        if self.answer is not None:
+            error = (
+                f"refused a publication on {escape(key, 80)}: {self.peer} publishes only its own keys ({self._own}...)"
+            )
+            self.answer(protocol.encode(protocol.Error(id=None, error=error)))
 
     def _unknown(self, msg_id: int) -> None:
         """An answer for an id this link never sent (or already settled): counted, not believed."""

@@ -73,6 +73,7 @@ def status(node: Node) -> dict[str, Any]:
                 "connections": link.connections,
                 "lost": link.lost,
                 "unknown_acks": link.unknown_acks,
+                "forged": link.forged,
                 "presence": link.presence,
                 "presence_for": round(loop.time() - link.presence_since, 3) if link.presence else None,
             }
