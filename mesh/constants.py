@@ -23,6 +23,7 @@ __all__ = [
     "PING_INTERVAL",
     "PING_TIMEOUT",
     "QUEUE_BOUND",
+    "QUEUE_BYTES",
     "SEND_TIMEOUT",
     "SERVER_PING_INTERVAL",
     "SERVER_PING_TIMEOUT",
@@ -70,8 +71,12 @@ ONLINE, OFFLINE = "online", "offline"
 #: that fails says it at once). With the keepalive, a peer that dies is offline within ~5 s.
 LOST_AFTER = 2.0
 
-#: Publications queued for one subscriber (at its publisher, and for each handler in its inbox)
-#: before the oldest is dropped, counted and reported.
-QUEUE_BOUND = 1000
+#: Bytes of publications queued for one subscriber (at its publisher, and for each handler in
+#: its inbox) before the oldest is dropped, counted and reported: Redis's own soft limit for a
+#: pub/sub client, so that a burst of thousands of small publications is held, and a truly slow
+#: subscriber still loses its oldest...
+QUEUE_BYTES = 8 * 2**20
+#: ...and publications at most, however small (each costs its entry besides its bytes).
+QUEUE_BOUND = 100_000
 #: Seconds between two "dropping messages" warnings about the same subscriber or handler.
 WARN_EVERY = 5.0

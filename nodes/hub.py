@@ -93,6 +93,8 @@ class Hub:
         self.index: PatternIndex[RemoteSubscriber] = PatternIndex()
         #: key -> its last retained value (publish(..., retain=True)), oldest first.
         self.retained: dict[str, str] = {}
+        #: key -> its retained value as a publication, encoded once and shared by every subscription's queue.
+        self._retained_pubs: dict[str, Publication] = {}
         self.most_retained = MAX_RETAINED
         self.retained_size = MAX_RETAINED_SIZE
         #: Subscribers with publications to write at the end of this turn (see write_due), in order.
@@ -138,6 +140,7 @@ class Hub:
 
     def retain(self, key: str, data: str) -> None:
         """Keep ``data`` as ``key``'s retained value (empty: forget it); :class:`RetainLimit` past a limit."""
+        self._retained_pubs.pop(key, None)
         if not data:
             self.retained.pop(key, None)
             return
@@ -213,7 +216,10 @@ class Hub:
         size = 0
         if self.retained:
             for key, data in self.retained_for(pattern):
-                subscriber.offer(key, data, retained=True)
+                publication = self._retained_pubs.get(key)
+                if publication is None:
+                    publication = self._retained_pubs[key] = Publication(key, data, retained=True)
+                subscriber.offer_publication(publication)
                 size += len(key) + len(data)
         return size
 

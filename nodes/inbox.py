@@ -3,7 +3,8 @@
 A publication that arrives on a link is handed over at once, never awaited: the link's
 reader calls :meth:`Inbox.deliver` and goes on reading acks. Each handler has its own bounded
 queue and task (a lane), which calls it with its messages in arrival order, so a slow handler
-delays only its own deliveries. When a handler's queue is full, the oldest message in it is
+delays only its own deliveries. Each queue is bounded in bytes (``QUEUE_BYTES``: a burst of
+thousands of small publications is held); when a handler's queue is full, the oldest message in it is
 dropped and counted in ``lost`` (with a warning every ``WARN_EVERY`` seconds at most), as a
 publisher does for a subscriber that falls behind.
 """
@@ -16,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from mesh.constants import QUEUE_BOUND, WARN_EVERY
+from mesh.constants import QUEUE_BOUND, QUEUE_BYTES, WARN_EVERY
 from mesh.index import PatternIndex, remembered
 from mesh.throttle import Throttle, escape
 
@@ -25,6 +26,8 @@ from .watch import Watch
 __all__ = ["Handler", "Inbox"]
 
 Handler = Callable[[str, str], Any]  # (key, data) -> None or an awaitable
+#: What one queued message costs besides its key and payload (a tuple and its place in the queue).
+ENTRY_BYTES = 100
 
 
 class Inbox:
@@ -39,9 +42,13 @@ class Inbox:
     does for a subscriber that falls behind.
     """
 
-    def __init__(self, log: logging.Logger, bound: int = QUEUE_BOUND, watch: Watch | None = None) -> None:
+    def __init__(
+        self, log: logging.Logger, bound: int = QUEUE_BOUND, watch: Watch | None = None, budget: int = QUEUE_BYTES
+    ) -> None:
         self.log = log
         self.bound = bound
+        #: Bytes each handler's queue holds at most (its keys and payloads, and ENTRY_BYTES each).
+        self.budget = budget
         #: Times the handlers' code (sketch code): see :mod:`nodes.watch`.
         self.watch = watch if watch is not None else Watch(log)
         #: pattern -> its handler; change it with :meth:`add` and :meth:`remove`, which keep the index.
@@ -156,15 +163,20 @@ class _Lane:
         self.inbox = inbox
         self.handler = handler
         self.queue: deque[tuple[str, str, str]] = deque()  # (pattern, key, data)
+        self.queued_bytes = 0
         self._wake = asyncio.Event()
         self.what = f"{getattr(handler, '__name__', 'handler')}() (topic handler)"
         self.task = asyncio.create_task(self._run(), name=f"handler {getattr(handler, '__qualname__', handler)}")
 
     def offer(self, pattern: str, key: str, data: str) -> None:
-        if len(self.queue) >= self.inbox.bound:
-            dropped = self.queue.popleft()
-            self.inbox.dropped(self.handler, dropped[0])
-        self.queue.append((pattern, key, data))
+        cost = len(key) + len(data) + ENTRY_BYTES
+        queue, inbox = self.queue, self.inbox
+        while queue and (len(queue) >= inbox.bound or self.queued_bytes + cost > inbox.budget):
+            dropped = queue.popleft()
+            self.queued_bytes -= len(dropped[1]) + len(dropped[2]) + ENTRY_BYTES
+            inbox.dropped(self.handler, dropped[0])
+        queue.append((pattern, key, data))
+        self.queued_bytes += cost
         self._wake.set()
 
     async def _run(self) -> None:
@@ -175,6 +187,7 @@ class _Lane:
             self._wake.clear()
             while queue:
                 pattern, key, data = queue.popleft()
+                self.queued_bytes -= len(key) + len(data) + ENTRY_BYTES
                 if not inbox.subscribed(handler):
                     continue  # unsubscribed since it arrived
                 try:

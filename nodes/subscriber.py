@@ -1,8 +1,8 @@
 """One subscriber at its publisher: a bounded queue of publications, written in batches at the end of a turn.
 
 A publication is encoded once (:class:`Publication`) and appended to the queue of every
-subscriber it matches. Slow subscribers never stall anyone: each queue is bounded
-(``QUEUE_BOUND`` by default); when it is full the oldest is dropped, counted, logged, and
+subscriber it matches. Slow subscribers never stall anyone: each queue is bounded in bytes
+(``QUEUE_BYTES``, and ``QUEUE_BOUND`` publications); when it is full the oldest is dropped, counted, logged, and
 reported to the subscriber with the next one it does get (``lost`` in the ``pub`` frame).
 A queue that was empty asks its hub to write it at the end of the event loop's turn
 (:meth:`RemoteSubscriber.write_due`): straight to the connection's transport, in batches
@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from mesh import protocol
-from mesh.constants import DEFAULT_MAX_SIZE, QUEUE_BOUND, SEND_TIMEOUT, WARN_EVERY
+from mesh.constants import DEFAULT_MAX_SIZE, QUEUE_BOUND, QUEUE_BYTES, SEND_TIMEOUT, WARN_EVERY
 from mesh.throttle import Throttle, escape
 from mesh.wall import send_or_abort, writable, write_now
 
@@ -87,15 +87,20 @@ class RemoteSubscriber:
         bound: int = QUEUE_BOUND,
         throttle: Throttle | None = None,
         hub: Hub | None = None,
+        budget: int = QUEUE_BYTES,
     ) -> None:
         self.name = name
         self.websocket = websocket
         self.log = log
         self.throttle = throttle if throttle is not None else Throttle(log, WARN_EVERY)
         self.bound = bound
+        #: Bytes of publications the queue holds at most (their frames: shared with other subscribers).
+        self.budget = budget
         self.hub = hub
         self.patterns: dict[str, None] = {}
         self.queue: deque[Publication] = deque()
+        #: Bytes the queue holds now.
+        self.queued_bytes = 0
         self.sent = 0
         self.lost = 0
         #: Subscriptions this connection asked for past MAX_PATTERNS_PER_CONNECTION.
@@ -115,10 +120,11 @@ class RemoteSubscriber:
     def offer_publication(self, publication: Publication) -> None:
         """Queue a publication (shared with other subscribers) without waiting; drop the oldest if full."""
         queue = self.queue
-        if len(queue) >= self.bound:
-            queue.popleft()
+        while queue and (len(queue) >= self.bound or self.queued_bytes + publication.size > self.budget):
+            self.queued_bytes -= queue.popleft().size
             self._drop("falls behind")
         queue.append(publication)
+        self.queued_bytes += publication.size
         if self.idle.is_set():  # the first since the queue emptied: written at the end of this turn
             self.idle.clear()
             if self.hub is not None:
@@ -149,14 +155,14 @@ class RemoteSubscriber:
                 frames[0] = head[0].frame_for(self._unreported)
                 sizes[0] = (len(frames[0]) if frames[0].isascii() else len(frames[0].encode())) + 1
             if sizes[0] - 1 > PUB_FRAME_LIMIT:  # more than the subscriber can take: lost, not sent
-                queue.popleft()
+                self.queued_bytes -= queue.popleft().size
                 self._drop(
                     f"cannot take a publication of {sizes[0] - 1} bytes on {head[0].key} (at most {PUB_FRAME_LIMIT})"
                 )
                 continue
             count = next(protocol.batch_sizes(sizes, protocol.BATCH_BYTES))
             for _ in range(count):
-                queue.popleft()
+                self.queued_bytes -= queue.popleft().size
             self._unreported = 0
             return protocol.batch(frames[:count]), count
         return "", 0
@@ -170,14 +176,14 @@ class RemoteSubscriber:
         """
         websocket, queue = self.websocket, self.queue
         if self.closed:
-            queue.clear()
+            self._clear()
             self.idle.set()
             return
         try:
             while queue:
                 if not writable(websocket):
                     if websocket.state is not State.OPEN:
-                        queue.clear()  # closing: the server forgets this subscriber when its handler ends
+                        self._clear()  # closing: the server forgets this subscriber when its handler ends
                         break
                     self._wake.set()  # past its write limit: the task waits for it, bounded
                     return
@@ -186,7 +192,7 @@ class RemoteSubscriber:
                     whole = tuple(queue)
                     data = shared.get(whole)
                     if data is not None:
-                        queue.clear()
+                        self._clear()
                         write_now(websocket, data)
                         self.sent += len(whole)
                         continue
@@ -199,7 +205,7 @@ class RemoteSubscriber:
                 write_now(websocket, data)
                 self.sent += count
         except Exception as exc:  # what broadcast() shrugs off: the connection is going, its handler cleans up
-            queue.clear()
+            self._clear()
             self.log.debug("could not write to subscriber %s: %s", escape(self.name), escape(str(exc)))
         self.idle.set()
 
@@ -226,6 +232,11 @@ class RemoteSubscriber:
         finally:
             self.idle.set()  # nothing more will be written: nobody waits for it
 
+    def _clear(self) -> None:
+        self.queue.clear()
+        self.queued_bytes = 0
+
     def close(self) -> None:
         self.closed = True
+        self._clear()
         self._task.cancel()
