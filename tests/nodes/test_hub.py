@@ -49,7 +49,7 @@ def test_a_subscribers_queue_is_bounded_in_bytes_and_loses_its_oldest():
             hub.publish(f"pub/n{i % 10}", str(i))
         assert len(subscriber.queue) == 5000 and subscriber.lost == 0
         subscriber.budget = subscriber.queued_bytes + 10_000
-        for i in range(10):
+        for _ in range(10):
             hub.publish("pub/big", "x" * 2_000)
         assert subscriber.queued_bytes <= subscriber.budget and subscriber.lost > 0
         subscriber.close()
