@@ -17,8 +17,13 @@ The hooks:
 - ``abort``, ``send_or_abort``: cut a connection at once (``transport.abort()``): a peer that
   does not read, a killed node, a keepalive that gave up.
 - ``KeptAlive``, ``Sweeper``: keepalive from one timer per event loop instead of a task per
-  connection (``data_received``, ``start_keepalive`` and ``connection_made`` overridden;
-  ``protocol.send_ping``/``fail``, ``send_data``; the transport's read size).
+  connection (``process_event``, ``data_received``, ``start_keepalive`` and
+  ``connection_made`` overridden; ``protocol.send_ping``/``fail``, ``send_data``; the
+  transport's read size). A connection is heard when a whole frame arrives, not a byte: a
+  frame trickled in keeps nothing alive.
+- ``FrameBudget``, ``cap_frames``: the bytes of frames in progress (``protocol.reader.buffer``),
+  bounded across all the connections of a node (the oldest slow peer cut first), and capped
+  on one connection until its peer has proved who it is.
 - ``closed_by_keepalive``: whether our keepalive closed a connection (``protocol.close_sent``).
 - ``MeshClientConnection``: a client connection whose opening handshake ends with a greeting
   (``handshake`` overridden) and which hands whole text messages over in the turn that reads
@@ -62,16 +67,19 @@ __all__ = [
     "KEEPALIVE_TIMEOUT",
     "READ_SIZE",
     "SWEEP",
+    "FrameBudget",
     "Greeter",
     "KeptAlive",
     "MeshClientConnection",
     "NodeConnection",
     "Sweeper",
     "abort",
+    "cap_frames",
     "closed_by_keepalive",
     "forget_headers",
     "freeze",
     "mesh_client",
+    "node_connection",
     "room_for",
     "send_or_abort",
     "set_socket_buffers",
@@ -154,21 +162,38 @@ class KeptAlive(Connection):
     """A websockets connection whose keepalive is its loop's :class:`Sweeper`, not a task of its own.
 
     websockets' own keepalive pings every interval whatever the traffic, from a task per
-    connection, at both ends of a link. Here each connection stamps when it last heard
-    anything, and one sweeper per loop pings only a connection gone silent.
+    connection, at both ends of a link. Here each connection stamps when it last heard a whole
+    frame (a pong included), and one sweeper per loop pings only a connection gone silent: a
+    frame in progress for longer than the keepalive's interval and timeout fails it, so a peer
+    that trickles a frame a byte at a time holds its bytes that long at most.
+
+    With a :class:`FrameBudget`, the bytes of its frame in progress count against its node's.
     """
 
-    #: The loop's time when something last came in (any frame, a pong included).
+    #: The loop's time when something last came in (any whole frame, a pong included).
     last_heard = 0.0
     #: The loop's time of the last keepalive ping (0: none yet).
     pinged = 0.0
+    #: Bytes of a frame in progress held for this connection now (see FrameBudget).
+    held = 0
+    #: Bytes a frame in progress may hold before its peer proved who it is (None: no cap).
+    cap: int | None = None
+    #: The node's budget over frames in progress (server side), or None.
+    budget: FrameBudget | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, budget: FrameBudget | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Set here, in the same order for every connection, so that instances share their dict's
         # keys: first set in data_received, they cost a dict of their own per connection.
         self.last_heard = 0.0
         self.pinged = 0.0
+        self.held = 0
+        self.cap = None
+        self.budget = budget
+
+    def process_event(self, event: Event) -> None:
+        self.last_heard = self.loop.time()
+        super().process_event(event)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -177,8 +202,19 @@ class KeptAlive(Connection):
             transport.max_size = READ_SIZE  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        self.last_heard = self.loop.time()
         super().data_received(data)
+        held = len(self.protocol.reader.buffer)  # the bytes of a frame not yet whole
+        if held != self.held or held:
+            if self.cap is not None and held > self.cap:
+                self.held = 0
+                self.protocol.fail(CloseCode.POLICY_VIOLATION, "frame too large before the hello")
+                self.send_data()
+                abort(self)
+                return
+            if self.budget is not None:
+                self.budget.hold(self, held)
+            else:
+                self.held = held
 
     def start_keepalive(self) -> None:
         if self.ping_interval is not None:
@@ -187,6 +223,8 @@ class KeptAlive(Connection):
 
     def connection_lost(self, exc: Exception | None) -> None:
         sweeper(self.loop).discard(self)
+        if self.budget is not None:
+            self.budget.hold(self, 0)
         super().connection_lost(exc)
 
 
@@ -253,6 +291,47 @@ class Sweeper:
 def _abort_unclosed(ws: Connection) -> None:
     if ws.protocol.state is not State.CLOSED:
         abort(ws)
+
+
+class FrameBudget:
+    """The bytes of frames in progress one node holds for its peers, across all its connections, at most.
+
+    Each served connection reports what its frame in progress holds (:meth:`hold`); past the
+    budget, the connection whose frame has been in progress longest is cut, then the next:
+    the oldest slow peer first, so that a flood of trickled frames cannot hold a node's memory
+    while a legitimate frame, whole in a moment, always finds room.
+    """
+
+    def __init__(self, limit: int, log: logging.Logger | None = None) -> None:
+        self.limit = limit
+        self.log = log or logging.getLogger("mesh")
+        #: Bytes held now, and by whom, oldest frame first.
+        self.held = 0
+        self.holders: dict[KeptAlive, None] = {}
+        #: Connections cut to keep to the budget, over the node's life.
+        self.cut = 0
+
+    def hold(self, ws: KeptAlive, held: int) -> None:
+        self.held += held - ws.held
+        if held and not ws.held:
+            self.holders[ws] = None  # a frame begins: the newest holder
+        elif not held:
+            self.holders.pop(ws, None)
+        ws.held = held
+        while self.held > self.limit and self.holders:
+            oldest = next(iter(self.holders))
+            self.holders.pop(oldest)
+            self.held -= oldest.held
+            oldest.held = 0
+            self.cut += 1
+            self.log.debug("cut a peer whose frame in progress held %d bytes: the node's budget is full", held)
+            abort(oldest)
+
+
+def cap_frames(ws: Connection, cap: int | None) -> None:
+    """Cap the bytes a frame in progress may hold on ``ws`` (None: lift the cap): before its peer proved who it is."""
+    if isinstance(ws, KeptAlive):
+        ws.cap = cap
 
 
 _SWEEPERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Sweeper] = weakref.WeakKeyDictionary()
@@ -328,6 +407,7 @@ class MeshClientConnection(KeptAlive, ClientConnection):
                 except UnicodeDecodeError:
                     pass  # recv() says it, as websockets does: close 1007
                 else:
+                    self.last_heard = self.loop.time()  # heard, as KeptAlive.process_event would say
                     try:
                         on_text(text)
                     except Exception:  # a bug of ours: said once, the connection dropped; never asyncio's "fatal error"
@@ -335,7 +415,7 @@ class MeshClientConnection(KeptAlive, ClientConnection):
                         abort(self)
                     return
             self.on_text = None  # in order from here on: everything through recv()
-        super().process_event(event)
+        super().process_event(event)  # KeptAlive's: heard
 
 
 def mesh_client(greeter: Callable[[], Greeter]) -> type[ClientConnection]:
@@ -428,6 +508,11 @@ class NodeConnection(KeptAlive, ServerConnection):
 
 
 # -- hook: stop_listening, set_socket_buffers ------------------------------------------------------------
+
+
+def node_connection(budget: FrameBudget) -> type[ServerConnection]:
+    """What ``serve(create_connection=...)`` takes to open a :class:`NodeConnection` holding frames within ``budget``."""
+    return cast("type[ServerConnection]", partial(NodeConnection, budget=budget))
 
 
 def stop_listening(server: Server) -> None:

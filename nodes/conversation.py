@@ -27,7 +27,7 @@ from mesh.errors import ProtocolError, SubscriptionLimit, TopicError
 from mesh.handshake import WRONG_NODE, WRONG_TOKEN, wrong_node
 from mesh.throttle import Throttle, escape
 from mesh.topics import check_pattern
-from mesh.wall import forget_headers, freeze, room_for, send_or_abort, write_now
+from mesh.wall import cap_frames, forget_headers, freeze, room_for, send_or_abort, write_now
 
 from .delivery import Session
 from .http import Challenge, peer_host, peer_name
@@ -124,6 +124,7 @@ async def proven(node: Served, websocket: ServerConnection, conversation: Conver
         await websocket.send(protocol.encode(protocol.Error(id=None, error=WRONG_TOKEN)))
         await websocket.close(1008, WRONG_TOKEN)
         return False
+    cap_frames(websocket, None)  # proved: its frames may be as large as the node takes
     await conversation.answer(protocol.Hello(node=hello.node, session=hello.session))  # who it is, its session
     proof = auth.server_proof(node.token, challenge.client_nonce, challenge.server_nonce, binding)
     await websocket.send(protocol.encode(protocol.Hello(node=node.name, proof=proof)))

@@ -26,12 +26,23 @@ from websockets.http11 import Request, Response
 
 from mesh import auth, protocol
 from mesh.throttle import Throttle, escape
-from mesh.wall import HTTP_HELP, QUOTED, set_socket_buffers
+from mesh.wall import HTTP_HELP, QUOTED, cap_frames, set_socket_buffers
 
-__all__ = ["SINGLE_HEADERS", "SOCKET_BUFFER", "Challenge", "Entrance", "peer_host", "peer_name", "token_matches"]
+__all__ = [
+    "PREAUTH_BYTES",
+    "SINGLE_HEADERS",
+    "SOCKET_BUFFER",
+    "Challenge",
+    "Entrance",
+    "peer_host",
+    "peer_name",
+    "token_matches",
+]
 
 #: Headers the node reads in a handshake: each may come once (a duplicate gets a 400, not a guess).
 SINGLE_HEADERS = ("Host", "Upgrade", "Authorization", "Sec-WebSocket-Key", "Sec-WebSocket-Version", auth.NONCE_HEADER)
+#: Bytes a frame in progress may hold before a mesh client that proves the token has proved it.
+PREAUTH_BYTES = 4096
 #: The kernel's buffers per client socket, each way (autotuning would let a peer that does not
 #: read, or floods, hold up to tcp_rmem's/tcp_wmem's maximum: megabytes each).
 SOCKET_BUFFER = 256 * 1024
@@ -144,6 +155,7 @@ class Entrance:
             if upgrade and _offers_mesh(request) and auth.is_nonce(client_nonce):
                 assert client_nonce is not None
                 self.challenges[connection] = Challenge(client_nonce, auth.nonce(), request.headers.get("Host", ""))
+                cap_frames(connection, PREAUTH_BYTES)  # a hello is small: nothing larger is held before it is proved
                 return None
             self.throttle.warn(
                 ("token", peer_host(connection)),

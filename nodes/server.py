@@ -25,7 +25,7 @@ from websockets.typing import Subprotocol
 from mesh import protocol
 from mesh.constants import CLOSE_TIMEOUT, OPEN_TIMEOUT, SERVER_PING_INTERVAL, SERVER_PING_TIMEOUT
 from mesh.errors import ListenError
-from mesh.wall import NodeConnection, abort, stop_listening
+from mesh.wall import FrameBudget, abort, node_connection, stop_listening
 
 from .conversation import WRITE_LIMIT, serve_connection
 from .delivery import Reactor
@@ -48,6 +48,9 @@ MESH_SUBPROTOCOL = Subprotocol(protocol.SUBPROTOCOL)
 MAX_QUEUE = 16
 #: Seconds a client has to complete its TLS handshake (a grid with tls), before the HTTP one starts.
 TLS_HANDSHAKE_TIMEOUT = OPEN_TIMEOUT
+#: Bytes of frames in progress a node holds across all its clients (or twice its max_size, if more):
+#: past it, the client whose frame has been in progress longest is cut (mesh.wall.FrameBudget).
+FRAME_BUDGET = 32 * 2**20
 
 
 class Served(Host, Protocol):
@@ -90,6 +93,8 @@ class NodeServer:
         self.handlers: set[asyncio.Task[None]] = set()
         self.server: Server | None = None
         self.entrance = Entrance(node)
+        #: The bytes of frames in progress, across every client of the node.
+        self.budget = FrameBudget(max(FRAME_BUDGET, 2 * (max_size or 0)), node.log)
 
     @property
     def address(self) -> str | None:
@@ -135,7 +140,7 @@ class NodeServer:
                 select_subprotocol=_select_subprotocol,
                 process_request=self.entrance.process_request,
                 process_response=self.entrance.process_response,
-                create_connection=NodeConnection,
+                create_connection=node_connection(self.budget),
                 compression=None,
                 close_timeout=CLOSE_TIMEOUT,
                 ping_interval=SERVER_PING_INTERVAL,

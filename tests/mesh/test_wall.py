@@ -289,3 +289,83 @@ async def test_hook_send_or_abort_gives_up_on_a_peer_that_does_not_read(server):
             raise AssertionError("every send went through to a peer that reads nothing")
         await asyncio.wait_for(far.wait_closed(), DEADLINE)
         assert far.state is State.CLOSED
+
+
+def _masked_frame_header(length: int) -> bytes:
+    """The header of a client's text frame of ``length`` bytes (masked with zeros: the payload reads as sent)."""
+    return b"\x81\xff" + length.to_bytes(8, "big") + b"\0\0\0\0"
+
+
+async def _raw_client(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await reader.readuntil(b"\r\n\r\n")
+    return reader, writer
+
+
+@pytest.fixture
+async def budgeted() -> AsyncIterator[tuple[Server, wall.FrameBudget, list[ServerConnection]]]:
+    """A server whose connections hold their frames in progress within a budget of 100 KiB."""
+    budget = wall.FrameBudget(100 * 1024)
+    connections: list[ServerConnection] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        connections.append(ws)
+        await ws.wait_closed()
+
+    async with serve(
+        handler, "127.0.0.1", 0, create_connection=wall.node_connection(budget), ping_interval=None, max_size=2**20
+    ) as running:
+        yield running, budget, connections
+
+
+async def test_hook_keptalive_hears_a_whole_frame_not_a_byte(budgeted):
+    """process_event: stamped for each whole frame (event); bytes of a frame in progress are not heard."""
+    running, budget, connections = budgeted
+    _reader, writer = await _raw_client(running.sockets[0].getsockname()[1])
+    await until(lambda: connections, "the server's side")
+    ws = connections[0]
+    assert isinstance(ws, wall.KeptAlive)
+    heard = ws.last_heard
+    writer.write(_masked_frame_header(1000) + b"x" * 10)  # a frame begun, not whole
+    await until(lambda: ws.held > 0, "the frame's first bytes held")
+    assert ws.last_heard == heard and budget.held == ws.held
+    await asyncio.sleep(MS)
+    writer.write(b"x" * 990)  # whole now
+    await until(lambda: ws.last_heard > heard, "the whole frame heard")
+    assert ws.held == 0 and budget.held == 0
+    writer.close()
+
+
+async def test_hook_frame_budget_cuts_the_oldest_frame_in_progress_first(budgeted):
+    """FrameBudget: protocol.reader.buffer is the bytes of a frame not yet whole; past the budget the connection whose
+    frame began first is cut."""
+    running, budget, connections = budgeted
+    port = running.sockets[0].getsockname()[1]
+    first_reader, first = await _raw_client(port)
+    _second_reader, second = await _raw_client(port)
+    await until(lambda: len(connections) == 2, "both connections")
+    first.write(_masked_frame_header(2**19) + b"a" * 60 * 1024)
+    await until(lambda: budget.held >= 60 * 1024, "the first frame held")
+    second.write(_masked_frame_header(2**19) + b"b" * 60 * 1024)  # 120 KiB in all: past the budget
+    assert await asyncio.wait_for(first_reader.read(), DEADLINE) == b""  # cut: the oldest
+    await until(lambda: budget.cut == 1 and budget.held <= budget.limit, "the budget kept")
+    assert connections[1].state is State.OPEN
+    first.close()
+    second.close()
+
+
+async def test_hook_cap_frames_closes_a_connection_whose_frame_outgrows_the_cap(budgeted):
+    """cap_frames: before its peer proved who it is, a connection may not hold a large frame (1008)."""
+    running, budget, connections = budgeted
+    reader, writer = await _raw_client(running.sockets[0].getsockname()[1])
+    await until(lambda: connections, "the server's side")
+    wall.cap_frames(connections[0], 4096)
+    writer.write(_masked_frame_header(2**19) + b"x" * 10_000)
+    closing = await asyncio.wait_for(reader.read(), DEADLINE)
+    assert closing.startswith(b"\x88") and b"frame too large before the hello" in closing
+    assert budget.held == 0
+    writer.close()
