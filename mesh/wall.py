@@ -80,6 +80,7 @@ __all__ = [
     "freeze",
     "mesh_client",
     "node_connection",
+    "owe",
     "room_for",
     "send_or_abort",
     "set_socket_buffers",
@@ -174,8 +175,10 @@ class KeptAlive(Connection):
     last_heard = 0.0
     #: The loop's time of the last keepalive ping (0: none yet).
     pinged = 0.0
-    #: Bytes of a frame in progress held for this connection now (see FrameBudget).
+    #: Bytes of a frame in progress held for this connection now, and of replies owed to its peer (FrameBudget).
     held = 0
+    owed = 0
+    counted = 0
     #: Bytes a frame in progress may hold before its peer proved who it is (None: no cap).
     cap: int | None = None
     #: The node's budget over frames in progress (server side), or None.
@@ -187,7 +190,7 @@ class KeptAlive(Connection):
         # keys: first set in data_received, they cost a dict of their own per connection.
         self.last_heard = 0.0
         self.pinged = 0.0
-        self.held = 0
+        self.held = self.owed = self.counted = 0
         self.cap = None
         self.budget = budget
 
@@ -204,15 +207,14 @@ class KeptAlive(Connection):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         held = len(self.protocol.reader.buffer)  # the bytes of a frame not yet whole
-        if held != self.held or held:
+        if held != self.held:
             if self.cap is not None and held > self.cap:
-                self.held = 0
                 self.protocol.fail(CloseCode.POLICY_VIOLATION, "frame too large before the hello")
                 self.send_data()
                 abort(self)
-                return
+                held = 0
             if self.budget is not None:
-                self.budget.hold(self, held)
+                self.budget.hold(self, frame=held)
             else:
                 self.held = held
 
@@ -224,7 +226,7 @@ class KeptAlive(Connection):
     def connection_lost(self, exc: Exception | None) -> None:
         sweeper(self.loop).discard(self)
         if self.budget is not None:
-            self.budget.hold(self, 0)
+            self.budget.hold(self, frame=0, owed=0)
         super().connection_lost(exc)
 
 
@@ -294,12 +296,13 @@ def _abort_unclosed(ws: Connection) -> None:
 
 
 class FrameBudget:
-    """The bytes of frames in progress one node holds for its peers, across all its connections, at most.
+    """The bytes one node holds for its slow peers, across all its connections, at most.
 
-    Each served connection reports what its frame in progress holds (:meth:`hold`); past the
-    budget, the connection whose frame has been in progress longest is cut, then the next:
-    the oldest slow peer first, so that a flood of trickled frames cannot hold a node's memory
-    while a legitimate frame, whole in a moment, always finds room.
+    Each served connection reports what it holds for its peer (:meth:`hold`): the bytes of a
+    frame in progress, or of replies waiting for a peer that does not read them. Past the
+    budget, the connection that has been holding longest is cut, then the next: the oldest
+    slow peer first, so that a flood of trickled frames or of peers that never read cannot
+    hold a node's memory, while a legitimate frame, whole in a moment, always finds room.
     """
 
     def __init__(self, limit: int, log: logging.Logger | None = None) -> None:
@@ -311,21 +314,34 @@ class FrameBudget:
         #: Connections cut to keep to the budget, over the node's life.
         self.cut = 0
 
-    def hold(self, ws: KeptAlive, held: int) -> None:
-        self.held += held - ws.held
-        if held and not ws.held:
-            self.holders[ws] = None  # a frame begins: the newest holder
-        elif not held:
+    def hold(self, ws: KeptAlive, *, frame: int | None = None, owed: int | None = None) -> None:
+        """What ``ws`` holds for its peer now: the bytes of its ``frame`` in progress, of the replies it ``owed``."""
+        if frame is not None:
+            ws.held = frame
+        if owed is not None:
+            ws.owed = owed
+        total = ws.held + ws.owed
+        self.held += total - ws.counted
+        if total and not ws.counted:
+            self.holders[ws] = None  # it begins to hold: the newest holder
+        elif not total:
             self.holders.pop(ws, None)
-        ws.held = held
+        ws.counted = total
         while self.held > self.limit and self.holders:
             oldest = next(iter(self.holders))
             self.holders.pop(oldest)
-            self.held -= oldest.held
-            oldest.held = 0
+            self.held -= oldest.counted
+            self.log.debug("cut a peer holding %d bytes: the node's budget is full", oldest.counted)
+            oldest.held = oldest.owed = oldest.counted = 0
             self.cut += 1
-            self.log.debug("cut a peer whose frame in progress held %d bytes: the node's budget is full", held)
             abort(oldest)
+
+
+def owe(ws: Connection, owed: int) -> None:
+    """``ws`` holds ``owed`` bytes of replies for a peer that does not read them yet (0: none): they count
+    against its node's budget, as a frame in progress does."""
+    if isinstance(ws, KeptAlive) and ws.budget is not None:
+        ws.budget.hold(ws, owed=owed)
 
 
 def cap_frames(ws: Connection, cap: int | None) -> None:

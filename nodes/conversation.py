@@ -27,7 +27,7 @@ from mesh.errors import ProtocolError, SubscriptionLimit, TopicError
 from mesh.handshake import WRONG_NODE, WRONG_TOKEN, wrong_node
 from mesh.throttle import Throttle, escape
 from mesh.topics import check_pattern
-from mesh.wall import cap_frames, forget_headers, freeze, room_for, send_or_abort, write_now
+from mesh.wall import cap_frames, forget_headers, freeze, owe, room_for, send_or_abort, write_now
 
 from .delivery import Session
 from .http import Challenge, peer_host, peer_name
@@ -184,14 +184,21 @@ def _sent_now(websocket: ServerConnection, replies: list[str]) -> bool:
 
 async def _send(node: Served, websocket: ServerConnection, peer: str, replies: list[str]) -> bool:
     """Send replies in batches the peer's link accepts, each within SEND_TIMEOUT; False: the peer was dropped."""
-    for _, text in protocol.batches(replies):
-        if room_for(websocket, protocol.utf8_bound(text), WRITE_LIMIT):
-            if not write_now(websocket, text):  # straight to the transport: it stays under the buffer's limit
-                await websocket.send(text)  # cannot wait either
-        elif not await send_or_abort(websocket, text, SEND_TIMEOUT):
-            node.log.info("dropped %s: it read nothing for %g s (replies waiting)", escape(peer), SEND_TIMEOUT)
-            return False
-    return True
+    owed = sum(map(len, replies))  # what waits for this peer: it counts against the node's budget meanwhile
+    try:
+        for _, text in protocol.batches(replies):
+            if room_for(websocket, protocol.utf8_bound(text), WRITE_LIMIT):
+                if not write_now(websocket, text):  # straight to the transport: it stays under the buffer's limit
+                    await websocket.send(text)  # cannot wait either
+            else:
+                owe(websocket, owed)
+                if not await send_or_abort(websocket, text, SEND_TIMEOUT):
+                    node.log.info("dropped %s: it read nothing for %g s (replies waiting)", escape(peer), SEND_TIMEOUT)
+                    return False
+            owed -= len(text)
+        return True
+    finally:
+        owe(websocket, 0)
 
 
 def _reply(frame: protocol.Message, outcome: tuple[bool, str]) -> str:

@@ -19,8 +19,11 @@ wires:
   (``queued`` while the broker is away).
 - Broker down, refusing, or refusing our credentials: one line, then reconnect with
   backoff (50 ms doubling to 2 s); ``./arduino.py status`` shows the broker's state
-  (``@reports``). What goes out meanwhile waits in a queue of :data:`QUEUE_MAX`, oldest
-  dropped and counted past it. A publication leaves the queue only once the broker has
+  (``@reports``). What goes out meanwhile waits in a queue of :data:`QUEUE_MAX` publications
+  and :data:`QUEUE_BYTES`, oldest dropped and counted past it. What comes in is bounded too: a
+  QoS 1 or 2 message is acknowledged to the broker only once the mesh has it (the broker
+  holds the backlog), QoS 0 messages wait within :data:`INCOMING_BYTES`, and past it are
+  dropped and counted. A publication leaves the queue only once the broker has
   acknowledged it (QoS 1 and 2): with the default persistent session (a stable client id,
   no clean session), nothing the broker acknowledged is lost, and nothing is lost
   between the bridge and the broker while the bridge lives (a message may arrive twice:
@@ -40,11 +43,13 @@ has the details.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import re
 import ssl
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,12 +64,18 @@ from nodes import FactoryLoop, every, reactive, reports
 if TYPE_CHECKING:
     import aiomqtt
 
-__all__ = ["MISSING", "PAYLOAD_MAX", "QUEUE_MAX", "WINDOW", "Bridge"]
+__all__ = ["INCOMING_BYTES", "MISSING", "PAYLOAD_MAX", "QUEUE_BYTES", "QUEUE_MAX", "WINDOW", "Bridge"]
 
 #: The one line a node gets when it runs this sketch without aiomqtt installed.
 MISSING = "the mqtt sketch needs aiomqtt: pip install 'arduino-mesh[mqtt]'"
-#: Publications waiting for the broker (down, or slower than the mesh); past it the oldest is dropped and counted.
+#: Publications waiting for the broker (down, or slower than the mesh); past it the oldest is dropped and counted...
 QUEUE_MAX = 10_000
+#: ...and bytes of them.
+QUEUE_BYTES = 16 * 2**20
+#: Bytes of QoS 0 messages from the broker waiting for the mesh (the bridge slower than a flood): past it, a
+#: QoS 0 message is dropped and counted. QoS 1 and 2 messages are acknowledged to the broker only once the
+#: mesh has them, so the broker holds the backlog (its own in-flight window bounds what the bridge holds).
+INCOMING_BYTES = 4 * 2**20
 #: Publications to the broker in flight at once (sent, not yet acknowledged).
 WINDOW = 64
 #: Bytes of an MQTT payload the bridge brings into the mesh; a larger one is dropped, with a warning.
@@ -86,6 +97,43 @@ def _aiomqtt() -> Any:
     except ImportError:
         raise ValueError(MISSING) from None
     return aiomqtt
+
+
+class _Incoming(asyncio.Queue):  # aiomqtt's queue_type: a queue of its messages
+    """What aiomqtt queues for the bridge: QoS 0 within INCOMING_BYTES (past it dropped and counted, never raising,
+    so aiomqtt logs nothing per message); QoS 1 and 2 always (the broker's in-flight window bounds them)."""
+
+    def __init__(self, maxsize: int = 0, *, bridge: Bridge) -> None:
+        super().__init__(maxsize)
+        self.bridge = bridge
+        self.bytes = 0
+
+    def put_nowait(self, message: Any) -> None:
+        size = len(message.payload) if isinstance(message.payload, (bytes, bytearray)) else 64
+        if not message.qos and self.bytes + size > INCOMING_BYTES:
+            self.bridge.dropped_incoming(message.topic.value)
+            return
+        self.bytes += size
+        super().put_nowait(message)
+
+    def get_nowait(self) -> Any:
+        message = super().get_nowait()
+        self.bytes -= len(message.payload) if isinstance(message.payload, (bytes, bytearray)) else 64
+        return message
+
+
+def _manual_acks(client: aiomqtt.Client) -> Callable[[Any], None]:
+    """Acknowledge QoS 1 and 2 messages ourselves, once handled: paho's ``manual_ack_set`` and ``ack``, reached through
+    aiomqtt's private ``_client`` (aiomqtt has no public way; tests/sketches/test_mqtt.py pins it). The broker then
+    holds what the bridge has not taken, within its own limits, instead of the bridge holding it all in memory."""
+    paho = client._client
+    paho.manual_ack_set(True)
+
+    def ack(message: Any) -> None:
+        if message.qos:
+            paho.ack(message.mid, message.qos)
+
+    return ack
 
 
 @dataclass
@@ -179,6 +227,7 @@ class Bridge(FactoryLoop):
         self.received = 0
         self.dropped = 0
         self.queue: deque[_Out] = deque()
+        self.queued_bytes = 0
         self._seq = itertools.count()
         self._more = asyncio.Event()
         self._acks: set[asyncio.Future[str]] = set()
@@ -206,16 +255,33 @@ class Bridge(FactoryLoop):
         self._enqueue(f"{self.prefix}/{key}", data)
 
     def _enqueue(self, topic: str, text: str, done: asyncio.Future[str] | None = None) -> None:
-        if len(self.queue) >= QUEUE_MAX:
+        payload = text.encode()
+        while self.queue and (len(self.queue) >= QUEUE_MAX or self.queued_bytes + len(payload) > QUEUE_BYTES):
             oldest = self.queue.popleft()
+            self.queued_bytes -= len(oldest.payload)
             self.dropped += 1
             if oldest.done is not None and not oldest.done.done():
                 oldest.done.set_result("dropped")
             self.throttle.warn(
-                "full", "%d publications wait for the broker: dropped the oldest (%s)", QUEUE_MAX, oldest.topic
+                "full",
+                "%d publications (%d bytes) wait for the broker: dropped the oldest (%s)",
+                len(self.queue) + 1,
+                self.queued_bytes,
+                oldest.topic,
             )
-        self.queue.append(_Out(next(self._seq), topic, text.encode(), done))
+        self.queue.append(_Out(next(self._seq), topic, payload, done))
+        self.queued_bytes += len(payload)
         self._more.set()
+
+    def dropped_incoming(self, topic: str) -> None:
+        """A QoS 0 message from the broker found the bridge's incoming queue full: counted, said now and then."""
+        self.dropped += 1
+        self.throttle.warn(
+            "incoming full",
+            "messages from the broker arrive faster than the mesh takes them: dropped QoS 0 %s (%d dropped so far)",
+            escape(topic),
+            self.dropped,
+        )
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:
@@ -244,15 +310,17 @@ class Bridge(FactoryLoop):
             last = batch[-1].seq
             while self.queue and self.queue[0].seq <= last:
                 item = self.queue.popleft()
+                self.queued_bytes -= len(item.payload)
                 self.sent += 1
                 if item.done is not None and not item.done.done():
                     item.done.set_result("sent")
 
     # -- MQTT -> mesh -------------------------------------------------------------
 
-    async def _read(self, client: aiomqtt.Client) -> None:
+    async def _read(self, client: aiomqtt.Client, ack: Callable[[Any], None]) -> None:
         async for message in client.messages:
             await self.inbound(message.topic.value, message.payload)
+            ack(message)  # handled: the broker may send the next (QoS 1 and 2)
 
     async def inbound(self, topic: str, payload: object) -> None:
         """A broker message an ``in`` filter matched: published on ``<bridge>/<topic>``, streamed to every target."""
@@ -330,6 +398,7 @@ class Bridge(FactoryLoop):
             tls_context=self.tls,
             timeout=ANSWER_TIMEOUT,
             max_inflight_messages=WINDOW,
+            queue_type=functools.partial(_Incoming, bridge=self),
         )
         client.pending_calls_threshold = 2 * WINDOW  # WINDOW publishes in flight is the plan, not a worry
         return client
@@ -374,7 +443,7 @@ class Bridge(FactoryLoop):
             self.log.info("connected to %s as %s", self.url, self.client_id)
             try:
                 async with asyncio.TaskGroup() as group:
-                    group.create_task(self._read(client))
+                    group.create_task(self._read(client, _manual_acks(client)))
                     group.create_task(self._send(client))
             except asyncio.CancelledError:  # the node stops: say so, then disconnect cleanly
                 try:

@@ -419,3 +419,23 @@ def test_killing_the_bridge_process_makes_the_broker_say_offline(broker: Broker,
     state.expect(r"^arduino-mesh/\$state/bridge offline$")
     late = broker.sub("arduino-mesh/$state/#")  # retained: a subscriber that comes later sees it at once
     late.expect(r"^arduino-mesh/\$state/bridge offline$")
+
+
+async def test_hook_aiomqtt_keeps_its_paho_client_for_manual_acks():
+    """sketches.mqtt._manual_acks reaches paho through aiomqtt's private ``_client``: pinned here, with the queue_type
+    aiomqtt builds its incoming queue from (what bounds the bridge's QoS 0 backlog)."""
+    import aiomqtt
+
+    from sketches.mqtt import _Incoming
+
+    made: list[object] = []
+
+    class Recorded(_Incoming):
+        def __init__(self, maxsize: int = 0, **kwargs: Any) -> None:
+            super().__init__(maxsize, **kwargs)
+            made.append(self)
+
+    client = aiomqtt.Client("127.0.0.1", 1, queue_type=lambda maxsize: Recorded(maxsize, bridge=None))  # type: ignore[arg-type]
+    paho = client._client
+    assert callable(paho.manual_ack_set) and callable(paho.ack)
+    assert len(made) == 1 and client._queue is made[0]
