@@ -100,8 +100,8 @@ class GridWatch:
                 self.reads += 1
                 outcomes = []
                 for node in self.nodes:
-                    try:
-                        outcomes.append(await node.reload(grid))
+                    try:  # timed by the node's watch: an edit that takes long to apply is said, as sketch code is
+                        outcomes.append(await node.watch.run(node.reload(grid), "grid reload"))
                     except Exception as exc:
                         node.log.error("applying %s failed", self.source.path, exc_info=exc)
                         outcomes.append(None)

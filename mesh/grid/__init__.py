@@ -72,6 +72,10 @@ __all__ = [
 ]
 
 
+#: Characters a grid or scenario file may hold at most (a grid of 10,000 nodes is about 600 KB).
+MAX_FILE_BYTES = 16 * 2**20
+
+
 def load_grid(text: str, path: str = "grid.yaml", *, sketches: Sketches | None = None) -> Grid:
     """Parse and validate the text of a grid; ``path`` only names it in errors.
 
@@ -87,11 +91,21 @@ def load_grid(text: str, path: str = "grid.yaml", *, sketches: Sketches | None =
 
 
 def read_text(path: str | os.PathLike[str], what: str, error: type[GridError] = GridError) -> tuple[str, str]:
-    """``(name, text)`` of the UTF-8 file at ``path``; ``error`` (a GridError) saying it cannot read ``what`` if not."""
+    """``(name, text)`` of the UTF-8 file at ``path``; ``error`` (a GridError) saying it cannot read ``what`` if not.
+
+    A file of more than :data:`MAX_FILE_BYTES` is refused unread: no grid or scenario is that large.
+    """
     name = os.fsdecode(os.fspath(path))
     try:
         with open(path, encoding="utf-8") as file:
-            return name, file.read()
+            text = file.read(MAX_FILE_BYTES + 1)
+            if len(text) > MAX_FILE_BYTES:
+                raise error(
+                    name,
+                    None,
+                    f"cannot read {what}: it is larger than {MAX_FILE_BYTES // 2**20} MiB; is it the right file?",
+                )
+            return name, text
     except OSError as exc:
         raise error(name, None, f"cannot read {what}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:

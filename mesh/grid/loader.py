@@ -50,6 +50,9 @@ def load_yaml(text: str, path: str = "grid.yaml") -> tuple[Any, Marks]:
 
     An empty document (nothing but comments, say) is None.
     """
+    deep = too_deep(text)
+    if deep is not None:
+        raise GridError(path, deep, f"nested deeper than {MAX_DEPTH} levels here: a grid is a few levels deep")
     try:
         root = _compose(text)
     except yaml.MarkedYAMLError as exc:
@@ -67,6 +70,40 @@ def load_yaml(text: str, path: str = "grid.yaml") -> tuple[Any, Marks]:
     walker = _Walker(path, text)
     data = walker.value(root, ())
     return data, Marks(values=walker.values, keys=walker.keys, written=walker.written, aliases=walker.aliases)
+
+
+#: Levels of nesting (brackets, braces, or indentation) a document may have: a grid has four or five.
+MAX_DEPTH = 64
+
+
+def too_deep(text: str) -> int | None:
+    """The line where ``text`` nests deeper than :data:`MAX_DEPTH`, found in one quick pass before YAML reads it
+    (whose composer recurses per level: a pathological edit would take seconds); None if it does not.
+
+    Counts unclosed ``[``/``{`` and indentation, ignoring what is quoted: a rough count, generous on purpose.
+    """
+    depth = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.lstrip(" ")
+        if (len(line) - len(stripped)) // 2 > MAX_DEPTH:
+            return number
+        if "[" in line or "{" in line or depth:
+            quote = ""
+            for char in line:
+                if quote:
+                    if char == quote:
+                        quote = ""
+                elif char in "'\"":
+                    quote = char
+                elif char == "#":
+                    break
+                elif char in "[{":
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        return number
+                elif char in "]}":
+                    depth -= 1
+    return None
 
 
 def _compose(text: str) -> Node | None:

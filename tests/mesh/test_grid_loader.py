@@ -348,3 +348,24 @@ def test_a_value_folded_over_lines_on_purpose_is_kept() -> None:
     """A plain value continued on a deeper line is valid and meant; only a folded list item is refused."""
     data, _ = load_yaml("nodes:\n  a: {params: {sound: buzz\n    buzz}}\nwires:\n  - a ->\n    b\n")
     assert data == {"nodes": {"a": {"params": {"sound": "buzz buzz"}}}, "wires": ["a -> b"]}
+
+
+def test_a_grid_nested_past_the_bound_is_one_line_at_once():
+    """A pathological edit (brackets 50,000 deep) is refused in one quick pass, at its line, before YAML reads it."""
+    from mesh.grid.loader import MAX_DEPTH, too_deep
+
+    text = "nodes:\n  a: {sketch: buzzer, port: 0, params: {x: " + "[" * 50_000 + "]" * 50_000 + "}}\n"
+    with pytest.raises(GridError, match=rf"^grid\.yaml:2: nested deeper than {MAX_DEPTH} levels here"):
+        load_yaml(text)
+    assert too_deep("nodes:\n" + " " * 2 * (MAX_DEPTH + 1) + "x: 1\n") == 2
+    assert too_deep("nodes: {a: {sketch: '[[[[[[', port: 1}}\n") is None  # quoted: not nesting
+
+
+def test_a_file_larger_than_any_grid_is_refused_unread(tmp_path):
+    """16 MiB and more: one line, and the file is not parsed."""
+    from mesh.grid import MAX_FILE_BYTES, read_grid
+
+    big = tmp_path / "grid.yaml"
+    big.write_text("#" * (MAX_FILE_BYTES + 10))
+    with pytest.raises(GridError, match=r"cannot read the grid: it is larger than 16 MiB"):
+        read_grid(big)
