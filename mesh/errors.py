@@ -10,6 +10,7 @@
     ├── UnknownNodeError        a name that the grid does not have
     ├── TopicError              a key, topic or pattern that breaks the rules (also a ValueError)
     ├── ProtocolError           a peer sent a frame we cannot use: answer it, keep serving
+    │   └── BatchRefused        a batch past the limits, refused whole: none of its frames read
     ├── SubscriptionLimit       a node refuses a subscription past one of its bounds: answer it, keep serving
     ├── RetainLimit             a sketch asked to retain past a bound (also a ValueError): nothing published
     ├── LoopTimeout             a loop() call ran past the node's timeout: cancelled, its sender told
@@ -31,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "BatchRefused",
     "GridError",
     "ListenError",
     "LoopTimeout",
@@ -124,6 +126,14 @@ class ProtocolError(MeshError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class BatchRefused(ProtocolError):
+    """A batch past :data:`mesh.protocol.BATCH` frames or ``BATCH_BYTES``: refused whole, none of its frames read.
+
+    What it held (acks, say) is lost with it: a link that gets one from its peer reconnects,
+    so that the peer answers again what it re-sends.
+    """
 
 
 class _Why(MeshError):

@@ -380,6 +380,7 @@ class Link:
         if isinstance(ws, MeshClientConnection):  # replies handled in the turn that reads them: no reader hop
             ws.on_text = self.replies.receive_text
         self.replies.answer = partial(write_now, ws)
+        self.replies.unreadable = partial(abort, ws)  # the outbox re-sends what is unacked on the next connection
         # Subscriptions first, so that nothing published from now on is missed.
         self.subscriptions.connected()
         sent: set[str] = set()

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ProtocolError
+from .errors import BatchRefused, ProtocolError
 
 __all__ = [
     "BATCH",
@@ -264,7 +264,7 @@ def decode_all(text: str) -> list[Frame | ProtocolError]:
     if text[:1] == "[" or (text[:1].isspace() and text.lstrip()[:1] == "["):
         # A batch's length is checked before parsing it: no more than the cap's worth of work.
         if len(text) > _BATCH_TEXT or (len(text) > _BATCH_TEXT // UTF8_MAX and _utf8_length(text) > _BATCH_TEXT):
-            return [ProtocolError(f"a batch holds at most {BATCH_BYTES} bytes; send fewer frames at once")]
+            return [BatchRefused(f"a batch holds at most {BATCH_BYTES} bytes; send fewer frames at once")]
     try:
         body, end = _scan(text, 0)
     except (StopIteration, ValueError, RecursionError):
@@ -280,7 +280,7 @@ def decode_all(text: str) -> list[Frame | ProtocolError]:
         if not body:
             return [ProtocolError("a batch must hold at least one frame")]
         if len(body) > BATCH:
-            return [ProtocolError(f"a batch holds at most {BATCH} frames, not {len(body)}; send fewer at once")]
+            return [BatchRefused(f"a batch holds at most {BATCH} frames, not {len(body)}; send fewer at once")]
         items = body
     else:
         items = [body]

@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 from . import protocol
 from .constants import LOST_AFTER, OFFLINE, ONLINE, STATE_TOPIC
-from .errors import ProtocolError, RemoteError
+from .errors import BatchRefused, ProtocolError, RemoteError
 from .outbox import Outbox
 from .subscriptions import Subscriptions
 from .throttle import Throttle, escape
@@ -109,8 +109,10 @@ class Replies:
         self.unknown_acks = 0
         #: Publications from the peer on keys that are not its own (refused, never handed on).
         self.forged = 0
-        #: Where an error frame for the peer goes (the link sets it while a connection is up).
+        #: Where an error frame for the peer goes (the link sets it while a connection is up)...
         self.answer: Callable[[str], object] | None = None
+        #: ...and what ends that connection, when the peer sent what cannot be read whole (a batch refused).
+        self.unreadable: Callable[[], object] | None = None
         #: What the peer can make us warn about again and again: one line, then a count.
         self.throttle = Throttle(log)
         self._state_key = f"{peer}/{STATE_TOPIC}"
@@ -159,6 +161,10 @@ class Replies:
                 self._unknown(frame.id)
             else:
                 self.throttle.warn("error", "%s reports an error: %s", self.peer, escape(frame.error))
+        elif isinstance(frame, BatchRefused):  # what it held (acks) is lost: reconnect, and the peer answers again
+            self.throttle.warn("batch", "refused a batch from %s: %s; reconnecting", self.peer, escape(frame))
+            if self.unreadable is not None:
+                self.unreadable()
         elif isinstance(frame, ProtocolError):
             self.throttle.warn("bad frame", "bad frame from %s: %s", self.peer, escape(frame))
 
