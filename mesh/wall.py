@@ -14,8 +14,9 @@ The hooks:
   manager per message on the hottest path.
 - ``room_for``: whether a write goes straight to the transport under its limit (``paused``,
   ``transport.get_write_buffer_size()``): a node answers in the reading task's turn when it can.
-- ``abort``, ``send_or_abort``: cut a connection at once (``transport.abort()``): a peer that
-  does not read, a killed node, a keepalive that gave up.
+- ``abort``, ``send_or_abort``, ``drained``: cut a connection at once (``transport.abort()``): a
+  peer that does not read, a killed node, a keepalive that gave up; ``drained`` waits on
+  ``drain()`` (the write limit), so that a publisher builds its next batch only once it fits.
 - ``KeptAlive``, ``Sweeper``: keepalive from one timer per event loop instead of a task per
   connection (``process_event``, ``data_received``, ``start_keepalive`` and
   ``connection_made`` overridden; ``protocol.send_ping``/``fail``, ``send_data``; the
@@ -76,6 +77,7 @@ __all__ = [
     "abort",
     "cap_frames",
     "closed_by_keepalive",
+    "drained",
     "forget_headers",
     "freeze",
     "mesh_client",
@@ -143,6 +145,18 @@ def room_for(ws: Connection, size: int, limit: int) -> bool:
 def abort(ws: Connection) -> None:
     """Cut ``ws`` at once, as a killed process would: no close frame, the peer sees a reset."""
     ws.transport.abort()
+
+
+async def drained(ws: Connection, within: float) -> bool:
+    """Wait until ``ws``'s transport is below its write limit (``drain()``), at most ``within`` seconds; past it,
+    abort the connection: False. What is written next is then built only once there is room for it."""
+    try:
+        async with asyncio.timeout(within):
+            await ws.drain()
+    except TimeoutError:
+        abort(ws)
+        return False
+    return True
 
 
 async def send_or_abort(ws: Connection, text: str, within: float) -> bool:

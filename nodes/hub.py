@@ -149,7 +149,9 @@ class Hub:
             raise RetainLimit(
                 f"cannot retain {size} bytes on {key}: a retained value holds at most {self.retained_size} bytes"
             )
-        if key not in self.retained and len(self.retained) >= self.most_retained:
+        if (
+            key not in self.retained and len(self.retained) >= self.most_retained and "/$" not in key
+        ):  # the runtime's own $ keys are not the sketch's to use up
             raise RetainLimit(
                 f"cannot retain a value on {key}: this node already retains {len(self.retained)} keys,"
                 f" the most it keeps ({self.most_retained}); clear one with an empty value"

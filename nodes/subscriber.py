@@ -26,7 +26,7 @@ from websockets.protocol import State
 from mesh import protocol
 from mesh.constants import DEFAULT_MAX_SIZE, QUEUE_BOUND, QUEUE_BYTES, SEND_TIMEOUT, WARN_EVERY
 from mesh.throttle import Throttle, escape
-from mesh.wall import send_or_abort, writable, write_now
+from mesh.wall import drained, owe, writable, write_now
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -41,11 +41,12 @@ PUB_FRAME_LIMIT = DEFAULT_MAX_SIZE
 class Publication:
     """One message on its way to subscribers, encoded once for all of them.
 
-    ``frame`` is its ``pub`` frame with no ``lost`` count, the frame nearly every
-    subscriber gets; a subscriber that has losses to report gets a frame of its
-    own (:meth:`frame_for`), spliced from it. ``size`` is the frame's length in
-    UTF-8 bytes. Only the frame is kept, not the data beside it: a queue of
-    large publications costs their frames' size once, whatever the subscribers.
+    ``frame`` is its ``pub`` frame with no ``lost`` count, as the UTF-8 bytes that go
+    on the wire, the frame nearly every subscriber gets; a subscriber that has losses
+    to report gets a frame of its own (:meth:`frame_for`), spliced from it. ``size``
+    is the frame's length. Only the frame is kept, not the data beside it: a queue of
+    large publications costs their frames' size once, whatever the subscribers, and a
+    batch of them is joined from these bytes, never encoded again.
     """
 
     __slots__ = ("frame", "key", "retained", "size")
@@ -53,19 +54,20 @@ class Publication:
     def __init__(self, key: str, data: str, retained: bool = False) -> None:
         self.key = key
         self.retained = retained
-        self.frame = protocol.encode_pub(key, data, retained=retained)
-        self.size = len(self.frame) if self.frame.isascii() else len(self.frame.encode("utf-8", "surrogatepass"))
+        # A lone surrogate (never valid UTF-8) goes out as "?", so that the frame is always valid text.
+        self.frame = protocol.encode_pub(key, data, retained=retained).encode("utf-8", "replace")
+        self.size = len(self.frame)
 
-    def frame_for(self, lost: int) -> str:
+    def frame_for(self, lost: int) -> bytes:
         """The frame for a subscriber that lost ``lost`` messages since its previous one."""
         if not lost:
             return self.frame
         # encode_pub writes lost after data and before retained, the frame's last field if there.
-        tail = _RETAINED_TAIL if self.retained else "}"
-        return f'{self.frame[: -len(tail)]},"lost":{lost}{tail}'
+        tail = _RETAINED_TAIL if self.retained else b"}"
+        return self.frame[: -len(tail)] + b',"lost":%d' % lost + tail
 
 
-_RETAINED_TAIL = ',"retained":true}'
+_RETAINED_TAIL = b',"retained":true}'
 
 
 class RemoteSubscriber:
@@ -140,7 +142,7 @@ class RemoteSubscriber:
             ("lost", self.name), "subscriber %s %s: %d message(s) dropped so far", escape(self.name), why, self.lost
         )
 
-    def _batch(self) -> tuple[str, int]:
+    def _batch(self) -> tuple[bytes, int]:
         """One batch of pub frames from the head of the queue (:func:`mesh.protocol.batch_sizes`): (text, frames).
 
         A publication larger than the subscriber can take is dropped here, counted lost. Only the
@@ -153,7 +155,7 @@ class RemoteSubscriber:
             sizes = [publication.size + 1 for publication in head]  # + 1: the comma between two frames
             if self._unreported:
                 frames[0] = head[0].frame_for(self._unreported)
-                sizes[0] = (len(frames[0]) if frames[0].isascii() else len(frames[0].encode())) + 1
+                sizes[0] = len(frames[0]) + 1
             if sizes[0] - 1 > PUB_FRAME_LIMIT:  # more than the subscriber can take: lost, not sent
                 self.queued_bytes -= queue.popleft().size
                 self._drop(
@@ -164,8 +166,8 @@ class RemoteSubscriber:
             for _ in range(count):
                 self.queued_bytes -= queue.popleft().size
             self._unreported = 0
-            return protocol.batch(frames[:count]), count
-        return "", 0
+            return (frames[0] if count == 1 else b"[" + b",".join(frames[:count]) + b"]"), count
+        return b"", 0
 
     def write_due(self, shared: dict[tuple[Publication, ...], bytes]) -> None:
         """End of the turn: write the queue straight to the transport, or hand it to the task if it must wait.
@@ -196,10 +198,9 @@ class RemoteSubscriber:
                         write_now(websocket, data)
                         self.sent += len(whole)
                         continue
-                text, count = self._batch()
+                data, count = self._batch()
                 if not count:
                     continue
-                data = text.encode()
                 if whole is not None and not queue and count == len(whole):
                     shared[whole] = data  # all of it, as is: the next subscriber with the same queue reuses it
                 write_now(websocket, data)
@@ -214,22 +215,27 @@ class RemoteSubscriber:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                while self.queue:  # what piled up goes in batches
-                    text, count = self._batch()
-                    if not count:
-                        continue
-                    if not await send_or_abort(self.websocket, text, SEND_TIMEOUT):
+                websocket = self.websocket
+                while self.queue:  # what piled up goes in batches, each built once the last has drained
+                    owe(websocket, websocket.transport.get_write_buffer_size())  # held for it meanwhile
+                    if not await drained(websocket, SEND_TIMEOUT):
                         self.log.warning(
                             "subscriber %s took nothing for %g s: dropping its connection",
                             escape(self.name),
                             SEND_TIMEOUT,
                         )
                         return
+                    owe(websocket, 0)
+                    data, count = self._batch()
+                    if count and not write_now(websocket, data):
+                        await websocket.send(data, text=True)  # a fragmented send under way (never, from here)
+                    del data  # the transport holds its copy: not a second one per waiting subscriber
                     self.sent += count
                 self.idle.set()
         except ConnectionClosed:
             pass
         finally:
+            owe(self.websocket, 0)
             self.idle.set()  # nothing more will be written: nobody waits for it
 
     def _clear(self) -> None:

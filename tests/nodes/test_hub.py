@@ -30,7 +30,7 @@ def test_retained_values_are_encoded_once_and_shared_by_every_subscription():
         hub.retain("pub/k0", "changed")  # a new value: a new publication for the next subscription
         hub.add(Peer(), "late", "pub/k0")  # type: ignore[arg-type]
         late = list(hub.subscribers.values())[-1]
-        assert late.queue[0] is not queues[0][0] and '"changed"' in late.queue[0].frame
+        assert late.queue[0] is not queues[0][0] and b'"changed"' in late.queue[0].frame
         for subscriber in hub.subscribers.values():
             subscriber.close()
 
@@ -55,3 +55,12 @@ def test_a_subscribers_queue_is_bounded_in_bytes_and_loses_its_oldest():
         subscriber.close()
 
     asyncio.run(main())
+
+
+def test_a_sketch_that_retains_all_it_may_leaves_room_for_the_nodes_own_state():
+    """A sketch at MAX_RETAINED keys cannot make the node's `$state` (and `$subscribers`) fail: those are the runtime's."""
+    hub = Hub("pub", LOG, announce=lambda topic, text: 0)
+    for i in range(hub.most_retained):
+        hub.retain(f"pub/k{i}", "v")
+    hub.retain("pub/$state", "offline")
+    assert hub.retained["pub/$state"] == "offline"
