@@ -87,7 +87,7 @@ class GridWatch:
     async def run(self) -> None:
         """Hand each valid edit to every node, until cancelled."""
         loop = asyncio.get_running_loop()
-        edits: asyncio.Queue[Grid] = asyncio.Queue()
+        edits: asyncio.Queue[Grid | None] = asyncio.Queue()  # None: an edit refused as it was read
         stop = threading.Event()
         thread = threading.Thread(
             target=self._look, args=(stop, loop, edits), name="arduino-mesh grid watch", daemon=True
@@ -98,6 +98,9 @@ class GridWatch:
             while True:
                 grid = await edits.get()
                 self.reads += 1
+                if grid is None:
+                    refused = True
+                    continue
                 outcomes = []
                 for node in self.nodes:
                     try:  # timed by the node's watch: an edit that takes long to apply is said, as sketch code is
@@ -111,7 +114,7 @@ class GridWatch:
         finally:
             stop.set()  # the thread ends at its next look
 
-    def _look(self, stop: threading.Event, loop: asyncio.AbstractEventLoop, edits: asyncio.Queue[Grid]) -> None:
+    def _look(self, stop: threading.Event, loop: asyncio.AbstractEventLoop, edits: asyncio.Queue[Grid | None]) -> None:
         """In the watcher's thread: look every ``source.every`` seconds, read each edit once it holds still.
 
         A look hashes the file's bytes: a hash misses no edit, where size and mtime do (an
@@ -128,11 +131,8 @@ class GridWatch:
             if digest_of(source.path) != fresh:
                 continue  # still being written: look again next time
             digest = fresh
-            grid = self._read()
-            if grid is None:
-                continue
-            try:
-                loop.call_soon_threadsafe(edits.put_nowait, grid)
+            try:  # None too: the next valid edit is then said to be valid again
+                loop.call_soon_threadsafe(edits.put_nowait, self._read())
             except RuntimeError:  # the loop has closed: nobody to hand it to
                 return
 

@@ -193,6 +193,18 @@ async def test_an_edit_that_does_not_validate_is_one_line_and_the_running_grid_s
     assert not [r for r in caplog.records if r.exc_info]
 
 
+async def test_a_refused_edit_put_back_as_it_was_is_said_valid_again(bench: Bench, caplog):
+    """A user who fixes a bad edit by undoing it reads that the grid is valid again: nothing changes, nothing is lost."""
+    caplog.set_level(logging.INFO)
+    await bench.start({"pin": {"sketch": "pin", "port": 0}, "bell": {"sketch": "lamp", "port": 0}}, ["pin -> bell"])
+    good = grid_text(bench.layout, bench.wires)
+    bench.write(good + "  - pin -> bel\n")
+    await until(lambda: any("names unknown node 'bel'" in line for line in lines(caplog, "grid")), "the error line")
+    bench.write(good)
+    await until(lambda: any("is valid again; nothing to change" in line for line in lines(caplog, "grid")), "the fix")
+    assert bench.nodes["pin"].targets == ("bell",)
+
+
 async def test_a_file_gone_for_a_moment_keeps_the_running_grid(bench: Bench, caplog):
     """grid.yaml removed (an editor's rename, a checkout) changes nothing; written back with an edit, it is applied."""
     await bench.start({"pin": {"sketch": "pin", "port": 0}, "bell": {"sketch": "lamp", "port": 0}}, ["pin -> bell"])
