@@ -192,7 +192,6 @@ HOSTILE = [
     '{"type":"pub","key":"echo/x\\n[ clock ] forged","data":"x"}',
     '{"type":"ack","id":1,"data":"\\ud800"}',
     '{"type":"error","id":1,"error":"\\udfff"}',
-    "[" + ",".join(['{"type":"ack","id":1,"data":"x"}'] * 300) + "]",
     "not json",
     b"\x00\x01",
     '{"type":"error","id":null,"error":"x\\n[ clock ] link to echo up (forged)"}',
@@ -238,6 +237,33 @@ async def test_hostile_frames_from_the_peer_neither_kill_the_link_nor_fail_its_p
             assert (link.state, link.connections, link.acked) == ("up", 1, 1)
             assert any("forged" in r.getMessage() for r in caplog.records)
             assert not [r for r in caplog.records if "\n" in r.getMessage()]  # no peer text forges a log line
+        finally:
+            await link.close()
+
+
+async def test_a_batch_past_the_limits_makes_the_link_reconnect_and_resend():
+    """Acks hidden in a batch of 300 frames (past the 256 a batch may hold) are refused whole: the link reconnects at
+    once, re-sends what is unacked, and the ack that comes on the new connection settles it (no wait for --wait)."""
+    connections = 0
+
+    async def bloated(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        await ws.recv()
+        await ws.send(protocol.encode(protocol.Hello(node="echo")))
+        message = protocol.decode(str(await ws.recv()))
+        assert isinstance(message, protocol.Message)
+        ack = protocol.encode(protocol.Ack(id=message.id, data=f"ack {connections}"))
+        await ws.send("[" + ",".join([ack] * 300) + "]" if connections == 1 else ack)
+        await ws.wait_closed()
+
+    async with serve(bloated, "127.0.0.1", 0, subprotocols=[protocol.SUBPROTOCOL]) as server:
+        uri = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        link = Link(node="clock", peer="echo", uri=uri, logger=LOG, reconnect_delays=fast_backoff)
+        try:
+            future = await link.post("", "tick 1")
+            assert await asyncio.wait_for(future, 10_000 * MS) == "ack 2"
+            assert (link.connections, link.acked) == (2, 1)
         finally:
             await link.close()
 
