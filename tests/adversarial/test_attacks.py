@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -58,8 +59,8 @@ CUT_EVERY = 300 * MS
 GRID = """\
 {auth}nodes:
   clock: {{sketch: clock, params: {{tacks: {ticks}, delay: 0.005}}}}
-  tally: {{sketch: tally, port: {port}, params: {{fat: {fat}}}}}
-wires:
+  tally: {{sketch: tally, port: {port}, params: {{fat: {fat}, retained: {retained}}}{subscribe}}}
+{ghost}wires:
   - clock -> tally
 """
 
@@ -70,8 +71,10 @@ from nodes import FactoryLoop, reactive
 
 
 class Tally(FactoryLoop):
-    def setup(self, fat: int = 0) -> None:
+    async def setup(self, fat: int = 0, retained: int = 0) -> None:
         self.padding = "x" * fat
+        for n in range(retained):  # values kept for every later subscriber, 16 KiB each
+            await self.publish(f"kept/{n}", f"{n} " + "k" * 16_000, retain=True)
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:
@@ -84,8 +87,18 @@ class Tally(FactoryLoop):
 class Arena:
     """A grid of clock -> tally in a temporary folder, the tally's own sketch beside it."""
 
-    def __init__(self, folder: Path, proxy: Proxy, *, fat: int = 0, auth: bool = False) -> None:
-        (self.port,) = free_ports(1)
+    def __init__(
+        self,
+        folder: Path,
+        proxy: Proxy,
+        *,
+        fat: int = 0,
+        auth: bool = False,
+        retained: int = 0,
+        ghost: bool = False,
+        subscribe: str | None = None,
+    ) -> None:
+        self.port, self.ghost_port = free_ports(2)
         self.proxy = proxy
         self.uri = f"ws://127.0.0.1:{self.port}/"
         self.auth = auth
@@ -93,9 +106,20 @@ class Arena:
         (folder / "sketches" / "tally.py").write_text(TALLY)
         self.grid = write_grid(
             folder,
-            GRID.format(auth="auth: {token_env: MESH_TOKEN}\n" if auth else "", ticks=TICKS, port=proxy.port, fat=fat),
+            GRID.format(
+                auth="auth: {token_env: MESH_TOKEN}\n" if auth else "",
+                ticks=TICKS,
+                port=proxy.port,
+                fat=fat,
+                retained=retained,
+                subscribe=f", subscribe: [{subscribe!r}]" if subscribe else "",
+                ghost=f"  ghost: {{sketch: tally, port: {self.ghost_port}}}\n" if ghost else "",
+            ),
         )
         self.env = {"MESH_TOKEN": TOKEN} if auth else {}
+        #: The clock's own copy of the grid: a test that edits the tally's grid file leaves the clock's alone.
+        self.clock_grid = str(Path(self.grid).with_name("clock-grid.yaml"))
+        Path(self.clock_grid).write_text(Path(self.grid).read_text())
         proxy.target_port = self.port  # the grid names the relay; the tally listens behind it
 
     def run_clock(self) -> int:
@@ -116,9 +140,11 @@ class Arena:
 
     def start(self, name: str) -> Process:
         port = ["-p", str(self.port)] if name == "tally" else []
-        process = arduino("--grid", self.grid, name, *port, env=environment(**self.env))
+        grid = self.clock_grid if name == "clock" else self.grid
+        process = arduino("--grid", grid, name, *port, env=environment(**self.env))
         if name == "tally":
             process.expect("serving on")
+            self.tally = process
         return process
 
 
@@ -178,10 +204,19 @@ def peak_rss(pid: int) -> int:
     raise AssertionError(f"no VmHWM for {pid}")
 
 
-def under_attack(arena: Arena, attack: str, *, then: str | None = None) -> tuple[Process, Probe, Process, str]:
+def under_attack(
+    arena: Arena,
+    attack: str,
+    *,
+    then: str | None = None,
+    args: tuple[str, ...] = (),
+    meanwhile: Callable[[], Callable[[], object] | None] | None = None,
+) -> tuple[Process, Probe, Process, str]:
     """Run the whole circuit while ``attack`` goes on; the tally's whole output, once stopped.
 
-    ``then``: a line the attacker must print before it is stopped (what it saw of the node).
+    ``then``: a line the attacker must print before it is stopped (what it saw of the node);
+    ``args``: more arguments for the attacker; ``meanwhile``: what the test does once the attack is on,
+    returning what to wait for (if anything) before the tally is stopped.
     """
     tally = arena.start("tally")
     probe = Probe(arena.uri, TOKEN if arena.auth else None)  # connected before the attack, as a link is
@@ -190,10 +225,13 @@ def under_attack(arena: Arena, attack: str, *, then: str | None = None) -> tuple
     while not probe.latencies and not probe.failures:
         assert time.monotonic() < deadline, "the legitimate client got no answer"
         time.sleep(MS)
-    attacker = Process([sys.executable, ATTACKER, attack, arena.uri])
+    attacker = Process([sys.executable, ATTACKER, attack, arena.uri, *args])
     attacker.expect("^attacking$", timeout=30_000 * MS)
+    finish = meanwhile() if meanwhile is not None else None
     try:
         cuts = arena.run_clock()
+        if finish is not None:
+            finish()
     finally:
         probe.stop()
     clock = arena.clock
