@@ -15,8 +15,8 @@ listener that is not the node (a squatter on a stopped node's port) never sees t
 and nothing it is shown opens a connection anywhere else. What only TLS gives: a relay
 to the *same* node, passing the bytes through unchanged, is a man in the middle.
 
-No I/O here, and neither asyncio nor websockets: the client (``mesh.connection``) and
-the server (``nodes.server``) both use these functions.
+No I/O here, and neither asyncio nor websockets: the client (``mesh.handshake``) and
+the server (``nodes.conversation``) both use these functions.
 """
 
 from __future__ import annotations

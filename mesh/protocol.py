@@ -62,7 +62,7 @@ BATCH_BYTES = 256 * 1024
 #: The most bytes one character takes in UTF-8: a text's length times this bounds its size unencoded.
 UTF8_MAX = 4
 #: The longest name a frame may carry, in characters: hello's node, session and proof, a message's
-#: channel. (A pattern's length is the publisher's to bound, nodes.pubsub.MAX_PATTERN_LENGTH;
+#: channel. (A pattern's length is the publisher's to bound, nodes.hub.MAX_PATTERN_LENGTH;
 #: a key is the publisher's own, bounded by the frame.) All of them, keys and patterns too,
 #: must be printable: no control character, no newline.
 NAME_MAX = 256
