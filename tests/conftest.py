@@ -23,7 +23,7 @@ import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.broker import broker  # noqa: F401  (the fixture, for every test)
-from tests.helpers import MS, Process, descendants, kill_tree
+from tests.helpers import MS, Process, descendants, has_children, kill_tree
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -84,6 +84,8 @@ def _processes() -> Iterator[None]:
     yield
     for process in list(Process.running):
         process.kill()
+    if not has_children():  # most tests start nothing: nothing to look for below us (a look at every process: ms)
+        return
     # What a closed browser leaves (its crash handler) exits by itself a moment later: give it that moment.
     deadline = time.monotonic() + 2000 * MS
     while (leaked := descendants(os.getpid())) and time.monotonic() < deadline:

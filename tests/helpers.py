@@ -136,6 +136,29 @@ def environment(**changes: str | None) -> dict[str, str]:
     return env
 
 
+def has_children() -> bool:
+    """Whether this process has any child at all, live or not yet reaped: a read of a few tiny /proc files.
+
+    Each thread's ``/proc/self/task/TID/children`` lists the processes it is the parent of; the
+    kernel fills it under its task-list lock, so a file that reads empty was empty at that
+    moment. A process started by the test is a child of one of our threads, and an orphan below
+    one comes back to us (we are a child subreaper), so no child at all means no descendant at
+    all. Where the kernel has no such file (built without CONFIG_PROC_CHILDREN): True, so that
+    the caller looks the long way.
+    """
+    try:
+        threads = os.listdir("/proc/self/task")
+        for tid in threads:
+            with open(f"/proc/self/task/{tid}/children", "rb") as listing:
+                if listing.read(1):
+                    return True
+        # A thread that ended while we read hands its children to another one, perhaps one already
+        # read: the same threads afterwards mean that no child moved between two of our reads.
+        return sorted(os.listdir("/proc/self/task")) != sorted(threads)
+    except FileNotFoundError:  # a thread gone meanwhile, or no such file on this kernel
+        return True
+
+
 def descendants(pid: int) -> list[int]:
     """Every live process below ``pid`` (children, their children, ...), read from /proc; zombies left out."""
     children: dict[int, list[int]] = {}
