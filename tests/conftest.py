@@ -7,13 +7,24 @@ below the test process is therefore visible, and any still alive is a leak: it i
 and the test errors, naming it.
 """
 
+# ruff: noqa: E402 -- the bytecode cache is set up before the imports it is for
+
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import sys
 import tempfile
+
+#: Where compiled modules go when PYTHONDONTWRITEBYTECODE keeps them out of the source folders: without a
+#: cache, every run (and every Python process a test starts) compiles hypothesis, our modules and pytest's
+#: rewritten test modules anew, seconds of each run. PYTHONPYCACHEPREFIX, if set, wins; see environment().
+PYCACHE = os.path.join(tempfile.gettempdir(), "arduino-mesh-pycache")
+if sys.dont_write_bytecode and not sys.pycache_prefix:
+    sys.pycache_prefix = PYCACHE
+    sys.dont_write_bytecode = False
+
+import ctypes
+import signal
 import time
 from collections.abc import Iterator
 from importlib.metadata import entry_points

@@ -126,8 +126,16 @@ def write_grid(folder: Path, text: str) -> Path:
 
 
 def environment(**changes: str | None) -> dict[str, str]:
-    """This process's environment, without PYTHONUNBUFFERED (it hides buffering bugs), plus ``changes``."""
+    """This process's environment, without PYTHONUNBUFFERED (it hides buffering bugs), plus ``changes``.
+
+    Where PYTHONDONTWRITEBYTECODE keeps compiled modules out of the source folders, a Python process
+    started with it caches them where this one does (``sys.pycache_prefix``, see conftest.py) rather
+    than compile every module of ours at each start.
+    """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if env.get("PYTHONDONTWRITEBYTECODE") and sys.pycache_prefix and not env.get("PYTHONPYCACHEPREFIX"):
+        del env["PYTHONDONTWRITEBYTECODE"]
+        env["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix
     for key, value in changes.items():
         if value is None:
             env.pop(key, None)
