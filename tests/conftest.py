@@ -31,6 +31,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.broker import broker  # noqa: F401  (the fixture, for every test)
@@ -75,10 +76,40 @@ def _hypothesis_out_of_the_checkout(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A browser test is an end-to-end test too."""
+    """A browser test is an end-to-end test too, and so is a slow one: neither is in ``-m "not e2e"``."""
     for item in items:
-        if item.get_closest_marker("browser") is not None and item.get_closest_marker("e2e") is None:
+        if item.get_closest_marker("e2e") is None and (
+            item.get_closest_marker("browser") is not None or item.get_closest_marker("slow") is not None
+        ):
             item.add_marker(pytest.mark.e2e)
+
+
+#: Examples a property (a hypothesis test) tries in the fast set. Its ``thorough`` variant, marked
+#: slow (so in the whole suite only), tries as many as its own ``@settings`` says.
+FAST_EXAMPLES = 25
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every property runs twice: ``[fast]``, a few examples, and ``[thorough]``, its whole budget (slow)."""
+    if getattr(metafunc.function, "is_hypothesis_test", False):
+        metafunc.parametrize(
+            "_examples", ["fast", pytest.param("thorough", marks=pytest.mark.slow)], indirect=True, scope="function"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _examples(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A property's ``[fast]`` variant: its own settings, at most FAST_EXAMPLES examples; anything else: untouched."""
+    if getattr(request, "param", None) != "fast":
+        yield
+        return
+    test = request.function
+    own = test._hypothesis_internal_use_settings  # what @settings (or the profile) gave it; hypothesis reads it per run
+    test._hypothesis_internal_use_settings = settings(own, max_examples=min(own.max_examples, FAST_EXAMPLES))
+    try:
+        yield
+    finally:
+        test._hypothesis_internal_use_settings = own
 
 
 def _describe(pid: int) -> str:
