@@ -23,17 +23,20 @@ if sys.dont_write_bytecode and not sys.pycache_prefix:
     sys.pycache_prefix = PYCACHE
     sys.dont_write_bytecode = False
 
+import asyncio
 import ctypes
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import looptime
 import pytest
 from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from nodes.simulation import NOOP_CYCLES
 from tests.broker import broker  # noqa: F401  (the fixture, for every test)
 from tests.helpers import MS, Process, descendants, has_children, kill_tree
 
@@ -126,7 +129,7 @@ def _processes() -> Iterator[None]:
     yield
     for process in list(Process.running):
         process.kill()
-    if not has_children():  # most tests start nothing: nothing to look for below us (a look at every process: ms)
+    if not has_children():  # most tests start nothing: nothing to look for below us (a look costs ~3 ms)
         return
     # What a closed browser leaves (its crash handler) exits by itself a moment later: give it that moment.
     deadline = time.monotonic() + 2000 * MS
@@ -137,3 +140,25 @@ def _processes() -> Iterator[None]:
         for pid in leaked:
             kill_tree(pid)
         pytest.fail("processes left running by this test (now killed):\n  " + "\n  ".join(described), pytrace=False)
+
+
+@pytest.fixture
+async def virtual_time() -> AsyncIterator[None]:
+    """The test's event loop in virtual time (looptime) from here on: the fixtures set up after this one, the test,
+    and their teardown; its clock jumps to the next timer whenever every task waits.
+
+    For a test whose wait is a timeout of the code under test (which, like everything that
+    waits in the mesh, runs on the loop's clock): SEND_TIMEOUT's 3 s take no wall time.
+    Request it before the fixtures that start nodes (or start them in the test), as the
+    ``circuit`` fixture does, so that no timer was set on the wall clock, which virtual time
+    does not follow. Only for a test whose every peer runs in this loop: a thread or a
+    process answering would be one the loop cannot wait for (the clock would jump past it).
+    """
+    loop = asyncio.get_running_loop()
+    # A timer already set is on the wall clock, far ahead of the virtual one: it would fire much too late.
+    assert not getattr(loop, "_scheduled", ()), "virtual_time must come before any fixture that starts something"
+    if not isinstance(loop, looptime.LoopTimeEventLoop):  # looptime's plugin is off (-p no:looptime)
+        loop = looptime.patch_event_loop(loop, _enabled=False)
+    loop.setup_looptime(noop_cycles=NOOP_CYCLES)
+    with loop.looptime_enabled():
+        yield
