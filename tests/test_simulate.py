@@ -222,6 +222,7 @@ def test_a_blocking_sketch_is_reported(tmp_path, caplog):
 
 
 # -- the command ----------------------------------------------------------------------------
+# Each of these runs ./arduino.py simulate as a real subprocess: end to end (docs/testing.md), so not in -m "not e2e".
 
 
 def simulate_command(*args: str, cwd: Path = ROOT):
@@ -236,6 +237,7 @@ def instants(lines):
     return {t: sorted(said) for t, said in found.items()}
 
 
+@pytest.mark.e2e
 def test_simulate_logs_the_same_bytes_run_after_run():
     runs = [simulate_command("--for", "2m", "--seed", "1", "--param", "clock.tacks=0") for _ in range(2)]
     for done in runs:
@@ -253,6 +255,7 @@ def test_simulate_logs_the_same_bytes_run_after_run():
     assert any("link to iopin up (ws://127.0.0.1:8765)" in line for line in logs[0])
 
 
+@pytest.mark.e2e
 def test_simulate_runs_a_minute_of_the_grid_by_default():
     done = simulate_command("clock", "iopin", "buzzer")
     assert done.returncode == 0, done.stderr
@@ -260,6 +263,7 @@ def test_simulate_runs_a_minute_of_the_grid_by_default():
     assert "done: 00:01:00.000 simulated" in done.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("args", "error"),
     [
@@ -310,6 +314,7 @@ def by_instant(trace: bytes) -> tuple[bytes, dict[int, dict[bytes, list[bytes]]]
     return header, changes
 
 
+@pytest.mark.e2e
 def test_simulate_writes_the_same_trace_run_after_run(tmp_path):
     from vcd.reader import TokenKind, tokenize
 
@@ -329,6 +334,7 @@ def test_simulate_writes_the_same_trace_run_after_run(tmp_path):
     assert {"pin", "tick", "sound", "clock_to_iopin", "iopin_to_buzzer"} <= names
 
 
+@pytest.mark.e2e
 def test_every_shipped_scenario_passes_from_the_command_line():
     for scenario in sorted((ROOT / "scenarios").glob("*.yaml")):
         done = simulate_command("--scenario", str(scenario))
@@ -336,6 +342,7 @@ def test_every_shipped_scenario_passes_from_the_command_line():
         assert "Traceback" not in done.stderr
 
 
+@pytest.mark.e2e
 def test_a_wrong_expectation_fails_with_its_line_and_time(tmp_path):
     scenario = tmp_path / "wrong.yaml"
     scenario.write_text(
