@@ -78,13 +78,20 @@ def _hypothesis_out_of_the_checkout(config: pytest.Config) -> None:
     set_hypothesis_home_dir(str(home))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A browser test is an end-to-end test too, and so is a slow one: neither is in ``-m "not e2e"``."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A browser test is an end-to-end test too, and so is a slow one: neither is in ``-m "not e2e"``.
+
+    A slow test is the long variant of one in the fast set, which runs the same code, so the
+    coverage of ``pytest --cov`` is measured there; tracing the long one (three to four times
+    slower under coverage: 60 s of the whole suite) would add no line to it (pytest-cov's no_cover).
+    """
+    measured = config.pluginmanager.hasplugin("_cov")
     for item in items:
-        if item.get_closest_marker("e2e") is None and (
-            item.get_closest_marker("browser") is not None or item.get_closest_marker("slow") is not None
-        ):
+        slow = item.get_closest_marker("slow") is not None
+        if item.get_closest_marker("e2e") is None and (item.get_closest_marker("browser") is not None or slow):
             item.add_marker(pytest.mark.e2e)
+        if slow and measured:
+            item.add_marker(pytest.mark.no_cover)
 
 
 #: Examples a property (a hypothesis test) tries in the fast set. Its ``thorough`` variant, marked
