@@ -330,6 +330,18 @@ def arduino(*args: str | os.PathLike[str], **kwargs: Any) -> Process:
     return Process([sys.executable, ARDUINO, *args], **kwargs)
 
 
+def serving(grid: Path, *names: str, options: Mapping[str, Iterable[str]] | None = None) -> dict[str, Process]:
+    """``./arduino.py --grid GRID NAME`` for each of ``names``, all started at once, each once it says it is serving.
+
+    Started together, their start-ups (Python, the imports: most of a second each) overlap;
+    each is still waited for by its own line. ``options``: more arguments, by node.
+    """
+    started = {name: arduino("--grid", grid, name, *(options or {}).get(name, ())) for name in names}
+    for process in started.values():
+        process.expect("serving on")
+    return started
+
+
 def run_arduino(
     *args: str | os.PathLike[str], env: dict[str, str] | None = None, timeout: float = DEADLINE, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
