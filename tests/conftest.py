@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import coverage
 import looptime
 import pytest
 from hypothesis import settings
@@ -92,6 +93,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
         if slow and measured:
             item.add_marker(pytest.mark.no_cover)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A no_cover test runs untraced with workers (pytest -n) too.
+
+    pytest-cov pauses the coverage it measures the test with, but a worker holds two of its own
+    (one from its start-up, one from the session's), and the other one traced on: the slow set
+    ran at the traced speed. Inside pytest-cov's pause, whatever coverage is still running is
+    stopped too, and started again after (in the same order: ``Coverage.current()`` is a stack).
+    """
+    paused: list[coverage.Coverage] = []
+    if item.get_closest_marker("no_cover") is not None:
+        while (running := coverage.Coverage.current()) is not None and len(paused) < 4:
+            running.stop()
+            paused.append(running)
+    try:
+        return (yield)
+    finally:
+        for each in reversed(paused):
+            each.start()
 
 
 #: Examples a property (a hypothesis test) tries in the fast set. Its ``thorough`` variant, marked
