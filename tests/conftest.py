@@ -7,23 +7,39 @@ below the test process is therefore visible, and any still alive is a leak: it i
 and the test errors, naming it.
 """
 
+# ruff: noqa: E402 -- the bytecode cache is set up before the imports it is for
+
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import sys
 import tempfile
+
+#: Where compiled modules go when PYTHONDONTWRITEBYTECODE keeps them out of the source folders: without a
+#: cache, every run (and every Python process a test starts) compiles hypothesis, our modules and pytest's
+#: rewritten test modules anew, seconds of each run. PYTHONPYCACHEPREFIX, if set, wins; see environment().
+PYCACHE = os.path.join(tempfile.gettempdir(), "arduino-mesh-pycache")
+if sys.dont_write_bytecode and not sys.pycache_prefix:
+    sys.pycache_prefix = PYCACHE
+    sys.dont_write_bytecode = False
+
+import asyncio
+import ctypes
+import signal
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import coverage
+import looptime
 import pytest
+from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from nodes.virtual import NOOP_CYCLES
 from tests.broker import broker  # noqa: F401  (the fixture, for every test)
-from tests.helpers import MS, Process, descendants, kill_tree
+from tests.helpers import MS, Process, descendants, has_children, kill_tree
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -63,11 +79,69 @@ def _hypothesis_out_of_the_checkout(config: pytest.Config) -> None:
     set_hypothesis_home_dir(str(home))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A browser test is an end-to-end test too."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A browser test is an end-to-end test too, and so is a slow one: neither is in ``-m "not e2e"``.
+
+    A slow test is the long variant of one in the fast set, which runs the same code, so the
+    coverage of ``pytest --cov`` is measured there; tracing the long one (three to four times
+    slower under coverage: 60 s of the whole suite) would add no line to it (pytest-cov's no_cover).
+    """
+    measured = config.pluginmanager.hasplugin("_cov")
     for item in items:
-        if item.get_closest_marker("browser") is not None and item.get_closest_marker("e2e") is None:
+        slow = item.get_closest_marker("slow") is not None
+        if item.get_closest_marker("e2e") is None and (item.get_closest_marker("browser") is not None or slow):
             item.add_marker(pytest.mark.e2e)
+        if slow and measured:
+            item.add_marker(pytest.mark.no_cover)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A no_cover test runs untraced with workers (pytest -n) too.
+
+    pytest-cov pauses the coverage it measures the test with, but a worker holds two of its own
+    (one from its start-up, one from the session's), and the other one traced on: the slow set
+    ran at the traced speed. Inside pytest-cov's pause, whatever coverage is still running is
+    stopped too, and started again after (in the same order: ``Coverage.current()`` is a stack).
+    """
+    paused: list[coverage.Coverage] = []
+    if item.get_closest_marker("no_cover") is not None:
+        while (running := coverage.Coverage.current()) is not None and len(paused) < 4:
+            running.stop()
+            paused.append(running)
+    try:
+        return (yield)
+    finally:
+        for each in reversed(paused):
+            each.start()
+
+
+#: Examples a property (a hypothesis test) tries in the fast set. Its ``thorough`` variant, marked
+#: slow (so in the whole suite only), tries as many as its own ``@settings`` says.
+FAST_EXAMPLES = 25
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every property runs twice: ``[fast]``, a few examples, and ``[thorough]``, its whole budget (slow)."""
+    if getattr(metafunc.function, "is_hypothesis_test", False):
+        metafunc.parametrize(
+            "_examples", ["fast", pytest.param("thorough", marks=pytest.mark.slow)], indirect=True, scope="function"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _examples(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A property's ``[fast]`` variant: its own settings, at most FAST_EXAMPLES examples; anything else: untouched."""
+    if getattr(request, "param", None) != "fast":
+        yield
+        return
+    test = request.function
+    own = test._hypothesis_internal_use_settings  # what @settings (or the profile) gave it; hypothesis reads it per run
+    test._hypothesis_internal_use_settings = settings(own, max_examples=min(own.max_examples, FAST_EXAMPLES))
+    try:
+        yield
+    finally:
+        test._hypothesis_internal_use_settings = own
 
 
 def _describe(pid: int) -> str:
@@ -84,6 +158,8 @@ def _processes() -> Iterator[None]:
     yield
     for process in list(Process.running):
         process.kill()
+    if not has_children():  # most tests start nothing: nothing to look for below us (a look costs ~3 ms)
+        return
     # What a closed browser leaves (its crash handler) exits by itself a moment later: give it that moment.
     deadline = time.monotonic() + 2000 * MS
     while (leaked := descendants(os.getpid())) and time.monotonic() < deadline:
@@ -93,3 +169,25 @@ def _processes() -> Iterator[None]:
         for pid in leaked:
             kill_tree(pid)
         pytest.fail("processes left running by this test (now killed):\n  " + "\n  ".join(described), pytrace=False)
+
+
+@pytest.fixture
+async def virtual_time() -> AsyncIterator[None]:
+    """The test's event loop in virtual time (looptime) from here on: the fixtures set up after this one, the test,
+    and their teardown; its clock jumps to the next timer whenever every task waits.
+
+    For a test whose wait is a timeout of the code under test (which, like everything that
+    waits in the mesh, runs on the loop's clock): SEND_TIMEOUT's 3 s take no wall time.
+    Request it before the fixtures that start nodes (or start them in the test), as the
+    ``circuit`` fixture does, so that no timer was set on the wall clock, which virtual time
+    does not follow. Only for a test whose every peer runs in this loop: a thread or a
+    process answering would be one the loop cannot wait for (the clock would jump past it).
+    """
+    loop = asyncio.get_running_loop()
+    # A timer already set is on the wall clock, far ahead of the virtual one: it would fire much too late.
+    assert not getattr(loop, "_scheduled", ()), "virtual_time must come before any fixture that starts something"
+    if not isinstance(loop, looptime.LoopTimeEventLoop):  # looptime's plugin is off (-p no:looptime)
+        loop = looptime.patch_event_loop(loop, _enabled=False)
+    loop.setup_looptime(noop_cycles=NOOP_CYCLES)
+    with loop.looptime_enabled():
+        yield

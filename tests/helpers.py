@@ -126,14 +126,45 @@ def write_grid(folder: Path, text: str) -> Path:
 
 
 def environment(**changes: str | None) -> dict[str, str]:
-    """This process's environment, without PYTHONUNBUFFERED (it hides buffering bugs), plus ``changes``."""
+    """This process's environment, without PYTHONUNBUFFERED (it hides buffering bugs), plus ``changes``.
+
+    Where PYTHONDONTWRITEBYTECODE keeps compiled modules out of the source folders, a Python process
+    started with it caches them where this one does (``sys.pycache_prefix``, see conftest.py) rather
+    than compile every module of ours at each start.
+    """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if env.get("PYTHONDONTWRITEBYTECODE") and sys.pycache_prefix and not env.get("PYTHONPYCACHEPREFIX"):
+        del env["PYTHONDONTWRITEBYTECODE"]
+        env["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix
     for key, value in changes.items():
         if value is None:
             env.pop(key, None)
         else:
             env[key] = value
     return env
+
+
+def has_children() -> bool:
+    """Whether this process has any child at all, live or not yet reaped: a read of a few tiny /proc files.
+
+    Each thread's ``/proc/self/task/TID/children`` lists the processes it is the parent of; the
+    kernel fills it under its task-list lock, so a file that reads empty was empty at that
+    moment. A process started by the test is a child of one of our threads, and an orphan below
+    one comes back to us (we are a child subreaper), so no child at all means no descendant at
+    all. Where the kernel has no such file (built without CONFIG_PROC_CHILDREN): True, so that
+    the caller looks the long way.
+    """
+    try:
+        threads = os.listdir("/proc/self/task")
+        for tid in threads:
+            with open(f"/proc/self/task/{tid}/children", "rb") as listing:
+                if listing.read(1):
+                    return True
+        # A thread that ended while we read hands its children to another one, perhaps one already
+        # read: the same threads afterwards mean that no child moved between two of our reads.
+        return sorted(os.listdir("/proc/self/task")) != sorted(threads)
+    except FileNotFoundError:  # a thread gone meanwhile, or no such file on this kernel
+        return True
 
 
 def descendants(pid: int) -> list[int]:
@@ -297,6 +328,18 @@ class Process:
 def arduino(*args: str | os.PathLike[str], **kwargs: Any) -> Process:
     """``./arduino.py ARGS`` as a real subprocess."""
     return Process([sys.executable, ARDUINO, *args], **kwargs)
+
+
+def serving(grid: Path, *names: str, options: Mapping[str, Iterable[str]] | None = None) -> dict[str, Process]:
+    """``./arduino.py --grid GRID NAME`` for each of ``names``, all started at once, each once it says it is serving.
+
+    Started together, their start-ups (Python, the imports: most of a second each) overlap;
+    each is still waited for by its own line. ``options``: more arguments, by node.
+    """
+    started = {name: arduino("--grid", grid, name, *(options or {}).get(name, ())) for name in names}
+    for process in started.values():
+        process.expect("serving on")
+    return started
 
 
 def run_arduino(

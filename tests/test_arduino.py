@@ -27,6 +27,7 @@ from tests.helpers import (
     free_ports,
     run,
     run_arduino,
+    serving,
     shipped_grid_on_free_ports,
     write_grid,
 )
@@ -270,8 +271,8 @@ def test_echo_prints_what_the_circuit_publishes(tmp_path: Path):
             "clock:  {sketch: clock,", f"clock:  {{sketch: clock, port: {clock_port},"
         ),
     )
-    for name in ("buzzer", "iopin", "clock"):
-        start(grid, name).expect("serving on")
+    serving(grid, "buzzer", "iopin")  # at once: neither needs the other
+    start(grid, "clock").expect("serving on")
     done = run_arduino("--grid", grid, "echo", "iopin/pin", "--count", "6")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -293,8 +294,8 @@ def test_echo_without_count_runs_until_ctrl_c(tmp_path: Path):
             "clock:  {sketch: clock,", f"clock:  {{sketch: clock, port: {clock_port},"
         ),
     )
-    for name in ("buzzer", "iopin", "clock"):
-        start(grid, name).expect("serving on")
+    serving(grid, "buzzer", "iopin")  # at once: neither needs the other
+    start(grid, "clock").expect("serving on")
     echo = start(grid, "echo", "#")
     echo.expect(r"^clock/tick \d+$")
     echo.expect(r"^iopin/pin [01]$")

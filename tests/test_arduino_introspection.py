@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MS, ROOT, Process, arduino, free_ports, run_arduino, write_grid
+from tests.helpers import MS, ROOT, arduino, free_ports, run_arduino, serving, write_grid
 
 pytestmark = pytest.mark.e2e
 
@@ -31,11 +31,9 @@ def running(tmp_path: Path):
     """The circuit running as real processes (the port-less meter too)."""
     clock, iopin, buzzer = free_ports(3)
     grid = write_grid(tmp_path, CIRCUIT.format(clock=clock, iopin=iopin, buzzer=buzzer))
-    processes: dict[str, Process] = {}
-    for name in ("buzzer", "iopin", "clock", "meter"):
-        processes[name] = arduino("--grid", grid, name)
-        if name != "meter":
-            processes[name].expect("serving on")
+    processes = serving(grid, "buzzer", "iopin")  # at once: neither needs the other
+    processes.update(serving(grid, "clock"))
+    processes["meter"] = arduino("--grid", grid, "meter")
     processes["clock"].expect(r"iopin acked tick 3:")
     yield grid, processes
 

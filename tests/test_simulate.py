@@ -53,16 +53,31 @@ def test_shown():
     assert shown(723.25) == "00:12:03.250"
 
 
-def test_an_hour_passes_and_every_tick_reaches_the_buzzer():
+def counts_after(span: str):
+    """Simulated time, ticks, pins and sounds once ``span`` of the shipped circuit has passed."""
+
     async def main(sim):
-        await sim.advance("1h")
+        await sim.advance(span)
         return sim.now(), sim.count("clock/tick"), sim.count("iopin/pin"), sim.count("buzzer/sound")
 
-    now, ticks, pins, sounds = simulate(main)
+    return simulate(main)
+
+
+@pytest.mark.slow  # 3,600 ticks through three nodes: 3 s (11 s under coverage); five minutes of it below
+def test_an_hour_passes_and_every_tick_reaches_the_buzzer():
+    now, ticks, pins, sounds = counts_after("1h")
     assert now == 3600.0
     # t = 0, 1, ..., 3599, and maybe the one at t = 3600, the instant time is up: either way, every
     # tick made went all the way through (a tick's messages take no virtual time)
     assert ticks in (3600, 3601)
+    assert pins == sounds == 3 * ticks
+
+
+def test_five_minutes_pass_and_every_tick_reaches_the_buzzer():
+    """The hour above, over five minutes: the fast set's share of it."""
+    now, ticks, pins, sounds = counts_after("5m")
+    assert now == 300.0
+    assert ticks in (300, 301)
     assert pins == sounds == 3 * ticks
 
 
@@ -223,6 +238,7 @@ def test_a_blocking_sketch_is_reported(tmp_path, caplog):
 
 
 # -- the command ----------------------------------------------------------------------------
+# Each of these runs ./arduino.py simulate as a real subprocess: end to end (docs/testing.md), so not in -m "not e2e".
 
 
 def simulate_command(*args: str, cwd: Path = ROOT):
@@ -237,6 +253,7 @@ def instants(lines):
     return {t: sorted(said) for t, said in found.items()}
 
 
+@pytest.mark.e2e
 def test_simulate_logs_the_same_bytes_run_after_run():
     runs = [simulate_command("--for", "2m", "--seed", "1", "--param", "clock.tacks=0") for _ in range(2)]
     for done in runs:
@@ -254,6 +271,7 @@ def test_simulate_logs_the_same_bytes_run_after_run():
     assert any("link to iopin up (ws://127.0.0.1:8765)" in line for line in logs[0])
 
 
+@pytest.mark.e2e
 def test_simulate_runs_a_minute_of_the_grid_by_default():
     done = simulate_command("clock", "iopin", "buzzer")
     assert done.returncode == 0, done.stderr
@@ -261,6 +279,7 @@ def test_simulate_runs_a_minute_of_the_grid_by_default():
     assert "done: 00:01:00.000 simulated" in done.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("args", "error"),
     [
@@ -311,6 +330,7 @@ def by_instant(trace: bytes) -> tuple[bytes, dict[int, dict[bytes, list[bytes]]]
     return header, changes
 
 
+@pytest.mark.e2e
 def test_simulate_writes_the_same_trace_run_after_run(tmp_path):
     from vcd.reader import TokenKind, tokenize
 
@@ -330,6 +350,7 @@ def test_simulate_writes_the_same_trace_run_after_run(tmp_path):
     assert {"pin", "tick", "sound", "clock_to_iopin", "iopin_to_buzzer"} <= names
 
 
+@pytest.mark.e2e
 def test_every_shipped_scenario_passes_from_the_command_line():
     for scenario in sorted((ROOT / "scenarios").glob("*.yaml")):
         done = simulate_command("--scenario", str(scenario))
@@ -337,6 +358,7 @@ def test_every_shipped_scenario_passes_from_the_command_line():
         assert "Traceback" not in done.stderr
 
 
+@pytest.mark.e2e
 def test_a_wrong_expectation_fails_with_its_line_and_time(tmp_path):
     scenario = tmp_path / "wrong.yaml"
     scenario.write_text(

@@ -97,8 +97,11 @@ async def test_stopping_closes_with_1001_and_ends(peer):
     assert connections[0].close_code == 1001 and conn.connections == 1
 
 
-async def test_it_gives_up_after_its_patience(caplog):
-    """Nobody listening: it retries with backoff, logs the first wait, and gives up after ``wait``."""
+async def test_it_gives_up_after_its_patience(virtual_time, caplog):
+    """Nobody listening: it retries with backoff, logs the first wait, and gives up after ``wait``.
+
+    In virtual time: 30 ms of patience are 30 tries of 1 ms whatever the machine's load (on a loaded
+    one, in wall time, a single try once took them all: 1 retry, not 2)."""
     caplog.set_level(logging.INFO)
     uri = f"ws://127.0.0.1:{closed_port()}/"
     retries = []
@@ -112,8 +115,8 @@ async def test_it_gives_up_after_its_patience(caplog):
     assert f"waiting for iopin at {uri} (connection refused); retrying in " in caplog.text
 
 
-async def test_something_to_keep_keeps_it_trying():
-    """With keep_trying() true, running out of patience is only reported, and it goes on trying."""
+async def test_something_to_keep_keeps_it_trying(virtual_time):
+    """With keep_trying() true, running out of patience is only reported, and it goes on trying (in virtual time)."""
     uri = f"ws://127.0.0.1:{closed_port()}/"
     reported: list[PeerUnavailable] = []
     conn = Connection(
@@ -158,8 +161,9 @@ async def test_stopping_ends_the_retries(caplog):
         await asyncio.wait_for(running, 1000 * MS)
 
 
-async def test_a_frozen_peer_is_noticed_by_keepalive(peer, caplog):
-    """A peer that stops answering pings is dropped after ping_interval + ping_timeout, then reconnected."""
+async def test_a_frozen_peer_is_noticed_by_keepalive(virtual_time, peer, caplog):
+    """A peer that stops answering pings is dropped after ping_interval + ping_timeout, then reconnected
+    (in virtual time: the peer runs in the test's loop)."""
     server, connections = peer
     conn = Connection(
         peer="buzzer",

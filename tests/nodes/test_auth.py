@@ -153,6 +153,7 @@ async def test_a_node_that_does_not_know_the_token_is_refused_by_a_link(caplog):
         await rx.stop()
 
 
+@pytest.mark.e2e  # ./arduino.py as a real subprocess
 @pytest.mark.parametrize("command", [["send", "buzzer", "1"], ["status"]])
 async def test_the_cli_sends_a_squatter_no_token_and_says_so_in_one_line(tmp_path, command):
     """./arduino.py send/status to a port held by a squatter: no token bytes; one clear line."""

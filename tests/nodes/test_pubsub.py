@@ -556,9 +556,11 @@ async def test_what_a_turn_publishes_reaches_each_subscriber_as_one_batch_and_on
         await stop(nodes)
 
 
-async def test_a_subscriber_that_does_not_read_is_dropped_within_the_liveness_promise(caplog):
+async def test_a_subscriber_that_does_not_read_is_dropped_within_the_liveness_promise(virtual_time, caplog):
     """A subscriber whose socket takes nothing: the publisher aborts it after SEND_TIMEOUT, with one line,
-    forgets its subscriptions, and goes on publishing to the others."""
+    forgets its subscriptions, and goes on publishing to the others.
+
+    In virtual time: the SEND_TIMEOUT (3 s) the publisher waits takes none."""
     grid = build_grid({"pub": {"sketch": "quiet", "port": 0}, "ok": {"sketch": "quiet"}})
     nodes = await start(grid)
     pub = nodes["pub"]
@@ -574,7 +576,7 @@ async def test_a_subscriber_that_does_not_read_is_dropped_within_the_liveness_pr
             chunk = "x" * 100_000
             while len(pub.hub.subscribers) == 2 and loop.time() - began < SEND_TIMEOUT + DEADLINE:
                 await pub.sender.publish("big", chunk)
-                await asyncio.sleep(MS)
+                await asyncio.sleep(10 * MS)  # 100 kB each 10 ms: the sloth's buffers are full within the first second
             assert len(pub.hub.subscribers) == 1, "the sloth is still subscribed"
             lines = [r.getMessage() for r in caplog.records if "took nothing" in r.getMessage()]
             assert lines == [f"subscriber sloth took nothing for {SEND_TIMEOUT:g} s: dropping its connection"]

@@ -21,7 +21,15 @@ from typing import Any
 import pytest
 
 from sketches.dashboard.strip import cut
-from tests.helpers import DEADLINE, MS, Process, arduino, free_ports, shipped_grid_on_free_ports, write_grid
+from tests.helpers import (
+    DEADLINE,
+    MS,
+    arduino,
+    free_ports,
+    serving,
+    shipped_grid_on_free_ports,
+    write_grid,
+)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip(
@@ -71,10 +79,9 @@ def circuit(tmp_path: Path, request: pytest.FixtureRequest):
     grid = shipped_grid_on_free_ports(tmp_path, quick=False)
     assert "delay: 1}" in grid.read_text()
     options = {"clock": ["--tacks", "0"], "buzzer": list(getattr(request, "param", []))}
-    processes: dict[str, Process] = {}
-    for name in ("buzzer", "iopin", "dashboard", "clock"):
-        processes[name] = arduino("--grid", grid, name, *options.get(name, []))
-        processes[name].expect("serving on")
+    processes = serving(grid, "buzzer", "iopin", options=options)  # these two at once: neither needs the other
+    for name in ("dashboard", "clock"):
+        processes.update(serving(grid, name, options=options))
     yield grid, processes
 
 
