@@ -6,7 +6,8 @@ CLIENT ID|GETNAME|SETNAME|SETINFO|HELP, SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNS
 PUBLISH, PUBSUB CHANNELS|NUMSUB|NUMPAT|HELP. Anything else is an unknown command, and the
 connection is kept. A handler gets the :class:`~mesh.resp.session.Session` and the command's
 arguments, and returns the reply, or :data:`SENT` when it sent its replies itself (SUBSCRIBE:
-one per channel).
+one per channel). About 400 lines, one module: a command's handler and its line in the table
+read best side by side.
 """
 
 from __future__ import annotations

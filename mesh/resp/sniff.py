@@ -6,9 +6,11 @@ byte goes to one protocol and nothing looks at them again.
 
 A Redis client is told by what it sends first: ``*`` (a multibulk request: every Redis library
 and redis-cli), or an *inline* command that the node serves (``PING``, ``SUBSCRIBE k``, typed
-in nc or telnet), whatever its case. Everything else is HTTP's, exactly as before the node
-spoke RESP: websockets reads it, and a request it cannot parse gets the node's 400 and its
-line of help (``GARBAGE``, ``GET key``: GET is an HTTP method before it is a Redis command).
+in nc or telnet), whatever its case, but HELLO. Everything else is HTTP's, exactly as before
+the node spoke RESP: websockets reads it, and a request it cannot parse gets the node's 400 and
+its line of help (``GARBAGE``, ``GET key``: GET is an HTTP method before it is a Redis command).
+HELLO is left to HTTP as a first word because ``HELLO THERE`` is what a person greets a port
+with, and has always had the node's 400; a Redis client sends its HELLO as an array.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from .commands import COMMANDS
 
 __all__ = ["INLINE_WORDS", "sniff"]
 
-#: The words an inline Redis command may start a connection with: the commands served, lower case.
-INLINE_WORDS: Final = frozenset(COMMANDS)
+#: The words an inline Redis command may start a connection with: the commands served but HELLO, lower case.
+INLINE_WORDS: Final = frozenset(COMMANDS) - {b"hello"}
 _PREFIXES: Final = frozenset(word[:k] for word in INLINE_WORDS for k in range(1, len(word) + 1))
 _LONGEST: Final = max(len(word) for word in INLINE_WORDS)
 _BLANKS: Final = frozenset(b" \t\r\n")

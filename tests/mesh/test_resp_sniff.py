@@ -17,7 +17,8 @@ SNIFF: list[tuple[bytes, str | None]] = [
     (b"ping\n", "resp"),
     (b"SUBSCRIBE buzzer/sound\r\n", "resp"),
     (b"psubscribe *\r\n", "resp"),
-    (b"HELLO 3\r\n", "resp"),
+    (b"HELLO 3\r\n", "http"),  # a person's greeting, HTTP's 400 as ever; clients send HELLO as an array
+    (b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n", "resp"),
     (b"AUTH token\r\n", "resp"),
     (b"PINGX\r\n", "http"),  # not a command served: HTTP's 400 says what this port speaks
     (b"GET / HTTP/1.1\r\n", "http"),
