@@ -199,7 +199,8 @@ class Sender:
         node = self.node
         if retain:
             return self.publish_now(topic, to_text(data), retain=True)
-        if not node.hub.subscribers and not node.inbox.handlers and not self.taps:  # nobody hears it: nothing to build
+        inbox = node.inbox
+        if not node.hub.subscribers and not inbox.handlers and not inbox.inline and not self.taps:  # nobody hears it
             self.published += 1
             return 0
         return self.publish_now(topic, to_text(data))

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
 import shutil
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -137,3 +140,49 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     needs_redis()
     with RedisServer(tmp_path) as server:
         yield server
+
+
+class Cli:
+    """A redis-cli that runs on beside a node in the test's own event loop (SUBSCRIBE): its output read as it comes.
+
+    ``await Cli.start(port, *args)``; ``expect()`` reads until a regex matches what came since the last
+    match; ``aclose()`` kills its process group and reaps it (the test's ``finally``).
+    """
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.out = b""
+
+    @classmethod
+    async def start(cls, port: int, *args: str) -> Cli:
+        assert REDIS_CLI is not None
+        process = await asyncio.create_subprocess_exec(
+            REDIS_CLI,
+            "-p",
+            str(port),
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return cls(process)
+
+    async def expect(self, pattern: bytes) -> None:
+        """Read until ``pattern`` (a regex) matches the output not yet matched; AssertionError past the deadline."""
+        assert self.process.stdout is not None
+        regex = re.compile(pattern)
+        try:
+            async with asyncio.timeout(DEADLINE):
+                while (found := regex.search(self.out)) is None:
+                    chunk = await self.process.stdout.read(65536)
+                    assert chunk, f"redis-cli ended before {pattern!r}: {self.out!r}"
+                    self.out += chunk
+        except TimeoutError:
+            raise AssertionError(f"{pattern!r} not in redis-cli's output: {self.out!r}") from None
+        self.out = self.out[found.end() :]
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        await self.process.communicate()

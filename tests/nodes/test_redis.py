@@ -154,6 +154,17 @@ async def test_publish_reaches_mesh_subscribers_and_redis_subscribers_and_counts
         client.close()
 
 
+async def test_the_sketchs_publications_reach_a_redis_subscriber_alone(circuit):
+    """No mesh subscriber, no subscription of the sketch's: publish() still hands it to the Redis clients."""
+    buzzer = circuit["buzzer"]
+    redis = await Client.to(buzzer)
+    await redis.say(b"SUBSCRIBE buzzer/sound\r\n", subscribed("subscribe", "buzzer/sound", 1))
+    await until(lambda: "buzzer/sound" in buzzer.inbox.inline, "the cover held")
+    assert await buzzer.sender.publish("sound", "buzz") == 1
+    await redis.expect(message("buzzer/sound", "buzz"))
+    redis.close()
+
+
 @pytest.mark.parametrize(
     ("request_bytes", "reply"),
     [
