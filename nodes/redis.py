@@ -3,7 +3,7 @@
 A connection whose first bytes are a Redis client's (``mesh.resp.sniff``) is handed here by
 ``mesh.wall.SniffingConnection``; websockets never hears of it. Each gets a
 :class:`RespConnection` (an asyncio protocol: bytes to its :class:`~mesh.resp.Session`, replies
-out once per turn of the loop), and all share the node's :class:`RedisClients`, which holds the
+out once per turn of the loop, a budget of commands per turn), and all share the node's :class:`RedisClients`, which holds the
 :class:`~mesh.resp.Registry` and is its :class:`~mesh.resp.Mesh`:
 
 - **Channels are the mesh's keys.** A cover the registry needs (``mesh.resp.keys``) is one
@@ -41,10 +41,13 @@ from .http import SOCKET_BUFFER
 if TYPE_CHECKING:
     from .node import Node
 
-__all__ = ["STATUS_NAMES", "RedisClients", "RespConnection"]
+__all__ = ["COMMANDS_PER_TURN", "STATUS_NAMES", "RedisClients", "RespConnection"]
 
 #: The status report lists at most this many channels, patterns and covers (``*_total`` counts them all).
 STATUS_NAMES = 10
+#: Commands one client's read may run in one turn of the event loop; the rest run in the next turns, its reading
+#: paused meanwhile: a pipeline of PUBLISH to many subscribers cannot hold the loop for long.
+COMMANDS_PER_TURN = 256
 
 
 class RespConnection(asyncio.Protocol):
@@ -57,7 +60,9 @@ class RespConnection(asyncio.Protocol):
         self.peer = "a Redis client"
         self._pending: list[bytes] = []
         self._pending_size = 0
-        self._flush: asyncio.Handle | None = None
+        self._due = False  # among the clients to write at the end of this turn (RedisClients.due)
+        self._more = False  # commands left over a turn's budget: reading paused until they ran
+        self._full = False  # the client does not read its replies: reading paused until it does
 
     # -- asyncio.Protocol
 
@@ -75,16 +80,28 @@ class RespConnection(asyncio.Protocol):
         self.session = Session(self.clients.registry, self)
 
     def data_received(self, data: bytes) -> None:
-        assert self.session is not None
-        self.session.feed(data)
+        assert self.session is not None and self.transport is not None
+        if self.session.feed(data, COMMANDS_PER_TURN):
+            self._more = True
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_soon(self._go_on)
+
+    def _go_on(self) -> None:
+        """Run the commands a read left over its turn's budget, a budget a turn; then read again."""
+        assert self.session is not None and self.transport is not None
+        if self.session.closed or self.transport.is_closing():
+            return
+        if self.session.feed(b"", COMMANDS_PER_TURN):
+            asyncio.get_running_loop().call_soon(self._go_on)
+            return
+        self._more = False
+        if not self._full:
+            self.transport.resume_reading()
 
     def eof_received(self) -> bool:
         return False  # the client closed its side: close ours (Redis frees a client on EOF)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
         self._pending.clear()
         self._pending_size = 0
         session = self.session
@@ -96,11 +113,13 @@ class RespConnection(asyncio.Protocol):
         # The client does not read its replies: stop reading its requests until it does, so that a pipeline
         # cannot grow our buffers. A subscriber's messages are bounded by the output buffer limits instead.
         assert self.transport is not None
+        self._full = True
         self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         assert self.transport is not None
-        if not self.transport.is_closing():
+        self._full = False
+        if not self._more and not self.transport.is_closing():
             self.transport.resume_reading()
 
     # -- mesh.resp.Sink
@@ -108,8 +127,9 @@ class RespConnection(asyncio.Protocol):
     def send(self, data: bytes) -> None:
         self._pending.append(data)
         self._pending_size += len(data)
-        if self._flush is None:
-            self._flush = asyncio.get_running_loop().call_soon(self.flush)
+        if not self._due:
+            self._due = True
+            self.clients.due(self)
 
     def buffered(self) -> int:
         assert self.transport is not None
@@ -127,7 +147,7 @@ class RespConnection(asyncio.Protocol):
 
     def flush(self) -> None:
         """Write what this turn queued, as one write (Redis writes a client's replies once per loop turn too)."""
-        self._flush = None
+        self._due = False
         if not self._pending or self.transport is None or self.transport.is_closing():
             return
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
@@ -152,10 +172,23 @@ class RedisClients:
         #: cover -> its latest subscribing (True) or unsubscribing (False) task: each waits for the one before.
         self._changes: dict[str, tuple[asyncio.Task[Any], bool]] = {}
         self.throttle = Throttle(node.log)
+        #: Connections to write at the end of this turn: one callback for all of them, as the hub writes its subscribers.
+        self._due: list[RespConnection] = []
 
     def connection(self) -> RespConnection:
         """A new client's protocol (what the node's server hands a Redis client's connection to)."""
         return RespConnection(self)
+
+    def due(self, connection: RespConnection) -> None:
+        """``connection`` has replies or messages queued: write it at the end of this turn, with every other."""
+        if not self._due:
+            asyncio.get_running_loop().call_soon(self._write_due)
+        self._due.append(connection)
+
+    def _write_due(self) -> None:
+        due, self._due = self._due, []
+        for connection in due:
+            connection.flush()
 
     # -- mesh.resp.Mesh
 

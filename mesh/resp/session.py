@@ -106,23 +106,32 @@ class Session:
 
     # -- input
 
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Bytes read from the client: run every whole command in them, in order."""
-        if self.closed:
-            return
+    def feed(self, data: bytes | bytearray | memoryview, budget: int | None = None) -> bool:
+        """Bytes read from the client: run its whole commands, in order, ``budget`` of them at most.
+
+        True when whole commands are left over the budget: ``feed(b"")`` runs the next ones.
+        """
         parser = self._parser
-        parser.feed(data)
-        while not self.closed:
+        ran = 0
+        while True:
+            if self.closed:  # before (what still comes is dropped), or QUIT, an output buffer over its limit...
+                return False
+            if data:
+                parser.feed(data)
+                data = b""
+            if budget is not None and ran >= budget:
+                return True
             try:
                 argv = parser.next(auth_required=not self.authenticated)
             except RespError as exc:
                 if exc.reply is not None:
                     self.sink.send(b"-" + exc.reply + b"\r\n")
                 self.close(exc.message, flush=True)
-                return
+                return False
             if argv is None:
-                return
+                return False
             self.execute(argv)
+            ran += 1
 
     def execute(self, argv: list[bytes]) -> None:
         """Run one command (a non-empty list of arguments) and send its reply."""

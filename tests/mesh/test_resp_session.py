@@ -370,3 +370,15 @@ def test_sessions_are_forgotten() -> None:
     assert set(pubsub.sessions) == {a.id}
     a.disconnected()
     assert pubsub.sessions == {}
+
+
+def test_a_budget_of_commands_per_feed() -> None:
+    """feed() runs at most its budget of whole commands and says when some are left; feed(b"") runs the next ones."""
+    session, sink = client(Registry())
+    assert session.feed(b"PING\r\n" * 5, 2) is True
+    assert sink.replies() == [b"PONG", b"PONG"]
+    assert session.feed(b"", 2) is True
+    assert session.feed(b"", 2) is False
+    assert sink.replies() == [b"PONG"] * 3
+    assert session.feed(b"PING\r\nQUIT\r\nPING\r\n", 10) is False
+    assert sink.replies() == [b"PONG", b"OK"] and sink.closed is True

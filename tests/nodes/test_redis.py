@@ -305,3 +305,12 @@ async def test_a_cover_the_sketch_subscribes_to_as_well_keeps_both(circuit):
     await redis.say(b"PSUBSCRIBE *\r\n", subscribed("psubscribe", "*", 1))
     await until(lambda: len(iopin.hub.index) == 1, "'#' held again, for the Redis client alone")
     redis.close()
+
+
+async def test_a_long_pipeline_runs_a_budget_of_commands_per_turn_and_all_of_it(circuit, monkeypatch):
+    """A read of many commands runs COMMANDS_PER_TURN a turn, reading paused meanwhile; every one is answered."""
+    monkeypatch.setattr("nodes.redis.COMMANDS_PER_TURN", 3)
+    redis = await Client.to(circuit["buzzer"])
+    await redis.say(b"PING\r\n" * 10 + b"ECHO end\r\n", b"+PONG\r\n" * 10 + b"$3\r\nend\r\n")
+    await redis.say(b"PING\r\n", b"+PONG\r\n")
+    redis.close()
