@@ -519,8 +519,13 @@ def stop_listening(server: Server) -> None:
 
 
 def set_socket_buffers(ws: ServerConnection, size: int) -> None:
-    """Bound the kernel's buffers of ``ws``'s socket, each way (autotuning would let a peer hold megabytes)."""
+    """Bound the kernel's buffers of ``ws``'s socket, each way (autotuning would let a peer hold megabytes).
+
+    Nothing to do for a connection already closed: websockets runs ``process_request`` turns after
+    it parsed the request, and a peer that reset its connection meanwhile has closed the socket.
+    """
     sock = ws.transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    if sock is None or ws.transport.is_closing() or sock.fileno() < 0:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)

@@ -273,6 +273,17 @@ async def test_hook_set_socket_buffers_reaches_the_served_socket(server):
         assert sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 64 * 1024
 
 
+async def test_hook_set_socket_buffers_leaves_a_closed_connection_alone(server):
+    """set_socket_buffers: a connection whose socket the transport already closed (a peer that reset right after
+    its request, before process_request ran) is left alone, not an EBADF in the handshake."""
+    async with connect(server.uri, **client()):
+        await until(lambda: server.connections, "the server's side")
+    far = server.connections[0]
+    await asyncio.wait_for(far.wait_closed(), DEADLINE)
+    await until(lambda: far.transport.get_extra_info("socket").fileno() < 0, "the socket closed")
+    wall.set_socket_buffers(far, 64 * 1024)  # no OSError
+
+
 async def test_hook_send_or_abort_gives_up_on_a_peer_that_does_not_read(server):
     """send_or_abort: send() waits on a full buffer (drain); past the bound the connection is cut."""
     async with connect(server.uri, **client()) as ws:
