@@ -382,3 +382,89 @@ def test_a_budget_of_commands_per_feed() -> None:
     assert sink.replies() == [b"PONG"] * 3
     assert session.feed(b"PING\r\nQUIT\r\nPING\r\n", 10) is False
     assert sink.replies() == [b"PONG", b"OK"] and sink.closed is True
+
+
+# -- the commands' replies, Redis 7.0's words (checked against redis-server in the prototype's comparison) ------
+
+Said = list[object]
+
+REPLIES: list[tuple[str, list[bytes], Said]] = [
+    ("select", [b"SELECT 0", b"SELECT x", b"SELECT 99999999999", b"SELECT 1"], [
+        b"OK",
+        ("-", "ERR value is not an integer or out of range"),
+        ("-", "ERR value is out of range, value must between -2147483648 and 2147483647"),
+        ("-", "ERR DB index is out of range"),
+    ]),
+    ("auth without a password", [b"AUTH x", b"AUTH a b c", b"AUTH default anything"], [
+        ("-", "ERR AUTH <password> called without any password configured for the default user."
+              " Are you sure your configuration is correct?"),
+        ("-", "ERR syntax error"),
+        b"OK",
+    ]),
+    ("hello", [b"HELLO x", b"HELLO 4", b"HELLO 3 FOO", b'HELLO 2 SETNAME "a b"', b"HELLO 2 SETNAME me"], [
+        ("-", "ERR Protocol version is not an integer or out of range"),
+        ("-", "NOPROTO unsupported protocol version"),
+        ("-", "ERR Syntax error in HELLO option 'FOO'"),
+        ("-", "ERR Client names cannot contain spaces, newlines or special characters."),
+        [b"server", b"redis", b"version", b"7.0.15", b"proto", 2, b"id", 1, b"mode", b"standalone",
+         b"role", b"master", b"modules", []],
+    ]),
+    ("client", [b"CLIENT GETNAME", b"CLIENT SETNAME me", b"CLIENT GETNAME", b'CLIENT SETNAME "a b"', b"CLIENT FOO",
+                b"CLIENT"], [
+        None,
+        b"OK",
+        b"me",
+        ("-", "ERR Client names cannot contain spaces, newlines or special characters."),
+        ("-", "ERR unknown subcommand 'FOO'. Try CLIENT HELP."),
+        ("-", "ERR wrong number of arguments for 'client' command"),
+    ]),
+    ("subscribed context", [b"SUBSCRIBE n/a", b"ECHO x", b"PING", b"RESET", b"ECHO x"], [
+        [b"subscribe", b"n/a", 1],
+        ("-", "ERR Can't execute 'echo': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed"
+              " in this context"),
+        [b"pong", b""],
+        b"RESET",
+        b"x",
+    ]),
+    ("unsubscribe nothing", [b"UNSUBSCRIBE", b"PUNSUBSCRIBE"], [[b"unsubscribe", None, 0], [b"punsubscribe", None, 0]]),
+    ("arity and unknown", [b"PUBLISH x", b"ECHO", b"FOO bar"], [
+        ("-", "ERR wrong number of arguments for 'publish' command"),
+        ("-", "ERR wrong number of arguments for 'echo' command"),
+        ("-", "ERR unknown command 'FOO', with args beginning with: 'bar' "),
+    ]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "lines", "replies"), REPLIES, ids=[case[0] for case in REPLIES])
+def test_replies(name: str, lines: list[bytes], replies: Said) -> None:
+    _, sink = client(Registry(), *lines)
+    assert sink.replies() == replies
+
+
+def test_auth_and_hello_with_a_password() -> None:
+    pubsub = Registry(Config(password=b"pw"))
+    session, sink = client(pubsub, b"HELLO 3", b"HELLO 3 AUTH default nope", b"AUTH someone pw", b"PING")
+    assert sink.replies() == [
+        ("-", "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH"
+              " <user> <pass> option can be used to authenticate the client and select the RESP protocol version"
+              " at the same time"),
+        ("-", "WRONGPASS invalid username-password pair or user is disabled."),
+        ("-", "WRONGPASS invalid username-password pair or user is disabled."),
+        ("-", "NOAUTH Authentication required."),
+    ]  # fmt: skip
+    session.feed(b"HELLO 3 AUTH default pw SETNAME watcher\r\nQUIT\r\n")
+    hello, ok = sink.replies()
+    assert hello[b"proto"] == 3 and session.name == b"watcher" and ok == b"OK"  # type: ignore[index]
+    assert sink.closed is True
+
+
+def test_pubsub_introspection() -> None:
+    pubsub = Registry()
+    client(pubsub, b"SUBSCRIBE a/1 b/1", b"PSUBSCRIBE a/* a/*")
+    _, sink = client(pubsub, b"PUBSUB CHANNELS a*", b"PUBSUB NUMSUB a/1 z", b"PUBSUB NUMPAT", b"PUBSUB FOO a b")
+    assert sink.replies() == [
+        [b"a/1"],
+        [b"a/1", 1, b"z", 0],
+        1,
+        ("-", "ERR unknown subcommand 'FOO'. Try PUBSUB HELP."),
+    ]
