@@ -12,7 +12,9 @@ for each measurement:
   Redis pub/sub (redis-py's asyncio client).
 - **across processes, 1 publisher -> N subscribers** in ``processes`` processes
   (``bench/scale.py``'s measurement): the mesh, Mosquitto QoS 0 (aiomqtt), Redis pub/sub
-  with each PUBLISH awaited and with pipelined PUBLISH; deliveries per second, CPU per delivery.
+  with each PUBLISH awaited and with pipelined PUBLISH, and the same redis-py clients on a
+  node's own port (its Redis side) instead of redis-server; deliveries per second, CPU per
+  delivery, and the node against redis-server (``resp``: node/redis-server, one run).
 
 ``python -m bench`` runs the circuit for the mesh and raw websockets only; ``python -m bench
 --peers`` runs everything here. A system whose broker or client library is missing is skipped
@@ -66,6 +68,13 @@ FAN_OUT = [
     System("Mosquitto QoS 0", "mqtt", "mqtt", 0),
     System("Redis, each PUBLISH awaited", "redis", "redis"),
     System("Redis, pipelined PUBLISH", "redis", "redis", pipelined=True),
+    System("Redis clients on a node, each PUBLISH awaited", "redis", "redis", node=True),
+    System("Redis clients on a node, pipelined PUBLISH", "redis", "redis", pipelined=True, node=True),
+]
+#: (the node's row, redis-server's row): Redis clients served by a node against the same clients on redis-server.
+RESP_PAIRS = [
+    ("Redis clients on a node, each PUBLISH awaited", "Redis, each PUBLISH awaited"),
+    ("Redis clients on a node, pipelined PUBLISH", "Redis, pipelined PUBLISH"),
 ]
 
 
@@ -196,7 +205,34 @@ async def run(
         }
         for name, got in fan.items()
     ]
-    return {"skipped": {k: v for k, v in why.items() if uvloop or k != "uvloop"}, "circuit": rows, "fan_out": fan_rows}
+    return {
+        "skipped": {k: v for k, v in why.items() if uvloop or k != "uvloop"},
+        "circuit": rows,
+        "fan_out": fan_rows,
+        "resp": resp_ratios(fan),
+    }
+
+
+def resp_ratios(fan: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """A node serving Redis clients against redis-server serving the same clients: node/redis-server, medians of the
+    same run's rounds. The server's CPU is the node's process against redis-server's; the rest is the clients'."""
+    ratios = []
+    for mine, theirs in RESP_PAIRS:
+        if not fan.get(mine) or not fan.get(theirs):
+            continue
+        medians = {
+            key: (spread([r[key] for r in fan[mine]])["median"], spread([r[key] for r in fan[theirs]])["median"])
+            for key in ("deliveries_per_s", "cpu_us_per_delivery", "broker_cpu_us")
+        }
+        ratios.append(
+            {
+                "node": mine,
+                "redis": theirs,
+                **{f"{key}_ratio": a / b if b else 0.0 for key, (a, b) in medians.items()},
+                "server_cpu_us": {"node": medians["broker_cpu_us"][0], "redis": medians["broker_cpu_us"][1]},
+            }
+        )
+    return ratios
 
 
 def machine() -> dict[str, Any]:

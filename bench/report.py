@@ -323,6 +323,27 @@ def peers_rows(results: dict[str, Any]) -> tuple[list[list[str]], list[list[str]
     return circuit, fan_out
 
 
+RESP_HEADER = [
+    "Redis clients: a node / redis-server",
+    "deliveries/s",
+    "CPU per delivery, all processes",
+    "server CPU µs per delivery, node vs redis-server",
+]
+
+
+def resp_rows(results: dict[str, Any]) -> list[list[str]]:
+    """The node serving Redis clients against redis-server serving the same clients (node/redis-server)."""
+    return [
+        [
+            row["node"].removeprefix("Redis clients on a node, "),
+            f"{row['deliveries_per_s_ratio']:.2f}",
+            f"{row['cpu_us_per_delivery_ratio']:.2f}",
+            f"{row['server_cpu_us']['node']:.2f} vs {row['server_cpu_us']['redis']:.2f}",
+        ]
+        for row in results.get("resp", [])
+    ]
+
+
 def _aligned(header: list[str], body: list[list[str]]) -> list[str]:
     everything = [header, *body]
     widths = [max(len(r[i]) for r in everything) for i in range(len(header))]
@@ -333,7 +354,11 @@ def peers_table(report: dict[str, Any]) -> str:
     """``python -m bench --peers`` for the terminal."""
     circuit, fan_out = peers_rows(report["peers"])
     out = [f"skipped: {why}" for why in report["peers"]["skipped"].values()]
-    for header, body in ((CIRCUIT_HEADER, circuit), (PEERS_FAN_OUT_HEADER, fan_out)):
+    for header, body in (
+        (CIRCUIT_HEADER, circuit),
+        (PEERS_FAN_OUT_HEADER, fan_out),
+        (RESP_HEADER, resp_rows(report["peers"])),
+    ):
         if body:
             out += _aligned(header, body)
     return "\n".join(out)
@@ -359,7 +384,11 @@ def peers_markdown(report: dict[str, Any]) -> list[str]:
     ]
     for why in report["peers"]["skipped"].values():
         lines += [f"Skipped: {why}.", ""]
-    for header, body in ((CIRCUIT_HEADER, circuit), (PEERS_FAN_OUT_HEADER, fan_out)):
+    for header, body in (
+        (CIRCUIT_HEADER, circuit),
+        (PEERS_FAN_OUT_HEADER, fan_out),
+        (RESP_HEADER, resp_rows(report["peers"])),
+    ):
         if body:
             lines += _markdown_table(header, body)
     if PEERS_NOTES.exists():

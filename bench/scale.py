@@ -304,6 +304,7 @@ class System:
     bridge: bool = False
     pace: float = 0.0  # publications per second; 0: as fast as the publisher may
     pipelined: bool = False  # redis: PUBLISH in pipelines of the publisher's window, not each awaited
+    node: bool = False  # redis: the clients speak to a node's own port (its Redis side), not to redis-server
 
     @property
     def broker(self) -> bool:
@@ -348,21 +349,27 @@ async def measure(
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as name:
         folder = Path(name)
         broker: Broker | RedisServer | None = (
-            Broker(folder) if system.broker else RedisServer(folder) if system.redis else None
+            Broker(folder) if system.broker else RedisServer(folder) if system.redis and not system.node else None
         )
         workers: list[Worker] = []
+        node: Worker | None = None  # the node whose port Redis clients speak to, instead of redis-server
         try:
             if broker is not None:
                 await broker.start()
+            if system.node:
+                node = await Worker.start("resp-node", {}, folder)
+                workers.append(node)
+                redis_port = (await node.expect("ready", 30))["ready"]
+            elif isinstance(broker, RedisServer):
+                redis_port = broker.port
             if system.publisher == "mesh":
                 publisher = await Worker.start("mesh-pub", {"bound": messages + 100}, folder)
                 workers.append(publisher)
                 mesh_port = (await publisher.expect("ready", 30))["ready"]
                 topic = "pub/n"
             elif system.publisher == "redis":
-                assert broker is not None
-                topic = "bench/n"
-                args = {"port": broker.port, "topic": topic, "pipelined": system.pipelined}
+                topic = "bench/n"  # a node's Redis clients publish under its name: the node is "bench"
+                args = {"port": redis_port, "topic": topic, "pipelined": system.pipelined}
                 publisher = await Worker.start("redis-pub", args, folder)
                 workers.append(publisher)
                 await publisher.expect("ready", 30)
@@ -399,8 +406,7 @@ async def measure(
                 )
                 common: dict[str, Any] = {"port": port, "pattern": pattern, "publisher": owner}
             elif system.subscribers == "redis":
-                assert broker is not None
-                role, common = "redis-subs", {"port": broker.port, "pattern": topic}
+                role, common = "redis-subs", {"port": redis_port, "pattern": topic}
             else:
                 assert broker is not None
                 role = "mqtt-subs"
@@ -420,6 +426,8 @@ async def measure(
             parts = {"publisher": [publisher.pid], "subscribers": [sub.pid for sub in subs]}
             if broker is not None:
                 parts["broker"] = [broker.pid]
+            if node is not None:
+                parts["broker"] = [node.pid]
             if bridge is not None:
                 parts["bridge"] = [bridge.pid]
             cpu_before = {part: sum(proc(pid)[0] for pid in pids) for part, pids in parts.items()}
@@ -450,7 +458,7 @@ async def measure(
                 "cpu_us_per_delivery": sum(cpu.values()) / received * 1e6 if received else 0.0,
                 **{f"{part}_cpu_us": seconds / received * 1e6 if received else 0.0 for part, seconds in cpu.items()},
                 "publisher_kib": peaks[publisher],
-                "broker_kib": proc(broker.pid)[2] if broker else 0,
+                "broker_kib": proc(broker.pid)[2] if broker else peaks[node] if node else 0,
                 "bridge_kib": peaks[bridge] if bridge else 0,
                 "subscribers_kib": sum(peaks[s] for s in subs),
                 "kib_per_subscriber": (sum(peaks[s] for s in subs) - sum(base)) / subscribers,

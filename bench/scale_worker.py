@@ -289,6 +289,24 @@ async def redis_subs(args: dict[str, Any]) -> None:
             await connection.aclose()
 
 
+async def resp_node(args: dict[str, Any]) -> None:
+    """A node named ``bench`` on a free port, for Redis clients: what redis-server is in the Redis rows."""
+    from bench.mesh_side import Sink
+    from mesh.grid import build_grid
+    from nodes.runtime import Node
+
+    node = Node(Sink, "bench", build_grid({"bench": {"sketch": "sink", "port": 0}}))
+    await node.open()
+    node.begin()
+    say(ready=node.port)
+    try:
+        reader = await commands()
+        while await reader.readline():
+            pass
+    finally:
+        await node.stop()
+
+
 async def bridge(args: dict[str, Any]) -> None:
     """The ``mqtt`` bridge node, as a grid would run it: between the publisher node (if any) and the broker."""
     from mesh.grid import build_grid
@@ -326,6 +344,7 @@ ROLES = {
     "mqtt-subs": mqtt_subs,
     "redis-pub": redis_pub,
     "redis-subs": redis_subs,
+    "resp-node": resp_node,
 }
 
 

@@ -10,7 +10,8 @@
     ├── UnknownNodeError        a name that the grid does not have
     ├── TopicError              a key, topic or pattern that breaks the rules (also a ValueError)
     ├── ProtocolError           a peer sent a frame we cannot use: answer it, keep serving
-    │   └── BatchRefused        a batch past the limits, refused whole: none of its frames read
+    │   ├── BatchRefused        a batch past the limits, refused whole: none of its frames read
+    │   └── RespError           a Redis client sent what is not RESP: Redis's error, then the connection closes
     ├── SubscriptionLimit       a node refuses a subscription past one of its bounds: answer it, keep serving
     ├── RetainLimit             a sketch asked to retain past a bound (also a ValueError): nothing published
     ├── LoopTimeout             a loop() call ran past the node's timeout: cancelled, its sender told
@@ -41,6 +42,7 @@ __all__ = [
     "PeerUnavailable",
     "ProtocolError",
     "RemoteError",
+    "RespError",
     "RetainLimit",
     "ScenarioError",
     "SimulationError",
@@ -134,6 +136,19 @@ class BatchRefused(ProtocolError):
     What it held (acks, say) is lost with it: a link that gets one from its peer reconnects,
     so that the peer answers again what it re-sends.
     """
+
+
+class RespError(ProtocolError):
+    """A Redis client's request that is not RESP (``mesh.resp.parse``).
+
+    ``reply`` is what Redis answers before it closes the connection (``ERR Protocol error: ...``,
+    without the ``-``), or None for the one bound Redis enforces by closing without a word (its
+    query buffer limit); ``message`` says the same for a log line.
+    """
+
+    def __init__(self, reply: bytes | None, message: str) -> None:
+        super().__init__(message)
+        self.reply = reply
 
 
 class _Why(MeshError):

@@ -5,7 +5,9 @@ The rest of the project sees websockets' documented API (``serve``, ``connect``,
 or the names below. Each name here is a *hook*: it says what it relies on inside websockets
 (the version range in ``pyproject.toml`` is the one CI tests) and why we reach past the
 documented API. ``tests/mesh/test_wall.py`` holds a contract test per hook, named after it,
-so that a release that changes one fails that test, not a user's circuit.
+so that a release that changes one fails that test, not a user's circuit. It runs past 400 lines
+and stays one module on purpose: its one job is to be the only place that knows websockets'
+insides, and the hooks read best side by side.
 
 The hooks:
 
@@ -35,6 +37,10 @@ The hooks:
 - ``NodeConnection``: a server connection whose protocol answers a request it cannot parse with
   a 400 and a line of help (``send_eof`` overridden, the protocol's class swapped in
   ``create_connection``, the one hook that sees it).
+- ``SniffingConnection``, ``sniffing``: a node's connection that reads its first bytes before
+  websockets hears of it, and hands the transport to another protocol (a Redis client) when they
+  say so (``connection_made`` held back; the instance's class swapped back to
+  :class:`NodeConnection` once decided, so a websocket pays nothing more per message).
 - ``stop_listening``: close a server's listening socket and keep its connections
   (``Server.server``, the asyncio server underneath).
 - ``set_socket_buffers``: the kernel's buffers of a served connection (``transport``).
@@ -65,6 +71,7 @@ from websockets.server import ServerProtocol
 from .throttle import escape
 
 __all__ = [
+    "FIRST_BYTES_TIMEOUT",
     "KEEPALIVE_TIMEOUT",
     "READ_SIZE",
     "SWEEP",
@@ -73,6 +80,7 @@ __all__ = [
     "KeptAlive",
     "MeshClientConnection",
     "NodeConnection",
+    "SniffingConnection",
     "Sweeper",
     "abort",
     "cap_frames",
@@ -86,6 +94,7 @@ __all__ = [
     "room_for",
     "send_or_abort",
     "set_socket_buffers",
+    "sniffing",
     "stop_listening",
     "sweeper",
     "thaw",
@@ -537,6 +546,83 @@ class NodeConnection(KeptAlive, ServerConnection):
         super().__init__(protocol, *args, **kwargs)
 
 
+# -- hook: SniffingConnection, sniffing (a connection's first bytes decide who serves it) -----------------
+
+#: Seconds a new connection may stay silent before it is closed (websockets' own open_timeout, which
+#: bounds an HTTP handshake, starts only once the first bytes said HTTP).
+FIRST_BYTES_TIMEOUT = 10.0
+
+
+class SniffingConnection(NodeConnection):
+    """A node's connection that reads its first bytes before websockets hears of it.
+
+    ``decide(head)`` says what the bytes read so far are: False, HTTP (websockets gets
+    ``connection_made`` and the bytes, and everything goes on as for a :class:`NodeConnection`);
+    True, another protocol (the transport is handed to ``other()``, which gets
+    ``connection_made`` and the bytes: websockets never hears of it, so neither its handshake
+    timer nor its handler starts); None, not yet. Either way the instance's class then becomes
+    :class:`NodeConnection` (it adds no state), so that a websocket pays nothing more per
+    message. With TLS the transport is asyncio's TLS one: the bytes are the plaintext.
+    """
+
+    def __init__(
+        self,
+        protocol: ServerProtocol,
+        *args: Any,
+        decide: Callable[[bytes], bool | None],
+        other: Callable[[], asyncio.Protocol],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(protocol, *args, **kwargs)
+        self._decide = decide
+        self._other = other
+        self._head = b""
+        self._pending: asyncio.BaseTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._pending = transport
+        if getattr(transport, "max_size", 0) > READ_SIZE:  # as KeptAlive does, for both ways on
+            transport.max_size = READ_SIZE  # type: ignore[attr-defined]
+        assert isinstance(transport, asyncio.Transport)
+        self._timer = self.loop.call_later(FIRST_BYTES_TIMEOUT, transport.abort)
+
+    def data_received(self, data: bytes) -> None:
+        head = self._head + data
+        other = self._decide(head)
+        if other is None:
+            self._head = head
+            return
+        transport = self._pending
+        assert transport is not None and self._timer is not None
+        self._timer.cancel()
+        self._head, self._pending = b"", None
+        self.__class__ = NodeConnection  # type: ignore[assignment]
+        if other:
+            protocol = self._other()
+            transport.set_protocol(protocol)
+            protocol.connection_made(transport)
+            protocol.data_received(head)
+        else:
+            self.connection_made(transport)
+            self.data_received(head)
+
+    def eof_received(self) -> None:
+        return None  # closed before saying what it is: the transport closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:  # gone before its first bytes decided anything
+            self._timer.cancel()
+
+
+def sniffing(
+    decide: Callable[[bytes], bool | None], other: Callable[[], asyncio.Protocol], budget: FrameBudget | None = None
+) -> type[ServerConnection]:
+    """What ``serve(create_connection=...)`` takes to make each connection a :class:`SniffingConnection` (its frames
+    held within ``budget``, as :func:`node_connection`'s)."""
+    return cast("type[ServerConnection]", partial(SniffingConnection, decide=decide, other=other, budget=budget))
+
+
 # -- hook: stop_listening, set_socket_buffers ------------------------------------------------------------
 
 
@@ -551,8 +637,13 @@ def stop_listening(server: Server) -> None:
 
 
 def set_socket_buffers(ws: ServerConnection, size: int) -> None:
-    """Bound the kernel's buffers of ``ws``'s socket, each way (autotuning would let a peer hold megabytes)."""
+    """Bound the kernel's buffers of ``ws``'s socket, each way (autotuning would let a peer hold megabytes).
+
+    Nothing to do for a connection already closed: websockets runs ``process_request`` turns after
+    it parsed the request, and a peer that reset its connection meanwhile has closed the socket.
+    """
     sock = ws.transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    if sock is None or ws.transport.is_closing() or sock.fileno() < 0:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)

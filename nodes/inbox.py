@@ -7,6 +7,11 @@ delays only its own deliveries. Each queue is bounded in bytes (``QUEUE_BYTES``:
 thousands of small publications is held); when a handler's queue is full, the oldest message in it is
 dropped and counted in ``lost`` (with a warning every ``WARN_EVERY`` seconds at most), as a
 publisher does for a subscriber that falls behind.
+
+The runtime's own handlers (the node's Redis clients: ``nodes.redis``) are *inline*: bounded
+code of ours, never a sketch's, called in the turn a publication arrives, without a lane. They
+sit in a table of their own (:attr:`Inbox.inline`), so a pattern may have a sketch's handler
+and an inline one at once, each called once per publication.
 """
 
 from __future__ import annotations
@@ -53,13 +58,15 @@ class Inbox:
         self.watch = watch if watch is not None else Watch(log)
         #: pattern -> its handler; change it with :meth:`add` and :meth:`remove`, which keep the index.
         self.handlers: dict[str, Handler] = {}
+        #: pattern -> its inline handler (the runtime's own): :meth:`add_inline`, :meth:`remove_inline`.
+        self.inline: dict[str, Handler] = {}
         self._index: PatternIndex[str] = PatternIndex()  # each pattern is its own owner
         self._held: dict[Handler, int] = {}  # handler -> how many patterns it handles
         #: Messages handed to at least one handler.
         self.received = 0
         #: Messages lost: dropped for us by publishers, and dropped here when a handler fell behind.
         self.lost = 0
-        self._lanes: dict[Handler, _Lane] = {}
+        self._lanes: dict[Handler, _Lane | _Inline] = {}
         self._throttle = Throttle(log, WARN_EVERY)
         #: key -> the (pattern, handler) pairs it goes to, each handler once: what the index said,
         #: kept for the next message on the key (most keys repeat); at most ROUTES keys, emptied
@@ -69,36 +76,61 @@ class Inbox:
     def add(self, pattern: str, handler: Handler) -> None:
         """Call ``handler`` for what ``pattern`` matches (in place of the pattern's previous handler, if any)."""
         self.remove(pattern)
-        self.handlers[pattern] = handler
-        self._index.add(pattern, pattern)
-        self._routes.clear()
-        self._held[handler] = self._held.get(handler, 0) + 1
+        self._hold(self.handlers, pattern, handler)
 
     def remove(self, pattern: str) -> None:
         """Stop handling ``pattern``."""
-        handler = self.handlers.pop(pattern, None)
+        self._drop(self.handlers, pattern)
+
+    def add_inline(self, pattern: str, handler: Handler) -> None:
+        """Call ``handler(key, data)`` in the turn a publication ``pattern`` matches arrives: the runtime's own code only."""
+        self.remove_inline(pattern)
+        self._lanes[handler] = _Inline(self, handler)
+        self._hold(self.inline, pattern, handler)
+
+    def remove_inline(self, pattern: str) -> None:
+        handler = self._drop(self.inline, pattern)
+        if handler is not None and handler not in self._held:
+            self._lanes.pop(handler, None)
+
+    def _hold(self, table: dict[str, Handler], pattern: str, handler: Handler) -> None:
+        table[pattern] = handler
+        if pattern not in (self.inline if table is self.handlers else self.handlers):
+            self._index.add(pattern, pattern)
+        self._routes.clear()
+        self._held[handler] = self._held.get(handler, 0) + 1
+
+    def _drop(self, table: dict[str, Handler], pattern: str) -> Handler | None:
+        handler = table.pop(pattern, None)
         if handler is None:
-            return
-        self._index.remove(pattern, pattern)
+            return None
+        if pattern not in (self.inline if table is self.handlers else self.handlers):
+            self._index.remove(pattern, pattern)
         self._routes.clear()
         self._held[handler] -= 1
         if not self._held[handler]:
             del self._held[handler]
+        return handler
+
+    def sketch_wants(self, key: str) -> bool:
+        """Whether a handler of the sketch's (not an inline one) wants ``key``."""
+        return any(self.handlers.get(pattern) is handler for pattern, handler in self.route(key))
 
     def wants(self, key: str) -> bool:
-        return bool(self._route(key))
+        return bool(self.route(key))
 
-    def _route(self, key: str) -> list[tuple[str, Handler]]:
+    def route(self, key: str) -> list[tuple[str, Handler]]:
         """The (pattern, handler) pairs ``key`` goes to, each handler once, with its first matching pattern."""
         route = self._routes.get(key)
         if route is None:
             route = []
             handed: set[Handler] = set()
             for pattern, _ in self._index.match(key):
-                handler = self.handlers[pattern]
-                if handler not in handed:  # each handler once per message, however many of its patterns match
-                    handed.add(handler)
-                    route.append((pattern, handler))
+                for table in (self.handlers, self.inline):
+                    handler = table.get(pattern)
+                    if handler is not None and handler not in handed:  # each handler once per message
+                        handed.add(handler)
+                        route.append((pattern, handler))
             remembered(self._routes, key, route)
         return route
 
@@ -111,7 +143,7 @@ class Inbox:
         self.lost += lost
         route = self._routes.get(key)
         if route is None:
-            route = self._route(key)
+            route = self.route(key)
         lanes = self._lanes
         for pattern, handler in route:
             lane = lanes.get(handler)
@@ -150,10 +182,26 @@ class Inbox:
         return handler in self._held
 
     async def close(self) -> None:
-        lanes, self._lanes = list(self._lanes.values()), {}
+        lanes = [lane for lane in self._lanes.values() if isinstance(lane, _Lane)]
+        self._lanes = {}
         for lane in lanes:
             lane.task.cancel()
         await asyncio.gather(*(lane.task for lane in lanes), return_exceptions=True)
+
+
+class _Inline:
+    """An inline handler's stand-in for a lane: the handler is called at once, its failure logged."""
+
+    def __init__(self, inbox: Inbox, handler: Handler) -> None:
+        self.inbox = inbox
+        self.handler = handler
+
+    def offer(self, pattern: str, key: str, data: str) -> None:
+        if self.inbox.subscribed(self.handler):
+            try:
+                self.handler(key, data)
+            except Exception:  # a bug of ours: said, and the publication goes on to the other handlers
+                self.inbox.log.exception("inline handler for %s failed on %s", escape(pattern), escape(key))
 
 
 class _Lane:

@@ -46,6 +46,7 @@ from .inbox import Handler, Inbox
 from .params import check_params
 from .plain import PlainClient
 from .reactive import has_reconfigure, heard_by
+from .redis import RedisClients
 from .report import status
 from .sending import Sender
 from .server import NodeServer
@@ -100,6 +101,8 @@ class Node:
         self.inbox = Inbox(self.log, watch=self.watch)
         self.store: MemoryOutbox = MemoryOutbox()
         self.server: NodeServer | None = None
+        #: The node's Redis clients (RESP on its port): a node with a port has them.
+        self.redis: RedisClients | None = None
         self.started: float | None = None
         self.background: list[asyncio.Task[Any]] = []  # subscribing, retiring links: cancelled at stop
         self._every: list[asyncio.Task[int]] = []  # the @every methods
@@ -126,12 +129,32 @@ class Node:
         self.inbox.add(pattern, handler)
         for key, data in self.hub.retained_for(pattern):  # this node's own retained values, at once
             self.inbox.deliver_to(pattern, key, data)
-        links = [self.sender.link(name) for name in self.grid.publishers(pattern, but=self.name)]
-        return sum(await asyncio.gather(*(link.subscribe(pattern) for link in links)))
+        return await self._subscribe_at_publishers(pattern)
 
     async def unsubscribe(self, pattern: str) -> None:
         """Stop the subscription to ``pattern`` here and at every publisher."""
         self.inbox.remove(pattern)
+        if pattern not in self.inbox.inline:  # the node's Redis clients still need it
+            await self._unsubscribe_at_publishers(pattern)
+
+    async def subscribe_inline(self, pattern: str, handler: Handler) -> int:
+        """The runtime's own subscription (the node's Redis clients): ``handler`` is called in the turn a
+        publication arrives (:meth:`Inbox.add_inline`), never sketch code; this node's retained values are the
+        handler's to send. How many publishers confirmed."""
+        check_pattern(pattern)
+        self.inbox.add_inline(pattern, handler)
+        return await self._subscribe_at_publishers(pattern)
+
+    async def unsubscribe_inline(self, pattern: str) -> None:
+        self.inbox.remove_inline(pattern)
+        if pattern not in self.inbox.handlers:  # the sketch still holds it
+            await self._unsubscribe_at_publishers(pattern)
+
+    async def _subscribe_at_publishers(self, pattern: str) -> int:
+        links = [self.sender.link(name) for name in self.grid.publishers(pattern, but=self.name)]
+        return sum(await asyncio.gather(*(link.subscribe(pattern) for link in links)))
+
+    async def _unsubscribe_at_publishers(self, pattern: str) -> None:
         links = self.sender.links.values()
         await asyncio.gather(*(link.unsubscribe(pattern) for link in links if pattern in link.patterns))
 
@@ -200,7 +223,8 @@ class Node:
         self.token = self._find_token()
         self.client_ssl()
         if self.spec.port is not None:
-            self.server = NodeServer(self, self.spec.max_size)
+            self.redis = RedisClients(self)  # after the token: AUTH takes it
+            self.server = NodeServer(self, self.spec.max_size, other=self.redis.connection)
             tls = None if self.grid.tls is None else server_context(self.grid.tls)
             await self.server.listen(self.spec.host, self.spec.port, ssl_context=tls, reuse_port=self.reuse_port)
             refused = None if self.grid.tls is None else verify_own(self.grid.tls)
@@ -298,6 +322,8 @@ class Node:
             # Presence: a clean stop says so, and its subscribers get it before their connections close.
             self.sender.publish_now(STATE_TOPIC, OFFLINE, retain=True)
             await self.hub.flush(FLUSH_TIMEOUT)
+            if self.redis is not None:
+                self.redis.close()  # after what they were sent; websockets' close() does not know them
             await self.server.close()  # 1001 going away
         await self.sender.close()
         await self.inbox.close()
@@ -325,6 +351,8 @@ class Node:
             task.cancel()
         if self.server is not None:
             self.server.abort()
+        if self.redis is not None:
+            self.redis.abort()
         self.sender.abort()
         self.store.close()
         self.watch.stop()
@@ -400,7 +428,8 @@ class Node:
                 await self.unsubscribe(pattern)
         hear = self.hearer()
         starts = [self.subscribe(pattern, hear) for pattern in added]
-        for pattern in [p for p in self.inbox.handlers if p not in added]:  # held before this edit, the sketch's too
+        kept = dict.fromkeys([*self.inbox.handlers, *self.inbox.inline])  # the sketch's, and its Redis clients'
+        for pattern in [p for p in kept if p not in added]:  # held before this edit
             publishers = new.publishers(pattern, but=self.name)
             for peer, link in list(self.sender.links.items()):
                 if pattern in link.patterns and peer not in publishers:

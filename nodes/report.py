@@ -1,7 +1,7 @@
 """What a node reports about itself: the status that ``./arduino.py status`` shows (``docs/protocol.md``).
 
 :func:`status` gathers each part's counters (the reactor's, the links', the hub's, the
-inbox's) and the sketch's own ``@reports`` section (:func:`sketch_report`: bounded, and an
+inbox's, the Redis clients') and the sketch's own ``@reports`` section (:func:`sketch_report`: bounded, and an
 exception or a wrong type is an error entry, never a failed status). :func:`report_json` is
 what a ``status`` frame is answered with, built at most once per :data:`REPORT_FRESH`
 seconds, so that a flood of status requests costs one report per interval.
@@ -94,6 +94,7 @@ def status(node: Node) -> dict[str, Any]:
         "subscriptions": list(inbox.handlers),
         "received": inbox.received,
         "lost": inbox.lost,
+        **({} if node.redis is None else {"redis": node.redis.report()}),
         **_sketch_section(node),
     }
 

@@ -195,23 +195,28 @@ class Sender:
         empty ``data`` clears it). Topics starting with ``$`` are the runtime's: refused.
         """
         if topic not in self._topics:  # checked once per topic
-            check_topic(topic)
-            if topic.startswith("$"):
-                raise TopicError(
-                    topic,
-                    f"topic {topic!r}: topics starting with '$' are the runtime's"
-                    f" ({self.name}/$state, {self.name}/$subscribers/...); publish on another name",
-                )
-            check_key(f"{self.name}/{topic}")
-            if len(self._topics) < KNOWN_TOPICS:
-                self._topics.add(topic)
+            self.check(topic)
         node = self.node
         if retain:
             return self.publish_now(topic, to_text(data), retain=True)
-        if not node.hub.subscribers and not node.inbox.handlers and not self.taps:  # nobody hears it: nothing to build
+        inbox = node.inbox
+        if not node.hub.subscribers and not inbox.handlers and not inbox.inline and not self.taps:  # nobody hears it
             self.published += 1
             return 0
         return self.publish_now(topic, to_text(data))
+
+    def check(self, topic: str) -> None:
+        """:class:`TopicError` unless this node may publish on ``topic`` (what :meth:`publish` checks once per topic)."""
+        check_topic(topic)
+        if topic.startswith("$"):
+            raise TopicError(
+                topic,
+                f"topic {topic!r}: topics starting with '$' are the runtime's"
+                f" ({self.name}/$state, {self.name}/$subscribers/...); publish on another name",
+            )
+        check_key(f"{self.name}/{topic}")
+        if len(self._topics) < KNOWN_TOPICS:
+            self._topics.add(topic)
 
     def publish_now(self, topic: str, text: str, retain: bool = False) -> int:
         """Publish ``text`` on ``<node>/<topic>``, unchecked (the runtime's own ``$`` topics come this way)."""

@@ -1,6 +1,9 @@
-"""Listening: one websockets server per node, plain and mesh on one port.
+"""Listening: one websockets server per node, plain, mesh and Redis on one port.
 
-:class:`NodeServer` binds the node's address (port 0: any free port), hands every request
+:class:`NodeServer` binds the node's address (port 0: any free port); a connection whose first
+bytes are a Redis client's goes to the node's Redis side (``other``, :mod:`nodes.redis`:
+``mesh.wall.SniffingConnection`` hands it over, ``mesh.resp.sniff`` decides), and websockets
+never hears of it. Of the others it hands every request
 to the node's :class:`~nodes.http.Entrance` first, then each websocket to its conversation:
 a client that negotiated the ``arduino-mesh.1`` subprotocol gets a mesh session
 (:mod:`nodes.conversation`); any other client gets the plain protocol, or whatever the
@@ -15,7 +18,7 @@ import errno
 import logging
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
@@ -25,7 +28,8 @@ from websockets.typing import Subprotocol
 from mesh import protocol
 from mesh.constants import CLOSE_TIMEOUT, OPEN_TIMEOUT, SERVER_PING_INTERVAL, SERVER_PING_TIMEOUT
 from mesh.errors import ListenError
-from mesh.wall import FrameBudget, abort, node_connection, stop_listening
+from mesh.resp import sniff
+from mesh.wall import FrameBudget, abort, node_connection, sniffing, stop_listening
 
 from .conversation import WRITE_LIMIT, serve_connection
 from .delivery import Reactor
@@ -73,6 +77,12 @@ class Served(Host, Protocol):
         ...
 
 
+def _is_redis(head: bytes) -> bool | None:
+    """Whether a connection's first bytes are a Redis client's (True), HTTP's (False), or not yet known (None)."""
+    kind = sniff(head)
+    return None if kind is None else kind == "resp"
+
+
 def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
     """Mesh peers ask for the mesh subprotocol; everyone else gets plain text."""
     return MESH_SUBPROTOCOL if MESH_SUBPROTOCOL in offered else None
@@ -86,8 +96,10 @@ class NodeServer:
     served by :func:`nodes.conversation.serve_connection`.
     """
 
-    def __init__(self, node: Served, max_size: int | None) -> None:
+    def __init__(self, node: Served, max_size: int | None, other: Callable[[], asyncio.Protocol] | None = None) -> None:
         self.node = node
+        #: What serves a connection whose first bytes are a Redis client's (``nodes.redis``); None: websockets only.
+        self.other = other
         self.max_size = max_size
         self.connections = 0
         self.handlers: set[asyncio.Task[None]] = set()
@@ -140,7 +152,11 @@ class NodeServer:
                 select_subprotocol=_select_subprotocol,
                 process_request=self.entrance.process_request,
                 process_response=self.entrance.process_response,
-                create_connection=node_connection(self.budget),
+                create_connection=(
+                    node_connection(self.budget)
+                    if self.other is None
+                    else sniffing(_is_redis, self.other, budget=self.budget)
+                ),
                 compression=None,
                 close_timeout=CLOSE_TIMEOUT,
                 ping_interval=SERVER_PING_INTERVAL,

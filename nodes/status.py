@@ -100,7 +100,22 @@ def status_table(reports: list[dict[str, Any]]) -> str:
         for report in reports
         if report["state"] == "up" and isinstance(report.get("report"), dict)
     ]
+    notes += [
+        f"{report['node']}: {redis_line(report['redis'])}"
+        for report in reports
+        if report["state"] == "up" and isinstance(report.get("redis"), dict) and report["redis"].get("clients")
+    ]
     return "\n".join([table, *notes])
+
+
+def redis_line(redis: dict[str, Any]) -> str:
+    """A node's Redis clients as one short line: ``redis clients=2 subscriptions=3 channels=buzzer/sound patterns=*``."""
+    names = {key: ",".join(map(str, redis.get(key) or [])) or "-" for key in ("channels", "patterns")}
+    text = (
+        f"redis clients={redis.get('clients')} subscriptions={redis.get('subscriptions')}"
+        f" channels={names['channels']} patterns={names['patterns']}"
+    )
+    return escape(text, REPORT_LINE)
 
 
 def report_line(report: dict[str, Any]) -> str:

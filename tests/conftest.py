@@ -40,6 +40,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from nodes.virtual import NOOP_CYCLES
 from tests.broker import broker  # noqa: F401  (the fixture, for every test)
 from tests.helpers import MS, Process, descendants, has_children, kill_tree
+from tests.redis_servers import redis_server  # noqa: F401  (the fixture, for every test)
 
 PR_SET_CHILD_SUBREAPER = 36
 

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import struct
 import sys
 from collections.abc import Awaitable, Callable
@@ -458,6 +459,109 @@ async def retained_churn(uri: str) -> None:
                 await asyncio.sleep(0.1)
 
     await asyncio.gather(*(client(n) for n in range(40)))
+
+
+REDIS_MALFORMED = [
+    (b"*1\r\n$x\r\n", b"-ERR Protocol error: invalid bulk length"),
+    (b"*1\r\n*1\r\n$4\r\nPING\r\n", b"-ERR Protocol error: expected '$', got '*'"),
+    (b"*99999999\r\n", b"-ERR Protocol error: invalid multibulk length"),
+    (b"*1\r\n$999999999999\r\n", b"-ERR Protocol error: invalid bulk length"),
+    (b'PING\r\nECHO "open\r\n', b"-ERR Protocol error: unbalanced quotes in request"),
+    (b"PING " + b"x" * 70_000, b"-ERR Protocol error: too big inline request"),
+    (b"*1\r\n$" + b"9" * 70_000, b"-ERR Protocol error: too big bulk count string"),
+]
+
+
+def _resp(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
+
+
+async def _redis_connection(uri: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    parts = urlsplit(uri)
+    return await asyncio.open_connection(parts.hostname, parts.port, limit=2**20)
+
+
+@attack("redis")
+async def redis(uri: str) -> None:
+    """A Redis-speaking attacker on the node's port: malformed requests, subscribers that never read, nasty globs,
+    1,023 subscriptions asked at once, a pipeline of PUBLISH it never reads the replies of, silent connections."""
+    node = urlsplit(uri).path.strip("/") or "tally"
+    round_ = 0
+
+    async def malformed() -> str:
+        seen = []
+        for request, error in REDIS_MALFORMED:
+            reader, writer = await _redis_connection(uri)
+            writer.write(request)
+            try:
+                reply = await asyncio.wait_for(reader.read(), 5)
+            finally:
+                writer.close()
+            seen.append("ok" if reply.endswith(error + b"\r\n") else repr(reply[-80:]))
+        return "malformed: " + ",".join(seen)
+
+    async def lazy_subscriber(pattern: bytes) -> str:
+        _, writer = await _redis_connection(uri)
+        writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        writer.write(_resp(b"PSUBSCRIBE", pattern))
+        try:
+            while True:  # never reads; a PING now and then finds out when the node cuts us
+                await asyncio.sleep(0.2)
+                writer.write(_resp(b"PING"))
+                await asyncio.wait_for(writer.drain(), 10)
+                if writer.transport.is_closing():
+                    return "lazy subscriber cut"
+        except (OSError, TimeoutError):
+            return "lazy subscriber cut"
+        finally:
+            writer.close()
+
+    async def greedy() -> str:
+        reader, writer = await _redis_connection(uri)
+        try:
+            names = [b"%s/x/%d" % (node.encode(), n) for n in range(1023)]  # as many as one request may hold
+            writer.write(_resp(b"SUBSCRIBE", *names))
+            first = await asyncio.wait_for(reader.readline(), 5)
+            writer.write(_resp(b"PUBLISH", b"other/key", b"x"))  # another node's key: refused
+            globs = [b"*a" * 120 + b"b", b"[a-" * 80, b"*?" * 120, b"\\" * 200]
+            writer.write(_resp(b"PSUBSCRIBE", *globs))
+            writer.write(_resp(b"PING"))  # subscribed (RESP2): answered [pong, ""]
+            got = b""
+            while not got.endswith(b"$4\r\npong\r\n$0\r\n\r\n"):
+                got += await asyncio.wait_for(reader.read(65536), 5)
+            refused = b"ERR 'other/key' is node" in got
+            return f"greedy: {first.strip()[:100]!r} refused={refused}"
+        finally:
+            writer.close()
+
+    async def flood() -> str:
+        _, writer = await _redis_connection(uri)
+        request = _resp(b"PUBLISH", f"{node}/flood".encode(), b"x" * 1000) * 500
+        sent = 0
+        try:
+            for _ in range(40):  # 20 MB of PUBLISH, the replies never read: the node stops reading us
+                writer.write(request)
+                await asyncio.wait_for(writer.drain(), 2)
+                sent += len(request)
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            writer.transport.abort()
+        return f"flood: {sent >> 20} MiB sent"
+
+    async def silent() -> str:
+        writers = [(await _redis_connection(uri))[1] for _ in range(50)]
+        await asyncio.sleep(0.5)
+        for writer in writers:
+            writer.transport.abort()
+        return "50 silent connections"
+
+    while True:
+        round_ += 1
+        tasks = [malformed(), lazy_subscriber(b"*"), lazy_subscriber(f"{node}/*".encode()), greedy(), flood(), silent()]
+        attacking()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        say(f"round {round_}: " + " | ".join(r if isinstance(r, str) else repr(r) for r in results))
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

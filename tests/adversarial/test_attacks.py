@@ -40,6 +40,7 @@ from mesh.handshake import greeting
 from mesh.reconnect import CLIENT
 from mesh.wall import mesh_client
 from tests.helpers import DEADLINE, MS, Process, Proxy, arduino, environment, free_ports, write_grid
+from tests.redis_servers import REDIS_CLI, needs_redis
 
 pytestmark = [pytest.mark.adversarial, pytest.mark.e2e]
 
@@ -210,15 +211,19 @@ def under_attack(
     *,
     then: str | None = None,
     args: tuple[str, ...] = (),
+    before: Callable[[], None] | None = None,
     meanwhile: Callable[[], Callable[[], object] | None] | None = None,
 ) -> tuple[Process, Probe, Process, str]:
     """Run the whole circuit while ``attack`` goes on; the tally's whole output, once stopped.
 
     ``then``: a line the attacker must print before it is stopped (what it saw of the node);
-    ``args``: more arguments for the attacker; ``meanwhile``: what the test does once the attack is on,
-    returning what to wait for (if anything) before the tally is stopped.
+    ``args``: more arguments for the attacker; ``before``: called once the tally serves, before
+    anything else starts; ``meanwhile``: what the test does once the attack is on, returning what
+    to wait for (if anything) before the tally is stopped.
     """
     tally = arena.start("tally")
+    if before is not None:
+        before()
     probe = Probe(arena.uri, TOKEN if arena.auth else None)  # connected before the attack, as a link is
     probe.start()
     deadline = time.monotonic() + DEADLINE
@@ -301,6 +306,36 @@ def test_a_flood_of_wrong_tokens_is_refused_in_few_lines(tmp_path: Path, proxy: 
     check_promises(clock, probe, output)
     refusals = [line for line in output.splitlines() if "refused a connection" in line]
     assert 1 <= len(refusals) <= 5, refusals
+
+
+def test_a_redis_attacker_gets_redis_errors_and_a_redis_subscriber_misses_nothing(tmp_path: Path, proxy: Proxy) -> None:
+    """Malformed RESP, subscribers that never read, 1,023 subscriptions at once, nasty globs, a PUBLISH flood
+    whose replies are never read, silent connections: each gets Redis's error or is cut, the node keeps its
+    promises, and a Redis subscriber that reads (redis-cli) hears every one of the tally's ticks, in order."""
+    needs_redis()
+    assert REDIS_CLI is not None
+    arena = Arena(tmp_path, proxy)
+    listeners: list[Process] = []
+
+    def listen() -> None:
+        listener = Process([REDIS_CLI, "-p", str(arena.port), "SUBSCRIBE", "tally/tick"])
+        listener.expect("^1$")  # subscribed: "subscribe", "tally/tick", 1
+        listeners.append(listener)
+
+    clock, probe, attacker, output = under_attack(
+        arena,
+        "redis",
+        then=r"malformed: ok,ok,ok,ok,ok,ok,ok \| lazy subscriber cut \| lazy subscriber cut",
+        before=listen,
+    )
+    check_promises(clock, probe, output)
+    (listener,) = listeners
+    listener.expect(f"^tick {TICKS} $")
+    heard = [int(n) for n in re.findall(r"^tick (\d+) $", listener.output(), re.MULTILINE)]
+    assert heard == list(range(1, TICKS + 1))
+    assert "greedy: b'-ERR too many subscriptions: 1000 channels and patterns per client at most' refused=True" in (
+        attacker.output()
+    )
 
 
 def test_a_quiet_node_for_comparison(tmp_path: Path, proxy: Proxy) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -273,6 +273,17 @@ async def test_hook_set_socket_buffers_reaches_the_served_socket(server):
         assert sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 64 * 1024
 
 
+async def test_hook_set_socket_buffers_leaves_a_closed_connection_alone(server):
+    """set_socket_buffers: a connection whose socket the transport already closed (a peer that reset right after
+    its request, before process_request ran) is left alone, not an EBADF in the handshake."""
+    async with connect(server.uri, **client()):
+        await until(lambda: server.connections, "the server's side")
+    far = server.connections[0]
+    await asyncio.wait_for(far.wait_closed(), DEADLINE)
+    await until(lambda: far.transport.get_extra_info("socket").fileno() < 0, "the socket closed")
+    wall.set_socket_buffers(far, 64 * 1024)  # no OSError
+
+
 async def test_hook_send_or_abort_gives_up_on_a_peer_that_does_not_read(server):
     """send_or_abort: send() waits on a full buffer (drain); past the bound the connection is cut."""
     async with connect(server.uri, **client()) as ws:
@@ -369,3 +380,68 @@ async def test_hook_cap_frames_closes_a_connection_whose_frame_outgrows_the_cap(
     assert closing.startswith(b"\x88") and b"frame too large before the hello" in closing
     assert budget.held == 0
     writer.close()
+
+
+class Shouting(asyncio.Protocol):
+    """The other protocol of the sniffing tests: it answers what it reads, upper case, and counts its connections."""
+
+    made: ClassVar[list[Shouting]] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        Shouting.made.append(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data.upper())
+
+
+@pytest.fixture
+async def sniffed() -> AsyncIterator[Served]:
+    """A websockets server whose connections are SniffingConnections: a first byte '!' goes to Shouting."""
+    connections: list[ServerConnection] = []
+    texts: list[str] = []
+    Shouting.made = []
+
+    async def handler(ws: ServerConnection) -> None:
+        connections.append(ws)
+        async for text in ws:
+            texts.append(str(text))
+            await ws.send(text)
+
+    def decide(head: bytes) -> bool | None:
+        return None if head == b"" else head.startswith(b"!")
+
+    async with serve(
+        handler, "127.0.0.1", 0, create_connection=wall.sniffing(decide, Shouting), ping_interval=None
+    ) as running:
+        yield Served(running, connections, texts)
+
+
+async def test_hook_sniffing_hands_a_connection_to_websockets_or_to_another_protocol(sniffed):
+    """SniffingConnection: connection_made held back until decide() says; HTTP goes on as a NodeConnection (its
+    class swapped back: nothing more per message), anything else is handed over with set_protocol() and the bytes
+    read so far, and websockets never hears of it."""
+    async with connect(sniffed.uri, **client()) as ws:
+        await ws.send("hello")
+        assert await asyncio.wait_for(ws.recv(), DEADLINE) == "hello"
+        assert type(sniffed.connections[0]) is wall.NodeConnection
+    port = sniffed.server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for piece in (b"!", b"shout ", b"this"):  # the first piece decides; the rest is the other protocol's
+        writer.write(piece)
+        await writer.drain()
+    assert await asyncio.wait_for(reader.readexactly(11), DEADLINE) == b"!SHOUT THIS"
+    writer.close()
+    assert len(Shouting.made) == 1 and len(sniffed.connections) == 1  # websockets took only the websocket
+
+
+async def test_hook_sniffing_closes_a_connection_that_says_nothing(sniffed, monkeypatch):
+    """SniffingConnection: a connection silent for FIRST_BYTES_TIMEOUT is aborted (websockets' own open_timeout
+    starts only once the bytes said HTTP); one that closes first leaves no timer behind."""
+    monkeypatch.setattr(wall, "FIRST_BYTES_TIMEOUT", 50 * MS)
+    port = sniffed.server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    assert await asyncio.wait_for(reader.read(), DEADLINE) == b""  # the 50 ms of silence is the fault under test
+    writer.close()
+    assert not Shouting.made and not sniffed.connections

@@ -93,3 +93,19 @@ def test_the_status_table_shows_each_report_on_a_line_under_it():
     assert lines[-2] == "bridge: state=connected sent=3"
     assert lines[-1].startswith("long: text=zzz") and len(lines[-1]) < REPORT_LINE + 40
     assert len(lines) == 6
+
+
+def test_the_status_table_shows_a_nodes_redis_clients_on_a_line_under_it():
+    """A node with Redis clients: how many, their subscriptions, channels and patterns; none: no line."""
+    base = {"address": "127.0.0.1:1", "sketch": "buzzer", "uptime": 3, "messages_in": 0, "messages_out": 0}
+    up = {**base, "published": 0, "pending": 0, "state": "up"}
+    redis = {"clients": 2, "subscriptions": 3, "channels": ["buzzer/sound"], "patterns": ["*", "iopin/*"]}
+    table = status_table(
+        [
+            {**up, "node": "buzzer", "redis": redis},
+            {**up, "node": "iopin", "redis": {**redis, "clients": 0}},
+        ]
+    )
+    lines = table.splitlines()
+    assert lines[-1] == "buzzer: redis clients=2 subscriptions=3 channels=buzzer/sound patterns=*,iopin/*"
+    assert len(lines) == 4
