@@ -20,6 +20,8 @@ docs/firmware.md says how it works, what simavr does not model, and the way to a
 from __future__ import annotations
 
 from .build import build
+from .clocked import ClockedMCU
+from .mcu import MCU, MCUState
 from .toolchain import cache_dir
 
-__all__ = ["build", "cache_dir"]
+__all__ = ["MCU", "ClockedMCU", "MCUState", "build", "cache_dir"]
