@@ -22,6 +22,7 @@ from __future__ import annotations
 from .build import build
 from .clocked import ClockedMCU
 from .mcu import MCU, MCUState
+from .sketch import Firmware
 from .toolchain import cache_dir
 
-__all__ = ["MCU", "ClockedMCU", "MCUState", "build", "cache_dir"]
+__all__ = ["MCU", "ClockedMCU", "Firmware", "MCUState", "build", "cache_dir"]

@@ -197,7 +197,9 @@ def parse_errors(output: str, name: str, shown: str | None = None, generated: It
         elif _REGION.search(line):  # the linker's way of saying it does not fit
             region = _REGION.search(line)
             assert region is not None
-            memory = "RAM" if region["region"] == "data" else "flash" if region["region"] == "text" else region["region"]
+            memory = (
+                "RAM" if region["region"] == "data" else "flash" if region["region"] == "text" else region["region"]
+            )
             entry = f"{shown}: error: too big: its {region['section']} does not fit in the MCU's {memory}"
         elif "undefined reference to" in line:  # no line known: the sketch as a whole
             symbol = line.split("undefined reference to", 1)[1].strip().strip("`'")
