@@ -4,7 +4,9 @@ The node is like any other (a port, wires, subscriptions, ``status``); its behav
 
 - a message to the node (``send``, a wire, ``stream()``) is written to the firmware's ``Serial``
   with a newline, and the next line the firmware prints is its acknowledgement; within the
-  node's ``timeout:`` (:data:`ANSWER` seconds when the grid gives none), an error ack after it;
+  node's ``timeout:``, or when the grid gives none, within :data:`ANSWER` seconds of the
+  firmware's own time (a simulated MCU that lags behind a busy machine's clock is given its
+  second); an error ack after it;
 - every line the firmware prints is published as ``NODE/serial``;
 - every pin it drives is published on change as ``NODE/pin/N`` (``0``/``1``, Arduino numbers:
   13 is the LED, retained: a subscriber that comes later gets each pin's level), and hardware
@@ -184,6 +186,7 @@ class Firmware(FactoryLoop):
         #: The answer awaited, and the cycle from which a line is one (the message's own; -1: a board's next line).
         self.waiting: asyncio.Future[str] | None = None
         self.since = -1
+        self.deadline: int | None = None  # the cycle by which a simulated MCU must have answered (no timeout:)
         self.turn = asyncio.Lock()  # one message in the firmware's Serial at a time
         self.warnings = Throttle(self.log)
         self.own_wait = spec.timeout is None  # the grid's timeout: bounds loop() itself, else ANSWER here
@@ -230,6 +233,7 @@ class Firmware(FactoryLoop):
             self.device.close()
             raise
         await self.flush()
+        self._expire()
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:
@@ -254,14 +258,28 @@ class Firmware(FactoryLoop):
                 await self.flush()
                 if not self.own_wait:  # the grid's timeout: bounds loop() itself (the reactor's error)
                     return await self.waiting
+                if isinstance(self.device, Simulated):  # ANSWER seconds of the MCU's own time (it may lag, live)
+                    self.deadline = self.since + int(ANSWER * self.device.mcu.freq)
+                    return await self.waiting
                 try:
                     return await asyncio.wait_for(asyncio.shield(self.waiting), ANSWER)
                 except TimeoutError:
-                    raise FirmwareError(
-                        [f"{self.shown} printed no line within {ANSWER:g} s (set the node's timeout: to wait longer)"]
-                    ) from None
+                    raise self._silent() from None
             finally:
-                self.waiting = None
+                self.waiting, self.deadline = None, None
+
+    def _silent(self) -> FirmwareError:
+        return FirmwareError(
+            [f"{self.shown} printed no line within {ANSWER:g} s (set the node's timeout: to wait longer)"]
+        )
+
+    def _expire(self) -> None:
+        """A message whose answer the MCU has run past its deadline without printing: an error ack."""
+        waiting, deadline = self.waiting, self.deadline
+        if waiting is not None and deadline is not None and not waiting.done():
+            assert isinstance(self.device, Simulated)
+            if self.device.mcu.cycle >= deadline:
+                waiting.set_exception(self._silent())
 
     def drive(self, pin: int, text: str) -> int | None:
         """Drive input ``pin`` to the level ``text`` says (``0``, ``1``, ``z``); FirmwareError if it cannot be."""
