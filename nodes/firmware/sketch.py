@@ -151,7 +151,7 @@ class Firmware(FactoryLoop):
                 raise GridError(self.grid.path, spec.line or None, f"{head or f'node {self.name!r}: '}{exc}") from None
 
     def setup(self, boot: float | None = None) -> None:
-        """``boot``: seconds a board over serial gets to start after its port opens (2; opening resets an Uno)."""
+        """``boot``: seconds a board over serial gets to start once its port opens (2 if not given: opening resets an Uno)."""
         spec = self.grid.node(self.name)
         virtual = is_virtual(asyncio.get_running_loop())
         self.device: Simulated | SerialBoard

@@ -240,3 +240,14 @@ def test_a_board_over_serial_cannot_run_in_virtual_time_nor_a_simulated_mcu_take
     grid.write_text("nodes:\n  lamp: {sketch: lamp.ino, params: {boot: 1}}\n")
     with pytest.raises(GridError, match=r"node 'lamp': boot is for a board over serial"):
         simulate(grid, lambda sim: sim.advance("1s"))
+
+
+@pytest.mark.circuit(grid="firmware/grid.yaml", only=["lamp"])
+async def test_the_circuit_fixture_runs_firmware_in_lockstep_with_its_virtual_clock(circuit, firmware_cache):
+    """A user's test in virtual time: the firmware's MCU has run exactly as long as the clock says."""
+    await circuit.advance("250ms")
+    assert await circuit.send("lamp", "1") == "lamp on"
+    await circuit.advance("10ms")
+    assert [p.data for p in circuit.published("lamp/pin/13")] == ["0", "1"]
+    report = circuit.sketch("lamp").state()
+    assert abs(report["cycles"] - 0.26 * 16_000_000) <= 16_000 + 8  # within a 1 ms slice, an instruction over at most
