@@ -91,6 +91,8 @@ class Simulated:
             on_reset=sketch.reset,
         )
         self.clock.start()
+        self.driven: dict[int, int | None] = {}  # input pins driven from outside, and their levels
+        self.said_stopped = False
 
     def describe(self) -> str:
         return f"a simulated {_MCU_NAMES.get(self.mcu.name, self.mcu.name)}"
@@ -103,17 +105,30 @@ class Simulated:
 
     def set_pin(self, pin: int, level: int | None) -> None:
         self.clock.set_pin(pin, level)
+        if level is None:
+            self.driven.pop(pin, None)
+        else:
+            self.driven[pin] = level
 
     def close(self) -> None:
         self.clock.stop()
+
+    def stopped(self) -> str | None:
+        """Why the MCU stopped for good (crashed, or asleep with interrupts off), the first time it is asked; else None."""
+        if self.clock.state.alive or self.said_stopped:
+            return None
+        self.said_stopped = True
+        why = self.mcu.log.splitlines()[-1:] or ["no word from simavr"]
+        return f"{self.clock.state.name.lower()} at cycle {self.mcu.cycle:,} ({escape(why[0], 200)})"
 
     def report(self) -> dict[str, Any]:
         mcu, clock = self.mcu, self.clock
         pins = []
         for pin in range(20):
             mode = mcu.pin_mode(pin)
-            if mode != "input":
-                pins.append(f"{pin_name(pin)}={'out' if mode == 'output' else 'pullup'}:{mcu.pin_level(pin)}")
+            if mode != "input" or pin in self.driven:
+                kind = {"output": "out", "input_pullup": "pullup", "input": "in"}[mode]
+                pins.append(f"{pin_name(pin)}={kind}:{mcu.pin_level(pin)}")
         return {
             "mcu": _MCU_NAMES.get(mcu.name, mcu.name),
             "clock": f"{mcu.freq / 1e6:g} MHz",
@@ -234,6 +249,8 @@ class Firmware(FactoryLoop):
             raise
         await self.flush()
         self._expire()
+        if isinstance(self.device, Simulated) and (why := self.device.stopped()) is not None:
+            self.log.error("%s: the MCU stopped for good: %s; restart the node to start it again", self.shown, why)
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:
@@ -251,6 +268,8 @@ class Firmware(FactoryLoop):
             return f"pin/{int(pin[1])} {'z' if level is None else level}"
         if "\n" in message or "\r" in message or len(message.encode()) > MAX_LINE:
             raise FirmwareError([f"one line of at most {MAX_LINE} bytes per message to {self.shown}"])
+        if isinstance(self.device, Simulated) and not self.device.clock.state.alive:
+            raise self._dead()
         async with self.turn:
             self.waiting, self.since = asyncio.get_running_loop().create_future(), 1 << 62
             try:
@@ -274,12 +293,19 @@ class Firmware(FactoryLoop):
         )
 
     def _expire(self) -> None:
-        """A message whose answer the MCU has run past its deadline without printing: an error ack."""
+        """A message whose answer the MCU has run past its deadline without printing, or can never print: an error ack."""
         waiting, deadline = self.waiting, self.deadline
         if waiting is not None and deadline is not None and not waiting.done():
             assert isinstance(self.device, Simulated)
-            if self.device.mcu.cycle >= deadline:
+            if not self.device.clock.state.alive:  # its cycles stopped: the deadline would never come
+                waiting.set_exception(self._dead())
+            elif self.device.mcu.cycle >= deadline:
                 waiting.set_exception(self._silent())
+
+    def _dead(self) -> FirmwareError:
+        assert isinstance(self.device, Simulated)
+        state = self.device.clock.state.name.lower()
+        return FirmwareError([f"{self.shown}: the MCU stopped for good ({state}): restart the node to start it again"])
 
     def drive(self, pin: int, text: str) -> int | None:
         """Drive input ``pin`` to the level ``text`` says (``0``, ``1``, ``z``); FirmwareError if it cannot be."""

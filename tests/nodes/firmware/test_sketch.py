@@ -251,3 +251,22 @@ async def test_the_circuit_fixture_runs_firmware_in_lockstep_with_its_virtual_cl
     assert [p.data for p in circuit.published("lamp/pin/13")] == ["0", "1"]
     report = circuit.sketch("lamp").state()
     assert abs(report["cycles"] - 0.26 * 16_000_000) <= 16_000 + 8  # within a 1 ms slice, an instruction over at most
+
+
+def test_a_firmware_that_crashes_stops_its_mcu_not_its_node(tmp_path, firmware_cache, caplog):
+    """A jump past flash: one line saying why, the state in status; the node still serves (an error ack)."""
+    (tmp_path / "crash.ino").write_text("#define MODE 1\n" + sketch("crash").read_text())
+    grid = project(tmp_path, "nodes:\n  crash: {sketch: crash.ino, port: 8767}\n")
+
+    async def main(sim):
+        from mesh.errors import RemoteError
+
+        await sim.advance("50ms")
+        with pytest.raises(RemoteError, match=r"crash.ino: the MCU stopped for good \(crashed\): restart the node"):
+            await sim.send("crash", "hello")
+        return sim.sketch("crash").state()
+
+    report = simulate(grid, main)
+    assert report["state"] == "crashed" and report["cycles"] < 16_000_000
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("crash.ino: the MCU stopped for good:")]
+    assert len(said) == 1 and said[0].startswith("crash.ino: the MCU stopped for good: crashed at cycle ")  # once
