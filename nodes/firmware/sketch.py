@@ -57,7 +57,7 @@ from .simavr import helper
 if TYPE_CHECKING:
     from ..node import Node
 
-__all__ = ["ANSWER", "EDGES", "LIVE_SLICE", "VIRTUAL_SLICE", "Firmware"]
+__all__ = ["ANSWER", "EDGES", "LAG", "LIVE_SLICE", "VIRTUAL_SLICE", "Firmware"]
 
 #: Seconds a message waits for the firmware's line when the grid gives the node no ``timeout:``.
 ANSWER = 1.0
@@ -67,6 +67,8 @@ LIVE_SLICE = 0.01
 VIRTUAL_SLICE = 0.001
 #: Changes of one pin in one slice past which only the slice's last level is published.
 EDGES = 16
+#: Seconds a live MCU may fall behind the wall clock before the node says so (every 10 s at most, while it lasts).
+LAG = 1.0
 
 _PIN_CHANNEL = re.compile(r"pin/([0-9]{1,2})")
 _PIN_KEY = re.compile(r"(?:.*/)?pin/([0-9]{1,2})")
@@ -249,8 +251,17 @@ class Firmware(FactoryLoop):
             raise
         await self.flush()
         self._expire()
-        if isinstance(self.device, Simulated) and (why := self.device.stopped()) is not None:
-            self.log.error("%s: the MCU stopped for good: %s; restart the node to start it again", self.shown, why)
+        if isinstance(self.device, Simulated):
+            if (why := self.device.stopped()) is not None:
+                self.log.error("%s: the MCU stopped for good: %s; restart the node to start it again", self.shown, why)
+            elif self.device.clock.lag > LAG:
+                self.warnings.warn(
+                    "lag",
+                    "%s: the simulated MCU is %.1f s behind the clock: this machine has less CPU to spare than "
+                    "16 MHz takes (about a third of a core); it catches up when it can",
+                    self.shown,
+                    self.device.clock.lag,
+                )
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:

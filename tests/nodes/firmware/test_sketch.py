@@ -270,3 +270,19 @@ def test_a_firmware_that_crashes_stops_its_mcu_not_its_node(tmp_path, firmware_c
     assert report["state"] == "crashed" and report["cycles"] < 16_000_000
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("crash.ino: the MCU stopped for good:")]
     assert len(said) == 1 and said[0].startswith("crash.ino: the MCU stopped for good: crashed at cycle ")  # once
+
+
+def test_a_live_mcu_behind_the_clock_says_so(tmp_path, firmware_cache, caplog, monkeypatch):
+    """Past LAG seconds behind the wall clock, one warning (throttled): the machine lacks the CPU 16 MHz takes."""
+    import nodes.firmware.sketch as module
+
+    monkeypatch.setattr(module, "LAG", -1.0)  # any lag at all: this test cannot make a machine slow on purpose
+    grid = project(tmp_path, "nodes:\n  lamp: {sketch: lamp.ino, port: 0}\n", "lamp")
+
+    async def main():
+        async with circuit(grid):
+            await asyncio.sleep(0.1)
+
+    asyncio.run(main())
+    said = [r.getMessage() for r in caplog.records if "behind the clock" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("lamp.ino: the simulated MCU is ")
