@@ -53,7 +53,8 @@ async def test_the_same_topics_and_acks_as_the_simulated_node(firmware_cache, ca
         ):
             await running.send("lamp", "1", channel="pin/2")
 
-        process.kill()  # unplugged
+        process.signal()  # unplugged (SIGTERM: its pty closes as a board's port goes when pulled out)
+        assert process.wait() == 0
         await until(lambda: "waiting for the board" in caplog.text, "the board's absence said")
         assert f"the board at {port} down (" in caplog.text
         assert f"waiting for the board at {port} (No such file or directory); retrying in 0.05 s" in caplog.text
@@ -69,4 +70,5 @@ async def test_a_board_waits_its_boot_before_the_first_write(firmware_cache):
         started = loop.time()
         assert await running.send("lamp", "1") == "buzz buzz buzz"
         assert loop.time() - started >= 0.25  # opening resets an Uno: what is written first waits
-    process.kill()
+    process.signal()
+    assert process.wait() == 0
