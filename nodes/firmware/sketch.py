@@ -75,7 +75,7 @@ _PIN_KEY = re.compile(r"(?:.*/)?pin/([0-9]{1,2})")
 _LEVELS = {"0": 0, "1": 1, "z": None, "Z": None}
 _MCU_NAMES = {"atmega328p": "ATmega328P"}
 
-#: Firmware built by this process, by path and content: a grid of many nodes of one .ino builds it once.
+#: Firmware built by this process, by path, size and time: a grid of many nodes of one .ino builds it once.
 _built: dict[tuple[Path, int, int], Built] = {}
 
 
@@ -338,7 +338,8 @@ class Firmware(FactoryLoop):
             if pin is not None:
                 self.drive(int(pin[1]), data)
             elif "\n" not in data and "\r" not in data and len(data.encode()) <= MAX_LINE:
-                await self.device.write(data.encode() + b"\n")
+                async with self.turn:  # after a message waiting for its answer, never in the middle
+                    await self.device.write(data.encode() + b"\n")
             else:
                 raise FirmwareError([f"one line of at most {MAX_LINE} bytes per message to {self.shown}"])
         except FirmwareError as exc:

@@ -286,3 +286,52 @@ def test_a_live_mcu_behind_the_clock_says_so(tmp_path, firmware_cache, caplog, m
     asyncio.run(main())
     said = [r.getMessage() for r in caplog.records if "behind the clock" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("lamp.ino: the simulated MCU is ")
+
+
+def test_a_heard_key_that_is_not_a_pin_is_a_line_on_serial_and_a_bad_level_one_warning(
+    tmp_path, firmware_cache, caplog
+):
+    (tmp_path / "talker.py").write_text(
+        textwrap.dedent(
+            """
+            from nodes import FactoryLoop, every, reactive
+
+            class Talker(FactoryLoop):
+                def setup(self):
+                    self.said = iter([("say", "1"), ("pin/2", "loud"), ("pin/2", "louder"), ("say", "0")])
+
+                @every(0.05, times=5)
+                async def talk(self):
+                    topic, data = next(self.said, ("say", "x"))
+                    await self.publish(topic, data)
+
+                @reactive
+                async def loop(self, channel, message):
+                    return "ok"
+            """
+        )
+    )
+    grid = project(
+        tmp_path,
+        """\
+        nodes:
+          talker: {sketch: ./talker.py, port: 8768}
+          lamp: {sketch: lamp.ino, port: 8767, subscribe: ["talker/#"]}
+        """,
+        "lamp",
+    )
+
+    async def main(sim):
+        await sim.advance("300ms")
+        return [p.data for p in sim.published("lamp/serial")], [p.data for p in sim.published("lamp/pin/13")]
+
+    lines, pins = simulate(grid, main)
+    assert lines[0] == "lamp ready" and lines[-2:] == [
+        "lamp off",
+        "lamp? x",
+    ]  # the first "1" may precede the subscription
+    assert pins[-1] == "0"
+    warned = [r.getMessage() for r in caplog.records if "a level is 0, 1 or z" in r.getMessage()]
+    assert warned == [
+        "talker/pin/2: pin/2: a level is 0, 1 or z (let go), not 'loud'"
+    ]  # the next like it: counted, not said
