@@ -258,7 +258,7 @@ class Firmware(FactoryLoop):
                 self.warnings.warn(
                     "lag",
                     "%s: the simulated MCU is %.1f s behind the clock: this machine has less CPU to spare than "
-                    "16 MHz takes (about a third of a core); it catches up when it can",
+                    '16 MHz takes (docs/firmware.md, "What it costs"); it catches up when it can',
                     self.shown,
                     self.device.clock.lag,
                 )
