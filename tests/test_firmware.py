@@ -63,21 +63,23 @@ def test_a_compile_error_is_one_line_per_error_at_the_sketchs_line(lamp: Path, f
     )
 
 
-def test_two_simulations_write_the_same_trace_with_pin_13_in_it(lamp: Path, tmp_path: Path, firmware_cache):
-    scenario = tmp_path / "lamp.yaml"
-    scenario.write_text(
-        "grid: grid.yaml\nsteps:\n  - delay: 100ms\n  - send: {node: lamp, message: 1, expect: lamp on}\n"
-        "  - delay: 50ms\n  - send: {node: lamp, message: 0, expect: lamp off}\n  - delay: 50ms\n"
-    )
+def test_two_simulations_write_the_same_trace_with_pin_13_in_it(tmp_path: Path, firmware_cache):
+    """simulate --vcd, twice: the same bytes, pin 13 a 1-bit wire. The firmware blinks on its own, so that nothing
+    but the MCU's lockstep with the virtual clock decides the trace (the lamp's answers to sends: test_sketch.py)."""
+    shutil.copy(ROOT / "tests" / "nodes" / "firmware" / "sketches" / "blink.ino", tmp_path / "blink.ino")
+    grid = write_grid(tmp_path, "nodes:\n  blink: {sketch: blink.ino, port: 8767}\n")
     traces = []
     for run in (1, 2):
-        ran = run_arduino("simulate", "--scenario", scenario, "--vcd", tmp_path / f"{run}.vcd", timeout=DEADLINE * 6)
+        ran = run_arduino(
+            "--grid", grid, "simulate", "--for", "1s", "--vcd", tmp_path / f"{run}.vcd", timeout=DEADLINE * 6
+        )
         assert ran.returncode == 0, ran.stderr
         traces.append((tmp_path / f"{run}.vcd").read_bytes())
     assert traces[0] == traces[1]
     assert re.search(
-        rb"\$scope module lamp \$end\n.*\$scope module pin \$end\n\$var wire 1 (\S+) _13 \$end", traces[0], re.S
+        rb"\$scope module blink \$end\n.*\$scope module pin \$end\n\$var wire 1 (\S+) _13 \$end", traces[0], re.S
     )
+    assert traces[0].count(b"\n#") > 10  # its changes: on and off every 100 ms
 
 
 def test_the_shipped_firmware_scenario_runs(tmp_path: Path, firmware_cache):

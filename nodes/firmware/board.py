@@ -63,6 +63,8 @@ class SerialBoard:
         self.connections = 0
         self.lines = 0
         self.last_error = "not opened yet"
+        #: The loop's time when the port last opened (the board's boot counts from it).
+        self.opened = 0.0
         self._writer: asyncio.StreamWriter | None = None
         self._booted: asyncio.Event | None = None
 
@@ -93,6 +95,7 @@ class SerialBoard:
                     said = now
                 await asyncio.sleep(delay)
             self.connections += 1
+            self.opened = loop.time()
             self.state = "up"
             self.log.info("%s up (%d baud)", self.describe(), self.baud)
             self._booted = asyncio.Event()
