@@ -20,6 +20,7 @@ Each runs in a temporary cache (``ARDUINO_MESH_CACHE``), never the user's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -50,10 +51,15 @@ def _start(grid: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]
     )
 
 
-def _stop(process: subprocess.Popen[str]) -> str:
-    os.killpg(process.pid, signal.SIGINT)
-    out, _ = process.communicate(timeout=30)
-    return out
+def _stop(process: subprocess.Popen[str]) -> None:
+    """SIGINT to its group, as Ctrl-C; SIGKILL if it has not ended within 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
 
 
 def _until(process: subprocess.Popen[str], pattern: str) -> tuple[str, float]:
@@ -77,9 +83,11 @@ def build(folder: Path, env: dict[str, str]) -> dict[str, Any]:
     for run in ("cold", "cached"):
         began = time.perf_counter()
         process = _start(grid, env, "lamp")
-        line, _ = _until(process, r"lamp\.ino: (built in|cached)")
-        _, served = _until(process, r"serving on")
-        _stop(process)
+        try:
+            line, _ = _until(process, r"lamp\.ino: (built in|cached)")
+            _, served = _until(process, r"serving on")
+        finally:
+            _stop(process)
         built = re.search(r"built in ([0-9.]+) s", line)
         figures[run] = {"build_s": float(built[1]) if built else 0.0, "start_to_serving_s": round(served - began, 3)}
     return figures
@@ -98,20 +106,22 @@ def live(folder: Path, env: dict[str, str], seconds: float = 5.0) -> dict[str, A
     """``up lamp`` for ``seconds``: cycles per wall second from two status reports, lag, CPU."""
     grid = folder / "grid.yaml"
     process = _start(grid, env, "up")
-    _until(process, r"serving on")
-    time.sleep(0.5)
     ticks = os.sysconf("SC_CLK_TCK")
 
     def cpu() -> float:
         fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / ticks
 
-    cycles0, _ = _status(grid, env)
-    wall0, cpu0 = time.perf_counter(), cpu()
-    time.sleep(seconds)
-    cycles1, lag = _status(grid, env)
-    wall1, cpu1 = time.perf_counter(), cpu()
-    _stop(process)
+    try:  # stopped whatever happens: a measuring run must leave nothing running
+        _until(process, r"serving on")
+        time.sleep(0.5)
+        cycles0, _ = _status(grid, env)
+        wall0, cpu0 = time.perf_counter(), cpu()
+        time.sleep(seconds)
+        cycles1, lag = _status(grid, env)
+        wall1, cpu1 = time.perf_counter(), cpu()
+    finally:
+        _stop(process)
     wall = wall1 - wall0
     return {
         "mcycles_per_wall_s": round((cycles1 - cycles0) / wall / 1e6, 2),
