@@ -3,10 +3,12 @@
 The way the Arduino IDE builds, with Debian's AVR toolchain (:class:`~nodes.firmware.toolchain.Toolchain`):
 
 1. the ``.ino`` becomes a ``.cpp`` (:func:`nodes.firmware.ino.preprocess`);
-2. the Arduino core is compiled once per set of flags and kept as an archive (``core.a``);
-3. the sketch is compiled and linked against it; its ELF and Intel HEX are kept under a hash
+2. the Arduino core is compiled once per set of flags and kept as an archive (``core.a``), and so
+   is each Arduino library the sketch includes (``#include <Wire.h>``: the core's own ``Wire``,
+   ``SPI``, ``EEPROM``, ``SoftwareSerial``..., found by their ``src/`` holding that header);
+3. the sketch is compiled and linked against them; its ELF and Intel HEX are kept under a hash
    of everything that decides their bytes: the sketch's bytes and name, the flags, the
-   toolchain's and the core's versions, and :data:`GENERATOR`.
+   toolchain's, the core's and the libraries' versions, and :data:`GENERATOR`.
 
 Everything lands in ``firmware/`` of the user's cache (:func:`~nodes.firmware.toolchain.cache_dir`),
 each entry published by an atomic rename, so that two builds at once never see half of one.
@@ -36,7 +38,7 @@ from pathlib import Path
 
 from mesh.errors import FirmwareError
 
-from .ino import parse_errors, preprocess
+from .ino import included, parse_errors, preprocess
 from .toolchain import Toolchain, cache_dir
 
 __all__ = ["MAX_SOURCE", "UNO_F_CPU", "UNO_MCU", "Firmware", "build"]
@@ -111,21 +113,33 @@ def build(
     folder = (cache or cache_dir()) / "firmware"
     folder.mkdir(parents=True, exist_ok=True)
     target = tools.target_flags(mcu, f_cpu)
-    key = _digest(("sketch", GENERATOR, tools.version, name, hashlib.sha256(source).hexdigest(), target, LINK_FLAGS))
+    libraries = _libraries(tools, included(source.decode("utf-8", errors="replace")))
+    headers = [f"-I{library}" for library in libraries]
+    versions = [(library.parent.name, _files_digest(_sources(library, every=True))) for library in libraries]
+    key = _digest(
+        ("sketch", GENERATOR, tools.version, name, hashlib.sha256(source).hexdigest(), target, LINK_FLAGS, versions)
+    )
     entry = folder / f"sketch-{key}"
     elf, hexfile, meta = entry / f"{path.stem}.elf", entry / f"{path.stem}.hex", entry / "meta.json"
     if meta.is_file() and elf.is_file() and hexfile.is_file():
         sizes = json.loads(meta.read_text())
         return Firmware(elf, hexfile, key, True, time.perf_counter() - started, sizes["flash"], sizes["ram"])
-    core = _core(tools, folder, target, jobs or os.cpu_count() or 1)
+    jobs = jobs or os.cpu_count() or 1
+    core = _archive(tools, folder, "core", _sources(tools.core_dir), target, jobs)
+    archives = [
+        _archive(tools, folder, f"lib-{library.parent.name}", sources, [*target, *headers], jobs)
+        for library in libraries
+        if (sources := _sources(library))  # EEPROM is all header
+    ]
     work = Path(tempfile.mkdtemp(prefix="sketch-", dir=folder))
     try:
         cpp = work / f"{name}.cpp"
         cpp.write_text(preprocess(source.decode("utf-8", errors="replace"), name))
         generated = (str(cpp), cpp.name)
-        _compile([tools.gxx, "-c", *COMMON_FLAGS, *CXX_FLAGS, *target, cpp.name, "-o", "sketch.o"], work, name, shown)
+        compile_sketch = [tools.gxx, "-c", *COMMON_FLAGS, *CXX_FLAGS, *target, *headers, cpp.name, "-o", "sketch.o"]
+        _compile(compile_sketch, work, name, shown)
         _compile(
-            [tools.gcc, *LINK_FLAGS, f"-mmcu={mcu}", "-o", elf.name, "sketch.o", str(core), "-lm"],
+            [tools.gcc, *LINK_FLAGS, f"-mmcu={mcu}", "-o", elf.name, "sketch.o", *map(str, archives), str(core), "-lm"],
             work,
             name,
             shown,
@@ -190,34 +204,54 @@ def _digest(parts: Iterable[object]) -> str:
     return digest.hexdigest()[:24]
 
 
-def _core(tools: Toolchain, folder: Path, target: list[str], jobs: int) -> Path:
-    """The Arduino core compiled for ``target`` and archived; from the cache when it is there."""
-    key = _digest(("core", GENERATOR, tools.version, target, COMMON_FLAGS, C_FLAGS, CXX_FLAGS, S_FLAGS))
-    final = folder / f"core-{key}" / "core.a"
+def _libraries(tools: Toolchain, headers: list[str]) -> list[Path]:
+    """The ``src/`` folders of the Arduino libraries that provide ``headers`` (in their order; others are gcc's)."""
+    found: list[Path] = []
+    for header in headers:
+        for source in sorted(tools.libraries_dir.glob(f"*/src/{header}")):
+            if source.parent not in found:
+                found.append(source.parent)
+    return found
+
+
+def _sources(folder: Path, *, every: bool = False) -> list[Path]:
+    """The C, C++ and assembly files under ``folder`` (with ``every``, its headers too), sorted."""
+    kinds = (".c", ".cpp", ".S", ".h") if every else (".c", ".cpp", ".S")
+    return sorted(path for path in folder.rglob("*") if path.suffix in kinds and path.is_file())
+
+
+def _files_digest(paths: list[Path]) -> str:
+    """Files by name, size and time: cheap, and a new package changes them."""
+    return _digest((path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in paths)
+
+
+def _archive(tools: Toolchain, folder: Path, what: str, sources: list[Path], flags: list[str], jobs: int) -> Path:
+    """``sources`` (the core, or a library) compiled with ``flags`` into an archive; from the cache when it is there."""
+    key = _digest((what, GENERATOR, tools.version, _files_digest(sources), flags, COMMON_FLAGS, C_FLAGS, CXX_FLAGS))
+    final = folder / f"{what}-{key}" / f"{what}.a"
     if final.is_file():
         return final
-    work = Path(tempfile.mkdtemp(prefix="core-", dir=folder))
+    work = Path(tempfile.mkdtemp(prefix=f"{what}-", dir=folder))
     try:
-        sources = sorted(p for p in tools.core_dir.iterdir() if p.suffix in (".c", ".cpp", ".S"))
 
-        def compile_one(source: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
-            obj = work / f"{source.name}.o"
-            compiler, flags = {
+        def compile_one(index: int, source: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+            obj = work / f"{index}-{source.name}.o"  # numbered: two folders of a library may hold one name
+            compiler, kind = {
                 ".c": (tools.gcc, C_FLAGS),
                 ".cpp": (tools.gxx, CXX_FLAGS),
                 ".S": (tools.gcc, S_FLAGS),
             }[source.suffix]
-            return obj, _run([compiler, "-c", *COMMON_FLAGS, *flags, *target, str(source), "-o", str(obj)])
+            return obj, _run([compiler, "-c", *COMMON_FLAGS, *kind, *flags, str(source), "-o", str(obj)])
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            compiled = list(pool.map(compile_one, sources))
+            compiled = list(pool.map(compile_one, range(len(sources)), sources))
         failed = "\n".join(done.stderr for _, done in compiled if done.returncode != 0)
         if failed:
-            raise FirmwareError(parse_errors(failed, "core") or ["the Arduino core did not compile"], failed)
-        archive = work / "core.a"
+            raise FirmwareError(parse_errors(failed, what) or [f"the Arduino {what} did not compile"], failed)
+        archive = work / f"{what}.a"
         done = _run([tools.gcc_ar, "rcs", str(archive), *(str(obj) for obj, _ in compiled)])
         if done.returncode != 0:
-            raise FirmwareError([f"the Arduino core did not archive: {done.stderr.strip()}"], done.stderr)
+            raise FirmwareError([f"the Arduino {what} did not archive: {done.stderr.strip()}"], done.stderr)
         for obj, _ in compiled:
             obj.unlink()
         _publish(work, final.parent)

@@ -22,7 +22,7 @@ import os
 import re
 from collections.abc import Iterable
 
-__all__ = ["parse_errors", "preprocess"]
+__all__ = ["included", "parse_errors", "preprocess"]
 
 _CONTROL_WORDS = frozenset(
     {"if", "else", "for", "while", "do", "switch", "return", "sizeof", "case", "new", "delete", "catch"}
@@ -144,6 +144,32 @@ def _find_functions(text: str) -> list[_Function]:
         start = match.start()
         functions.append(_Function(line=text.count("\n", 0, start) + 1, offset=start, prototype=head + ";"))
     return functions
+
+
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]([\w./-]+\.h)[>"]', re.MULTILINE)
+
+
+def included(source: str) -> list[str]:
+    """The headers the sketch includes (``#include <Wire.h>``: ``Wire.h``), in order, once each.
+
+    Commented-out includes are not counted: the text is read with comments blanked, but not
+    its preprocessor lines (those are what is read here).
+    """
+    found: list[str] = []
+    for match in _INCLUDE.finditer(_blank_comments(source)):
+        if match[1] not in found:
+            found.append(match[1])
+    return found
+
+
+def _blank_comments(text: str) -> str:
+    """``text`` with its comments made spaces (newlines kept), strings and preprocessor lines as they are."""
+    return re.sub(
+        r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"',
+        lambda m: m[0] if m[0].startswith('"') else re.sub(r"[^\n]", " ", m[0]),
+        text,
+        flags=re.S,
+    )
 
 
 def preprocess(source: str, name: str) -> str:

@@ -75,6 +75,8 @@ class Toolchain:
     size: str
     core_dir: Path
     variant_dir: Path
+    #: The Arduino libraries that come with the core (Wire, SPI, EEPROM, SoftwareSerial...): ``NAME/src/``.
+    libraries_dir: Path
     #: A digest of the compiler's version, avr-libc's and the core's files: part of every build's hash.
     version: str
 
@@ -112,6 +114,7 @@ class Toolchain:
             size=tools["avr-size"],
             core_dir=core_dir,
             variant_dir=variant_dir,
+            libraries_dir=root / "libraries",
             version=digest.hexdigest()[:16],
         )
 

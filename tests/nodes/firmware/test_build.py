@@ -76,3 +76,27 @@ def test_an_unreadable_sketch_is_one_line(tmp_path, firmware_cache):
 def test_the_shipped_sketches_build(firmware):
     for name in ("lamp", "buzzer"):
         assert firmware(name).elf.is_file(), sketch(name)
+
+
+def test_the_arduino_libraries_a_sketch_includes_are_built_with_it(firmware, firmware_cache):
+    """Wire, SPI and SoftwareSerial compiled once each into the cache (EEPROM is all header); it runs."""
+    from tests.nodes.firmware.common import Recorded
+
+    built = firmware("libraries")
+    folder = firmware_cache / "firmware"
+    assert {path.name.rsplit("-", 1)[0] for path in folder.glob("lib-*")} >= {
+        "lib-Wire",
+        "lib-SPI",
+        "lib-SoftwareSerial",
+    }
+    with Recorded(built.elf) as libraries:
+        libraries.mcu.run_for(0.1)
+        assert libraries.texts() == ["eeprom 42", "libraries ready"]
+
+
+def test_a_header_nobody_has_is_one_line_at_its_include(tmp_path, firmware_cache):
+    path = tmp_path / "nope.ino"
+    path.write_text("#include <Nope.h>\nvoid setup() {}\nvoid loop() {}\n")
+    with pytest.raises(FirmwareError) as caught:
+        build(path, shown="nope.ino")
+    assert str(caught.value) == "nope.ino:1:18: error: Nope.h: No such file or directory"

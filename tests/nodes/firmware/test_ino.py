@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nodes.firmware.ino import parse_errors, preprocess
+from nodes.firmware.ino import included, parse_errors, preprocess
 
 
 def test_prototypes_go_before_the_first_definition_and_the_lines_stay_the_sketchs():
@@ -91,3 +91,18 @@ def test_a_sketch_without_functions_is_only_included_and_numbered():
 )
 def test_errors_are_one_line_each_naming_the_sketch_as_the_grid_does(output, errors):
     assert parse_errors(output, "lamp.ino", "firmware/lamp.ino", ["/tmp/sketch-x/lamp.ino.cpp"]) == errors
+
+
+@pytest.mark.parametrize(
+    ("source", "headers"),
+    [
+        pytest.param('#include <Wire.h>\n#include "EEPROM.h"\n', ["Wire.h", "EEPROM.h"], id="both-forms"),
+        pytest.param("  #  include <SPI.h>\n#include <SPI.h>\n", ["SPI.h"], id="spaced-once"),
+        pytest.param("// #include <SPI.h>\n/* #include <Wire.h>\n */\n", [], id="commented-out"),
+        pytest.param('const char *s = "#include <Wire.h>";\n', [], id="in-a-string"),
+        pytest.param("#include <avr/wdt.h>\n", ["avr/wdt.h"], id="a-path"),
+    ],
+)
+def test_the_headers_a_sketch_includes(source, headers):
+    """What the build looks for among the Arduino libraries: every #include, once, not those commented out."""
+    assert included(source) == headers
