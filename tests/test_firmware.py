@@ -42,7 +42,7 @@ def test_send_answers_with_the_firmwares_line_and_echo_shows_its_pin_and_serial(
     assert echo.output().splitlines() == ["lamp/pin/13 0", "lamp/pin/13 1", "lamp/serial lamp on"]  # 0: retained
     status = run_arduino("--grid", lamp, "status")
     assert re.search(
-        r"^lamp: firmware=lamp\.ino mcu=ATmega328P clock=16 MHz cycles=\d+ state=running lag=[0-9.]+ flash=\d+ ram=\d+ pins=D13=out:1$",
+        r"^lamp: firmware=lamp\.ino mcu=ATmega328P clock=16 MHz cycles=\d+ pins=D13=out:1 state=running lag=[0-9.]+ flash=\d+ ram=\d+$",
         status.stdout,
         re.MULTILINE,
     ), status.stdout

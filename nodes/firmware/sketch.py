@@ -135,11 +135,11 @@ class Simulated:
             "mcu": _MCU_NAMES.get(mcu.name, mcu.name),
             "clock": f"{mcu.freq / 1e6:g} MHz",
             "cycles": clock.cycles,
+            "pins": " ".join(pins) or "none",  # before the rest: status cuts its line at 160 characters
             "state": clock.state.name.lower(),
             "lag": round(clock.lag, 4),
             "flash": self.built.flash,
             "ram": self.built.ram,
-            "pins": " ".join(pins) or "none",
         }
 
 
