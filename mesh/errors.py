@@ -6,6 +6,7 @@
     ├── GridError               the grid is wrong: fatal at start, names file and line
     │   └── ScenarioError       a scenario file is wrong, or does not fit its grid (mesh.scenario)
     ├── SketchError             a sketch cannot be found or used (nodes.sketchbook): fatal at start
+    │   └── FirmwareError       a firmware (.ino) that does not build, or no toolchain or simulator to build or run it
     ├── ListenError             a node cannot listen on its address (its port taken): fatal at start
     ├── UnknownNodeError        a name that the grid does not have
     ├── TopicError              a key, topic or pattern that breaks the rules (also a ValueError)
@@ -34,6 +35,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "BatchRefused",
+    "FirmwareError",
     "GridError",
     "ListenError",
     "LoopTimeout",
@@ -78,6 +80,22 @@ class ScenarioError(GridError):
 
 class SketchError(MeshError):
     """A sketch that cannot be found or used, with a one-line reason."""
+
+
+class FirmwareError(SketchError):
+    """A firmware that cannot be built or run (nodes.firmware): one line per error, ``lamp.ino:7:20: error: ...``.
+
+    ``lines`` are the errors, each naming the sketch's own file and line; ``log`` keeps the
+    compiler's whole output for whoever wants its notes too.
+    """
+
+    def __init__(self, lines: Iterable[str], log: str = "") -> None:
+        self.lines = list(lines)
+        self.log = log
+        super().__init__(*self.lines)
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
 
 
 class ListenError(MeshError):

@@ -65,7 +65,7 @@ DEFAULT_STATE_DIR = ".state"
 #: Seconds a stopping node gives its subscribers to take its last publications (its ``$state`` = ``offline``).
 FLUSH_TIMEOUT = 0.5
 #: A node's own fields that cannot change while it runs: the server, the sketch and the links are built from them.
-FIXED = ("host", "port", "sketch", "outbox", "max_size", "durable")
+FIXED = ("host", "port", "sketch", "outbox", "max_size", "durable", "serial", "baud")
 
 
 class Node:

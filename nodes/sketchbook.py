@@ -6,6 +6,9 @@ A grid's ``sketch:`` is one of (see README, "grid.yaml"):
   folder of the grid file, searched first; then the built-in sketch of that name
   (the modules of the ``sketches`` package: ``clock``, ``iopin``, ``buzzer``, ``dashboard``);
 - a path ending in ``.py``, relative to the grid file: ``./lab/blinker.py``;
+- Arduino firmware, a path ending in ``.ino``, relative to the grid file: ``lamp.ino``. Its
+  node runs :class:`nodes.firmware.Firmware`, which builds it and runs it on a simulated
+  ATmega328P (or talks to a real board running it, with the node's ``serial:``);
 - an importable module and class, ``package.module:Class`` (the grid's folder
   is importable too, as a project's own root is).
 
@@ -36,7 +39,7 @@ from mesh.grid.shown import suggest
 
 from .factory import FactoryLoop
 
-__all__ = ["BUILTIN", "FOLDER", "available", "builtins", "load", "locate", "problem"]
+__all__ = ["BUILTIN", "FOLDER", "available", "builtins", "is_firmware", "load", "locate", "problem"]
 
 #: The package of the built-in sketches.
 BUILTIN = "sketches"
@@ -89,13 +92,18 @@ def _split_class(value: str) -> tuple[str, str | None]:
 
 
 def _is_path(value: str) -> bool:
-    return value.endswith(".py") or "/" in value or value.startswith(".")
+    return value.endswith((".py", ".ino")) or "/" in value or value.startswith(".")
+
+
+def is_firmware(value: str) -> bool:
+    """Whether the grid's ``sketch: value`` is Arduino firmware (``lamp.ino``) rather than Python."""
+    return value.endswith(".ino")
 
 
 def locate(value: str, grid_path: str | os.PathLike[str] | None = None) -> Located:
     """Where the grid's ``sketch: value`` is, without importing it; SketchError saying what was tried."""
     folder = _project(grid_path)
-    where, cls = _split_class(value)
+    where, cls = (value, None) if is_firmware(value) else _split_class(value)
     if _is_path(where):
         file = Path(where).expanduser()
         if not file.is_absolute():
@@ -185,6 +193,10 @@ def _load_file(file: Path) -> ModuleType:
 def load(value: str, grid_path: str | os.PathLike[str] | None = None) -> type[FactoryLoop]:
     """The :class:`FactoryLoop` subclass the grid's ``sketch: value`` names (see the module's doc)."""
     found = locate(value, grid_path)
+    if is_firmware(value):
+        from .firmware import Firmware  # only a grid with firmware pays for it
+
+        return Firmware
     shown = str(found.file) if found.file is not None else found.module
     try:
         if found.file is not None:

@@ -153,6 +153,28 @@ def _describe(pid: int) -> str:
     return f"{pid} {args[:200]}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def firmware_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cache of firmware builds and of the simavr helper for the whole session (nodes.firmware.toolchain).
+
+    Empty at the start, so the suite builds the Arduino core and the helper cold, once; every
+    test after finds them there. Through the environment, so that ./arduino.py and the other
+    processes the tests start share it too; nothing lands in the user's ~/.cache.
+    """
+    from nodes.firmware.toolchain import CACHE_ENV
+
+    path = tmp_path_factory.mktemp("arduino-mesh-cache")
+    old = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop(CACHE_ENV, None)
+        else:
+            os.environ[CACHE_ENV] = old
+
+
 @pytest.fixture(autouse=True)
 def _processes() -> Iterator[None]:
     """Kill whatever the test started, pass or fail; error if anything escaped that cleanup."""

@@ -32,7 +32,9 @@ class NodeSpec:
     ``subscribe`` holds topic patterns (see :mod:`mesh.topics`) in file order; a
     subscriber connects out to the publishers, so it needs no port of its own.
     ``outbox``, ``max_size`` and ``durable`` say how the node's links behave; ``timeout``
-    how long one ``loop()`` call may take before its sender gets an error.
+    how long one ``loop()`` call may take before its sender gets an error. A firmware node
+    (``sketch: lamp.ino``) runs on a simulated MCU, or, with ``serial`` (and ``baud``), is a real
+    board on that serial port (see docs/firmware.md).
     """
 
     name: str
@@ -45,6 +47,8 @@ class NodeSpec:
     max_size: int = DEFAULT_MAX_SIZE  # the largest frame the node accepts, in bytes
     durable: bool = False  # keep the unacked outbox in a local SQLite file
     timeout: float | None = None  # seconds one loop() call may take before it is cancelled; None: no bound
+    serial: str | None = None  # a firmware node's real board: its serial port (/dev/ttyACM0); None: simulated
+    baud: int | None = None  # the board's serial speed (None: the default, 115200)
     line: int = 0  # line of the node's definition in the file; 0 when built in memory
     tls: bool = False  # the grid has tls: the node serves wss:// (set by the Grid, not a key of a node)
 

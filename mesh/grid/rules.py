@@ -33,12 +33,14 @@ __all__ = ["AUTH_KEYS", "NODE_KEYS", "TLS_KEYS", "TOP_KEYS", "build_grid", "chan
 
 #: The keys a node may have, sorted (as listed in error messages).
 NODE_KEYS: tuple[str, ...] = (
+    "baud",
     "durable",
     "host",
     "max_size",
     "outbox",
     "params",
     "port",
+    "serial",
     "sketch",
     "subscribe",
     "timeout",
@@ -145,12 +147,28 @@ def _changed_spec(grid: Grid, name: str, changes: Mapping[str, Any]) -> NodeSpec
     # Only the fields changed are checked (the others are valid already), in the order the rules check them in.
     data = {key: changes[key] for key in _CHECK_ORDER if key in changes}
     lines = {("nodes", name): line} if line else {}
-    fields = _Rules(grid.path, Marks(values=lines, keys=lines), None).fields(name, data)
+    rules = _Rules(grid.path, Marks(values=lines, keys=lines), None)
+    fields = rules.fields(name, data)
+    merged = {key: fields.get(key, getattr(old, key)) for key in ("sketch", "serial", "baud")}
+    if any(key in fields for key in merged):
+        rules.board(name, merged)
     return dataclasses.replace(old, line=line, **fields)
 
 
 #: The order in which the rules check a node's fields.
-_CHECK_ORDER = ("sketch", "host", "port", "outbox", "max_size", "durable", "timeout", "params", "subscribe")
+_CHECK_ORDER = (
+    "sketch",
+    "host",
+    "port",
+    "outbox",
+    "max_size",
+    "durable",
+    "timeout",
+    "serial",
+    "baud",
+    "params",
+    "subscribe",
+)
 
 
 def _known(names: list[str]) -> Callable[[str], str | None]:
@@ -293,7 +311,16 @@ class _Rules:
         fields = self.fields(name, value)
         if "sketch" not in fields:
             self.fail(self.marks.key(where), f"node {name!r} has no 'sketch'")
+        self.board(name, fields)
         return NodeSpec(name=name, line=self.marks.key(where) or 0, **fields)
+
+    def board(self, name: str, fields: Mapping[str, Any]) -> None:
+        """``serial`` only for a firmware (``sketch: NAME.ino``), ``baud`` only with ``serial``: at the key's line."""
+        where = ("nodes", name)
+        with self.at(self.marks.key((*where, "serial")) or self.marks.key(where)):
+            check.check_board(name, fields.get("sketch"), fields.get("serial"), fields.get("baud"), "serial")
+        with self.at(self.marks.key((*where, "baud")) or self.marks.key(where)):
+            check.check_board(name, fields.get("sketch"), fields.get("serial"), fields.get("baud"), "baud")
 
     def fields(self, name: str, value: Mapping[Any, Any]) -> dict[str, Any]:
         """The fields of node ``name`` that ``value`` gives, each checked."""
@@ -317,7 +344,8 @@ class _Rules:
         return fields
 
     def setting(self, name: str, at: Path, key: str, value: Any) -> Any:
-        """The value of a node's ``sketch``, ``host``, ``port``, ``outbox``, ``max_size`` or ``durable``."""
+        """The value of a node's ``sketch``, ``host``, ``port``, ``outbox``, ``max_size``, ``durable``, ``timeout``,
+        ``serial`` or ``baud``."""
         line = self.marks.line(at)
         with self.at(line):
             if key == "sketch":
@@ -332,6 +360,10 @@ class _Rules:
                 check.check_max_size(name, value, self.marks.text(at))
             elif key == "timeout":
                 value = check.check_timeout(name, value, self.marks.text(at))
+            elif key == "serial":
+                check.check_serial(name, value)
+            elif key == "baud":
+                check.check_baud(name, value, self.marks.text(at))
             else:
                 check.check_durable(name, value)
         if key == "sketch" and self.sketches is not None:

@@ -18,13 +18,17 @@ from mesh.topics import check_pattern
 from .shown import show, shown
 
 __all__ = [
+    "BAUD_RANGE",
     "Invalid",
+    "check_baud",
+    "check_board",
     "check_durable",
     "check_host",
     "check_max_size",
     "check_outbox",
     "check_param_name",
     "check_port",
+    "check_serial",
     "check_sketch",
     "check_subscription",
     "check_timeout",
@@ -38,6 +42,8 @@ __all__ = [
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")
 _DECIMAL = re.compile(r"[-+]?[0-9]+")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: The serial speeds a board's ``baud`` may name, in bits per second (Arduino's Serial.begin() takes these and more).
+BAUD_RANGE = (300, 2_000_000)
 
 
 class Invalid(Exception):
@@ -49,11 +55,20 @@ def _dotted(text: str) -> bool:
 
 
 def check_sketch(node: str, value: Any) -> str:
-    """A sketch's name (``blinker``), a ``.py`` path (``./lab/blinker.py``), or ``package.module:Class``.
+    """A sketch's name (``blinker``), a ``.py`` path (``./lab/blinker.py``), ``package.module:Class``, or
+    Arduino firmware, a path ending in ``.ino`` (``lamp.ino``, ``./firmware/lamp.ino``).
 
-    A path, too, may name its class: ``./lab/two.py:Fast``. Where each is looked
+    A ``.py`` path, too, may name its class: ``./lab/two.py:Fast``. Where each is looked
     for is not the rules' business (see :mod:`sketches`).
     """
+    if (
+        isinstance(value, str)
+        and value.endswith(".ino")
+        and len(value) > len(".ino")
+        and value.strip() == value
+        and not any(char in value for char in "\n\r\t\0")
+    ):
+        return value
     where, sep, cls = value.rpartition(":") if isinstance(value, str) else ("", "", "")
     if not sep:
         where, cls = value, ""
@@ -67,7 +82,7 @@ def check_sketch(node: str, value: Any) -> str:
         return value
     raise Invalid(
         f"node {node!r}: 'sketch' must be a sketch's name (blinker), a path to a .py file "
-        f"(./sketches/blinker.py) or module:Class (mypackage.blinker:Blinker)"
+        f"(./sketches/blinker.py), module:Class (mypackage.blinker:Blinker) or Arduino firmware (lamp.ino)"
     )
 
 
@@ -149,6 +164,40 @@ def check_timeout(node: str, value: Any, raw: str | None = None) -> float | None
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < float("inf"):
         raise Invalid(f"node {node!r}: 'timeout' must be a number of seconds above 0, not {shown(value)}")
     return float(value)
+
+
+def check_serial(node: str, value: Any) -> str:
+    """A board's serial port: a device path (``/dev/ttyACM0``), or a URL pyserial-style libraries open (``socket://``)."""
+    if not isinstance(value, str) or not value.strip() or value.strip() != value or any(c in value for c in "\n\r\0"):
+        raise Invalid(f"node {node!r}: 'serial' must be the board's serial port, like /dev/ttyACM0, not {show(value)}")
+    return value
+
+
+def check_baud(node: str, value: Any, raw: str | None = None) -> int:
+    """A board's serial speed in bits per second. ``raw`` is the plain YAML text, if any."""
+    _check_written(node, "baud", value, raw)
+    low, high = BAUD_RANGE
+    if not _is_whole(value) or not low <= value <= high:
+        raise Invalid(
+            f"node {node!r}: 'baud' must be a whole number of bits per second from {low} to {high:,} "
+            f"(what the firmware's Serial.begin() says, 115200 say), not {shown(value)}"
+        )
+    return value
+
+
+def check_board(node: str, sketch: Any, serial: Any, baud: Any, key: str) -> None:
+    """Whether ``key`` (``serial`` or ``baud``) fits the node: a board over serial runs firmware, and has a port."""
+    firmware = isinstance(sketch, str) and sketch.endswith(".ino")
+    if key == "serial" and serial is not None and not firmware:
+        raise Invalid(
+            f"node {node!r}: 'serial' is for a node whose sketch is Arduino firmware running on a real board "
+            f"(sketch: lamp.ino), not {show(sketch)}; remove 'serial', or name the board's .ino"
+        )
+    if key == "baud" and baud is not None and serial is None:
+        why = "a simulated firmware's Serial runs at the speed its sketch sets" if firmware else "only a board has one"
+        raise Invalid(
+            f"node {node!r}: 'baud' goes with 'serial' (the board's port, /dev/ttyACM0): {why}; remove 'baud'"
+        )
 
 
 def check_token_env(value: Any) -> str:

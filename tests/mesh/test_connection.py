@@ -295,3 +295,28 @@ async def test_a_handler_of_incoming_text_that_fails_drops_the_connection_with_o
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("host", "family", "address"),
+    [("127.0.0.1", socket.AF_INET, ("127.0.0.1", 8765)), ("::1", socket.AF_INET6, ("::1", 8765))],
+)
+async def test_a_literal_address_is_used_without_the_resolver(host, family, address):
+    """A one-shot request to a literal address asks no resolver: no thread, whose wall time would move virtual time."""
+    from mesh.requests import _addresses
+
+    loop = asyncio.get_running_loop()
+    resolved = []
+
+    async def resolver(*args, **kwargs):
+        resolved.append(args)
+        return []
+
+    loop.getaddrinfo = resolver  # type: ignore[method-assign]  # (this test's own loop)
+    try:
+        assert await _addresses(loop, host, 8765) == [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
+        assert resolved == []
+        assert await _addresses(loop, "localhost", 8765) == []
+        assert resolved == [("localhost", 8765)]
+    finally:
+        del loop.getaddrinfo

@@ -305,7 +305,7 @@ INVALID = [
             prot: 8765
         """,
         "grid.yaml:4: unknown key 'prot' in node 'iopin' "
-        "(expected one of: durable, host, max_size, outbox, params, port, sketch, subscribe, timeout); "
+        "(expected one of: baud, durable, host, max_size, outbox, params, port, serial, sketch, subscribe, timeout); "
         "did you mean 'port'?",
     ),
     (
@@ -315,7 +315,7 @@ INVALID = [
           iopin: {sketch: iopin, colour: red}
         """,
         "grid.yaml:2: unknown key 'colour' in node 'iopin' "
-        "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
+        "(expected one of: baud, durable, host, max_size, outbox, params, port, serial, sketch, "
         "subscribe, timeout)",
     ),
     (
@@ -344,7 +344,7 @@ INVALID = [
         nodes:
           clock: {sketch: 5}
         """,
-        "grid.yaml:2: node 'clock': 'sketch' must be a sketch's name (blinker), a path to a .py file (./sketches/blinker.py) or module:Class (mypackage.blinker:Blinker)",
+        "grid.yaml:2: node 'clock': 'sketch' must be a sketch's name (blinker), a path to a .py file (./sketches/blinker.py), module:Class (mypackage.blinker:Blinker) or Arduino firmware (lamp.ino)",
     ),
     (
         "sketch-empty",
@@ -353,7 +353,7 @@ INVALID = [
           clock:
             sketch: ""
         """,
-        "grid.yaml:3: node 'clock': 'sketch' must be a sketch's name (blinker), a path to a .py file (./sketches/blinker.py) or module:Class (mypackage.blinker:Blinker)",
+        "grid.yaml:3: node 'clock': 'sketch' must be a sketch's name (blinker), a path to a .py file (./sketches/blinker.py), module:Class (mypackage.blinker:Blinker) or Arduino firmware (lamp.ino)",
     ),
     (
         "host-number",
@@ -430,7 +430,7 @@ INVALID = [
           clock: {sketch: clock, outbx: 50}
         """,
         "grid.yaml:2: unknown key 'outbx' in node 'clock' "
-        "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
+        "(expected one of: baud, durable, host, max_size, outbox, params, port, serial, sketch, "
         "subscribe, timeout); did you mean 'outbox'?",
     ),
     (
@@ -561,7 +561,7 @@ INVALID = [
             max-size: 2048
         """,
         "grid.yaml:4: unknown key 'max-size' in node 'clock' "
-        "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
+        "(expected one of: baud, durable, host, max_size, outbox, params, port, serial, sketch, "
         "subscribe, timeout); did you mean 'max_size'?",
     ),
     (
@@ -699,6 +699,81 @@ INVALID = [
         """,
         "grid.yaml:2: node 'buzzer': timeout '1:30' is not a plain decimal number; write 90",
     ),
+    # ---- firmware: a sketch that is an .ino; serial and baud only where they make sense
+    (
+        "ino-alone",
+        """\
+        nodes:
+          lamp: {sketch: .ino}
+        """,
+        "grid.yaml:2: node 'lamp': 'sketch' must be a sketch's name (blinker), a path to a .py file "
+        "(./sketches/blinker.py), module:Class (mypackage.blinker:Blinker) or Arduino firmware (lamp.ino)",
+    ),
+    (
+        "serial-on-python",
+        """\
+        nodes:
+          lamp:
+            sketch: buzzer
+            serial: /dev/ttyACM0
+        """,
+        "grid.yaml:4: node 'lamp': 'serial' is for a node whose sketch is Arduino firmware running on a real "
+        "board (sketch: lamp.ino), not 'buzzer'; remove 'serial', or name the board's .ino",
+    ),
+    (
+        "baud-without-serial",
+        """\
+        nodes:
+          lamp:
+            sketch: lamp.ino
+            port: 8767
+            baud: 9600
+        """,
+        "grid.yaml:5: node 'lamp': 'baud' goes with 'serial' (the board's port, /dev/ttyACM0): "
+        "a simulated firmware's Serial runs at the speed its sketch sets; remove 'baud'",
+    ),
+    (
+        "baud-on-python",
+        """\
+        nodes:
+          clock: {sketch: clock, baud: 9600}
+        """,
+        "grid.yaml:2: node 'clock': 'baud' goes with 'serial' (the board's port, /dev/ttyACM0): "
+        "only a board has one; remove 'baud'",
+    ),
+    (
+        "baud-too-low",
+        """\
+        nodes:
+          lamp: {sketch: lamp.ino, serial: /dev/ttyACM0, baud: 12}
+        """,
+        "grid.yaml:2: node 'lamp': 'baud' must be a whole number of bits per second from 300 to 2,000,000 "
+        "(what the firmware's Serial.begin() says, 115200 say), not 12",
+    ),
+    (
+        "baud-hex",
+        """\
+        nodes:
+          lamp: {sketch: lamp.ino, serial: /dev/ttyACM0, baud: 0x2580}
+        """,
+        "grid.yaml:2: node 'lamp': baud '0x2580' is not a plain decimal number; write 9600",
+    ),
+    (
+        "serial-empty",
+        """\
+        nodes:
+          lamp: {sketch: lamp.ino, serial: ""}
+        """,
+        "grid.yaml:2: node 'lamp': 'serial' must be the board's serial port, like /dev/ttyACM0, not ''",
+    ),
+    (
+        "serial-number",
+        """\
+        nodes:
+          lamp: {sketch: lamp.ino, serial: 3}
+        """,
+        "grid.yaml:2: node 'lamp': 'serial' must be the board's serial port, like /dev/ttyACM0, not 3",
+    ),
     (
         "timeout-octal",
         """\
@@ -715,7 +790,7 @@ INVALID = [
           clock: {sketch: clock, durabel: true}
         """,
         "grid.yaml:2: unknown key 'durabel' in node 'clock' "
-        "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
+        "(expected one of: baud, durable, host, max_size, outbox, params, port, serial, sketch, "
         "subscribe, timeout); did you mean 'durable'?",
     ),
     (
@@ -939,7 +1014,7 @@ INVALID = [
             subscribes: [iopin/pin]
         """,
         "grid.yaml:4: unknown key 'subscribes' in node 'meter' "
-        "(expected one of: durable, host, max_size, outbox, params, port, sketch, subscribe, timeout); "
+        "(expected one of: baud, durable, host, max_size, outbox, params, port, serial, sketch, subscribe, timeout); "
         "did you mean 'subscribe'?",
     ),
     (
@@ -1698,7 +1773,7 @@ def test_build_grid_from_python_data() -> None:
             {"clock": {"sketch": "clock", "durabel": True}},
             [],
             "<memory>: unknown key 'durabel' in node 'clock' "
-            "(expected one of: durable, host, max_size, outbox, params, port, sketch, "
+            "(expected one of: baud, durable, host, max_size, outbox, params, port, serial, sketch, "
             "subscribe, timeout); did you mean 'durable'?",
             id="unknown-key",
         ),

@@ -86,7 +86,7 @@ def test_build_grid_says_the_same(data: dict[str, Any], marks: Marks, message: s
         pytest.param({"params": None}, "grid.yaml:2: node 'clock': 'params' must be a mapping", id="params-none"),
         pytest.param(
             {"sketch": "a b"},
-            "grid.yaml:2: node 'clock': 'sketch' must be a sketch's name (blinker), a path to a .py file (./sketches/blinker.py) or module:Class (mypackage.blinker:Blinker)",
+            "grid.yaml:2: node 'clock': 'sketch' must be a sketch's name (blinker), a path to a .py file (./sketches/blinker.py), module:Class (mypackage.blinker:Blinker) or Arduino firmware (lamp.ino)",
             id="sketch",
         ),
     ],
@@ -152,3 +152,50 @@ def test_with_nodes_reports_as_with_node(changes: dict[str, dict[str, Any]], mes
     with pytest.raises(GridError) as caught:
         grid.with_nodes(changes)
     assert str(caught.value) == message
+
+
+def test_a_firmware_node_and_a_board_over_serial() -> None:
+    """``sketch: NAME.ino`` is firmware; ``serial`` and ``baud`` make it a board; each stays as written."""
+    grid = build_grid(
+        {
+            "lamp": {"sketch": "firmware/lamp.ino", "port": 8767},
+            "board": {"sketch": "lamp.ino", "port": 8768, "serial": "/dev/ttyACM0", "baud": 9600},
+        }
+    )
+    assert (grid.node("lamp").sketch, grid.node("lamp").serial, grid.node("lamp").baud) == (
+        "firmware/lamp.ino",
+        None,
+        None,
+    )
+    assert (grid.node("board").serial, grid.node("board").baud) == ("/dev/ttyACM0", 9600)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        pytest.param(
+            {"serial": "/dev/ttyACM0"},
+            "grid.yaml:2: node 'clock': 'serial' is for a node whose sketch is Arduino firmware running on a real "
+            "board (sketch: lamp.ino), not 'clock'; remove 'serial', or name the board's .ino",
+            id="serial-on-python",
+        ),
+        pytest.param(
+            {"sketch": "lamp.ino", "baud": 9600},
+            "grid.yaml:2: node 'clock': 'baud' goes with 'serial' (the board's port, /dev/ttyACM0): "
+            "a simulated firmware's Serial runs at the speed its sketch sets; remove 'baud'",
+            id="baud-without-serial",
+        ),
+    ],
+)
+def test_with_node_checks_serial_and_baud_against_the_node(changes: dict[str, Any], message: str) -> None:
+    """with_node() checks serial and baud against the node as changed, at its line."""
+    grid = validate(
+        {"nodes": {"clock": {"sketch": "clock"}}},
+        path="grid.yaml",
+        marks=load_yaml("nodes:\n  clock: {sketch: clock}\n")[1],
+    )
+    with pytest.raises(GridError) as caught:
+        grid.with_node("clock", **changes)
+    assert str(caught.value) == message
+    board = grid.with_node("clock", sketch="lamp.ino", serial="/dev/ttyACM0", baud=9600)
+    assert board.node("clock").baud == 9600

@@ -147,3 +147,18 @@ def test_a_sketch_value_that_cannot_name_one(tmp_path: Path, value: str):
     (tmp_path / "grid.yaml").write_text(f"nodes:\n  a: {{sketch: {value!r}}}\n")
     with pytest.raises(GridError, match=r":2: node 'a': 'sketch' must be a sketch's name \(blinker\), a path"):
         read_grid(tmp_path / "grid.yaml")
+
+
+def test_arduino_firmware_is_a_path_ending_in_ino(tmp_path: Path):
+    """``sketch: lamp.ino`` is a file beside the grid (or at a path from it); its node runs the Firmware sketch."""
+    from nodes.firmware import Firmware
+
+    (tmp_path / "fw").mkdir()
+    (tmp_path / "fw" / "lamp.ino").write_text("void setup() {}\nvoid loop() {}\n")
+    grid = tmp_path / "grid.yaml"
+    assert locate("fw/lamp.ino", grid).file == tmp_path / "fw" / "lamp.ino"
+    assert load("fw/lamp.ino", grid) is Firmware
+    with pytest.raises(SketchError) as caught:
+        locate("lamp.ino", grid)
+    assert str(caught.value) == f"no sketch file 'lamp.ino': tried {tmp_path / 'lamp.ino'}"
+    assert problem(grid)("lamp.ino") == str(caught.value)
