@@ -41,8 +41,8 @@ FULL = {
     "reuse": 20_000,
     "rings": {1: 20_000, 10: 20_000, 100: 20_000, 1000: 20_000, 10_000: 20_000},
     "idle": {1000: 10.0},  # links: seconds
-    "up": [1000, 2500, 5000, 10_000],  # nodes started by `arduino up` itself
-    "up_idle": {1000: 10.0},  # nodes, each subscribed to the next, idle under `arduino up`: seconds
+    "up": [1000, 2500, 5000, 10_000],  # nodes started by `arduino-mesh up` itself
+    "up_idle": {1000: 10.0},  # nodes, each subscribed to the next, idle under `arduino-mesh up`: seconds
     "processes": 50,
     "rounds": 5,
 }
@@ -250,10 +250,10 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
         say(f"scale: {links:,} idle links in one process, {seconds:g} s")
         scale.append({"what": f"{links:,} idle links in one process", **fresh("bench.idle", links, seconds)})
     for nodes in sizes["up"]:
-        say(f"scale: {nodes:,} buzzers started by arduino up")
+        say(f"scale: {nodes:,} buzzers started by arduino-mesh up")
         scale.append(up.start(nodes))
     for nodes, seconds in sizes["up_idle"].items():
-        say(f"scale: {nodes:,} subscribed nodes idle under arduino up, {seconds:g} s")
+        say(f"scale: {nodes:,} subscribed nodes idle under arduino-mesh up, {seconds:g} s")
         scale.append(up.idle(nodes, seconds))
     count = sizes["processes"]
     say(f"scale: {count} nodes as processes")

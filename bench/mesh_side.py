@@ -194,7 +194,7 @@ async def ring(size: int, hops: int, links: bool = True) -> dict[str, float]:
     """
     before = rss_kib()
     began, cpu = time.perf_counter(), time.process_time()
-    with building():  # as `arduino up` builds its nodes
+    with building():  # as `arduino-mesh up` builds its nodes
         grid = build_grid(
             {f"n{i}": {"sketch": "ring", "port": 0} for i in range(size)},
             [f"n{i} -> n{(i + 1) % size}" for i in range(size)],  # one node: wired to itself

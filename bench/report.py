@@ -70,7 +70,7 @@ def rows(report: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
                     started = f"{item['startup_s']:.2f} s" if "startup_s" in item else "-"
                     scale.append([item["what"], started, f"{item['cpu_percent']:.1f} % of a core while idle", "-"])
                     continue
-                if "nodes" in item:  # through `arduino up` itself: the stop is the last column
+                if "nodes" in item:  # through `arduino-mesh up` itself: the stop is the last column
                     stop = item.get("stop_s")
                     scale.append(
                         [

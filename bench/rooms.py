@@ -1,4 +1,4 @@
-"""python -m bench.rooms [--seconds S] [--json]: the runtime modules a tick enters, measured through ``arduino up``.
+"""python -m bench.rooms [--seconds S] [--json]: the runtime modules a tick enters, measured through ``arduino-mesh up``.
 
 Runs the shipped circuit's ticking path (``up clock iopin buzzer``, the shipped grid with the
 clock ticking forever, every node on a free port) as a real subprocess of the installed

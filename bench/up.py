@@ -1,4 +1,4 @@
-"""What ``arduino up`` costs, measured through the command itself: start-up of many nodes, idle CPU, the stop.
+"""What ``arduino-mesh up`` costs, measured through the command itself: start-up of many nodes, idle CPU, the stop.
 
 ``python -m bench`` runs these (its "scale" section); alone::
 
@@ -115,13 +115,13 @@ def run_up(count: int, *, subscribed: bool, idle: float = 0.0) -> dict[str, Any]
 
 def start(count: int) -> dict[str, Any]:
     """``count`` buzzers started by ``up``, then stopped."""
-    return {"what": f"{count:,} buzzers started by arduino up", **run_up(count, subscribed=False)}
+    return {"what": f"{count:,} buzzers started by arduino-mesh up", **run_up(count, subscribed=False)}
 
 
 def idle(count: int, seconds: float) -> dict[str, Any]:
     """``count`` nodes under ``up``, each subscribed to the next: CPU while nothing happens for ``seconds``."""
     return {
-        "what": f"{count:,} subscribed nodes idle under arduino up",
+        "what": f"{count:,} subscribed nodes idle under arduino-mesh up",
         **run_up(count, subscribed=True, idle=seconds),
     }
 

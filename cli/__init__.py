@@ -1,9 +1,9 @@
-"""The command line: ``arduino`` (installed) or ``./arduino.py`` (in a checkout); each command a small module.
+"""The command line: ``arduino-mesh`` (installed) or ``./arduino.py`` (in a checkout); each command a small module.
 
-arduino buzzer            run the node named "buzzer" in ./grid.yaml
-arduino send buzzer 1     send one message to a node, print its ack
-arduino echo '#'          print everything the circuit publishes
-arduino new blinky        make a project folder of your own
+arduino-mesh buzzer            run the node named "buzzer" in ./grid.yaml
+arduino-mesh send buzzer 1     send one message to a node, print its ack
+arduino-mesh echo '#'          print everything the circuit publishes
+arduino-mesh new blinky        make a project folder of your own
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ def cli(ctx: click.Context, grid: str, log_level: str, state_dir: str) -> None:
     """Run the nodes of an Arduino-like circuit that talk over websockets.
 
     Run a node of the grid (./grid.yaml unless --grid says otherwise) with
-    `arduino NODE` (`./arduino.py NODE` in a checkout), one terminal per node,
-    all of them in one process with `arduino up`, or as separate processes with
-    `honcho start`. Start a project of your own with `arduino new NAME`.
+    `arduino-mesh NODE` (`./arduino.py NODE` in a checkout), one terminal per node,
+    all of them in one process with `arduino-mesh up`, or as separate processes with
+    `honcho start`. Start a project of your own with `arduino-mesh new NAME`.
     """
     ctx.obj = {"grid": grid, "log_level": log_level.lower(), "state_dir": state_dir}
     configure_logging(log_level.lower())
@@ -110,7 +110,7 @@ for command in (
 def main() -> None:
     """Entry point: no traceback for Ctrl-C before the node is up; once nodes ran, signals are answered to the end."""
     try:
-        cli(prog_name=os.path.basename(sys.argv[0]) or "arduino")
+        cli(prog_name=os.path.basename(sys.argv[0]) or "arduino-mesh")
     except KeyboardInterrupt:
         finish(130)
     except SystemExit as exc:  # how click ends every command

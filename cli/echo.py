@@ -123,7 +123,7 @@ def echo_command(
         trace = open_trace(
             vcd,
             date=time.strftime("%Y-%m-%d %H:%M:%S %z"),
-            comment=f"arduino echo {' '.join(patterns)} (grid {grid.path}), wall-clock time since echo started",
+            comment=f"arduino-mesh echo {' '.join(patterns)} (grid {grid.path}), wall-clock time since echo started",
         )
     try:
         asyncio.run(listen(grid, plan, count, as_json, trace))

@@ -1,4 +1,4 @@
-"""``arduino new NAME``: a project folder of one's own, with the circuit, a sketch, its test, a Procfile."""
+"""``arduino-mesh new NAME``: a project folder of one's own, with the circuit, a sketch, its test, a Procfile."""
 
 from __future__ import annotations
 

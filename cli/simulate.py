@@ -124,7 +124,7 @@ def simulate_command(
         and ctx.get_parameter_source("seed") is click.core.ParameterSource.DEFAULT
     ):
         seed = played.seed
-    trace = None if vcd is None else open_trace(vcd, comment=f"arduino simulate --seed {seed}, simulated time")
+    trace = None if vcd is None else open_trace(vcd, comment=f"arduino-mesh simulate --seed {seed}, simulated time")
     wall = time.perf_counter()
     try:
         sim = Simulation(

@@ -30,7 +30,7 @@ def up_command(ctx: click.Context, names: tuple[str, ...]) -> None:
 
     Each line says which node it comes from, as under honcho
     (`12:00:01 clock  | tick 1`); each node takes its parameters from the grid,
-    and follows its edits as `arduino NODE` does, one read of the file for all
+    and follows its edits as `arduino-mesh NODE` does, one read of the file for all
     (a node added to the grid is not started).
     One Ctrl-C (or SIGTERM) stops them all and exits 0; a node that cannot start
     (its port taken, say) stops the others and exits 1. `honcho start` runs the

@@ -13,7 +13,9 @@ module looks for what is legal but suspicious, like an ERC does for a schematic:
 4. a node others must reach (wired to, or heard by another node's subscription) whose
    ``host`` is a wildcard (``0.0.0.0``, ``::``): it listens everywhere, but its peers
    would connect to the wildcard, which is their own machine (docs/hosts.md);
-5. with a Procfile: lines that are not ``NAME: COMMAND``, ``arduino.py`` lines
+5. a node named like a command (``echo``): ``arduino-mesh echo`` runs the command;
+6. with a Procfile: lines that are not ``NAME: COMMAND``, lines that run ``arduino`` (the
+   Arduino IDE's command, not ours), ``arduino.py`` lines
    that start an unknown node or start a node a second time, and nodes of the
    grid that no line starts. A line runs the grid its ``--grid`` (or
    ``ARDUINO_GRID=``) names, or else the default grid; lines that run another
@@ -36,15 +38,16 @@ from dataclasses import dataclass
 from mesh.grid import Grid, Wire
 from mesh.grid.values import host_ip
 
-__all__ = ["ERROR", "MAX_LOOPS", "NOT_NODES", "WARNING", "Finding", "check_grid", "summary"]
+__all__ = ["COMMANDS", "ERROR", "MAX_LOOPS", "WARNING", "Finding", "check_grid", "summary"]
 
 ERROR = "error"
 WARNING = "warning"
 
-#: Subcommands of arduino.py that do not start a node (a node named so runs as ``run NAME``).
-NOT_NODES: frozenset[str] = frozenset({"echo", "send", "status", "graph", "check", "new", "up"})
-#: The command, installed (``arduino``) or in a checkout (``./arduino.py``).
-_ARDUINO = ("arduino", "arduino.py")
+#: The CLI's subcommands (``arduino-mesh COMMAND``): a node named so runs only as ``run NAME``, so ``check``
+#: warns of one. (tests/cli/test_cli.py keeps this the CLI's own list.)
+COMMANDS: frozenset[str] = frozenset({"run", "up", "simulate", "send", "echo", "status", "check", "graph", "new"})
+#: The command, installed (``arduino-mesh``) or in a checkout (``./arduino.py``).
+_ARDUINO = ("arduino-mesh", "arduino.py")
 
 #: At most this many loops are listed; past it, one more warning says there are more.
 MAX_LOOPS = 100
@@ -91,7 +94,7 @@ def check_grid(
     ``grid`` itself). ``found``: the Procfile was only found beside the grid, not
     asked for; if no line of it runs ``grid``, it says nothing about it.
     """
-    findings = _unconnected(grid) + _loops(grid) + _deaf_subscriptions(grid) + _wildcard_hosts(grid)
+    findings = _unconnected(grid) + _loops(grid) + _deaf_subscriptions(grid) + _wildcard_hosts(grid) + _shadowed(grid)
     if procfile is not None:
         findings += _check_procfile(grid, procfile, procfile_path, default_grid, found=found)
     return findings
@@ -294,6 +297,20 @@ def _wildcard_hosts(grid: Grid) -> list[Finding]:
     return findings
 
 
+def _shadowed(grid: Grid) -> list[Finding]:
+    """Nodes named like a command: ``arduino-mesh echo`` runs the command, not the node."""
+    return [
+        _warn(
+            grid,
+            spec.line,
+            f"node {spec.name!r} is named like the command 'arduino-mesh {spec.name}', which runs instead of it:"
+            f" start it with 'arduino-mesh run {spec.name}', or rename it",
+        )
+        for spec in grid.nodes.values()
+        if spec.name in COMMANDS
+    ]
+
+
 # --------------------------------------------------------------------------- the Procfile
 
 
@@ -323,6 +340,9 @@ def _check_procfile(grid: Grid, text: str, path: str, default_grid: str | None, 
             words = shlex.split(command, comments=True)
         except ValueError as exc:
             error(number, f"cannot read the command: {str(exc).lower()}")
+            continue
+        if any(os.path.basename(word) == "arduino" for word in words):
+            error(number, "runs 'arduino', the Arduino IDE's command: this project's is 'arduino-mesh'")
             continue
         target = _started_node(words)
         if target is None:
@@ -361,7 +381,7 @@ def _check_procfile(grid: Grid, text: str, path: str, default_grid: str | None, 
 def _started_node(words: list[str]) -> tuple[str, str | None] | None:
     """The node a Procfile command starts and the grid it names (None: the default), or None when it runs no node.
 
-    The command runs ``arduino`` or ``arduino.py`` (after ``exec``, ``env``, a Python
+    The command runs ``arduino-mesh`` or ``arduino.py`` (after ``exec``, ``env``, a Python
     interpreter and its options, ``NAME=value`` assignments); the node is the
     first word after the group options, or the one after ``run``; the grid is
     its ``--grid`` (or ``ARDUINO_GRID=``).
@@ -396,7 +416,7 @@ def _started_node(words: list[str]) -> tuple[str, str | None] | None:
         word = next(rest, None)
     if word == "run":
         word = next(rest, None)
-    elif word in NOT_NODES:
+    elif word in COMMANDS:
         return None
     if word is None or word.startswith("-"):
         return None

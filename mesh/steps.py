@@ -56,7 +56,7 @@ class Delay(Step):
 
 @dataclass(frozen=True, kw_only=True)
 class Send(Step):
-    """Send ``message`` to ``node`` (on ``channel``) as ``arduino send`` does; its ack must be ``expect`` if given."""
+    """Send ``message`` to ``node`` (on ``channel``) as ``arduino-mesh send`` does; its ack must be ``expect`` if given."""
 
     node: str
     message: str

@@ -10,7 +10,7 @@ needs a restart. An edit that does not validate is one line, ``grid.yaml:LINE: .
 the running grid is kept until the next valid edit. A file that vanishes for a moment (an
 editor saving by rename) keeps the running grid too.
 
-One watcher per process, not one per node: ``arduino up`` runs thousands of nodes of one grid,
+One watcher per process, not one per node: ``arduino-mesh up`` runs thousands of nodes of one grid,
 and N watchers would each hash and parse a file that grows with N.
 """
 

@@ -330,7 +330,7 @@ class Simulation:
     # -- talking to the circuit ------------------------------------------------------------
 
     async def send(self, name: str, message: str, channel: str = "") -> str:
-        """Send one message to node ``name``, as ``arduino send`` does; its acknowledgement."""
+        """Send one message to node ``name``, as ``arduino-mesh send`` does; its acknowledgement."""
         self._node(name)  # UnknownNodeError for a node not simulated
         uri = self.grid.node(name).uri
         if name in self.killed:

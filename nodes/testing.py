@@ -58,7 +58,7 @@ class Circuit:
         return address
 
     async def send(self, name: str, message: str, channel: str = "") -> str:
-        """Send one message to node ``name``, as ``arduino send`` does, and return its acknowledgement."""
+        """Send one message to node ``name``, as ``arduino-mesh send`` does, and return its acknowledgement."""
         uri = self.grid.node(name).uri
         if uri is None:
             raise ValueError(f"node {name!r} has no port: nothing can be sent to it")

@@ -114,7 +114,7 @@ async def start_circuit(grid: Grid, **options: Any) -> dict[str, Node]:
 
 
 async def stop_circuit(nodes: Mapping[str, Node]) -> None:
-    """Stop every node, each after the nodes that stream to it (as ``arduino up`` does)."""
+    """Stop every node, each after the nodes that stream to it (as ``arduino-mesh up`` does)."""
     await stop_together(list(nodes.values()))
 
 

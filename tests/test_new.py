@@ -1,4 +1,4 @@
-"""``arduino new``: a project of one's own, outside this repository, from the package as a user installs it."""
+"""``arduino-mesh new``: a project of one's own, outside this repository, from the package as a user installs it."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def free_grid(project: Path) -> list[int]:
 def test_a_new_user_from_a_wheel(tmp_path: Path):
     """The issue's walk-through, in a fresh venv with the wheel installed (not editable), outside the checkout.
 
-    `arduino new blinky && cd blinky && pytest && honcho start`: the tests pass at once, and the
+    `arduino-mesh new blinky && cd blinky && pytest && honcho start`: the tests pass at once, and the
     circuit runs the user's own sketch, which publishes where the dashboard and `echo` see it.
     """
     source = tmp_path / "source"  # built from a copy: building in the checkout would leave build/ in it
@@ -92,14 +92,14 @@ def test_a_new_user_from_a_wheel(tmp_path: Path):
     home = tmp_path / "home"
     home.mkdir()
 
-    made = run(["arduino", "new", "blinky"], cwd=home, env=env)
+    made = run(["arduino-mesh", "new", "blinky"], cwd=home, env=env)
     assert made.returncode == 0, made.stderr
     project = home / "blinky"
     tested = run(["pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=env, timeout=6 * DEADLINE)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert re.search(r"\b2 passed\b", tested.stdout), tested.stdout
-    helped = run(["arduino", "--help"], cwd=project, env=env)
-    assert helped.stdout.startswith("Usage: arduino [OPTIONS]"), helped.stdout
+    helped = run(["arduino-mesh", "--help"], cwd=project, env=env)
+    assert helped.stdout.startswith("Usage: arduino-mesh [OPTIONS]"), helped.stdout
     assert "blinky" in helped.stdout  # the project's own nodes are listed
 
     ports = free_grid(project)
@@ -107,7 +107,7 @@ def test_a_new_user_from_a_wheel(tmp_path: Path):
     honcho = Process([bin_ / "python", "-u", "-m", "honcho", "start"], cwd=project, env=env)
     honcho.expect(rf"blinky.*\| \[ blinky \] serving on 127\.0\.0\.1:{ports[3]}")
     honcho.expect(r"\| \[ blinky \] green led (on|off)")
-    echo = Process(["arduino", "echo", "blinky/#"], cwd=project, env=env)
+    echo = Process(["arduino-mesh", "echo", "blinky/#"], cwd=project, env=env)
     echo.expect(r"^blinky/led (on|off)$")
     echo.signal(signal.SIGINT)
     assert echo.wait() == 0
@@ -115,6 +115,12 @@ def test_a_new_user_from_a_wheel(tmp_path: Path):
     assert honcho.wait() == 130, honcho.output()  # honcho's code for "stopped by SIGINT"
     for name in ("clock", "iopin", "buzzer", "blinky", "dashboard"):
         assert re.search(rf"system\s+\| {name}\.1 stopped \(rc=0\)", honcho.output())
+    # The whole circuit in one process, as the README's first path runs it.
+    up = Process(["arduino-mesh", "up"], cwd=project, env=env)
+    up.expect(r"^\S+ blinky +\| green led (on|off)$")
+    up.signal(signal.SIGINT)
+    assert up.wait() == 0, up.output()
+    assert not (bin_ / "arduino").exists()  # the Arduino IDE's command (Debian's arduino package) is not ours
 
 
 def test_new_project_tests_pass_against_this_checkout(tmp_path: Path):

@@ -1,4 +1,4 @@
-"""The rooms a tick enters, measured through `arduino up`, are the ones docs/architecture.md prints."""
+"""The rooms a tick enters, measured through `arduino-mesh up`, are the ones docs/architecture.md prints."""
 
 from __future__ import annotations
 

@@ -143,12 +143,12 @@ CASES: list[tuple[str, str, str | None, list[str]]] = [
         "loop-to-itself",
         """\
         nodes:
-          echo: {sketch: iopin, port: 8765}
+          pin: {sketch: iopin, port: 8765}
         wires:
-          - echo -> echo
+          - pin -> pin
         """,
         None,
-        ["grid.yaml:4: warning: wires form a loop: echo -> echo"],
+        ["grid.yaml:4: warning: wires form a loop: pin -> pin"],
     ),
     (
         "loop-written-from-first-node-in-file-order",
@@ -399,7 +399,20 @@ CASES: list[tuple[str, str, str | None, list[str]]] = [
           - echo -> send
         """,
         "echo: ./arduino.py run echo\nsend: ./arduino.py send echo 1\n",
-        ["grid.yaml:3: warning: the Procfile does not start node 'send'"],
+        [
+            "grid.yaml:2: warning: node 'echo' is named like the command 'arduino-mesh echo', which runs instead of it: start it with 'arduino-mesh run echo', or rename it",
+            "grid.yaml:3: warning: node 'send' is named like the command 'arduino-mesh send', which runs instead of it: start it with 'arduino-mesh run send', or rename it",
+            "grid.yaml:3: warning: the Procfile does not start node 'send'",
+        ],
+    ),
+    (
+        "procfile-runs-the-arduino-ide",
+        TRIO,
+        "a: exec arduino a\nb: arduino-mesh b\nc: ./arduino.py c\n",
+        [
+            "Procfile:1: error: runs 'arduino', the Arduino IDE's command: this project's is 'arduino-mesh'",
+            "grid.yaml:2: warning: the Procfile does not start node 'a'",
+        ],
     ),
     (
         "procfile-line-for-another-grid-is-ignored",

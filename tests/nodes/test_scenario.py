@@ -1,6 +1,6 @@
 """Tests for nodes.scenario: scenarios played against the real nodes of a grid, in virtual time.
 
-Each test runs a Simulation on looptime's loop (``run_virtual``, as ``arduino simulate``
+Each test runs a Simulation on looptime's loop (``run_virtual``, as ``arduino-mesh simulate``
 does): the nodes are real, on free ports of 127.0.0.1, and a minute of the circuit takes
 a fraction of a second. The simulation is deterministic, so counts and times are exact.
 """

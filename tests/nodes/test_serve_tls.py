@@ -219,7 +219,7 @@ def grid_of(grid: Grid, *names: str) -> Grid:
 
 
 async def test_the_testing_circuit_sends_over_tls(tmp_path):
-    """nodes.testing.circuit runs a grid file with tls: and its send() verifies the node as `arduino send` does."""
+    """nodes.testing.circuit runs a grid file with tls: and its send() verifies the node as `arduino-mesh send` does."""
     write_certs(tmp_path)
     (tmp_path / "grid.yaml").write_text(TLS_YAML + "nodes:\n  buzzer: {sketch: buzzer, port: 8766}\n")
     async with circuit(tmp_path / "grid.yaml") as running:
