@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-from bench import mesh_side, peers, raw, scale, up
+from bench import headline, mesh_side, peers, raw, scale, up
 from bench.report import (
     MQTT_PACKAGES,
     PACKAGES,
@@ -379,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         docs_path.write_text(markdown(reports["results"], reports["scale"], reports["peers"]))
         print(f"report: {docs_path}", file=sys.stderr)
+        if args.docs is None:  # the README's headline rows, from the page just written
+            headline.rewrite(ROOT / "README.md", docs_path.read_text())
+            print("report: README.md's headline table", file=sys.stderr)
     return 0
 
 

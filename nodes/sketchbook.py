@@ -1,6 +1,6 @@
 """Where the grid's ``sketch:`` finds the behaviour a node runs, and loading it.
 
-A grid's ``sketch:`` is one of (see README, "grid.yaml"):
+A grid's ``sketch:`` is one of (see docs/grid.md, "Where `sketch:` finds a sketch"):
 
 - a name, ``blinker``: ``sketches/blinker.py`` (or ``sketches/blinker/``) in the
   folder of the grid file, searched first; then the built-in sketch of that name

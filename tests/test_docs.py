@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -64,3 +65,33 @@ def test_the_docs_name_things_that_exist():
 def test_a_reference_resolves(name: str):
     assert resolve(name) is not None
     assert resolve(name.replace(".", ".no_such_", 1)) is None
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped but '-' and '_', spaces as '-'."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    return {slug(line.lstrip("#")) for line in page.read_text().splitlines() if re.match(r"#{1,6} ", line)}
+
+
+def test_every_link_between_the_pages_leads_somewhere():
+    """A relative link in README.md or docs/ names a file that exists, and a heading of it when it has a #."""
+    wrong = []
+    for page in PAGES:
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            for target in LINK.findall(line):
+                if re.match(r"[a-z]+:", target):
+                    continue  # http:, https:, mailto:
+                path, _, anchor = target.partition("#")
+                linked = (page.parent / path).resolve() if path else page
+                if not linked.exists():
+                    wrong.append(f"{page.name}:{number}: {target} (no such file)")
+                elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+                    wrong.append(f"{page.name}:{number}: {target} (no such heading)")
+    assert not wrong, "\n".join(wrong)
