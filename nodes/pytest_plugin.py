@@ -81,7 +81,9 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     return result
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.has_plugin("looptime"):  # -p no:looptime: nothing of its to keep away
+        return
     for item in items:
         if "circuit" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.looptime(False), append=False)  # the closest: the fixture switches the clock

@@ -10,12 +10,10 @@ from mesh.grid import build_grid
 from nodes import FactoryLoop, every, reactive
 from nodes.delivery import run_every
 from nodes.runtime import Node
-from nodes.virtual import NOOP_CYCLES
 from tests.helpers import DEADLINE, MS, until
 
 
-@pytest.mark.looptime(noop_cycles=NOOP_CYCLES)
-async def test_a_thousand_periods_of_1_ms_end_at_one_second():
+async def test_a_thousand_periods_of_1_ms_end_at_one_second(virtual_time):
     """Calls at start + k * period: 1,000 periods of 1 ms end at 1 s, however long each call takes.
 
     In virtual time (looptime): the loop's clock moves only when every task waits, so the
@@ -48,8 +46,7 @@ async def test_a_failing_call_does_not_end_the_schedule():
     assert len(calls) == 4 and [str(e) for e in errors] == ["second call fails"]
 
 
-@pytest.mark.looptime(noop_cycles=NOOP_CYCLES)
-async def test_a_long_stall_skips_slots_instead_of_bursting():
+async def test_a_long_stall_skips_slots_instead_of_bursting(virtual_time):
     """A call that overruns by more than a period is not followed by a burst of catch-up calls."""
     loop = asyncio.get_running_loop()
     times: list[float] = []
@@ -64,8 +61,7 @@ async def test_a_long_stall_skips_slots_instead_of_bursting():
     assert [round(t - start, 9) for t in times] == [0, 0.25, 0.3]  # the missed slots are skipped, none bursts
 
 
-@pytest.mark.looptime(noop_cycles=NOOP_CYCLES)
-async def test_a_little_lateness_is_caught_up():
+async def test_a_little_lateness_is_caught_up(virtual_time):
     """A call that ends less than a period late is followed at once by the next, which keeps the schedule."""
     loop = asyncio.get_running_loop()
     times: list[float] = []

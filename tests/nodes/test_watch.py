@@ -33,6 +33,8 @@ from tests.helpers import DEADLINE, MS, until
 
 #: Long enough to be a block (THRESHOLD is 0.1 s) on any machine, short enough for a unit test.
 BLOCK = 200 * MS
+#: A stall time for the tests that wait for the watchdog: past BLOCK, shorter than STALL (0.5 s).
+SHORT_STALL = 300 * MS
 WATCHDOG = "arduino-mesh watchdog"
 
 
@@ -134,7 +136,8 @@ async def test_awaiting_is_not_blocking(sleepy, caplog):
 
 
 async def test_a_long_block_is_reported_while_it_lasts(sleepy, caplog):
-    """A loop() still blocking after STALL seconds is named by the watchdog at once, then its whole time once it ends."""
+    """A loop() still blocking after its stall time is named by the watchdog at once, then its whole time once it ends."""
+    sleepy.watch.stall = SHORT_STALL
     with released_by("sleepy", "so far") as said:
         Sleepy.release = said  # loop() blocks until the watchdog has spoken
         assert await send(sleepy, "until released") == "awake"
@@ -147,20 +150,20 @@ async def test_a_long_block_is_reported_while_it_lasts(sleepy, caplog):
         first,
     )
     assert match is not None, first
-    assert float(match[1]) >= STALL
+    assert float(match[1]) >= SHORT_STALL
     assert re.fullmatch(r"loop\(\) blocked the event loop for \d+\.\d\d s in all", last)
 
 
 async def test_blocks_do_not_flood_the_log(sleepy, caplog):
-    """Five blocks in a row: one warning, then, when the node stops, one line counting the other four."""
-    for _ in range(5):
+    """Three blocks in a row: one warning, then, when the node stops, one line counting the other two."""
+    for _ in range(3):
         assert await send(sleepy, "nap") == "awake"
     assert len(warnings(caplog)) == 1
-    assert sleepy.watch.blocked == 5
+    assert sleepy.watch.blocked == 3
     await sleepy.stop()
     _, summary = warnings(caplog)
     assert re.fullmatch(
-        r"sketch code blocked the event loop 4 more time\(s\) since the last warning, the longest \d\.\d\d s \(loop\(\)\): "
+        r"sketch code blocked the event loop 2 more time\(s\) since the last warning, the longest \d\.\d\d s \(loop\(\)\): "
         r"use 'await asyncio\.sleep\(\)', not 'time\.sleep\(\)'; run a blocking call with 'await asyncio\.to_thread\(\.\.\.\)'",
         summary,
     )
@@ -236,6 +239,7 @@ async def test_of_many_nodes_on_one_loop_the_one_that_blocks_is_named(caplog):
     """Ten nodes share the event loop (and the watchdog's one look at it): the node whose loop() blocks is named, no other."""
     others = [Node(Sleepy, f"other{i}", build_grid({f"other{i}": {"sketch": "sleepy"}})) for i in range(10)]
     node = Node(Sleepy, "sleepy", grid_of())
+    node.watch.stall = SHORT_STALL
     for each in [*others, node]:
         await each.open()
     try:
