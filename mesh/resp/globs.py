@@ -6,7 +6,7 @@ The syntax (``src/util.c``, nocase off as pub/sub uses it):
 - ``[abc]`` one of, ``[^abc]`` none of, ``[a-z]`` a range (ends in either order: ``[z-a]`` is ``[a-z]``),
   ``\\`` escapes inside a class too.
 
-And Redis's edge cases, each in the table of ``tests/mesh/test_resp_globs.py`` and checked there
+And Redis's edge cases, each in the table of ``tests/mesh/resp/test_globs.py`` and checked there
 against a real redis-server:
 
 - the empty string is matched by the empty pattern only: ``*`` does not match ``""``;

@@ -12,7 +12,7 @@ The first byte of each request decides, as in Redis (``processInputBuffer`` in
 
 :class:`RequestParser` is incremental (``feed()`` bytes as they come, ``next()`` a command at a
 time) and reproduces Redis 7.0's rules and its exact error wording, quirks included (each is a
-case in ``tests/mesh/test_resp_parse.py``):
+case in ``tests/mesh/resp/test_parse.py``):
 
 - ``*0`` and ``*-1`` are empty requests, silently skipped; so is an empty inline line;
 - the two bytes after a header line's ``\\r`` and after a bulk's payload are skipped unread

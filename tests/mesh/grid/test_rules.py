@@ -16,7 +16,7 @@ import pytest
 
 from mesh.errors import GridError
 from mesh.grid import Marks, build_grid, load_yaml, validate
-from tests.mesh.test_grid import INVALID, TRAPS
+from tests.mesh.grid.test_grid import INVALID, TRAPS
 
 #: The messages that name lines of the file besides their own: without lines, they say so otherwise.
 WITHOUT_LINES = {
