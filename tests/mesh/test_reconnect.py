@@ -1,4 +1,4 @@
-"""A link's connection and its reconnect policy, against real websockets servers on port 0 in the test's loop."""
+"""A link's connection and its reconnect policy (mesh.reconnect), against real websockets servers on port 0 in the test's loop."""
 
 from __future__ import annotations
 
@@ -10,15 +10,12 @@ from collections.abc import AsyncIterator, Generator
 import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Response
 
-from mesh.errors import NotAnswering, PeerUnavailable
-from mesh.failures import describe_error
+from mesh.errors import PeerUnavailable
 from mesh.reconnect import Connection
-from mesh.requests import query_status, send_once
 from mesh.wall import READ_SIZE
-from tests.helpers import DEADLINE, MS, SilentPeer, until
+from tests.helpers import DEADLINE, MS, until
 
 LOG = logging.getLogger("mesh.test")
 
@@ -219,54 +216,6 @@ async def test_a_link_reads_in_small_buffers_and_a_larger_message_still_comes_wh
     assert echoed.result() == big
 
 
-def test_failures_are_described_in_a_few_words():
-    """describe_error() says why a connection failed, as a log line or an error message shows it."""
-    response = Response(401, "Unauthorized", Headers(), b"")
-    cases = [
-        (PeerUnavailable("a", "ws://x", "it does not speak arduino-mesh.1"), "it does not speak arduino-mesh.1"),
-        (ConnectionRefusedError(111, "Connection refused"), "connection refused"),
-        (TimeoutError(), "timed out"),
-        (InvalidStatus(response), "refused the handshake with HTTP 401: wrong or missing token"),
-        (InvalidStatus(Response(503, "Unavailable", Headers(), b"")), "refused the handshake with HTTP 503"),
-        (OSError(113, "No route to host"), "no route to host"),
-        (ConnectionClosed(None, None), "connection closed"),
-        (RuntimeError("odd"), "odd"),
-        (RuntimeError(), "RuntimeError"),
-    ]
-    assert [describe_error(exc) for exc, _ in cases] == [words for _, words in cases]
-
-
-async def test_one_shot_requests_tell_refused_from_not_answering():
-    """request(): nothing listening is PeerUnavailable (refused); a TCP listener that never speaks is NotAnswering
-    (no handshake); a mesh peer that greets but never acks is NotAnswering too (no answer)."""
-    with pytest.raises(PeerUnavailable, match=r"connection refused$") as refused:
-        await send_once("ghost", f"ws://127.0.0.1:{closed_port()}", "", "x", within=1000 * MS)
-    assert not isinstance(refused.value, NotAnswering)
-
-    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # takes the connection, says nothing: a blocked event loop looks like this
-        writer.close()
-
-    listener = await asyncio.start_server(mute, "127.0.0.1", 0)
-    try:
-        uri = f"ws://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
-        with pytest.raises(NotAnswering) as silent:
-            await query_status("sleepy", uri, open_timeout=1000 * MS, within=100 * MS)
-        assert str(silent.value) == (
-            f"sleepy at {uri} is not answering: it took the connection but no handshake came within {100 * MS:g} s"
-        )
-    finally:
-        listener.close()
-
-    peer = SilentPeer("sleepy")
-    try:
-        uri = f"ws://127.0.0.1:{peer.port}"
-        with pytest.raises(NotAnswering, match=rf"^sleepy at {uri} is not answering: no answer within {100 * MS:g} s$"):
-            await send_once("sleepy", uri, "", "x", within=100 * MS)
-    finally:
-        peer.close()
-
-
 async def test_a_handler_of_incoming_text_that_fails_drops_the_connection_with_one_line(peer, caplog):
     """``on_text`` must not raise; if a bug makes it, that is logged once and the connection is dropped (and
     reopened), never left to asyncio's 'fatal error' inside the transport."""
@@ -295,28 +244,3 @@ async def test_a_handler_of_incoming_text_that_fails_drops_the_connection_with_o
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
-
-
-@pytest.mark.parametrize(
-    ("host", "family", "address"),
-    [("127.0.0.1", socket.AF_INET, ("127.0.0.1", 8765)), ("::1", socket.AF_INET6, ("::1", 8765))],
-)
-async def test_a_literal_address_is_used_without_the_resolver(host, family, address):
-    """A one-shot request to a literal address asks no resolver: no thread, whose wall time would move virtual time."""
-    from mesh.requests import _addresses
-
-    loop = asyncio.get_running_loop()
-    resolved = []
-
-    async def resolver(*args, **kwargs):
-        resolved.append(args)
-        return []
-
-    loop.getaddrinfo = resolver  # type: ignore[method-assign]  # (this test's own loop)
-    try:
-        assert await _addresses(loop, host, 8765) == [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
-        assert resolved == []
-        assert await _addresses(loop, "localhost", 8765) == []
-        assert resolved == [("localhost", 8765)]
-    finally:
-        del loop.getaddrinfo
