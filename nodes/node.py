@@ -17,6 +17,10 @@ Life of a node: :meth:`open` (``setup(**params)``, bind, log ``serving on``), :m
 stopped, or until a node with no port has nothing left to do), :meth:`stop`. :meth:`run`
 does all four. While it runs, :meth:`reload` puts an edited grid into it (one watcher per
 process reads the file: :mod:`nodes.reload`).
+
+It runs past 400 lines and stays one module: its one job is a node's life and the state
+that life changes (what it holds, in what order it opens, reloads and stops); every other
+job (sending, serving, the hub, the watch, status, faults) is a module of its own.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ is counted once.
 
 One watchdog thread per process serves every started watch (``Node.open`` starts
 its node's, ``Node.stop`` stops it); it ends when the last watch stops.
+
+It runs past 400 lines and stays one module: the step timing on the loop and the watchdog
+thread read and write the same slots, and their agreement reads best whole.
 """
 
 from __future__ import annotations

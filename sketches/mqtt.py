@@ -38,6 +38,9 @@ wires:
 aiomqtt is optional (``pip install 'arduino-mesh[mqtt]'``): this module imports without
 it, and a node running the sketch without it fails at start with one line. docs/mqtt.md
 has the details.
+
+It runs past 400 lines and stays one module: it is one sketch, both directions of one
+bridge, whose bounds (what it holds each way) are read together.
 """
 
 from __future__ import annotations
