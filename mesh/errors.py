@@ -99,16 +99,18 @@ class FirmwareError(SketchError):
 
 
 class ListenError(MeshError):
-    """A node cannot listen on its address."""
+    """A node cannot listen on its address; ``hint``: what probably holds it, and how to find out."""
 
-    def __init__(self, node: str, address: str, reason: str) -> None:
+    def __init__(self, node: str, address: str, reason: str, hint: str = "") -> None:
         super().__init__(node, address, reason)
         self.node = node
         self.address = address
         self.reason = reason
+        self.hint = hint
 
     def __str__(self) -> str:
-        return f"{self.node}: cannot listen on {self.address}: {self.reason}"
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{self.node}: cannot listen on {self.address}: {self.reason}{hint}"
 
 
 class UnknownNodeError(MeshError, LookupError):
