@@ -10,6 +10,8 @@ module looks for what is legal but suspicious, like an ERC does for a schematic:
    key the pattern matches: neither another node with a port, nor the
    subscriber itself (a node's own publications reach its own subscriptions,
    as they do at run time; see :meth:`Grid.hears <mesh.grid.Grid.hears>`);
+   with the pattern a node could publish on, when one is close (``senser/temp``:
+   did you mean ``sensor/temp``?);
 4. a node others must reach (wired to, or heard by another node's subscription) whose
    ``host`` is a wildcard (``0.0.0.0``, ``::``): it listens everywhere, but its peers
    would connect to the wildcard, which is their own machine (docs/hosts.md);
@@ -36,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mesh.grid import Grid, Wire
+from mesh.grid.shown import suggest
 from mesh.grid.values import host_ip
 
 __all__ = ["COMMANDS", "ERROR", "MAX_LOOPS", "WARNING", "Finding", "check_grid", "summary"]
@@ -267,8 +270,17 @@ def _deaf_subscriptions(grid: Grid) -> list[Finding]:
                 why = f"only {named!r} could publish, and it has no port"
             else:
                 why = "no node of the grid with a port can publish"
+                why += _did_you_mean(grid, spec.name, pattern)
             findings.append(_warn(grid, spec.line, f"{said} {why}"))
     return findings
+
+
+def _did_you_mean(grid: Grid, subscriber: str, pattern: str) -> str:
+    """``; did you mean 'sensor/temp'?`` for ``senser/temp``: the pattern with its first level (its publisher)
+    a node it could hear, when one is close; else ``''``."""
+    _, slash, rest = pattern.partition("/")
+    heard = [name for name in grid.nodes if name == subscriber or grid.node(name).port is not None]
+    return suggest(pattern, [f"{name}{slash}{rest}" for name in heard])
 
 
 def _is_wildcard(host: str) -> bool:

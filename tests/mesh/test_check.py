@@ -237,6 +237,21 @@ CASES: list[tuple[str, str, str | None, list[str]]] = [
         ],
     ),
     (
+        "subscribes-to-a-misspelt-node",
+        """\
+        nodes:
+          sensor: {sketch: clock, port: 8765}
+          heater: {sketch: meter, subscribe: ["senser/temp", "sensr/#", "+/temp"]}
+        """,
+        None,
+        [
+            "grid.yaml:3: warning: node 'heater' subscribes to 'senser/temp', "
+            "which no node of the grid with a port can publish; did you mean 'sensor/temp'?",
+            "grid.yaml:3: warning: node 'heater' subscribes to 'sensr/#', "
+            "which no node of the grid with a port can publish; did you mean 'sensor/#'?",
+        ],
+    ),
+    (
         "subscribes-to-portless-node",
         """\
         nodes:
