@@ -6,6 +6,7 @@
     ├── GridError               the grid is wrong: fatal at start, names file and line
     │   └── ScenarioError       a scenario file is wrong, or does not fit its grid (mesh.scenario)
     ├── SketchError             a sketch cannot be found or used (nodes.sketchbook): fatal at start
+    │   ├── SketchMistake       a sketch that uses the surface wrongly (a loop() without async, self.name = ...): its line
     │   └── FirmwareError       a firmware (.ino) that does not build, or no toolchain or simulator to build or run it
     ├── ListenError             a node cannot listen on its address (its port taken): fatal at start
     ├── UnknownNodeError        a name that the grid does not have
@@ -49,6 +50,7 @@ __all__ = [
     "ScenarioError",
     "SimulationError",
     "SketchError",
+    "SketchMistake",
     "SubscriptionLimit",
     "TopicError",
     "UnknownNodeError",
@@ -80,6 +82,18 @@ class ScenarioError(GridError):
 
 class SketchError(MeshError):
     """A sketch that cannot be found or used, with a one-line reason."""
+
+
+class SketchMistake(SketchError):
+    """A sketch that uses the sketch surface wrongly: ``sketches/lamp.py:12: message`` (``where`` empty: unknown)."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(where, message)
+        self.where = where
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
 
 
 class FirmwareError(SketchError):

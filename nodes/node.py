@@ -40,6 +40,7 @@ from mesh.reconnect import backoff
 from mesh.tls import client_context, server_context, verify_own
 from mesh.topics import check_pattern
 
+from .blame import in_sketch
 from .delivery import Reactor, start_every
 from .hub import Hub
 from .inbox import Handler, Inbox
@@ -218,8 +219,8 @@ class Node:
         self.started = asyncio.get_running_loop().time()
         try:
             await self.watch.call("setup()", self.hook("setup"), **self.spec.params)
-        except (TypeError, ValueError) as exc:
-            raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {exc}") from exc
+        except Exception as exc:  # whatever setup() raised: one line, the grid's then the sketch's (nodes.blame)
+            raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {in_sketch(exc)}") from exc
         self.token = self._find_token()
         self.client_ssl()
         if self.spec.port is not None:
