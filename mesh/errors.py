@@ -7,6 +7,7 @@
     │   └── ScenarioError       a scenario file is wrong, or does not fit its grid (mesh.scenario)
     ├── SketchError             a sketch cannot be found or used (nodes.sketchbook): fatal at start
     │   ├── SketchMistake       a sketch that uses the surface wrongly (a loop() without async, self.name = ...): its line
+    │   │   └── NoLoop          a message for a node whose sketch has no loop(): its sender's error
     │   └── FirmwareError       a firmware (.ino) that does not build, or no toolchain or simulator to build or run it
     ├── ListenError             a node cannot listen on its address (its port taken): fatal at start
     ├── UnknownNodeError        a name that the grid does not have
@@ -41,6 +42,7 @@ __all__ = [
     "ListenError",
     "LoopTimeout",
     "MeshError",
+    "NoLoop",
     "NotAnswering",
     "PeerUnavailable",
     "ProtocolError",
@@ -94,6 +96,19 @@ class SketchMistake(SketchError):
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class NoLoop(SketchMistake):
+    """A message for a node whose sketch has no ``loop()``: what its sender is answered, naming the sketch."""
+
+    def __init__(self, where: str, node: str, sketch: str) -> None:
+        super().__init__(
+            where,
+            f"node {node!r} has no loop(), so it takes no messages: "
+            f"give {sketch} an '@reactive async def loop(self, channel, message)'",
+        )
+        self.node = node
+        self.sketch = sketch
 
 
 class FirmwareError(SketchError):

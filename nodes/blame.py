@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import linecache
 import os
+import re
+import sys
 import sysconfig
 from collections.abc import Callable
 from types import FrameType, TracebackType
@@ -24,7 +26,7 @@ from typing import Any
 
 from mesh.errors import MeshError, SketchMistake
 
-__all__ = ["LIBRARY_DIRS", "defined_at", "described", "frame_line", "in_sketch", "shorten", "users_line"]
+__all__ = ["LIBRARY_DIRS", "class_at", "defined_at", "described", "frame_line", "in_sketch", "shorten", "users_line"]
 
 #: Where Python's own modules and installed packages live: a frame there is not the user's code.
 LIBRARY_DIRS = tuple(
@@ -104,3 +106,14 @@ def defined_at(function: Callable[..., Any]) -> str:
         (n for n in range(first, min(first + 20, len(lines)) + 1) if lines[n - 1].lstrip().startswith(_DEF)), first
     )
     return f"{shorten(code.co_filename)}:{line}"
+
+
+def class_at(cls: type) -> str:
+    """``sketches/lamp.py:8``: where ``class`` of ``cls`` is written, or ``''`` (a class of ours, or no source)."""
+    module = sys.modules.get(cls.__module__)
+    filename = getattr(module, "__file__", None)
+    if not filename or not _is_users(filename, cls.__module__):
+        return ""
+    statement = re.compile(rf"\s*class\s+{re.escape(cls.__name__)}\b")
+    line = next((n for n, text in enumerate(linecache.getlines(filename), start=1) if statement.match(text)), None)
+    return f"{shorten(filename)}:{line}" if line else shorten(filename)

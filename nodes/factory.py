@@ -36,10 +36,10 @@ import sys
 from collections.abc import Awaitable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
-from mesh.errors import SketchMistake
+from mesh.errors import NoLoop, SketchMistake
 from mesh.grid import Grid
 
-from .blame import defined_at, frame_line
+from .blame import class_at, defined_at, frame_line
 from .inbox import Handler
 from .plain import PlainClient, serve_messages
 from .reactive import SYNC_LOOP, reactive
@@ -116,8 +116,10 @@ class FactoryLoop:
 
     @reactive
     async def loop(self, channel: str, message: str) -> object:
-        """Called once per incoming message; return the acknowledgement."""
-        return None
+        """Called once per incoming message; return the acknowledgement (a sketch without one takes none)."""
+        raise NoLoop(class_at(type(self)), self.__node.name, type(self).__name__)
+
+    loop.function.__runtime_default__ = True  # type: ignore[attr-defined]  # nodes.reactive.has_loop
 
     # Not called unless a sketch overrides it: the node then says the new params apply at the next start.
     def reconfigure(self, *args: Any, **params: Any) -> Awaitable[None] | None:

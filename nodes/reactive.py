@@ -43,6 +43,7 @@ from .blame import defined_at
 __all__ = [
     "SYNC_LOOP",
     "every",
+    "has_loop",
     "has_reconfigure",
     "heard_by",
     "hears",
@@ -121,6 +122,12 @@ def reported_by(cls: type) -> str | None:
     """The name of the ``@reports`` method of ``cls``, if it has one."""
     marked = _marked(cls)[_REPORTS]
     return marked[0][0] if marked else None
+
+
+def has_loop(cls: type) -> bool:
+    """Whether the sketch class ``cls`` has a ``loop()`` of its own (FactoryLoop's answers every message with NoLoop)."""
+    function = getattr(inspect.getattr_static(cls, "loop", None), "function", None)
+    return not getattr(function, "__runtime_default__", False)
 
 
 def has_reconfigure(cls: type) -> bool:

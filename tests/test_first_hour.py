@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_ports, run_arduino
+from tests.helpers import arduino, free_ports, run_arduino
 
 pytestmark = pytest.mark.e2e
 
@@ -91,6 +92,50 @@ def test_a_sketchs_mistake_is_one_line_with_its_file_and_line(project: Path, mis
     assert done.stderr.splitlines()[-1] == f"Error: grid.yaml:9: node 'demo': sketches/demo.py:{line}: {error}"
     if command == ["demo"]:
         assert done.stderr.count("\n") == 1
+
+
+NO_LOOP = '''\
+"""Demo: hears the iopin's pins, has no loop()."""
+
+from __future__ import annotations
+
+from nodes import FactoryLoop, hears
+
+
+class Demo(FactoryLoop):
+    def setup(self, color: str = "green") -> None:
+        self.color = color
+
+    @hears
+    def heard(self, key: str, data: str) -> None:
+        self.out(f"{key} = {data}")
+'''
+
+
+def test_a_node_sent_to_without_loop(project: Path):
+    """check warns; the node says it once at start and keeps serving; `send` exits 1 with the error, not `n/a`."""
+    (project / "sketches" / "demo.py").write_text(NO_LOOP)
+    edit(project / "grid.yaml", "params: {color: green}}", 'params: {color: green}, subscribe: ["iopin/pin"]}')
+    checked = run_arduino("check", cwd=project)
+    assert (
+        f"grid.yaml:9: warning: node 'demo' has no loop(): what 'iopin' sends gets an error; give it an {LOOP_FIX}"
+        in checked.stdout.splitlines()
+    )
+    node = arduino("demo", cwd=project)
+    node.expect("serving on")
+    node.expect(
+        re.escape(
+            f"warning: sketches/demo.py:8: Demo has no loop(): what 'iopin' sends gets an error; give it an {LOOP_FIX}"
+        )
+    )
+    error = f"sketches/demo.py:8: node 'demo' has no loop(), so it takes no messages: give Demo an {LOOP_FIX}"
+    for _ in range(2):
+        sent = run_arduino("send", "demo", "1", cwd=project)
+        assert (sent.returncode, sent.stdout, sent.stderr) == (1, "", f"Error: demo answered with an error: {error}\n")
+    node.signal(signal.SIGINT)
+    assert node.wait() == 0
+    assert "has no loop()" not in node.output().split("Demo has no loop()", 1)[1]  # said once
+    assert "Traceback" not in node.output()
 
 
 @pytest.mark.parametrize(

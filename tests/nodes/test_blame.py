@@ -6,16 +6,19 @@ as the grid's ``sketch:`` loads it and opened as a node: what the user reads is 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from textwrap import dedent, indent
 
 import pytest
+from websockets.asyncio.client import connect
 
 from mesh.errors import GridError, SketchError
 from mesh.grid import build_grid
-from nodes.blame import defined_at, described, shorten
+from nodes.blame import class_at, defined_at, described, shorten
 from nodes.runtime import Node
 from nodes.sketchbook import load
+from tests.helpers import DEADLINE
 
 HEAD = """\
 from __future__ import annotations
@@ -181,11 +184,71 @@ def test_a_sketch_that_cannot_load_names_its_line(project: Path, head: str, body
     assert str(caught.value) == f"sketches/lamp.py:{line}: {error}"
 
 
+# -- a node that is sent messages but has no loop() --------------------------------------------------------------
+
+NO_LOOP = """\
+from __future__ import annotations
+
+from nodes import FactoryLoop, hears
+
+
+class Lamp(FactoryLoop):
+    @hears
+    def heard(self, key: str, data: str) -> None:
+        pass
+"""
+
+
+async def test_a_node_without_loop_says_so_once_and_its_senders_get_the_error(project: Path, caplog):
+    """Wired to, with no loop(): one warning at start naming the sketch's class line; every sender gets an error
+    saying so (a plain client here: `error: ...`), not `n/a`; the node goes on serving."""
+    (project / "sketches").mkdir()
+    (project / "sketches" / "lamp.py").write_text(NO_LOOP)
+    cls = load("lamp", project / "grid.yaml")
+    grid = build_grid({"pin": {"sketch": "iopin", "port": 0}, "lamp": {"sketch": "lamp", "port": 0}}, ["pin -> lamp"])
+    node = Node(cls, "lamp", grid)
+    caplog.set_level(logging.INFO, logger="mesh.lamp")
+    await node.start()
+    try:
+        error = (
+            "sketches/lamp.py:6: node 'lamp' has no loop(), so it takes no messages: "
+            "give Lamp an '@reactive async def loop(self, channel, message)'"
+        )
+        async with connect(f"ws://{node.address}/", open_timeout=DEADLINE) as ws:
+            for message in ("1", "0"):
+                await ws.send(message)
+                assert await ws.recv() == f"error: {error}"
+    finally:
+        await node.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        "sketches/lamp.py:6: Lamp has no loop(): what 'pin' sends gets an error; "
+        "give it an '@reactive async def loop(self, channel, message)'"
+    ]
+
+
+async def test_a_node_without_loop_that_nobody_is_wired_to_says_so_at_the_first_message(project: Path, caplog):
+    """Not wired to (a `send` finds it all the same): the first message's error is logged, once."""
+    (project / "sketches").mkdir()
+    (project / "sketches" / "lamp.py").write_text(NO_LOOP)
+    node = Node(load("lamp", project / "grid.yaml"), "lamp", build_grid({"lamp": {"sketch": "lamp", "port": 0}}))
+    await node.start()
+    try:
+        assert not caplog.records
+        for _ in range(3):
+            ok, why = await node.reactor.handle("", "1")
+            assert not ok and "node 'lamp' has no loop()" in why
+    finally:
+        await node.stop()
+    assert [r.levelno for r in caplog.records if "has no loop()" in r.getMessage()] == [logging.WARNING]
+
+
 # -- the helpers ---------------------------------------------------------------------------------------------------
 
 
 def test_our_own_frames_are_not_the_users(project: Path):
     """A class or function of ours has no user's line; a path below the working directory is shown relative."""
+    assert class_at(Node) == ""
     assert defined_at(len) == ""
     assert shorten(str(project / "sketches" / "x.py")) == "sketches/x.py"
     assert shorten("/elsewhere/x.py") == "/elsewhere/x.py"
