@@ -11,6 +11,7 @@ from mesh.check import Finding, check_grid, summary
 from mesh.errors import GridError
 from mesh.graph import render
 from mesh.tls import verify_own
+from nodes.reactive import has_loop, heard_by
 from nodes.runtime import check_params
 
 from .common import GRID_ENV, Failure, load_grid, load_sketch, read_checked
@@ -54,14 +55,26 @@ def check_command(ctx: click.Context, procfile: str | None) -> None:
             raise Failure(f"{procfile}: cannot read the Procfile: {exc.strerror or exc}") from None
     # What a Procfile line without --grid runs: honcho passes its environment on to the nodes.
     default_grid = os.environ.get(GRID_ENV) or str(Path(procfile or ".").parent / "grid.yaml")
-    findings = check_grid(
-        grid, procfile=text, procfile_path=procfile or "Procfile", default_grid=default_grid, found=found
-    )
+    problems: list[Finding] = []
+    no_loop: dict[str, bool] = {}  # nodes whose sketch has no loop(): whether it has @hears
     for spec in grid.nodes.values():
         try:
-            check_params(load_sketch(grid, spec), spec, grid.path)
+            sketch = load_sketch(grid, spec)
+            check_params(sketch, spec, grid.path)
         except GridError as exc:
-            findings.append(Finding(path=grid.path, line=spec.line or None, level="error", message=exc.message))
+            problems.append(Finding(path=grid.path, line=spec.line or None, level="error", message=exc.message))
+            continue
+        if not has_loop(sketch):
+            no_loop[spec.name] = heard_by(sketch) is not None
+    findings = check_grid(
+        grid,
+        procfile=text,
+        procfile_path=procfile or "Procfile",
+        default_grid=default_grid,
+        found=found,
+        no_loop=no_loop,
+    )
+    findings += problems
     refused = None if grid.tls is None else verify_own(grid.tls)
     if grid.tls is not None and refused is not None:
         message = f"{grid.tls.shown('cert')}: {refused}: every client of the grid would refuse it"

@@ -10,11 +10,16 @@ module looks for what is legal but suspicious, like an ERC does for a schematic:
    key the pattern matches: neither another node with a port, nor the
    subscriber itself (a node's own publications reach its own subscriptions,
    as they do at run time; see :meth:`Grid.hears <mesh.grid.Grid.hears>`);
+   with the pattern a node could publish on, when one is close (``senser/temp``:
+   did you mean ``sensor/temp``?);
 4. a node others must reach (wired to, or heard by another node's subscription) whose
    ``host`` is a wildcard (``0.0.0.0``, ``::``): it listens everywhere, but its peers
    would connect to the wildcard, which is their own machine (docs/hosts.md);
 5. a node named like a command (``echo``): ``arduino-mesh echo`` runs the command;
-6. with a Procfile: lines that are not ``NAME: COMMAND``, lines that run ``arduino`` (the
+6. a node whose sketch has no ``loop()`` (the caller, who loads sketches, says which) that the grid
+   sends messages: a wire to it (each message is answered with an error), or subscriptions without
+   a ``@hears`` method (its topics go nowhere);
+7. with a Procfile: lines that are not ``NAME: COMMAND``, lines that run ``arduino`` (the
    Arduino IDE's command, not ours), ``arduino.py`` lines
    that start an unknown node or start a node a second time, and nodes of the
    grid that no line starts. A line runs the grid its ``--grid`` (or
@@ -36,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mesh.grid import Grid, Wire
+from mesh.grid.shown import suggest
 from mesh.grid.values import host_ip
 
 __all__ = ["COMMANDS", "ERROR", "MAX_LOOPS", "WARNING", "Finding", "check_grid", "summary"]
@@ -85,6 +91,7 @@ def check_grid(
     procfile_path: str = "Procfile",
     default_grid: str | None = None,
     found: bool = False,
+    no_loop: Mapping[str, bool] | None = None,
 ) -> list[Finding]:
     """Every finding about ``grid`` (and the text of its Procfile, when given), in report order.
 
@@ -92,9 +99,11 @@ def check_grid(
     Procfile), and by file order within each kind. ``default_grid`` is the grid
     that a Procfile line with neither ``--grid`` nor ``ARDUINO_GRID=`` runs (None:
     ``grid`` itself). ``found``: the Procfile was only found beside the grid, not
-    asked for; if no line of it runs ``grid``, it says nothing about it.
+    asked for; if no line of it runs ``grid``, it says nothing about it. ``no_loop``: the nodes whose
+    sketch has no ``loop()``, each with whether it has a ``@hears`` method (this module loads no sketch).
     """
     findings = _unconnected(grid) + _loops(grid) + _deaf_subscriptions(grid) + _wildcard_hosts(grid) + _shadowed(grid)
+    findings += _without_loop(grid, no_loop or {})
     if procfile is not None:
         findings += _check_procfile(grid, procfile, procfile_path, default_grid, found=found)
     return findings
@@ -267,8 +276,17 @@ def _deaf_subscriptions(grid: Grid) -> list[Finding]:
                 why = f"only {named!r} could publish, and it has no port"
             else:
                 why = "no node of the grid with a port can publish"
+                why += _did_you_mean(grid, spec.name, pattern)
             findings.append(_warn(grid, spec.line, f"{said} {why}"))
     return findings
+
+
+def _did_you_mean(grid: Grid, subscriber: str, pattern: str) -> str:
+    """``; did you mean 'sensor/temp'?`` for ``senser/temp``: the pattern with its first level (its publisher)
+    a node it could hear, when one is close; else ``''``."""
+    _, slash, rest = pattern.partition("/")
+    heard = [name for name in grid.nodes if name == subscriber or grid.node(name).port is not None]
+    return suggest(pattern, [f"{name}{slash}{rest}" for name in heard])
 
 
 def _is_wildcard(host: str) -> bool:
@@ -309,6 +327,22 @@ def _shadowed(grid: Grid) -> list[Finding]:
         for spec in grid.nodes.values()
         if spec.name in COMMANDS
     ]
+
+
+def _without_loop(grid: Grid, no_loop: Mapping[str, bool]) -> list[Finding]:
+    """Nodes sent messages (a wire in, topics without @hears) whose sketch has no loop() to take them."""
+    findings = []
+    for name, hears in no_loop.items():
+        spec = grid.node(name)
+        lost = []
+        if sources := grid.sources(name):
+            lost.append(f"what {', '.join(map(repr, sources))} send{'s' if len(sources) == 1 else ''} gets an error")
+        if spec.subscribe and not hears:
+            lost.append(f"the topics of {', '.join(spec.subscribe)} go nowhere")
+        if lost:
+            fix = "give it an '@reactive async def loop(self, channel, message)'"
+            findings.append(_warn(grid, spec.line, f"node {name!r} has no loop(): {'; '.join(lost)}; {fix}"))
+    return findings
 
 
 # --------------------------------------------------------------------------- the Procfile

@@ -6,6 +6,8 @@
     ├── GridError               the grid is wrong: fatal at start, names file and line
     │   └── ScenarioError       a scenario file is wrong, or does not fit its grid (mesh.scenario)
     ├── SketchError             a sketch cannot be found or used (nodes.sketchbook): fatal at start
+    │   ├── SketchMistake       a sketch that uses the surface wrongly (a loop() without async, self.name = ...): its line
+    │   │   └── NoLoop          a message for a node whose sketch has no loop(): its sender's error
     │   └── FirmwareError       a firmware (.ino) that does not build, or no toolchain or simulator to build or run it
     ├── ListenError             a node cannot listen on its address (its port taken): fatal at start
     ├── UnknownNodeError        a name that the grid does not have
@@ -40,6 +42,7 @@ __all__ = [
     "ListenError",
     "LoopTimeout",
     "MeshError",
+    "NoLoop",
     "NotAnswering",
     "PeerUnavailable",
     "ProtocolError",
@@ -49,6 +52,7 @@ __all__ = [
     "ScenarioError",
     "SimulationError",
     "SketchError",
+    "SketchMistake",
     "SubscriptionLimit",
     "TopicError",
     "UnknownNodeError",
@@ -82,6 +86,31 @@ class SketchError(MeshError):
     """A sketch that cannot be found or used, with a one-line reason."""
 
 
+class SketchMistake(SketchError):
+    """A sketch that uses the sketch surface wrongly: ``sketches/lamp.py:12: message`` (``where`` empty: unknown)."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(where, message)
+        self.where = where
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class NoLoop(SketchMistake):
+    """A message for a node whose sketch has no ``loop()``: what its sender is answered, naming the sketch."""
+
+    def __init__(self, where: str, node: str, sketch: str) -> None:
+        super().__init__(
+            where,
+            f"node {node!r} has no loop(), so it takes no messages: "
+            f"give {sketch} an '@reactive async def loop(self, channel, message)'",
+        )
+        self.node = node
+        self.sketch = sketch
+
+
 class FirmwareError(SketchError):
     """A firmware that cannot be built or run (nodes.firmware): one line per error, ``lamp.ino:7:20: error: ...``.
 
@@ -99,16 +128,18 @@ class FirmwareError(SketchError):
 
 
 class ListenError(MeshError):
-    """A node cannot listen on its address."""
+    """A node cannot listen on its address; ``hint``: what probably holds it, and how to find out."""
 
-    def __init__(self, node: str, address: str, reason: str) -> None:
+    def __init__(self, node: str, address: str, reason: str, hint: str = "") -> None:
         super().__init__(node, address, reason)
         self.node = node
         self.address = address
         self.reason = reason
+        self.hint = hint
 
     def __str__(self) -> str:
-        return f"{self.node}: cannot listen on {self.address}: {self.reason}"
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{self.node}: cannot listen on {self.address}: {self.reason}{hint}"
 
 
 class UnknownNodeError(MeshError, LookupError):

@@ -44,7 +44,7 @@ from functools import partial
 from sys import getsizeof
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mesh.errors import LoopTimeout, MeshError
+from mesh.errors import LoopTimeout, MeshError, NoLoop
 from mesh.outbox import wake_first
 from mesh.protocol import ack_text_of
 
@@ -185,6 +185,8 @@ class Reactor:
         self.timeout = timeout
         self.messages_in = 0
         self.inflight = 0
+        #: Whether the node has said that its sketch has no loop() (at start, or at the first message).
+        self.told_no_loop = False
         self._idle: asyncio.Future[None] | None = None  # made by idle() only: no event to set per message
 
     async def handle(self, channel: str, message: str) -> tuple[bool, str]:
@@ -199,6 +201,11 @@ class Reactor:
             return True, ack_text_of(ack)
         except LoopTimeout as exc:  # one line; the sender gets the same words
             self.log.warning("loop() on %r: %s", message, exc)
+            return False, str(exc)
+        except NoLoop as exc:  # a sketch without loop(): its senders are told; the node says it once
+            if not self.told_no_loop:
+                self.told_no_loop = True
+                self.log.warning("%s; every message sent here is answered with this error", exc)
             return False, str(exc)
         except MeshError as exc:  # expected (a peer away, say): one line, no traceback
             self.log.error("loop() on %r: %s", message, exc)

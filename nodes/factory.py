@@ -32,14 +32,17 @@ import inspect
 import logging
 import operator
 import random
+import sys
 from collections.abc import Awaitable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
+from mesh.errors import NoLoop, SketchMistake
 from mesh.grid import Grid
 
+from .blame import class_at, defined_at, frame_line
 from .inbox import Handler
 from .plain import PlainClient, serve_messages
-from .reactive import reactive
+from .reactive import SYNC_LOOP, reactive
 
 if TYPE_CHECKING:
     import asyncio
@@ -50,18 +53,24 @@ __all__ = ["FactoryLoop"]
 
 
 class _Window(property):
-    """A read-only attribute of the sketch surface: the runtime's own value, read by C code (``attrgetter``)."""
+    """A read-only attribute of the sketch surface: the runtime's own value, read by C code (``attrgetter``).
 
-    def __init__(self, path: str, doc: str) -> None:
+    ``what`` names it for the error of a sketch that assigns to it, ``instead`` the attribute to use.
+    """
+
+    def __init__(self, path: str, doc: str, what: str, instead: str = "") -> None:
         super().__init__(operator.attrgetter(f"_FactoryLoop__node.{path}"), doc=doc)
+        self.what = what
+        self.instead = instead
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
     def __set__(self, sketch: object, value: object) -> None:
-        what = (self.__doc__ or "").split(":")[0].split(".")[0].lower()
-        raise AttributeError(
-            f"{self.name} is {what}, read-only: use another attribute for your own value, e.g. self.my_{self.name}"
+        instead = self.instead or f"my_{self.name}"
+        raise SketchMistake(
+            frame_line(sys._getframe(1)),  # the sketch's line that assigns
+            f"{self.name} is {self.what}, read-only: use another attribute, e.g. self.{instead}",
         )
 
     def __delete__(self, sketch: object) -> None:
@@ -80,10 +89,12 @@ class FactoryLoop:
         marked = inspect.getattr_static(cls, "loop", None)
         if not isinstance(marked, reactive):
             function = getattr(marked, "__func__", marked)
-            where = _where(function)
+            where = defined_at(function)
             if inspect.isfunction(function) and not inspect.iscoroutinefunction(function):
-                raise TypeError(f"{where}{cls.__name__}.loop must be 'async def loop(self, channel, message)'")
-            raise TypeError(f"{where}{cls.__name__}.loop must be an async method decorated with @reactive")
+                raise SketchMistake(where, SYNC_LOOP)
+            raise SketchMistake(
+                where, f"{cls.__name__}.loop must be an async method decorated with @reactive: put @reactive above it"
+            )
 
     @functools.cached_property
     def random(self) -> random.Random:
@@ -105,8 +116,10 @@ class FactoryLoop:
 
     @reactive
     async def loop(self, channel: str, message: str) -> object:
-        """Called once per incoming message; return the acknowledgement."""
-        return None
+        """Called once per incoming message; return the acknowledgement (a sketch without one takes none)."""
+        raise NoLoop(class_at(type(self)), self.__node.name, type(self).__name__)
+
+    loop.function.__runtime_default__ = True  # type: ignore[attr-defined]  # nodes.reactive.has_loop
 
     # Not called unless a sketch overrides it: the node then says the new params apply at the next start.
     def reconfigure(self, *args: Any, **params: Any) -> Awaitable[None] | None:
@@ -152,52 +165,62 @@ class FactoryLoop:
         def subscribe(self, pattern: str, handler: Handler) -> Coroutine[Any, Any, int]: ...
         def unsubscribe(self, pattern: str) -> Coroutine[Any, Any, None]: ...
         def peers(self) -> dict[str, str]: ...
+        @property
+        def address(self) -> str | None: ...
 
     else:
-        name = _Window("name", "This node's name in the grid.")
+        name = _Window("name", "This node's name in the grid.", "the node's name", "label")
         grid = _Window(
             "grid",
             "The grid this node runs in (frozen: read it, do not change it); the new one after an edit of grid.yaml.",
+            "the grid the node runs in",
+            "layout",
         )
-        log = _Window("log", "This node's logger (``mesh.<name>``): lines read ``[ name ] ...``.")
-        targets = _Window("targets", "The nodes this node is wired to, in the grid's order.")
-        out = _Window("log.info", "Log one line as this node: ``self.out(text)`` reads ``[ iopin ] text``.")
+        log = _Window(
+            "log", "This node's logger (``mesh.<name>``): lines read ``[ name ] ...``.", "the node's logger", "logger"
+        )
+        targets = _Window(
+            "targets", "The nodes this node is wired to, in the grid's order.", "the nodes it is wired to"
+        )
+        out = _Window(
+            "log.info", "Log one line as this node: ``self.out(text)`` reads ``[ iopin ] text``.", "the node's output"
+        )
         stream = _Window(
             "sender.stream",
             "Send each item of data to one node; await it for their acks, in order: ``await self.stream(target, data)``.",
+            "the node's way to send",
         )
         stream_all = _Window(
             "sender.stream_all",
             "Send all of data to several nodes at once: ``await self.stream_all(self.targets, data)`` is"
             " ``{target: [acks]}``.",
+            "the node's way to send to several",
         )
         post = _Window(
             "sender.post",
             "Hand messages to a link and return once taken: ``await self.post(target, data)`` is a future per message.",
+            "the node's way to send",
         )
         publish = _Window(
             "sender.publish",
             "Publish data on <node>/<topic>: ``await self.publish(topic, data, retain=False)`` is how many got it.",
+            "the node's way to publish",
         )
         subscribe = _Window(
             "subscribe",
             "Call handler(key, data) for every publication a pattern matches: ``await self.subscribe(pattern, handler)``.",
+            "the node's way to subscribe",
         )
-        unsubscribe = _Window("unsubscribe", "Stop a subscription here and at every publisher.")
+        unsubscribe = _Window(
+            "unsubscribe", "Stop a subscription here and at every publisher.", "the node's way to unsubscribe"
+        )
         peers = _Window(
             "peers",
             "Every other node of the grid and how this node sees it: ``self.peers()`` is ``{name: state}``.",
+            "the node's view of its peers",
         )
-
-    @property
-    def address(self) -> str | None:
-        """``host:port`` this node listens on (the real port when 0 was asked); None without a port."""
-        return self.__node.address
-
-
-def _where(thing: object) -> str:
-    """``file:line: `` of a function, for a one-line error; empty if it has none."""
-    code = getattr(thing, "__code__", None)
-    if code is None:
-        return ""
-    return f"{code.co_filename}:{code.co_firstlineno}: "
+        address = _Window(
+            "address",
+            "``host:port`` this node listens on (the real port when 0 was asked); None without a port.",
+            "the node's address",
+        )

@@ -5,11 +5,14 @@ first (websockets' ``process_request``): a request a node cannot take gets a 400
 what was wrong and how to talk to a node; a grid with a token refuses who does not present
 it (401), except a mesh client that offers a nonce to prove it in its hello instead
 (:mod:`mesh.handshake`); a plain GET is a sketch's page (``http()``) or a line saying what
-the node is (426). The node's nonce for such a client rides on its 101 (``process_response``).
+the node is (426). A HEAD is answered as its GET is, without the body; a handshake of a
+WebSocket version other than 13 gets a 400 naming 13 (RFC 6455 §4.2.2). The node's nonce
+for such a client rides on its 101 (``process_response``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import weakref
@@ -32,6 +35,7 @@ __all__ = [
     "PREAUTH_BYTES",
     "SINGLE_HEADERS",
     "SOCKET_BUFFER",
+    "WEBSOCKET_VERSION",
     "Challenge",
     "Entrance",
     "peer_host",
@@ -41,6 +45,8 @@ __all__ = [
 
 #: Headers the node reads in a handshake: each may come once (a duplicate gets a 400, not a guess).
 SINGLE_HEADERS = ("Host", "Upgrade", "Authorization", "Sec-WebSocket-Key", "Sec-WebSocket-Version", auth.NONCE_HEADER)
+#: The one version of the WebSocket protocol there is (RFC 6455), named in the 400 to any other.
+WEBSOCKET_VERSION = "13"
 #: Bytes a frame in progress may hold before a mesh client that proves the token has proved it.
 PREAUTH_BYTES = 4096
 #: The kernel's buffers per client socket, each way (autotuning would let a peer that does not
@@ -137,10 +143,23 @@ class Entrance:
         here and proves the token in its hello (:func:`nodes.conversation.mesh_session`).
         """
         set_socket_buffers(connection, SOCKET_BUFFER)
+        if request.method == "HEAD":  # what GET would answer, without its body (RFC 9110 §9.3.2)
+            response = self._answer(connection, request)
+            if response is None:  # a websocket opens with GET only
+                return self._bad_method(connection, request)
+            return dataclasses.replace(response, body=b"")  # Content-Length stays the GET's
+        return self._answer(connection, request)
+
+    def _bad_method(self, connection: ServerConnection, request: Request) -> Response:
+        method = escape(request.method, QUOTED, ascii_only=True)
+        text = f"400 Bad Request: unsupported HTTP method; expected GET; got {method}\n{HTTP_HELP}"
+        return connection.respond(HTTPStatus.BAD_REQUEST, text)
+
+    def _answer(self, connection: ServerConnection, request: Request) -> Response | None:
+        """What a GET (or the GET a HEAD stands for) is answered with; None: on to the handshake."""
         node = self.node
-        if request.method != "GET":  # websockets parses any method; a node serves GET only
-            text = f"400 Bad Request: unsupported HTTP method; expected GET; got {escape(request.method, QUOTED, ascii_only=True)}\n{HTTP_HELP}"
-            return connection.respond(HTTPStatus.BAD_REQUEST, text)
+        if request.method not in ("GET", "HEAD"):  # websockets parses any method; a node serves GET (and HEAD)
+            return self._bad_method(connection, request)
         for name in SINGLE_HEADERS:
             count = len(request.headers.get_all(name))
             if count > 1:
@@ -148,6 +167,14 @@ class Entrance:
                 text = f"400 Bad Request: the {name} header came {count} times; send it once.\n{HTTP_HELP}"
                 return connection.respond(HTTPStatus.BAD_REQUEST, text)
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        version = request.headers.get("Sec-WebSocket-Version")
+        if upgrade and version is not None and version != WEBSOCKET_VERSION:
+            # RFC 6455 §4.2.2: a version the server does not speak is refused with the ones it does.
+            shown = escape(version, QUOTED, ascii_only=True)
+            text = f"400 Bad Request: this node speaks WebSocket version {WEBSOCKET_VERSION} (RFC 6455), not {shown}\n{HTTP_HELP}"
+            response = connection.respond(HTTPStatus.BAD_REQUEST, text)
+            response.headers["Sec-WebSocket-Version"] = WEBSOCKET_VERSION
+            return response
         path = urlsplit(request.path).path
         public = not upgrade and node.is_public(path)
         if node.token is not None and not public and not token_matches(request, node.token):

@@ -44,12 +44,13 @@ from mesh.reconnect import backoff
 from mesh.tls import client_context, server_context, verify_own
 from mesh.topics import check_pattern
 
+from .blame import class_at, in_sketch
 from .delivery import Reactor, start_every
 from .hub import Hub
 from .inbox import Handler, Inbox
 from .params import check_params
 from .plain import PlainClient
-from .reactive import has_reconfigure, heard_by
+from .reactive import has_loop, has_reconfigure, heard_by
 from .redis import RedisClients
 from .report import status
 from .sending import Sender
@@ -222,8 +223,8 @@ class Node:
         self.started = asyncio.get_running_loop().time()
         try:
             await self.watch.call("setup()", self.hook("setup"), **self.spec.params)
-        except (TypeError, ValueError) as exc:
-            raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {exc}") from exc
+        except Exception as exc:  # whatever setup() raised: one line, the grid's then the sketch's (nodes.blame)
+            raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {in_sketch(exc)}") from exc
         self.token = self._find_token()
         self.client_ssl()
         if self.spec.port is not None:
@@ -271,6 +272,7 @@ class Node:
 
     def begin(self) -> None:
         """Subscribe to the grid's patterns (in the background), start the ``@every`` methods."""
+        self._tell_no_loop()
         hear = self.hearer()
         for pattern in self.spec.subscribe:
             self.in_background(self.subscribe(pattern, hear), f"{self.name} subscribes {pattern}")
@@ -278,6 +280,29 @@ class Node:
             self._every = start_every(self)
         except ValueError as exc:
             raise GridError(self.grid.path, self.spec.line, f"node {self.name!r}: {exc}") from None
+
+    def _tell_no_loop(self) -> None:
+        """One line, when the grid sends this node messages (a wire, or topics without @hears) and its sketch has
+        no ``loop()`` to take them (each sender is answered with the error: :class:`mesh.errors.NoLoop`)."""
+        cls = type(self.sketch)
+        if has_loop(cls):
+            return
+        sources = self.grid.sources(self.name)
+        lost = []
+        if sources:
+            names = ", ".join(map(repr, sources))
+            lost.append(f"what {names} send{'s' if len(sources) == 1 else ''} gets an error")
+        if self.spec.subscribe and heard_by(cls) is None:
+            lost.append(f"the topics of {', '.join(self.spec.subscribe)} go nowhere")
+        if lost:
+            self.reactor.told_no_loop = True
+            where = class_at(cls)
+            self.log.warning(
+                "%s%s has no loop(): %s; give it an '@reactive async def loop(self, channel, message)'",
+                f"{where}: " if where else "",
+                cls.__name__,
+                "; ".join(lost),
+            )
 
     def in_background(self, work: Coroutine[Any, Any, Any], name: str) -> None:
         """Run ``work`` as one of the node's background tasks (cancelled when it stops); forget those done."""

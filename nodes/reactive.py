@@ -35,14 +35,30 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from mesh.errors import SketchMistake
 from mesh.protocol import ack_text_of
 
-__all__ = ["every", "has_reconfigure", "heard_by", "hears", "periodic_methods", "reactive", "reported_by", "reports"]
+from .blame import defined_at
+
+__all__ = [
+    "SYNC_LOOP",
+    "every",
+    "has_loop",
+    "has_reconfigure",
+    "heard_by",
+    "hears",
+    "periodic_methods",
+    "reactive",
+    "reported_by",
+    "reports",
+]
 
 LoopFunction = Callable[[Any, str, str], Coroutine[Any, Any, object]]
 _HEARS = "__hears__"
 _EVERY = "__every__"
 _REPORTS = "__reports__"
+#: What a ``def loop`` without ``async`` is told (after its file and line).
+SYNC_LOOP = "loop() must be async: write 'async def loop(self, channel, message)'"
 #: Bytes of JSON a sketch's ``@reports`` section may take in the status report; past it, an error entry.
 REPORT_MAX = 4096
 
@@ -52,7 +68,7 @@ class reactive:  # lower case: used as a decorator, reads like a function
 
     def __init__(self, function: LoopFunction) -> None:
         if not inspect.iscoroutinefunction(function):
-            raise TypeError(f"@reactive needs an async def, not {function!r}")
+            raise SketchMistake(defined_at(function), SYNC_LOOP)
         self.function = function
         functools.update_wrapper(self, function)  # type: ignore[arg-type]
 
@@ -106,6 +122,12 @@ def reported_by(cls: type) -> str | None:
     """The name of the ``@reports`` method of ``cls``, if it has one."""
     marked = _marked(cls)[_REPORTS]
     return marked[0][0] if marked else None
+
+
+def has_loop(cls: type) -> bool:
+    """Whether the sketch class ``cls`` has a ``loop()`` of its own (FactoryLoop's answers every message with NoLoop)."""
+    function = getattr(inspect.getattr_static(cls, "loop", None), "function", None)
+    return not getattr(function, "__runtime_default__", False)
 
 
 def has_reconfigure(cls: type) -> bool:

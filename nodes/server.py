@@ -38,11 +38,16 @@ from .hub import Hub
 from .plain import PlainClient
 from .sessions import Sessions
 
-__all__ = ["NodeServer", "Served"]
+__all__ = ["IN_USE", "NodeServer", "Served"]
 
 #: Connections the kernel queues before the node accepts them (asyncio's default of 100
 #: makes the 101st of a burst wait a second for TCP to retry).
 BACKLOG = 1024
+#: What most often holds a node's port: the same node, still running from an earlier start.
+IN_USE = (
+    "is your own `arduino-mesh up` or `honcho start` still running? "
+    "`arduino-mesh status` shows which nodes of the grid answer"
+)
 #: The mesh subprotocol, as websockets types a subprotocol name.
 MESH_SUBPROTOCOL = Subprotocol(protocol.SUBPROTOCOL)
 #: Incoming frames a connection queues before the server stops reading from its socket
@@ -179,11 +184,8 @@ class NodeServer:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                why = "address already in use"
-            elif exc.strerror:
-                why = exc.strerror[0].lower() + exc.strerror[1:]
-            else:
-                why = str(exc)
+                raise ListenError(self.node.name, f"{host}:{port}", "address already in use", IN_USE) from None
+            why = exc.strerror[0].lower() + exc.strerror[1:] if exc.strerror else str(exc)
             raise ListenError(self.node.name, f"{host}:{port}", why) from None
 
     def stop_accepting(self) -> None:

@@ -37,6 +37,7 @@ from types import ModuleType
 from mesh.errors import SketchError
 from mesh.grid.shown import suggest
 
+from .blame import described, users_line
 from .factory import FactoryLoop
 
 __all__ = ["BUILTIN", "FOLDER", "available", "builtins", "is_firmware", "load", "locate", "problem"]
@@ -207,7 +208,10 @@ def load(value: str, grid_path: str | os.PathLike[str] | None = None) -> type[Fa
     except SketchError:
         raise
     except Exception as exc:
-        raise SketchError(f"sketch {value!r} ({shown}) failed to import: {type(exc).__name__}: {exc}") from exc
+        where = users_line(exc)  # the user's line that failed: sketches/lamp.py:3
+        if where:
+            raise SketchError(f"{where}: {described(exc)}") from exc
+        raise SketchError(f"sketch {value!r} ({shown}) failed to import: {described(exc)}") from exc
     if found.cls is not None:
         cls = getattr(module, found.cls, None)
         if not (inspect.isclass(cls) and issubclass(cls, FactoryLoop)):

@@ -37,15 +37,15 @@ import inspect
 import io
 import linecache
 import logging
-import os
 import sys
-import sysconfig
 import threading
 import tokenize
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from time import perf_counter
 from typing import Any, TypeVar
+
+from .blame import LIBRARY_DIRS, shorten
 
 __all__ = ["POLL", "POLL_BUSY", "QUIET", "STALL", "THRESHOLD", "Watch"]
 
@@ -67,15 +67,6 @@ _GENERAL_FIX = (
     "use 'await asyncio.sleep()', not 'time.sleep()'; run a blocking call with 'await asyncio.to_thread(...)'"
 )
 _BLOCKING_FIX = "run a blocking call with 'await asyncio.to_thread(...)', and split long computations"
-#: Where Python's own modules live: a frame there is not where the sketch blocks.
-_LIBRARY_DIRS = tuple(
-    {
-        os.path.join(path, "")
-        for key in ("stdlib", "platstdlib", "purelib", "platlib")
-        if (path := sysconfig.get_path(key))
-    }
-)
-
 Step = tuple[str, float, "Watch"]  # (what runs, when it started (perf_counter), whose watch)
 
 
@@ -258,9 +249,9 @@ class Watch:
         frame = sys._current_frames().get(self._thread_id)
         while frame is not None:
             filename = frame.f_code.co_filename
-            if not filename.startswith(_LIBRARY_DIRS) and not filename.startswith("<") and filename != __file__:
+            if not filename.startswith(LIBRARY_DIRS) and not filename.startswith("<") and filename != __file__:
                 source = _code(linecache.getline(filename, frame.f_lineno).strip())
-                return f"{_shorten(filename)}:{frame.f_lineno}" + (f": {source}" if source else "")
+                return f"{shorten(filename)}:{frame.f_lineno}" + (f": {source}" if source else "")
             frame = frame.f_back
         return None
 
@@ -300,15 +291,6 @@ def _fix(where: str | None) -> str:
     if where is None or "sleep(" in where:
         return _SLEEP_FIX if where else _GENERAL_FIX
     return _BLOCKING_FIX
-
-
-def _shorten(filename: str) -> str:
-    """A path relative to the working directory when it is below it."""
-    try:
-        relative = os.path.relpath(filename)
-    except ValueError:
-        return filename
-    return filename if relative.startswith("..") else relative
 
 
 def _steps(awaitable: Awaitable[T]) -> Generator[Any, Any, T]:

@@ -128,14 +128,17 @@ def test_unknown_node_exits_2_and_lists_the_known_ones(grid: Path):
 
 
 def test_port_in_use_is_one_line(grid: Path):
-    """A port already taken: one line naming the address, exit 1, no traceback."""
+    """A port already taken: one line naming the address and what probably holds it, exit 1, no traceback."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         done = run_arduino("--grid", grid, "buzzer", "--port", str(port))
     assert done.returncode == 1
-    assert done.stderr == f"Error: buzzer: cannot listen on 127.0.0.1:{port}: address already in use\n"
+    assert done.stderr == (
+        f"Error: buzzer: cannot listen on 127.0.0.1:{port}: address already in use (is your own `arduino-mesh up`"
+        " or `honcho start` still running? `arduino-mesh status` shows which nodes of the grid answer)\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -215,10 +215,16 @@ class _Rules:
         for key in data:
             self.text_key((), key)
             if key not in TOP_KEYS:
+                value = data[key]
+                if isinstance(value, Mapping) and "sketch" in value:  # a node, written at the wrong level
+                    line = self.marks.key(("nodes",)) if "nodes" in data else None
+                    where = f" on line {line}" if line else ""
+                    fix = f"; a node goes under 'nodes:'{where}, indented like the other nodes"
+                else:
+                    fix = suggest(key, TOP_KEYS)
                 self.fail(
                     self.marks.key((key,)),
-                    f"unknown key {key!r} at the top level "
-                    f"(expected one of: {', '.join(TOP_KEYS)}){suggest(key, TOP_KEYS)}",
+                    f"unknown key {key!r} at the top level (expected one of: {', '.join(TOP_KEYS)}){fix}",
                 )
         if "nodes" not in data:
             self.fail(None, "the grid has no 'nodes'")

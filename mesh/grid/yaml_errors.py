@@ -151,9 +151,20 @@ def _indentation(lines: list[str], row: int) -> str | None:
             )
         return (
             f"bad indentation: the key {_describe(here)} is indented like {_describe(lines[same])} "
-            f"on line {same + 1}, and a list cannot hold keys"
+            f"on line {same + 1}, and a list cannot hold keys{_under_nodes(lines, row)}"
         )
     return None
+
+
+def _under_nodes(lines: list[str], row: int) -> str:
+    """Where a key that landed in the ``wires:`` list belongs: under ``nodes:``, with the other nodes (or ``''``)."""
+    top = next((n for n in _enclosing(lines, row) if _indent(lines[n]) == 0), None)
+    if top is None or not lines[top].startswith("wires:"):
+        return ""
+    nodes = next((n for n, line in enumerate(lines) if line.startswith("nodes:")), None)
+    if nodes is None:
+        return ""
+    return f"; a node belongs under 'nodes:' on line {nodes + 1}: move it up there, with the other nodes"
 
 
 def _deeper(lines: list[str], row: int, above: int) -> str:

@@ -134,3 +134,24 @@ def test_new_project_tests_pass_against_this_checkout(tmp_path: Path):
         timeout=6 * DEADLINE,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_new_project_says_which_plugin_is_missing(tmp_path: Path):
+    """Without the plugin (here disabled, as in a Python without arduino-mesh), pytest names it, not a fixture.
+
+    `required_plugins` in the project's pytest.ini: "Missing required plugins: arduino-mesh" rather than
+    "fixture 'circuit' not found"; and no warning of pytest-asyncio's loop scope when it is there.
+    """
+    assert run_arduino("new", "lamp", cwd=tmp_path).returncode == 0
+    project = tmp_path / "lamp"
+    pytest_ = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    missing = run([*pytest_, "-p", "no:arduino_mesh"], cwd=project, env=environment(PYTHONPATH=str(ROOT)))
+    assert missing.returncode != 0
+    assert "Missing required plugins: arduino-mesh" in missing.stdout + missing.stderr
+    assert "fixture 'circuit' not found" not in missing.stdout
+    warned = run(
+        [*pytest_, "-W", "error::pytest.PytestDeprecationWarning", "--collect-only"],
+        cwd=project,
+        env=environment(PYTHONPATH=str(ROOT)),
+    )
+    assert warned.returncode == 0, warned.stdout + warned.stderr

@@ -79,7 +79,10 @@ def test_up_with_a_port_taken_is_one_line_and_stops_the_others(grid: Path):
         taken.listen()
         done = run_arduino("--grid", grid, "up")
     assert done.returncode == 1, done.stderr
-    assert done.stderr.endswith(f"Error: buzzer: cannot listen on 127.0.0.1:{port}: address already in use\n")
+    assert done.stderr.endswith(
+        f"Error: buzzer: cannot listen on 127.0.0.1:{port}: address already in use (is your own `arduino-mesh up`"
+        " or `honcho start` still running? `arduino-mesh status` shows which nodes of the grid answer)\n"
+    )
     assert done.stderr.count("Error") == 1
     assert "Traceback" not in done.stderr
 

@@ -237,6 +237,21 @@ CASES: list[tuple[str, str, str | None, list[str]]] = [
         ],
     ),
     (
+        "subscribes-to-a-misspelt-node",
+        """\
+        nodes:
+          sensor: {sketch: clock, port: 8765}
+          heater: {sketch: meter, subscribe: ["senser/temp", "sensr/#", "+/temp"]}
+        """,
+        None,
+        [
+            "grid.yaml:3: warning: node 'heater' subscribes to 'senser/temp', "
+            "which no node of the grid with a port can publish; did you mean 'sensor/temp'?",
+            "grid.yaml:3: warning: node 'heater' subscribes to 'sensr/#', "
+            "which no node of the grid with a port can publish; did you mean 'sensor/#'?",
+        ],
+    ),
+    (
         "subscribes-to-portless-node",
         """\
         nodes:
@@ -623,3 +638,32 @@ def test_a_procfile_running_this_grid_and_another_is_checked_for_this_one() -> N
         "other.yaml:2: warning: the Procfile does not start node 'clock'",
         "other.yaml:4: warning: the Procfile does not start node 'buzzer'",
     ]
+
+
+def test_a_node_sent_messages_without_a_loop() -> None:
+    """The caller says which sketches have no loop(): wired to, or subscribed without @hears, is a warning."""
+    grid = load_grid(
+        dedent(
+            """\
+            nodes:
+              iopin: {sketch: iopin, port: 8765}
+              lamp:  {sketch: lamp, port: 8766}
+              meter: {sketch: meter, subscribe: ["iopin/#"]}
+              ear:   {sketch: ear, subscribe: ["iopin/#"]}
+              idle:  {sketch: idle, port: 8767, subscribe: ["iopin/#"]}
+            wires:
+              - iopin -> lamp
+              - iopin -> idle
+            """
+        ),
+        "grid.yaml",
+    )
+    fix = "give it an '@reactive async def loop(self, channel, message)'"
+    found = check_grid(grid, no_loop={"lamp": False, "meter": False, "ear": True, "idle": False})
+    assert [str(finding) for finding in found] == [
+        f"grid.yaml:3: warning: node 'lamp' has no loop(): what 'iopin' sends gets an error; {fix}",
+        f"grid.yaml:4: warning: node 'meter' has no loop(): the topics of iopin/# go nowhere; {fix}",
+        f"grid.yaml:6: warning: node 'idle' has no loop(): what 'iopin' sends gets an error; "
+        f"the topics of iopin/# go nowhere; {fix}",
+    ]
+    assert check_grid(grid) == []  # nothing said about sketches: nothing assumed

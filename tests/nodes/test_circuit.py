@@ -14,6 +14,7 @@ from mesh.grid import build_grid
 from nodes import FactoryLoop, reactive
 from nodes.circuit import run_together, stop_order
 from nodes.runtime import Node
+from nodes.server import IN_USE
 from tests.helpers import DEADLINE, MS, free_ports, start_circuit, stop_circuit, until
 
 SEED = 7
@@ -251,8 +252,9 @@ async def test_run_together_stops_the_nodes_already_open_when_one_cannot_listen(
     grid = circuit(1).with_node("iopin", port=free).with_node("buzzer", port=taken)  # the iopin opens first
     nodes = [Node(sketches.load(spec.sketch), name, grid) for name, spec in grid.nodes.items()]
     try:
-        with pytest.raises(ListenError, match=f"buzzer: cannot listen on 127.0.0.1:{taken}"):
+        with pytest.raises(ListenError) as caught:
             await run_together(nodes)
+        assert str(caught.value) == f"buzzer: cannot listen on 127.0.0.1:{taken}: address already in use ({IN_USE})"
         assert f"serving on 127.0.0.1:{free}" in caplog.messages
         with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection("127.0.0.1", free)

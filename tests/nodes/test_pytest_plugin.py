@@ -13,6 +13,12 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+#: The user's pytest.ini, as `arduino-mesh new` writes it: without the loop scope, pytest-asyncio warns in every run.
+INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+
+#: pytest-asyncio's warning of an unset loop scope made an error: the user's ini above sets it.
+NO_WARNING = ["-W", "error::pytest.PytestDeprecationWarning"]
+
 #: How the user's session gets the plugin: by its entry point once installed, else by name.
 PLUGIN = [] if entry_points(group="pytest11", name="arduino_mesh") else ["-p", "nodes.pytest_plugin"]
 
@@ -63,6 +69,7 @@ async def test_{name}_of_the_circuit(circuit):
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A user's project: grid.yaml, sketches/led.py."""
+    pytester.makeini(INI)
     pytester.makefile(".yaml", grid=GRID)
     (pytester.path / "sketches").mkdir()
     (pytester.path / "sketches" / "led.py").write_text(LED)
@@ -80,7 +87,7 @@ def test_a_users_test_runs_an_hour_of_their_circuit(project: pytest.Pytester):
 def test_a_users_test_runs_five_minutes_of_their_circuit(project: pytest.Pytester):
     """The same test of the user's, over five minutes: the fast set's share of the hour above."""
     project.makepyfile(test_led=SPAN.format(name="five_minutes", span="5m", seconds=300))
-    result = project.runpytest(*PLUGIN)
+    result = project.runpytest(*PLUGIN, *NO_WARNING)
     result.assert_outcomes(passed=1)
 
 
@@ -109,7 +116,7 @@ def test_the_marker_and_the_ini_option_choose_the_grid_and_its_nodes(project: py
     (project.path / "lab").mkdir()
     (project.path / "grid.yaml").rename(project.path / "lab" / "grid.yaml")
     (project.path / "sketches").rename(project.path / "lab" / "sketches")
-    project.makeini("[pytest]\narduino_grid = lab/grid.yaml\n")
+    project.makeini(f"{INI}arduino_grid = lab/grid.yaml\n")
     project.makepyfile(
         test_led="""
         import pytest
@@ -163,13 +170,14 @@ def test_a_bad_configuration_is_one_line(project: pytest.Pytester, marker: str, 
 
 def test_a_session_that_does_not_use_it_is_untouched(pytester: pytest.Pytester):
     """The plugin loaded, a plain test suite (sync and async, no grid anywhere) runs as before."""
+    pytester.makeini(INI)
     pytester.makepyfile(
         test_plain="""
         def test_sync():
             assert True
         """
     )
-    result = pytester.runpytest(*PLUGIN)
+    result = pytester.runpytest(*PLUGIN, *NO_WARNING)
     result.assert_outcomes(passed=1)
 
 

@@ -692,3 +692,60 @@ async def test_a_malformed_request_gets_400_with_a_line_of_help(node, caplog, re
     ]
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     await assert_still_serving(node)
+
+
+async def raw_reply(node: FactoryLoop | Node, request_bytes: bytes) -> tuple[str, dict[str, str], bytes]:
+    """A raw socket writes ``request_bytes`` and reads to the EOF: the status line, the headers (lower-cased), the body."""
+    host, port = str(node.address).rsplit(":", 1)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), DEADLINE)
+    try:
+        writer.write(request_bytes)
+        reply = await asyncio.wait_for(reader.read(), DEADLINE)  # to the EOF: the node closes after it
+    finally:
+        writer.close()
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    return status, {name.lower(): value for name, value in (line.split(": ", 1) for line in lines)}, body
+
+
+async def test_a_websocket_version_other_than_13_gets_400_naming_13(node, caplog):
+    """RFC 6455 §4.2.2: a handshake of version 8 gets a 400 with ``Sec-WebSocket-Version: 13``; the node goes on."""
+    request = upgrade_request(node).replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8")
+    status, headers, body = await raw_reply(node, request)
+    assert status == "HTTP/1.1 400 Bad Request"
+    assert headers["sec-websocket-version"] == "13"
+    assert body.decode().splitlines() == [
+        "400 Bad Request: this node speaks WebSocket version 13 (RFC 6455), not 8",
+        "This port speaks HTTP/1.1: GET a page, or open a websocket (try: websocat ws://HOST:PORT/).",
+    ]
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    await assert_still_serving(node)
+
+
+class Page(FactoryLoop):
+    """Serves one page, /hello, besides its messages."""
+
+    def http(self, path: str) -> tuple[int, str, bytes] | None:
+        return (200, "text/plain", b"hello\n") if path == "/hello" else None
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [("/hello", "HTTP/1.1 200 OK"), ("/", "HTTP/1.1 426 Upgrade Required")], ids=["page", "426"]
+)
+async def test_head_is_answered_like_get_without_the_body(path, status):
+    """HEAD gets GET's status and headers (Content-Length the GET's), and no body; the node goes on."""
+    node = Node(Page, "page", build_grid({"page": {"sketch": "page", "port": 0}}))
+    await node.open()
+    try:
+        got = await raw_reply(node, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head = await raw_reply(node, f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert got[0] == head[0] == status
+        assert {**got[1], "date": ""} == {**head[1], "date": ""}  # the same headers, but the second's date
+        assert int(head[1]["content-length"]) == len(got[2]) > 0
+        assert head[2] == b""
+        refused, _, why = await raw_reply(node, upgrade_request(node).replace(b"GET", b"HEAD"))
+        assert refused == "HTTP/1.1 400 Bad Request"  # a websocket opens with GET only
+        assert b"expected GET; got HEAD" in why
+        assert (await raw_reply(node, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()))[0] == status
+    finally:
+        await node.stop()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import linecache
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -129,11 +131,18 @@ async def test_bad_parameters_name_the_node(params, message):
 
 
 def test_loop_must_be_reactive():
-    """A sketch whose loop() lacks @reactive is refused when the class is defined."""
+    """A sketch whose loop() lacks @reactive is refused when the class is defined, at the line of its def."""
+    from mesh.errors import SketchMistake
     from nodes import FactoryLoop
 
-    with pytest.raises(TypeError, match=r"Forgetful.loop must be an async method decorated with @reactive"):
+    with pytest.raises(SketchMistake) as caught:
 
         class Forgetful(FactoryLoop):
             async def loop(self, channel: str, message: str) -> str:
                 return message
+
+    where, _, message = str(caught.value).partition(": ")
+    assert message == "Forgetful.loop must be an async method decorated with @reactive: put @reactive above it"
+    path, _, line = where.partition(":")
+    assert Path(path).resolve() == Path(__file__).resolve()  # shown relative to the working directory
+    assert linecache.getline(path, int(line)).strip().startswith("async def loop(")  # the line of its def

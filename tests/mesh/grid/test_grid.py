@@ -216,6 +216,16 @@ INVALID = [
         "grid.yaml:1: unknown key 'colour' at the top level (expected one of: auth, nodes, tls, wires)",
     ),
     (
+        "node-at-the-top-level",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        heater: {sketch: buzzer}
+        """,
+        "grid.yaml:3: unknown key 'heater' at the top level (expected one of: auth, nodes, tls, wires); "
+        "a node goes under 'nodes:' on line 1, indented like the other nodes",
+    ),
+    (
         "top-key-not-text",
         """\
         nodes:

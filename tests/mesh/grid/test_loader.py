@@ -229,6 +229,18 @@ YAML_MISTAKES = [
         "and a list cannot hold keys",
     ),
     (
+        "node-after-wires",
+        """\
+        nodes:
+          clock: {sketch: clock}
+        wires:
+          - clock -> clock
+          heater: {sketch: buzzer}
+        """,
+        "grid.yaml:5: bad indentation: the key 'heater' is indented like the list item '- clock -> clock' on line 4, "
+        "and a list cannot hold keys; a node belongs under 'nodes:' on line 1: move it up there, with the other nodes",
+    ),
+    (
         "tab-indent",
         "nodes:\n\tclock: {sketch: clock}\n",
         "grid.yaml:2: a tab in the indentation: YAML indents with spaces only",

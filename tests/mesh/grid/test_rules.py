@@ -23,6 +23,8 @@ WITHOUT_LINES = {
     "wire-twice": "grid.yaml: wire 'clock -> iopin' is listed twice",
     "wired-node-without-port": "grid.yaml: node 'iopin' receives a wire ('clock -> iopin') but has no port to receive on",
     "address-taken": "grid.yaml: node 'buzzer' listens on 127.0.0.1:8765, already taken by node 'iopin'",
+    "node-at-the-top-level": "grid.yaml: unknown key 'heater' at the top level (expected one of: auth, nodes, tls, "
+    "wires); a node goes under 'nodes:', indented like the other nodes",
 }
 
 
