@@ -63,7 +63,7 @@ def _raises() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("method", "error"),
     [
-        (_raises, r"^RuntimeError: the broker\\x0ais gone \(at test_reports.py:\d+\)$"),
+        (_raises, r"^RuntimeError: the broker\\x0ais gone \(at test_report.py:\d+\)$"),
         (lambda: ["not", "a", "dict"], r"^@reports returned list, not a dict$"),
         (lambda: {"x": object()}, r"^@reports returned what JSON cannot carry: Object of type object"),
         (lambda: {"x": "y" * REPORT_MAX}, rf"^@reports returned \d+ bytes of JSON; at most {REPORT_MAX} are shown$"),
