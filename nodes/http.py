@@ -200,7 +200,8 @@ class Entrance:
                 return Response(status, HTTPStatus(status).phrase, headers, body)
             text = (
                 f"{node.describe()}; it speaks websockets.\n"
-                f"Try: websocat {self.scheme}://{node.address}/   or   ./arduino.py send {node.name} MESSAGE\n"
+                f"Try: websocat {self.scheme}://{node.address}/   or   arduino-mesh send {node.name} MESSAGE"
+                " (./arduino.py send in a checkout)\n"
             )
             response = connection.respond(HTTPStatus.UPGRADE_REQUIRED, text)
             response.headers["Upgrade"] = "websocket"  # a 426 says what to upgrade to (RFC 9110)

@@ -296,7 +296,7 @@ async def test_plain_http_gets_426_upgrade_required(node):
         length = int(headers["content-length"])
         assert length > 0
         body = (await asyncio.wait_for(reader.readexactly(length), DEADLINE)).decode()
-        assert body.strip()
+        assert f"arduino-mesh send {node.name} MESSAGE (./arduino.py send in a checkout)" in body  # the command's name
         assert await asyncio.wait_for(reader.read(), DEADLINE) == b""  # Connection: close
     finally:
         await close_raw(writer)
