@@ -1,0 +1,141 @@
+"""The subscriptions the dashboard's graph draws: who subscribes to what, and whose keys each pattern matches.
+
+A subscription is a node of the grid and a pattern: ``(meter, "+/pin")``. The dashboard knows
+them from two places:
+
+- the grid: each node's ``subscribe:`` (followed as ``grid.yaml`` is edited);
+- the publishers: each node announces on ``<node>/$subscribers/added`` and ``.../removed`` who
+  subscribes to it with what (see docs/topics.md), which the dashboard hears from the moment it
+  listens, so a subscription a sketch makes at run time (``await self.subscribe(...)``) comes and
+  goes on the page too. A publisher that goes offline holds nothing any more: :meth:`Subscriptions.lost`.
+
+:meth:`Subscriptions.graph` matches each subscription's pattern against the keys the dashboard
+has heard (with :func:`mesh.topics.matches`, the mesh's own rule): an *edge* from each node that
+published a key it matches to the subscriber, or, when it matches none, a *dangling* pattern on
+the subscriber (nothing it hears has been published yet, or a misspelt topic).
+
+Not drawn: patterns that name a system level (``+/$state``, ``+/$subscribers/+``: presence and
+bookkeeping, the dashboard's own among them), and subscribers that are not nodes of the grid
+(an ``arduino-mesh echo``). Everything is bounded whatever the publishers announce: at most
+:data:`HELD` announced subscriptions are kept, at most :data:`SUBSCRIPTIONS` drawn, with at most
+:data:`EDGES` edges; each pattern is a valid one (at most 256 characters), each name a node's.
+
+Plain code, no I/O and no event loop, as :mod:`.strip` is; the dashboard decides when to call
+:meth:`Subscriptions.graph` (not on a message's path: at most once per ``GRAPH_EVERY``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from mesh.errors import TopicError
+from mesh.topics import check_pattern, is_system, matches, publishers
+
+__all__ = ["EDGES", "HELD", "SUBSCRIPTIONS", "Subscriptions"]
+
+#: Announced subscriptions (a subscriber and a pattern) kept at most; past it, new ones are not drawn.
+HELD = 1000
+#: Subscriptions the graph draws at most (the grid's first, then those announced, each in name order):
+#: past a hundred dashed edges a graph says nothing more, and matching each against every key heard costs.
+SUBSCRIPTIONS = 100
+#: Edges the graph draws at most (a ``#`` of each node of a large grid makes one per publisher).
+EDGES = 300
+
+Subscription = tuple[str, str]
+
+
+class Subscriptions:
+    """What the publishers announced, and the graph of it with the grid's own subscriptions."""
+
+    def __init__(self) -> None:
+        #: Each announced subscription: the publishers that said they hold it.
+        self.held: dict[Subscription, set[str]] = {}
+        #: Announcements ignored because HELD were kept already (the dashboard logs the first).
+        self.overflow = 0
+        #: Bumped at every change of ``held``, so the dashboard knows when to draw again.
+        self.version = 0
+
+    def heard(self, key: str, data: str, nodes: Collection[str]) -> bool:
+        """``<publisher>/$subscribers/added|removed`` = ``{"pattern": ..., "subscriber": ...}``, from a node of
+        ``nodes``; whether it was taken (anything malformed, or about a subscriber not in the grid, is not)."""
+        publisher, _, what = key.partition("/$subscribers/")
+        if publisher not in nodes or what not in ("added", "removed"):
+            return False
+        try:
+            event = json.loads(data)
+        except ValueError:
+            return False
+        if not isinstance(event, dict):
+            return False
+        subscriber, pattern = event.get("subscriber"), event.get("pattern")
+        if not isinstance(subscriber, str) or subscriber not in nodes or not isinstance(pattern, str):
+            return False
+        try:
+            check_pattern(pattern)
+        except TopicError:
+            return False
+        if is_system(pattern):  # it names a system level (+/$state): bookkeeping, not the circuit
+            return False
+        sub = (subscriber, pattern)
+        holders = self.held.get(sub)
+        if what == "removed":
+            if holders is None or publisher not in holders:
+                return False
+            holders.discard(publisher)
+            if not holders:
+                del self.held[sub]
+        else:
+            if holders is None:
+                if len(self.held) >= HELD:
+                    self.overflow += 1
+                    return False
+                holders = self.held[sub] = set()
+            if publisher in holders:
+                return False
+            holders.add(publisher)
+        self.version += 1
+        return True
+
+    def lost(self, publisher: str) -> None:
+        """``publisher`` went offline: it holds no subscription any more (its subscribers renew them when it is back)."""
+        for sub in [sub for sub, holders in self.held.items() if publisher in holders]:
+            self.held[sub].discard(publisher)
+            if not self.held[sub]:
+                del self.held[sub]
+            self.version += 1
+
+    def graph(self, grid: Iterable[Subscription], keys: Iterable[str], nodes: Collection[str]) -> dict[str, Any]:
+        """The edges and dangling patterns to draw, from the grid's subscriptions ``grid``, those announced, and the
+        ``keys`` heard, between the ``nodes`` of the grid.
+
+        ``{"edges": [{"publisher", "subscriber", "pattern", "source"}], "dangling": [{"subscriber", "pattern",
+        "source"}], "total": n}``, where ``source`` is ``grid`` (in the grid's ``subscribe:``) or ``run time``
+        (announced only), and ``total`` counts the subscriptions before the :data:`SUBSCRIPTIONS` bound.
+        """
+        subs: dict[Subscription, str] = {}
+        for sub in sorted(set(grid)):
+            if sub[0] in nodes and not is_system(sub[1]):
+                subs[sub] = "grid"
+        for sub in sorted(self.held):
+            if sub[0] in nodes:
+                subs.setdefault(sub, "run time")
+        by_owner: dict[str, list[str]] = {}
+        for key in keys:
+            owner = key.split("/", 1)[0]
+            if owner in nodes and not is_system(key):
+                by_owner.setdefault(owner, []).append(key)
+        edges: list[dict[str, str]] = []
+        dangling: list[dict[str, str]] = []
+        for (subscriber, pattern), source in list(subs.items())[:SUBSCRIPTIONS]:
+            sources = [
+                owner
+                for owner in publishers(pattern, by_owner)
+                if any(matches(pattern, key) for key in by_owner[owner])
+            ]
+            for publisher in sources[: EDGES - len(edges)]:
+                edges.append({"publisher": publisher, "subscriber": subscriber, "pattern": pattern, "source": source})
+            if not sources:
+                dangling.append({"subscriber": subscriber, "pattern": pattern, "source": source})
+        return {"edges": edges, "dangling": dangling, "total": len(subs)}
