@@ -54,17 +54,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections import Counter, OrderedDict, deque
 from importlib import resources
 from typing import Any
 
+from mesh.tls import client_context
 from mesh.topics import is_system
 from nodes import FactoryLoop, PlainClient, broadcast, every, hears, reactive
+from nodes.status import gather_status
 
 from .strip import STRIP_POINTS, STRIP_TEXT, WINDOW, History
 from .subscriptions import HELD, Subscriptions
 
+#: What the dashboard subscribes to by itself to hear of subscriptions (see docs/topics.md).
+ANNOUNCEMENTS = "+/$subscribers/+"
 #: Messages a snapshot carries at most, and the history a page opens with; the counts are exact whatever the rate.
 RECENT = 50
 #: Seconds the rate is averaged over.
@@ -74,6 +79,10 @@ RATE_WINDOW = 10.0
 GRAPH_EVERY = 1.0
 #: Seconds between two sendings of an unchanged graph: a page that missed one (it could not keep up) has it again.
 GRAPH_RESEND = 10.0
+#: Seconds between two rounds of asking every node what it subscribes to, at most (a round is asked for when the
+#: dashboard begins listening at a node: as it begins, and when the node comes back), and the most a node's answer
+#: may take.
+ASK_EVERY = 1.0
 #: Keys the dashboard keeps (counts, last values), least recently updated let go past it.
 KEYS = 500
 #: Characters of a key or a value the dashboard keeps (and sends a page) at most.
@@ -158,6 +167,8 @@ class Dashboard(FactoryLoop):
         self.graph_at = self.graph_sent = float("-inf")
         self.graph_grid: object = None
         self.graph_from = (0, 0, 0)
+        #: A round of asking the nodes for their subscriptions is due (see ask_subscriptions).
+        self.ask = False
         static = resources.files(__package__) / "static"
         self.files = {
             path: (TYPES[name[name.rindex(".") :]], (static / name).read_bytes()) for path, name in PAGES.items()
@@ -166,7 +177,7 @@ class Dashboard(FactoryLoop):
     @hears
     async def count(self, key: str, data: str) -> None:
         """One message on the topics: counted exactly, kept for the next snapshot (at most KEYS keys)."""
-        key, data = cut(key), cut(data)
+        whole, key, data = data, cut(key), cut(data)
         if key in self.last:
             self.last.move_to_end(key)
         elif len(self.last) >= KEYS:
@@ -175,6 +186,8 @@ class Dashboard(FactoryLoop):
         self.last[key] = data
         if not is_system(key):
             self.latest[key.split("/", 1)[0]] = key
+        elif "/$subscribers/" in key:  # the grid subscribes it to them as well: one handler a pattern
+            self.take_announcement(key, whole)
         self.heard += 1
         self.history.add(self.heard, asyncio.get_running_loop().time(), key, data)
         self.recent.append({"n": self.heard, "key": key, "data": data, "t": round(time.time(), 3)})
@@ -197,25 +210,55 @@ class Dashboard(FactoryLoop):
 
     @every(1.0, times=1)
     async def listen_for_presence(self) -> None:
-        """Once, as the node begins: every node's presence and who subscribes to it (``#`` matches neither: they
-        are system keys)."""
+        """Once, as the node begins: who subscribes to every node, and its presence (``#`` matches neither: they
+        are system keys). In that order, at each node on one link: a node's ``$state``, retained, comes once the
+        dashboard listens to its ``$subscribers``."""
+        await self.subscribe(ANNOUNCEMENTS, self.announced)
         await self.subscribe("+/$state", self.present)
-        await self.subscribe("+/$subscribers/+", self.announced)
 
     def present(self, key: str, data: str) -> None:
-        """``<node>/$state``: online or offline, for the nodes of the grid (anything else is ignored)."""
+        """``<node>/$state``: online or offline, for the nodes of the grid (anything else is ignored). Online, the
+        dashboard listens to its ``$subscribers`` from now on: a round of asking what was subscribed before is due."""
         node = key.split("/", 1)[0]
         if node in self.grid.nodes and data in ("online", "offline"):
             self.presence[node] = data
             if data == "offline":
                 self.subscriptions.lost(node)
+            else:
+                self.ask = True
 
-    def announced(self, key: str, data: str) -> None:
-        """``<node>/$subscribers/added|removed``: a subscription for the graph (anything malformed is ignored)."""
+    async def announced(self, key: str, data: str) -> None:
+        """``<node>/$subscribers/added|removed``: a subscription for the graph (anything malformed is ignored); also
+        counted and logged when the grid subscribes the dashboard to them (a pattern has one handler: this one)."""
+        if ANNOUNCEMENTS in self.grid.node(self.name).subscribe:
+            await self.count(key, data)
+        else:
+            self.take_announcement(key, data)
+
+    def take_announcement(self, key: str, data: str) -> None:
         overflow = self.subscriptions.overflow
         self.subscriptions.heard(key, data, self.grid.nodes)
         if self.subscriptions.overflow and not overflow:
             self.log.warning("heard of more than %d subscriptions: drawing those heard first", HELD)
+
+    @every(ASK_EVERY)
+    async def ask_subscriptions(self) -> None:
+        """When due, every node's status report, for the subscriptions it names (those made before the dashboard
+        listened at their publishers); one round at a time, a node's answer in at most ASK_EVERY seconds."""
+        if not self.ask:
+            return
+        self.ask = False
+        grid = self.grid
+        try:
+            token = None if grid.auth_token_env is None else os.environ.get(grid.auth_token_env)
+            tls = None if grid.tls is None else client_context(grid.tls)
+            reports = await gather_status(grid, ASK_EVERY, token, tls)
+        except Exception as exc:  # its TLS files changed under it, say: the announcements still come
+            self.log.debug("cannot ask the nodes what they subscribe to: %s", exc)
+            return
+        for report in reports:
+            if report["state"] == "up":
+                self.subscriptions.reported(report["node"], report.get("subscriptions"), grid.nodes)
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:

@@ -1,13 +1,21 @@
 """The subscriptions the dashboard's graph draws: who subscribes to what, and whose keys each pattern matches.
 
 A subscription is a node of the grid and a pattern: ``(meter, "+/pin")``. The dashboard knows
-them from two places:
+them from three places:
 
 - the grid: each node's ``subscribe:`` (followed as ``grid.yaml`` is edited);
 - the publishers: each node announces on ``<node>/$subscribers/added`` and ``.../removed`` who
   subscribes to it with what (see docs/topics.md), which the dashboard hears from the moment it
   listens, so a subscription a sketch makes at run time (``await self.subscribe(...)``) comes and
-  goes on the page too. A publisher that goes offline holds nothing any more: :meth:`Subscriptions.lost`.
+  goes on the page too (:meth:`Subscriptions.heard`);
+- each subscriber's status report (its ``subscriptions``), which the dashboard asks for when it
+  begins listening at a publisher, for what was subscribed before it listened
+  (:meth:`Subscriptions.reported`).
+
+A subscription is drawn while a publisher holds it or its subscriber's last report names it. A
+``removed`` announcement takes it from both (the subscriber dropped it, or its link to that
+publisher: it subscribes again, announced, once back); a publisher that goes offline holds nothing
+any more, and a subscriber that goes offline subscribes to nothing (:meth:`Subscriptions.lost`).
 
 :meth:`Subscriptions.graph` matches each subscription's pattern against the keys the dashboard
 has heard (with :func:`mesh.topics.matches`, the mesh's own rule): an *edge* from each node that
@@ -44,13 +52,16 @@ SUBSCRIPTIONS = 100
 EDGES = 300
 
 Subscription = tuple[str, str]
+#: The holder of a subscription that its subscriber's own report names (a node's name is never empty).
+REPORTED = ""
 
 
 class Subscriptions:
     """What the publishers announced, and the graph of it with the grid's own subscriptions."""
 
     def __init__(self) -> None:
-        #: Each announced subscription: the publishers that said they hold it.
+        #: Each subscription heard of: the publishers that said they hold it, and REPORTED if its subscriber's report
+        #: names it.
         self.held: dict[Subscription, set[str]] = {}
         #: Announcements ignored because HELD were kept already (the dashboard logs the first).
         self.overflow = 0
@@ -65,7 +76,7 @@ class Subscriptions:
             return False
         try:
             event = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
             return False
         if not isinstance(event, dict):
             return False
@@ -79,32 +90,59 @@ class Subscriptions:
         if is_system(pattern):  # it names a system level (+/$state): bookkeeping, not the circuit
             return False
         sub = (subscriber, pattern)
-        holders = self.held.get(sub)
         if what == "removed":
-            if holders is None or publisher not in holders:
+            return self._drop(sub, publisher, REPORTED)
+        return self._hold(sub, publisher)
+
+    def reported(self, subscriber: str, patterns: object, nodes: Collection[str]) -> None:
+        """``subscriber``'s status report says it subscribes to ``patterns`` (a list of them; anything else, or any
+        invalid one, is left out): these replace what its previous report said."""
+        if subscriber not in nodes:
+            return
+        named: set[str] = set()
+        for pattern in patterns if isinstance(patterns, list) else []:
+            if not isinstance(pattern, str) or len(named) >= HELD:
+                continue
+            try:
+                check_pattern(pattern)
+            except TopicError:
+                continue
+            if not is_system(pattern):
+                named.add(pattern)
+        for sub in [sub for sub, holders in self.held.items() if sub[0] == subscriber and REPORTED in holders]:
+            if sub[1] not in named:
+                self._drop(sub, REPORTED)
+        for pattern in sorted(named):
+            self._hold((subscriber, pattern), REPORTED)
+
+    def lost(self, node: str) -> None:
+        """``node`` went offline: it holds no subscription any more (its subscribers renew them when it is back),
+        and has none of its own."""
+        for sub in [sub for sub, holders in self.held.items() if node in holders or sub[0] == node]:
+            self._drop(sub, *(self.held[sub] if sub[0] == node else (node,)))
+
+    def _hold(self, sub: Subscription, holder: str) -> bool:
+        holders = self.held.get(sub)
+        if holders is None:
+            if len(self.held) >= HELD:
+                self.overflow += 1
                 return False
-            holders.discard(publisher)
-            if not holders:
-                del self.held[sub]
-        else:
-            if holders is None:
-                if len(self.held) >= HELD:
-                    self.overflow += 1
-                    return False
-                holders = self.held[sub] = set()
-            if publisher in holders:
-                return False
-            holders.add(publisher)
+            holders = self.held[sub] = set()
+        if holder in holders:
+            return False
+        holders.add(holder)
         self.version += 1
         return True
 
-    def lost(self, publisher: str) -> None:
-        """``publisher`` went offline: it holds no subscription any more (its subscribers renew them when it is back)."""
-        for sub in [sub for sub, holders in self.held.items() if publisher in holders]:
-            self.held[sub].discard(publisher)
-            if not self.held[sub]:
-                del self.held[sub]
-            self.version += 1
+    def _drop(self, sub: Subscription, *holders: str) -> bool:
+        held = self.held.get(sub)
+        if held is None or held.isdisjoint(holders):
+            return False
+        held.difference_update(holders)
+        if not held:
+            del self.held[sub]
+        self.version += 1
+        return True
 
     def graph(self, grid: Iterable[Subscription], keys: Iterable[str], nodes: Collection[str]) -> dict[str, Any]:
         """The edges and dangling patterns to draw, from the grid's subscriptions ``grid``, those announced, and the

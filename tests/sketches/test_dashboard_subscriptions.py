@@ -20,8 +20,8 @@ from nodes import FactoryLoop, reactive
 from nodes.circuit import start_together, stop_together
 from nodes.runtime import Node
 from sketches.dashboard import GRAPH_EVERY, GRAPH_RESEND, Dashboard
-from sketches.dashboard.subscriptions import EDGES, HELD, SUBSCRIPTIONS, Subscriptions
-from tests.helpers import DEADLINE, MS, fast_backoff, until
+from sketches.dashboard.subscriptions import EDGES, HELD, REPORTED, SUBSCRIPTIONS, Subscriptions
+from tests.helpers import DEADLINE, MS, fast_backoff, free_ports, until
 
 NODES = ("clock", "iopin", "meter", "dashboard")
 
@@ -73,6 +73,25 @@ def test_a_subscription_lasts_while_a_publisher_holds_it():
     assert subscriptions.version == 3
     subscriptions.lost("iopin")
     assert subscriptions.held == {} and subscriptions.version == 4
+
+
+def test_a_subscribers_report_names_what_it_subscribed_to_before_the_dashboard_listened():
+    """A report replaces the subscriber's previous one (valid, non-system patterns only); a 'removed' takes a pattern
+    from it too; a subscriber that goes offline has none."""
+    subscriptions = Subscriptions()
+    subscriptions.reported("meter", ["+/pin", "iopin/#", "+/$state", "a/#/b", 7, "x" * 300], NODES)
+    assert subscriptions.held == {("meter", "+/pin"): {REPORTED}, ("meter", "iopin/#"): {REPORTED}}
+    subscriptions.reported("meter", ["+/pin", "clock/tick"], NODES)
+    assert subscriptions.held == {("meter", "+/pin"): {REPORTED}, ("meter", "clock/tick"): {REPORTED}}
+    subscriptions.reported("meter", "not a list", NODES)
+    subscriptions.reported("ghost", ["#"], NODES)  # not a node of the grid
+    assert subscriptions.held == {}
+    subscriptions.reported("meter", ["+/pin", "clock/tick"], NODES)
+    assert subscriptions.heard("iopin/$subscribers/added", added("+/pin"), NODES)
+    assert subscriptions.heard("clock/$subscribers/removed", added("clock/tick"), NODES)  # unsubscribed
+    assert subscriptions.held == {("meter", "+/pin"): {REPORTED, "iopin"}}
+    subscriptions.lost("meter")  # offline: it subscribes to nothing
+    assert subscriptions.held == {}
 
 
 def test_announcements_past_the_bound_are_not_kept():
@@ -204,6 +223,39 @@ async def test_the_feed_sends_the_graph_and_follows_a_subscription_made_at_run_t
             }
     finally:
         await stop_together(list(nodes.values()))
+
+
+async def test_a_subscription_made_before_the_dashboard_began_is_drawn_from_its_subscribers_report(virtual_time):
+    """The watcher subscribes at run time, then the dashboard begins: it never heard the announcement, and asks each
+    node what it subscribes to: the pattern dangles, an edge once its key is published, gone once unsubscribed."""
+    pub_port, watcher_port, dashboard_port = free_ports(3)
+    grid = build_grid(
+        {
+            "pub": {"sketch": "quiet", "port": pub_port},
+            "watcher": {"sketch": "quiet", "port": watcher_port},
+            "dashboard": {
+                "sketch": "dashboard",
+                "port": dashboard_port,
+                "subscribe": ["#"],
+                "params": {"period": 10 * MS},
+            },
+        }
+    )
+    early = [Node(Quiet, name, grid, reconnect_delays=fast_backoff) for name in ("pub", "watcher")]
+    dashboard = Node(Dashboard, "dashboard", grid, reconnect_delays=fast_backoff)
+    await start_together(early)
+    try:
+        pub, watcher = early
+        assert await watcher.subscribe("pub/temp", lambda key, data: None) == 1
+        await start_together([dashboard])
+        async with connect(f"ws://{dashboard.address}/feed", open_timeout=DEADLINE) as ws:
+            await next_graph(ws, lambda g: ("", "watcher", "pub/temp", "run time") in pairs(g))  # nothing on it yet
+            await pub.sender.publish("temp", "21.5")
+            await next_graph(ws, lambda g: ("pub", "watcher", "pub/temp", "run time") in pairs(g))
+            await watcher.unsubscribe("pub/temp")
+            await next_graph(ws, lambda g: not any(e["subscriber"] == "watcher" for e in g["edges"]))
+    finally:
+        await stop_together([*early, dashboard])
 
 
 async def test_an_unchanged_graph_is_matched_once_and_sent_again_now_and_then(virtual_time):
