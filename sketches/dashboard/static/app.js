@@ -4,7 +4,7 @@
   "use strict";
 
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const NODE_W = 190, NODE_H = 108, COL_GAP = 84, ROW_GAP = 28, PAD = 24, UNWIRED_GAP = 44;
+  const NODE_W = 190, NODE_H = 108, COL_GAP = 84, ROW_GAP = 28, PAD = 24, UNWIRED_GAP = 72;   // room for the subscriptions
   const PULSE_MS = 450;      // a dot's trip along a wire
   const SOUND_MS = 300;      // how long a buzzer stays "sounding" after a sound
   const LOG_MAX = 100;       // entries kept in #log
@@ -19,7 +19,7 @@
   const $ = (id) => document.getElementById(id);
   const ui = {
     feed: $("feed-state"), name: $("circuit-name"), total: $("total"), rate: $("rate"),
-    svg: $("circuit"), title: $("circuit-title"), wires: $("wires"), pulses: $("pulses"),
+    svg: $("circuit"), title: $("circuit-title"), subs: $("subs"), wires: $("wires"), pulses: $("pulses"),
     nodes: $("nodes"), log: $("log"), empty: $("circuit-empty"), capped: $("capped"),
     strip: $("strip"), stripAxis: $("strip-axis"), stripLabels: $("strip-labels"), stripScroll: $("strip-scroll"),
     stripClip: $("strip-clip-rect"), stripEmpty: $("strip-empty"), stripWindow: $("strip-window"),
@@ -27,7 +27,10 @@
 
   let circuitText = null;      // normalised JSON of the circuit currently drawn
   let lastCircuitNames = [];   // the circuit's nodes, in its order: the strip's rows follow it
-  let view = null;             // { nodes: Map<name, NodeView>, out: Map<name, WireView[]> }
+  let view = null;             // { nodes: Map<name, NodeView>, out: Map<name, WireView[]>, pos, width, height }
+  let graph = null;            // the subscriptions to draw: { edges, dangling, total }, checked (takeGraph)
+  let graphText = null;        // normalised JSON of it, to redraw only what changed
+  let graphDirty = false;      // a new graph, or a new layout: draw the subscriptions in the next frame
   let pending = null;          // newest snapshot not rendered yet
   let pendingRecent = [];      // recent messages of every snapshot not rendered yet
   let pendingFull = false;     // a full snapshot (a new feed's first) is among them: the log starts over
@@ -288,9 +291,10 @@
       }, ui.wires);
       out.get(w.source).push({ id: w.id, path, points: null, dot: null, start: 0 });
     }
-    view = { nodes, out };
+    view = { nodes, out, pos: L.pos, width: L.width, height: L.height };
     lastCircuitNames = L.names;
     strip.relayout = true;
+    graphDirty = true;
 
     ui.svg.setAttribute("viewBox", `0 0 ${L.width} ${L.height}`);
     const cname = typeof circuit.name === "string" && circuit.name ? circuit.name : "circuit";
@@ -447,6 +451,10 @@
       applySnapshot(snap, recent, now, true, full);
       rendered = true;
     }
+    if (graphDirty && view) {
+      drawGraph();
+      rendered = true;
+    }
     if (flying.size) {
       stepPulses(now);
       rendered = true;
@@ -457,6 +465,157 @@
     }
     if (rendered) stats.frames++;
     if (flying.size || strip.rows.size) requestFrame();
+  }
+
+  // ---------------------------------------------------------------- subscriptions
+
+  // Each subscription beside the wires: a dashed edge from each node whose keys its pattern matched to the
+  // subscriber, labelled with the pattern (one edge a pair of nodes, its patterns joined); a pattern that
+  // matched no key heard yet is a dangling stub on top of the subscriber's card. The dashboard matches
+  // (sketches/dashboard/subscriptions.py); the page only draws. Nodes stay where the wires put them, so a
+  // subscription that comes or goes moves nothing else.
+  const SUB_EDGES = 300;       // edges (and dangling patterns) the page takes from a graph at most: the dashboard's bound
+  const SUB_NAME = 256;        // characters of a node's name or a pattern at most (the mesh's NAME_MAX and LONGEST)
+  const SUB_LABEL = 22;        // characters of an edge's label shown (its title has them all)
+  const SUB_DANGLING = 2;      // dangling patterns shown on a card; the last one says how many more there are
+  const SUB_SPREAD = 16;       // pixels between two edges' ends on one card
+
+  function takeGraph(msg) {
+    const name = (x) => typeof x === "string" && x.length > 0 && x.length <= SUB_NAME;
+    const source = (x) => (x === "grid" ? "grid" : "run time");
+    const edges = [], dangling = [];
+    for (const e of Array.isArray(msg.edges) ? msg.edges.slice(0, SUB_EDGES) : []) {
+      if (e && name(e.publisher) && name(e.subscriber) && name(e.pattern)) {
+        edges.push({ publisher: e.publisher, subscriber: e.subscriber, pattern: e.pattern, source: source(e.source) });
+      }
+    }
+    for (const e of Array.isArray(msg.dangling) ? msg.dangling.slice(0, SUB_EDGES) : []) {
+      if (e && name(e.subscriber) && name(e.pattern)) {
+        dangling.push({ subscriber: e.subscriber, pattern: e.pattern, source: source(e.source) });
+      }
+    }
+    const total = Number(msg.total);
+    const text = JSON.stringify([edges, dangling]);
+    if (text === graphText) return;
+    graphText = text;
+    graph = { edges, dangling, total: Number.isSafeInteger(total) && total >= 0 ? total : edges.length };
+    graphDirty = true;
+  }
+
+  function subTitle(subscriber, patterns, sources) {
+    return patterns.map((p, i) => `${subscriber} subscribes to ${p} (${sources[i] === "grid" ? "grid.yaml" : "at run time"})`)
+      .join("\n");
+  }
+
+  // Where along the cubic curve `c` ([x0, y0, x1, y1, x2, y2, x3, y3]) a label `w` pixels wide overlaps no box of
+  // `placed` (its middle first, then further out); the middle if nowhere. The box is added to `placed`.
+  function labelSpot(c, w, placed) {
+    const at = (t) => {
+      const u = 1 - t, a = u * u * u, b = 3 * u * u * t, d = 3 * u * t * t, e = t * t * t;
+      return [a * c[0] + b * c[2] + d * c[4] + e * c[6], a * c[1] + b * c[3] + d * c[5] + e * c[7]];
+    };
+    const box = ([x, y]) => [x - w / 2, y - 8, x + w / 2, y + 8];
+    const free = (r) => placed.every((q) => r[2] < q[0] || q[2] < r[0] || r[3] < q[1] || q[3] < r[1]);
+    let spot = at(0.5);
+    for (const t of [0.5, 0.35, 0.65, 0.22, 0.78]) {
+      if (free(box(at(t)))) { spot = at(t); break; }
+    }
+    placed.push(box(spot));
+    return spot;
+  }
+
+  function drawGraph() {
+    graphDirty = false;
+    ui.subs.replaceChildren();
+    if (!view) return;
+    const pos = view.pos, edges = graph ? graph.edges : [], dangling = graph ? graph.dangling : [];
+    // One edge a pair of nodes, with all its patterns.
+    const pairs = new Map();
+    for (const e of edges) {
+      if (!pos.has(e.publisher) || !pos.has(e.subscriber)) continue;
+      const id = `${e.publisher}->${e.subscriber}`;
+      let pair = pairs.get(id);
+      if (!pair) pairs.set(id, (pair = { id, publisher: e.publisher, subscriber: e.subscriber, patterns: [], sources: [] }));
+      if (!pair.patterns.includes(e.pattern)) { pair.patterns.push(e.pattern); pair.sources.push(e.source); }
+    }
+    // The ends on each card, spread along its edge in the order of the other end's place.
+    const ends = new Map();
+    const end = (node, other, pair) => {
+      if (!ends.has(node)) ends.set(node, []);
+      ends.get(node).push({ pair, x: pos.get(other).x + pos.get(other).y / 1e4 });
+    };
+    for (const pair of pairs.values()) {
+      end(pair.publisher, pair.subscriber, pair);
+      if (pair.subscriber !== pair.publisher) end(pair.subscriber, pair.publisher, pair);
+    }
+    const at = new Map();   // `${node} ${pair id}` -> x of that end
+    for (const [node, list] of ends) {
+      list.sort((a, b) => a.x - b.x);
+      const p = pos.get(node), step = Math.min(SUB_SPREAD, (NODE_W - 60) / Math.max(list.length, 1));
+      list.forEach((e, i) => at.set(`${node} ${e.pair.id}`, p.x + NODE_W / 2 + (i - (list.length - 1) / 2) * step));
+    }
+    let bottom = view.height;
+    const placed = [];   // the labels' boxes so far: a label goes where along its edge it covers none of them
+    for (const pair of pairs.values()) {
+      const a = pos.get(pair.publisher), b = pos.get(pair.subscriber);
+      let x0 = at.get(`${pair.publisher} ${pair.id}`), x3 = at.get(`${pair.subscriber} ${pair.id}`), y0, y3, c1, c2;
+      if (pair.publisher === pair.subscriber) {          // a node subscribed to its own keys: a loop under it
+        x0 -= 24; x3 = x0 + 48; y0 = y3 = a.y + NODE_H; c1 = c2 = y0 + 36;
+      } else if (b.y >= a.y + NODE_H) {                  // the subscriber below: bottom to top
+        y0 = a.y + NODE_H; y3 = b.y - 3;
+        const k = Math.max(24, (y3 - y0) / 2);
+        c1 = y0 + k; c2 = y3 - k;
+      } else if (a.y >= b.y + NODE_H) {                  // the subscriber above: top to bottom
+        y0 = a.y; y3 = b.y + NODE_H + 3;
+        const k = Math.max(24, (y0 - y3) / 2);
+        c1 = y0 - k; c2 = y3 + k;
+      } else {                                           // side by side: under both
+        y0 = a.y + NODE_H; y3 = b.y + NODE_H + 3;
+        c1 = c2 = Math.max(y0, y3) + 40;
+      }
+      bottom = Math.max(bottom, c1 + PAD, c2 + PAD);
+      const g = svg("g", {
+        class: "sub", "data-sub": pair.id, "data-publisher": pair.publisher, "data-subscriber": pair.subscriber,
+        "data-patterns": pair.patterns.join("\n"),
+      }, ui.subs);
+      svg("title", {}, g).textContent = subTitle(pair.subscriber, pair.patterns, pair.sources);
+      svg("path", {
+        class: "sub-edge", d: `M${x0} ${y0} C${x0} ${c1} ${x3} ${c2} ${x3} ${y3}`, "marker-end": "url(#sub-arrow)",
+      }, g);
+      const text = clip(pair.patterns.join(", "), SUB_LABEL);
+      const spot = labelSpot([x0, y0, x0, c1, x3, c2, x3, y3], 6.4 * text.length + 6, placed);
+      const label = svg("text", { class: "sub-label", x: spot[0], y: spot[1] + 4, "text-anchor": "middle" }, g);
+      label.textContent = text;   // text, never markup
+    }
+    // Dangling patterns, on top of each subscriber's card.
+    const lonely = new Map();
+    for (const e of dangling) {
+      if (!pos.has(e.subscriber)) continue;
+      if (!lonely.has(e.subscriber)) lonely.set(e.subscriber, []);
+      const list = lonely.get(e.subscriber);
+      if (!list.some((d) => d.pattern === e.pattern)) list.push(e);
+    }
+    for (const [subscriber, list] of lonely) {
+      const p = pos.get(subscriber);
+      let x = p.x + 14;
+      list.forEach((e, i) => {
+        if (i >= SUB_DANGLING) return;
+        const more = i === SUB_DANGLING - 1 && list.length > SUB_DANGLING;
+        const rest = more ? list.slice(i) : [e];
+        const g = svg("g", {
+          class: "sub-dangling", "data-subscriber": subscriber, "data-pattern": e.pattern,
+          "data-patterns": rest.map((d) => d.pattern).join("\n"),
+        }, ui.subs);
+        svg("title", {}, g).textContent = subTitle(subscriber, rest.map((d) => d.pattern), rest.map((d) => d.source)) +
+          "\nno key heard matches it yet";
+        svg("path", { class: "sub-stub", d: `M${x} ${p.y - 2} V${p.y - 14}` }, g);
+        svg("circle", { class: "sub-end", cx: x, cy: p.y - 17, r: 3 }, g);
+        const label = svg("text", { class: "sub-label", x: x + 7, y: p.y - 13 }, g);
+        label.textContent = more ? `${clip(e.pattern, 10)} +${list.length - i - 1} more` : clip(e.pattern, 14);
+        x += 7 + 6.6 * label.textContent.length + 14;
+      });
+    }
+    setAttr(ui.svg, "viewBox", `0 0 ${view.width} ${Math.ceil(bottom)}`);
   }
 
   // ---------------------------------------------------------------- strip
@@ -727,6 +886,11 @@
     ws.onmessage = (ev) => {
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
+      if (msg && msg.type === "graph") {
+        takeGraph(msg);
+        if (graphDirty) requestFrame();
+        return;
+      }
       if (!msg || msg.type !== "snapshot") return;
       backoff = BACKOFF_MIN;
       stats.snapshots++;
