@@ -1,4 +1,4 @@
-"""The dashboard's subscriptions in a real browser: Debian's Chromium, headless, driven by Playwright.
+"""The dashboard's subscriptions and hostile values in a real browser: Debian's Chromium, headless, driven by Playwright.
 
 Every node a real process on its own port (``./arduino.py --grid GRID NODE``), the sketches
 written into the test's folder as a user's would be; the page is read for what it draws (the
@@ -8,6 +8,7 @@ flags and ``wait`` are test_dashboard.py's.
 
 from __future__ import annotations
 
+import math
 import signal
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import DEADLINE, MS, free_ports, serving, write_grid
-from tests.sketches.test_dashboard import CHROMIUM, browser, wait
+from tests.sketches.test_dashboard import CHROMIUM, STRIP_ROW, browser, wait
 
 __all__ = ["browser"]  # the fixture, shared with test_dashboard.py
 
@@ -136,3 +137,87 @@ def test_subscriptions_are_drawn_beside_the_wires_and_follow_them_live(tmp_path:
     assert processes["watcher"].wait() == 0
     page.wait_for_selector('g.sub[data-sub="clock->watcher"]', state="detached", timeout=DEADLINE * 1000)
     assert page.locator('g.sub[data-sub="iopin->meter"]').count() == 1  # the others stay
+
+
+#: What a hostile sketch publishes: markup as a value and as a topic, numbers past a double's range, NaN.
+MARKUP = '<img src=x onerror="window.pwned=1">'
+MARKUP_TOPIC = '<img src=x onerror="window.pwned=2">'
+MARKUP_PATTERN = f"evil/{MARKUP_TOPIC}"
+NUMBERS = ["3", "-1e308", "1e308", "1e309", "-1e309", "7"]
+EVIL = f"""from __future__ import annotations
+
+from nodes import FactoryLoop, every, reactive
+
+
+class Evil(FactoryLoop):
+    def setup(self) -> None:
+        self.n = 0
+
+    @every({100 * MS})
+    async def spam(self) -> None:
+        numbers = {NUMBERS!r}
+        await self.publish("num", numbers[self.n % len(numbers)])
+        await self.publish("nan", "NaN" if self.n % 2 else "1")
+        await self.publish("html", {MARKUP!r})
+        await self.publish({MARKUP_TOPIC!r}, self.n)
+        self.n += 1
+
+    @reactive
+    async def loop(self, channel: str, message: str) -> None:
+        return None
+"""
+
+
+def test_hostile_values_render_as_text_and_numbers_past_range_stay_on_the_row(tmp_path: Path, browser):
+    """Markup as a value, a topic and a pattern is text wherever it shows (marks' titles, a row's name, an edge's
+    label); a key carrying 1e308, 1e309 and -1e309 is a trace whose every vertex is a finite point within its row,
+    scaled to its finite values, the infinities at its edges; a key that once carried NaN is marks."""
+    write_sketches(tmp_path, evil=EVIL)
+    evil, peeker, dashboard = free_ports(3)
+    grid = write_grid(
+        tmp_path,
+        "nodes:\n"
+        f"  evil: {{sketch: evil, port: {evil}}}\n"
+        f"  peeker: {{sketch: dashboard, port: {peeker}, subscribe: ['{MARKUP_PATTERN}']}}\n"
+        f"  dashboard: {{sketch: dashboard, port: {dashboard}, subscribe: ['#']}}\n",
+    )
+    serving(grid, "evil", "peeker", "dashboard")
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    page.goto(f"http://127.0.0.1:{dashboard}/")
+    number = wait(
+        page,
+        f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.drawn && row.held.length >= 12 && row; }}",
+        "evil/num",
+    )
+    assert number["kind"] == "real" and number["marks"] == []
+    assert (number["min"], number["max"]) == ("-1e+308", "1e+308")
+    ys = {y for _, y in number["trace"]}
+    assert all(isinstance(x, (int, float)) and math.isfinite(x) for point in number["trace"] for x in point)
+    assert min(ys) == number["high"] and max(ys) == number["low"]  # the infinities (and 1e308, -1e308) at the edges
+    assert number["value"] in NUMBERS and number["value"] == number["held"][-1][1]
+    nan = wait(
+        page,
+        f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.drawn && row.marks.length >= 2 && row; }}",
+        "evil/nan",
+    )
+    assert nan["kind"] == "string" and nan["trace"] is None and {title for title, _ in nan["marks"]} == {"1", "NaN"}
+    html = wait(
+        page,
+        f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.drawn && row.marks.length >= 2 && row; }}",
+        "evil/html",
+    )
+    assert {title for title, _ in html["marks"]} == {MARKUP[:31] + "…"}  # cut to 32 characters, as text
+    counter = wait(
+        page,
+        f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.drawn && row.held.length >= 3 && row; }}",
+        MARKUP_PATTERN,
+    )
+    assert counter["kind"] == "integer" and counter["title"].startswith(MARKUP_PATTERN + "\n")
+    peeking = edge(page, 'g.sub[data-sub="evil->peeker"]')
+    assert peeking["patterns"] == MARKUP_PATTERN and peeking["label"] == MARKUP_PATTERN[:21] + "…"
+    assert peeking["title"] == f"peeker subscribes to {MARKUP_PATTERN} (grid.yaml)"
+    assert page.evaluate("() => [window.pwned, document.querySelectorAll('img').length, document.scripts.length]") == [
+        None,
+        0,
+        1,
+    ]

@@ -621,14 +621,22 @@
   // ---------------------------------------------------------------- strip
 
   // The logic-analyzer strip: the last `window` seconds of each key the dashboard hears, now at the
-  // right edge. A key whose every payload is 0 or 1 is a 1-bit wire, drawn as a square waveform;
-  // any other key is a row of marks, each value in its title. Times come as seconds before the
+  // right edge. A key whose every payload is 0 or 1 is a 1-bit wire, drawn as a square waveform; a key
+  // whose every payload is a number is a trace, a step line scaled to its least and greatest value in
+  // the window, its current value beside its name; any other key is a row of marks, each value in its title. Times come as seconds before the
   // snapshot ("ago"), placed on this page's own clock when the snapshot arrives: no clock agreement.
   // Shapes sit in seconds inside one group, scaled and moved once a frame (non-scaling strokes),
   // so scrolling redraws nothing.
   const STRIP_ROW_H = 28, STRIP_LABEL_W = 170, STRIP_AXIS_H = 18, STRIP_RIGHT = 14;
-  const STRIP_POINTS = 2000, STRIP_ROWS = 500;   // the page's own bounds (the dashboard's are the same)
-  const HIGH = 5, LOW = STRIP_ROW_H - 7;          // a bit's levels, within its row
+  // The page's own bounds (the dashboard's are the same): points a key keeps at most (a trace's vertices are
+  // twice that), and rows.
+  const STRIP_POINTS = 2000, STRIP_ROWS = 500;
+  const STRIP_TEXT = 32;   // characters of a value kept (the dashboard's STRIP_TEXT): a title, not the full value
+  // Points drawn in one animation frame at most: past it, the other rows that changed wait for the next frame,
+  // so that a snapshot that touches every row costs a few frames, not one long one.
+  const FRAME_POINTS = 20000;
+  const HIGH = 5, LOW = STRIP_ROW_H - 7;          // a bit's levels, and a trace's top and bottom, within its row
+  const VALUE_W = 58;                             // pixels of a trace's current value, right of its key
   const KINDS = ["bit", "integer", "real", "string"];
   const INTEGER = /^[+-]?[0-9]+$/, REAL = /^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
 
@@ -640,10 +648,27 @@
     return "string";
   }
   function wider(a, b) { return KINDS.indexOf(a) >= KINDS.indexOf(b) ? a : b; }
+  const numeric = (kind) => kind === "integer" || kind === "real";
 
+  // A payload as a number, strictly: the kinds' own patterns (no "NaN", " 1", "0x1", "1_0"), so that a row is
+  // a trace only of what its kind says; a number too large for a double (1e309) is +-Infinity, and is drawn
+  // at the row's top or bottom, out of the scale; anything else is NaN and not drawn.
+  function numberOf(v) {
+    return INTEGER.test(v) || REAL.test(v) ? Number(v) : NaN;
+  }
+
+  // Where `x` sits between `lo` and `hi` (finite, lo <= hi), 0 to 1; halves, so that hi - lo cannot overflow
+  // (-1e308 to 1e308); the middle when all are equal; +-Infinity at an end.
+  function scaled(x, lo, hi) {
+    if (x === Infinity) return 1;
+    if (x === -Infinity) return 0;
+    const span = hi / 2 - lo / 2;
+    if (!(span > 0)) return 0.5;
+    return Math.min(1, Math.max(0, (x / 2 - lo / 2) / span));
+  }
   const strip = {
     window: 20, limit: STRIP_POINTS,
-    rows: new Map(),        // key -> { key, kind, points: [{ n, t, v }], drawn, g, label, wave, marks }
+    rows: new Map(),        // key -> { key, kind, points: [{ n, t, v }], drawn, g, label, wave, trace, marks, ... }
     width: 0, height: -1, relayout: true, prunedAt: 0, tx: "",
   };
 
@@ -674,18 +699,22 @@
       let row = strip.rows.get(key);
       if (!row) {
         if (strip.rows.size >= STRIP_ROWS) continue;
-        row = { key, kind: "bit", points: [], drawn: null, g: null, label: null, wave: null, marks: [], dirty: true };
+        row = {
+          key, kind: "bit", points: [], drawn: null, g: null, label: null, title: null, labelText: null,
+          valueText: null, wave: null, trace: null, marks: [], dirty: true,
+        };
         strip.rows.set(key, row);
         strip.relayout = true;
       }
       if (KINDS.includes(r.kind)) row.kind = wider(row.kind, r.kind);
       for (const p of r.points) {
         if (!Array.isArray(p)) continue;
-        const n = Number(p[0]), ago = Number(p[1]), v = String(p[2]);
-        if (!Number.isFinite(n) || !Number.isFinite(ago)) continue;
+        const n = Number(p[0]), ago = Number(p[1]), v = clip(p[2], STRIP_TEXT);
+        if (!Number.isFinite(n) || !Number.isFinite(ago) || ago < 0) continue;
         const prev = row.points[row.points.length - 1];
         if (prev && n <= prev.n) continue;   // had it already (with the full snapshot)
-        row.points.push({ n, t: prev ? Math.max(at - ago, prev.t) : at - ago, v });
+        const t = at - Math.min(ago, 1e6);   // a hostile "ago" stays a number SVG can draw (it leaves the window)
+        row.points.push({ n, t: prev ? Math.max(t, prev.t) : t, v });
         row.kind = wider(row.kind, kindOfValue(v));
         row.dirty = true;
       }
@@ -719,7 +748,7 @@
       let k = 0;
       while (k + 1 < row.points.length && row.points[k + 1].t <= start) k++;
       shiftPoints(row, Math.max(k, row.points.length - strip.limit));
-      if (row.kind === "bit") row.dirty = true;   // its last level runs on to now
+      if (row.kind !== "string") row.dirty = true;   // its last level runs on to now; a trace's range may change
     }
   }
 
@@ -729,26 +758,39 @@
     return i < 0 ? lastCircuitNames.length : i;
   }
 
+  // Draw a row's shapes for its kind (made again when the kind widens: a bit that carries a 2 becomes a trace);
+  // the number of points it drew.
   function drawRow(row, now) {
     if (row.drawn !== row.kind) {
       if (row.g) row.g.replaceChildren();
       else {
         row.g = svg("g", { class: "strip-row" }, ui.stripScroll);
         row.label = svg("g", { class: "strip-label" }, ui.stripLabels);
-        svg("title", {}, row.label).textContent = row.key;
+        row.title = svg("title", {}, row.label);
         svg("line", { class: "sep", x1: 0, x2: 1e4, y1: STRIP_ROW_H - 0.5, y2: STRIP_ROW_H - 0.5 }, row.label);
         row.labelText = svg("text", { x: 12, y: STRIP_ROW_H / 2 + 4 }, row.label);
-        fitText(row.labelText, row.key, STRIP_LABEL_W - 24);
       }
+      if (row.valueText) { row.valueText.remove(); row.valueText = null; }
+      row.title.textContent = row.key;
+      fitText(row.labelText, row.key, STRIP_LABEL_W - 24 - (numeric(row.kind) ? VALUE_W : 0));
       row.g.setAttribute("data-key", row.key);
       row.g.setAttribute("data-kind", row.kind);
       row.label.setAttribute("data-key", row.key);
       row.label.setAttribute("data-kind", row.kind);
       row.wave = null;
+      row.trace = null;
       row.marks = [];
       if (row.kind === "bit") row.wave = svg("polyline", { class: "wave", points: "", "data-high": HIGH, "data-low": LOW }, row.g);
+      if (numeric(row.kind)) {
+        row.trace = svg("polyline", { class: "trace", points: "", "data-high": HIGH, "data-low": LOW }, row.g);
+        row.valueText = svg("text", {
+          class: "value", x: STRIP_LABEL_W - 10, y: STRIP_ROW_H / 2 + 4, "text-anchor": "end",
+        }, row.label);
+      }
       row.drawn = row.kind;
     }
+    const last = row.points[row.points.length - 1];
+    const end = last ? (Math.max(last.t, now) + strip.window).toFixed(4) : "0";   // its last level runs on past now
     if (row.kind === "bit") {
       const pts = [];
       let level = null;
@@ -758,11 +800,10 @@
         else if (y !== level) pts.push(`${p.t.toFixed(4)},${level}`, `${p.t.toFixed(4)},${y}`);
         level = y;
       }
-      if (level !== null) {
-        const end = Math.max(row.points[row.points.length - 1].t, now) + strip.window;
-        pts.push(`${end.toFixed(4)},${level}`);
-      }
+      if (level !== null) pts.push(`${end},${level}`);
       setAttr(row.wave, "points", pts.join(" "));
+    } else if (row.trace) {
+      drawTrace(row, end);
     } else {
       for (let i = row.marks.length; i < row.points.length; i++) {
         const p = row.points[i];
@@ -773,6 +814,33 @@
       }
     }
     row.dirty = false;
+    return row.points.length;
+  }
+
+  // A numeric row: a step line through its points, scaled to the least and greatest finite value it holds, and
+  // its current value (as it came, cut) right of its key; the range in the row's title and data-min/data-max.
+  function drawTrace(row, end) {
+    let lo = Infinity, hi = -Infinity;
+    const values = row.points.map((p) => numberOf(p.v));
+    for (const x of values) if (Number.isFinite(x)) { if (x < lo) lo = x; if (x > hi) hi = x; }
+    if (lo > hi) lo = hi = 0;   // nothing finite: every point at an end (or not drawn)
+    const pts = [];
+    let y = null;
+    row.points.forEach((p, i) => {
+      const x = values[i];
+      if (Number.isNaN(x)) return;
+      const level = (LOW - (LOW - HIGH) * scaled(x, lo, hi)).toFixed(2), t = p.t.toFixed(4);
+      if (y !== null && level !== y) pts.push(`${t},${y}`);
+      pts.push(`${t},${level}`);
+      y = level;
+    });
+    if (y !== null) pts.push(`${end},${y}`);
+    setAttr(row.trace, "points", pts.join(" "));
+    setAttr(row.trace, "data-min", String(lo));
+    setAttr(row.trace, "data-max", String(hi));
+    const last = row.points[row.points.length - 1];
+    fitText(row.valueText, last ? last.v : "", VALUE_W - 4);   // text, never markup
+    setText(row.title, `${row.key}\nnow ${last ? last.v : "-"}, least ${lo}, greatest ${hi} in the window`);
   }
 
   // Rows in the circuit's order of their nodes, then by key; the axis and the clip for the width.
@@ -815,7 +883,11 @@
   function renderStrip(nowMs) {
     const now = nowMs / 1000;
     if (now - strip.prunedAt >= 1) { prune(now); strip.prunedAt = now; }
-    for (const row of strip.rows.values()) if (row.dirty) drawRow(row, now);
+    let budget = FRAME_POINTS;
+    for (const row of strip.rows.values()) {
+      if (budget <= 0) break;
+      if (row.dirty) budget -= drawRow(row, now) + 1;
+    }
     const width = ui.strip.clientWidth || ui.strip.parentElement.clientWidth || 600;
     layoutStrip(width);
     const right = width - STRIP_RIGHT, scale = (right - STRIP_LABEL_W) / strip.window;
