@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from nodes.circuit import start_together, stop_together
 from nodes.runtime import Node
 from sketches.dashboard import GRAPH_EVERY, GRAPH_RESEND, Dashboard
 from sketches.dashboard.subscriptions import EDGES, HELD, REPORTED, SUBSCRIPTIONS, Subscriptions
-from tests.helpers import DEADLINE, MS, fast_backoff, free_ports, until
+from tests.helpers import DEADLINE, MS, ROOT, fast_backoff, free_ports, until
 
 NODES = ("clock", "iopin", "meter", "dashboard")
 
@@ -277,3 +278,16 @@ async def test_an_unchanged_graph_is_matched_once_and_sent_again_now_and_then(vi
             assert GRAPH_RESEND - 0.2 <= asyncio.get_running_loop().time() - began <= GRAPH_RESEND + 0.2
     finally:
         await node.stop()
+
+
+def test_the_dashboards_page_states_the_bounds_the_code_keeps():
+    """docs/dashboard.md's figures are the constants of the dashboard and of its page (static/app.js)."""
+    page = " ".join((ROOT / "docs" / "dashboard.md").read_text().split())  # as one line: wrapped anywhere
+    script = (ROOT / "sketches" / "dashboard" / "static" / "app.js").read_text()
+    assert f"at most {HELD:,} subscriptions kept, {SUBSCRIPTIONS} drawn, {EDGES} edges" in page
+    figures = {name: int(value) for name, value in re.findall(r"\b([A-Z_]+) = (\d+)\b", script)}
+    assert figures["SUB_EDGES"] == EDGES
+    assert (
+        f"at most {figures['STRIP_POINTS']:,} points a key and {figures['STRIP_ROWS']} rows, and redraws at "
+        f"most {figures['FRAME_POINTS']:,} points an animation frame" in page
+    )
