@@ -18,7 +18,8 @@ publisher: it subscribes again, announced, once back); a publisher that goes off
 any more, and a subscriber that goes offline subscribes to nothing (:meth:`Subscriptions.lost`).
 
 :meth:`Subscriptions.graph` matches each subscription's pattern against the keys the dashboard
-has heard (with :func:`mesh.topics.matches`, the mesh's own rule): an *edge* from each node that
+has heard (through a :class:`mesh.index.PatternIndex`, which keeps the mesh's own rule,
+:func:`mesh.topics.matches`, exactly): an *edge* from each node that
 published a key it matches to the subscriber, or, when it matches none, a *dangling* pattern on
 the subscriber (nothing it hears has been published yet, or a misspelt topic).
 
@@ -39,7 +40,8 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from mesh.errors import TopicError
-from mesh.topics import check_pattern, is_system, matches, publishers
+from mesh.index import PatternIndex
+from mesh.topics import check_pattern, is_system
 
 __all__ = ["EDGES", "HELD", "SUBSCRIPTIONS", "Subscriptions"]
 
@@ -159,21 +161,25 @@ class Subscriptions:
         for sub in sorted(self.held):
             if sub[0] in nodes:
                 subs.setdefault(sub, "run time")
-        by_owner: dict[str, list[str]] = {}
+        # Each key heard, looked up in an index of the patterns drawn (the hub's own: about a key's levels per key,
+        # whatever the number of patterns), gives the publishers each pattern matched.
+        chosen = list(subs.items())[:SUBSCRIPTIONS]
+        index: PatternIndex[Subscription] = PatternIndex()
+        for sub, _ in chosen:
+            index.add(sub[1], sub)
+        sources: dict[Subscription, set[str]] = {sub: set() for sub, _ in chosen}
         for key in keys:
             owner = key.split("/", 1)[0]
             if owner in nodes and not is_system(key):
-                by_owner.setdefault(owner, []).append(key)
+                for _, sub in index.match(key):
+                    sources[sub].add(owner)
+        rank = {node: n for n, node in enumerate(nodes)}
         edges: list[dict[str, str]] = []
         dangling: list[dict[str, str]] = []
-        for (subscriber, pattern), source in list(subs.items())[:SUBSCRIPTIONS]:
-            sources = [
-                owner
-                for owner in publishers(pattern, by_owner)
-                if any(matches(pattern, key) for key in by_owner[owner])
-            ]
-            for publisher in sources[: EDGES - len(edges)]:
+        for (subscriber, pattern), source in chosen:
+            found = sorted(sources[(subscriber, pattern)], key=rank.__getitem__)  # in the grid's order
+            for publisher in found[: EDGES - len(edges)]:
                 edges.append({"publisher": publisher, "subscriber": subscriber, "pattern": pattern, "source": source})
-            if not sources:
+            if not found:
                 dangling.append({"subscriber": subscriber, "pattern": pattern, "source": source})
         return {"edges": edges, "dangling": dangling, "total": len(subs)}

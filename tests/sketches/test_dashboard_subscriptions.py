@@ -190,7 +190,7 @@ async def test_the_feed_sends_the_graph_and_follows_a_subscription_made_at_run_t
             "pub": {"sketch": "quiet", "port": 0},
             "meter": {"sketch": "quiet", "port": 0, "subscribe": ["+/pin", "senser/temp"]},
             "watcher": {"sketch": "quiet", "port": 0},
-            "dashboard": {"sketch": "dashboard", "port": 0, "subscribe": ["#"], "params": {"period": 10 * MS}},
+            "dashboard": {"sketch": "dashboard", "port": 0, "subscribe": ["#"]},
         }
     )
     nodes = {name: Node(Quiet, name, grid, reconnect_delays=fast_backoff) for name in ("pub", "meter", "watcher")}
@@ -234,12 +234,7 @@ async def test_a_subscription_made_before_the_dashboard_began_is_drawn_from_its_
         {
             "pub": {"sketch": "quiet", "port": pub_port},
             "watcher": {"sketch": "quiet", "port": watcher_port},
-            "dashboard": {
-                "sketch": "dashboard",
-                "port": dashboard_port,
-                "subscribe": ["#"],
-                "params": {"period": 10 * MS},
-            },
+            "dashboard": {"sketch": "dashboard", "port": dashboard_port, "subscribe": ["#"]},
         }
     )
     early = [Node(Quiet, name, grid, reconnect_delays=fast_backoff) for name in ("pub", "watcher")]
