@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from sketches.dashboard import RECENT
 from sketches.dashboard.strip import cut
 from tests.helpers import (
     DEADLINE,
@@ -219,6 +220,8 @@ def test_a_page_opens_with_the_recent_history(circuit, browser):
     )
     wait(early, "(n) => window.shown.clock.some((s) => s === `tick ${n}`)", first + 2)
     late = browser.new_page()
+    sent: list[dict[str, Any]] = []  # what the feed carried to the late page, in order
+    late.on("websocket", lambda ws: ws.on("framereceived", lambda payload: sent.append(json.loads(payload))))
     late.goto(dashboard_url(grid))
     wait(late, "() => window.dashboardStats.frames > 0")  # the first snapshot drawn
     log = late.evaluate(
@@ -227,8 +230,13 @@ def test_a_page_opens_with_the_recent_history(circuit, browser):
     assert f"clock/tick {first}" in log and f"clock/tick {first + 1}" in log, log
     assert any(line.startswith("iopin/pin ") for line in log) and any(line.startswith("buzzer/sound ") for line in log)
     assert not [line for line in log if "$" in line], log
+    # The log starts with the full snapshot's history (at most RECENT), then what came after (a busy browser may
+    # draw its first frame after the next snapshot too): each message once, in order.
     numbers = late.evaluate("() => [...document.querySelectorAll('#log li')].map((li) => Number(li.dataset.n))")
-    assert len(set(numbers)) == len(numbers) <= 50, numbers  # none logged twice
+    numbers.reverse()
+    history = [m["n"] for m in next(m for m in sent if m["type"] == "snapshot" and m["full"])["recent"]]
+    assert 0 < len(history) <= RECENT and numbers[: len(history)] == history, (numbers, history)
+    assert numbers == sorted(set(numbers)), numbers
 
 
 def test_the_page_reconnects_when_the_dashboard_restarts(circuit, browser):

@@ -20,7 +20,7 @@ from mesh.grid import build_grid
 from nodes import FactoryLoop, reactive
 from nodes.circuit import start_together, stop_together
 from nodes.runtime import Node
-from sketches.dashboard import GRAPH_EVERY, GRAPH_RESEND, Dashboard
+from sketches.dashboard import GRAPH_RESEND, Dashboard
 from sketches.dashboard.subscriptions import EDGES, HELD, REPORTED, SUBSCRIPTIONS, Subscriptions
 from tests.helpers import DEADLINE, MS, ROOT, fast_backoff, free_ports, until
 
@@ -212,7 +212,7 @@ async def test_the_feed_sends_the_graph_and_follows_a_subscription_made_at_run_t
             began = asyncio.get_running_loop().time()
             await watcher.subscribe("pub/temp", lambda key, data: None)
             graph = await next_graph(ws, lambda g: ("", "watcher", "pub/temp", "run time") in pairs(g))
-            assert asyncio.get_running_loop().time() - began <= GRAPH_EVERY + 0.1
+            assert asyncio.get_running_loop().time() - began < GRAPH_RESEND  # sent as it changed, not resent later
             await pub.sender.publish("temp", "21.5")
             await next_graph(ws, lambda g: ("pub", "watcher", "pub/temp", "run time") in pairs(g))
             await watcher.unsubscribe("pub/temp")
@@ -270,7 +270,7 @@ async def test_an_unchanged_graph_is_matched_once_and_sent_again_now_and_then(vi
             began = asyncio.get_running_loop().time()
             again = await next_graph(ws, lambda g: True, within=GRAPH_RESEND + DEADLINE)
             assert again == first and dashboard.graph_at == matched
-            assert GRAPH_RESEND - 0.2 <= asyncio.get_running_loop().time() - began <= GRAPH_RESEND + 0.2
+            assert GRAPH_RESEND - 0.5 <= asyncio.get_running_loop().time() - began <= GRAPH_RESEND + 1
     finally:
         await node.stop()
 
