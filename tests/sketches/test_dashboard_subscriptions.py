@@ -286,3 +286,20 @@ def test_the_dashboards_page_states_the_bounds_the_code_keeps():
         f"at most {figures['STRIP_POINTS']:,} points a key and {figures['STRIP_ROWS']} rows, and redraws at "
         f"most {figures['FRAME_POINTS']:,} points an animation frame" in page
     )
+
+
+async def test_the_dashboard_says_once_that_it_heard_of_more_subscriptions_than_it_keeps(caplog):
+    """Past HELD announced subscriptions, one warning line, however many more come."""
+    grid = build_grid(
+        {"meter": {"sketch": "quiet"}, "dashboard": {"sketch": "dashboard", "port": 0, "subscribe": ["#"]}}
+    )
+    node = Node(Dashboard, "dashboard", grid)
+    await node.open()
+    try:
+        for n in range(HELD + 10):
+            await node.sketch.announced("dashboard/$subscribers/added", added(f"p/{n}"))
+        assert len(node.sketch.subscriptions.held) == HELD
+        warnings = [r.getMessage() for r in caplog.records if "subscriptions" in r.getMessage()]
+        assert warnings == [f"heard of more than {HELD} subscriptions: drawing those heard first"]
+    finally:
+        await node.stop()
