@@ -36,6 +36,14 @@ marks, from :class:`~sketches.dashboard.strip.History` (its own bounds: points p
 over all keys). A full snapshot carries the whole window, a regular one only the points
 since the last; times go as seconds before the snapshot, on the event loop's clock.
 
+Beside the snapshots, the page gets a *graph* message: the subscriptions to draw beside the wires,
+from the grid's ``subscribe:`` and from what the publishers announce on ``<node>/$subscribers/+``
+(the dashboard subscribes to it by itself too), each pattern matched against the keys heard
+(:mod:`~sketches.dashboard.subscriptions`). It is sent when a page opens and when it changes, matched
+again at most every :data:`GRAPH_EVERY` seconds and only when a key or a subscription came or went
+(never on a message's path), and sent again unchanged every :data:`GRAPH_RESEND` seconds for a page
+that missed it.
+
 The rate is a moving average over the last :data:`RATE_WINDOW` seconds (the
 time since the first snapshot while that is shorter, but never less than one
 second), so at one tick a second it reads a steady figure instead of falling to
@@ -46,20 +54,35 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections import Counter, OrderedDict, deque
 from importlib import resources
 from typing import Any
 
+from mesh.tls import client_context
 from mesh.topics import is_system
 from nodes import FactoryLoop, PlainClient, broadcast, every, hears, reactive
+from nodes.status import gather_status
 
 from .strip import STRIP_POINTS, STRIP_TEXT, WINDOW, History
+from .subscriptions import HELD, Subscriptions
 
+#: What the dashboard subscribes to by itself to hear of subscriptions (see docs/topics.md).
+ANNOUNCEMENTS = "+/$subscribers/+"
 #: Messages a snapshot carries at most, and the history a page opens with; the counts are exact whatever the rate.
 RECENT = 50
 #: Seconds the rate is averaged over.
 RATE_WINDOW = 10.0
+#: Seconds between two matchings of the subscriptions against the keys heard, at most: the graph follows a new
+#: key or subscription within it, and a flood of new keys costs one matching a second, not one a message.
+GRAPH_EVERY = 1.0
+#: Seconds between two sendings of an unchanged graph: a page that missed one (it could not keep up) has it again.
+GRAPH_RESEND = 10.0
+#: Seconds between two rounds of asking every node what it subscribes to, at most (a round is asked for when the
+#: dashboard begins listening at a node: as it begins, and when the node comes back), and the most a node's answer
+#: may take.
+ASK_EVERY = 1.0
 #: Keys the dashboard keeps (counts, last values), least recently updated let go past it.
 KEYS = 500
 #: Characters of a key or a value the dashboard keeps (and sends a page) at most.
@@ -135,6 +158,17 @@ class Dashboard(FactoryLoop):
         self.rate = Rate()
         #: Each node of the grid: "online" or "offline", as its <node>/$state last said (or the link lost it).
         self.presence: dict[str, str] = {}
+        #: Who subscribes to what, announced by the publishers; the graph of it with the grid's (see draw_graph).
+        self.subscriptions = Subscriptions()
+        #: The graph (JSON, a "graph" message), whether it changed since it was last sent, when it was matched
+        #: and sent, and what it was matched from: the grid, and counts that change with the keys and subscriptions.
+        self.graph = ""
+        self.graph_unsent = False
+        self.graph_at = self.graph_sent = float("-inf")
+        self.graph_grid: object = None
+        self.graph_from = (0, 0, 0)
+        #: A round of asking the nodes for their subscriptions is due (see ask_subscriptions).
+        self.ask = False
         static = resources.files(__package__) / "static"
         self.files = {
             path: (TYPES[name[name.rindex(".") :]], (static / name).read_bytes()) for path, name in PAGES.items()
@@ -143,7 +177,7 @@ class Dashboard(FactoryLoop):
     @hears
     async def count(self, key: str, data: str) -> None:
         """One message on the topics: counted exactly, kept for the next snapshot (at most KEYS keys)."""
-        key, data = cut(key), cut(data)
+        whole, key, data = data, cut(key), cut(data)
         if key in self.last:
             self.last.move_to_end(key)
         elif len(self.last) >= KEYS:
@@ -152,6 +186,8 @@ class Dashboard(FactoryLoop):
         self.last[key] = data
         if not is_system(key):
             self.latest[key.split("/", 1)[0]] = key
+        elif "/$subscribers/" in key:  # the grid subscribes it to them as well: one handler a pattern
+            self.take_announcement(key, whole)
         self.heard += 1
         self.history.add(self.heard, asyncio.get_running_loop().time(), key, data)
         self.recent.append({"n": self.heard, "key": key, "data": data, "t": round(time.time(), 3)})
@@ -174,14 +210,55 @@ class Dashboard(FactoryLoop):
 
     @every(1.0, times=1)
     async def listen_for_presence(self) -> None:
-        """Once, as the node begins: every node's presence (``#`` does not match the ``$state`` keys)."""
+        """Once, as the node begins: who subscribes to every node, and its presence (``#`` matches neither: they
+        are system keys). In that order, at each node on one link: a node's ``$state``, retained, comes once the
+        dashboard listens to its ``$subscribers``."""
+        await self.subscribe(ANNOUNCEMENTS, self.announced)
         await self.subscribe("+/$state", self.present)
 
     def present(self, key: str, data: str) -> None:
-        """``<node>/$state``: online or offline, for the nodes of the grid (anything else is ignored)."""
+        """``<node>/$state``: online or offline, for the nodes of the grid (anything else is ignored). Online, the
+        dashboard listens to its ``$subscribers`` from now on: a round of asking what was subscribed before is due."""
         node = key.split("/", 1)[0]
         if node in self.grid.nodes and data in ("online", "offline"):
             self.presence[node] = data
+            if data == "offline":
+                self.subscriptions.lost(node)
+            else:
+                self.ask = True
+
+    async def announced(self, key: str, data: str) -> None:
+        """``<node>/$subscribers/added|removed``: a subscription for the graph (anything malformed is ignored); also
+        counted and logged when the grid subscribes the dashboard to them (a pattern has one handler: this one)."""
+        if ANNOUNCEMENTS in self.grid.node(self.name).subscribe:
+            await self.count(key, data)
+        else:
+            self.take_announcement(key, data)
+
+    def take_announcement(self, key: str, data: str) -> None:
+        overflow = self.subscriptions.overflow
+        self.subscriptions.heard(key, data, self.grid.nodes)
+        if self.subscriptions.overflow and not overflow:
+            self.log.warning("heard of more than %d subscriptions: drawing those heard first", HELD)
+
+    @every(ASK_EVERY)
+    async def ask_subscriptions(self) -> None:
+        """When due, every node's status report, for the subscriptions it names (those made before the dashboard
+        listened at their publishers); one round at a time, a node's answer in at most ASK_EVERY seconds."""
+        if not self.ask:
+            return
+        self.ask = False
+        grid = self.grid
+        try:
+            token = None if grid.auth_token_env is None else os.environ.get(grid.auth_token_env)
+            tls = None if grid.tls is None else client_context(grid.tls)
+            reports = await gather_status(grid, ASK_EVERY, token, tls)
+        except Exception as exc:  # its TLS files changed under it, say: the announcements still come
+            self.log.debug("cannot ask the nodes what they subscribe to: %s", exc)
+            return
+        for report in reports:
+            if report["state"] == "up":
+                self.subscriptions.reported(report["node"], report.get("subscriptions"), grid.nodes)
 
     @reactive
     async def loop(self, channel: str, message: str) -> str:
@@ -205,6 +282,12 @@ class Dashboard(FactoryLoop):
         self.feeds.add(client)
         try:
             await client.send(self.snapshot(full=True))
+            now = asyncio.get_running_loop().time()
+            self.draw_graph(now)
+            if self.graph_unsent:
+                self.send_graph(now)  # a new graph: every page's, this one's too
+            else:
+                await client.send(self.graph)
             await client.wait_closed()
         finally:
             self.feeds.discard(client)
@@ -212,10 +295,34 @@ class Dashboard(FactoryLoop):
     @every("period")
     def push(self) -> None:
         """One snapshot to every open page; a page that cannot keep up is skipped, not waited for."""
-        self.rate.add(asyncio.get_running_loop().time(), self.heard)
+        now = asyncio.get_running_loop().time()
+        self.rate.add(now, self.heard)
         if self.feeds:
             broadcast(self.feeds, self.snapshot())
+            self.draw_graph(now)
+            if self.graph_unsent or now - self.graph_sent >= GRAPH_RESEND:
+                self.send_graph(now)
         self.pushed = self.heard
+
+    def send_graph(self, now: float) -> None:
+        """The graph to every open page (one that cannot keep up has it again within GRAPH_RESEND)."""
+        broadcast(self.feeds, self.graph)
+        self.graph_unsent, self.graph_sent = False, now
+
+    def draw_graph(self, now: float) -> None:
+        """Match the subscriptions against the keys heard again (``self.graph``), if the grid, the keys or the
+        subscriptions changed and the last matching is GRAPH_EVERY old. Called with a snapshot, not per message:
+        the keys changed if their number or the count of those let go did (a key is only added, or let go)."""
+        grid = self.grid
+        matched_from = (len(self.last), self.dropped, self.subscriptions.version)
+        if (grid is self.graph_grid and matched_from == self.graph_from) or now - self.graph_at < GRAPH_EVERY:
+            return
+        self.graph_grid, self.graph_from, self.graph_at = grid, matched_from, now
+        ours = [(name, pattern) for name, spec in grid.nodes.items() for pattern in spec.subscribe]
+        graph = self.subscriptions.graph(ours, self.last, grid.nodes)
+        text = json.dumps({"type": "graph", **graph}, separators=(",", ":"))
+        if text != self.graph:
+            self.graph, self.graph_unsent = text, True
 
     def snapshot(self, full: bool = False) -> str:
         """What the page draws; ``full`` (a page's first) carries the whole recent history, else what is new."""

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from sketches.dashboard import RECENT
 from sketches.dashboard.strip import cut
 from tests.helpers import (
     DEADLINE,
@@ -219,6 +220,8 @@ def test_a_page_opens_with_the_recent_history(circuit, browser):
     )
     wait(early, "(n) => window.shown.clock.some((s) => s === `tick ${n}`)", first + 2)
     late = browser.new_page()
+    sent: list[dict[str, Any]] = []  # what the feed carried to the late page, in order
+    late.on("websocket", lambda ws: ws.on("framereceived", lambda payload: sent.append(json.loads(payload))))
     late.goto(dashboard_url(grid))
     wait(late, "() => window.dashboardStats.frames > 0")  # the first snapshot drawn
     log = late.evaluate(
@@ -227,8 +230,13 @@ def test_a_page_opens_with_the_recent_history(circuit, browser):
     assert f"clock/tick {first}" in log and f"clock/tick {first + 1}" in log, log
     assert any(line.startswith("iopin/pin ") for line in log) and any(line.startswith("buzzer/sound ") for line in log)
     assert not [line for line in log if "$" in line], log
+    # The log starts with the full snapshot's history (at most RECENT), then what came after (a busy browser may
+    # draw its first frame after the next snapshot too): each message once, in order.
     numbers = late.evaluate("() => [...document.querySelectorAll('#log li')].map((li) => Number(li.dataset.n))")
-    assert len(set(numbers)) == len(numbers) <= 50, numbers  # none logged twice
+    numbers.reverse()
+    history = [m["n"] for m in next(m for m in sent if m["type"] == "snapshot" and m["full"])["recent"]]
+    assert 0 < len(history) <= RECENT and numbers[: len(history)] == history, (numbers, history)
+    assert numbers == sorted(set(numbers)), numbers
 
 
 def test_the_page_reconnects_when_the_dashboard_restarts(circuit, browser):
@@ -273,21 +281,35 @@ def test_with_a_token_the_page_loads_but_its_data_needs_the_token(tmp_path: Path
         dashboard.kill()
 
 
-#: The strip's row of a key as the page draws it, with what the page holds for it (window.dashboardStrip()).
+#: The strip's row of a key as the page draws it, with what the page holds for it (window.dashboardStrip()): a
+#: bit's waveform, a number's trace (its vertices, and where they are on screen), marks (title, x on screen).
 STRIP_ROW = """(key) => {
   const row = [...document.querySelectorAll('#strip g.strip-row')].find((g) => g.dataset.key === key);
+  const label = [...document.querySelectorAll('#strip g.strip-label')].find((g) => g.dataset.key === key);
   const held = window.dashboardStrip()[key];
-  if (!row || !held) return null;
-  const wave = row.querySelector('polyline.wave');
+  if (!row || !label || !held) return null;
+  const wave = row.querySelector('polyline.wave'), trace = row.querySelector('polyline.trace');
+  const points = (line) => line && line.getAttribute('points').trim().split(/\\s+/).filter(Boolean).map((p) => p.split(',').map(Number));
+  const onScreen = (line) => line && points(line).map(([x, y]) => {
+    const p = new DOMPoint(x, y).matrixTransform(line.getScreenCTM());
+    return [p.x, p.y];
+  });
   const clip = document.getElementById('strip-clip-rect'), left = document.getElementById('strip').getBoundingClientRect().left;
   const from = left + Number(clip.getAttribute('x')), to = from + Number(clip.getAttribute('width'));
+  const value = label.querySelector('text.value');
   return {
     kind: row.dataset.kind,
     held: held.points,
     drawn: held.drawn,
-    wave: wave && wave.getAttribute('points').trim().split(/\\s+/).map((p) => p.split(',').map(Number)),
-    high: wave && Number(wave.dataset.high),
-    low: wave && Number(wave.dataset.low),
+    wave: points(wave),
+    trace: points(trace),
+    screen: onScreen(trace),
+    high: (wave || trace) && Number((wave || trace).dataset.high),
+    low: (wave || trace) && Number((wave || trace).dataset.low),
+    min: trace && trace.dataset.min,
+    max: trace && trace.dataset.max,
+    value: value && value.textContent,
+    title: label.querySelector('title').textContent,
     marks: [...row.querySelectorAll('line.mark')].map((m) => [m.textContent, m.getBoundingClientRect().x]),
     plot: [from, to],
   };
@@ -299,9 +321,10 @@ def steps(values: list[str]) -> list[str]:
     return [value for i, value in enumerate(values) if i == 0 or values[i - 1] != value]
 
 
-def test_the_strip_draws_the_pins_waveform_and_the_ticks_as_marks(circuit, browser):
+def test_the_strip_draws_the_pins_waveform_the_ticks_trace_and_the_sounds_marks(circuit, browser):
     """Under the circuit: iopin/pin a square waveform stepping through exactly the values the page was sent (the
-    bits the iopin drew, in its own log), clock/tick a row of marks titled with the ticks, scrolling to the left."""
+    bits the iopin drew, in its own log); clock/tick, a number, a trace that steps up with each tick, grows and
+    scrolls to the left, the newest tick beside its name; buzzer/sound, text, a row of marks titled with the sounds."""
     grid, processes = circuit
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     sent: dict[int, str] = {}  # iopin/pin, as the feed carried it to the page: message number -> value
@@ -338,25 +361,47 @@ def test_the_strip_draws_the_pins_waveform_and_the_ticks_as_marks(circuit, brows
         if drawn in logged:
             break
         processes["iopin"].expect("toggling pin state")  # not read yet: the next tick's line (or fail at DEADLINE)
+    # clock/tick, a number: a trace, a step line scaled to its least and greatest tick, its value beside its name.
     tick = wait(
         page,
-        f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.drawn && row.marks.length >= 2 && row; }}",
+        f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.drawn && row.held.length >= 3 && row; }}",
         "clock/tick",
     )
-    assert tick["kind"] == "integer" and tick["wave"] is None
-    assert [title for title, _ in tick["marks"]] == [value for _, value in tick["held"]]
-    assert all(title.isdigit() for title, _ in tick["marks"]), tick["marks"]
+    assert tick["kind"] == "integer" and tick["wave"] is None and tick["marks"] == []
+    ticks = [int(value) for _, value in tick["held"]]
+    assert ticks == sorted(set(ticks)), ticks
+    # Each tick a step: one vertex at the first, two at each later one (the old level, the new), one at the end.
+    assert len(tick["trace"]) == 2 * len(ticks), (tick["trace"], ticks)
+    xs, ys = [x for x, _ in tick["trace"]], [y for _, y in tick["trace"]]
+    assert xs == sorted(xs) and ys == sorted(ys, reverse=True), tick["trace"]  # later ticks higher up
+    assert ys[0] == tick["low"] and ys[-1] == tick["high"]  # scaled to the least and the greatest
+    assert (tick["min"], tick["max"]) == (str(ticks[0]), str(ticks[-1]))
+    assert tick["value"] == str(ticks[-1]) and f"now {ticks[-1]}" in tick["title"]
     left, right = tick["plot"]
-    title, x = tick["marks"][-1]
-    assert left < x < right, (tick["marks"], tick["plot"])  # the newest tick is on the strip, near now
-    assert right - x < (right - left) / 4, (tick["marks"], tick["plot"])
-    # The strip scrolls with time: the same mark moves left.
-    wait(
+    x = tick["screen"][-2][0]  # the newest tick's own vertex (the last one is its level running on)
+    assert left < x < right, (tick["screen"], tick["plot"])  # the newest tick is on the strip, near now
+    assert right - x < (right - left) / 4, (tick["screen"], tick["plot"])
+    # The trace grows with each tick, and scrolls with time: the newest tick's vertex moves left (point j's own
+    # vertex is the trace's 2j-th).
+    grown = wait(
         page,
-        f"([key, title, x]) => {{ const row = ({STRIP_ROW})(key); const m = row && row.marks.find(([t]) => t === title);"
-        " return m && m[1] < x - 10; }",
-        ["clock/tick", title, x],
+        f"""([key, n, tick, x]) => {{
+            const row = ({STRIP_ROW})(key);
+            if (!row || !row.drawn || row.trace.length <= n) return null;
+            const j = row.held.findIndex(([, value]) => value === tick);
+            return j >= 0 && row.screen[2 * j][0] < x - 10 && row;
+        }}""",
+        ["clock/tick", len(tick["trace"]), str(ticks[-1]), x],
     )
+    assert grown["value"] == grown["held"][-1][1] != tick["value"]
+    # buzzer/sound, text: marks, each titled with its value.
+    sound = wait(
+        page,
+        f"(key) => {{ const row = ({STRIP_ROW})(key); return row && row.drawn && row.marks.length >= 2 && row; }}",
+        "buzzer/sound",
+    )
+    assert sound["kind"] == "string" and sound["trace"] is None and sound["wave"] is None and sound["value"] is None
+    assert {title for title, _ in sound["marks"]} <= {"buzz buzz buzz", "..."}, sound["marks"]
 
 
 HOSTILE_KEY = '<img src=x onerror="window.pwned=1">'

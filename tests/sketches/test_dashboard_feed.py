@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from mesh.errors import GridError
 from mesh.grid import build_grid
@@ -36,6 +36,14 @@ def circuit(**dashboard: Any) -> dict[str, Any]:
 WIRES = ["clock -> iopin", "iopin -> buzzer"]
 
 
+async def next_snapshot(ws: ClientConnection) -> dict[str, Any]:
+    """The next snapshot the feed sends (its graph messages are test_dashboard_subscriptions.py's)."""
+    while True:
+        message = json.loads(await ws.recv())
+        if message["type"] == "snapshot":
+            return message
+
+
 async def test_a_page_opens_with_the_recent_history_then_gets_only_what_is_new():
     """The first snapshot is full (the last 50 messages, numbered); later ones carry only newer numbers."""
     nodes = await start_circuit(build_grid(circuit(), WIRES))
@@ -43,7 +51,7 @@ async def test_a_page_opens_with_the_recent_history_then_gets_only_what_is_new()
         dashboard = nodes["dashboard"].sketch
         await until(lambda: dashboard.heard > RECENT + 10, "more messages than the history keeps")
         async with connect(f"ws://{nodes['dashboard'].address}/feed", open_timeout=DEADLINE) as ws:
-            first = json.loads(await ws.recv())
+            first = await next_snapshot(ws)
             assert first["type"] == "snapshot" and first["full"] is True
             numbers = [m["n"] for m in first["recent"]]
             assert len(numbers) == RECENT
@@ -52,7 +60,7 @@ async def test_a_page_opens_with_the_recent_history_then_gets_only_what_is_new()
             seen = numbers[-1]
             fresh: list[int] = []
             while len(fresh) < 20:
-                snapshot = json.loads(await ws.recv())
+                snapshot = await next_snapshot(ws)
                 assert snapshot["full"] is False
                 fresh += [m["n"] for m in snapshot["recent"]]
             assert fresh == sorted(fresh) and len(set(fresh)) == len(fresh)
@@ -69,7 +77,7 @@ async def test_each_card_gets_its_nodes_latest_value_and_hash_brings_no_system_k
         dashboard = nodes["dashboard"].sketch
         await until(lambda: len(dashboard.latest) == 3, "a publication from each of the three nodes")
         async with connect(f"ws://{nodes['dashboard'].address}/feed", open_timeout=DEADLINE) as ws:
-            snapshot = json.loads(await ws.recv())
+            snapshot = await next_snapshot(ws)
         assert snapshot["latest"] == {"clock": "clock/tick", "iopin": "iopin/pin", "buzzer": "buzzer/sound"}
         assert snapshot["last"]["clock/tick"].isdigit()
         assert snapshot["last"]["iopin/pin"] in ("0", "1")
@@ -157,7 +165,10 @@ async def test_the_dashboard_keeps_a_bounded_number_of_keys_and_says_so_once(cap
     await start_together(list(nodes.values()))
     try:
         pub, dashboard = nodes["pub"], nodes["dashboard"].sketch
-        await until(lambda: pub.hub.count == 2, "the dashboard to subscribe to pub (# and, by itself, +/$state)")
+        await until(
+            lambda: pub.hub.count == 3,
+            "the dashboard to subscribe to pub (# and, by itself, +/$state and +/$subscribers/+)",
+        )
         sent = 0
         for chunk in range(12):  # in chunks, so that no message is dropped for falling behind
             for n in range(chunk * 100, chunk * 100 + 100):
@@ -306,14 +317,12 @@ async def test_the_feed_carries_each_keys_history_of_a_running_circuit():
         dashboard = nodes["dashboard"].sketch
         await until(lambda: len(dashboard.latest) == 3, "a publication from each of the three nodes")
         async with connect(f"ws://{nodes['dashboard'].address}/feed", open_timeout=DEADLINE) as ws:
-            first = json.loads(await ws.recv())
+            first = await next_snapshot(ws)
             rows = first["strip"]["rows"]
             numbers = sorted(n for row in rows.values() for n, _, _ in row["points"])
             later: list[int] = []
             while not later or max(later) <= numbers[-1]:
-                later += [
-                    n for row in json.loads(await ws.recv())["strip"]["rows"].values() for n, _, _ in row["points"]
-                ]
+                later += [n for row in (await next_snapshot(ws))["strip"]["rows"].values() for n, _, _ in row["points"]]
         assert {key: row["kind"] for key, row in rows.items()} == {
             "clock/tick": "integer",
             "iopin/pin": "bit",

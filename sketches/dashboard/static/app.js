@@ -4,7 +4,7 @@
   "use strict";
 
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const NODE_W = 190, NODE_H = 108, COL_GAP = 84, ROW_GAP = 28, PAD = 24, UNWIRED_GAP = 44;
+  const NODE_W = 190, NODE_H = 108, COL_GAP = 84, ROW_GAP = 28, PAD = 24, UNWIRED_GAP = 72;   // room for the subscriptions
   const PULSE_MS = 450;      // a dot's trip along a wire
   const SOUND_MS = 300;      // how long a buzzer stays "sounding" after a sound
   const LOG_MAX = 100;       // entries kept in #log
@@ -19,7 +19,7 @@
   const $ = (id) => document.getElementById(id);
   const ui = {
     feed: $("feed-state"), name: $("circuit-name"), total: $("total"), rate: $("rate"),
-    svg: $("circuit"), title: $("circuit-title"), wires: $("wires"), pulses: $("pulses"),
+    svg: $("circuit"), title: $("circuit-title"), subs: $("subs"), wires: $("wires"), pulses: $("pulses"),
     nodes: $("nodes"), log: $("log"), empty: $("circuit-empty"), capped: $("capped"),
     strip: $("strip"), stripAxis: $("strip-axis"), stripLabels: $("strip-labels"), stripScroll: $("strip-scroll"),
     stripClip: $("strip-clip-rect"), stripEmpty: $("strip-empty"), stripWindow: $("strip-window"),
@@ -27,7 +27,10 @@
 
   let circuitText = null;      // normalised JSON of the circuit currently drawn
   let lastCircuitNames = [];   // the circuit's nodes, in its order: the strip's rows follow it
-  let view = null;             // { nodes: Map<name, NodeView>, out: Map<name, WireView[]> }
+  let view = null;             // { nodes: Map<name, NodeView>, out: Map<name, WireView[]>, pos, width, height }
+  let graph = null;            // the subscriptions to draw: { edges, dangling, total }, checked (takeGraph)
+  let graphText = null;        // normalised JSON of it, to redraw only what changed
+  let graphDirty = false;      // a new graph, or a new layout: draw the subscriptions in the next frame
   let pending = null;          // newest snapshot not rendered yet
   let pendingRecent = [];      // recent messages of every snapshot not rendered yet
   let pendingFull = false;     // a full snapshot (a new feed's first) is among them: the log starts over
@@ -288,9 +291,10 @@
       }, ui.wires);
       out.get(w.source).push({ id: w.id, path, points: null, dot: null, start: 0 });
     }
-    view = { nodes, out };
+    view = { nodes, out, pos: L.pos, width: L.width, height: L.height };
     lastCircuitNames = L.names;
     strip.relayout = true;
+    graphDirty = true;
 
     ui.svg.setAttribute("viewBox", `0 0 ${L.width} ${L.height}`);
     const cname = typeof circuit.name === "string" && circuit.name ? circuit.name : "circuit";
@@ -447,6 +451,10 @@
       applySnapshot(snap, recent, now, true, full);
       rendered = true;
     }
+    if (graphDirty && view) {
+      drawGraph();
+      rendered = true;
+    }
     if (flying.size) {
       stepPulses(now);
       rendered = true;
@@ -459,17 +467,176 @@
     if (flying.size || strip.rows.size) requestFrame();
   }
 
+  // ---------------------------------------------------------------- subscriptions
+
+  // Each subscription beside the wires: a dashed edge from each node whose keys its pattern matched to the
+  // subscriber, labelled with the pattern (one edge a pair of nodes, its patterns joined); a pattern that
+  // matched no key heard yet is a dangling stub on top of the subscriber's card. The dashboard matches
+  // (sketches/dashboard/subscriptions.py); the page only draws. Nodes stay where the wires put them, so a
+  // subscription that comes or goes moves nothing else.
+  const SUB_EDGES = 300;       // edges (and dangling patterns) the page takes from a graph at most: the dashboard's bound
+  const SUB_NAME = 256;        // characters of a node's name or a pattern at most (the mesh's NAME_MAX and LONGEST)
+  const SUB_LABEL = 22;        // characters of an edge's label shown (its title has them all)
+  const SUB_DANGLING = 2;      // dangling patterns shown on a card; the last one says how many more there are
+  const SUB_SPREAD = 16;       // pixels between two edges' ends on one card
+
+  function takeGraph(msg) {
+    const name = (x) => typeof x === "string" && x.length > 0 && x.length <= SUB_NAME;
+    const source = (x) => (x === "grid" ? "grid" : "run time");
+    const edges = [], dangling = [];
+    for (const e of Array.isArray(msg.edges) ? msg.edges.slice(0, SUB_EDGES) : []) {
+      if (e && name(e.publisher) && name(e.subscriber) && name(e.pattern)) {
+        edges.push({ publisher: e.publisher, subscriber: e.subscriber, pattern: e.pattern, source: source(e.source) });
+      }
+    }
+    for (const e of Array.isArray(msg.dangling) ? msg.dangling.slice(0, SUB_EDGES) : []) {
+      if (e && name(e.subscriber) && name(e.pattern)) {
+        dangling.push({ subscriber: e.subscriber, pattern: e.pattern, source: source(e.source) });
+      }
+    }
+    const total = Number(msg.total);
+    const text = JSON.stringify([edges, dangling]);
+    if (text === graphText) return;
+    graphText = text;
+    graph = { edges, dangling, total: Number.isSafeInteger(total) && total >= 0 ? total : edges.length };
+    graphDirty = true;
+  }
+
+  function subTitle(subscriber, patterns, sources) {
+    return patterns.map((p, i) => `${subscriber} subscribes to ${p} (${sources[i] === "grid" ? "grid.yaml" : "at run time"})`)
+      .join("\n");
+  }
+
+  // Where along the cubic curve `c` ([x0, y0, x1, y1, x2, y2, x3, y3]) a label `w` pixels wide overlaps no box of
+  // `placed` (its middle first, then further out); the middle if nowhere. The box is added to `placed`.
+  function labelSpot(c, w, placed) {
+    const at = (t) => {
+      const u = 1 - t, a = u * u * u, b = 3 * u * u * t, d = 3 * u * t * t, e = t * t * t;
+      return [a * c[0] + b * c[2] + d * c[4] + e * c[6], a * c[1] + b * c[3] + d * c[5] + e * c[7]];
+    };
+    const box = ([x, y]) => [x - w / 2, y - 8, x + w / 2, y + 8];
+    const free = (r) => placed.every((q) => r[2] < q[0] || q[2] < r[0] || r[3] < q[1] || q[3] < r[1]);
+    let spot = at(0.5);
+    for (const t of [0.5, 0.35, 0.65, 0.22, 0.78]) {
+      if (free(box(at(t)))) { spot = at(t); break; }
+    }
+    placed.push(box(spot));
+    return spot;
+  }
+
+  function drawGraph() {
+    graphDirty = false;
+    ui.subs.replaceChildren();
+    if (!view) return;
+    const pos = view.pos, edges = graph ? graph.edges : [], dangling = graph ? graph.dangling : [];
+    // One edge a pair of nodes, with all its patterns.
+    const pairs = new Map();
+    for (const e of edges) {
+      if (!pos.has(e.publisher) || !pos.has(e.subscriber)) continue;
+      const id = `${e.publisher}->${e.subscriber}`;
+      let pair = pairs.get(id);
+      if (!pair) pairs.set(id, (pair = { id, publisher: e.publisher, subscriber: e.subscriber, patterns: [], sources: [] }));
+      if (!pair.patterns.includes(e.pattern)) { pair.patterns.push(e.pattern); pair.sources.push(e.source); }
+    }
+    // The ends on each card, spread along its edge in the order of the other end's place.
+    const ends = new Map();
+    const end = (node, other, pair) => {
+      if (!ends.has(node)) ends.set(node, []);
+      ends.get(node).push({ pair, x: pos.get(other).x + pos.get(other).y / 1e4 });
+    };
+    for (const pair of pairs.values()) {
+      end(pair.publisher, pair.subscriber, pair);
+      if (pair.subscriber !== pair.publisher) end(pair.subscriber, pair.publisher, pair);
+    }
+    const at = new Map();   // `${node} ${pair id}` -> x of that end
+    for (const [node, list] of ends) {
+      list.sort((a, b) => a.x - b.x);
+      const p = pos.get(node), step = Math.min(SUB_SPREAD, (NODE_W - 60) / Math.max(list.length, 1));
+      list.forEach((e, i) => at.set(`${node} ${e.pair.id}`, p.x + NODE_W / 2 + (i - (list.length - 1) / 2) * step));
+    }
+    let bottom = view.height;
+    const placed = [];   // the labels' boxes so far: a label goes where along its edge it covers none of them
+    for (const pair of pairs.values()) {
+      const a = pos.get(pair.publisher), b = pos.get(pair.subscriber);
+      let x0 = at.get(`${pair.publisher} ${pair.id}`), x3 = at.get(`${pair.subscriber} ${pair.id}`), y0, y3, c1, c2;
+      if (pair.publisher === pair.subscriber) {          // a node subscribed to its own keys: a loop under it
+        x0 -= 24; x3 = x0 + 48; y0 = y3 = a.y + NODE_H; c1 = c2 = y0 + 36;
+      } else if (b.y >= a.y + NODE_H) {                  // the subscriber below: bottom to top
+        y0 = a.y + NODE_H; y3 = b.y - 3;
+        const k = Math.max(24, (y3 - y0) / 2);
+        c1 = y0 + k; c2 = y3 - k;
+      } else if (a.y >= b.y + NODE_H) {                  // the subscriber above: top to bottom
+        y0 = a.y; y3 = b.y + NODE_H + 3;
+        const k = Math.max(24, (y0 - y3) / 2);
+        c1 = y0 - k; c2 = y3 + k;
+      } else {                                           // side by side: under both
+        y0 = a.y + NODE_H; y3 = b.y + NODE_H + 3;
+        c1 = c2 = Math.max(y0, y3) + 40;
+      }
+      bottom = Math.max(bottom, c1 + PAD, c2 + PAD);
+      const g = svg("g", {
+        class: "sub", "data-sub": pair.id, "data-publisher": pair.publisher, "data-subscriber": pair.subscriber,
+        "data-patterns": pair.patterns.join("\n"),
+      }, ui.subs);
+      svg("title", {}, g).textContent = subTitle(pair.subscriber, pair.patterns, pair.sources);
+      svg("path", {
+        class: "sub-edge", d: `M${x0} ${y0} C${x0} ${c1} ${x3} ${c2} ${x3} ${y3}`, "marker-end": "url(#sub-arrow)",
+      }, g);
+      const text = clip(pair.patterns.join(", "), SUB_LABEL);
+      const spot = labelSpot([x0, y0, x0, c1, x3, c2, x3, y3], 6.4 * text.length + 6, placed);
+      const label = svg("text", { class: "sub-label", x: spot[0], y: spot[1] + 4, "text-anchor": "middle" }, g);
+      label.textContent = text;   // text, never markup
+    }
+    // Dangling patterns, on top of each subscriber's card.
+    const lonely = new Map();
+    for (const e of dangling) {
+      if (!pos.has(e.subscriber)) continue;
+      if (!lonely.has(e.subscriber)) lonely.set(e.subscriber, []);
+      const list = lonely.get(e.subscriber);
+      if (!list.some((d) => d.pattern === e.pattern)) list.push(e);
+    }
+    for (const [subscriber, list] of lonely) {
+      const p = pos.get(subscriber);
+      let x = p.x + 14;
+      list.forEach((e, i) => {
+        if (i >= SUB_DANGLING) return;
+        const more = i === SUB_DANGLING - 1 && list.length > SUB_DANGLING;
+        const rest = more ? list.slice(i) : [e];
+        const g = svg("g", {
+          class: "sub-dangling", "data-subscriber": subscriber, "data-pattern": e.pattern,
+          "data-patterns": rest.map((d) => d.pattern).join("\n"),
+        }, ui.subs);
+        svg("title", {}, g).textContent = subTitle(subscriber, rest.map((d) => d.pattern), rest.map((d) => d.source)) +
+          "\nno key heard matches it yet";
+        svg("path", { class: "sub-stub", d: `M${x} ${p.y - 2} V${p.y - 14}` }, g);
+        svg("circle", { class: "sub-end", cx: x, cy: p.y - 17, r: 3 }, g);
+        const label = svg("text", { class: "sub-label", x: x + 7, y: p.y - 13 }, g);
+        label.textContent = more ? `${clip(e.pattern, 10)} +${list.length - i - 1} more` : clip(e.pattern, 14);
+        x += 7 + 6.6 * label.textContent.length + 14;
+      });
+    }
+    setAttr(ui.svg, "viewBox", `0 0 ${view.width} ${Math.ceil(bottom)}`);
+  }
+
   // ---------------------------------------------------------------- strip
 
   // The logic-analyzer strip: the last `window` seconds of each key the dashboard hears, now at the
-  // right edge. A key whose every payload is 0 or 1 is a 1-bit wire, drawn as a square waveform;
-  // any other key is a row of marks, each value in its title. Times come as seconds before the
+  // right edge. A key whose every payload is 0 or 1 is a 1-bit wire, drawn as a square waveform; a key
+  // whose every payload is a number is a trace, a step line scaled to its least and greatest value in
+  // the window, its current value beside its name; any other key is a row of marks, each value in its title. Times come as seconds before the
   // snapshot ("ago"), placed on this page's own clock when the snapshot arrives: no clock agreement.
   // Shapes sit in seconds inside one group, scaled and moved once a frame (non-scaling strokes),
   // so scrolling redraws nothing.
   const STRIP_ROW_H = 28, STRIP_LABEL_W = 170, STRIP_AXIS_H = 18, STRIP_RIGHT = 14;
-  const STRIP_POINTS = 2000, STRIP_ROWS = 500;   // the page's own bounds (the dashboard's are the same)
-  const HIGH = 5, LOW = STRIP_ROW_H - 7;          // a bit's levels, within its row
+  // The page's own bounds (the dashboard's are the same): points a key keeps at most (a trace's vertices are
+  // twice that), and rows.
+  const STRIP_POINTS = 2000, STRIP_ROWS = 500;
+  const STRIP_TEXT = 32;   // characters of a value kept (the dashboard's STRIP_TEXT): a title, not the full value
+  // Points drawn in one animation frame at most: past it, the other rows that changed wait for the next frame,
+  // so that a snapshot that touches every row costs a few frames, not one long one.
+  const FRAME_POINTS = 20000;
+  const HIGH = 5, LOW = STRIP_ROW_H - 7;          // a bit's levels, and a trace's top and bottom, within its row
+  const VALUE_W = 58;                             // pixels of a trace's current value, right of its key
   const KINDS = ["bit", "integer", "real", "string"];
   const INTEGER = /^[+-]?[0-9]+$/, REAL = /^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
 
@@ -481,10 +648,27 @@
     return "string";
   }
   function wider(a, b) { return KINDS.indexOf(a) >= KINDS.indexOf(b) ? a : b; }
+  const numeric = (kind) => kind === "integer" || kind === "real";
 
+  // A payload as a number, strictly: the kinds' own patterns (no "NaN", " 1", "0x1", "1_0"), so that a row is
+  // a trace only of what its kind says; a number too large for a double (1e309) is +-Infinity, and is drawn
+  // at the row's top or bottom, out of the scale; anything else is NaN and not drawn.
+  function numberOf(v) {
+    return INTEGER.test(v) || REAL.test(v) ? Number(v) : NaN;
+  }
+
+  // Where `x` sits between `lo` and `hi` (finite, lo <= hi), 0 to 1; halves, so that hi - lo cannot overflow
+  // (-1e308 to 1e308); the middle when all are equal; +-Infinity at an end.
+  function scaled(x, lo, hi) {
+    if (x === Infinity) return 1;
+    if (x === -Infinity) return 0;
+    const span = hi / 2 - lo / 2;
+    if (!(span > 0)) return 0.5;
+    return Math.min(1, Math.max(0, (x / 2 - lo / 2) / span));
+  }
   const strip = {
     window: 20, limit: STRIP_POINTS,
-    rows: new Map(),        // key -> { key, kind, points: [{ n, t, v }], drawn, g, label, wave, marks }
+    rows: new Map(),        // key -> { key, kind, points: [{ n, t, v }], drawn, g, label, wave, trace, marks, ... }
     width: 0, height: -1, relayout: true, prunedAt: 0, tx: "",
   };
 
@@ -515,18 +699,22 @@
       let row = strip.rows.get(key);
       if (!row) {
         if (strip.rows.size >= STRIP_ROWS) continue;
-        row = { key, kind: "bit", points: [], drawn: null, g: null, label: null, wave: null, marks: [], dirty: true };
+        row = {
+          key, kind: "bit", points: [], drawn: null, g: null, label: null, title: null, labelText: null,
+          valueText: null, wave: null, trace: null, marks: [], dirty: true,
+        };
         strip.rows.set(key, row);
         strip.relayout = true;
       }
       if (KINDS.includes(r.kind)) row.kind = wider(row.kind, r.kind);
       for (const p of r.points) {
         if (!Array.isArray(p)) continue;
-        const n = Number(p[0]), ago = Number(p[1]), v = String(p[2]);
-        if (!Number.isFinite(n) || !Number.isFinite(ago)) continue;
+        const n = Number(p[0]), ago = Number(p[1]), v = clip(p[2], STRIP_TEXT);
+        if (!Number.isFinite(n) || !Number.isFinite(ago) || ago < 0) continue;
         const prev = row.points[row.points.length - 1];
         if (prev && n <= prev.n) continue;   // had it already (with the full snapshot)
-        row.points.push({ n, t: prev ? Math.max(at - ago, prev.t) : at - ago, v });
+        const t = at - Math.min(ago, 1e6);   // a hostile "ago" stays a number SVG can draw (it leaves the window)
+        row.points.push({ n, t: prev ? Math.max(t, prev.t) : t, v });
         row.kind = wider(row.kind, kindOfValue(v));
         row.dirty = true;
       }
@@ -560,7 +748,7 @@
       let k = 0;
       while (k + 1 < row.points.length && row.points[k + 1].t <= start) k++;
       shiftPoints(row, Math.max(k, row.points.length - strip.limit));
-      if (row.kind === "bit") row.dirty = true;   // its last level runs on to now
+      if (row.kind !== "string") row.dirty = true;   // its last level runs on to now; a trace's range may change
     }
   }
 
@@ -570,26 +758,39 @@
     return i < 0 ? lastCircuitNames.length : i;
   }
 
+  // Draw a row's shapes for its kind (made again when the kind widens: a bit that carries a 2 becomes a trace);
+  // the number of points it drew.
   function drawRow(row, now) {
     if (row.drawn !== row.kind) {
       if (row.g) row.g.replaceChildren();
       else {
         row.g = svg("g", { class: "strip-row" }, ui.stripScroll);
         row.label = svg("g", { class: "strip-label" }, ui.stripLabels);
-        svg("title", {}, row.label).textContent = row.key;
+        row.title = svg("title", {}, row.label);
         svg("line", { class: "sep", x1: 0, x2: 1e4, y1: STRIP_ROW_H - 0.5, y2: STRIP_ROW_H - 0.5 }, row.label);
         row.labelText = svg("text", { x: 12, y: STRIP_ROW_H / 2 + 4 }, row.label);
-        fitText(row.labelText, row.key, STRIP_LABEL_W - 24);
       }
+      if (row.valueText) { row.valueText.remove(); row.valueText = null; }
+      row.title.textContent = row.key;
+      fitText(row.labelText, row.key, STRIP_LABEL_W - 24 - (numeric(row.kind) ? VALUE_W : 0));
       row.g.setAttribute("data-key", row.key);
       row.g.setAttribute("data-kind", row.kind);
       row.label.setAttribute("data-key", row.key);
       row.label.setAttribute("data-kind", row.kind);
       row.wave = null;
+      row.trace = null;
       row.marks = [];
       if (row.kind === "bit") row.wave = svg("polyline", { class: "wave", points: "", "data-high": HIGH, "data-low": LOW }, row.g);
+      if (numeric(row.kind)) {
+        row.trace = svg("polyline", { class: "trace", points: "", "data-high": HIGH, "data-low": LOW }, row.g);
+        row.valueText = svg("text", {
+          class: "value", x: STRIP_LABEL_W - 10, y: STRIP_ROW_H / 2 + 4, "text-anchor": "end",
+        }, row.label);
+      }
       row.drawn = row.kind;
     }
+    const last = row.points[row.points.length - 1];
+    const end = last ? (Math.max(last.t, now) + strip.window).toFixed(4) : "0";   // its last level runs on past now
     if (row.kind === "bit") {
       const pts = [];
       let level = null;
@@ -599,11 +800,10 @@
         else if (y !== level) pts.push(`${p.t.toFixed(4)},${level}`, `${p.t.toFixed(4)},${y}`);
         level = y;
       }
-      if (level !== null) {
-        const end = Math.max(row.points[row.points.length - 1].t, now) + strip.window;
-        pts.push(`${end.toFixed(4)},${level}`);
-      }
+      if (level !== null) pts.push(`${end},${level}`);
       setAttr(row.wave, "points", pts.join(" "));
+    } else if (row.trace) {
+      drawTrace(row, end);
     } else {
       for (let i = row.marks.length; i < row.points.length; i++) {
         const p = row.points[i];
@@ -614,6 +814,33 @@
       }
     }
     row.dirty = false;
+    return row.points.length;
+  }
+
+  // A numeric row: a step line through its points, scaled to the least and greatest finite value it holds, and
+  // its current value (as it came, cut) right of its key; the range in the row's title and data-min/data-max.
+  function drawTrace(row, end) {
+    let lo = Infinity, hi = -Infinity;
+    const values = row.points.map((p) => numberOf(p.v));
+    for (const x of values) if (Number.isFinite(x)) { if (x < lo) lo = x; if (x > hi) hi = x; }
+    if (lo > hi) lo = hi = 0;   // nothing finite: every point at an end (or not drawn)
+    const pts = [];
+    let y = null;
+    row.points.forEach((p, i) => {
+      const x = values[i];
+      if (Number.isNaN(x)) return;
+      const level = (LOW - (LOW - HIGH) * scaled(x, lo, hi)).toFixed(2), t = p.t.toFixed(4);
+      if (y !== null && level !== y) pts.push(`${t},${y}`);
+      pts.push(`${t},${level}`);
+      y = level;
+    });
+    if (y !== null) pts.push(`${end},${y}`);
+    setAttr(row.trace, "points", pts.join(" "));
+    setAttr(row.trace, "data-min", String(lo));
+    setAttr(row.trace, "data-max", String(hi));
+    const last = row.points[row.points.length - 1];
+    fitText(row.valueText, last ? last.v : "", VALUE_W - 4);   // text, never markup
+    setText(row.title, `${row.key}\nnow ${last ? last.v : "-"}, least ${lo}, greatest ${hi} in the window`);
   }
 
   // Rows in the circuit's order of their nodes, then by key; the axis and the clip for the width.
@@ -656,7 +883,11 @@
   function renderStrip(nowMs) {
     const now = nowMs / 1000;
     if (now - strip.prunedAt >= 1) { prune(now); strip.prunedAt = now; }
-    for (const row of strip.rows.values()) if (row.dirty) drawRow(row, now);
+    let budget = FRAME_POINTS;
+    for (const row of strip.rows.values()) {
+      if (budget <= 0) break;
+      if (row.dirty) budget -= drawRow(row, now) + 1;
+    }
     const width = ui.strip.clientWidth || ui.strip.parentElement.clientWidth || 600;
     layoutStrip(width);
     const right = width - STRIP_RIGHT, scale = (right - STRIP_LABEL_W) / strip.window;
@@ -727,6 +958,11 @@
     ws.onmessage = (ev) => {
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
+      if (msg && msg.type === "graph") {
+        takeGraph(msg);
+        if (graphDirty) requestFrame();
+        return;
+      }
       if (!msg || msg.type !== "snapshot") return;
       backoff = BACKOFF_MIN;
       stats.snapshots++;
