@@ -119,7 +119,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 #: Examples a property (a hypothesis test) tries in the fast set. Its ``thorough`` variant, marked
 #: slow (so in the whole suite only), tries as many as its own ``@settings`` says.
-FAST_EXAMPLES = 25
+FAST_EXAMPLES = 10
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
