@@ -44,6 +44,10 @@ The hooks:
 - ``stop_listening``: close a server's listening socket and keep its connections
   (``Server.server``, the asyncio server underneath).
 - ``set_socket_buffers``: the kernel's buffers of a served connection (``transport``).
+- ``route``, ``unroute``: a simulation's network under ``serve()`` and ``connect()``: they open
+  servers and connections through the running loop's ``create_server`` and ``create_connection``
+  (their documented way), which ``route`` replaces on one loop instance (asyncio's, beyond its
+  documented API: a loop's methods are looked up on the instance, which has no ``__slots__``).
 """
 
 from __future__ import annotations
@@ -92,12 +96,14 @@ __all__ = [
     "node_connection",
     "owe",
     "room_for",
+    "route",
     "send_or_abort",
     "set_socket_buffers",
     "sniffing",
     "stop_listening",
     "sweeper",
     "thaw",
+    "unroute",
     "writable",
     "write_now",
 ]
@@ -647,3 +653,28 @@ def set_socket_buffers(ws: ServerConnection, size: int) -> None:
         return
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+
+# -- hook: route, unroute ------------------------------------------------------------------------------
+
+
+def route(
+    loop: asyncio.AbstractEventLoop,
+    create_server: Callable[..., Any],
+    create_connection: Callable[..., Any],
+) -> None:
+    """Have ``serve()`` and ``connect()`` on ``loop`` open through ``create_server``/``create_connection``.
+
+    websockets opens every server and client connection through the running loop's two methods
+    (``serve()`` and ``connect()`` pass their extra keywords on to them); set on the instance, they
+    shadow the class's for this loop alone (a simulation's network: :mod:`mesh.network`), whatever
+    class the loop is (ours, or pytest-asyncio's as looptime patched it).
+    """
+    loop.create_server = create_server  # type: ignore[method-assign]
+    loop.create_connection = create_connection  # type: ignore[method-assign]
+
+
+def unroute(loop: asyncio.AbstractEventLoop) -> None:
+    """Undo :func:`route`: the loop's own methods again."""
+    for name in ("create_server", "create_connection"):
+        loop.__dict__.pop(name, None)

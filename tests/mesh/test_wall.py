@@ -445,3 +445,32 @@ async def test_hook_sniffing_closes_a_connection_that_says_nothing(sniffed, monk
     assert await asyncio.wait_for(reader.read(), DEADLINE) == b""  # the 50 ms of silence is the fault under test
     writer.close()
     assert not Shouting.made and not sniffed.connections
+
+
+async def test_hook_route_has_serve_and_connect_open_through_the_loops_own_methods():
+    """route/unroute: serve() and connect() call the running loop's create_server/create_connection, looked up
+    on the instance, with host and port and our keywords passed on; unroute puts the class's back."""
+    loop = asyncio.get_running_loop()
+    calls: list[tuple[str, Any, Any, dict[str, Any]]] = []
+    real_server, real_connection = loop.create_server, loop.create_connection
+
+    async def create_server(factory: Callable[[], Any], host: Any = None, port: Any = None, **kwargs: Any) -> Any:
+        calls.append(("server", host, port, kwargs))
+        return await real_server(factory, host, port, **kwargs)
+
+    async def create_connection(factory: Callable[[], Any], host: Any = None, port: Any = None, **kwargs: Any) -> Any:
+        calls.append(("connection", host, port, kwargs))
+        return await real_connection(factory, host, port, **kwargs)
+
+    wall.route(loop, create_server, create_connection)
+    try:
+        async with serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, backlog=7) as running:
+            port = running.sockets[0].getsockname()[1]
+            async with connect(f"ws://127.0.0.1:{port}/", **client(), local_addr=("127.0.0.1", 0)):
+                pass
+    finally:
+        wall.unroute(loop)
+    assert [(kind, host) for kind, host, _, _ in calls] == [("server", "127.0.0.1"), ("connection", "127.0.0.1")]
+    assert calls[0][2] == 0 and calls[0][3]["backlog"] == 7
+    assert calls[1][2] == port and calls[1][3]["local_addr"] == ("127.0.0.1", 0)
+    assert "create_server" not in vars(loop) and loop.create_connection.__func__ is type(loop).create_connection
