@@ -138,7 +138,7 @@ def simulate_command(
         )
     except MeshError as exc:
         raise Failure(str(exc)) from None
-    clock_lines([*chosen, "simulate", "scenario"], clock=sim.now, rewrite=sim.rewrite)
+    clock_lines([*chosen, "simulate", "scenario"], clock=sim.now, rewrite=str)  # the grid's own addresses
     try:
         failure, stopped = run_virtual(_simulate(sim, played, length))
     except MeshError as exc:

@@ -297,7 +297,7 @@ def test_simulate_refuses_bad_input_in_one_line(args, error):
 
 
 def test_simulate_runs_beside_a_live_circuit_on_the_same_ports(tmp_path):
-    """The simulation binds free ports: a live node on the grid's port does not stop it."""
+    """The simulation binds no port (its network is in memory): a live node on the grid's port does not stop it."""
     grid = write_grid(tmp_path, "nodes:\n  clock: {sketch: clock, port: 8764, params: {tacks: 2, delay: 1}}\n")
 
     async def main():
