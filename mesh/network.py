@@ -217,17 +217,19 @@ class Network:
         return cut
 
     def set_latency(self, delay: float, jitter: float = 0.0, between: tuple[str, str] | None = None) -> None:
-        """Bytes between the nodes ``between`` (each way; None: every connection) take ``delay`` seconds, give or
-        take up to ``jitter`` (uniform); 0 and 0: back to none. Connections open now follow at once."""
+        """Bytes between the nodes ``between`` (each way) take ``delay`` seconds, give or take up to ``jitter``
+        (uniform). ``between`` None: every connection without a latency of its own; 0 and 0 there: every
+        connection back to none. Connections open now follow at once (what is in the air keeps its arrival)."""
         if delay or jitter:
             self._latency[between] = (delay, jitter)
+        elif between is None:
+            self._latency.clear()
         else:
             self._latency.pop(between, None)
         for pipe in self.pipes.values():
-            if between is None or pipe.between(*between):
-                delay_now, jitter_now = self._latency_of(pipe.source, pipe.target)
-                for end in (pipe.client, pipe.server):
-                    end.delay, end.jitter = delay_now, jitter_now
+            delay_now, jitter_now = self._latency_of(pipe.source, pipe.target)
+            for end in (pipe.client, pipe.server):
+                end.delay, end.jitter = delay_now, jitter_now
 
     def partition(self, groups: Iterable[Iterable[str]]) -> int:
         """Split the nodes into ``groups`` that cannot reach each other (nodes in none reach all); how many

@@ -352,6 +352,53 @@ class Simulation:
         self.network.plug(source, target)
         log.info("wire %s -> %s plugged back", source, target)
 
+    def _pair(self, wire: tuple[str, str] | None) -> tuple[str, str] | None:
+        if wire is not None:
+            for name in wire:
+                self._node(name)
+        return wire
+
+    def latency(
+        self, delay: float | str = 0.0, jitter: float | str = 0.0, *, wire: tuple[str, str] | None = None
+    ) -> None:
+        """Bytes between the two ends of ``wire`` (both ways; None: every connection) take ``delay``, give or take
+        ``jitter`` (uniform, drawn from the run's seed). ``latency()``: every connection back to none."""
+        seconds, spread = duration(delay), duration(jitter)
+        self.network.set_latency(seconds, spread, between=self._pair(wire))
+        where = "every connection" if wire is None else f"{wire[0]} -> {wire[1]}"
+        if seconds or spread:
+            log.info("latency of %s: %s +- %s", where, shown_short(seconds), shown_short(spread))
+        else:
+            log.info("latency of %s back to none", where)
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Split the nodes into ``groups`` that cannot reach each other: the connections between them are cut,
+        new ones refused, until :meth:`heal`. Nodes in no group reach every node."""
+        sets = [list(group) for group in groups]
+        for group in sets:
+            for name in group:
+                self._node(name)
+        cut = self.network.partition(sets)
+        log.info("partition %s: %d connection(s) cut", " | ".join(", ".join(group) for group in sets), cut)
+
+    def heal(self) -> None:
+        """End the partition: the links cut reconnect at their next try."""
+        self.network.heal()
+        log.info("partition healed")
+
+    def flaky(self, every: float | str | None, *, wire: tuple[str, str] | None = None) -> None:
+        """Reset the connections between the ends of ``wire`` (None: every connection) at random, ``every`` seconds
+        on average (an exponential draw per connection, from the run's seed); ``flaky(None)``: no more."""
+        seconds = None if every is None else duration(every)
+        if seconds is not None and seconds <= 0:
+            raise SimulationError(f"flaky: every must be above 0 seconds, not {every!r}")
+        self.network.set_flaky(seconds, between=self._pair(wire))
+        where = "every connection" if wire is None else f"{wire[0]} -> {wire[1]}"
+        if seconds is None:
+            log.info("flaky %s: no more", where)
+        else:
+            log.info("flaky %s: a reset every %s on average", where, shown_short(seconds))
+
     def _node(self, name: str) -> Node:
         node = self.nodes.get(name)
         if node is None:
@@ -415,6 +462,11 @@ class Simulation:
     def messages(self) -> int:
         """Messages the circuit carried so far: those handed to a ``loop()``, and publications heard by subscribers."""
         return self._gone + sum(_messages(node) for name, node in self.nodes.items() if name not in self.killed)
+
+
+def shown_short(seconds: float) -> str:
+    """``0.05`` as ``50ms``, ``2`` as ``2s``: a duration as the scenarios write it."""
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
 
 
 def _messages(node: Node) -> int:
