@@ -72,7 +72,10 @@ async def both(case: Case) -> None:
         servers: list[Recorder] = []
 
         async def pair(
-            server: Callable[[], Recorder] = Recorder, client: Callable[[], Recorder] = Recorder
+            server: Callable[[], Recorder] = Recorder,
+            client: Callable[[], Recorder] = Recorder,
+            servers: list[Recorder] = servers,
+            memory: bool = memory,
         ) -> tuple[Recorder, Recorder]:
             def made() -> Recorder:
                 servers.append(server())
@@ -172,7 +175,7 @@ async def test_writes_past_the_window_wait_in_the_writers_buffer():
     try:
         servers: list[Recorder] = []
         listener = await loop.create_server(lambda: servers.append(Recorder()) or servers[-1], *ADDRESS)
-        transport, near = await loop.create_connection(Recorder, *ADDRESS)
+        transport, _ = await loop.create_connection(Recorder, *ADDRESS)
         await until(lambda: servers, "the server's end")
         servers[0].transport.pause_reading()
         transport.write(b"z" * (WINDOW + 1000))

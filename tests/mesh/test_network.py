@@ -24,8 +24,9 @@ class Ends(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: Any = None
         self.arrived: list[tuple[float, bytes]] = []
-        self.lost: BaseException | None | str = "open"
+        self.lost: BaseException | str | None = "open"
         self.made = self.lost_at = 0.0
+        self.gone = asyncio.Event()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -37,6 +38,7 @@ class Ends(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = exc
         self.lost_at = asyncio.get_running_loop().time()
+        self.gone.set()
 
 
 def network_of_three(seed: int = 0) -> Network:
@@ -144,8 +146,7 @@ def test_a_flaky_link_resets_its_connections_on_average_that_often():
         lives = []
         while len(lives) < 400:
             ends = await connect(network, "b", A)
-            while ends.lost == "open":
-                await asyncio.sleep(0.5)
+            await ends.gone.wait()
             lives.append(ends.lost_at - ends.made)
         network.set_flaky(None)
         steady = await connect(network, "b", A)

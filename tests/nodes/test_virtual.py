@@ -46,16 +46,16 @@ def test_a_signal_is_heard_while_the_clock_only_jumps():
         heard = loop.create_future()
         loop.add_signal_handler(signal.SIGUSR1, lambda: heard.set_result(loop.time()))
 
-        async def tick():
-            while True:
-                await asyncio.sleep(0.1)
+        def tick() -> None:
+            ticking[0] = loop.call_later(0.1, tick)
 
-        ticking = asyncio.ensure_future(tick())
+        ticking = [loop.call_later(0.1, tick)]
+
         os.kill(os.getpid(), signal.SIGUSR1)
         try:
             return await asyncio.wait_for(heard, 3600)
         finally:
-            ticking.cancel()
+            ticking[0].cancel()
             loop.remove_signal_handler(signal.SIGUSR1)
 
     assert run_virtual(main()) < 10.0  # within a few dozen turns, not at the hour
