@@ -474,3 +474,55 @@ async def test_hook_route_has_serve_and_connect_open_through_the_loops_own_metho
     assert calls[0][2] == 0 and calls[0][3]["backlog"] == 7
     assert calls[1][2] == port and calls[1][3]["local_addr"] == ("127.0.0.1", 0)
     assert "create_server" not in vars(loop) and loop.create_connection.__func__ is type(loop).create_connection
+
+
+def test_the_sweeper_looks_when_a_connection_may_be_due_not_four_times_a_second():
+    """A connection heard every second is looked at about once a second; a silent one is pinged 2 s after it was
+    last heard and failed 1 s later, each within a period (0.25 s) of its due time."""
+    from nodes.virtual import run_virtual
+
+    class Quiet:
+        """What the sweeper reads of a connection: when it last heard anything, its keepalive, its state."""
+
+        ping_interval, ping_timeout, close_timeout = 2.0, 1.0, 0.0
+        last_heard = pinged = 0.0
+        protocol = type("P", (), {"state": State.OPEN, "send_ping": lambda self, data: None, "fail": lambda *a: None})()
+        transport = type("T", (), {"is_closing": lambda self: False, "abort": lambda self: None})()
+
+        def send_data(self) -> None:
+            pass
+
+    async def main() -> tuple[int, float, float]:
+        loop = asyncio.get_running_loop()
+        sweeper = wall.Sweeper(loop)
+        looks = 0
+        sweep = sweeper.sweep
+
+        def counted() -> None:
+            nonlocal looks
+            looks += 1
+            sweep()
+
+        sweeper.sweep = counted  # type: ignore[method-assign]
+        busy, silent = Quiet(), Quiet()
+        sweeper.add(busy)  # type: ignore[arg-type]
+        for _ in range(60):  # a minute of hearing something every second
+            busy.last_heard = loop.time()
+            await asyncio.sleep(1)
+        quiet_looks = looks
+        silent.last_heard = loop.time()
+        sweeper.add(silent)  # type: ignore[arg-type]
+        start = loop.time()
+        while not silent.pinged:
+            busy.last_heard = loop.time()
+            await asyncio.sleep(0.05)
+        pinged = silent.pinged - start
+        while silent in sweeper.connections:
+            busy.last_heard = loop.time()
+            await asyncio.sleep(0.05)
+        return quiet_looks, pinged, loop.time() - start
+
+    looks, pinged, failed = run_virtual(main())
+    assert 25 <= looks <= 65  # not 240
+    assert 2.0 <= pinged <= 2.25
+    assert 3.0 <= failed <= 3.3
