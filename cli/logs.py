@@ -15,8 +15,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import TextIO
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TextIO
 
 from mesh.durations import shown
 
@@ -27,6 +27,7 @@ __all__ = [
     "PrefixFormatter",
     "Redact",
     "SimulationHandler",
+    "SlimRecord",
     "configure_logging",
     "prefix_lines",
     "simulation_lines",
@@ -90,16 +91,17 @@ class ClockFormatter(PrefixFormatter):
         super().__init__(names)
         self.clock = clock
         self._now = -1.0
+        self._shown = ""
         self._prefixes: dict[str, str] = {}
 
     def format(self, record: logging.LogRecord) -> str:
         now = self.clock()
         if now != self._now:
-            self._now, self._prefixes = now, {}
+            self._now, self._shown, self._prefixes = now, shown(now), {}
         who = record.name
         prefix = self._prefixes.get(who)
         if prefix is None:
-            prefix = self._prefixes[who] = f"t={shown(now)} {speaker(record):<{self.width}} |"
+            prefix = self._prefixes[who] = f"t={self._shown} {speaker(record):<{self.width}} |"
         text = said(self, record)
         if "\n" not in text:
             return f"{prefix} {text}"
@@ -211,11 +213,47 @@ def configure_logging(level: str) -> None:
         logging.getLogger("asyncio").addFilter(UNHEEDED)
 
 
+class SlimRecord(logging.LogRecord):
+    """A record of what a simulation's lines show, made without what they do not: the wall-clock time,
+    the caller's file, the thread, the process (``logging.setLogRecordFactory``'s documented use)."""
+
+    def __init__(
+        self,
+        name: str,
+        level: int,
+        pathname: str,
+        lineno: int,
+        msg: object,
+        args: Any,
+        exc_info: Any,
+        func: str | None = None,
+        sinfo: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.name = name
+        self.msg = msg
+        if args and len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+            args = args[0]
+        self.args = args
+        self.levelname = logging.getLevelName(level)
+        self.levelno = level
+        self.pathname = self.filename = pathname
+        self.module = ""
+        self.exc_info = exc_info
+        self.exc_text = None
+        self.stack_info = sinfo
+        self.lineno = lineno
+        self.funcName = func or ""
+        self.created = self.msecs = self.relativeCreated = 0.0
+        self.thread = self.process = None
+        self.threadName = self.processName = self.taskName = None
+
+
 def simulation_lines(names: Sequence[str], clock: Callable[[], float]) -> SimulationHandler:
     """From now on, log a simulation's lines (:class:`ClockFormatter`, :class:`SimulationHandler`) to stderr.
 
-    What the lines carry costs nothing to gather: no caller's file and line, thread or process
-    (the format shows none of them).
+    What the lines carry costs nothing to gather: no wall-clock time, no caller's file and line,
+    thread or process (:class:`SlimRecord`: the format shows none of them).
     """
     root = logging.getLogger()
     handler = SimulationHandler(sys.stderr, ClockFormatter(names, clock))
@@ -224,8 +262,8 @@ def simulation_lines(names: Sequence[str], clock: Callable[[], float]) -> Simula
         if isinstance(old.formatter, NodeFormatter):
             root.removeHandler(old)
     root.addHandler(handler)
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging._srcfile = None  # (the logging HOWTO's own way to skip findCaller)
+    logging.setLogRecordFactory(SlimRecord)
     return handler
 
 

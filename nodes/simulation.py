@@ -49,10 +49,9 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mesh.durations import duration, shown
 from mesh.errors import SimulationError, UnknownNodeError
@@ -79,9 +78,11 @@ KEEP = 1_000_000
 log = logging.getLogger("mesh.simulate")
 
 
-@dataclass(frozen=True, slots=True)
-class Publication:
-    """One publication the circuit made: when (simulated seconds since the start), its key, its payload."""
+class Publication(NamedTuple):
+    """One publication the circuit made: when (simulated seconds since the start), its key, its payload.
+
+    A named tuple: a simulated day keeps hundreds of thousands, each made in the publisher's turn.
+    """
 
     t: float
     key: str
@@ -229,21 +230,21 @@ class Simulation:
             **self.options,
         )
         node.sender.taps.append(self._heard)
-        node.sender.posted = partial(self._posted, name)
+        if self.trace is not None:  # each message's future watched until it settles: only for the trace's wires
+            node.sender.posted = partial(self._posted, name)
         return node
 
     # -- what happened ------------------------------------------------------------------
 
     def now(self) -> float:
         """Simulated seconds since the start (after the run: when it stopped)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        loop = self._loop
+        if loop is None or not loop.is_running():
             return self.ended
         return loop.time() - self.origin
 
     def _heard(self, key: str, text: str) -> None:
-        t = asyncio.get_running_loop().time() - self.origin
+        t = self.now()
         self.counts[key] += 1
         publication = Publication(t, key, text)
         if len(self.publications) < KEEP:
@@ -278,10 +279,9 @@ class Simulation:
         if link is None:
             return
         count = link.pending
-        if self._inflight.get((source, target)) != count:
+        if self._inflight.get((source, target)) != count and self.trace is not None:
             self._inflight[source, target] = count
-            if self.trace is not None:
-                self.trace.wire(self.now(), source, target, count)
+            self.trace.wire(self.now(), source, target, count)
 
     def published(self, pattern: str = "#", *, since: float = 0.0) -> list[Publication]:
         """The publications kept whose key ``pattern`` matches (MQTT wildcards), made at ``since`` or later."""

@@ -60,13 +60,18 @@ class _Clock(selectors.BaseSelector):
         self.turns = 0
         self.idle = 0
         self.threads: set[asyncio.Future[Any]] = set()  # run_in_executor's futures not done
+        self.registered = 0  # file descriptors registered: the loop's self-pipe, and what is real
 
     # the selector's interface: what is real is the real selector's
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self.real.register(fileobj, events, data)
+        key = self.real.register(fileobj, events, data)
+        self.registered += 1
+        return key
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self.real.unregister(fileobj)
+        key = self.real.unregister(fileobj)
+        self.registered -= 1
+        return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self.real.modify(fileobj, events, data)
@@ -80,7 +85,7 @@ class _Clock(selectors.BaseSelector):
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         """``timeout`` 0: callbacks are ready; else the time to the next timer (None: there is none)."""
         self.turns += 1
-        real = len(self.real.get_map()) > 1  # more than the loop's self-pipe
+        real = self.registered > 1  # more than the loop's self-pipe
         if real or self.threads or not self.turns % LOOK_EVERY:
             ready = self.real.select(0)
             if ready:
