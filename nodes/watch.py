@@ -163,11 +163,19 @@ class Watch:
         finally:
             self._end(slot, outer, perf_counter())
 
-    async def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call sketch code that may be sync or async; every step of it timed."""
+    def step(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call sketch code that may be sync or async: its value if it is plain, else an awaitable of it,
+        every step timed. No coroutine of ours for a plain method (a topic handler, a sync ``@every``)."""
         result = self.time(what, function, *args, **kwargs)
         if inspect.isawaitable(result):
-            result = await self.run(_steps(result), what)
+            return self.run(_steps(result), what)
+        return result
+
+    async def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call sketch code that may be sync or async; every step of it timed."""
+        result = self.step(what, function, *args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
         return result
 
     def _end(self, slot: _Slot, outer: Step | None, end: float) -> None:
