@@ -7,7 +7,9 @@ A :class:`Pipe` is one connection: two :class:`MemoryTransport` ends, each an
 behave as asyncio's do on Linux where a protocol can tell: the order of callbacks, EOF and
 half-close, a reset for a close that leaves bytes unread or for bytes that reach a closed end,
 flow control with ``pause_writing``/``resume_writing``, ``pause_reading``. The network
-(:mod:`mesh.network`) makes them, routes them, and breaks them.
+(:mod:`mesh.network`) makes them, routes them, and breaks them. Past 400 lines, it is one job,
+asyncio's transport contract kept in memory, and reads best whole: the two ends' halves of
+each callback side by side.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The wall: every use of websockets beyond its documented API lives here, and nothing else does.
+"""The wall: every use of websockets (and asyncio) beyond its documented API lives here, and nothing else does.
 
 The rest of the project sees websockets' documented API (``serve``, ``connect``, ``recv``,
 ``send``, ``close``, ``ping``, ``state``, ``request``, ``process_request``, ``broadcast``...)

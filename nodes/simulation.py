@@ -37,7 +37,8 @@ What a simulation adds to the nodes:
   messages in flight, when one is given.
 
 Durable nodes keep their outboxes in a state folder of the simulation's own (a
-temporary one unless given), never in a live circuit's.
+temporary one unless given), never in a live circuit's. Past 400 lines, this module is one
+job, what a test or a scenario does to a simulated circuit, and reads best whole.
 """
 
 from __future__ import annotations
