@@ -188,3 +188,51 @@ async def test_writes_past_the_window_wait_in_the_writers_buffer():
         transport.close()
     finally:
         network.detach(loop)
+
+
+async def test_the_rest_of_a_transports_interface():
+    """Limits, writelines, write_eof then write, extra info, a listener's life; a protocol that fails is cut."""
+    loop = asyncio.get_running_loop()
+    network = Network()
+    network.assign(ADDRESS, "server")
+    network.attach(loop)
+    try:
+        servers: list[Recorder] = []
+        listener = await loop.create_server(lambda: servers.append(Recorder()) or servers[-1], *ADDRESS)
+        assert listener.is_serving() and listener.get_loop() is loop
+        await listener.start_serving()
+        serving = asyncio.ensure_future(listener.serve_forever())
+        transport, near = await loop.create_connection(Recorder, *ADDRESS)
+        await until(lambda: servers, "the server's end")
+        assert transport.get_extra_info("peername") == ADDRESS and transport.get_extra_info("socket") is None
+        assert transport.get_protocol() is near and transport.can_write_eof() and "open" in repr(transport)
+        transport.set_write_buffer_limits(low=100)
+        assert transport.get_write_buffer_limits() == (100, 400)
+        with pytest.raises(ValueError, match="must be >="):
+            transport.set_write_buffer_limits(high=1, low=2)
+        transport.writelines([b"a", bytearray(b"b"), memoryview(b"c")])
+        transport.write_eof()
+        with pytest.raises(RuntimeError, match="after write_eof"):
+            transport.write(b"late")
+        await until(lambda: ("eof", b"abc") in servers[0].events, "the EOF after the bytes")
+        listener.close()
+        await asyncio.wait_for(serving, 1)
+        await listener.wait_closed()
+        assert not listener.sockets and not listener.is_serving()
+
+        def fail(me: Recorder, data: bytes) -> None:
+            raise ValueError("a protocol that fails on what it reads")
+
+        failures: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _, context: failures.append(context))
+        servers.clear()
+        listener = await loop.create_server(lambda: servers.append(Recorder(fail)) or servers[-1], *ADDRESS)
+        transport, near = await loop.create_connection(Recorder, *ADDRESS)
+        await until(lambda: servers, "the server's end")
+        transport.write(b"boom")
+        await near.lost
+        assert failures and "data_received" in failures[0]["message"]
+        listener.close()
+    finally:
+        loop.set_exception_handler(None)
+        network.detach(loop)
