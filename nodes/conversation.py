@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -222,8 +223,10 @@ class Conversation:
         #: The peer's hello was meant for another node: answered, then the connection closes.
         self.wrong_node = False
         #: The loop's clock, which SLICE is measured on: in a simulation it is virtual, so where a batch
-        #: yields cannot depend on how fast the machine ran it.
-        self.clock = asyncio.get_running_loop().time
+        #: yields cannot depend on how fast the machine ran it. (A loop on the monotonic clock: read it
+        #: straight, without the loop's method in between.)
+        loop = asyncio.get_running_loop()
+        self.clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
 
     def _said_wrong_node(self, target: str) -> None:
         self.throttle.warn(
