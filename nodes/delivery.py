@@ -290,7 +290,7 @@ async def run_every(
             while paused is not None and (thawed := paused.thawed) is not None:
                 await thawed.wait()
             result = call()
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 await result
         except asyncio.CancelledError:
             raise

@@ -241,7 +241,7 @@ class _Lane:
                     continue  # unsubscribed since it arrived
                 try:
                     result = step(what, handler, key, data)
-                    if isawaitable(result):
+                    if result is not None and isawaitable(result):
                         await result
                 except Exception:
                     inbox.log.exception("handler for %s failed on %s", escape(pattern), escape(key))

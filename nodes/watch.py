@@ -167,14 +167,14 @@ class Watch:
         """Call sketch code that may be sync or async: its value if it is plain, else an awaitable of it,
         every step timed. No coroutine of ours for a plain method (a topic handler, a sync ``@every``)."""
         result = self.time(what, function, *args, **kwargs)
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):  # (None first: an ABC check costs more)
             return self.run(_steps(result), what)
         return result
 
     async def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call sketch code that may be sync or async; every step of it timed."""
         result = self.step(what, function, *args, **kwargs)
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             result = await result
         return result
 
