@@ -25,7 +25,7 @@ from .logs import simulation_lines
 from .progress import Progress
 from .run import parse_param
 
-__all__ = ["simulate_command"]
+__all__ = ["quiet_line", "simulate_command"]
 
 #: How long a simulation runs when neither --for nor a scenario says.
 DEFAULT_LENGTH = 60.0
@@ -176,6 +176,9 @@ def simulate_command(
     lines.flush()
     for line in lines.aside:  # measured in wall-clock time: after the log, whose bytes they would change
         lines.stream.write(f"{line}\n")
+    quiet = None if stopped or failure is not None or played is not None else quiet_line(sim)
+    if quiet is not None:
+        log.info("%s", quiet)
     counts = ", ".join(f"{key} {n}" for key, n in sorted(sim.counts.items()) if "/$" not in key) or "nothing"
     log.info("published: %s", counts)
     messages = sim.messages()
@@ -191,6 +194,33 @@ def simulate_command(
     lines.flush()
     if failure is not None:
         raise Failure(str(failure))
+
+
+def quiet_line(sim: Simulation) -> str | None:
+    """The line that says a run went quiet long before its end (a clock that stopped), and how to keep it going."""
+    since = sim.went_quiet()
+    if since is None:
+        return None
+    quiet = sim.now() - since
+    span = f"{quiet:.3g} s" if quiet < 60 else shown(quiet)
+    if sim.last_news is None:
+        said = f"the circuit published nothing in its {span} of simulated time"
+    else:
+        said = f"the circuit went quiet at {shown(since)}: nothing was published for {span} after it"
+    counted = [
+        (name, tacks)
+        for name in sim.names
+        if type(tacks := sim.grid.node(name).params.get("tacks")) is int and tacks > 0
+    ]
+    if len(counted) == 1:
+        ((name, tacks),) = counted
+        said += f"; {name} stops after {tacks} tick{'s' if tacks > 1 else ''} (tacks: {tacks}): --param {name}.tacks=0 ticks forever"
+    elif counted:
+        said += (
+            f"; {len(counted)} nodes stop after their tacks ({', '.join(f'{n}: {t}' for n, t in counted)}):"
+            " --param NODE.tacks=0 ticks forever"
+        )
+    return said
 
 
 def _progress(sim: Simulation) -> str:

@@ -152,6 +152,9 @@ class Simulation:
         self.publications: list[Publication] = []
         self.counts: Counter[str] = Counter()
         self.dropped = 0
+        #: When the circuit last published (not on the runtime's ``$`` topics), and its longest pause before.
+        self.last_news: float | None = None
+        self.longest_pause = 0.0
         self.origin = 0.0
         self.ended = 0.0
         self.started_wall = 0.0
@@ -247,6 +250,11 @@ class Simulation:
     def _heard(self, key: str, text: str) -> None:
         t = self.now()
         self.counts[key] += 1
+        if "$" not in key:
+            pause = t - (self.last_news or 0.0)
+            if pause > self.longest_pause:
+                self.longest_pause = pause
+            self.last_news = t
         publication = Publication(t, key, text)
         if len(self.publications) < KEEP:
             self.publications.append(publication)
@@ -291,6 +299,14 @@ class Simulation:
     def count(self, pattern: str = "#") -> int:
         """How many publications ``pattern`` matched, exactly (whatever was kept)."""
         return sum(n for key, n in self.counts.items() if matches(pattern, key))
+
+    def went_quiet(self) -> float | None:
+        """When the circuit went quiet, if it did: the time of its last publication (0 if none), when nothing
+        was published after it for much longer than any pause before it (twice the longest, and a second at
+        least) up to now; otherwise None. A clock that stopped ticking (``tacks: 5``) leaves a run so."""
+        last = self.last_news or 0.0
+        quiet = self.now() - last
+        return last if quiet >= 1.0 and quiet > 2 * self.longest_pause else None
 
     def sketch(self, name: str) -> Any:
         """The running sketch of node ``name`` (its attributes are what its setup()/loop() set)."""

@@ -270,6 +270,7 @@ def test_simulate_logs_the_same_bytes_run_after_run():
         logs[0][-1],
     )
     assert "t=00:01:59.000 clock     | tick 120" in logs[0]
+    assert not any("went quiet" in line for line in logs[0])  # the clock ticks to the end
     # the addresses the grid names: the simulated network keeps them
     assert "t=00:00:00.000 clock     | serving on 127.0.0.1:8764" in logs[0]
     assert any("link to iopin up (ws://127.0.0.1:8765)" in line for line in logs[0])
@@ -281,6 +282,11 @@ def test_simulate_runs_a_minute_of_the_grid_by_default():
     assert done.returncode == 0, done.stderr
     assert "clock/tick 5, iopin/pin 15" in done.stderr  # the grid's tacks: 5
     assert "done: 00:01:00.000 simulated" in done.stderr
+    # ... and the rest of the minute idles: said once, with how to keep the clock going
+    assert done.stderr.splitlines()[-3] == (
+        "t=00:01:00.000 simulate | the circuit went quiet at 00:00:04.000: nothing was published for 56 s after it; "
+        "clock stops after 5 ticks (tacks: 5): --param clock.tacks=0 ticks forever"
+    )
 
 
 @pytest.mark.e2e
