@@ -353,6 +353,8 @@ def test_simulate_writes_the_same_trace_on_an_idle_and_on_a_loaded_machine(tmp_p
             ]
         )
     assert traces[0] == traces[1]
+    compared = run(["cmp", tmp_path / "False" / "run.vcd", tmp_path / "True" / "run.vcd"], timeout=DEADLINE)
+    assert compared.returncode == 0, compared.stdout + compared.stderr  # as a user would check it
     assert logs[0] == logs[1]
     with open(tmp_path / "False" / "run.vcd", "rb") as stream:
         names = {token.var.reference for token in tokenize(stream) if token.kind is TokenKind.VAR}
