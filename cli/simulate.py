@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -342,4 +343,15 @@ def replay(seed: int) -> str:
     program = sys.argv[0]
     if "/" not in program and program.endswith(".py"):  # python arduino.py: ./arduino.py runs the same
         program = f"./{program}"
+    name = os.path.basename(program)
+    found = shutil.which(name) if not name.endswith(".py") else None
+    if found is not None and _same(found, program):  # the installed command, found on PATH: by its name
+        program = name
     return shlex.join([program, *kept[:at], "--seed", str(seed), *kept[at:]])
+
+
+def _same(one: str, other: str) -> bool:
+    try:
+        return os.path.samefile(one, other)
+    except OSError:
+        return False

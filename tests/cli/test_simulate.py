@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cli.simulate import quiet_line
+from cli.simulate import quiet_line, replay
 from nodes.simulation import Simulation, run_virtual
 from tests.helpers import ROOT
 
@@ -52,3 +52,22 @@ def test_a_pause_no_longer_than_the_circuits_own_is_not_quiet():
 
 def test_a_circuit_that_published_nothing_says_so():
     assert quiet_line(ran("1m", ["iopin"])) == "the circuit published nothing in its 00:01:00.000 of simulated time"
+
+
+def test_a_failing_seeds_replay_is_this_command_with_seed_in_place_of_seeds(monkeypatch):
+    monkeypatch.setattr(
+        "sys.argv", ["arduino.py", "--grid", "g.yaml", "simulate", "--seeds", "1-3", "--scenario", "s y.yaml"]
+    )
+    assert replay(7) == "./arduino.py --grid g.yaml simulate --seed 7 --scenario 's y.yaml'"
+
+
+def test_the_installed_commands_replay_names_it_as_typed_when_it_is_on_the_path(monkeypatch, tmp_path):
+    command = tmp_path / "bin" / "arduino-mesh"
+    command.parent.mkdir()
+    command.write_text("#!/bin/sh\n")
+    command.chmod(0o755)
+    monkeypatch.setenv("PATH", str(command.parent))
+    monkeypatch.setattr("sys.argv", [str(command), "simulate", "--seeds=1-3", "--scenario", "s.yaml"])
+    assert replay(7) == "arduino-mesh simulate --seed 7 --scenario s.yaml"
+    monkeypatch.setenv("PATH", "/nowhere")  # not on the path: as it was run
+    assert replay(7) == f"{command} simulate --seed 7 --scenario s.yaml"
