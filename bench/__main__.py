@@ -45,7 +45,7 @@ FULL = {
     "up": [1000, 2500, 5000, 10_000],  # nodes started by `arduino-mesh up` itself
     "up_idle": {1000: 10.0},  # nodes, each subscribed to the next, idle under `arduino-mesh up`: seconds
     "processes": 50,
-    "simulate": {"day": "24h", "chains": ("1h", 25)},  # through `arduino simulate` itself
+    "simulate": {"day": "24h", "chains": ("1h", 25)},  # through `arduino-mesh simulate` itself
     "rounds": 5,
 }
 QUICK = {
@@ -262,10 +262,10 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
     say(f"scale: {count} nodes as processes")
     scale.append({"what": f"{count} nodes as processes", **mesh_side.processes(count)})
     simulated = sizes["simulate"]
-    say(f"simulate: {simulated['day']} of the shipped circuit, through arduino simulate")
+    say(f"simulate: {simulated['day']} of the shipped circuit, through arduino-mesh simulate")
     day = simulation.day(simulated["day"])
     length, chains = simulated["chains"]
-    say(f"simulate: {length} of {4 * chains} nodes, through arduino simulate")
+    say(f"simulate: {length} of {4 * chains} nodes, through arduino-mesh simulate")
     return [*rows, {"scale": scale}, {"simulate": [day, simulation.chains(length, chains)]}]
 
 

@@ -66,7 +66,7 @@ SIMULATE_HEADER = ["simulate", "wall (CPU)", "speed-up", "messages per wall seco
 
 
 def simulate_rows(report: dict[str, Any]) -> list[list[str]]:
-    """The runs of ``arduino simulate`` (bench/simulate.py), as table rows; none in an older report."""
+    """The runs of ``arduino-mesh simulate`` (bench/simulate.py), as table rows; none in an older report."""
     found = []
     for row in report["results"]:
         for item in row.get("simulate", ()):

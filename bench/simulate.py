@@ -1,4 +1,4 @@
-"""What ``arduino simulate`` costs, measured through the command itself: a day of the shipped circuit, an hour of 100 nodes.
+"""What ``arduino-mesh simulate`` costs, measured through the command itself: a day of the shipped circuit, an hour of 100 nodes.
 
 ``python -m bench`` runs these (its "simulate" section); alone::
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -55,10 +56,15 @@ def simulate(grid: Path, length: str, what: str) -> dict[str, Any]:
     assert process.stderr is not None
     lines = 0
     last = ""
-    for line in process.stderr:  # read to the end, as a pipe's reader would
-        lines += 1
-        last = line
-    _, status, usage = os.wait4(process.pid, 0)
+    try:
+        for line in process.stderr:  # read to the end, as a pipe's reader would
+            lines += 1
+            last = line
+        _, status, usage = os.wait4(process.pid, 0)
+    except BaseException:  # interrupted: the run goes with the benchmark
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
     wall = time.perf_counter() - began
     process.returncode = os.waitstatus_to_exitcode(status)
     found = DONE.search(last)
