@@ -266,8 +266,10 @@ class Sweeper:
     """Every kept-alive connection of one event loop, looked at when one of them may be due, at most every :data:`SWEEP` seconds.
 
     - silent for ``ping_interval``: one ping (its pong, like anything else heard, ends the silence);
-    - silent for ``ping_interval + ping_timeout``: the connection fails as websockets' keepalive
-      fails it (close code 1011, reason :data:`KEEPALIVE_TIMEOUT`).
+    - nothing heard within ``ping_timeout`` of that ping: the connection fails as websockets'
+      keepalive fails it (close code 1011, reason :data:`KEEPALIVE_TIMEOUT`). Counted from the
+      ping, not from the silence's start: a loop that was held up past both (a blocking sketch,
+      a loaded machine) pings first, and its peers get their whole timeout to answer.
 
     Each look finds when the next connection may be due (the earliest end of a silence, as
     heard so far) and sets its timer there, but no sooner than a period away: connections that
@@ -304,7 +306,7 @@ class Sweeper:
         self.timer = self.loop.call_at(when, self.sweep)
 
     def sweep(self) -> None:
-        """Ping each connection silent for its interval (once per silence); fail each silent for interval + timeout."""
+        """Ping each connection silent for its interval (once per silence); fail each not heard within timeout of it."""
         self.timer = None
         now = self.loop.time()
         due = now + IDLE_LOOK
@@ -319,16 +321,16 @@ class Sweeper:
             if ws.protocol.state is not State.OPEN or ws.transport.is_closing():
                 continue
             timeout = ws.ping_timeout
-            if timeout is not None and now - heard >= interval + timeout:
-                self._fail(ws)
-                continue
-            if ws.pinged <= heard:  # no ping yet in this silence
+            if ws.pinged <= heard:  # no ping yet in this silence: one now, with its whole timeout to be answered
                 ws.pinged = now
                 self.pings += 1
                 ws.protocol.send_ping(_PAYLOAD)
                 ws.send_data()
+            elif timeout is not None and now - ws.pinged >= timeout:  # pinged, and nothing heard since, in time
+                self._fail(ws)
+                continue
             if timeout is not None:
-                due = min(due, heard + interval + timeout)
+                due = min(due, ws.pinged + timeout)
         if self.connections:
             self._look_at(max(due, now + self.period))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -161,6 +162,20 @@ async def test_hook_sweeper_pings_a_silent_connection_and_fails_it_with_1011(ser
         assert ws.protocol.close_sent is not None and ws.protocol.close_sent.code == CloseCode.INTERNAL_ERROR
         assert wall.closed_by_keepalive(ws)
         server.connections[0].transport.abort()
+
+
+async def test_hook_sweeper_pings_first_when_its_loop_was_held_up_past_interval_and_timeout(server):
+    """Sweeper: a loop held up longer than ping_interval + ping_timeout (a blocking sketch, a loaded machine) pings
+    first, and the peer's pong keeps the connection: the timeout counts from the ping, not the silence's start."""
+    async with connect(
+        server.uri, create_connection=wall.mesh_client(Greets), ping_interval=20 * MS, ping_timeout=40 * MS
+    ) as ws:
+        sweeper = wall.sweeper(asyncio.get_running_loop())
+        await until(lambda: server.connections, "the server's side")
+        pings, failed, heard = sweeper.pings, sweeper.failed, ws.last_heard
+        time.sleep(80 * MS)  # the loop held up: 80 ms of silence, past 20 + 40  # noqa: ASYNC251
+        await until(lambda: ws.last_heard > heard and sweeper.pings > pings, "a ping, and its pong")
+        assert sweeper.failed == failed and ws.protocol.state is State.OPEN
 
 
 async def test_hook_closed_by_keepalive_reads_the_close_frames_sent_and_received(server):
