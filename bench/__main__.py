@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import headline, mesh_side, peers, raw, scale, up
+from bench import simulate as simulation
 from bench.report import (
     MQTT_PACKAGES,
     PACKAGES,
@@ -44,6 +45,7 @@ FULL = {
     "up": [1000, 2500, 5000, 10_000],  # nodes started by `arduino-mesh up` itself
     "up_idle": {1000: 10.0},  # nodes, each subscribed to the next, idle under `arduino-mesh up`: seconds
     "processes": 50,
+    "simulate": {"day": "24h", "chains": ("1h", 25)},  # through `arduino-mesh simulate` itself
     "rounds": 5,
 }
 QUICK = {
@@ -59,6 +61,7 @@ QUICK = {
     "up": [50, 100],
     "up_idle": {50: 0.5},
     "processes": 3,
+    "simulate": {"day": "2m", "chains": ("1m", 3)},
     "rounds": 1,
 }
 
@@ -258,7 +261,12 @@ async def run(sizes: dict[str, Any], say: Callable[[str], None]) -> list[dict[st
     count = sizes["processes"]
     say(f"scale: {count} nodes as processes")
     scale.append({"what": f"{count} nodes as processes", **mesh_side.processes(count)})
-    return [*rows, {"scale": scale}]
+    simulated = sizes["simulate"]
+    say(f"simulate: {simulated['day']} of the shipped circuit, through arduino-mesh simulate")
+    day = simulation.day(simulated["day"])
+    length, chains = simulated["chains"]
+    say(f"simulate: {length} of {4 * chains} nodes, through arduino-mesh simulate")
+    return [*rows, {"scale": scale}, {"simulate": [day, simulation.chains(length, chains)]}]
 
 
 def fresh_ring(size: int, hops: int) -> dict[str, float]:

@@ -61,9 +61,33 @@ def format_figure(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
 
 
+#: The columns of the simulate table.
+SIMULATE_HEADER = ["simulate", "wall (CPU)", "speed-up", "messages per wall second", "target"]
+
+
+def simulate_rows(report: dict[str, Any]) -> list[list[str]]:
+    """The runs of ``arduino-mesh simulate`` (bench/simulate.py), as table rows; none in an older report."""
+    found = []
+    for row in report["results"]:
+        for item in row.get("simulate", ()):
+            met = "met" if item["wall_s"] <= item["target_s"] else "MISSED"
+            found.append(
+                [
+                    item["what"],
+                    f"{item['wall_s']:.1f} s ({item['cpu_s']:.1f} s)",
+                    f"{item['speedup']:,.0f}x",
+                    f"{item['messages_per_s']:,.0f} ({item['messages']:,.0f} messages)",
+                    f"wall <= {item['target_s']:g} s {met}" if item["length"] in ("24h", "1h") else "",
+                ]
+            )
+    return found
+
+
 def rows(report: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
     measured, scale = [], []
     for row in report["results"]:
+        if "simulate" in row:
+            continue
         if "scale" in row:
             for item in row["scale"]:
                 if "cpu_percent" in item:  # idle links: what their keepalive costs
@@ -114,6 +138,7 @@ def table(report: dict[str, Any]) -> str:
     for header, body in (
         (["scenario", "unit", "mesh median (min-max)", "raw twin median (min-max)", "mesh/raw", "target"], measured),
         (["scale", "start-up", "memory", "around the ring"], scale),
+        (SIMULATE_HEADER, simulate_rows(report)),
     ):
         out += _aligned(header, body)
     return "\n".join(out)
@@ -154,6 +179,9 @@ def markdown(
         *_markdown_table(["scenario", "unit", "mesh", "raw twin", "mesh/raw", "target"], measured),
         *_markdown_table(["scale", "start-up", "memory", "around the ring"], scale),
     ]
+    simulated = simulate_rows(report)
+    if simulated:
+        lines += _markdown_table(SIMULATE_HEADER, simulated)
     if NOTES.exists():
         lines += [NOTES.read_text().rstrip(), ""]
     if peers_report is not None:

@@ -15,7 +15,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TextIO
 
 from mesh.durations import shown
 
@@ -25,9 +26,11 @@ __all__ = [
     "NodeFormatter",
     "PrefixFormatter",
     "Redact",
-    "clock_lines",
+    "SimulationHandler",
+    "SlimRecord",
     "configure_logging",
     "prefix_lines",
+    "simulation_lines",
 ]
 
 #: ANSI colours for the prefixes of ``up``, one per node in turn (as honcho's).
@@ -77,21 +80,92 @@ class PrefixFormatter(logging.Formatter):
 
 
 class ClockFormatter(PrefixFormatter):
-    """``t=00:12:03.250 iopin  | message``: each line at the time ``clock()`` says (a simulation's), in ``rewrite``'s words.
+    """``t=00:12:03.250 iopin  | message``: each line at the time ``clock()`` says (a simulation's).
 
-    A simulated run logs the same bytes run after run: its time is virtual, and ``rewrite``
-    puts back the addresses the grid names in place of the free ports the run bound.
+    A simulated run logs the same bytes run after run: its time is virtual, and its nodes
+    keep the addresses the grid gives them. The prefix of an instant and a node is made once:
+    a simulation logs thousands of lines per second of wall time, most of them sharing one.
     """
 
-    def __init__(self, names: Sequence[str], clock: Callable[[], float], rewrite: Callable[[str], str]) -> None:
+    def __init__(self, names: Sequence[str], clock: Callable[[], float]) -> None:
         super().__init__(names)
         self.clock = clock
-        self.rewrite = rewrite
+        self._now = -1.0
+        self._shown = ""
+        self._prefixes: dict[str, str] = {}
 
     def format(self, record: logging.LogRecord) -> str:
-        prefix = f"t={shown(self.clock())} {speaker(record):<{self.width}} |"
-        text = self.rewrite(said(self, record))
+        now = self.clock()
+        if now != self._now:
+            self._now, self._shown, self._prefixes = now, shown(now), {}
+        who = record.name
+        prefix = self._prefixes.get(who)
+        if prefix is None:
+            prefix = self._prefixes[who] = f"t={self._shown} {speaker(record):<{self.width}} |"
+        text = said(self, record)
+        if "\n" not in text:
+            return f"{prefix} {text}"
         return "\n".join(f"{prefix} {line}" for line in text.split("\n"))
+
+
+class SimulationHandler(logging.Handler):
+    """A simulation's lines to ``stream``, written in blocks; the lines measured in wall-clock time kept apart.
+
+    A simulated hour logs tens of thousands of lines in seconds: each is formatted at once (its
+    time is the simulation's now) and written with others, at most :data:`FLUSH_EVERY` seconds
+    of wall time later (at once on :meth:`flush`). Lines marked ``wall_clock`` (the watch's: how
+    long sketch code held the event loop, which depends on how busy the machine was) are kept in
+    :attr:`aside`, for the command to show after the log, whose bytes they would otherwise change.
+    ``before_write`` is called, under the handler's lock, before each block (a progress line erases
+    itself there).
+    """
+
+    #: Seconds of wall time a line may wait before it is written.
+    FLUSH_EVERY = 0.1
+
+    def __init__(self, stream: TextIO, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self.stream = stream
+        self.setFormatter(formatter)
+        self.aside: list[str] = []
+        self.before_write: Callable[[], None] | None = None
+        self._lines: list[str] = []
+        self._written = time.perf_counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        if getattr(record, "wall_clock", False):
+            self.aside.append(line)
+            return
+        self._lines.append(line)
+        if time.perf_counter() - self._written >= self.FLUSH_EVERY:
+            self._write()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write()
+
+    def _write(self) -> None:
+        self._written = time.perf_counter()
+        if not self._lines:
+            return
+        if self.before_write is not None:
+            self.before_write()
+        self._lines.append("")
+        text, self._lines = "\n".join(self._lines), []
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # the reader went away (a pipe closed): nothing more to show
+            pass
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
 
 
 class Redact(logging.Filter):
@@ -139,11 +213,58 @@ def configure_logging(level: str) -> None:
         logging.getLogger("asyncio").addFilter(UNHEEDED)
 
 
-def clock_lines(names: Sequence[str], clock: Callable[[], float], rewrite: Callable[[str], str]) -> None:
-    """From now on, log as :class:`ClockFormatter` does (a simulation's lines)."""
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler.formatter, NodeFormatter):
-            handler.setFormatter(ClockFormatter(names, clock, rewrite))
+class SlimRecord(logging.LogRecord):
+    """A record of what a simulation's lines show, made without what they do not: the wall-clock time,
+    the caller's file, the thread, the process (``logging.setLogRecordFactory``'s documented use)."""
+
+    def __init__(
+        self,
+        name: str,
+        level: int,
+        pathname: str,
+        lineno: int,
+        msg: object,
+        args: Any,
+        exc_info: Any,
+        func: str | None = None,
+        sinfo: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.name = name
+        self.msg = msg
+        if args and len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+            args = args[0]
+        self.args = args
+        self.levelname = logging.getLevelName(level)
+        self.levelno = level
+        self.pathname = self.filename = pathname
+        self.module = ""
+        self.exc_info = exc_info
+        self.exc_text = None
+        self.stack_info = sinfo
+        self.lineno = lineno
+        self.funcName = func or ""
+        self.created = self.msecs = self.relativeCreated = 0.0
+        self.thread = self.process = None
+        self.threadName = self.processName = self.taskName = None
+
+
+def simulation_lines(names: Sequence[str], clock: Callable[[], float]) -> SimulationHandler:
+    """From now on, log a simulation's lines (:class:`ClockFormatter`, :class:`SimulationHandler`) to stderr.
+
+    What the lines carry costs nothing to gather: no wall-clock time, no caller's file and line,
+    thread or process (:class:`SlimRecord`: the format shows none of them).
+    """
+    root = logging.getLogger()
+    handler = SimulationHandler(sys.stderr, ClockFormatter(names, clock))
+    handler.addFilter(REDACT)
+    for old in list(root.handlers):
+        if isinstance(old.formatter, NodeFormatter):
+            root.removeHandler(old)
+    root.addHandler(handler)
+    logging._srcfile = None  # (the logging HOWTO's own way to skip findCaller)
+    logging.setLogRecordFactory(SlimRecord)
+    return handler
 
 
 def prefix_lines(names: Sequence[str]) -> None:

@@ -27,6 +27,7 @@ from .constants import OPEN_TIMEOUT
 from .errors import MeshError, NotAnswering, PeerUnavailable, RemoteError
 from .failures import MAYBE_PLAIN, MAYBE_TLS, SPEAKS_PLAIN, SPEAKS_TLS, describe_error
 from .handshake import greeting
+from .network import network_of
 from .reconnect import CLIENT, tls_options
 from .tls import MeshContext, client_context, names_mismatch
 from .wall import mesh_client
@@ -64,7 +65,8 @@ async def request(
     phase = "connecting"
     try:
         async with asyncio.timeout(within):
-            sock = await _open_socket(uri)
+            # A simulated network refuses at once, in connect(): there is no TCP phase to tell apart.
+            sock = None if _simulated(uri) else await _open_socket(uri)
             phase = "handshake"
             hello = partial(protocol.Hello, node=sender)
             async with connect(
@@ -137,6 +139,13 @@ async def _probed(why: str, exc: BaseException, uri: str, ssl_context: ssl.SSLCo
     except (OSError, TimeoutError, MeshError):
         pass
     return why
+
+
+def _simulated(uri: str) -> bool:
+    """Whether ``uri``'s address is one of the simulated network this loop runs on (a simulation's node)."""
+    network = network_of(asyncio.get_running_loop())
+    parts = urlsplit(uri)
+    return network is not None and network.simulates((str(parts.hostname), parts.port or 0))
 
 
 async def _open_socket(uri: str) -> socket.socket:

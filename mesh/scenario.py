@@ -16,13 +16,20 @@
       - kill: buzzer
       - restart: buzzer
       - freeze: {node: iopin, for: 5s}
+      - latency: {wire: iopin -> buzzer, delay: 50ms, jitter: 10ms}   # no wire: every connection
+      - latency: {}                                                    # every connection back to none
+      - partition: [[clock], [iopin, buzzer]]
+      - heal: {}
+      - flaky: {wire: clock -> iopin, every: 2s}                      # flaky: {} ends it
+      - delay: 1s..10s                                                 # any duration of a step: a span
 
 This module is the core: text to a frozen :class:`~mesh.steps.Scenario` (:func:`load_scenario`), and
 the checks against a grid (:func:`check`), with no I/O and no event loop. The YAML is read
 by the grid's own reader (:func:`mesh.grid.load_yaml`: every value keeps its line, YAML's
 traps refused), and every problem is one :class:`ScenarioError`, ``FILE:LINE: what``, at
 the line of the field that is wrong (else of its step). Playing the steps is
-:mod:`nodes.scenario`'s job.
+:mod:`nodes.scenario`'s job. Past 400 lines, it is still one job, the reader of one file
+format, and reads best whole: every step's fields and checks next to the others'.
 """
 
 from __future__ import annotations
@@ -44,12 +51,18 @@ from .steps import (
     Delay,
     ExpectCount,
     ExpectTopic,
+    Flaky,
     Freeze,
+    Heal,
     Kill,
+    Latency,
+    Partition,
     Plug,
     Restart,
     Scenario,
+    Seconds,
     Send,
+    Span,
     Step,
     Unplug,
 )
@@ -173,8 +186,14 @@ class _Reader:
         at = (*at, name)
         here = self.marks.line(at) or line
         if name == "delay":
-            seconds, written = self.duration(at, body, "delay")
+            seconds, written = self.duration(at, body, "delay", span=True)
             return Delay(line=line, seconds=seconds, written=written)
+        if name == "heal":
+            if body not in (None, {}):
+                self.fail(here, f"heal takes nothing: write 'heal: {{}}', not {show(body)}")
+            return Heal(line=line)
+        if name == "partition":
+            return Partition(line=line, groups=self.groups(at, body))
         if name in ("unplug", "plug"):
             match = _WIRE.fullmatch(body) if isinstance(body, str) else None
             if match is None:
@@ -204,10 +223,37 @@ class _Reader:
             )
         if name == "expect-count":
             return self.expect_count(at, line, fields)
+        if name == "latency":
+            delay, delay_written = self.duration((*at, "delay"), fields.get("delay", 0), "latency 'delay'", span=True)
+            jitter, jitter_written = self.duration(
+                (*at, "jitter"), fields.get("jitter", 0), "latency 'jitter'", span=True
+            )
+            if "jitter" in fields and (
+                "delay" not in fields or (isinstance(jitter, float) and isinstance(delay, float) and jitter > delay)
+            ):
+                self.fail(line, "latency: 'jitter' goes around a 'delay' at least as long (delay: 50ms, jitter: 10ms)")
+            return Latency(
+                line=line,
+                wire=self.wire_field(at, fields, name),
+                delay=delay,
+                delay_written=delay_written if "delay" in fields else "",
+                jitter=jitter,
+                jitter_written=jitter_written if "jitter" in fields else "",
+            )
+        if name == "flaky":
+            every: Seconds | None = None
+            every_written = ""
+            if "every" in fields:
+                every, every_written = self.duration((*at, "every"), fields["every"], "flaky 'every'", span=True)
+                if not every:
+                    self.fail(self.marks.line((*at, "every")), "flaky 'every' must be above 0 (flaky: {} ends it)")
+            elif "wire" in fields:
+                self.fail(line, "flaky needs 'every' (how often on average, like 2s); flaky: {} ends it")
+            return Flaky(line=line, wire=self.wire_field(at, fields, name), every=every, every_written=every_written)
         # freeze
         if "for" not in fields:
             self.fail(line, "freeze needs 'for' (how long, like 5s)")
-        seconds, written = self.duration((*at, "for"), fields["for"], "freeze 'for'")
+        seconds, written = self.duration((*at, "for"), fields["for"], "freeze 'for'", span=True)
         return Freeze(
             line=line,
             node=self.node_field(at, fields, name),
@@ -257,6 +303,8 @@ class _Reader:
             "expect-topic": ("key", "value", "within"),
             "expect-count": ("at-least", "at-most", "exactly", "key", "within"),
             "freeze": ("for", "node"),
+            "latency": ("delay", "jitter", "wire"),
+            "flaky": ("every", "wire"),
         }
     )
 
@@ -274,6 +322,34 @@ class _Reader:
                     f"unknown key {show(key)} in {name} (expected one of: {', '.join(allowed)}){hint}",
                 )
         return body
+
+    def wire_field(self, at: tuple[Any, ...], fields: Mapping[str, Any], name: str) -> tuple[str, str] | None:
+        """A step's ``wire: SOURCE -> TARGET``, or None when it has none (every connection)."""
+        if "wire" not in fields:
+            return None
+        value = fields["wire"]
+        match = _WIRE.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
+            self.fail(self.marks.line((*at, "wire")), f"{name} 'wire': expected 'SOURCE -> TARGET', not {show(value)}")
+        return (match[1], match[2])
+
+    def groups(self, at: tuple[Any, ...], value: Any) -> tuple[tuple[str, ...], ...]:
+        """A partition's groups: a list of two lists of node names or more, each node in one group."""
+        line = self.marks.line(at)
+        if not isinstance(value, list) or len(value) < 2 or not all(isinstance(g, list) and g for g in value):
+            self.fail(
+                line,
+                f"partition: expected two groups of nodes or more, like [[clock], [iopin, buzzer]], not {show(value)}",
+            )
+        seen: set[str] = set()
+        for index, group in enumerate(value):
+            for place, name in enumerate(group):
+                where = self.marks.line((*at, index, place)) or line
+                self.check_name(where, name, "partition:")
+                if name in seen:
+                    self.fail(where, f"partition: node {name!r} is in two groups")
+                seen.add(name)
+        return tuple(tuple(group) for group in value)
 
     def node_field(self, at: tuple[Any, ...], fields: Mapping[str, Any], name: str) -> str:
         if "node" not in fields:
@@ -310,13 +386,22 @@ class _Reader:
             self.fail(line, f"{name} 'key': {exc}")
         return value
 
-    def duration(self, at: tuple[Any, ...], value: Any, what: str) -> tuple[float, str]:
-        """Seconds, and the duration as written (for messages)."""
+    def duration(self, at: tuple[Any, ...], value: Any, what: str, *, span: bool = False) -> tuple[Any, str]:
+        """Seconds (or, where ``span`` allows, a :class:`Span` ``low..high``), and the duration as written."""
+        written = value if isinstance(value, str) else f"{self.marks.text(at) or value}s"
+        if span and isinstance(value, str) and ".." in value:
+            low, _, high = value.partition("..")
+            try:
+                bounds = duration(low), duration(high)
+            except DurationError as exc:
+                self.fail(self.marks.line(at), f"{what}: {exc} (a span is written 1s..10s)")
+            if bounds[0] > bounds[1]:
+                self.fail(self.marks.line(at), f"{what}: the span {value} goes from the shorter to the longer")
+            return Span(*bounds, written=value), written
         try:
             seconds = duration(value)
         except DurationError as exc:
             self.fail(self.marks.line(at), f"{what}: {exc}")
-        written = value if isinstance(value, str) else f"{self.marks.text(at) or value}s"
         return seconds, written
 
     def check_name(self, line: int | None, value: Any, where: str) -> None:
@@ -329,6 +414,8 @@ _EXAMPLES = {
     "expect-topic": "{key: iopin/pin, value: 1, within: 2s}",
     "expect-count": "{key: buzzer/sound, at-least: 3}",
     "freeze": "{node: iopin, for: 5s}",
+    "latency": "{wire: iopin -> buzzer, delay: 50ms, jitter: 10ms}",
+    "flaky": "{wire: clock -> iopin, every: 2s}",
 }
 
 
@@ -360,17 +447,20 @@ def check(scenario: Scenario, grid: Grid, nodes: Collection[str] | None = None) 
                 path, line or None, f"node {name!r} is not among the nodes simulated ({', '.join(names)})"
             )
 
+    def wire(step: Step, source: str, target: str) -> None:
+        for end in (source, target):
+            node(step.line, end)
+        if not any((w.source, w.target) == (source, target) for w in grid.wires):
+            wires = ", ".join(str(w) for w in grid.wires) or "none"
+            message = f"{step.name}: no wire {source} -> {target} in {grid.path} (wires: {wires})"
+            raise ScenarioError(path, step.line or None, message)
+
     for name in scenario.params:
         node(scenario.params_lines.get(name) or scenario.lines.get("params", 0), name)
     killed: set[str] = set()
     for step in scenario.steps:
         if isinstance(step, (Unplug, Plug)):
-            for end in (step.source, step.target):
-                node(step.line, end)
-            if not any((w.source, w.target) == (step.source, step.target) for w in grid.wires):
-                wires = ", ".join(str(w) for w in grid.wires) or "none"
-                message = f"{step.name}: no wire {step.source} -> {step.target} in {grid.path} (wires: {wires})"
-                raise ScenarioError(path, step.line or None, message)
+            wire(step, step.source, step.target)
         elif isinstance(step, Send):
             node(step.node_line, step.node)
             if grid.node(step.node).port is None:
@@ -391,6 +481,12 @@ def check(scenario: Scenario, grid: Grid, nodes: Collection[str] | None = None) 
             node(step.node_line, step.node)
             if step.node in killed:
                 raise ScenarioError(path, step.node_line or None, f"freeze: {step.node} is killed: nothing to freeze")
+        elif isinstance(step, (Latency, Flaky)) and step.wire is not None:
+            wire(step, *step.wire)
+        elif isinstance(step, Partition):
+            for group in step.groups:
+                for name in group:
+                    node(step.line, name)
     return tuple(names)
 
 

@@ -2,10 +2,14 @@
 
 Each step keeps the line it starts on, so a failure names it; :class:`Scenario` is the
 whole file, checked in itself (its steps against a grid: :func:`mesh.scenario.check`).
+A duration of a step may be a :class:`Span` (``delay: 1s..10s``): :meth:`Step.drawn` makes
+the step with each span drawn from a generator (the run's seed), as it is played.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -16,15 +20,41 @@ __all__ = [
     "Delay",
     "ExpectCount",
     "ExpectTopic",
+    "Flaky",
     "Freeze",
+    "Heal",
     "Kill",
+    "Latency",
+    "Partition",
     "Plug",
     "Restart",
     "Scenario",
+    "Seconds",
     "Send",
+    "Span",
     "Step",
     "Unplug",
 ]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A duration drawn when played, uniformly between ``low`` and ``high`` seconds (``1s..10s``)."""
+
+    low: float
+    high: float
+    written: str = ""
+
+    def draw(self, rng: random.Random) -> float:
+        """Whole milliseconds between low and high, so that the log shows the very value drawn."""
+        return round(rng.uniform(self.low, self.high), 3)
+
+    def __str__(self) -> str:
+        return self.written or f"{self.low:g}s..{self.high:g}s"
+
+
+#: A step's duration: seconds, or a span drawn as the step is played.
+Seconds = float | Span
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,12 +72,23 @@ class Step:
         """The step in words for the log: ``unplug iopin -> buzzer``."""
         raise NotImplementedError
 
+    def drawn(self, rng: random.Random) -> Step:
+        """This step with each of its spans drawn from ``rng``, in the order of its fields (itself if it has none)."""
+        changes: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, Span):
+                changes[item.name] = value.draw(rng)
+                written = "written" if item.name == "seconds" else f"{item.name}_written"  # delay's, freeze's
+                changes[written] = f"{changes[item.name]:g}s (of {value})"
+        return dataclasses.replace(self, **changes) if changes else self
+
 
 @dataclass(frozen=True, kw_only=True)
 class Delay(Step):
     """Let ``seconds`` of simulated time pass."""
 
-    seconds: float
+    seconds: Seconds
     written: str = ""
 
     def describe(self) -> str:
@@ -171,12 +212,66 @@ class Freeze(Step):
     """Freeze ``node`` for ``seconds`` (as SIGSTOP would), and go on at once: it thaws by itself."""
 
     node: str
-    seconds: float
+    seconds: Seconds
     written: str = ""
     node_line: int = 0
 
     def describe(self) -> str:
         return f"freeze {self.node} for {self.written or self.seconds}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Latency(Step):
+    """Bytes between the ends of ``wire`` (None: every connection) take ``delay``, give or take ``jitter``.
+
+    ``latency: {}`` (no wire, no delay): every connection back to none.
+    """
+
+    wire: tuple[str, str] | None = None
+    delay: Seconds = 0.0
+    delay_written: str = ""
+    jitter: Seconds = 0.0
+    jitter_written: str = ""
+
+    def describe(self) -> str:
+        where = "every connection" if self.wire is None else f"{self.wire[0]} -> {self.wire[1]}"
+        if not self.delay and not self.jitter:
+            return f"latency of {where} back to none"
+        jitter = f" +- {self.jitter_written or self.jitter}" if self.jitter else ""
+        return f"latency of {where}: {self.delay_written or self.delay}{jitter}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Partition(Step):
+    """Split the nodes into ``groups`` that cannot reach each other (nodes in none reach all) until :class:`Heal`."""
+
+    groups: tuple[tuple[str, ...], ...]
+
+    def describe(self) -> str:
+        return "partition " + " | ".join(", ".join(group) for group in self.groups)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Heal(Step):
+    """End the partition."""
+
+    def describe(self) -> str:
+        return "heal"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flaky(Step):
+    """Reset the connections between the ends of ``wire`` (None: all) every ``every`` on average; None: no more."""
+
+    wire: tuple[str, str] | None = None
+    every: Seconds | None = None
+    every_written: str = ""
+
+    def describe(self) -> str:
+        where = "every connection" if self.wire is None else f"{self.wire[0]} -> {self.wire[1]}"
+        if self.every is None:
+            return f"flaky {where}: no more"
+        return f"flaky {where}: reset every {self.every_written or self.every} on average"
 
 
 _NAMES: dict[type[Step], str] = {
@@ -189,6 +284,10 @@ _NAMES: dict[type[Step], str] = {
     Kill: "kill",
     Restart: "restart",
     Freeze: "freeze",
+    Latency: "latency",
+    Partition: "partition",
+    Heal: "heal",
+    Flaky: "flaky",
 }
 #: The steps a scenario may have, in the order the reference lists them.
 STEPS: tuple[str, ...] = tuple(_NAMES.values())

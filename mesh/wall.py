@@ -1,4 +1,4 @@
-"""The wall: every use of websockets beyond its documented API lives here, and nothing else does.
+"""The wall: every use of websockets (and asyncio) beyond its documented API lives here, and nothing else does.
 
 The rest of the project sees websockets' documented API (``serve``, ``connect``, ``recv``,
 ``send``, ``close``, ``ping``, ``state``, ``request``, ``process_request``, ``broadcast``...)
@@ -19,8 +19,8 @@ The hooks:
 - ``abort``, ``send_or_abort``, ``drained``: cut a connection at once (``transport.abort()``): a
   peer that does not read, a killed node, a keepalive that gave up; ``drained`` waits on
   ``drain()`` (the write limit), so that a publisher builds its next batch only once it fits.
-- ``KeptAlive``, ``Sweeper``: keepalive from one timer per event loop instead of a task per
-  connection (``process_event``, ``data_received``, ``start_keepalive`` and
+- ``KeptAlive``, ``Sweeper``: keepalive from one timer per event loop, set when a connection may
+  be due, instead of a task per connection (``process_event``, ``data_received``, ``start_keepalive`` and
   ``connection_made`` overridden; ``protocol.send_ping``/``fail``, ``send_data``; the
   transport's read size). A connection is heard when a whole frame arrives, not a byte: a
   frame trickled in keeps nothing alive.
@@ -44,6 +44,10 @@ The hooks:
 - ``stop_listening``: close a server's listening socket and keep its connections
   (``Server.server``, the asyncio server underneath).
 - ``set_socket_buffers``: the kernel's buffers of a served connection (``transport``).
+- ``route``, ``unroute``: a simulation's network under ``serve()`` and ``connect()``: they open
+  servers and connections through the running loop's ``create_server`` and ``create_connection``
+  (their documented way), which ``route`` replaces on one loop instance (asyncio's, beyond its
+  documented API: a loop's methods are looked up on the instance, which has no ``__slots__``).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ from .throttle import escape
 
 __all__ = [
     "FIRST_BYTES_TIMEOUT",
+    "IDLE_LOOK",
     "KEEPALIVE_TIMEOUT",
     "READ_SIZE",
     "SWEEP",
@@ -92,21 +97,25 @@ __all__ = [
     "node_connection",
     "owe",
     "room_for",
+    "route",
     "send_or_abort",
     "set_socket_buffers",
     "sniffing",
     "stop_listening",
     "sweeper",
     "thaw",
+    "unroute",
     "writable",
     "write_now",
 ]
 
 #: The reason a connection is closed with when its peer stopped answering (websockets' own words).
 KEEPALIVE_TIMEOUT = "keepalive ping timeout"
-#: Seconds between two looks at every kept-alive connection, at most (a quarter of the shortest
-#: interval or timeout, if less).
+#: Seconds between two looks at the kept-alive connections, at least (a quarter of the shortest
+#: interval or timeout, if less): how late a ping or a failure may come past its due time.
 SWEEP = 0.25
+#: Seconds between two looks at most, when no connection is due sooner.
+IDLE_LOOK = 2.0
 #: Bytes asked of the kernel per read. asyncio asks 256 KiB, above glibc's threshold for mapping
 #: memory: each read then mapped a fresh buffer and unmapped it once shrunk to the few bytes a
 #: frame holds (bench/NOTES.md has the figures).
@@ -254,13 +263,20 @@ class KeptAlive(Connection):
 
 
 class Sweeper:
-    """Every kept-alive connection of one event loop, looked at every :data:`SWEEP` seconds while there are any.
+    """Every kept-alive connection of one event loop, looked at when one of them may be due, at most every :data:`SWEEP` seconds.
 
     - silent for ``ping_interval``: one ping (its pong, like anything else heard, ends the silence);
-    - silent for ``ping_interval + ping_timeout``: the connection fails as websockets' keepalive
-      fails it (close code 1011, reason :data:`KEEPALIVE_TIMEOUT`).
+    - nothing heard within ``ping_timeout`` of that ping: the connection fails as websockets'
+      keepalive fails it (close code 1011, reason :data:`KEEPALIVE_TIMEOUT`). Counted from the
+      ping, not from the silence's start: a loop that was held up past both (a blocking sketch,
+      a loaded machine) pings first, and its peers get their whole timeout to answer.
 
-    Its timer is the loop's clock: in a simulation the keepalive runs in virtual time.
+    Each look finds when the next connection may be due (the earliest end of a silence, as
+    heard so far) and sets its timer there, but no sooner than a period away: connections that
+    hear something every second are looked at about once a second, not four times. Anything
+    heard meanwhile only moves a connection's due time later, so the timer is never late; a new
+    connection brings the timer forward if it must. Its timer is the loop's clock: in a
+    simulation the keepalive runs in virtual time.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -277,32 +293,46 @@ class Sweeper:
         self.connections[ws] = None
         shortest = min(ws.ping_interval or SWEEP, ws.ping_timeout or SWEEP)
         self.period = min(self.period, shortest / 4)
-        if self.timer is None:
-            self.timer = self.loop.call_later(self.period, self.sweep)
+        due = self.loop.time() + (ws.ping_interval or SWEEP)
+        if self.timer is None or self.timer.when() > due:
+            self._look_at(due)
 
     def discard(self, ws: KeptAlive) -> None:
         self.connections.pop(ws, None)
 
+    def _look_at(self, when: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.loop.call_at(when, self.sweep)
+
     def sweep(self) -> None:
-        """Ping each connection silent for its interval (once per silence); fail each silent for interval + timeout."""
+        """Ping each connection silent for its interval (once per silence); fail each not heard within timeout of it."""
         self.timer = None
         now = self.loop.time()
+        due = now + IDLE_LOOK
         for ws in list(self.connections):
-            silent = now - ws.last_heard
+            heard = ws.last_heard
             interval = ws.ping_interval
-            if interval is None or silent < interval:  # the common case first: heard lately
+            if interval is None:
+                continue
+            if now - heard < interval:  # the common case first: heard lately
+                due = min(due, heard + interval)
                 continue
             if ws.protocol.state is not State.OPEN or ws.transport.is_closing():
                 continue
-            if ws.ping_timeout is not None and silent >= interval + ws.ping_timeout:
-                self._fail(ws)
-            elif ws.pinged <= ws.last_heard:  # no ping yet in this silence
+            timeout = ws.ping_timeout
+            if ws.pinged <= heard:  # no ping yet in this silence: one now, with its whole timeout to be answered
                 ws.pinged = now
                 self.pings += 1
                 ws.protocol.send_ping(_PAYLOAD)
                 ws.send_data()
+            elif timeout is not None and now - ws.pinged >= timeout:  # pinged, and nothing heard since, in time
+                self._fail(ws)
+                continue
+            if timeout is not None:
+                due = min(due, ws.pinged + timeout)
         if self.connections:
-            self.timer = self.loop.call_later(self.period, self.sweep)
+            self._look_at(max(due, now + self.period))
 
     def _fail(self, ws: KeptAlive) -> None:
         """Close ``ws`` as websockets' keepalive does, then cut it if the peer does not answer the close in time."""
@@ -647,3 +677,28 @@ def set_socket_buffers(ws: ServerConnection, size: int) -> None:
         return
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+
+# -- hook: route, unroute ------------------------------------------------------------------------------
+
+
+def route(
+    loop: asyncio.AbstractEventLoop,
+    create_server: Callable[..., Any],
+    create_connection: Callable[..., Any],
+) -> None:
+    """Have ``serve()`` and ``connect()`` on ``loop`` open through ``create_server``/``create_connection``.
+
+    websockets opens every server and client connection through the running loop's two methods
+    (``serve()`` and ``connect()`` pass their extra keywords on to them); set on the instance, they
+    shadow the class's for this loop alone (a simulation's network: :mod:`mesh.network`), whatever
+    class the loop is (ours, or pytest-asyncio's as looptime patched it).
+    """
+    loop.create_server = create_server  # type: ignore[method-assign]
+    loop.create_connection = create_connection  # type: ignore[method-assign]
+
+
+def unroute(loop: asyncio.AbstractEventLoop) -> None:
+    """Undo :func:`route`: the loop's own methods again."""
+    for name in ("create_server", "create_connection"):
+        loop.__dict__.pop(name, None)

@@ -253,7 +253,7 @@ def start_every(node: Node) -> list[asyncio.Task[int]]:
     """Start the ``@every`` methods of ``node``'s sketch, each as a task; ValueError if a mark is wrong."""
     tasks = []
     for name, seconds, times in periodic_methods(node.sketch):
-        call = partial(node.watch.call, f"{name}() (@every)", node.hook(name))
+        call = partial(node.watch.step, f"{name}() (@every)", node.hook(name))
         task = asyncio.create_task(
             run_every(call, seconds, times, on_error=partial(_failed, node, name), paused=node),
             name=f"{node.name}.{name}",
@@ -290,7 +290,7 @@ async def run_every(
             while paused is not None and (thawed := paused.thawed) is not None:
                 await thawed.wait()
             result = call()
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 await result
         except asyncio.CancelledError:
             raise

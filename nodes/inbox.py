@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from inspect import isawaitable
 from typing import Any
 
 from mesh.constants import QUEUE_BOUND, QUEUE_BYTES, WARN_EVERY
@@ -229,7 +230,7 @@ class _Lane:
 
     async def _run(self) -> None:
         inbox, handler, queue, what = self.inbox, self.handler, self.queue, self.what
-        call = inbox.watch.call
+        step = inbox.watch.step
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -239,6 +240,8 @@ class _Lane:
                 if not inbox.subscribed(handler):
                     continue  # unsubscribed since it arrived
                 try:
-                    await call(what, handler, key, data)
+                    result = step(what, handler, key, data)
+                    if result is not None and isawaitable(result):
+                        await result
                 except Exception:
                     inbox.log.exception("handler for %s failed on %s", escape(pattern), escape(key))

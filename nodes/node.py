@@ -88,10 +88,8 @@ class Node:
         state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR,
         token: str | None = None,
         seed: int | str | None = None,
-        reuse_port: bool = False,
     ) -> None:
         self.name = name
-        self.reuse_port = reuse_port  # SO_REUSEPORT: for a simulation, which holds the port of a killed node
         self.log = logging.getLogger(f"mesh.{name}")
         self.set_grid(grid)
         self.patience = wait  # seconds a link keeps trying to reach a peer that is not up (0: forever)
@@ -231,7 +229,7 @@ class Node:
             self.redis = RedisClients(self)  # after the token: AUTH takes it
             self.server = NodeServer(self, self.spec.max_size, other=self.redis.connection)
             tls = None if self.grid.tls is None else server_context(self.grid.tls)
-            await self.server.listen(self.spec.host, self.spec.port, ssl_context=tls, reuse_port=self.reuse_port)
+            await self.server.listen(self.spec.host, self.spec.port, ssl_context=tls)
             refused = None if self.grid.tls is None else verify_own(self.grid.tls)
             if self.grid.tls is not None and refused is not None:
                 self.log.warning("%s: %s: every client will refuse this node", self.grid.tls.shown("cert"), refused)

@@ -10,6 +10,9 @@
     @pytest.mark.circuit(only=["clock", "iopin"], params={"clock": {"delay": 0.5}}, seed=7, wires="all")
     async def test_configured(circuit): ...
 
+    @pytest.mark.circuit(seeds=range(50))           # a swarm: the test once per seed, test_x[seed=0]...
+    async def test_every_seed(circuit): ...
+
 The fixture is a started :class:`nodes.simulation.Simulation` (``advance``, ``published``,
 ``count``, ``send``, ``wait_for``, ``unplug``/``plug``, ``kill``/``restart``, ``freeze``/``thaw``,
 ``sketch``, ``now``), its state folder in the test's ``tmp_path``; whatever the test
@@ -18,7 +21,10 @@ does, pass or fail, every node is stopped after it.
 The grid is ``grid.yaml`` in pytest's rootdir, or the ini option ``arduino_grid``
 (relative to the rootdir), or the marker's ``grid=`` (the same). The marker's other
 keywords are :class:`~nodes.simulation.Simulation`'s: ``only``, ``params``, ``seed``,
-``wires``, ``token``. Markers add up, the closest (the test's own over its module's) winning.
+``wires``, ``token``; and ``seeds``, which runs the test once per seed, each its own test
+(``test_x[seed=17]``): a failing seed is replayed alone by its id,
+``pytest 'tests/test_x.py::test_x[seed=17]'``. Markers add up, the closest (the test's own
+over its module's) winning.
 
 How the test's loop comes to run in virtual time: the test runs on pytest-asyncio's
 loop, which looptime's own plugin patched when it was made (disabled, in wall time).
@@ -50,10 +56,11 @@ if TYPE_CHECKING:
 __all__ = ["circuit"]
 
 #: The keywords of ``@pytest.mark.circuit(...)``.
-KEYWORDS = ("grid", "only", "params", "seed", "wires", "token")
+KEYWORDS = ("grid", "only", "params", "seed", "seeds", "wires", "token")
 MARKER = (
-    "circuit(grid=None, only=None, params=None, seed=0, wires=(), token=None): how the `circuit` fixture "
-    "(arduino-mesh) starts the grid in virtual time; see nodes/pytest_plugin.py"
+    "circuit(grid=None, only=None, params=None, seed=0, seeds=None, wires=(), token=None): how the `circuit` "
+    "fixture (arduino-mesh) starts the grid in virtual time (seeds: the test once per seed); see "
+    "nodes/pytest_plugin.py"
 )
 
 
@@ -81,6 +88,20 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     return result
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``seeds=``: the test once per seed, the fixture's ``request.param``."""
+    if "circuit" not in metafunc.fixturenames:
+        return
+    seeds = None
+    for marker in metafunc.definition.iter_markers("circuit"):  # the closest first
+        if "seeds" in marker.kwargs:
+            seeds = marker.kwargs["seeds"]
+            break
+    if seeds is not None:
+        seeds = list(seeds)
+        metafunc.parametrize("circuit", seeds, indirect=True, ids=[f"seed={seed}" for seed in seeds])
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.pluginmanager.has_plugin("looptime"):  # -p no:looptime: nothing of its to keep away
         return
@@ -104,6 +125,9 @@ def _settings(request: pytest.FixtureRequest) -> dict[str, Any]:
         settings.update(marker.kwargs)
     grid = settings.pop("grid", None) or request.config.getini("arduino_grid")
     settings["grid"] = request.config.rootpath / Path(grid)
+    settings.pop("seeds", None)
+    if hasattr(request, "param"):  # one seed of seeds=
+        settings["seed"] = request.param
     return settings
 
 

@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import json
 import os
-import time
 import traceback
 import weakref
 from collections.abc import Callable
@@ -133,8 +132,9 @@ _reports: weakref.WeakKeyDictionary[Any, tuple[float, str]] = weakref.WeakKeyDic
 
 
 def report_json(node: Any) -> str:
-    """The node's status report as JSON, built at most once per REPORT_FRESH seconds."""
-    now = time.monotonic()
+    """The node's status report as JSON, built at most once per REPORT_FRESH seconds of the loop's clock
+    (a simulation's reports are the same run after run)."""
+    now = asyncio.get_running_loop().time()
     cached = _reports.get(node)
     if cached is None or now - cached[0] >= REPORT_FRESH:
         cached = _reports[node] = (now, json.dumps(node.status(), separators=(",", ":"), ensure_ascii=False))

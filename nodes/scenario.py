@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -36,7 +37,23 @@ from mesh.errors import GridError, MeshError, ScenarioError
 from mesh.grid import Grid, read_text
 from mesh.scenario import check as check_steps
 from mesh.scenario import load_scenario
-from mesh.steps import Delay, ExpectCount, ExpectTopic, Freeze, Kill, Plug, Restart, Scenario, Send, Step, Unplug
+from mesh.steps import (
+    Delay,
+    ExpectCount,
+    ExpectTopic,
+    Flaky,
+    Freeze,
+    Heal,
+    Kill,
+    Latency,
+    Partition,
+    Plug,
+    Restart,
+    Scenario,
+    Send,
+    Step,
+    Unplug,
+)
 
 from .params import check_params
 from .simulation import Simulation
@@ -86,8 +103,14 @@ def check(scenario: Scenario, grid: Grid, nodes: Collection[str] | None = None) 
 
 
 async def play(scenario: Scenario, sim: Simulation) -> ScenarioFailure | None:
-    """Play the steps of ``scenario`` in order against the started ``sim``; the first failure, or None."""
-    for step in scenario.steps:
+    """Play the steps of ``scenario`` in order against the started ``sim``; the first failure, or None.
+
+    A step's spans (``delay: 1s..10s``) are drawn as it comes, from the run's seed: the same seed
+    draws the same, step after step.
+    """
+    rng = random.Random(f"{sim.seed}:scenario")
+    for written in scenario.steps:
+        step = written.drawn(rng)
         log.info("%s:%d: %s", scenario.path, step.line, step.describe())
         problem = await _step(step, sim)
         if problem is not None:
@@ -99,6 +122,7 @@ async def _step(step: Step, sim: Simulation) -> str | None:
     """Play one step; what went wrong, or None."""
     try:
         if isinstance(step, Delay):
+            assert isinstance(step.seconds, float)  # drawn
             await sim.advance(step.seconds)
         elif isinstance(step, Send):
             return await _send(step, sim)
@@ -116,7 +140,18 @@ async def _step(step: Step, sim: Simulation) -> str | None:
         elif isinstance(step, Restart):
             await sim.restart(step.node)
         elif isinstance(step, Freeze):
+            assert isinstance(step.seconds, float)
             sim.freeze(step.node, step.seconds)
+        elif isinstance(step, Latency):
+            assert isinstance(step.delay, float) and isinstance(step.jitter, float)
+            sim.latency(step.delay, step.jitter, wire=step.wire)
+        elif isinstance(step, Partition):
+            sim.partition(*step.groups)
+        elif isinstance(step, Heal):
+            sim.heal()
+        elif isinstance(step, Flaky):
+            assert step.every is None or isinstance(step.every, float)
+            sim.flaky(step.every, wire=step.wire)
         else:  # pragma: no cover - every step the parser makes is above
             raise TypeError(f"unknown step {step!r}")
     except (MeshError, OSError) as exc:  # a fault the simulation refused; a port taken again on a restart

@@ -132,13 +132,8 @@ class NodeServer:
         """Every connection open now."""
         return [] if self.server is None else list(self.server.connections)
 
-    async def listen(
-        self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False
-    ) -> None:
+    async def listen(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None) -> None:
         """Bind ``host:port`` (port 0: any free port) and start serving; ``wss://`` with an ``ssl_context``.
-
-        ``reuse_port`` (SO_REUSEPORT): a simulation holds a killed node's port with a socket
-        of its own, so that nothing else takes it before the node restarts there.
 
         The TLS handshake of each connection is bounded by TLS_HANDSHAKE_TIMEOUT (asyncio's
         own default is 60 s), and runs beside the others: a client that opens TCP and says
@@ -170,7 +165,6 @@ class NodeServer:
                 max_queue=MAX_QUEUE,
                 write_limit=WRITE_LIMIT,
                 backlog=BACKLOG,
-                reuse_port=reuse_port or None,
                 # SO_REUSEADDR lets a port be bound again past TIME_WAIT. Set before bind() on
                 # port 0, Linux's search for a free port slows with every port bound: there it
                 # is set just after.

@@ -11,29 +11,34 @@
 
     run_virtual(main())
 
-The loop is looptime's: whenever every task waits (for a timer, for a socket that
-has nothing to read), its clock moves at once to the next timer. The nodes are the
-real ones, unchanged: real sockets on free ports of 127.0.0.1, real links, acks,
-keepalive and reconnects; a socket's bytes take no virtual time. What runs
-(``loop()``, ``setup()``) takes none either: a sketch that blocks the event loop
-stalls the whole simulation, and the node's watch reports it as in a live run.
+The loop is virtual (:mod:`nodes.virtual`): whenever nothing is ready to run, its clock
+moves at once to the next timer. The nodes are the real ones, unchanged, and so is
+websockets under them: real handshakes, frames, acks, keepalive and reconnects. Only their
+bytes go through memory (:mod:`mesh.network`), not the kernel: every node keeps the address
+the grid gives it, and the loop alone orders what happens, so a run is the same on an idle
+or a loaded machine. Bytes take the virtual time the network's model says (none, unless
+latency is set). What runs (``loop()``, ``setup()``) takes no virtual time: a sketch that
+blocks the event loop stalls the whole simulation, and the node's watch reports it in
+wall-clock terms (its lines are marked so: see :data:`nodes.watch.WALL_CLOCK`).
 
 What a simulation adds to the nodes:
 
 - a record of every publication, ``(t, key, data)``, with exact counts per key, and
   :meth:`Simulation.wait_for` to wait for one (the scenarios' ``expect-topic``);
-- faults: :meth:`~Simulation.unplug` / :meth:`~Simulation.plug` a wire (its connection
-  goes through a forwarder on a port of its own, which cuts it and refuses
-  new ones while unplugged), :meth:`~Simulation.kill` / :meth:`~Simulation.restart`
-  a node (as SIGKILL would: a durable node keeps its outbox's file), and
-  :meth:`~Simulation.freeze` a node for a while (as SIGSTOP would, see :meth:`Node.freeze`);
+- faults: :meth:`~Simulation.unplug` / :meth:`~Simulation.plug` a wire (its connection is
+  cut, and new ones refused while unplugged), :meth:`~Simulation.kill` /
+  :meth:`~Simulation.restart` a node (as SIGKILL would: a durable node keeps its outbox's
+  file), :meth:`~Simulation.freeze` a node for a while (as SIGSTOP would, see
+  :meth:`Node.freeze`); and the network's (:attr:`Simulation.network`): latency and jitter,
+  partitions, flaky connections;
 - each node's ``self.random`` seeded from the run's seed and its name, so that two runs
   with the same seed draw the same;
 - a trace (:class:`nodes.trace.Trace`) of every publication and of each wire's
   messages in flight, when one is given.
 
 Durable nodes keep their outboxes in a state folder of the simulation's own (a
-temporary one unless given), never in a live circuit's.
+temporary one unless given), never in a live circuit's. Past 400 lines, this module is one
+job, what a test or a scenario does to a simulated circuit, and reads best whole.
 """
 
 from __future__ import annotations
@@ -41,29 +46,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mesh.durations import duration, shown
 from mesh.errors import SimulationError, UnknownNodeError
 from mesh.grid import Grid, read_grid
+from mesh.network import Network
 from mesh.requests import send_once
 from mesh.tls import client_context
 from mesh.topics import matches
 
 from . import faults
-from .circuit import on_free_ports, stop_order
+from .circuit import stop_order
 from .node import Node
 from .sketchbook import load
 from .virtual import run_virtual
-from .wires import HOST, Wire, hold
 
 if TYPE_CHECKING:
     from .trace import Trace  # type: ignore[import-not-found,unused-ignore]  # (nodes.trace: the VCD writer)
@@ -76,9 +79,11 @@ KEEP = 1_000_000
 log = logging.getLogger("mesh.simulate")
 
 
-@dataclass(frozen=True, slots=True)
-class Publication:
-    """One publication the circuit made: when (simulated seconds since the start), its key, its payload."""
+class Publication(NamedTuple):
+    """One publication the circuit made: when (simulated seconds since the start), its key, its payload.
+
+    A named tuple: a simulated day keeps hundreds of thousands, each made in the publisher's turn.
+    """
 
     t: float
     key: str
@@ -89,9 +94,10 @@ class Simulation:
     """The nodes of ``grid`` (all, or ``only``) in this event loop, which should run in virtual time (:func:`run_virtual`).
 
     ``params`` changes some params of some nodes (``{"clock": {"tacks": 0}}``);
-    ``seed`` seeds every sketch's ``self.random``; ``wires`` names the wires that
-    may be unplugged (``[("iopin", "buzzer")]``, or ``"all"``): each goes through a
-    :class:`Wire`. ``options`` go to every :class:`Node`.
+    ``seed`` seeds every sketch's ``self.random`` and the network's draws; ``wires`` names
+    the wires that may be unplugged (``[("iopin", "buzzer")]``, or ``"all"``): a scenario
+    names those it unplugs, so that a mistyped wire is an error before time passes.
+    ``options`` go to every :class:`Node`.
     """
 
     def __init__(
@@ -109,17 +115,24 @@ class Simulation:
     ) -> None:
         if not isinstance(grid, Grid):
             grid = read_grid(grid)
-        self.configured = grid  # as the file says: what the log shows for each address
         self.names = list(grid.nodes) if only is None else list(dict.fromkeys(only))
-        grid = on_free_ports(grid, self.names, params, host=HOST)
+        for name in self.names:
+            grid.node(name)  # UnknownNodeError names the known ones
         for name in params or {}:
             if name not in self.names:
                 raise UnknownNodeError(name, {name: None for name in self.names})
-        self.grid = grid  # with the ports actually bound, once started
+        changed = {name: {"params": {**grid.node(name).params, **changes}} for name, changes in (params or {}).items()}
+        self.grid = grid.with_nodes(changed) if changed else grid  # with the ports bound for port 0, once started
         self.seed = seed
         self.token = token
         self.options = options
         self.trace = trace
+        #: The simulated network the nodes connect through: its model can change while the simulation runs.
+        self.network = Network(seed)
+        for name in self.names:
+            spec = self.grid.node(name)
+            if spec.port:
+                self.network.assign((spec.host, spec.port), name)
         self._own_state: tempfile.TemporaryDirectory[str] | None = None
         if state_dir is None:
             self._own_state = tempfile.TemporaryDirectory(prefix="arduino-simulate-")
@@ -133,19 +146,22 @@ class Simulation:
             for source, target in wanted:
                 if (source, target) not in chosen:
                     raise SimulationError(f"no wire {source} -> {target} among the nodes simulated")
-        self.wires = {pair: Wire(*pair, self._port_of) for pair in wanted}
+        self.wires = set(wanted)
         self.nodes: dict[str, Node] = {}
         self.killed: set[str] = set()
         self.publications: list[Publication] = []
         self.counts: Counter[str] = Counter()
         self.dropped = 0
+        #: When the circuit last published (not on the runtime's ``$`` topics), and its longest pause before.
+        self.last_news: float | None = None
+        self.longest_pause = 0.0
         self.origin = 0.0
         self.ended = 0.0
         self.started_wall = 0.0
-        self._ports: dict[str, int | None] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._gone = 0  # messages counted by node instances killed since (see messages())
         self._waiters: list[tuple[str, str | None, asyncio.Future[Publication]]] = []
         self._thaws: dict[str, asyncio.TimerHandle] = {}
-        self._holders: dict[str, socket.socket] = {}
         self._inflight: dict[tuple[str, str], int] = {}
 
     # -- life ------------------------------------------------------------------------
@@ -158,33 +174,35 @@ class Simulation:
         await self.stop()
 
     async def start(self) -> None:
-        """Open the wires, then every node (those with a port first), then begin each."""
-        loop = asyncio.get_running_loop()
+        """Put the network under this loop, then open every node (those with a port first), then begin each."""
+        loop = self._loop = asyncio.get_running_loop()
         self.origin = loop.time()
         self.started_wall = time.perf_counter()
-        for wire in self.wires.values():
-            await wire.listen()
+        self.network.attach(loop)
         try:
             for name in self.names:
                 self.nodes[name] = self._make(name, self.grid)
+            ports: dict[str, dict[str, Any]] = {}
             for name, node in self.nodes.items():
                 if node.spec.port is not None:
-                    await node.open()
-                    self._ports[name] = node.port
-            self.grid = self.grid.with_nodes({name: {"port": port} for name, port in self._ports.items()})
+                    with self.network.acting_as(name):
+                        await node.open()
+                    ports[name] = {"port": node.port}
+            self.grid = self.grid.with_nodes(ports)
             for name, node in self.nodes.items():
-                node.set_grid(self.view(name))
+                node.set_grid(self.grid)
                 if node.spec.port is None:
-                    await node.open()
-                await self._retarget(node)
-            for node in self.nodes.values():
-                node.begin()
+                    with self.network.acting_as(name):
+                        await node.open()
+            for name, node in self.nodes.items():
+                with self.network.acting_as(name):
+                    node.begin()
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
-        """Stop the nodes still running (each after those that stream to it), then the wires."""
+        """Stop the nodes still running (each after those that stream to it), then take the network away."""
         self.ended = self.now()
         for handle in self._thaws.values():
             handle.cancel()
@@ -195,11 +213,9 @@ class Simulation:
             node.request_stop()
         for node in stop_order(running):
             await node.stop()
-        for wire in self.wires.values():
-            await wire.close()
-        for holder in self._holders.values():
-            holder.close()
-        self._holders.clear()
+        self.network.set_flaky(None)
+        if self._loop is not None:
+            self.network.detach(self._loop)
         for _, _, future in self._waiters:
             future.cancel()
         self._waiters.clear()
@@ -215,44 +231,30 @@ class Simulation:
             token=self.token,
             state_dir=self.state_dir,
             seed=self.seed,
-            reuse_port=True,
             **self.options,
         )
         node.sender.taps.append(self._heard)
-        node.sender.posted = partial(self._posted, name)
+        if self.trace is not None:  # each message's future watched until it settles: only for the trace's wires
+            node.sender.posted = partial(self._posted, name)
         return node
-
-    def view(self, name: str) -> Grid:
-        """The grid as node ``name`` sees it: the ports bound, and each wire it feeds at the wire's own port."""
-        grid = self.grid
-        for (source, target), wire in self.wires.items():
-            if source == name:
-                grid = grid.with_node(target, port=wire.port)
-        return grid
-
-    async def _retarget(self, node: Node) -> None:
-        """Links a node made as it opened (a durable node resuming its outbox) go where its view of the grid says."""
-        for peer, link in node.sender.links.items():
-            uri = node.grid.node(peer).uri
-            if uri is not None and uri != link.uri:
-                await link.retarget(uri)
-
-    def _port_of(self, name: str) -> int | None:
-        return None if name in self.killed else self._ports.get(name)
 
     # -- what happened ------------------------------------------------------------------
 
     def now(self) -> float:
         """Simulated seconds since the start (after the run: when it stopped)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        loop = self._loop
+        if loop is None or not loop.is_running():
             return self.ended
         return loop.time() - self.origin
 
     def _heard(self, key: str, text: str) -> None:
-        t = asyncio.get_running_loop().time() - self.origin
+        t = self.now()
         self.counts[key] += 1
+        if "$" not in key:
+            pause = t - (self.last_news or 0.0)
+            if pause > self.longest_pause:
+                self.longest_pause = pause
+            self.last_news = t
         publication = Publication(t, key, text)
         if len(self.publications) < KEEP:
             self.publications.append(publication)
@@ -286,10 +288,9 @@ class Simulation:
         if link is None:
             return
         count = link.pending
-        if self._inflight.get((source, target)) != count:
+        if self._inflight.get((source, target)) != count and self.trace is not None:
             self._inflight[source, target] = count
-            if self.trace is not None:
-                self.trace.wire(self.now(), source, target, count)
+            self.trace.wire(self.now(), source, target, count)
 
     def published(self, pattern: str = "#", *, since: float = 0.0) -> list[Publication]:
         """The publications kept whose key ``pattern`` matches (MQTT wildcards), made at ``since`` or later."""
@@ -298,6 +299,14 @@ class Simulation:
     def count(self, pattern: str = "#") -> int:
         """How many publications ``pattern`` matched, exactly (whatever was kept)."""
         return sum(n for key, n in self.counts.items() if matches(pattern, key))
+
+    def went_quiet(self) -> float | None:
+        """When the circuit went quiet, if it did: the time of its last publication (0 if none), when nothing
+        was published after it for much longer than any pause before it (twice the longest, and a second at
+        least) up to now; otherwise None. A clock that stopped ticking (``tacks: 5``) leaves a run so."""
+        last = self.last_news or 0.0
+        quiet = self.now() - last
+        return last if quiet >= 1.0 and quiet > 2 * self.longest_pause else None
 
     def sketch(self, name: str) -> Any:
         """The running sketch of node ``name`` (its attributes are what its setup()/loop() set)."""
@@ -342,23 +351,70 @@ class Simulation:
 
     # -- faults ----------------------------------------------------------------------------------
 
-    def _wire(self, source: str, target: str) -> Wire:
-        wire = self.wires.get((source, target))
-        if wire is None:
+    def _wire(self, source: str, target: str) -> None:
+        if (source, target) not in self.wires:
             if any((w.source, w.target) == (source, target) for w in self.grid.wires):
                 raise SimulationError(f"the wire {source} -> {target} was not made unpluggable (wires=...)")
             raise SimulationError(f"no wire {source} -> {target} in the grid")
-        return wire
 
     async def unplug(self, source: str, target: str) -> None:
         """Pull the wire ``source -> target`` out: its connection is cut, and refused until :meth:`plug`."""
-        self._wire(source, target).unplug()
+        self._wire(source, target)
+        self.network.unplug(source, target)
         log.info("wire %s -> %s unplugged", source, target)
 
     async def plug(self, source: str, target: str) -> None:
         """Put the wire back: the source's link reconnects (at its next try) and sends what it holds."""
-        await self._wire(source, target).plug()
+        self._wire(source, target)
+        self.network.plug(source, target)
         log.info("wire %s -> %s plugged back", source, target)
+
+    def _pair(self, wire: tuple[str, str] | None) -> tuple[str, str] | None:
+        if wire is not None:
+            for name in wire:
+                self._node(name)
+        return wire
+
+    def latency(
+        self, delay: float | str = 0.0, jitter: float | str = 0.0, *, wire: tuple[str, str] | None = None
+    ) -> None:
+        """Bytes between the two ends of ``wire`` (both ways; None: every connection) take ``delay``, give or take
+        ``jitter`` (uniform, drawn from the run's seed). ``latency()``: every connection back to none."""
+        seconds, spread = duration(delay), duration(jitter)
+        self.network.set_latency(seconds, spread, between=self._pair(wire))
+        where = "every connection" if wire is None else f"{wire[0]} -> {wire[1]}"
+        if seconds or spread:
+            log.info("latency of %s: %s +- %s", where, shown_short(seconds), shown_short(spread))
+        else:
+            log.info("latency of %s back to none", where)
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Split the nodes into ``groups`` that cannot reach each other: the connections between them are cut,
+        new ones refused, until :meth:`heal`. Nodes in no group reach every node."""
+        sets = [list(group) for group in groups]
+        for group in sets:
+            for name in group:
+                self._node(name)
+        cut = self.network.partition(sets)
+        log.info("partition %s: %d connection(s) cut", " | ".join(", ".join(group) for group in sets), cut)
+
+    def heal(self) -> None:
+        """End the partition: the links cut reconnect at their next try."""
+        self.network.heal()
+        log.info("partition healed")
+
+    def flaky(self, every: float | str | None, *, wire: tuple[str, str] | None = None) -> None:
+        """Reset the connections between the ends of ``wire`` (None: every connection) at random, ``every`` seconds
+        on average (an exponential draw per connection, from the run's seed); ``flaky(None)``: no more."""
+        seconds = None if every is None else duration(every)
+        if seconds is not None and seconds <= 0:
+            raise SimulationError(f"flaky: every must be above 0 seconds, not {every!r}")
+        self.network.set_flaky(seconds, between=self._pair(wire))
+        where = "every connection" if wire is None else f"{wire[0]} -> {wire[1]}"
+        if seconds is None:
+            log.info("flaky %s: no more", where)
+        else:
+            log.info("flaky %s: a reset every %s on average", where, shown_short(seconds))
 
     def _node(self, name: str) -> Node:
         node = self.nodes.get(name)
@@ -367,39 +423,30 @@ class Simulation:
         return node
 
     async def kill(self, name: str) -> None:
-        """Kill node ``name`` as SIGKILL would: nothing said, nothing flushed; its port refuses until :meth:`restart`."""
+        """Kill node ``name`` as SIGKILL would: nothing said, nothing flushed; its address refuses until :meth:`restart`."""
         node = self._node(name)
         if name in self.killed:
             raise SimulationError(f"node {name!r} is already killed")
         handle = self._thaws.pop(name, None)
         if handle is not None:
             handle.cancel()
-        port = self._ports.get(name)
-        if port is not None:
-            self._holders[name] = hold(port)  # until the restart: refused, and the port stays the node's
         node.kill()
+        self.network.cut(name)  # what the node's own aborts left (a connection still in its handshake)
         self.killed.add(name)
-        for wire in self.wires.values():
-            if name in (wire.source, wire.target):
-                wire.cut()
+        self._gone += _messages(node)
         log.info("%s killed", name)
         await asyncio.sleep(0)
 
     async def restart(self, name: str) -> None:
-        """Start node ``name`` again, on the same port, from its sketch's ``setup()`` (a durable node resumes its outbox)."""
+        """Start node ``name`` again, at the same address, from its sketch's ``setup()`` (a durable node resumes its outbox)."""
         if name not in self.killed:
             raise SimulationError(f"node {name!r} is running: kill it first")
-        node = self._make(name, self.view(name))  # its spec from its view: the port it had
+        node = self._make(name, self.grid)
         self.nodes[name] = node
-        try:
+        with self.network.acting_as(name):
             await node.open()
-        finally:
-            holder = self._holders.pop(name, None)
-            if holder is not None:
-                holder.close()
-        self.killed.discard(name)
-        await self._retarget(node)
-        node.begin()
+            self.killed.discard(name)
+            node.begin()
         log.info("%s restarted", name)
 
     def freeze(self, name: str, seconds: float | str | None = None) -> None:
@@ -429,25 +476,15 @@ class Simulation:
         wall = time.perf_counter() - self.started_wall
         return self.now() / wall if wall > 0 else float("inf")
 
-    def addresses(self) -> dict[str, str]:
-        """``host:port`` actually bound -> as the grid names it, for logs that read the same run after run."""
-        found: dict[str, str] = {}
-        for name, node in self.nodes.items():
-            port = node.port or self._ports.get(name)
-            if port is not None:
-                found[f"{HOST}:{port}"] = self._configured(name)
-        for wire in self.wires.values():
-            found[f"{HOST}:{wire.port}"] = self._configured(wire.target)
-        return found
+    def messages(self) -> int:
+        """Messages the circuit carried so far: those handed to a ``loop()``, and publications heard by subscribers."""
+        return self._gone + sum(_messages(node) for name, node in self.nodes.items() if name not in self.killed)
 
-    def rewrite(self, text: str) -> str:
-        """``text`` with each address the run bound put back as the grid names it (the log reads the same run after run)."""
-        if f"{HOST}:" not in text:
-            return text
-        for bound, configured in self.addresses().items():
-            text = text.replace(bound, configured)
-        return text
 
-    def _configured(self, name: str) -> str:
-        spec = self.configured.node(name)
-        return f"{spec.host}:{spec.port}" if spec.port else f"{spec.host}:<{name}>"
+def shown_short(seconds: float) -> str:
+    """``0.05`` as ``50ms``, ``2`` as ``2s``: a duration as the scenarios write it."""
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+
+
+def _messages(node: Node) -> int:
+    return node.reactor.messages_in + node.inbox.received

@@ -15,7 +15,9 @@ and warns:
   thread reads the loop thread's stack to name the line that blocks.
 
 Warnings do not flood: after one, further blocks are counted for :data:`QUIET`
-seconds and then told in one line (how many, the longest).
+seconds and then told in one line (how many, the longest). Each line is marked as measured
+in wall-clock time (:data:`WALL_CLOCK`): a simulation shows them apart from its log, whose
+time is virtual and whose bytes must not depend on how busy the machine was.
 
 A step is timed by driving the sketch's coroutine by hand (:meth:`Watch.run`,
 ``send``/``throw`` on its ``__await__``, as ``await`` does), so the cost on the
@@ -47,7 +49,7 @@ from typing import Any, TypeVar
 
 from .blame import LIBRARY_DIRS, shorten
 
-__all__ = ["POLL", "POLL_BUSY", "QUIET", "STALL", "THRESHOLD", "Watch"]
+__all__ = ["POLL", "POLL_BUSY", "QUIET", "STALL", "THRESHOLD", "WALL_CLOCK", "Watch"]
 
 T = TypeVar("T")
 
@@ -61,6 +63,9 @@ QUIET = 10.0
 POLL = 0.1
 #: Seconds between two looks while some is: a block is sampled (its line named) soon past THRESHOLD.
 POLL_BUSY = 0.025
+#: What every line of the watch carries (``record.wall_clock``): it measures wall-clock time, so a
+#: simulation, whose log is in virtual time, shows these lines apart (cli/simulate.py).
+WALL_CLOCK = {"wall_clock": True}
 
 _SLEEP_FIX = "use 'await asyncio.sleep()', not 'time.sleep()'"
 _GENERAL_FIX = (
@@ -158,11 +163,19 @@ class Watch:
         finally:
             self._end(slot, outer, perf_counter())
 
+    def step(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call sketch code that may be sync or async: its value if it is plain, else an awaitable of it,
+        every step timed. No coroutine of ours for a plain method (a topic handler, a sync ``@every``)."""
+        result = self.time(what, function, *args, **kwargs)
+        if result is not None and inspect.isawaitable(result):  # (None first: an ABC check costs more)
+            return self.run(_steps(result), what)
+        return result
+
     async def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call sketch code that may be sync or async; every step of it timed."""
-        result = self.time(what, function, *args, **kwargs)
-        if inspect.isawaitable(result):
-            result = await self.run(_steps(result), what)
+        result = self.step(what, function, *args, **kwargs)
+        if result is not None and inspect.isawaitable(result):
+            result = await result
         return result
 
     def _end(self, slot: _Slot, outer: Step | None, end: float) -> None:
@@ -195,7 +208,7 @@ class Watch:
             else:
                 self._count(what, seconds)
                 return
-        self.log.warning(*line)
+        self.log.warning(*line, extra=WALL_CLOCK)
 
     # -- the watchdog's side ----------------------------------------------------------
 
@@ -215,7 +228,7 @@ class Watch:
             if not self._unsaid:
                 return
             line = self._summary()
-        self.log.warning(*line)
+        self.log.warning(*line, extra=WALL_CLOCK)
 
     def look(self, now: float, step: Step | None) -> None:
         """From the watchdog thread: report ``step`` (this watch's, running now) if it blocks for long,
@@ -240,7 +253,7 @@ class Watch:
             if line is None and self._unsaid and self._warned is not None and now - self._warned >= self.quiet:
                 line = self._summary()
         if line is not None:
-            self.log.warning(*line)
+            self.log.warning(*line, extra=WALL_CLOCK)
 
     def _where(self) -> str | None:
         """``file:line: source`` of the innermost frame of the loop's thread outside Python's own modules."""

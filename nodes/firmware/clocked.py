@@ -11,11 +11,13 @@ Whoever owns it calls :meth:`ClockedMCU.advance` every slice (the firmware node 
 - **live** (an ordinary loop): the MCU runs in a worker thread of its own (the helper releases
   the GIL), so the loop keeps serving while it runs; inputs (:meth:`write`, :meth:`set_pin`) are
   queued with the cycle of the loop's now and applied at that cycle by the next slice;
-- **virtual** (looptime's loop, ``loop.looptime_on``): everything runs inline. The loop's clock
+- **virtual** (the simulation's :class:`~nodes.virtual.VirtualLoop`, or looptime's loop with
+  ``loop.looptime_on``, the circuit fixture's): everything runs inline. The loop's clock
   is whole microseconds and cycles follow from it by integer arithmetic, so the same inputs at
   the same loop times give the same outputs at the same cycles, run after run. Inputs are
   applied at once, at the exact cycle of the loop's now. (A worker thread would make looptime
-  move its clock by wall time while it waits: runs would differ.)
+  move its clock by wall time while it waits, and the virtual loop hold its clock still: runs
+  would differ.)
 
 This depends on nothing but the loop's clock: not on how the nodes around it talk.
 
@@ -32,6 +34,7 @@ import concurrent.futures
 import threading
 from collections.abc import Callable
 
+from ..virtual import VirtualLoop
 from .mcu import MCU, MCUState
 from .pins import PinChange, PwmChange
 
@@ -48,8 +51,8 @@ class Line(tuple[int, str]):
 
 
 def is_virtual(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether ``loop`` runs in virtual time (looptime's, switched on)."""
-    return bool(getattr(loop, "looptime_on", False))
+    """Whether ``loop`` runs in virtual time (a simulation's own loop, or looptime's switched on)."""
+    return isinstance(loop, VirtualLoop) or bool(getattr(loop, "looptime_on", False))
 
 
 class ClockedMCU:

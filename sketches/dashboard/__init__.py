@@ -4,7 +4,8 @@ A node like any other (in the grid and the Procfile). Its websocket server
 also answers plain HTTP (no web framework: the ``http()`` hook of
 ``FactoryLoop`` behind the server's ``process_request``) with one page and its
 assets from ``static/``, and ``/circuit.json``, the grid as the page draws it.
-The page opens a websocket on ``/feed``; every ``period`` seconds the
+The page opens a websocket on ``/feed``; every ``period`` seconds while a page
+is open (and not at all while none is: an unwatched dashboard only counts) the
 dashboard pushes it one snapshot of what it has heard on the topics the
 grid subscribes it to (``subscribe: ["#"]`` for everything): exact counts per key, the last value of
 each key, the key each node published last (what its card shows), the
@@ -45,7 +46,7 @@ again at most every :data:`GRAPH_EVERY` seconds and only when a key or a subscri
 that missed it.
 
 The rate is a moving average over the last :data:`RATE_WINDOW` seconds (the
-time since the first snapshot while that is shorter, but never less than one
+time since the first page opened while that is shorter, but never less than one
 second), so at one tick a second it reads a steady figure instead of falling to
 0 between ticks.
 """
@@ -155,6 +156,8 @@ class Dashboard(FactoryLoop):
         self.heard = 0
         self.pushed = 0
         self.feeds: set[PlainClient] = set()
+        #: Pushes snapshots while a page is open (see watched()); None while none is.
+        self.pusher: asyncio.Task[None] | None = None
         self.rate = Rate()
         #: Each node of the grid: "online" or "offline", as its <node>/$state last said (or the link lost it).
         self.presence: dict[str, str] = {}
@@ -175,8 +178,12 @@ class Dashboard(FactoryLoop):
         }
 
     @hears
-    async def count(self, key: str, data: str) -> None:
-        """One message on the topics: counted exactly, kept for the next snapshot (at most KEYS keys)."""
+    def count(self, key: str, data: str) -> None:
+        """One message on the topics: counted exactly, kept for the next snapshot (at most KEYS keys).
+
+        A plain method, not a coroutine: it awaits nothing, and a coroutine per message is what a
+        simulated day of the circuit would pay for nothing.
+        """
         whole, key, data = data, cut(key), cut(data)
         if key in self.last:
             self.last.move_to_end(key)
@@ -231,7 +238,7 @@ class Dashboard(FactoryLoop):
         """``<node>/$subscribers/added|removed``: a subscription for the graph (anything malformed is ignored); also
         counted and logged when the grid subscribes the dashboard to them (a pattern has one handler: this one)."""
         if ANNOUNCEMENTS in self.grid.node(self.name).subscribe:
-            await self.count(key, data)
+            self.count(key, data)
         else:
             self.take_announcement(key, data)
 
@@ -279,9 +286,15 @@ class Dashboard(FactoryLoop):
         if client.channel != "feed":
             await super().serve_plain(client)
             return
+        first = self.snapshot(full=True)
+        if self.pusher is None:  # the first page: the rate counts from here, snapshots go every period
+            self.rate.samples.clear()
+            self.rate.add(asyncio.get_running_loop().time(), self.heard)
+            self.pushed = self.heard  # what the first page has: the next snapshot carries what is newer
+            self.pusher = asyncio.create_task(self.watched())
         self.feeds.add(client)
         try:
-            await client.send(self.snapshot(full=True))
+            await client.send(first)
             now = asyncio.get_running_loop().time()
             self.draw_graph(now)
             if self.graph_unsent:
@@ -291,8 +304,26 @@ class Dashboard(FactoryLoop):
             await client.wait_closed()
         finally:
             self.feeds.discard(client)
+            if not self.feeds and self.pusher is not None:
+                self.pusher.cancel()
+                self.pusher = None
 
-    @every("period")
+    async def watched(self) -> None:
+        """While a page is open: :meth:`push` every ``period``, on a schedule that keeps its pace.
+
+        Not an ``@every`` method: a dashboard nobody watches (in a simulation, always) would wake
+        ten times a second to push to nobody.
+        """
+        loop = asyncio.get_running_loop()
+        start, slot = loop.time(), 0
+        while True:
+            slot += 1
+            await asyncio.sleep(max(0.0, start + slot * self.period - loop.time()))
+            try:
+                self.push()
+            except Exception:
+                self.log.exception("push() failed")
+
     def push(self) -> None:
         """One snapshot to every open page; a page that cannot keep up is skipped, not waited for."""
         now = asyncio.get_running_loop().time()

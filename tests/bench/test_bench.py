@@ -27,9 +27,14 @@ def test_bench_quick_runs_and_reports_every_scenario(tmp_path: Path):
         "connection per message",
         "nodes in one process",
         "nodes as processes",
+        "simulate --for 2m, the shipped circuit",
+        "simulate --for 1m, 12 nodes (3 chains)",
     ):
         assert scenario in done.stdout
     report = json.loads(figures.read_text())
+    (simulated,) = [row["simulate"] for row in report["results"] if "simulate" in row]
+    assert [run["length"] for run in simulated] == ["2m", "1m"]
+    assert all(run["speedup"] > 1 and run["messages_per_s"] > 0 and run["messages"] > 0 for run in simulated)
     assert report["quick"] is True and report["environment"]["python"]
     ratios = [row["ratio"] for row in report["results"] if "ratio" in row]
     assert len(ratios) >= 8 and all(ratio > 0 for ratio in ratios)

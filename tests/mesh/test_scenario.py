@@ -14,7 +14,22 @@ import pytest
 
 from mesh.grid import load_grid
 from mesh.scenario import ScenarioError, check, load_scenario
-from mesh.steps import Delay, ExpectCount, ExpectTopic, Freeze, Kill, Plug, Restart, Send, Unplug
+from mesh.steps import (
+    Delay,
+    ExpectCount,
+    ExpectTopic,
+    Flaky,
+    Freeze,
+    Heal,
+    Kill,
+    Latency,
+    Partition,
+    Plug,
+    Restart,
+    Send,
+    Span,
+    Unplug,
+)
 
 GRID = """\
 nodes:
@@ -85,6 +100,45 @@ def test_every_step_parsed_with_its_line() -> None:
     ]
 
 
+def test_the_network_steps_and_spans_parsed() -> None:
+    """latency, partition, heal and flaky, with their wires; a duration written low..high is a span, drawn when played."""
+    text = dedent("""\
+        steps:
+          - latency: {wire: iopin -> buzzer, delay: 50ms, jitter: 10ms}
+          - latency: {delay: 100ms..300ms}
+          - latency: {}
+          - partition: [[clock], [iopin, buzzer]]
+          - heal: {}
+          - flaky: {wire: clock -> iopin, every: 2s}
+          - flaky: {}
+          - delay: 1s..10s
+          - freeze: {node: iopin, for: 2s..2s}
+    """)
+    assert load_scenario(text, "s.yaml").steps == (
+        Latency(line=2, wire=("iopin", "buzzer"), delay=0.05, delay_written="50ms", jitter=0.01, jitter_written="10ms"),
+        Latency(line=3, delay=Span(0.1, 0.3, "100ms..300ms"), delay_written="100ms..300ms"),
+        Latency(line=4),
+        Partition(line=5, groups=(("clock",), ("iopin", "buzzer"))),
+        Heal(line=6),
+        Flaky(line=7, wire=("clock", "iopin"), every=2.0, every_written="2s"),
+        Flaky(line=8),
+        Delay(line=9, seconds=Span(1.0, 10.0, "1s..10s"), written="1s..10s"),
+        Freeze(line=10, node="iopin", seconds=Span(2.0, 2.0, "2s..2s"), written="2s..2s", node_line=10),
+    )
+
+
+def test_a_span_draws_from_the_generator_it_is_given() -> None:
+    """The same generator state draws the same; the drawn step says what was drawn, of what."""
+    import random
+
+    step = Delay(line=1, seconds=Span(1.0, 10.0, "1s..10s"), written="1s..10s")
+    drawn = step.drawn(random.Random("1:scenario"))
+    assert drawn == step.drawn(random.Random("1:scenario"))
+    assert isinstance(drawn.seconds, float) and 1.0 <= drawn.seconds <= 10.0
+    assert drawn.describe() == f"delay {drawn.seconds:g}s (of 1s..10s)"
+    assert Heal(line=2).drawn(random.Random(1)) == Heal(line=2)
+
+
 def test_only_steps_required() -> None:
     """Without grid, seed, nodes or params, the command's own are used (None, empty)."""
     scenario = load_scenario("steps: [{delay: 1}]\n", "s.yaml")
@@ -109,19 +163,19 @@ ERRORS: list[tuple[str, str, str]] = [
         "unknown-step",
         "steps:\n  - delay: 1\n  - expect-pin: {key: a}\n",
         "s.yaml:3: unknown step 'expect-pin' (expected one of: delay, send, expect-topic, expect-count, unplug, "
-        "plug, kill, restart, freeze); did you mean 'expect-topic'?",
+        "plug, kill, restart, freeze, latency, partition, heal, flaky); did you mean 'expect-topic'?",
     ),
     (
         "two-steps-in-one",
         "steps:\n  - delay: 1\n    kill: buzzer\n",
         "s.yaml:2: a step is one 'name: what', like 'delay: 500ms' (steps: delay, send, expect-topic, "
-        "expect-count, unplug, plug, kill, restart, freeze), not 2 keys",
+        "expect-count, unplug, plug, kill, restart, freeze, latency, partition, heal, flaky), not 2 keys",
     ),
     (
         "step-not-a-mapping",
         "steps:\n  - delay\n",
         "s.yaml:2: a step is one 'name: what', like 'delay: 500ms' (steps: delay, send, expect-topic, "
-        "expect-count, unplug, plug, kill, restart, freeze), not 'delay'",
+        "expect-count, unplug, plug, kill, restart, freeze, latency, partition, heal, flaky), not 'delay'",
     ),
     (
         "bad-duration",
@@ -205,6 +259,59 @@ ERRORS: list[tuple[str, str, str]] = [
     ),
     ("freeze-without-for", "steps:\n  - freeze: {node: iopin}\n", "s.yaml:2: freeze needs 'for' (how long, like 5s)"),
     (
+        "span-backwards",
+        "steps:\n  - delay: 10s..1s\n",
+        "s.yaml:2: delay: the span 10s..1s goes from the shorter to the longer",
+    ),
+    (
+        "span-not-durations",
+        "steps:\n  - delay: 1s..soon\n",
+        "s.yaml:2: delay: 'soon' is not a duration (write 500ms, 10s, 2m, 1h, 1h30m, or seconds as a number) "
+        "(a span is written 1s..10s)",
+    ),
+    (
+        "span-where-none-goes",
+        "steps:\n  - expect-topic: {key: a/b, within: 1s..2s}\n",
+        "s.yaml:2: expect-topic 'within': '1s..2s' is not a duration "
+        "(write 500ms, 10s, 2m, 1h, 1h30m, or seconds as a number)",
+    ),
+    (
+        "latency-wire-malformed",
+        "steps:\n  - latency:\n      wire: iopin buzzer\n      delay: 1s\n",
+        "s.yaml:3: latency 'wire': expected 'SOURCE -> TARGET', not 'iopin buzzer'",
+    ),
+    (
+        "latency-jitter-alone",
+        "steps:\n  - latency: {jitter: 10ms}\n",
+        "s.yaml:2: latency: 'jitter' goes around a 'delay' at least as long (delay: 50ms, jitter: 10ms)",
+    ),
+    (
+        "partition-one-group",
+        "steps:\n  - partition: [[clock, iopin]]\n",
+        "s.yaml:2: partition: expected two groups of nodes or more, like [[clock], [iopin, buzzer]], "
+        "not [['clock', 'iopin']]",
+    ),
+    (
+        "partition-node-twice",
+        "steps:\n  - partition:\n      - [clock]\n      - [iopin, clock]\n",
+        "s.yaml:4: partition: node 'clock' is in two groups",
+    ),
+    (
+        "heal-with-fields",
+        "steps:\n  - heal: {now: 1}\n",
+        "s.yaml:2: heal takes nothing: write 'heal: {}', not {'now': 1}",
+    ),
+    (
+        "flaky-wire-without-every",
+        "steps:\n  - flaky: {wire: clock -> iopin}\n",
+        "s.yaml:2: flaky needs 'every' (how often on average, like 2s); flaky: {} ends it",
+    ),
+    (
+        "flaky-every-0",
+        "steps:\n  - flaky:\n      every: 0s\n",
+        "s.yaml:3: flaky 'every' must be above 0 (flaky: {} ends it)",
+    ),
+    (
         "yaml-boolean-trap",
         "steps:\n  - send: {node: buzzer, message: yes}\n",
         "s.yaml:2: 'yes' is read by YAML as a boolean; write true or false, or quote it (\"yes\")",
@@ -265,6 +372,16 @@ GRID_ERRORS: list[tuple[str, str, str]] = [
         "wire-not-in-grid",
         "steps:\n  - unplug: clock -> buzzer\n",
         "s.yaml:2: unplug: no wire clock -> buzzer in grid.yaml (wires: clock -> iopin, iopin -> buzzer)",
+    ),
+    (
+        "latency-wire-not-in-grid",
+        "steps:\n  - latency: {wire: buzzer -> clock, delay: 1s}\n",
+        "s.yaml:2: latency: no wire buzzer -> clock in grid.yaml (wires: clock -> iopin, iopin -> buzzer)",
+    ),
+    (
+        "partition-node-not-simulated",
+        "nodes: [clock, iopin]\nsteps:\n  - partition: [[clock], [buzzer]]\n",
+        "s.yaml:3: node 'buzzer' is not among the nodes simulated (clock, iopin)",
     ),
     (
         "send-to-node-without-port",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -161,6 +162,20 @@ async def test_hook_sweeper_pings_a_silent_connection_and_fails_it_with_1011(ser
         assert ws.protocol.close_sent is not None and ws.protocol.close_sent.code == CloseCode.INTERNAL_ERROR
         assert wall.closed_by_keepalive(ws)
         server.connections[0].transport.abort()
+
+
+async def test_hook_sweeper_pings_first_when_its_loop_was_held_up_past_interval_and_timeout(server):
+    """Sweeper: a loop held up longer than ping_interval + ping_timeout (a blocking sketch, a loaded machine) pings
+    first, and the peer's pong keeps the connection: the timeout counts from the ping, not the silence's start."""
+    async with connect(
+        server.uri, create_connection=wall.mesh_client(Greets), ping_interval=20 * MS, ping_timeout=40 * MS
+    ) as ws:
+        sweeper = wall.sweeper(asyncio.get_running_loop())
+        await until(lambda: server.connections, "the server's side")
+        pings, failed, heard = sweeper.pings, sweeper.failed, ws.last_heard
+        time.sleep(80 * MS)  # the loop held up: 80 ms of silence, past 20 + 40  # noqa: ASYNC251
+        await until(lambda: ws.last_heard > heard and sweeper.pings > pings, "a ping, and its pong")
+        assert sweeper.failed == failed and ws.protocol.state is State.OPEN
 
 
 async def test_hook_closed_by_keepalive_reads_the_close_frames_sent_and_received(server):
@@ -445,3 +460,84 @@ async def test_hook_sniffing_closes_a_connection_that_says_nothing(sniffed, monk
     assert await asyncio.wait_for(reader.read(), DEADLINE) == b""  # the 50 ms of silence is the fault under test
     writer.close()
     assert not Shouting.made and not sniffed.connections
+
+
+async def test_hook_route_has_serve_and_connect_open_through_the_loops_own_methods():
+    """route/unroute: serve() and connect() call the running loop's create_server/create_connection, looked up
+    on the instance, with host and port and our keywords passed on; unroute puts the class's back."""
+    loop = asyncio.get_running_loop()
+    calls: list[tuple[str, Any, Any, dict[str, Any]]] = []
+    real_server, real_connection = loop.create_server, loop.create_connection
+
+    async def create_server(factory: Callable[[], Any], host: Any = None, port: Any = None, **kwargs: Any) -> Any:
+        calls.append(("server", host, port, kwargs))
+        return await real_server(factory, host, port, **kwargs)
+
+    async def create_connection(factory: Callable[[], Any], host: Any = None, port: Any = None, **kwargs: Any) -> Any:
+        calls.append(("connection", host, port, kwargs))
+        return await real_connection(factory, host, port, **kwargs)
+
+    wall.route(loop, create_server, create_connection)
+    try:
+        async with serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, backlog=7) as running:
+            port = running.sockets[0].getsockname()[1]
+            async with connect(f"ws://127.0.0.1:{port}/", **client(), local_addr=("127.0.0.1", 0)):
+                pass
+    finally:
+        wall.unroute(loop)
+    assert [(kind, host) for kind, host, _, _ in calls] == [("server", "127.0.0.1"), ("connection", "127.0.0.1")]
+    assert calls[0][2] == 0 and calls[0][3]["backlog"] == 7
+    assert calls[1][2] == port and calls[1][3]["local_addr"] == ("127.0.0.1", 0)
+    assert "create_server" not in vars(loop) and loop.create_connection.__func__ is type(loop).create_connection
+
+
+def test_the_sweeper_looks_when_a_connection_may_be_due_not_four_times_a_second():
+    """A connection heard every second is looked at about once a second; a silent one is pinged 2 s after it was
+    last heard and failed 1 s later, each within a period (0.25 s) of its due time."""
+    from nodes.virtual import run_virtual
+
+    class Quiet:
+        """What the sweeper reads of a connection: when it last heard anything, its keepalive, its state."""
+
+        ping_interval, ping_timeout, close_timeout = 2.0, 1.0, 0.0
+        last_heard = pinged = 0.0
+        protocol = type("P", (), {"state": State.OPEN, "send_ping": lambda self, data: None, "fail": lambda *a: None})()
+        transport = type("T", (), {"is_closing": lambda self: False, "abort": lambda self: None})()
+
+        def send_data(self) -> None:
+            pass
+
+    async def main() -> tuple[int, float, float]:
+        loop = asyncio.get_running_loop()
+        sweeper = wall.Sweeper(loop)
+        looks = 0
+        sweep = sweeper.sweep
+
+        def counted() -> None:
+            nonlocal looks
+            looks += 1
+            sweep()
+
+        sweeper.sweep = counted  # type: ignore[method-assign]
+        busy, silent = Quiet(), Quiet()
+        sweeper.add(busy)  # type: ignore[arg-type]
+        for _ in range(60):  # a minute of hearing something every second
+            busy.last_heard = loop.time()
+            await asyncio.sleep(1)
+        quiet_looks = looks
+        silent.last_heard = loop.time()
+        sweeper.add(silent)  # type: ignore[arg-type]
+        start = loop.time()
+        while not silent.pinged:
+            busy.last_heard = loop.time()
+            await asyncio.sleep(0.05)
+        pinged = silent.pinged - start
+        while silent in sweeper.connections:
+            busy.last_heard = loop.time()
+            await asyncio.sleep(0.05)
+        return quiet_looks, pinged, loop.time() - start
+
+    looks, pinged, failed = run_virtual(main())
+    assert 25 <= looks <= 65  # not 240
+    assert 2.0 <= pinged <= 2.25
+    assert 3.0 <= failed <= 3.3

@@ -6,7 +6,6 @@ test file; pytest runs it in this process, with the plugin as an installed packa
 
 from __future__ import annotations
 
-import socket
 from importlib.metadata import entry_points
 
 import pytest
@@ -92,23 +91,46 @@ def test_a_users_test_runs_five_minutes_of_their_circuit(project: pytest.Pyteste
 
 
 def test_a_failing_assertion_fails_and_the_nodes_stop(project: pytest.Pytester):
-    """A test that fails is reported failed, and its nodes are stopped all the same: the led's port refuses."""
+    """A test that fails is reported failed, and its nodes are stopped all the same: nothing listens, no connection is left."""
     project.makepyfile(
         test_led="""
-        from pathlib import Path
+        RAN = []
 
         async def test_wrong(circuit):
             await circuit.advance("10s")
-            Path("port").write_text(circuit.grid.node("led").address)
+            RAN.append(circuit)
             assert circuit.count("clock/tick") == 0
+
+        def test_stopped_after():
+            (circuit,) = RAN
+            assert not circuit.network.listeners and not circuit.network.pipes
+            assert circuit.network.serial > 0  # it carried connections while it ran
         """
     )
     result = project.runpytest(*PLUGIN)
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*AssertionError: assert * == 0"])
-    host, port = (project.path / "port").read_text().rsplit(":", 1)
-    with pytest.raises(ConnectionRefusedError), socket.create_connection((host, int(port))):
-        pass
+
+
+def test_seeds_run_the_test_once_per_seed_and_a_failing_one_replays_by_its_id(project: pytest.Pytester):
+    """`seeds=range(3)`: three tests, test_every_seed[seed=0]..[seed=2]; the one that fails fails again alone."""
+    project.makepyfile(
+        test_seeds="""
+        import pytest
+
+        @pytest.mark.circuit(seeds=range(3))
+        async def test_every_seed(circuit):
+            await circuit.advance("1500ms")
+            assert circuit.count("led/lit") == 6
+            assert circuit.seed != 1, "seed 1 fails"
+        """
+    )
+    result = project.runpytest(*PLUGIN, "-v")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*test_every_seed?seed=1? FAILED*"])
+    again = project.runpytest(*PLUGIN, "test_seeds.py::test_every_seed[seed=1]")
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines(["*seed 1 fails*"])
 
 
 def test_the_marker_and_the_ini_option_choose_the_grid_and_its_nodes(project: pytest.Pytester):
@@ -147,7 +169,10 @@ def test_the_marker_and_the_ini_option_choose_the_grid_and_its_nodes(project: py
         ('grid="nowhere.yaml"', "circuit fixture: */nowhere.yaml: cannot read the grid: No such file or directory"),
         ('grid="bad.yaml"', "circuit fixture: */bad.yaml:2: node 'clock' (sketch clock) takes no parameter 'nope'; *"),
         ('only=["lamp"]', "circuit fixture: unknown node 'lamp'; known nodes: clock, iopin, led"),
-        ("colour=1", "@pytest.mark.circuit: unknown keyword colour (known: grid, only, params, seed, wires, token)"),
+        (
+            "colour=1",
+            "@pytest.mark.circuit: unknown keyword colour (known: grid, only, params, seed, seeds, wires, token)",
+        ),
     ],
 )
 def test_a_bad_configuration_is_one_line(project: pytest.Pytester, marker: str, error: str):

@@ -1,8 +1,8 @@
 """Tests for nodes.scenario: scenarios played against the real nodes of a grid, in virtual time.
 
-Each test runs a Simulation on looptime's loop (``run_virtual``, as ``arduino-mesh simulate``
-does): the nodes are real, on free ports of 127.0.0.1, and a minute of the circuit takes
-a fraction of a second. The simulation is deterministic, so counts and times are exact.
+Each test runs a Simulation on the virtual loop (``run_virtual``, as ``arduino-mesh simulate``
+does): the nodes are real, on the simulated network, and a minute of the circuit takes a
+fraction of a second. The simulation is deterministic, so counts and times are exact.
 """
 
 from __future__ import annotations
@@ -23,17 +23,23 @@ SCENARIOS = ROOT / "scenarios"
 SHIPPED = sorted(SCENARIOS.glob("*.yaml"))
 
 
-def run(path: Path | str, grid: Path | str | None = None) -> ScenarioFailure | None:
+def run(path: Path | str, grid: Path | str | None = None, seed: int | None = None) -> ScenarioFailure | None:
     """Read, check and play the scenario at ``path`` as the command does; its failure or None."""
+    return played(path, grid, seed)[0]
 
-    async def main() -> ScenarioFailure | None:
+
+def played(
+    path: Path | str, grid: Path | str | None = None, seed: int | None = None
+) -> tuple[ScenarioFailure | None, Simulation]:
+    """:func:`run`, and the simulation it ran (stopped)."""
+
+    async def main() -> tuple[ScenarioFailure | None, Simulation]:
         scenario = read_scenario(path)
         loaded = read_grid(scenario.grid or grid or ROOT / "grid.yaml")
         names = check(scenario, loaded)
-        async with Simulation(
-            loaded, only=names, params=scenario.params, seed=scenario.seed or 0, wires=scenario.wires
-        ) as sim:
-            return await play(scenario, sim)
+        chosen = scenario.seed or 0 if seed is None else seed
+        async with Simulation(loaded, only=names, params=scenario.params, seed=chosen, wires=scenario.wires) as sim:
+            return await play(scenario, sim), sim
 
     return run_virtual(main())
 
@@ -47,11 +53,14 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_scenarios_are_shipped() -> None:
-    """The four the issue asks for are there, and the firmware buzzer's (issue 28)."""
+    """The four of the first issue, the firmware buzzer's (issue 28) and one per fault of the network are there."""
     assert [path.name for path in SHIPPED] == [
         "buzzer_restart.yaml",
         "durable_clock.yaml",
         "firmware_buzzer.yaml",
+        "flaky.yaml",
+        "latency.yaml",
+        "partition.yaml",
         "ticks_and_buzzes.yaml",
         "unplugged_wire.yaml",
     ]
@@ -66,6 +75,35 @@ def test_scenarios_are_shipped() -> None:
 def test_shipped_scenario_passes(path: Path) -> None:
     """Every shipped scenario passes against the repository's grid (or the grid it names)."""
     assert run(path) is None
+
+
+def test_the_network_scenarios_break_the_network_as_they_say() -> None:
+    """flaky resets the clock's connection again and again, the partition refuses it while it lasts, latency reaches
+    every connection: each still ends with every tick once (the scenarios' own counts)."""
+    flaky, sim = played(SCENARIOS / "flaky.yaml")
+    assert flaky is None and sim.network.resets >= 10
+    partition, sim = played(SCENARIOS / "partition.yaml")
+    assert (
+        partition is None and sim.network.resets == 1 and sim.network.refused >= 3
+    )  # the clock's link, cut then refused
+    latency, sim = played(SCENARIOS / "latency.yaml", seed=5)
+    assert latency is None
+
+
+def test_spans_draw_from_the_seed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The same seed draws the same span, another seed another: the log of the step says what was drawn."""
+    path = write(tmp_path, "steps:\n  - delay: 1s..10s\n")
+
+    def drawn(seed: int) -> str:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="mesh.scenario"):
+            assert run(path, seed=seed) is None
+        return next(r.getMessage() for r in caplog.records if "delay" in r.getMessage())
+
+    first = drawn(1)
+    assert first.startswith(f"{path}:6: delay ") and first.endswith("s (of 1s..10s)")
+    assert drawn(1) == first
+    assert drawn(2) != first
 
 
 def test_wrong_expectation_fails_with_its_line_and_the_time(tmp_path: Path) -> None:

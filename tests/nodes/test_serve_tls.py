@@ -118,7 +118,13 @@ async def _link_log(tmp_path, caplog, monkeypatch, server_tls, client_tls) -> tu
             await clock.stop()
     finally:
         await stop_circuit(served)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "mesh.clock" and r.levelno >= logging.WARNING]
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "mesh.clock"
+        and r.levelno >= logging.WARNING
+        and not getattr(r, "wall_clock", False)  # the watch's "blocked the event loop": a loaded machine's, not TLS's
+    ]
     assert not [r for r in caplog.records if r.exc_info], "no traceback"
     return warnings, error
 

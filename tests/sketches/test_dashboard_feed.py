@@ -208,10 +208,10 @@ async def test_the_snapshot_is_bounded_in_bytes_whatever_the_keys_carry():
     try:
         dashboard = node.sketch
         for n in range(KEYS + 100):
-            await dashboard.count(f"pub/{n:05d}" + "\x01" * (TEXT * 2), "\x02" * (TEXT * 10))
+            dashboard.count(f"pub/{n:05d}" + "\x01" * (TEXT * 2), "\x02" * (TEXT * 10))
         for _ in range(STRIP_POINTS // KEYS):  # the KEYS kept, again and again: the strip's every point used
             for n in range(100, KEYS + 100):
-                await dashboard.count(f"pub/{n:05d}" + "\x01" * (TEXT * 2), "\x02" * (TEXT * 10))
+                dashboard.count(f"pub/{n:05d}" + "\x01" * (TEXT * 2), "\x02" * (TEXT * 10))
         text = dashboard.snapshot(full=True)
         assert len(dashboard.counts) == KEYS and len(json.loads(text)["recent"]) == RECENT
         assert len(dashboard.history) == STRIP_POINTS
@@ -295,14 +295,14 @@ async def test_a_burst_at_the_dashboard_keeps_the_strip_and_the_snapshots_bounde
     try:
         dashboard = node.sketch
         for n in range(10_000):
-            await dashboard.count("fast/pin", str(n % 2))
+            dashboard.count("fast/pin", str(n % 2))
         full = json.loads(text := dashboard.snapshot(full=True))
         assert len(text) < SNAPSHOT_BYTES and full["strip"]["window"] == 5
         (row,) = full["strip"]["rows"].values()
         assert row["kind"] == "bit" and [p[0] for p in row["points"]] == list(range(10_001 - POINTS, 10_001))
         assert all(0 <= ago < 5 for _, ago, _ in row["points"])
         dashboard.push()
-        await dashboard.count("fast/pin", "2")
+        dashboard.count("fast/pin", "2")
         regular = json.loads(dashboard.snapshot())
         assert regular["strip"]["rows"] == {"fast/pin": {"kind": "integer", "points": [[10_001, 0.0, "2"]]}}
     finally:
