@@ -80,11 +80,12 @@ def users_line(exc: BaseException) -> str:
 
 
 def described(exc: BaseException) -> str:
-    """What went wrong, in words: our errors and ValueError (a sketch refusing its params) as they read;
-    any other exception with its type, as Python shows it (``KeyError: 'led'``)."""
+    """What went wrong, in words: our errors, ValueError and TypeError (a sketch refusing its params, or
+    Python's own words for a wrong value or type, which say what they are) as they read; any other
+    exception with its type, as Python shows it (``KeyError: 'led'``)."""
     if isinstance(exc, SyntaxError):
         return f"{type(exc).__name__}: {exc.msg}"
-    if isinstance(exc, (MeshError, ValueError)):
+    if isinstance(exc, (MeshError, ValueError, TypeError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
