@@ -67,7 +67,8 @@ def test_echo_says_once_that_a_node_is_down_and_once_that_it_is_back(tmp_path: P
     echo.signal(signal.SIGINT)
     assert echo.wait() == 0
     lines = echo.output().splitlines()
-    status = [line for line in lines if line.startswith("[ ")]
+    # The watch's lines measure wall time: on a loaded machine printing may "block" for 0.1 s.
+    status = [line for line in lines if line.startswith("[ ") and "blocked the event loop" not in line]
     assert [re.sub(r"^\[ echo-\d+ \] (\w+ is [\w ]+?) \(.*$", r"\1", line) for line in status] == [
         "dashboard is down",
         "buzzer is down",
