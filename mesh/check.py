@@ -29,7 +29,9 @@ module looks for what is legal but suspicious, like an ERC does for a schematic:
    beside the grid rather than asked for).
 
 Every problem is a :class:`Finding` that names the file and the line.
-:func:`check_grid` is pure: callers read the files and pass their text.
+:func:`check_grid` is pure: callers read the files and pass their text. Past 400 lines, it stays
+one module: one job (what ``check`` says of a grid and its Procfile), its checks in the order a
+reader meets the problems.
 """
 
 from __future__ import annotations
