@@ -77,6 +77,15 @@ def test_build_grid_says_the_same(data: dict[str, Any], marks: Marks, message: s
     assert str(caught.value) == message
 
 
+def one_clock():
+    """A grid of one clock, read from grid.yaml with its lines: what with_node() changes in the tests below."""
+    return validate(
+        {"nodes": {"clock": {"sketch": "clock"}}},
+        path="grid.yaml",
+        marks=load_yaml("nodes:\n  clock: {sketch: clock}\n")[1],
+    )
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -95,11 +104,7 @@ def test_build_grid_says_the_same(data: dict[str, Any], marks: Marks, message: s
 )
 def test_with_node_uses_the_rules_at_the_node_line(changes: dict[str, Any], message: str) -> None:
     """with_node() checks the changed node with the same rules, at the node's line."""
-    grid = validate(
-        {"nodes": {"clock": {"sketch": "clock"}}},
-        path="grid.yaml",
-        marks=load_yaml("nodes:\n  clock: {sketch: clock}\n")[1],
-    )
+    grid = one_clock()
     with pytest.raises(GridError) as caught:
         grid.with_node("clock", **changes)
     assert str(caught.value) == message
@@ -191,11 +196,7 @@ def test_a_firmware_node_and_a_board_over_serial() -> None:
 )
 def test_with_node_checks_serial_and_baud_against_the_node(changes: dict[str, Any], message: str) -> None:
     """with_node() checks serial and baud against the node as changed, at its line."""
-    grid = validate(
-        {"nodes": {"clock": {"sketch": "clock"}}},
-        path="grid.yaml",
-        marks=load_yaml("nodes:\n  clock: {sketch: clock}\n")[1],
-    )
+    grid = one_clock()
     with pytest.raises(GridError) as caught:
         grid.with_node("clock", **changes)
     assert str(caught.value) == message
