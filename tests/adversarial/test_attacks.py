@@ -141,11 +141,8 @@ class Arena:
                 clock.popen.wait(CUT_EVERY)
             except subprocess.TimeoutExpired:
                 tally = getattr(self, "tally", None)  # none: a fake peer answers the clock
-                ticks = (
-                    cuts
-                    if tally is None
-                    else sum(1 for line in list(tally.lines) if line.startswith("[ tally ] got tick "))
-                )
+                # output() takes in what the tally has printed so far: its lines are read only when asked for.
+                ticks = cuts if tally is None else tally.output().count("\n[ tally ] got tick ")
                 if ticks > ticks_at_cut:
                     self.proxy.cut()
                     cuts += 1
